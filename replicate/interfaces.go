@@ -1,0 +1,30 @@
+package replicate
+
+import "context"
+
+// Network moves frames to peers. cluster.Node implements it.
+//
+// Send may be called concurrently, also for the same peer; frames to one
+// peer arrive in the order their Send calls returned. Send returns once the
+// frame is written to the peer's stream, which proves nothing about the peer
+// having applied it: that is what Ack is for.
+type Network interface {
+	Send(ctx context.Context, peer string, frame []byte) error
+}
+
+// Store is the local session store the engine applies remote changes to and
+// reads snapshots from. The root package's store implements it.
+//
+// All methods may be called concurrently with each other and with local
+// writes.
+type Store interface {
+	// Apply merges each record into the local state. It refuses records
+	// the store's policy rejects (expired, past the tombstone window,
+	// over the size limit) and returns how many it refused.
+	Apply(recs []Record) (refused int)
+	// Lookup returns the local record with this ID, tombstones included.
+	Lookup(id string) (Record, bool)
+	// Range calls fn with each record, tombstones included, until fn
+	// returns false. fn must not call back into the Store.
+	Range(fn func(Record) bool)
+}

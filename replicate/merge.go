@@ -1,0 +1,87 @@
+package replicate
+
+// Merge returns the join of a and b, two states of (or changes to) the same
+// session. It is a pure function and a semilattice join:
+//
+//   - commutative: Merge(a, b) equals Merge(b, a)
+//   - associative: Merge(Merge(a, b), c) equals Merge(a, Merge(b, c))
+//   - idempotent: Merge(a, a) equals a
+//
+// so duplicated, reordered and replayed changes are harmless. The rules:
+//
+//   - each key: the value with the larger Version wins (last writer wins,
+//     node ID breaking ties); a removal is a value like any other
+//   - Principal: the larger PrincipalVer wins
+//   - Created and Deadline: the earliest non-zero; IdleTimeout: the largest;
+//     Access: the latest
+//   - Dead: the larger tombstone; a dead result keeps no keys and no
+//     principal, so a destroyed session never comes back
+//
+// Neither argument is modified; the result shares no map with them.
+// Merging records with different IDs is a caller bug; the result keeps a's ID.
+func Merge(a, b Record) Record {
+	out := Record{
+		ID:          a.ID,
+		Created:     minNonZero(a.Created, b.Created),
+		Deadline:    minNonZero(a.Deadline, b.Deadline),
+		IdleTimeout: max(a.IdleTimeout, b.IdleTimeout),
+		Access:      max(a.Access, b.Access),
+		Dead:        MaxVersion(a.Dead, b.Dead),
+	}
+	if out.ID == "" {
+		out.ID = b.ID
+	}
+	if out.IsDead() {
+		return out
+	}
+	out.Principal, out.PrincipalVer = a.Principal, a.PrincipalVer
+	if a.PrincipalVer.Less(b.PrincipalVer) {
+		out.Principal, out.PrincipalVer = b.Principal, b.PrincipalVer
+	}
+	if len(a.Keys)+len(b.Keys) > 0 {
+		out.Keys = make(map[string]Value, max(len(a.Keys), len(b.Keys)))
+		for k, v := range a.Keys {
+			out.Keys[k] = v
+		}
+		for k, v := range b.Keys {
+			if cur, ok := out.Keys[k]; !ok || cur.Ver.Less(v.Ver) {
+				out.Keys[k] = v
+			}
+		}
+	}
+	return out
+}
+
+// Newer reports whether merging delta into cur would change cur: whether the
+// delta carries any information cur lacks. The engine uses it to skip
+// applying (and re-announcing) stale or duplicate changes.
+func Newer(cur, delta Record) bool {
+	if cur.Dead.Less(delta.Dead) {
+		return true
+	}
+	if cur.IsDead() {
+		return false
+	}
+	if delta.Access > cur.Access || delta.IdleTimeout > cur.IdleTimeout ||
+		minNonZero(cur.Created, delta.Created) != cur.Created ||
+		minNonZero(cur.Deadline, delta.Deadline) != cur.Deadline ||
+		cur.PrincipalVer.Less(delta.PrincipalVer) {
+		return true
+	}
+	for k, v := range delta.Keys {
+		if c, ok := cur.Keys[k]; !ok || c.Ver.Less(v.Ver) {
+			return true
+		}
+	}
+	return false
+}
+
+func minNonZero(a, b int64) int64 {
+	switch {
+	case a == 0:
+		return b
+	case b == 0:
+		return a
+	}
+	return min(a, b)
+}

@@ -1,58 +1,337 @@
 package replicate
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// ErrMalformed is wrapped by every Decode error caused by the frame itself.
-var ErrMalformed = errors.New("replicate: malformed frame")
+// DigestBuckets is the number of buckets session IDs hash into for
+// anti-entropy: a Digest carries exactly this many hashes and a Buckets
+// request names indices below it. Changing it changes the wire format.
+const DigestBuckets = 256
+
+// maxDepth bounds how deeply containers may nest in a frame body. The
+// deepest legitimate path (Batch, records, record, keys, value, version) is
+// six levels.
+const maxDepth = 16
+
+// Sentinel errors. Every Decode error caused by the frame itself wraps
+// ErrMalformed; those caused by a limit also wrap ErrTooLarge, and a frame
+// of another format version also wraps ErrVersion, so callers can branch
+// with errors.Is on the one they care about.
+var (
+	// ErrMalformed: the frame is not a valid message.
+	ErrMalformed = errors.New("replicate: malformed frame")
+	// ErrTooLarge: the frame, or something in it, is over a Limits field.
+	// Encode returns it too, so a sender can split what it sends.
+	ErrTooLarge = errors.New("replicate: frame over limit")
+	// ErrVersion: the frame has another FormatVersion; the peer runs an
+	// incompatible release and one of the two nodes needs an upgrade.
+	ErrVersion = errors.New("replicate: unsupported format version")
+)
+
+// Limits bounds what DecodeLimits accepts, and so the memory and work a
+// frame from a peer can cost. A zero field means the DefaultLimits value.
+type Limits struct {
+	// MaxFrame is the largest frame in bytes, header included.
+	MaxFrame int
+	// MaxRecords is the most records in one Batch or SyncChunk.
+	MaxRecords int
+	// MaxKeys is the most keys in one Record.
+	MaxKeys int
+	// MaxKeyLen is the longest key, Record ID, Principal or Fetch ID, in
+	// bytes.
+	MaxKeyLen int
+	// MaxValue is the largest Value.Data in bytes.
+	MaxValue int
+	// MaxRecordBytes is the largest Record.Size: its principal, keys and
+	// values summed.
+	MaxRecordBytes int
+	// MaxEntries is the most map entries in one frame, summed over every
+	// map (record fields and session keys alike). Each decoded session key
+	// costs ~100 bytes of Go map, so this bounds the memory a small frame
+	// of tiny keys can inflate into.
+	MaxEntries int
+}
+
+// DefaultLimits are the limits Decode applies. They are far above what the
+// engine sends (it splits batches well below MaxFrame) and far below what
+// would hurt a node: a frame that passes them decodes into at most roughly
+// MaxFrame plus MaxEntries*100 bytes (~116 MiB worst case, tens of KiB
+// for a typical batch).
+//
+//   - MaxFrame 16 MiB: a state-transfer chunk of many sessions
+//   - MaxRecords 10000 per Batch or SyncChunk
+//   - MaxKeys 1024 per session
+//   - MaxKeyLen 1 KiB for keys, IDs and principals
+//   - MaxValue and MaxRecordBytes 1 MiB: a session is meant to be small
+//   - MaxEntries 1<<20 map entries per frame
+var DefaultLimits = Limits{
+	MaxFrame:       16 << 20,
+	MaxRecords:     10000,
+	MaxKeys:        1024,
+	MaxKeyLen:      1024,
+	MaxValue:       1 << 20,
+	MaxRecordBytes: 1 << 20,
+	MaxEntries:     1 << 20,
+}
+
+// withDefaults returns l with every zero (or negative) field set from
+// DefaultLimits.
+func (l Limits) withDefaults() Limits {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	d := DefaultLimits
+	def(&l.MaxFrame, d.MaxFrame)
+	def(&l.MaxRecords, d.MaxRecords)
+	def(&l.MaxKeys, d.MaxKeys)
+	def(&l.MaxKeyLen, d.MaxKeyLen)
+	def(&l.MaxValue, d.MaxValue)
+	def(&l.MaxRecordBytes, d.MaxRecordBytes)
+	def(&l.MaxEntries, d.MaxEntries)
+	return l
+}
+
+// frameError is a codec error: its message says what is wrong, and it
+// wraps ErrMalformed, its kind (ErrTooLarge, ErrVersion) and any cause.
+type frameError struct {
+	kind  error // ErrMalformed, ErrTooLarge or ErrVersion
+	msg   string
+	cause error // from msgpack, or nil
+}
+
+func (e *frameError) Error() string {
+	s := e.kind.Error() + ": " + e.msg
+	if e.cause != nil {
+		s += ": " + e.cause.Error()
+	}
+	return s
+}
+
+func (e *frameError) Unwrap() []error {
+	errs := []error{e.kind}
+	if e.kind != ErrMalformed {
+		errs = append(errs, ErrMalformed)
+	}
+	if e.cause != nil {
+		errs = append(errs, e.cause)
+	}
+	return errs
+}
+
+func malformed(format string, args ...any) error {
+	return &frameError{kind: ErrMalformed, msg: fmt.Sprintf(format, args...)}
+}
+
+func tooLarge(format string, args ...any) error {
+	return &frameError{kind: ErrTooLarge, msg: fmt.Sprintf(format, args...)}
+}
+
+// bufPool holds encoding buffers; Encode copies the frame out, so a buffer
+// is reused as soon as Encode returns.
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBuf is the largest buffer returned to bufPool, so one huge
+// state-transfer chunk does not pin its buffer forever.
+const maxPooledBuf = 1 << 20
 
 // Encode returns a frame: FormatVersion, t, then the msgpack body of msg.
+// msg is the message struct for t, or a pointer to it (Batch or *Batch for
+// MsgBatch, and so on).
+//
+// Encode applies the checks Decode applies with DefaultLimits, so it never
+// returns a frame a peer with default limits would refuse; an error for a
+// limit wraps ErrTooLarge (split the batch), any other wraps ErrMalformed.
 func Encode(t MsgType, msg any) ([]byte, error) {
-	body, err := msgpack.Marshal(msg)
+	mt, ok := msgType(msg)
+	if !ok {
+		return nil, fmt.Errorf("replicate: encode %s: unsupported message %T", t, msg)
+	}
+	if mt != t {
+		return nil, fmt.Errorf("replicate: encode %s: message is a %T (%s)", t, msg, mt)
+	}
+	lim := DefaultLimits
+	if err := validate(msg, &lim); err != nil {
+		return nil, fmt.Errorf("replicate: encode %s: %w", t, err)
+	}
+
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	buf.WriteByte(FormatVersion)
+	buf.WriteByte(byte(t))
+	enc := msgpack.GetEncoder()
+	enc.Reset(buf)
+	err := enc.Encode(msg)
+	msgpack.PutEncoder(enc)
+	var frame []byte
+	if err == nil {
+		frame = bytes.Clone(buf.Bytes())
+	}
+	if buf.Cap() <= maxPooledBuf {
+		bufPool.Put(buf)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("replicate: encode %s: %w", t, err)
 	}
-	return append([]byte{FormatVersion, byte(t)}, body...), nil
+	if len(frame) > lim.MaxFrame {
+		return nil, fmt.Errorf("replicate: encode %s: %w", t,
+			tooLarge("frame of %d bytes, limit %d (MaxFrame)", len(frame), lim.MaxFrame))
+	}
+	// Only map entries are not bounded by the checks above.
+	if err := checkStructure(frame[2:], &lim); err != nil {
+		return nil, fmt.Errorf("replicate: encode %s: %w", t, err)
+	}
+	return frame, nil
 }
 
-// Decode validates and decodes a frame, returning its type and a pointer to
-// the message struct (*Batch, *Ack, ...).
-// TODO(codec): structural validation before decode; limits.
+// Decode is DecodeLimits with DefaultLimits.
 func Decode(frame []byte) (MsgType, any, error) {
+	return DecodeLimits(frame, DefaultLimits)
+}
+
+// DecodeLimits validates and decodes a frame, returning its type and a
+// pointer to the message struct (*Batch, *Ack, ...). Zero fields of lim
+// mean the DefaultLimits value.
+//
+// The frame is checked in three passes, each cheap next to the one after:
+// the header and size; then the msgpack structure (every declared length
+// fits in the bytes left, nesting at most 16 deep, no extension types,
+// exactly one object); only then is it decoded, and the message checked
+// against lim and the invariants of its type. So a hostile frame costs at
+// most a pass over its bytes, never an allocation it declares but lacks.
+//
+// Every error wraps ErrMalformed; one for a limit also wraps ErrTooLarge,
+// and one for another format version also wraps ErrVersion. The result
+// does not alias frame.
+func DecodeLimits(frame []byte, lim Limits) (MsgType, any, error) {
+	lim = lim.withDefaults()
+	if len(frame) > lim.MaxFrame {
+		return 0, nil, tooLarge("frame of %d bytes, limit %d (MaxFrame)", len(frame), lim.MaxFrame)
+	}
 	if len(frame) < 2 {
-		return 0, nil, fmt.Errorf("%w: %d bytes, shorter than the header", ErrMalformed, len(frame))
+		return 0, nil, malformed("%d bytes, shorter than the header", len(frame))
 	}
 	if frame[0] != FormatVersion {
-		return 0, nil, fmt.Errorf("%w: format version %d, want %d", ErrMalformed, frame[0], FormatVersion)
+		return 0, nil, &frameError{kind: ErrVersion,
+			msg: fmt.Sprintf("format version %d, this node speaks %d", frame[0], FormatVersion)}
 	}
 	t := MsgType(frame[1])
-	var msg any
-	switch t {
-	case MsgBatch:
-		msg = new(Batch)
-	case MsgAck:
-		msg = new(Ack)
-	case MsgSyncRequest:
-		msg = new(SyncRequest)
-	case MsgSyncChunk:
-		msg = new(SyncChunk)
-	case MsgDigest:
-		msg = new(Digest)
-	case MsgBuckets:
-		msg = new(Buckets)
-	case MsgFetch:
-		msg = new(Fetch)
-	case MsgFetchReply:
-		msg = new(FetchReply)
-	default:
-		return 0, nil, fmt.Errorf("%w: unknown message type %d", ErrMalformed, t)
+	msg := newMsg(t)
+	if msg == nil {
+		return 0, nil, malformed("unknown message type %d", frame[1])
 	}
-	if err := msgpack.Unmarshal(frame[2:], msg); err != nil {
-		return 0, nil, fmt.Errorf("%w: %s: %v", ErrMalformed, t, err)
+	body := frame[2:]
+	if err := checkStructure(body, &lim); err != nil {
+		return 0, nil, err
+	}
+	if err := msgpack.Unmarshal(body, msg); err != nil {
+		return 0, nil, &frameError{kind: ErrMalformed, msg: t.String(), cause: err}
+	}
+	if err := validate(msg, &lim); err != nil {
+		return 0, nil, err
 	}
 	return t, msg, nil
 }
+
+// newMsg returns a pointer to a new message struct for t, or nil for an
+// unknown type.
+func newMsg(t MsgType) any {
+	switch t {
+	case MsgBatch:
+		return new(Batch)
+	case MsgAck:
+		return new(Ack)
+	case MsgSyncRequest:
+		return new(SyncRequest)
+	case MsgSyncChunk:
+		return new(SyncChunk)
+	case MsgDigest:
+		return new(Digest)
+	case MsgBuckets:
+		return new(Buckets)
+	case MsgFetch:
+		return new(Fetch)
+	case MsgFetchReply:
+		return new(FetchReply)
+	}
+	return nil
+}
+
+// msgType returns the message type of msg, a message struct or a non-nil
+// pointer to one.
+func msgType(msg any) (MsgType, bool) {
+	switch m := msg.(type) {
+	case Batch:
+		return MsgBatch, true
+	case *Batch:
+		return MsgBatch, m != nil
+	case Ack:
+		return MsgAck, true
+	case *Ack:
+		return MsgAck, m != nil
+	case SyncRequest:
+		return MsgSyncRequest, true
+	case *SyncRequest:
+		return MsgSyncRequest, m != nil
+	case SyncChunk:
+		return MsgSyncChunk, true
+	case *SyncChunk:
+		return MsgSyncChunk, m != nil
+	case Digest:
+		return MsgDigest, true
+	case *Digest:
+		return MsgDigest, m != nil
+	case Buckets:
+		return MsgBuckets, true
+	case *Buckets:
+		return MsgBuckets, m != nil
+	case Fetch:
+		return MsgFetch, true
+	case *Fetch:
+		return MsgFetch, m != nil
+	case FetchReply:
+		return MsgFetchReply, true
+	case *FetchReply:
+		return MsgFetchReply, m != nil
+	}
+	return 0, false
+}
+
+// DecodeMsgpack decodes a Version from its wire form, the array [wall,
+// seq, node], or nil for the zero Version; missing trailing elements are
+// zero and extra ones are skipped. It does what msgpack's as_array decoding
+// does, without its reflection and the error it allocates per Version
+// (msgpack v5.4.1 first tries the struct as a map); the encoding is
+// msgpack's own.
+func (v *Version) DecodeMsgpack(d *msgpack.Decoder) error {
+	n, err := d.DecodeArrayLen()
+	if err != nil {
+		return err
+	}
+	*v = Version{}
+	for i := 0; i < n; i++ {
+		switch i {
+		case 0:
+			v.Wall, err = d.DecodeInt64()
+		case 1:
+			v.Seq, err = d.DecodeUint32()
+		case 2:
+			v.Node, err = d.DecodeUint64()
+		default:
+			err = d.Skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var _ msgpack.CustomDecoder = (*Version)(nil)

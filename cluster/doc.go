@@ -1,0 +1,43 @@
+// Package cluster is peersession's network layer: it keeps a membership
+// list of app instances with hashicorp/memberlist (failure detection, a
+// per-cluster label, an encryption keyring, unique per-start node names,
+// periodic re-join of seeds) and moves opaque, authenticated frames between
+// them over one kept-open, Noise-secured TCP stream per peer and direction.
+//
+// cluster knows nothing of sessions. A Node reports peers coming and going
+// and delivers frames to a Handler; Node.Send writes a frame to one peer.
+//
+// # Streams
+//
+// Every node listens on Config.StreamPort and advertises that address in its
+// memberlist metadata. To send, a node dials one outgoing connection per
+// peer (lazily, on the first Send, and again after a failure, with
+// exponential backoff). Incoming connections are read-only: a receiver
+// answers on its own outgoing connection, so a pair of nodes shares two TCP
+// connections.
+//
+// A connection starts with a Noise NNpsk0 handshake
+// (Noise_NNpsk0_25519_ChaChaPoly_SHA256) whose pre-shared key is derived
+// from a keyring key and whose prologue is "peersession/1" followed by the
+// cluster Label. The initiator uses the primary key; the responder tries
+// every key on the ring. Because the first handshake message can be
+// replayed, the initiator then sends an encrypted confirmation message
+// (its peer ID and a random value) and the responder trusts the connection
+// only once that decrypts. With no keys (loopback or Insecure dev mode) the
+// same code path runs with a PSK derived from the label alone: that PSK is
+// not secret and gives no protection.
+//
+// # Wire format (permanent; message types are append-only)
+//
+//	connection preamble  "PSN" version(1)
+//	every Noise message  uint16 big-endian length, then the message
+//	handshake            msg1 (initiator: psk, e; empty payload)
+//	                     msg2 (responder: e, ee; payload = responder peer ID)
+//	transport messages   plaintext = type byte, then payload
+//	  msgConfirm (1)     16 random bytes, then initiator peer ID (first message only)
+//	  msgData (2)        last (or only) chunk of a frame
+//	  msgDataMore (3)    a chunk; more chunks of the same frame follow
+//
+// Frames larger than one Noise message are chunked and reassembled up to
+// Config.MaxFrame bytes.
+package cluster

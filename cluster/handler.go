@@ -1,0 +1,21 @@
+package cluster
+
+// Handler receives membership events and frames from a Node.
+//
+// Calls are made from the Node's own goroutines, never from inside a
+// memberlist callback, and never after Close has returned. PeerUp and
+// PeerDown are delivered in order from a single goroutine. Frame calls for
+// one peer are serialized and in stream order; calls for different peers
+// may overlap, and Frame may overlap PeerUp/PeerDown. A slow Handler slows
+// down only what it is called from: a slow Frame stalls that peer's
+// stream (TCP back-pressure), a slow PeerUp delays later membership events.
+type Handler interface {
+	// PeerUp reports a peer that became alive. Send to it works from now on.
+	PeerUp(p Peer)
+	// PeerDown reports a peer that is gone: left is true for a graceful
+	// Leave, false when it was declared dead (failed or unreachable).
+	PeerDown(p Peer, left bool)
+	// Frame delivers one frame from the peer with this ID. The callee owns
+	// frame.
+	Frame(peerID string, frame []byte)
+}

@@ -1,0 +1,210 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/stretchr/testify/require"
+)
+
+var (
+	testKey1 = bytes.Repeat([]byte{1}, KeySize)
+	testKey2 = bytes.Repeat([]byte{2}, KeySize)
+	testKey3 = bytes.Repeat([]byte{3}, KeySize)
+)
+
+const (
+	waitFor = 5 * time.Second
+	tick    = 5 * time.Millisecond
+)
+
+// fastTimers makes failure detection take well under a second.
+func fastTimers(c *memberlist.Config) {
+	c.ProbeInterval = 50 * time.Millisecond
+	c.ProbeTimeout = 25 * time.Millisecond
+	c.SuspicionMult = 1
+	c.SuspicionMaxTimeoutMult = 2
+	c.GossipInterval = 10 * time.Millisecond
+	c.PushPullInterval = 200 * time.Millisecond
+	c.TCPTimeout = 500 * time.Millisecond
+	c.IndirectChecks = 1
+	c.RetransmitMult = 2
+	c.GossipToTheDeadTime = time.Second
+	c.DeadNodeReclaimTime = time.Second
+}
+
+type downEvent struct {
+	Peer Peer
+	Left bool
+}
+
+// recorder is a Handler that records everything it is given.
+type recorder struct {
+	mu     sync.Mutex // guards the fields below
+	ups    []Peer
+	downs  []downEvent
+	frames map[string][][]byte
+}
+
+func newRecorder() *recorder { return &recorder{frames: make(map[string][][]byte)} }
+
+func (r *recorder) PeerUp(p Peer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ups = append(r.ups, p)
+}
+
+func (r *recorder) PeerDown(p Peer, left bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.downs = append(r.downs, downEvent{p, left})
+}
+
+func (r *recorder) Frame(id string, f []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.frames[id] = append(r.frames[id], f)
+}
+
+func (r *recorder) framesFrom(id string) [][]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([][]byte(nil), r.frames[id]...)
+}
+
+func (r *recorder) upIDs() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ids []string
+	for _, p := range r.ups {
+		ids = append(ids, p.ID)
+	}
+	return ids
+}
+
+func (r *recorder) down(id string) (downEvent, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, d := range r.downs {
+		if d.Peer.ID == id {
+			return d, true
+		}
+	}
+	return downEvent{}, false
+}
+
+type testNode struct {
+	*Node
+	rec *recorder
+}
+
+var nodeSeq struct {
+	mu sync.Mutex
+	n  int
+}
+
+// newTestNode starts a node on 127.0.0.1 with fast timers and testKey1;
+// mod may change the Config. It does not join.
+func newTestNode(t *testing.T, mod func(*Config)) testNode {
+	t.Helper()
+	nodeSeq.mu.Lock()
+	nodeSeq.n++
+	name := fmt.Sprintf("n%d", nodeSeq.n)
+	nodeSeq.mu.Unlock()
+	rec := newRecorder()
+	cfg := Config{
+		Name:           name,
+		Label:          "test",
+		Keys:           [][]byte{testKey1},
+		Handler:        rec,
+		Tune:           fastTimers,
+		RejoinInterval: 100 * time.Millisecond,
+		DialTimeout:    time.Second,
+	}
+	if testing.Verbose() && os.Getenv("CLUSTER_LOG") != "" {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	n, err := New(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { n.Close() })
+	return testNode{n, rec}
+}
+
+// gossipAddr is the node's memberlist address, for Seeds.
+func (n *Node) gossipAddr() string { return n.ml.LocalNode().Address() }
+
+// seeds returns a Config modifier joining the given nodes.
+func seeds(ns ...testNode) func(*Config) {
+	return func(c *Config) {
+		for _, n := range ns {
+			c.Seeds = append(c.Seeds, n.gossipAddr())
+		}
+	}
+}
+
+func join(t *testing.T, n testNode) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	require.NoError(t, n.Join(ctx))
+}
+
+// cluster starts k joined nodes and waits until all see each other.
+func cluster(t *testing.T, k int, mod func(*Config)) []testNode {
+	t.Helper()
+	ns := []testNode{newTestNode(t, mod)}
+	join(t, ns[0])
+	for i := 1; i < k; i++ {
+		n := newTestNode(t, func(c *Config) {
+			if mod != nil {
+				mod(c)
+			}
+			seeds(ns[0])(c)
+		})
+		join(t, n)
+		ns = append(ns, n)
+	}
+	waitPeers(t, ns...)
+	return ns
+}
+
+// waitPeers waits until every node sees every other as a live peer.
+func waitPeers(t *testing.T, ns ...testNode) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		for _, n := range ns {
+			if len(n.Peers()) != len(ns)-1 {
+				return false
+			}
+			if _, ok := n.alivePeer(n.Self().ID); ok {
+				return false
+			}
+			for _, o := range ns {
+				if _, ok := n.alivePeer(o.Self().ID); o.Node != n.Node && !ok {
+					return false
+				}
+			}
+		}
+		return true
+	}, waitFor, tick)
+}
+
+// sendRetry sends until it succeeds (connections may be re-established).
+func sendRetry(t *testing.T, from *Node, to string, frame []byte) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return from.Send(ctx, to, frame) == nil
+	}, waitFor, 20*time.Millisecond)
+}

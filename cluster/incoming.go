@@ -1,0 +1,161 @@
+package cluster
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/flynn/noise"
+)
+
+// inConn is one incoming stream; it is only read from.
+type inConn struct {
+	conn   net.Conn
+	psk    [32]byte      // set once authenticated; read under Node.inMu
+	done   chan struct{} // closed when its goroutine has finished
+	peerID string
+}
+
+// acceptLoop accepts stream connections until the listener is closed.
+func (n *Node) acceptLoop() {
+	for {
+		conn, err := n.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			n.log.Warn("cluster: accept failed", "err", err)
+			t := time.NewTimer(50 * time.Millisecond)
+			select {
+			case <-n.stop:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			continue
+		}
+		select {
+		case n.hsSem <- struct{}{}:
+		default:
+			n.stats.handshakesFailed.Add(1)
+			n.log.Warn("cluster: too many pending stream handshakes, refusing", "remote", conn.RemoteAddr())
+			conn.Close()
+			continue
+		}
+		c := &inConn{conn: conn, done: make(chan struct{})}
+		n.inMu.Lock()
+		n.ins[c] = struct{}{}
+		n.inMu.Unlock()
+		if !n.goroutine(func() { n.serveIn(c) }) {
+			<-n.hsSem
+			n.forgetIn(c)
+			conn.Close()
+		}
+	}
+}
+
+func (n *Node) forgetIn(c *inConn) {
+	n.inMu.Lock()
+	delete(n.ins, c)
+	if c.peerID != "" && n.inByPeer[c.peerID] == c {
+		delete(n.inByPeer, c.peerID)
+	}
+	n.inMu.Unlock()
+}
+
+// dropIn closes the incoming stream from id, if any.
+func (n *Node) dropIn(id string) {
+	n.inMu.Lock()
+	c := n.inByPeer[id]
+	n.inMu.Unlock()
+	if c != nil {
+		c.conn.Close()
+	}
+}
+
+// serveIn authenticates an incoming stream and delivers its frames.
+func (n *Node) serveIn(c *inConn) {
+	defer close(c.done)
+	defer n.forgetIn(c)
+	defer c.conn.Close()
+
+	c.conn.SetDeadline(time.Now().Add(n.cfg.DialTimeout))
+	r := bufio.NewReaderSize(c.conn, 32<<10)
+	id, recv, psk, err := serverHandshake(r, c.conn, n.streamPSKs(), n.prologue, n.self.ID)
+	<-n.hsSem
+	if err == nil {
+		err = c.conn.SetDeadline(time.Time{})
+	}
+	if err != nil {
+		n.stats.handshakesFailed.Add(1)
+		n.log.Debug("cluster: incoming stream handshake failed", "remote", c.conn.RemoteAddr(), "err", err)
+		return
+	}
+	n.stats.handshakesOK.Add(1)
+
+	// One reader per peer: a newer stream replaces an older one, and waits
+	// for the older reader to finish so Frame calls stay serialized.
+	n.inMu.Lock()
+	c.peerID, c.psk = id, psk
+	old := n.inByPeer[id]
+	n.inByPeer[id] = c
+	n.inMu.Unlock()
+	if old != nil {
+		old.conn.Close()
+		<-old.done
+	}
+
+	err = n.readFrames(r, id, recv)
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+		n.log.Debug("cluster: incoming stream closed", "peer", id)
+		return
+	}
+	if _, ok := err.(net.Error); ok {
+		n.log.Debug("cluster: incoming stream failed", "peer", id, "err", err)
+		return
+	}
+	n.stats.streamErrors.Add(1)
+	n.log.Warn("cluster: dropping incoming stream", "peer", id, "err", err)
+}
+
+var errProtocol = errors.New("cluster: stream protocol violation")
+
+// readFrames decrypts and reassembles frames until the stream fails.
+func (n *Node) readFrames(r io.Reader, id string, recv *noise.CipherState) error {
+	buf := make([]byte, noise.MaxMsgLen)
+	var acc []byte // chunks of the frame being reassembled
+	for {
+		msg, err := readMsg(r, buf, noise.MaxMsgLen)
+		if err != nil {
+			return err
+		}
+		pt, err := recv.Decrypt(msg[:0], nil, msg)
+		if err != nil {
+			return fmt.Errorf("%w: decrypt: %w", errProtocol, err)
+		}
+		if len(pt) == 0 || (pt[0] != msgData && pt[0] != msgDataMore) {
+			return fmt.Errorf("%w: unexpected message", errProtocol)
+		}
+		payload := pt[1:]
+		if len(acc)+len(payload) > n.cfg.MaxFrame {
+			return fmt.Errorf("%w: frame over MaxFrame %d", errProtocol, n.cfg.MaxFrame)
+		}
+		if pt[0] == msgDataMore {
+			acc = append(acc, payload...)
+			continue
+		}
+		var frame []byte
+		if acc == nil {
+			frame = append(make([]byte, 0, len(payload)), payload...)
+		} else {
+			frame = append(acc, payload...)
+			acc = nil
+		}
+		n.stats.framesIn.Add(1)
+		n.stats.bytesIn.Add(uint64(len(frame)))
+		n.cfg.Handler.Frame(id, frame)
+	}
+}

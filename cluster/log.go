@@ -1,0 +1,40 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+)
+
+// logBridge is an io.Writer for memberlist's *log.Logger: it turns each
+// line's "[DEBUG]", "[INFO]", "[WARN]" or "[ERR]" prefix into a slog level.
+type logBridge struct {
+	l *slog.Logger
+}
+
+var logLevels = []struct {
+	prefix string
+	level  slog.Level
+}{
+	{"[DEBUG]", slog.LevelDebug},
+	{"[INFO]", slog.LevelInfo},
+	{"[WARN]", slog.LevelWarn},
+	{"[ERR]", slog.LevelError},
+	{"[ERROR]", slog.LevelError},
+}
+
+func (b logBridge) Write(p []byte) (int, error) {
+	line := bytes.TrimSpace(p)
+	level := slog.LevelInfo
+	for _, lv := range logLevels {
+		if bytes.HasPrefix(line, []byte(lv.prefix)) {
+			level = lv.level
+			line = bytes.TrimSpace(line[len(lv.prefix):])
+			break
+		}
+	}
+	if b.l.Enabled(context.Background(), level) {
+		b.l.Log(context.Background(), level, string(line), "component", "memberlist")
+	}
+	return len(p), nil
+}

@@ -1,0 +1,172 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestThreeNodesSeeEachOther(t *testing.T) {
+	t.Parallel()
+	ns := cluster(t, 3, nil)
+	for _, n := range ns {
+		self := n.Self()
+		assert.True(t, strings.HasPrefix(self.ID, self.Name+"-"), self.ID)
+		assert.Len(t, self.ID, len(self.Name)+1+8)
+		var want []string
+		for _, o := range ns {
+			if o.Node != n.Node {
+				want = append(want, o.Self().ID)
+			}
+		}
+		require.Eventually(t, func() bool { return len(n.rec.upIDs()) == 2 }, waitFor, tick)
+		assert.ElementsMatch(t, want, n.rec.upIDs())
+		var got []string
+		for _, p := range n.Peers() {
+			got = append(got, p.ID)
+			assert.NotEmpty(t, p.Addr)
+			assert.NotEmpty(t, p.Name)
+		}
+		assert.ElementsMatch(t, want, got)
+		ms := n.Members()
+		require.Len(t, ms, 3)
+		for _, m := range ms {
+			assert.Equal(t, StateAlive, m.State)
+		}
+	}
+	// Peers carry the name and stream address each node advertises.
+	for _, p := range ns[0].Peers() {
+		for _, o := range ns {
+			if o.Self().ID == p.ID {
+				assert.Equal(t, o.Self(), p)
+			}
+		}
+	}
+}
+
+func TestLeaveIsLeftCloseIsDead(t *testing.T) {
+	t.Parallel()
+	ns := cluster(t, 3, nil)
+	a, b, c := ns[0], ns[1], ns[2]
+
+	require.NoError(t, b.Leave(time.Second))
+	require.NoError(t, b.Leave(time.Second), "Leave is idempotent")
+	for _, n := range []testNode{a, c} {
+		require.Eventually(t, func() bool { _, ok := n.rec.down(b.Self().ID); return ok }, waitFor, tick)
+		d, _ := n.rec.down(b.Self().ID)
+		assert.True(t, d.Left, "graceful leave must be reported as left")
+		assert.Equal(t, b.Self(), d.Peer)
+	}
+	require.NoError(t, b.Close())
+
+	require.NoError(t, c.Close())
+	require.NoError(t, c.Close(), "Close is idempotent")
+	require.Eventually(t, func() bool { _, ok := a.rec.down(c.Self().ID); return ok }, waitFor, tick)
+	d, _ := a.rec.down(c.Self().ID)
+	assert.False(t, d.Left, "a closed node without Leave is dead")
+
+	states := map[string]string{}
+	for _, m := range a.Members() {
+		states[m.ID] = m.State
+	}
+	assert.Equal(t, map[string]string{
+		a.Self().ID: StateAlive,
+		b.Self().ID: StateLeft,
+		c.Self().ID: StateDead,
+	}, states)
+	assert.Empty(t, a.Peers())
+	err := a.Send(context.Background(), c.Self().ID, []byte("x"))
+	assert.ErrorIs(t, err, ErrUnknownPeer)
+
+	assert.ErrorIs(t, c.Leave(time.Second), ErrClosed)
+	assert.ErrorIs(t, c.Join(context.Background()), ErrClosed)
+	assert.ErrorIs(t, c.Send(context.Background(), a.Self().ID, nil), ErrClosed)
+}
+
+func TestRestartWithSameNameRejoins(t *testing.T) {
+	t.Parallel()
+	ns := cluster(t, 2, nil)
+	a, b := ns[0], ns[1]
+	oldID := b.Self().ID
+	require.NoError(t, b.Close())
+
+	b2 := newTestNode(t, func(c *Config) {
+		c.Name = b.Self().Name
+		seeds(a)(c)
+	})
+	join(t, b2)
+	assert.NotEqual(t, oldID, b2.Self().ID)
+	assert.Equal(t, b.Self().Name, b2.Self().Name)
+	require.Eventually(t, func() bool {
+		_, ok := a.alivePeer(b2.Self().ID)
+		return ok
+	}, waitFor, tick)
+	sendRetry(t, a.Node, b2.Self().ID, []byte("hello again"))
+	require.Eventually(t, func() bool { return len(b2.rec.framesFrom(a.Self().ID)) == 1 }, waitFor, tick)
+	// The old process is eventually declared dead and then forgotten, since
+	// a member with its name is up.
+	require.Eventually(t, func() bool { _, ok := a.rec.down(oldID); return ok }, waitFor, tick)
+}
+
+func TestJoinNoSeedReachableThenRejoin(t *testing.T) {
+	t.Parallel()
+	// Reserve a port for a node that is not running yet.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := l.Addr().(*net.TCPAddr).Port
+	require.NoError(t, l.Close())
+
+	b := newTestNode(t, func(c *Config) {
+		c.Seeds = []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	err = b.Join(ctx)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "no seed reachable")
+
+	// The seed comes up later and never joins anyone: the re-join loop
+	// finds it.
+	a := newTestNode(t, func(c *Config) { c.BindPort = port })
+	waitPeers(t, a, b)
+}
+
+func TestJoinWithoutSeedsOrOnlySelf(t *testing.T) {
+	t.Parallel()
+	a := newTestNode(t, nil)
+	join(t, a)
+	b := newTestNode(t, nil)
+	b.cfg.Seeds = []string{b.gossipAddr()}
+	join(t, b)
+	assert.Empty(t, b.Peers())
+}
+
+func TestJoinContextCancelled(t *testing.T) {
+	t.Parallel()
+	// A listener that accepts and never answers makes memberlist's join
+	// hang until its TCP timeout; the context ends Join first.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	b := newTestNode(t, func(c *Config) { c.Seeds = []string{l.Addr().String()} })
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err = b.Join(ctx)
+	assert.True(t, errors.Is(err, context.DeadlineExceeded), "%v", err)
+}

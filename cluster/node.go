@@ -1,0 +1,368 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Node is one running member of a cluster. Create it with New, then Join;
+// stop it with Leave (optional, graceful) and Close.
+type Node struct {
+	cfg      Config
+	self     Peer
+	log      *slog.Logger
+	ml       *memberlist.Memberlist
+	keyring  *memberlist.Keyring
+	del      *delegate
+	ln       net.Listener
+	prologue []byte
+	stats    counters
+	hsSem    chan struct{} // bounds connections still in their handshake
+
+	lifeMu sync.Mutex // guards closed, and orders wg.Add against Close's wg.Wait
+	closed bool
+	stop   chan struct{} // closed by Close
+	wg     sync.WaitGroup
+
+	joinOnce sync.Once
+
+	leaveMu sync.Mutex // guards left; serializes Leave against memberlist shutdown in Close
+	left    bool
+
+	memMu   sync.RWMutex // guards members
+	members map[string]*Member
+
+	outMu sync.Mutex // guards outs
+	outs  map[string]*outPeer
+
+	inMu     sync.Mutex // guards ins and inByPeer
+	ins      map[*inConn]struct{}
+	inByPeer map[string]*inConn
+}
+
+// maxPendingHandshakes bounds incoming connections that have not yet
+// authenticated; more are closed at once.
+const maxPendingHandshakes = 64
+
+// New validates cfg and starts memberlist and the stream listener. It does
+// not contact any other node: call Join for that.
+func New(cfg Config) (*Node, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	var suffix [4]byte
+	if _, err := rand.Read(suffix[:]); err != nil {
+		return nil, fmt.Errorf("cluster: random node ID: %w", err)
+	}
+	n := &Node{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		prologue: append([]byte(prologuePrefix), cfg.Label...),
+		hsSem:    make(chan struct{}, maxPendingHandshakes),
+		stop:     make(chan struct{}),
+		members:  make(map[string]*Member),
+		outs:     make(map[string]*outPeer),
+		ins:      make(map[*inConn]struct{}),
+		inByPeer: make(map[string]*inConn),
+		del:      &delegate{queue: newEventQueue()},
+	}
+	n.self.ID = cfg.Name + "-" + hex.EncodeToString(suffix[:])
+	n.self.Name = cfg.Name
+	n.log = n.log.With("node", n.self.ID)
+
+	n.ln, err = net.Listen("tcp", net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.StreamPort)))
+	if err != nil {
+		return nil, fmt.Errorf("cluster: stream listener: %w", err)
+	}
+	port := n.ln.Addr().(*net.TCPAddr).Port
+	n.self.Addr = net.JoinHostPort(cfg.AdvertiseAddr, strconv.Itoa(port))
+	if err := n.setMeta(false); err != nil {
+		n.ln.Close()
+		return nil, err
+	}
+
+	if len(cfg.Keys) > 0 {
+		n.keyring, err = memberlist.NewKeyring(cfg.Keys, cfg.Keys[0])
+	} else {
+		n.keyring, err = memberlist.NewKeyring(nil, nil)
+	}
+	if err != nil {
+		n.ln.Close()
+		return nil, fmt.Errorf("cluster: keyring: %w", err)
+	}
+
+	mlc := memberlist.DefaultLANConfig()
+	mlc.Name = n.self.ID
+	mlc.BindAddr = cfg.BindAddr
+	mlc.BindPort = cfg.BindPort
+	mlc.AdvertiseAddr = cfg.AdvertiseAddr
+	mlc.AdvertisePort = cfg.AdvertisePort
+	mlc.Label = cfg.Label
+	mlc.EnableCompression = false
+	mlc.Keyring = n.keyring
+	mlc.GossipVerifyIncoming = len(cfg.Keys) > 0
+	mlc.GossipVerifyOutgoing = len(cfg.Keys) > 0
+	mlc.Delegate = n.del
+	mlc.Events = n.del
+	mlc.Logger = log.New(logBridge{n.log}, "", 0)
+	if cfg.Tune != nil {
+		cfg.Tune(mlc)
+	}
+
+	n.members[n.self.ID] = &Member{Peer: n.self, State: StateAlive}
+	n.goroutine(n.dispatch)
+	n.ml, err = memberlist.Create(mlc)
+	if err != nil {
+		n.ln.Close()
+		n.markClosed()
+		n.wg.Wait()
+		return nil, fmt.Errorf("cluster: memberlist: %w", err)
+	}
+	n.goroutine(n.acceptLoop)
+	n.log.Debug("cluster node started", "gossip", n.ml.LocalNode().Address(), "stream", n.self.Addr)
+	return n, nil
+}
+
+// setMeta encodes this node's metadata for the delegate to hand out.
+func (n *Node) setMeta(leaving bool) error {
+	b, err := nodeMeta{Name: n.self.Name, Addr: n.self.Addr, Leaving: leaving}.encode()
+	if err != nil {
+		return err
+	}
+	n.del.meta.Store(&b)
+	return nil
+}
+
+// goroutine runs f in a goroutine Close waits for. It reports false, and
+// does not run f, once Close has begun.
+func (n *Node) goroutine(f func()) bool {
+	n.lifeMu.Lock()
+	defer n.lifeMu.Unlock()
+	if n.closed {
+		return false
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
+	return true
+}
+
+func (n *Node) isClosed() bool {
+	n.lifeMu.Lock()
+	defer n.lifeMu.Unlock()
+	return n.closed
+}
+
+// Join contacts Seeds (except this node's own address) and starts the
+// background re-join loop, which joins Seeds again every RejoinInterval
+// while this node sees fewer live peers than it has seeds.
+//
+// Join returns nil when there are no other seeds (the first node of a
+// cluster) or when at least one seed answered. When seeds exist but none
+// answered it returns an error; the node is still usable and the re-join
+// loop keeps trying, so a caller starting a whole cluster at once may log
+// the error and carry on. It returns ctx.Err() if ctx ends first.
+func (n *Node) Join(ctx context.Context) error {
+	if n.isClosed() {
+		return ErrClosed
+	}
+	seeds := n.otherSeeds()
+	n.joinOnce.Do(func() {
+		if len(seeds) > 0 {
+			n.goroutine(func() { n.rejoinLoop(seeds) })
+		}
+	})
+	if len(seeds) == 0 {
+		return nil
+	}
+	res := make(chan error, 1)
+	if !n.goroutine(func() {
+		_, err := n.ml.Join(seeds)
+		res <- err
+	}) {
+		return ErrClosed
+	}
+	select {
+	case err := <-res:
+		if err != nil {
+			return fmt.Errorf("cluster: join: no seed reachable: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// otherSeeds returns Seeds without this node's own gossip address.
+func (n *Node) otherSeeds() []string {
+	local := n.ml.LocalNode()
+	me := map[string]bool{
+		local.Address(): true,
+		net.JoinHostPort(n.cfg.BindAddr, strconv.Itoa(int(local.Port))): true,
+	}
+	var out []string
+	for _, s := range n.cfg.Seeds {
+		if !me[s] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (n *Node) rejoinLoop(seeds []string) {
+	t := time.NewTicker(n.cfg.RejoinInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		n.leaveMu.Lock()
+		left := n.left
+		n.leaveMu.Unlock()
+		if left || len(n.Peers()) >= len(seeds) {
+			continue
+		}
+		if k, err := n.ml.Join(seeds); err != nil {
+			n.log.Debug("cluster: re-join failed", "err", err)
+		} else {
+			n.log.Debug("cluster: re-joined", "contacted", k)
+		}
+	}
+}
+
+// Self returns this node's own Peer.
+func (n *Node) Self() Peer { return n.self }
+
+// Peers returns the live peers, excluding this node, sorted by ID.
+func (n *Node) Peers() []Peer {
+	n.memMu.RLock()
+	defer n.memMu.RUnlock()
+	var ps []Peer
+	for id, m := range n.members {
+		if id != n.self.ID && m.State == StateAlive {
+			ps = append(ps, m.Peer)
+		}
+	}
+	sortPeers(ps)
+	return ps
+}
+
+// Members returns every member this node has seen, itself included, with
+// its state, sorted by ID. Dead and left members are kept until a member
+// with the same Name comes up, and at most maxGone of them.
+func (n *Node) Members() []Member {
+	n.memMu.RLock()
+	defer n.memMu.RUnlock()
+	ms := make([]Member, 0, len(n.members))
+	for _, m := range n.members {
+		ms = append(ms, *m)
+	}
+	sortMembers(ms)
+	return ms
+}
+
+// Leave announces a graceful departure: peers report PeerDown with
+// left=true. The node keeps running until Close. Leave is idempotent; it
+// returns an error if the announcement did not go out within timeout (zero
+// means wait without limit), and ErrClosed after Close.
+func (n *Node) Leave(timeout time.Duration) error {
+	n.leaveMu.Lock()
+	defer n.leaveMu.Unlock()
+	if n.isClosed() {
+		return ErrClosed
+	}
+	if n.left {
+		return nil
+	}
+	n.left = true
+	start := time.Now()
+	// memberlist v0.7.0 does not tell NotifyLeave whether a node left or
+	// died (issue hashicorp/memberlist#293), so announce the intent in
+	// metadata first; peers read it when the leave arrives.
+	var errs []error
+	if err := n.setMeta(true); err == nil {
+		if err := n.ml.UpdateNode(timeout); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	rest := timeout
+	if timeout > 0 {
+		rest = max(timeout-time.Since(start), time.Millisecond)
+	}
+	if err := n.ml.Leave(rest); err != nil {
+		errs = append(errs, err)
+	}
+	n.memMu.Lock()
+	n.members[n.self.ID].State = StateLeft
+	n.memMu.Unlock()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("cluster: leave: %w", err)
+	}
+	return nil
+}
+
+// Close shuts down memberlist, the listener and every stream, and returns
+// once all of the Node's goroutines have stopped. Without a prior Leave,
+// peers see this node as failed. Close is idempotent; no Handler calls are
+// made after it returns.
+func (n *Node) Close() error {
+	if !n.markClosed() {
+		n.wg.Wait()
+		return nil
+	}
+	n.leaveMu.Lock()
+	err := n.ml.Shutdown()
+	n.leaveMu.Unlock()
+	n.ln.Close()
+	n.closeStreams()
+	n.wg.Wait()
+	if err != nil {
+		return fmt.Errorf("cluster: close: %w", err)
+	}
+	return nil
+}
+
+// markClosed marks the node closed and stops its loops; it reports whether
+// this call did so.
+func (n *Node) markClosed() bool {
+	n.lifeMu.Lock()
+	defer n.lifeMu.Unlock()
+	if n.closed {
+		return false
+	}
+	n.closed = true
+	close(n.stop)
+	return true
+}
+
+// closeStreams closes every outgoing and incoming connection.
+func (n *Node) closeStreams() {
+	n.outMu.Lock()
+	outs := n.outs
+	n.outs = make(map[string]*outPeer)
+	n.outMu.Unlock()
+	for _, p := range outs {
+		p.shut()
+	}
+	n.inMu.Lock()
+	for c := range n.ins {
+		c.conn.Close()
+	}
+	n.inMu.Unlock()
+}

@@ -1,0 +1,273 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/flynn/noise"
+)
+
+// Reconnect backoff after a failed dial or handshake.
+const (
+	minBackoff = 50 * time.Millisecond
+	maxBackoff = 5 * time.Second
+)
+
+// outPeer is the sending side towards one peer: at most one connection,
+// dialed lazily and redialed after failures.
+type outPeer struct {
+	n  *Node
+	id string
+
+	// sem is a one-token semaphore held by the Send that is dialing or
+	// writing. Holding it guards the current connection's cipher and write
+	// buffer (a CipherState is single-writer) and the backoff fields below.
+	sem       chan struct{}
+	failures  int
+	retryAt   time.Time
+	lastErr   error
+	connected bool // a connection was established before (for Reconnects)
+
+	mu   sync.Mutex // guards c and gone
+	c    *outConn
+	gone bool // peer is down or node closed: no more connections
+}
+
+// outConn is one established outgoing connection.
+type outConn struct {
+	conn net.Conn
+	psk  [32]byte
+	send *noise.CipherState // guarded by the outPeer's sem
+	buf  []byte             // write buffer, guarded by the outPeer's sem
+}
+
+// Send writes frame to the peer's stream, dialing and authenticating it
+// first if needed. It returns once the frame is handed to the kernel, which
+// proves nothing about delivery. Send is safe for concurrent use; frames to
+// one peer arrive in the order their Sends returned. It returns
+// ErrUnknownPeer if peerID is not a live member and ErrFrameTooLarge above
+// Config.MaxFrame. ctx bounds waiting for other Sends, dialing and the
+// write; a write that fails or is cut short closes the connection, and the
+// next Send redials. After a failed dial, Sends fail fast until a backoff
+// (50ms doubling to 5s) has passed.
+func (n *Node) Send(ctx context.Context, peerID string, frame []byte) error {
+	if len(frame) > n.cfg.MaxFrame {
+		return fmt.Errorf("%w: %d bytes, max %d", ErrFrameTooLarge, len(frame), n.cfg.MaxFrame)
+	}
+	peer, ok := n.alivePeer(peerID)
+	if !ok {
+		if n.isClosed() {
+			return ErrClosed
+		}
+		return fmt.Errorf("%w: %q", ErrUnknownPeer, peerID)
+	}
+	p, err := n.outPeer(peerID)
+	if err != nil {
+		return err
+	}
+	select {
+	case p.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-p.sem }()
+
+	c, err := p.connLocked(ctx, peer)
+	if err != nil {
+		return err
+	}
+	if err := p.writeLocked(ctx, c, frame); err != nil {
+		p.drop(c)
+		return fmt.Errorf("cluster: send to %s: %w", peerID, err)
+	}
+	n.stats.framesOut.Add(1)
+	n.stats.bytesOut.Add(uint64(len(frame)))
+	return nil
+}
+
+// outPeer returns the sending side for id, creating it.
+func (n *Node) outPeer(id string) (*outPeer, error) {
+	n.outMu.Lock()
+	defer n.outMu.Unlock()
+	if n.isClosed() {
+		return nil, ErrClosed
+	}
+	p, ok := n.outs[id]
+	if !ok {
+		p = &outPeer{n: n, id: id, sem: make(chan struct{}, 1)}
+		n.outs[id] = p
+	}
+	return p, nil
+}
+
+// dropOut closes and forgets the sending side for id.
+func (n *Node) dropOut(id string) {
+	n.outMu.Lock()
+	p := n.outs[id]
+	delete(n.outs, id)
+	n.outMu.Unlock()
+	if p != nil {
+		p.shut()
+	}
+}
+
+// connLocked returns the current connection, dialing one if there is none.
+// The caller holds p.sem.
+func (p *outPeer) connLocked(ctx context.Context, peer Peer) (*outConn, error) {
+	p.mu.Lock()
+	c, gone := p.c, p.gone
+	p.mu.Unlock()
+	if gone {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownPeer, p.id)
+	}
+	if c != nil {
+		return c, nil
+	}
+	if wait := time.Until(p.retryAt); wait > 0 {
+		return nil, fmt.Errorf("cluster: peer %s unreachable, next dial in %v: %w", p.id, wait.Round(time.Millisecond), p.lastErr)
+	}
+	c, err := p.n.dial(ctx, peer)
+	if err != nil {
+		p.failures++
+		p.retryAt = time.Now().Add(min(minBackoff<<min(p.failures-1, 10), maxBackoff))
+		p.lastErr = err
+		return nil, err
+	}
+	p.failures, p.lastErr = 0, nil
+	if p.connected {
+		p.n.stats.reconnects.Add(1)
+	}
+	p.connected = true
+	p.mu.Lock()
+	if p.gone {
+		p.mu.Unlock()
+		c.conn.Close()
+		return nil, fmt.Errorf("%w: %q", ErrUnknownPeer, p.id)
+	}
+	p.c = c
+	p.mu.Unlock()
+	if !p.n.goroutine(func() { p.watch(c) }) {
+		p.drop(c)
+		return nil, ErrClosed
+	}
+	return c, nil
+}
+
+// writeLocked seals frame and writes it in one call. The caller holds p.sem.
+func (p *outPeer) writeLocked(ctx context.Context, c *outConn, frame []byte) error {
+	deadline, _ := ctx.Deadline() // zero: none
+	if err := c.conn.SetWriteDeadline(deadline); err != nil {
+		return err
+	}
+	// A cancelled ctx interrupts the write through the deadline. Wait for
+	// the callback if it started, so that it cannot hit a later Send.
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(fired)
+		c.conn.SetWriteDeadline(time.Unix(1, 0))
+	})
+	defer func() {
+		if !stop() {
+			<-fired
+		}
+	}()
+	var err error
+	c.buf, err = appendFrame(c.buf[:0], c.send, frame)
+	if err != nil {
+		return err
+	}
+	_, err = c.conn.Write(c.buf)
+	if cap(c.buf) > retainBuf {
+		c.buf = nil
+	}
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("%w (%w)", ctx.Err(), err)
+	}
+	return err
+}
+
+// watch reads the outgoing connection, which the peer never writes to
+// after the handshake: any return means it is closed or broken, so the next
+// Send redials instead of writing into a dead socket.
+func (p *outPeer) watch(c *outConn) {
+	var b [1]byte
+	_, err := c.conn.Read(b[:])
+	if err == nil {
+		err = errors.New("unexpected data from peer")
+	}
+	p.n.log.Debug("cluster: outgoing stream ended", "peer", p.id, "err", err)
+	p.drop(c)
+}
+
+// drop closes c and forgets it if it is still current.
+func (p *outPeer) drop(c *outConn) {
+	p.mu.Lock()
+	if p.c == c {
+		p.c = nil
+	}
+	p.mu.Unlock()
+	c.conn.Close()
+}
+
+// dropIfPSK drops the current connection if it was made with psk.
+func (p *outPeer) dropIfPSK(psk [32]byte) {
+	p.mu.Lock()
+	c := p.c
+	p.mu.Unlock()
+	if c != nil && c.psk == psk {
+		p.drop(c)
+	}
+}
+
+// shut closes the connection and refuses new ones.
+func (p *outPeer) shut() {
+	p.mu.Lock()
+	p.gone = true
+	c := p.c
+	p.c = nil
+	p.mu.Unlock()
+	if c != nil {
+		c.conn.Close()
+	}
+}
+
+// dial connects to peer's stream and runs the initiator handshake with the
+// primary key, bounded by ctx and Config.DialTimeout.
+func (n *Node) dial(ctx context.Context, peer Peer) (*outConn, error) {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.DialTimeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", peer.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: dial %s at %s: %w", peer.ID, peer.Addr, err)
+	}
+	deadline, _ := ctx.Deadline()
+	conn.SetDeadline(deadline)
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(fired)
+		conn.SetDeadline(time.Unix(1, 0))
+	})
+	psk := n.streamPSKs()[0]
+	send, err := clientHandshake(conn, psk, n.prologue, n.self.ID, peer.ID)
+	if !stop() {
+		<-fired
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
+	if err == nil {
+		err = conn.SetDeadline(time.Time{})
+	}
+	if err != nil {
+		n.stats.handshakesFailed.Add(1)
+		conn.Close()
+		return nil, fmt.Errorf("cluster: handshake with %s at %s: %w", peer.ID, peer.Addr, err)
+	}
+	n.stats.handshakesOK.Add(1)
+	return &outConn{conn: conn, psk: psk, send: send}, nil
+}

@@ -1,0 +1,38 @@
+package cluster
+
+import "sync/atomic"
+
+// Stats are cumulative counters since New.
+type Stats struct {
+	HandshakesOK     uint64 // stream handshakes completed, both directions
+	HandshakesFailed uint64 // stream handshakes failed or refused, both directions
+	FramesIn         uint64 // frames delivered to Handler.Frame
+	FramesOut        uint64 // frames written by Send
+	BytesIn          uint64 // frame bytes delivered (payload, before framing)
+	BytesOut         uint64 // frame bytes sent (payload, before framing)
+	Reconnects       uint64 // outgoing connections re-established after one was lost
+	StreamErrors     uint64 // authenticated incoming streams dropped for a protocol violation
+}
+
+// counters backs Stats with atomics.
+type counters struct {
+	handshakesOK, handshakesFailed atomic.Uint64
+	framesIn, framesOut            atomic.Uint64
+	bytesIn, bytesOut              atomic.Uint64
+	reconnects, streamErrors       atomic.Uint64
+}
+
+// Stats returns a snapshot of the node's counters.
+func (n *Node) Stats() Stats {
+	c := &n.stats
+	return Stats{
+		HandshakesOK:     c.handshakesOK.Load(),
+		HandshakesFailed: c.handshakesFailed.Load(),
+		FramesIn:         c.framesIn.Load(),
+		FramesOut:        c.framesOut.Load(),
+		BytesIn:          c.bytesIn.Load(),
+		BytesOut:         c.bytesOut.Load(),
+		Reconnects:       c.reconnects.Load(),
+		StreamErrors:     c.streamErrors.Load(),
+	}
+}

@@ -1,0 +1,186 @@
+package peersession
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/peersession/peersession/replicate"
+)
+
+// commitResult tells the middleware what the client must be told after a
+// commit.
+type commitResult struct {
+	token    string // the token the client should now hold
+	stamp    int64  // the session's version stamp (read-your-writes)
+	deadline int64  // the session's absolute deadline, for Persist cookies
+	send     bool   // send the cookie (token or stamp changed)
+	clear    bool   // expire the client's cookie
+}
+
+// commit saves s's pending changes: it stamps each changed key with the next
+// clock value, merges the change into the store and hands it to
+// replication. On error nothing is stored and s keeps its changes.
+func (st *Store) commit(ctx context.Context, s *Session) (commitResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.loaded || !s.changedLocked() {
+		return commitResult{}, nil
+	}
+	if st.closed.Load() {
+		return commitResult{}, ErrClosed
+	}
+	switch {
+	case s.destroy:
+		return st.commitDestroyLocked(ctx, s)
+	case s.base == nil:
+		return st.commitNewLocked(ctx, s)
+	case s.renew:
+		return st.commitRenewLocked(ctx, s)
+	}
+	return st.commitUpdateLocked(ctx, s)
+}
+
+// deltaLocked returns the session's pending changes as a record for id,
+// each stamped with a fresh version.
+func (st *Store) deltaLocked(s *Session, id string) replicate.Record {
+	d := replicate.Record{ID: id}
+	if len(s.dirty) > 0 {
+		d.Keys = make(map[string]replicate.Value, len(s.dirty))
+		for k, v := range s.dirty {
+			v.Ver = st.clock.Now()
+			d.Keys[k] = v
+		}
+	}
+	if s.principal != nil {
+		d.Principal, d.PrincipalVer = *s.principal, st.clock.Now()
+	}
+	return d
+}
+
+func (st *Store) commitNewLocked(ctx context.Context, s *Session) (commitResult, error) {
+	if len(s.dirty) == 0 && (s.principal == nil || *s.principal == "") {
+		s.resetLocked(nil)
+		return commitResult{}, nil // nothing worth a session
+	}
+	token := newToken()
+	now := st.cfg.Now()
+	d := st.deltaLocked(s, idOf(token))
+	d.Created, d.Access = now.UnixNano(), now.UnixNano()
+	d.Deadline = now.Add(st.cfg.Lifetime).UnixNano()
+	d.IdleTimeout = int64(st.cfg.IdleTimeout)
+	prev, next, err := st.mergeIn(d, applyOpts{})
+	if err != nil {
+		return commitResult{}, err
+	}
+	s.token = token
+	s.resetLocked(next)
+	st.fireEvents(prev, next, false)
+	res := st.resultFor(next, token, true)
+	return res, st.replicateOut(ctx, d)
+}
+
+func (st *Store) commitUpdateLocked(ctx context.Context, s *Session) (commitResult, error) {
+	id := idOf(s.token)
+	d := st.deltaLocked(s, id)
+	if s.touch {
+		d.Access = st.cfg.Now().UnixNano()
+	}
+	_, next, err := st.mergeIn(d, applyOpts{mustExist: true})
+	if err != nil {
+		if err == ErrSessionEnded {
+			s.resetLocked(nil)
+			s.token = ""
+		}
+		return commitResult{}, err
+	}
+	versioned := len(d.Keys) > 0 || s.principal != nil
+	s.resetLocked(next)
+	return st.resultFor(next, s.token, versioned), st.replicateOut(ctx, d)
+}
+
+func (st *Store) commitRenewLocked(ctx context.Context, s *Session) (commitResult, error) {
+	oldID := idOf(s.token)
+	cur := st.lookup(oldID)
+	if cur == nil {
+		s.resetLocked(nil)
+		s.token = ""
+		return commitResult{}, ErrSessionEnded
+	}
+	token := newToken()
+	now := st.cfg.Now()
+	full := replicate.Merge(cur.rec, st.deltaLocked(s, oldID))
+	d := replicate.Record{
+		ID:          idOf(token),
+		Created:     full.Created,
+		Deadline:    full.Deadline, // renewal does not extend the lifetime
+		IdleTimeout: full.IdleTimeout,
+		Access:      now.UnixNano(),
+		Principal:   full.Principal,
+	}
+	if d.Principal != "" {
+		d.PrincipalVer = st.clock.Now()
+	}
+	for k, v := range full.Keys {
+		if !v.Deleted {
+			if d.Keys == nil {
+				d.Keys = make(map[string]replicate.Value, len(full.Keys))
+			}
+			v.Ver = st.clock.Now()
+			d.Keys[k] = v
+		}
+	}
+	prev, next, err := st.mergeIn(d, applyOpts{})
+	if err != nil {
+		return commitResult{}, err
+	}
+	tomb := st.tombstone(oldID, full.Deadline)
+	oldPrev, oldNext, err := st.mergeIn(tomb, applyOpts{})
+	if err != nil {
+		return commitResult{}, fmt.Errorf("peersession: renew: end old ID: %w", err)
+	}
+	s.oldToken, s.token = s.token, token
+	s.resetLocked(next)
+	st.fireEvents(oldPrev, oldNext, false)
+	st.fireEvents(prev, next, false)
+	return st.resultFor(next, token, true), st.replicateOut(ctx, d, tomb)
+}
+
+func (st *Store) commitDestroyLocked(ctx context.Context, s *Session) (commitResult, error) {
+	res := commitResult{clear: true}
+	if s.base == nil {
+		s.resetLocked(nil)
+		return res, nil
+	}
+	id := idOf(s.token)
+	tomb := st.tombstone(id, s.base.rec.Deadline)
+	prev, next, err := st.mergeIn(tomb, applyOpts{})
+	if err != nil && err != errStale {
+		return commitResult{}, err
+	}
+	s.oldToken, s.token = s.token, ""
+	s.resetLocked(nil)
+	st.fireEvents(prev, next, false)
+	return res, st.replicateOut(ctx, tomb)
+}
+
+// resetLocked clears s's pending changes after a commit; base is the
+// session's new snapshot.
+func (s *Session) resetLocked(base *entry) {
+	s.base, s.dirty, s.principal = base, nil, nil
+	s.touch, s.destroy, s.renew = false, false, false
+	s.size = 0
+	if base != nil {
+		s.size = base.size
+		s.stamp = base.rec.MaxVersion().Wall
+	}
+}
+
+// resultFor returns the commit result for a session now stored as e.
+func (st *Store) resultFor(e *entry, token string, send bool) commitResult {
+	return commitResult{
+		token:    token,
+		stamp:    e.rec.MaxVersion().Wall,
+		deadline: e.rec.Deadline,
+		send:     send,
+	}
+}

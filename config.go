@@ -1,0 +1,168 @@
+package peersession
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// Config configures a Store. The zero Config is a working single-node store
+// with the defaults documented on each field.
+type Config struct {
+	// IdleTimeout ends a session that has not been used for this long.
+	// Zero means 30 minutes (Tomcat's session-timeout default).
+	IdleTimeout time.Duration
+	// Lifetime ends a session this long after it was created, however
+	// active it is; RenewID does not extend it. Zero means 24 hours.
+	Lifetime time.Duration
+	// TouchInterval is how far a session's last-access time may lag
+	// behind its real last use before a read records it. A request that
+	// only reads a session costs no write at all unless its recorded
+	// access is at least TouchInterval old; so a session expires between
+	// IdleTimeout-TouchInterval and IdleTimeout after its last use. Zero
+	// means IdleTimeout/10, capped at one minute.
+	TouchInterval time.Duration
+
+	// Cookie sets the session cookie's name and attributes.
+	Cookie CookieConfig
+	// Header, when set (for example "X-Session-Token"), also accepts the
+	// session token in this request header and returns a new token in
+	// the response header of the same name, for API clients that do not
+	// keep cookies. Empty means cookies only.
+	Header string
+
+	// MaxSessionBytes caps one session's encoded size (keys plus values).
+	// A Set or commit that would exceed it fails with ErrTooLarge and
+	// leaves the stored session as it was. Zero means 64 KiB.
+	MaxSessionBytes int
+	// MaxSessions caps the sessions one node holds. At the cap, creating
+	// a new session fails with ErrTooManySessions (the middleware answers
+	// 503); existing sessions, and so logged-in users, are never evicted
+	// to make room. Zero means 1,000,000.
+	MaxSessions int
+
+	// SweepInterval is how often expired sessions and old tombstones are
+	// removed from memory. Expired sessions are invisible at once
+	// whatever this is. Zero means one minute.
+	SweepInterval time.Duration
+
+	// OnCreate, OnDestroy and OnExpire, when set, are called after a
+	// session is created, destroyed (Destroy, RenewID's old ID,
+	// DestroyPrincipal) or found expired. See Events.
+	OnCreate, OnDestroy, OnExpire func(Event)
+	// NotifyOnReplication also calls the callbacks for changes that
+	// arrived from peers (Tomcat's notifyListenersOnReplication). By
+	// default only the node that made a change calls them, and OnExpire
+	// is called by every node that sweeps the session.
+	NotifyOnReplication bool
+
+	// ErrorFunc answers a request whose session could not be saved (too
+	// large, store full, Sync timeout) while the response can still be
+	// changed. Nil means a plain 500 (503 for ErrTooManySessions) without
+	// detail. After the headers went out, errors are only logged.
+	ErrorFunc func(w http.ResponseWriter, r *http.Request, err error)
+
+	// Logger receives the store's logs. Nil means discard.
+	Logger *slog.Logger
+
+	// Now is the wall clock; nil means time.Now. Tests inject one.
+	Now func() time.Time
+
+	// Cluster, when set, joins a cluster and replicates every change to
+	// its live members. Nil means a single node.
+	Cluster *ClusterConfig
+}
+
+// CookieConfig sets the session cookie. The zero value gives a safe
+// cookie: HttpOnly, SameSite=Lax, Path=/, Secure when the request came over
+// TLS, and a browser-session cookie.
+type CookieConfig struct {
+	// Name is the cookie name; empty means "session".
+	Name string
+	// Domain is the cookie's Domain attribute; empty means host-only.
+	Domain string
+	// Path is the cookie's Path attribute; empty means "/".
+	Path string
+	// Secure forces the Secure attribute. Without it, Secure is set when
+	// the request arrived over TLS.
+	Secure bool
+	// AllowScript drops the HttpOnly attribute, letting page scripts read
+	// the cookie. Off by default, as it should stay.
+	AllowScript bool
+	// SameSite is the cookie's SameSite attribute; zero means Lax.
+	SameSite http.SameSite
+	// Persist makes the cookie outlive the browser session: it gets an
+	// Expires equal to the session's absolute deadline. By default the
+	// cookie ends when the browser closes.
+	Persist bool
+}
+
+const (
+	defaultIdleTimeout     = 30 * time.Minute
+	defaultLifetime        = 24 * time.Hour
+	defaultMaxSessionBytes = 64 << 10
+	defaultMaxSessions     = 1_000_000
+	defaultSweepInterval   = time.Minute
+	defaultCookieName      = "session"
+)
+
+// withDefaults returns c with every zero field set to its default, or an
+// error naming the first invalid field.
+func (c Config) withDefaults() (Config, error) {
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = defaultIdleTimeout
+	}
+	if c.Lifetime == 0 {
+		c.Lifetime = defaultLifetime
+	}
+	if c.TouchInterval == 0 {
+		c.TouchInterval = min(c.IdleTimeout/10, time.Minute)
+	}
+	if c.MaxSessionBytes == 0 {
+		c.MaxSessionBytes = defaultMaxSessionBytes
+	}
+	if c.MaxSessions == 0 {
+		c.MaxSessions = defaultMaxSessions
+	}
+	if c.SweepInterval == 0 {
+		c.SweepInterval = defaultSweepInterval
+	}
+	if c.Cookie.Name == "" {
+		c.Cookie.Name = defaultCookieName
+	}
+	if c.Cookie.Path == "" {
+		c.Cookie.Path = "/"
+	}
+	if c.Cookie.SameSite == 0 {
+		c.Cookie.SameSite = http.SameSiteLaxMode
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	switch {
+	case c.IdleTimeout < 0:
+		return c, fmt.Errorf("peersession: Config.IdleTimeout is %v; use a positive duration, or zero for 30m", c.IdleTimeout)
+	case c.Lifetime < 0:
+		return c, fmt.Errorf("peersession: Config.Lifetime is %v; use a positive duration, or zero for 24h", c.Lifetime)
+	case c.TouchInterval < 0 || c.TouchInterval >= c.IdleTimeout:
+		return c, fmt.Errorf("peersession: Config.TouchInterval is %v; it must be positive and below IdleTimeout (%v)", c.TouchInterval, c.IdleTimeout)
+	case c.MaxSessionBytes < 0:
+		return c, fmt.Errorf("peersession: Config.MaxSessionBytes is %d; use a positive size, or zero for 64 KiB", c.MaxSessionBytes)
+	case c.MaxSessions < 0:
+		return c, fmt.Errorf("peersession: Config.MaxSessions is %d; use a positive count, or zero for 1,000,000", c.MaxSessions)
+	case c.SweepInterval < 0:
+		return c, fmt.Errorf("peersession: Config.SweepInterval is %v; use a positive duration, or zero for 1m", c.SweepInterval)
+	case !validCookieName(c.Cookie.Name):
+		return c, fmt.Errorf("peersession: Config.Cookie.Name %q is not a valid cookie name", c.Cookie.Name)
+	}
+	return c, nil
+}
+
+func validCookieName(name string) bool {
+	c := http.Cookie{Name: name, Value: "x"}
+	return c.Valid() == nil
+}

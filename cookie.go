@@ -1,0 +1,102 @@
+package peersession
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The cookie (or header) value is the token, optionally followed by "." and
+// the session's version stamp in base 36:
+//
+//	<43-character token>[.<stamp>]
+//
+// The stamp is the wall time of the newest write this client has seen. It
+// grants nothing: the session is found by the token alone. A node whose copy
+// of the session is older than the stamp fetches the session from its peers
+// once, with a short bounded wait, before serving the request; that is how a
+// client sees its own writes on any node behind a non-sticky balancer. A
+// forged stamp therefore costs at most one bounded peer fetch.
+const maxStampLen = 13 // base-36 digits of the largest int64
+
+// parseValue splits a cookie or header value into token and stamp. Anything
+// malformed yields an empty token (no session); a malformed stamp alone is
+// ignored.
+func parseValue(v string) (token string, stamp int64) {
+	token, rest, hasStamp := strings.Cut(v, ".")
+	if !validToken(token) {
+		return "", 0
+	}
+	if hasStamp && len(rest) > 0 && len(rest) <= maxStampLen {
+		if n, err := strconv.ParseInt(rest, 36, 64); err == nil && n > 0 {
+			stamp = n
+		}
+	}
+	return token, stamp
+}
+
+func formatValue(token string, stamp int64) string {
+	if stamp <= 0 {
+		return token
+	}
+	return token + "." + strconv.FormatInt(stamp, 36)
+}
+
+// readToken returns the token and stamp a request presents: the header
+// (when Config.Header is set) first, then the cookie.
+func (st *Store) readToken(r *http.Request) (string, int64) {
+	if h := st.cfg.Header; h != "" {
+		if v := r.Header.Get(h); v != "" {
+			return parseValue(v)
+		}
+	}
+	// Several cookies of our name can arrive (different paths or
+	// domains); take the first well-formed one.
+	for _, c := range r.CookiesNamed(st.cfg.Cookie.Name) {
+		if t, s := parseValue(c.Value); t != "" {
+			return t, s
+		}
+	}
+	return "", 0
+}
+
+// writeToken tells the client what a commit decided: a new token or stamp,
+// or that its session ended.
+func (st *Store) writeToken(w http.ResponseWriter, r *http.Request, res commitResult) {
+	if !res.send && !res.clear {
+		return
+	}
+	cc := st.cfg.Cookie
+	c := &http.Cookie{
+		Name:     cc.Name,
+		Path:     cc.Path,
+		Domain:   cc.Domain,
+		Secure:   cc.Secure || r.TLS != nil,
+		HttpOnly: !cc.AllowScript,
+		SameSite: cc.SameSite,
+	}
+	if res.clear {
+		c.Expires, c.MaxAge = time.Unix(1, 0), -1
+	} else {
+		c.Value = formatValue(res.token, res.stamp)
+		if cc.Persist && res.deadline != 0 {
+			c.Expires = time.Unix(0, res.deadline).UTC()
+		}
+	}
+	h := w.Header()
+	// Replace, not add, our own earlier Set-Cookie of this response.
+	prefix := cc.Name + "="
+	kept := h["Set-Cookie"][:0]
+	for _, v := range h["Set-Cookie"] {
+		if !strings.HasPrefix(v, prefix) {
+			kept = append(kept, v)
+		}
+	}
+	h["Set-Cookie"] = kept
+	h.Add("Set-Cookie", c.String())
+	h.Add("Cache-Control", `no-cache="Set-Cookie"`)
+	if st.cfg.Header != "" {
+		h.Set(st.cfg.Header, c.Value)
+	}
+}

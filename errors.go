@@ -1,0 +1,22 @@
+package peersession
+
+import "errors"
+
+// Errors callers may branch on with errors.Is.
+var (
+	// ErrClosed is returned by operations on a closed Store.
+	ErrClosed = errors.New("peersession: store closed")
+	// ErrTooLarge is returned when a session would exceed
+	// Config.MaxSessionBytes; the stored session is left as it was.
+	ErrTooLarge = errors.New("peersession: session too large")
+	// ErrTooManySessions is returned when a new session would exceed
+	// Config.MaxSessions; raise the limit or shorten IdleTimeout.
+	ErrTooManySessions = errors.New("peersession: too many sessions")
+	// ErrSessionEnded is returned by a commit to a session that another
+	// request, node or DestroyPrincipal ended meanwhile; the changes are
+	// dropped so that an ended session never comes back.
+	ErrSessionEnded = errors.New("peersession: session ended meanwhile")
+	// ErrNotFound is returned by Store.Load for a token that names no
+	// live session.
+	ErrNotFound = errors.New("peersession: session not found")
+)

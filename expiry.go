@@ -1,0 +1,79 @@
+package peersession
+
+import "time"
+
+// sweepLoop removes expired sessions and old tombstones every
+// Config.SweepInterval until Close. Expired sessions are invisible from
+// the moment they expire; sweeping only frees their memory and fires
+// OnExpire.
+func (st *Store) sweepLoop() {
+	defer st.wg.Done()
+	t := time.NewTicker(st.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-st.stop:
+			return
+		case <-t.C:
+			st.Sweep()
+		}
+	}
+}
+
+// Sweep removes expired sessions and tombstones past their window now, and
+// returns how many sessions it expired. The store calls it every
+// Config.SweepInterval; tests with an injected clock call it directly.
+func (st *Store) Sweep() int {
+	now := st.cfg.Now()
+	var expired []*entry
+	for i := range st.shards.s {
+		sh := &st.shards.s[i]
+		sh.mu.Lock()
+		for id, e := range sh.m {
+			switch {
+			case e.rec.IsDead():
+				if e.rec.Deadline == 0 || now.UnixNano() >= e.rec.Deadline+int64(tombstoneGrace) {
+					delete(sh.m, id)
+				}
+			case e.rec.Expired(now):
+				delete(sh.m, id)
+				st.principals.move(id, e.rec.Principal, "")
+				st.account(e, nil)
+				expired = append(expired, e)
+			}
+		}
+		sh.mu.Unlock()
+	}
+	st.stats.expired.Add(int64(len(expired)))
+	if f := st.cfg.OnExpire; f != nil {
+		for _, e := range expired {
+			f(eventOf(e, false))
+		}
+	}
+	return len(expired)
+}
+
+func eventOf(e *entry, remote bool) Event {
+	return Event{ID: e.rec.ID, Principal: e.rec.Principal, Created: time.Unix(0, e.rec.Created), Remote: remote}
+}
+
+// fireEvents calls OnCreate or OnDestroy for a change from prev to next.
+func (st *Store) fireEvents(prev, next *entry, remote bool) {
+	if prev == next || (remote && !st.cfg.NotifyOnReplication) {
+		return
+	}
+	now := st.cfg.Now()
+	wasLive, isLive := st.alive(prev, now), st.alive(next, now)
+	switch {
+	case !wasLive && isLive && (prev == nil || prev.rec.IsDead() || prev.rec.Created != next.rec.Created):
+		st.stats.created.Add(1)
+		if f := st.cfg.OnCreate; f != nil {
+			f(eventOf(next, remote))
+		}
+	case wasLive && next.rec.IsDead():
+		st.stats.destroyed.Add(1)
+		if f := st.cfg.OnDestroy; f != nil {
+			f(eventOf(prev, remote))
+		}
+	}
+}

@@ -1,0 +1,169 @@
+package peersession
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+)
+
+type ctxKey struct{}
+
+// FromContext returns the request's Session, or nil outside
+// Store.Middleware.
+func FromContext(ctx context.Context) *Session {
+	s, _ := ctx.Value(ctxKey{}).(*Session)
+	return s
+}
+
+// NewContext returns a copy of ctx carrying s, for code that runs a
+// handler outside the middleware (tests, non-HTTP entry points).
+func NewContext(ctx context.Context, s *Session) context.Context {
+	return context.WithValue(ctx, ctxKey{}, s)
+}
+
+// Middleware puts the request's session in its context (see FromContext)
+// and saves it if changed.
+//
+// The session is loaded only on first use, and saved only if the handler
+// changed it. The commit point is just before the response headers go out
+// — the handler's first WriteHeader, Write or Flush — or when the handler
+// returns, whichever is first. So the Set-Cookie header is always in time,
+// the body is never buffered (streaming keeps working), and in Sync mode no
+// response starts before its change is held by the peers. If the commit
+// fails there (too large, store full, Sync timeout), the request is answered
+// by Config.ErrorFunc instead and the handler's writes are discarded.
+//
+// Changes made after the headers went out are committed when the handler
+// returns; they are stored and replicated, but a new ID or stamp can no
+// longer reach the client: that is logged and counted in
+// Stats.LateCookies, and the client keeps its old cookie. Call
+// Session.RenewID and Destroy before writing the response.
+//
+// No lock is held while the handler runs; http.Flusher, http.Hijacker and
+// http.ResponseController keep working.
+func (st *Store) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, stamp := st.readToken(r)
+		s := st.newSession(token, stamp)
+		s.ctx = r.Context()
+		sw := &sessionWriter{ResponseWriter: w, st: st, s: s, r: r}
+		next.ServeHTTP(sw, r.WithContext(NewContext(r.Context(), s)))
+		sw.finish()
+	})
+}
+
+// sessionWriter commits the session just before the headers go out.
+type sessionWriter struct {
+	http.ResponseWriter
+	st *Store
+	s  *Session
+	r  *http.Request
+
+	mu      sync.Mutex // guards written and failed
+	written bool       // headers are out: later commits cannot set cookies
+	failed  bool       // the commit failed and ErrorFunc answered
+}
+
+// before runs the commit once, ahead of the first header write. It reports
+// whether the handler's write may proceed.
+func (w *sessionWriter) before() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.written {
+		return !w.failed
+	}
+	w.written = true
+	res, err := w.st.commit(w.r.Context(), w.s)
+	if err != nil {
+		w.failed = true
+		w.st.fail(w.ResponseWriter, w.r, err)
+		return false
+	}
+	w.st.writeToken(w.ResponseWriter, w.r, res)
+	return true
+}
+
+func (w *sessionWriter) WriteHeader(code int) {
+	if w.before() {
+		w.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (w *sessionWriter) Write(p []byte) (int, error) {
+	if !w.before() {
+		return 0, errCommitFailed
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Flush commits, then flushes the underlying writer if it can.
+func (w *sessionWriter) Flush() {
+	if w.before() {
+		_ = http.NewResponseController(w.ResponseWriter).Flush()
+	}
+}
+
+// Hijack commits (the cookie cannot be sent any more, but the change is
+// kept), then hijacks the underlying connection.
+func (w *sessionWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w.before()
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
+
+// Unwrap returns the underlying writer, for http.ResponseController.
+func (w *sessionWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// finish commits whatever the handler left uncommitted.
+func (w *sessionWriter) finish() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.written {
+		w.written = true
+		res, err := w.st.commit(w.r.Context(), w.s)
+		if err != nil {
+			w.st.fail(w.ResponseWriter, w.r, err)
+			return
+		}
+		w.st.writeToken(w.ResponseWriter, w.r, res)
+		return
+	}
+	if w.failed {
+		return
+	}
+	res, err := w.st.commit(w.r.Context(), w.s)
+	switch {
+	case err != nil:
+		w.st.cfg.Logger.Warn("peersession: commit after the response started failed", "err", err)
+		w.st.stats.commitErrors.Add(1)
+	case res.send || res.clear:
+		w.st.cfg.Logger.Warn("peersession: session changed after the response headers were sent; the client keeps its old cookie (call RenewID/Destroy before writing)", "session", idOfOrEmpty(res.token))
+		w.st.stats.lateCookies.Add(1)
+	}
+}
+
+var errCommitFailed = errors.New("peersession: session commit failed; the response was answered by Config.ErrorFunc")
+
+func idOfOrEmpty(token string) string {
+	if token == "" {
+		return ""
+	}
+	return idOf(token)
+}
+
+// fail answers a request whose commit failed.
+func (st *Store) fail(w http.ResponseWriter, r *http.Request, err error) {
+	st.stats.commitErrors.Add(1)
+	st.cfg.Logger.Warn("peersession: session not saved", "err", err, "path", r.URL.Path)
+	if st.cfg.ErrorFunc != nil {
+		st.cfg.ErrorFunc(w, r, err)
+		return
+	}
+	code := http.StatusInternalServerError
+	if errors.Is(err, ErrTooManySessions) {
+		code = http.StatusServiceUnavailable
+	}
+	http.Error(w, http.StatusText(code), code)
+}

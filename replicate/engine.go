@@ -1,0 +1,398 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Errors callers branch on with errors.Is.
+var (
+	// ErrClosed: the Engine was closed.
+	ErrClosed = errors.New("replicate: engine closed")
+	// ErrNotEnoughPeers: fewer peers than asked for exist or can still
+	// answer (they went down, or a full queue dropped the change).
+	ErrNotEnoughPeers = errors.New("replicate: not enough peers")
+)
+
+// Defaults for the zero Config fields.
+const (
+	DefaultQueueLimit          = 65536
+	DefaultMaxBatchBytes       = 1 << 20
+	DefaultAckTimeout          = 2 * time.Second
+	DefaultAntiEntropyInterval = 30 * time.Second
+	DefaultMaxTransfers        = 2
+)
+
+const (
+	// maxCtrlQueue bounds the control frames (acks, replies) waiting for
+	// one peer's sender; beyond it they are dropped (the peer resends or
+	// asks again).
+	maxCtrlQueue = 4096
+	// maxPeerTransfers bounds the state transfers one peer may have
+	// waiting or running at once.
+	maxPeerTransfers = 2
+	// minBackoff and maxBackoff bound the pause between failed sends.
+	minBackoff = 10 * time.Millisecond
+	maxBackoff = time.Second
+)
+
+// Config configures an Engine. Self, Network, Store and Clock are required;
+// every other zero field means its default.
+type Config struct {
+	// Self is this node's peer ID, unique per process start.
+	Self string
+	// Network sends frames to peers.
+	Network Network
+	// Store is the local session store remote changes are applied to.
+	Store Store
+	// Clock is this node's clock; the engine observes every remote
+	// version it applies.
+	Clock *Clock
+	// Logger receives the engine's logs; nil discards them.
+	Logger *slog.Logger
+	// QueueLimit is the most distinct sessions queued per peer; changes
+	// to further sessions are dropped and counted (anti-entropy repairs
+	// them). Zero means 65536.
+	QueueLimit int
+	// MaxBatchBytes is the approximate encoded size of one Batch or
+	// SyncChunk frame. Zero means 1 MiB; at most DefaultLimits.MaxFrame/2.
+	MaxBatchBytes int
+	// AckTimeout is how long an unacknowledged batch waits before it is
+	// sent again. Zero means 2s.
+	AckTimeout time.Duration
+	// AntiEntropyInterval is the mean pause between anti-entropy rounds
+	// (±20% jitter). Zero means 30s; negative disables anti-entropy.
+	AntiEntropyInterval time.Duration
+	// MaxTransfers is the most state transfers served at once; further
+	// requests wait. Zero means 2.
+	MaxTransfers int
+}
+
+// Engine replicates changes to peers: it queues each change per peer,
+// batches and sends them, collects acknowledgements, serves and requests
+// state transfers, answers fetches and runs anti-entropy.
+//
+// Lock order: Engine.mu, then peer.mu; callMu and notifyMu are taken alone.
+type Engine struct {
+	cfg    Config
+	log    *slog.Logger
+	ctx    context.Context // done once Close starts
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // every goroutine the engine started
+
+	transferSem chan struct{} // a token per running state transfer
+	reqSeq      atomic.Uint64 // last Req of a SyncRequest or Fetch
+	flushers    atomic.Int32  // Flush calls waiting
+
+	mu     sync.RWMutex // guards peers, live and closed
+	peers  map[string]*peer
+	live   []*peer // the values of peers; replaced, never modified
+	closed bool
+
+	notifyMu sync.Mutex    // guards notifyCh
+	notifyCh chan struct{} // closed and replaced when acks or peers change
+
+	callMu  sync.Mutex // guards fetches and syncs
+	fetches map[uint64]*fetchCall
+	syncs   map[uint64]*syncCall
+
+	st engineCounters
+}
+
+// New validates cfg and returns a running Engine with no peers. Call
+// PeerUp for each peer, and Close when done.
+func New(cfg Config) (*Engine, error) {
+	switch {
+	case cfg.Self == "":
+		return nil, errors.New("replicate: Config.Self is empty; set it to this node's peer ID")
+	case cfg.Network == nil:
+		return nil, errors.New("replicate: Config.Network is nil; set it to the cluster's network")
+	case cfg.Store == nil:
+		return nil, errors.New("replicate: Config.Store is nil; set it to the local session store")
+	case cfg.Clock == nil:
+		return nil, errors.New("replicate: Config.Clock is nil; create one with NewClock")
+	case cfg.QueueLimit < 0, cfg.MaxBatchBytes < 0, cfg.AckTimeout < 0, cfg.MaxTransfers < 0:
+		return nil, errors.New("replicate: Config.QueueLimit, MaxBatchBytes, AckTimeout and MaxTransfers must not be negative; zero means the default")
+	case cfg.MaxBatchBytes > DefaultLimits.MaxFrame/2:
+		return nil, fmt.Errorf("replicate: Config.MaxBatchBytes %d is over %d (half the largest frame a peer accepts)",
+			cfg.MaxBatchBytes, DefaultLimits.MaxFrame/2)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.QueueLimit == 0 {
+		cfg.QueueLimit = DefaultQueueLimit
+	}
+	if cfg.MaxBatchBytes == 0 {
+		cfg.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if cfg.AckTimeout == 0 {
+		cfg.AckTimeout = DefaultAckTimeout
+	}
+	if cfg.AntiEntropyInterval == 0 {
+		cfg.AntiEntropyInterval = DefaultAntiEntropyInterval
+	}
+	if cfg.MaxTransfers == 0 {
+		cfg.MaxTransfers = DefaultMaxTransfers
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &Engine{
+		cfg:         cfg,
+		log:         cfg.Logger.With("self", cfg.Self),
+		ctx:         ctx,
+		cancel:      cancel,
+		transferSem: make(chan struct{}, cfg.MaxTransfers),
+		peers:       make(map[string]*peer),
+		notifyCh:    make(chan struct{}),
+		fetches:     make(map[uint64]*fetchCall),
+		syncs:       make(map[uint64]*syncCall),
+	}
+	if cfg.AntiEntropyInterval > 0 {
+		e.spawn(e.antiEntropyLoop)
+	}
+	return e, nil
+}
+
+// Close stops every peer's sender and every transfer, wakes every waiter
+// with ErrClosed and returns when all the engine's goroutines have
+// stopped. Queued changes are discarded. It is safe to call more than once.
+func (e *Engine) Close() {
+	e.mu.Lock()
+	already := e.closed
+	e.closed = true
+	live := e.live
+	e.live = nil
+	e.mu.Unlock()
+	if !already {
+		for _, p := range live {
+			p.stop()
+		}
+		e.cancel()
+		e.broadcast()
+	}
+	e.wg.Wait()
+}
+
+// PeerUp starts replicating to peer: a queue and a sender goroutine. It
+// does nothing for a peer already up, for Self, or after Close.
+func (e *Engine) PeerUp(id string) {
+	if id == e.cfg.Self || id == "" {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed || e.peers[id] != nil {
+		return
+	}
+	p := newPeer(e, id)
+	e.peers[id] = p
+	e.live = append(e.live[:len(e.live):len(e.live)], p)
+	e.wg.Add(1)
+	go p.run()
+	e.log.Debug("replicate: peer up", "peer", id)
+}
+
+// PeerDown stops replicating to peer: its queued changes are dropped (and
+// counted; anti-entropy repairs them once it is back), and tickets,
+// fetches and syncs stop waiting for it. left reports a graceful leave
+// rather than a failure; it only changes the log level. PeerDown does not
+// wait for the sender goroutine to stop; Close does.
+func (e *Engine) PeerDown(id string, left bool) {
+	e.mu.Lock()
+	p := e.peers[id]
+	if p == nil {
+		e.mu.Unlock()
+		return
+	}
+	delete(e.peers, id)
+	live := make([]*peer, 0, len(e.live))
+	for _, q := range e.live {
+		if q != p {
+			live = append(live, q)
+		}
+	}
+	e.live = live
+	e.mu.Unlock()
+
+	dropped := p.stop()
+	level := slog.LevelWarn
+	if left {
+		level = slog.LevelInfo
+	}
+	e.log.Log(context.Background(), level, "replicate: peer down", "peer", id, "left", left, "dropped", dropped)
+	e.broadcast()
+	e.peerGone(p)
+}
+
+// Publish queues changes for every live peer and returns a Ticket to wait
+// for their acknowledgements with. A change to a session already queued
+// for a peer is merged into the queued record. The caller must not modify
+// recs (or their Keys maps) afterwards. Publish never blocks on the
+// network; a caller that does not wait may drop the ticket.
+func (e *Engine) Publish(recs ...Record) *Ticket {
+	e.mu.RLock()
+	live, closed := e.live, e.closed
+	e.mu.RUnlock()
+	t := &Ticket{e: e, closed: closed, empty: len(recs) == 0}
+	if closed || len(recs) == 0 {
+		return t
+	}
+	t.refs = make([]ticketRef, 0, len(live))
+	for _, p := range live {
+		gen, dropped, ok := p.enqueue(recs, false)
+		if !ok {
+			continue // went down meanwhile: it does not count
+		}
+		t.refs = append(t.refs, ticketRef{p: p, gen: gen, dropped: dropped > 0})
+	}
+	return t
+}
+
+// HandleFrame handles one frame from peer. The network calls it from the
+// peer's reader goroutine, in the order the frames were sent; it never
+// blocks on the network (replies go through the peer's sender). A frame
+// that does not decode is counted as Rejected, logged and dropped.
+func (e *Engine) HandleFrame(from string, frame []byte) {
+	if e.ctx.Err() != nil {
+		return
+	}
+	_, msg, err := Decode(frame)
+	if err != nil {
+		e.reject(from, err)
+		return
+	}
+	e.mu.RLock()
+	p := e.peers[from] // nil for a peer not (or no longer) up: replies are dropped
+	e.mu.RUnlock()
+	switch m := msg.(type) {
+	case *Batch:
+		e.apply(m.Records)
+		if p != nil {
+			p.sendAck(m.Seq)
+		}
+	case *Ack:
+		if p != nil {
+			p.handleAck(m.Seq)
+		}
+	case *SyncRequest:
+		e.handleSyncRequest(p, m.Req)
+	case *SyncChunk:
+		e.handleSyncChunk(p, m)
+	case *Digest:
+		e.handleDigest(p, m.Buckets)
+	case *Buckets:
+		e.handleBuckets(p, m.Buckets)
+	case *Fetch:
+		e.handleFetch(p, m)
+	case *FetchReply:
+		e.handleFetchReply(p, m)
+	}
+}
+
+// apply observes the newest version in recs and applies them to the store.
+func (e *Engine) apply(recs []Record) {
+	if len(recs) == 0 {
+		return
+	}
+	var newest Version
+	for i := range recs {
+		newest = MaxVersion(newest, recs[i].MaxVersion())
+	}
+	e.cfg.Clock.Observe(newest)
+	refused := e.cfg.Store.Apply(recs)
+	refused = min(max(refused, 0), len(recs))
+	e.st.applied.Add(uint64(len(recs) - refused))
+	e.st.refused.Add(uint64(refused))
+}
+
+// reject counts and logs a frame that failed to decode.
+func (e *Engine) reject(from string, err error) {
+	e.st.rejected.Add(1)
+	e.log.Warn("replicate: frame rejected", "peer", from, "err", err)
+}
+
+// spawn runs fn in a goroutine Close waits for; it returns false (and
+// does not run fn) once the engine is closed.
+func (e *Engine) spawn(fn func()) bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed {
+		return false
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		fn()
+	}()
+	return true
+}
+
+// livePeers returns the live peers (do not modify the slice) and whether
+// the engine is closed.
+func (e *Engine) livePeers() ([]*peer, bool) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.live, e.closed
+}
+
+// notify returns a channel closed at the next broadcast.
+func (e *Engine) notify() <-chan struct{} {
+	e.notifyMu.Lock()
+	defer e.notifyMu.Unlock()
+	return e.notifyCh
+}
+
+// broadcast wakes every Ticket.Wait and Flush to check their condition
+// again: an ack arrived, a peer went down or the engine closed.
+func (e *Engine) broadcast() {
+	e.notifyMu.Lock()
+	defer e.notifyMu.Unlock()
+	close(e.notifyCh)
+	e.notifyCh = make(chan struct{})
+}
+
+// Flush waits until every live peer's queue is empty and its last batch
+// acknowledged, and no control frame waits to be sent: for a graceful
+// shutdown. Peers that come up or go down meanwhile are taken into
+// account. It returns the context's error (wrapped) if ctx ends first.
+func (e *Engine) Flush(ctx context.Context) error {
+	e.flushers.Add(1)
+	defer e.flushers.Add(-1)
+	for {
+		ch := e.notify()
+		live, closed := e.livePeers()
+		if closed {
+			return ErrClosed
+		}
+		busy := 0
+		for _, p := range live {
+			if !p.idle() {
+				busy++
+			}
+		}
+		if busy == 0 {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("replicate: flush: %d peers still have unacknowledged changes: %w", busy, ctx.Err())
+		case <-e.ctx.Done():
+			return ErrClosed
+		}
+	}
+}
+
+// recordSize estimates the encoded size of r in bytes.
+func recordSize(r *Record) int {
+	n := 64 + len(r.ID) + len(r.Principal)
+	for k, v := range r.Keys {
+		n += 32 + len(k) + len(v.Data)
+	}
+	return n
+}

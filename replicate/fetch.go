@@ -1,0 +1,143 @@
+package replicate
+
+import (
+	"context"
+	"fmt"
+)
+
+// fetchCall is a Fetch waiting for replies.
+type fetchCall struct {
+	id       string
+	pending  map[*peer]bool // peers asked that are up and have not answered
+	answered int
+	found    bool
+	rec      Record        // the merge of the records found so far
+	done     chan struct{} // closed once pending is empty
+}
+
+// Fetch asks every live peer for session id in parallel and returns the
+// merge of the records found. It returns once every peer asked has
+// answered or gone down, or when ctx ends: then it returns what arrived
+// (err nil) if at least one peer answered, else an error wrapping
+// ctx.Err(). found is false when no peer has the session. With no live
+// peers it returns found=false, err=nil at once.
+//
+// Fetch does not apply the record to the local store (the caller decides),
+// but it observes its versions, so writes that follow it order after it.
+func (e *Engine) Fetch(ctx context.Context, id string) (Record, bool, error) {
+	live, closed := e.livePeers()
+	if closed {
+		return Record{}, false, ErrClosed
+	}
+	if len(live) == 0 {
+		return Record{}, false, nil
+	}
+	req := e.reqSeq.Add(1)
+	frame, err := Encode(MsgFetch, &Fetch{Req: req, ID: id})
+	if err != nil {
+		return Record{}, false, err
+	}
+	call := &fetchCall{id: id, pending: make(map[*peer]bool, len(live)), done: make(chan struct{})}
+	for _, p := range live {
+		call.pending[p] = true
+	}
+	e.callMu.Lock()
+	e.fetches[req] = call
+	e.callMu.Unlock()
+	for _, p := range live {
+		if !p.sendCtrl(frame, nil) {
+			e.callMu.Lock()
+			e.fetchDoneLocked(call, p)
+			e.callMu.Unlock()
+		}
+	}
+
+	var ctxErr error
+	select {
+	case <-call.done:
+	case <-ctx.Done():
+		ctxErr = ctx.Err()
+	case <-e.ctx.Done():
+		ctxErr = ErrClosed
+	}
+	e.callMu.Lock()
+	delete(e.fetches, req)
+	rec, found, answered := call.rec, call.found, call.answered
+	e.callMu.Unlock()
+	if ctxErr != nil && answered == 0 {
+		if ctxErr == ErrClosed {
+			return Record{}, false, ErrClosed
+		}
+		return Record{}, false, fmt.Errorf("replicate: fetch: no peer answered: %w", ctxErr)
+	}
+	if found {
+		e.cfg.Clock.Observe(rec.MaxVersion())
+	}
+	return rec, found, nil
+}
+
+// fetchDoneLocked stops call from waiting for p. callMu must be held.
+func (e *Engine) fetchDoneLocked(call *fetchCall, p *peer) {
+	if !call.pending[p] {
+		return
+	}
+	delete(call.pending, p)
+	if len(call.pending) == 0 {
+		close(call.done)
+	}
+}
+
+// handleFetch answers a Fetch with our record, through p's control queue.
+func (e *Engine) handleFetch(p *peer, m *Fetch) {
+	if p == nil {
+		return
+	}
+	rec, ok := e.cfg.Store.Lookup(m.ID)
+	reply := &FetchReply{Req: m.Req, Found: ok}
+	if ok {
+		reply.Record = rec
+	}
+	frame, err := Encode(MsgFetchReply, reply)
+	if err != nil {
+		e.log.Error("replicate: encode fetch reply", "peer", p.id, "err", err)
+		return
+	}
+	if !p.sendCtrl(frame, nil) {
+		e.log.Debug("replicate: fetch reply dropped: control queue full or peer down", "peer", p.id)
+	}
+}
+
+// handleFetchReply merges a reply into the Fetch waiting for it, if any.
+// A reply for another session ID than asked is ignored.
+func (e *Engine) handleFetchReply(p *peer, m *FetchReply) {
+	if p == nil {
+		return
+	}
+	e.callMu.Lock()
+	defer e.callMu.Unlock()
+	call := e.fetches[m.Req]
+	if call == nil || !call.pending[p] {
+		return
+	}
+	call.answered++
+	if m.Found && m.Record.ID == call.id {
+		if call.found {
+			call.rec = Merge(call.rec, m.Record)
+		} else {
+			call.rec, call.found = m.Record, true
+		}
+	}
+	e.fetchDoneLocked(call, p)
+}
+
+// peerGone stops every Fetch and Sync from waiting for p.
+func (e *Engine) peerGone(p *peer) {
+	e.callMu.Lock()
+	defer e.callMu.Unlock()
+	for _, call := range e.fetches {
+		e.fetchDoneLocked(call, p)
+	}
+	for _, call := range e.syncs {
+		e.finishSyncLocked(call, p, fmt.Errorf("replicate: sync: %w: every peer asked went down", ErrNotEnoughPeers))
+	}
+}

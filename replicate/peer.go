@@ -1,0 +1,436 @@
+package replicate
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// peer is one live peer: a queue of changes coalesced per session, a
+// queue of control frames, and the sender goroutine (run) that drains
+// both over Network.Send.
+//
+// The sender sends every waiting control frame (acks, replies, sync
+// chunks, digests) before data, and sends at most one Batch at a time: it
+// drains the whole queue (up to MaxBatchBytes) into one Batch, sends it and
+// waits for its Ack, resending the same Batch every AckTimeout. Changes
+// made meanwhile pile up in the queue and go together in the next Batch:
+// batching without timers. Control frames go out while a Batch waits for
+// its Ack, so two nodes waiting on each other's acks never deadlock.
+type peer struct {
+	e      *Engine
+	id     string
+	ctx    context.Context // done when the peer goes down or the engine closes
+	cancel context.CancelFunc
+	wake   chan struct{} // capacity 1: the queue, control queue or in-flight batch changed
+
+	// ackedGen is the highest publish generation whose changes an
+	// acknowledged Batch carried; a Ticket compares its generation to it.
+	ackedGen atomic.Uint64
+	down     atomic.Bool // set (under mu) when the peer goes down
+
+	aeBusy      atomic.Bool  // a Digest from this peer is being answered
+	bucketsBusy atomic.Bool  // a Buckets request from this peer is being served
+	transfers   atomic.Int32 // state transfers waiting or running for this peer
+	counters    peerCounters // atomic, read by Stats
+
+	mu         sync.Mutex // guards every field below
+	queue      map[string]*queued
+	order      []string // IDs in queue, oldest first, from head on
+	head       int
+	gen        uint64 // publish generation: incremented by every enqueue
+	overflow   bool   // the queue is full (logged once per episode)
+	inflight   *batch // sent and not yet acknowledged; nil when none
+	seq        uint64 // Seq of the last Batch
+	ctrl       []ctrlFrame
+	ctrlSends  int // control frames taken from ctrl and not yet sent
+	ackTimeout *batch
+}
+
+// queued is a session's coalesced changes waiting in a peer's queue.
+type queued struct {
+	rec Record
+	gen uint64 // generation that first queued it
+}
+
+// batch is a Batch in flight to a peer.
+type batch struct {
+	seq    uint64
+	recs   []Record // nil once encoded
+	n      int      // records in the batch
+	frame  []byte
+	covers uint64    // every generation up to this one is in this or an earlier batch
+	sentAt time.Time // the last (re)send
+	resend bool      // the ack timed out: send frame again
+}
+
+// ctrlFrame is a control frame waiting for the sender; sent, if not nil,
+// is closed once Network.Send has taken it.
+type ctrlFrame struct {
+	frame []byte
+	sent  chan struct{}
+}
+
+func newPeer(e *Engine, id string) *peer {
+	ctx, cancel := context.WithCancel(e.ctx)
+	return &peer{
+		e:      e,
+		id:     id,
+		ctx:    ctx,
+		cancel: cancel,
+		wake:   make(chan struct{}, 1),
+		queue:  make(map[string]*queued),
+	}
+}
+
+// signal wakes the sender without blocking.
+func (p *peer) signal() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// stop marks the peer down, discards its queues and stops its sender. It
+// returns how many queued sessions it dropped (counted as Dropped).
+func (p *peer) stop() int {
+	p.mu.Lock()
+	n := 0
+	if !p.down.Load() {
+		p.down.Store(true)
+		n = len(p.queue)
+		p.queue = nil
+		p.order = nil
+		p.ctrl = nil
+	}
+	p.mu.Unlock()
+	p.cancel()
+	if n > 0 {
+		p.counters.dropped.Add(uint64(n))
+		p.e.st.dropped.Add(uint64(n))
+	}
+	return n
+}
+
+// enqueue merges recs into the queue under a new generation, which it
+// returns with how many records the queue limit dropped; ok is false if
+// the peer is down. Repairs (anti-entropy pushes) are counted as such.
+func (p *peer) enqueue(recs []Record, repair bool) (gen uint64, dropped int, ok bool) {
+	p.mu.Lock()
+	if p.down.Load() {
+		p.mu.Unlock()
+		return 0, 0, false
+	}
+	p.gen++
+	gen = p.gen
+	limit := p.e.cfg.QueueLimit
+	for i := range recs {
+		r := &recs[i]
+		if q := p.queue[r.ID]; q != nil {
+			q.rec = Merge(q.rec, *r)
+			continue
+		}
+		if len(p.queue) >= limit {
+			dropped++
+			continue
+		}
+		p.queue[r.ID] = &queued{rec: *r, gen: gen}
+		p.order = append(p.order, r.ID)
+	}
+	warn := dropped > 0 && !p.overflow
+	p.overflow = dropped > 0 || p.overflow
+	p.mu.Unlock()
+	p.signal()
+	if repair {
+		p.e.st.repairs.Add(uint64(len(recs) - dropped))
+	}
+	if dropped > 0 {
+		p.counters.dropped.Add(uint64(dropped))
+		p.e.st.dropped.Add(uint64(dropped))
+		if warn {
+			p.e.log.Warn("replicate: peer queue full, dropping changes until it drains (anti-entropy repairs them)",
+				"peer", p.id, "limit", limit)
+		}
+	}
+	return gen, dropped, true
+}
+
+// drainLocked takes the oldest queued records, up to MaxBatchBytes (at
+// least one) and DefaultLimits.MaxRecords, into a new batch.
+func (p *peer) drainLocked() *batch {
+	budget := p.e.cfg.MaxBatchBytes
+	maxRecs := DefaultLimits.MaxRecords
+	var recs []Record
+	size := 0
+	for p.head < len(p.order) && len(recs) < maxRecs {
+		id := p.order[p.head]
+		q := p.queue[id]
+		sz := recordSize(&q.rec)
+		if len(recs) > 0 && size+sz > budget {
+			break
+		}
+		recs = append(recs, q.rec)
+		size += sz
+		delete(p.queue, id)
+		p.order[p.head] = ""
+		p.head++
+	}
+	p.seq++
+	b := &batch{seq: p.seq, recs: recs, n: len(recs)}
+	if p.head == len(p.order) {
+		p.order, p.head = p.order[:0], 0
+		b.covers = p.gen
+		p.overflow = false
+	} else {
+		// Every generation before the oldest still queued is covered.
+		b.covers = p.queue[p.order[p.head]].gen - 1
+		if p.head > 1024 && p.head*2 > len(p.order) {
+			p.order = append(p.order[:0:0], p.order[p.head:]...)
+			p.head = 0
+		}
+	}
+	return b
+}
+
+// sendCtrl queues a control frame for the sender. It drops the frame when
+// the control queue is full (unless sent is not nil: the caller waits for
+// it, which bounds those) or the peer is down.
+func (p *peer) sendCtrl(frame []byte, sent chan struct{}) bool {
+	p.mu.Lock()
+	if p.down.Load() || (sent == nil && len(p.ctrl) >= maxCtrlQueue) {
+		p.mu.Unlock()
+		return false
+	}
+	p.ctrl = append(p.ctrl, ctrlFrame{frame: frame, sent: sent})
+	p.mu.Unlock()
+	p.signal()
+	return true
+}
+
+// sendCtrlWait queues a control frame and waits until it is sent; false
+// means the peer went down first.
+func (p *peer) sendCtrlWait(frame []byte) bool {
+	sent := make(chan struct{})
+	if !p.sendCtrl(frame, sent) {
+		return false
+	}
+	select {
+	case <-sent:
+		return true
+	case <-p.ctx.Done():
+		return false
+	}
+}
+
+// sendAck queues the Ack for Batch seq.
+func (p *peer) sendAck(seq uint64) {
+	frame, err := Encode(MsgAck, &Ack{Seq: seq})
+	if err != nil {
+		p.e.log.Error("replicate: encode ack", "err", err)
+		return
+	}
+	if !p.sendCtrl(frame, nil) {
+		p.e.log.Debug("replicate: ack dropped: control queue full or peer down", "peer", p.id)
+	}
+}
+
+// handleAck retires the in-flight batch if seq is its Seq; stale and
+// duplicate acks are ignored.
+func (p *peer) handleAck(seq uint64) {
+	now := time.Now()
+	p.mu.Lock()
+	b := p.inflight
+	if b == nil || b.seq != seq {
+		p.mu.Unlock()
+		return
+	}
+	p.inflight = nil
+	if b.covers > p.ackedGen.Load() {
+		p.ackedGen.Store(b.covers)
+	}
+	p.counters.setAck(now, now.Sub(b.sentAt))
+	p.mu.Unlock()
+	p.counters.acked.Add(uint64(b.n))
+	p.signal()
+	p.e.broadcast()
+}
+
+// idle reports whether nothing waits to be sent or acknowledged.
+func (p *peer) idle() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.down.Load() || (len(p.queue) == 0 && p.inflight == nil && len(p.ctrl) == 0 && p.ctrlSends == 0)
+}
+
+// run is the sender goroutine.
+func (p *peer) run() {
+	defer p.e.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		if !p.sendControl() {
+			return
+		}
+		if b, first := p.nextBatch(); b != nil {
+			if !p.sendFrame(b.frame) {
+				return
+			}
+			if first {
+				p.counters.batches.Add(1)
+				p.counters.sent.Add(uint64(b.n))
+			} else {
+				p.counters.retries.Add(1)
+			}
+			p.mu.Lock()
+			p.ackTimeout = b
+			p.mu.Unlock()
+			timer.Reset(p.e.cfg.AckTimeout)
+		}
+		select {
+		case <-p.wake:
+		case <-timer.C:
+			p.mu.Lock()
+			if p.inflight != nil && p.inflight == p.ackTimeout {
+				p.inflight.resend = true
+			}
+			p.mu.Unlock()
+		case <-p.ctx.Done():
+			return
+		}
+	}
+}
+
+// sendControl sends every queued control frame; false means the peer
+// went down.
+func (p *peer) sendControl() bool {
+	for {
+		p.mu.Lock()
+		if len(p.ctrl) == 0 {
+			p.mu.Unlock()
+			return true
+		}
+		c := p.ctrl[0]
+		p.ctrl[0] = ctrlFrame{}
+		p.ctrl = p.ctrl[1:]
+		p.ctrlSends++
+		p.mu.Unlock()
+		ok := p.sendFrame(c.frame)
+		p.mu.Lock()
+		p.ctrlSends--
+		p.mu.Unlock()
+		if !ok {
+			return false
+		}
+		if c.sent != nil {
+			close(c.sent)
+		}
+		if p.e.flushers.Load() > 0 {
+			p.e.broadcast()
+		}
+	}
+}
+
+// nextBatch returns the batch to send now, if any: a new one drained from
+// the queue (first is true) when none is in flight, or the in-flight one
+// when its ack timed out.
+func (p *peer) nextBatch() (b *batch, first bool) {
+	for {
+		p.mu.Lock()
+		switch {
+		case p.inflight != nil && p.inflight.resend:
+			b = p.inflight
+			b.resend = false
+			b.sentAt = time.Now()
+			p.mu.Unlock()
+			return b, false
+		case p.inflight != nil || len(p.queue) == 0:
+			p.mu.Unlock()
+			return nil, false
+		}
+		b = p.drainLocked()
+		p.mu.Unlock()
+
+		frame, err := p.encode(b)
+		if err != nil || frame == nil {
+			continue // nothing in it could be encoded; counted as dropped
+		}
+		p.mu.Lock()
+		if p.down.Load() {
+			p.mu.Unlock()
+			return nil, false
+		}
+		b.frame, b.recs = frame, nil
+		b.sentAt = time.Now()
+		p.inflight = b
+		p.mu.Unlock()
+		return b, true
+	}
+}
+
+// encode encodes b's records into a Batch frame. If that fails (a record
+// over a Limits field), it drops the records that cannot be encoded on
+// their own, counts and logs them, and encodes the rest; a nil frame
+// means none was left.
+func (p *peer) encode(b *batch) ([]byte, error) {
+	frame, err := Encode(MsgBatch, &Batch{Seq: b.seq, Records: b.recs})
+	if err == nil {
+		return frame, nil
+	}
+	good := b.recs[:0:0]
+	for _, r := range b.recs {
+		if _, err1 := Encode(MsgBatch, &Batch{Records: []Record{r}}); err1 != nil {
+			p.e.log.Error("replicate: change cannot be encoded, dropped", "peer", p.id, "err", err1)
+			continue
+		}
+		good = append(good, r)
+	}
+	if bad := len(b.recs) - len(good); bad > 0 {
+		p.counters.dropped.Add(uint64(bad))
+		p.e.st.dropped.Add(uint64(bad))
+	}
+	b.recs, b.n = good, len(good)
+	if len(good) == 0 {
+		return nil, err
+	}
+	return Encode(MsgBatch, &Batch{Seq: b.seq, Records: b.recs})
+}
+
+// sendFrame sends frame, retrying with exponential backoff while the peer
+// is up; false means it went down first.
+func (p *peer) sendFrame(frame []byte) bool {
+	delay := minBackoff
+	var t *time.Timer
+	for {
+		err := p.e.cfg.Network.Send(p.ctx, p.id, frame)
+		if err == nil {
+			if t != nil {
+				t.Stop()
+			}
+			return true
+		}
+		if p.ctx.Err() != nil {
+			return false
+		}
+		p.counters.failed.Add(1)
+		if delay == minBackoff { // the first failure of a streak
+
+			p.e.log.Warn("replicate: send failed, retrying", "peer", p.id, "err", err, "backoff", delay)
+		} else {
+			p.e.log.Debug("replicate: send failed, retrying", "peer", p.id, "err", err, "backoff", delay)
+		}
+		if t == nil {
+			t = time.NewTimer(delay)
+		} else {
+			t.Reset(delay)
+		}
+		select {
+		case <-t.C:
+		case <-p.ctx.Done():
+			t.Stop()
+			return false
+		}
+		delay = min(2*delay, maxBackoff)
+	}
+}

@@ -1,0 +1,103 @@
+package replicate
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Stats is a snapshot of an Engine's counters. Counters only grow; a peer
+// that goes down takes its PeerStats with it (its drops stay in Dropped).
+type Stats struct {
+	// Peers holds each live peer's figures by peer ID.
+	Peers map[string]PeerStats
+	// Applied counts remote records the store accepted (batches, repairs
+	// and state-transfer chunks alike); Refused those it refused.
+	Applied, Refused uint64
+	// Rejected counts frames that failed to decode or validate.
+	Rejected uint64
+	// Repairs counts records anti-entropy queued for a peer.
+	Repairs uint64
+	// Transfers counts state transfers this node completed serving.
+	Transfers uint64
+	// Dropped counts changes dropped for any peer, live or gone: queue
+	// full, queued when the peer went down, or not encodable.
+	Dropped uint64
+}
+
+// PeerStats are one peer's figures.
+type PeerStats struct {
+	// Queued is the number of sessions waiting in the queue now.
+	Queued int
+	// Sent counts records sent in batches, and Batches the batches (first
+	// sends; resends are Retries).
+	Sent, Batches uint64
+	// Acked counts records in acknowledged batches.
+	Acked uint64
+	// Failed counts Network.Send errors (each retried).
+	Failed uint64
+	// Dropped counts changes for this peer that were dropped.
+	Dropped uint64
+	// Retries counts batches sent again after AckTimeout.
+	Retries uint64
+	// LastAck is when the last ack arrived; zero if none did.
+	LastAck time.Time
+	// AckLag is the time from the last (re)send of the last acknowledged
+	// batch to its ack.
+	AckLag time.Duration
+}
+
+// engineCounters are the Engine's totals.
+type engineCounters struct {
+	applied, refused, rejected, repairs, transfers, dropped atomic.Uint64
+}
+
+// peerCounters are a peer's counters.
+type peerCounters struct {
+	sent, batches, acked, failed, dropped, retries atomic.Uint64
+
+	mu      sync.Mutex // guards lastAck and ackLag
+	lastAck time.Time
+	ackLag  time.Duration
+}
+
+func (c *peerCounters) setAck(at time.Time, lag time.Duration) {
+	c.mu.Lock()
+	c.lastAck, c.ackLag = at, lag
+	c.mu.Unlock()
+}
+
+// Stats returns a snapshot of the engine's counters.
+func (e *Engine) Stats() Stats {
+	live, _ := e.livePeers()
+	s := Stats{
+		Peers:     make(map[string]PeerStats, len(live)),
+		Applied:   e.st.applied.Load(),
+		Refused:   e.st.refused.Load(),
+		Rejected:  e.st.rejected.Load(),
+		Repairs:   e.st.repairs.Load(),
+		Transfers: e.st.transfers.Load(),
+		Dropped:   e.st.dropped.Load(),
+	}
+	for _, p := range live {
+		p.mu.Lock()
+		queued := len(p.queue)
+		p.mu.Unlock()
+		c := &p.counters
+		c.mu.Lock()
+		lastAck, ackLag := c.lastAck, c.ackLag
+		c.mu.Unlock()
+		s.Peers[p.id] = PeerStats{
+			Queued:  queued,
+			Sent:    c.sent.Load(),
+			Batches: c.batches.Load(),
+			Acked:   c.acked.Load(),
+			Failed:  c.failed.Load(),
+			Dropped: c.dropped.Load(),
+			Retries: c.retries.Load(),
+			LastAck: lastAck,
+			AckLag:  ackLag,
+		}
+	}
+	return s
+}

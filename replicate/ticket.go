@@ -1,0 +1,116 @@
+package replicate
+
+import (
+	"context"
+	"fmt"
+)
+
+// Ticket tracks the acknowledgements of one Publish: which of the peers
+// live at Publish time have applied a batch carrying its changes (or a
+// coalesced superset of them).
+//
+// A Ticket costs one small allocation and nothing afterwards: it holds,
+// per peer, the publish generation its changes were queued under, and a
+// peer's acknowledged generation only grows. Nobody is notified per
+// ticket; Wait re-checks when any ack arrives. Dropping a Ticket is free.
+type Ticket struct {
+	e      *Engine
+	refs   []ticketRef
+	empty  bool // Publish had no records: nothing to wait for
+	closed bool // Publish came after Close
+}
+
+// ticketRef is a ticket's stake in one peer.
+type ticketRef struct {
+	p       *peer
+	gen     uint64 // acked once p.ackedGen reaches it
+	dropped bool   // the queue limit dropped some of the changes: never acked
+}
+
+// Wait waits until minAcks distinct peers have applied the ticket's
+// changes:
+//
+//   - minAcks == 0, or a Publish of no records: returns nil at once.
+//   - minAcks > 0: more than the peers live at Publish time fails at once
+//     with ErrNotEnoughPeers; so does a wait that can no longer succeed
+//     because peers went down or dropped the changes (queue full).
+//   - minAcks < 0: every peer live at Publish time; peers that go down
+//     meanwhile stop counting (nil if none is left), but a live peer that
+//     dropped the changes fails the wait with ErrNotEnoughPeers.
+//
+// If ctx ends first it returns an error wrapping ctx.Err(); after Close it
+// returns ErrClosed. A peer that acknowledged before going down still
+// counts.
+func (t *Ticket) Wait(ctx context.Context, minAcks int) error {
+	if t == nil || minAcks == 0 || t.empty {
+		return nil
+	}
+	if t.closed {
+		return ErrClosed
+	}
+	if minAcks > len(t.refs) {
+		return fmt.Errorf("%w: %d acknowledgements wanted, %d peers were live", ErrNotEnoughPeers, minAcks, len(t.refs))
+	}
+	for {
+		ch := t.e.notify()
+		acked, done, err := t.check(minAcks)
+		if done || err != nil {
+			return err
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("replicate: waiting for acknowledgements (%d of %d peers so far): %w",
+				acked, t.want(minAcks), ctx.Err())
+		case <-t.e.ctx.Done():
+			if _, done, _ := t.check(minAcks); done {
+				return nil
+			}
+			return ErrClosed
+		}
+	}
+}
+
+// check reports how many peers acknowledged, whether that is enough, and
+// an error if it can never be.
+func (t *Ticket) check(minAcks int) (acked int, done bool, err error) {
+	possible, mustAck, failed := 0, 0, 0
+	for _, r := range t.refs {
+		down := r.p.down.Load()
+		switch {
+		case r.p.ackedGen.Load() >= r.gen && !r.dropped:
+			acked++
+			possible++
+		case down:
+		case r.dropped:
+			mustAck++
+			failed++
+		default:
+			mustAck++
+			possible++
+		}
+	}
+	if minAcks < 0 {
+		if failed > 0 {
+			return acked, false, fmt.Errorf("%w: %d live peers dropped the changes (queue full)", ErrNotEnoughPeers, failed)
+		}
+		return acked, mustAck == 0, nil
+	}
+	if acked >= minAcks {
+		return acked, true, nil
+	}
+	if possible < minAcks {
+		return acked, false, fmt.Errorf("%w: %d acknowledgements wanted, only %d peers can still give one (others went down or dropped the changes)",
+			ErrNotEnoughPeers, minAcks, possible)
+	}
+	return acked, false, nil
+}
+
+// want is the number of acknowledgements Wait(minAcks) waits for, for
+// error messages.
+func (t *Ticket) want(minAcks int) int {
+	if minAcks < 0 {
+		return len(t.refs)
+	}
+	return minAcks
+}

@@ -1,0 +1,309 @@
+package replicate
+
+import (
+	"encoding/binary"
+	"strconv"
+)
+
+// This file holds the two checks around msgpack decoding: checkStructure,
+// a walk over the raw body that runs before decoding, and validate, the
+// semantic checks on the decoded message.
+
+// checkStructure walks one msgpack object spanning all of body and checks
+// what msgpack.Unmarshal trusts: every declared length fits in the bytes
+// that are left (a container of n entries needs at least n bytes, a map
+// 2n), containers nest at most maxDepth deep, no extension types, and
+// nothing follows the object. It also bounds container and string lengths
+// and the sum of map entries by lim, so decoding allocates nothing a peer
+// declared but did not send, and not much more than it did send.
+//
+// It does not allocate (unless it returns an error) and its work is linear
+// in len(body).
+func checkStructure(body []byte, lim *Limits) error {
+	w := walker{
+		b:          body,
+		maxElems:   max(lim.MaxRecords, lim.MaxKeys, DigestBuckets, 64),
+		maxBytes:   max(lim.MaxKeyLen, lim.MaxValue),
+		maxEntries: lim.MaxEntries,
+	}
+	if err := w.object(0); err != nil {
+		return err
+	}
+	if w.pos != len(body) {
+		return malformed("%d trailing bytes after the message", len(body)-w.pos)
+	}
+	return nil
+}
+
+// walker is checkStructure's cursor.
+type walker struct {
+	b          []byte
+	pos        int
+	maxElems   int // longest array or map
+	maxBytes   int // longest str or bin
+	maxEntries int // most map entries, summed
+	entries    int // map entries seen so far
+}
+
+// fixedSize gives, for the msgpack type codes 0xc0-0xd3 that are followed
+// by a fixed number of bytes, that number plus one; zero marks codes
+// handled elsewhere.
+var fixedSize = [...]uint8{
+	0xc0 - 0xc0: 1, // nil
+	0xc2 - 0xc0: 1, // false
+	0xc3 - 0xc0: 1, // true
+	0xca - 0xc0: 5, // float32
+	0xcb - 0xc0: 9, // float64
+	0xcc - 0xc0: 2, // uint8
+	0xcd - 0xc0: 3, // uint16
+	0xce - 0xc0: 5, // uint32
+	0xcf - 0xc0: 9, // uint64
+	0xd0 - 0xc0: 2, // int8
+	0xd1 - 0xc0: 3, // int16
+	0xd2 - 0xc0: 5, // int32
+	0xd3 - 0xc0: 9, // int64
+}
+
+// object checks the object at w.pos, nested in depth containers, and moves
+// past it.
+func (w *walker) object(depth int) error {
+	if w.pos >= len(w.b) {
+		return malformed("truncated at byte %d of the body", w.pos)
+	}
+	c := w.b[w.pos]
+	switch {
+	case c <= 0x7f || c >= 0xe0: // positive and negative fixint
+		w.pos++
+		return nil
+	case c <= 0x8f: // fixmap
+		w.pos++
+		return w.container(uint64(c&0x0f), true, depth)
+	case c <= 0x9f: // fixarray
+		w.pos++
+		return w.container(uint64(c&0x0f), false, depth)
+	case c <= 0xbf: // fixstr
+		w.pos++
+		return w.bytes(uint64(c & 0x1f))
+	case c <= 0xd3:
+		if n := int(fixedSize[c-0xc0]); n > 0 {
+			if len(w.b)-w.pos < n {
+				return malformed("truncated at byte %d of the body", w.pos)
+			}
+			w.pos += n
+			return nil
+		}
+	}
+	var size int // bytes of length after the code
+	switch c {
+	case 0xc4, 0xd9: // bin8, str8
+		size = 1
+	case 0xc5, 0xda, 0xdc, 0xde: // bin16, str16, array16, map16
+		size = 2
+	case 0xc6, 0xdb, 0xdd, 0xdf: // bin32, str32, array32, map32
+		size = 4
+	case 0xc7, 0xc8, 0xc9, 0xd4, 0xd5, 0xd6, 0xd7, 0xd8: // ext, fixext
+		return malformed("extension type (code 0x%02x) at byte %d", c, w.pos)
+	default: // 0xc1, never used
+		return malformed("invalid type code 0x%02x at byte %d", c, w.pos)
+	}
+	if len(w.b)-w.pos < 1+size {
+		return malformed("truncated at byte %d of the body", w.pos)
+	}
+	p := w.b[w.pos+1:]
+	var n uint64
+	switch size {
+	case 1:
+		n = uint64(p[0])
+	case 2:
+		n = uint64(binary.BigEndian.Uint16(p))
+	default:
+		n = uint64(binary.BigEndian.Uint32(p))
+	}
+	w.pos += 1 + size
+	switch c {
+	case 0xdc, 0xdd:
+		return w.container(n, false, depth)
+	case 0xde, 0xdf:
+		return w.container(n, true, depth)
+	}
+	return w.bytes(n)
+}
+
+// bytes moves past a str or bin payload of n bytes.
+func (w *walker) bytes(n uint64) error {
+	if left := uint64(len(w.b) - w.pos); n > left {
+		return malformed("string of %d bytes at byte %d, only %d left", n, w.pos, left)
+	}
+	if n > uint64(w.maxBytes) {
+		return tooLarge("string of %d bytes at byte %d, limit %d (MaxKeyLen, MaxValue)", n, w.pos, w.maxBytes)
+	}
+	w.pos += int(n)
+	return nil
+}
+
+// container checks and moves past the n entries of an array, or n
+// key-value pairs of a map, nested in depth containers.
+func (w *walker) container(n uint64, isMap bool, depth int) error {
+	objs := n
+	if isMap {
+		objs = 2 * n
+	}
+	if left := uint64(len(w.b) - w.pos); objs > left {
+		return malformed("container of %d entries at byte %d, only %d bytes left", n, w.pos, left)
+	}
+	if n > uint64(w.maxElems) {
+		return tooLarge("container of %d entries at byte %d, limit %d (MaxRecords, MaxKeys)", n, w.pos, w.maxElems)
+	}
+	if isMap {
+		w.entries += int(n)
+		if w.entries > w.maxEntries {
+			return tooLarge("more than %d map entries (MaxEntries)", w.maxEntries)
+		}
+	}
+	if objs > 0 && depth+1 > maxDepth {
+		return malformed("containers nested more than %d deep", maxDepth)
+	}
+	for i := uint64(0); i < objs; i++ {
+		if err := w.object(depth + 1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validate checks a message, a message struct or a pointer to one, against
+// lim and the invariants of its type.
+func validate(msg any, lim *Limits) error {
+	switch m := msg.(type) {
+	case *Batch:
+		return validateRecords(m.Records, lim)
+	case Batch:
+		return validateRecords(m.Records, lim)
+	case *SyncChunk:
+		return validateRecords(m.Records, lim)
+	case SyncChunk:
+		return validateRecords(m.Records, lim)
+	case *Digest:
+		return validateDigest(m)
+	case Digest:
+		return validateDigest(&m)
+	case *Buckets:
+		return validateBuckets(m)
+	case Buckets:
+		return validateBuckets(&m)
+	case *Fetch:
+		return validateID("fetch", m.ID, lim)
+	case Fetch:
+		return validateID("fetch", m.ID, lim)
+	case *FetchReply:
+		return validateReply(m, lim)
+	case FetchReply:
+		return validateReply(&m, lim)
+	}
+	return nil // Ack, SyncRequest: nothing to check
+}
+
+func validateRecords(recs []Record, lim *Limits) error {
+	if len(recs) > lim.MaxRecords {
+		return tooLarge("%d records, limit %d (MaxRecords)", len(recs), lim.MaxRecords)
+	}
+	for i := range recs {
+		if err := validateRecord(&recs[i], lim, true); err != nil {
+			return withRecord(err, i)
+		}
+	}
+	return nil
+}
+
+// withRecord prefixes a record error with the record's index.
+func withRecord(err error, i int) error {
+	if e, ok := err.(*frameError); ok {
+		return &frameError{kind: e.kind, msg: "record " + strconv.Itoa(i) + ": " + e.msg, cause: e.cause}
+	}
+	return err
+}
+
+// validateRecord checks one record. needID is false for the record of a
+// FetchReply that found nothing.
+func validateRecord(r *Record, lim *Limits, needID bool) error {
+	if needID && r.ID == "" {
+		return malformed("empty session ID")
+	}
+	if len(r.ID) > lim.MaxKeyLen {
+		return tooLarge("session ID of %d bytes, limit %d (MaxKeyLen)", len(r.ID), lim.MaxKeyLen)
+	}
+	if r.Created < 0 || r.Deadline < 0 || r.IdleTimeout < 0 || r.Access < 0 {
+		return malformed("negative time (created %d, deadline %d, idle timeout %d, access %d)",
+			r.Created, r.Deadline, r.IdleTimeout, r.Access)
+	}
+	if len(r.Principal) > lim.MaxKeyLen {
+		return tooLarge("principal of %d bytes, limit %d (MaxKeyLen)", len(r.Principal), lim.MaxKeyLen)
+	}
+	if r.PrincipalVer.Wall < 0 {
+		return malformed("negative principal version wall time %d", r.PrincipalVer.Wall)
+	}
+	if r.Dead.Wall < 0 {
+		return malformed("negative tombstone version wall time %d", r.Dead.Wall)
+	}
+	if len(r.Keys) > lim.MaxKeys {
+		return tooLarge("%d keys, limit %d (MaxKeys)", len(r.Keys), lim.MaxKeys)
+	}
+	size := len(r.Principal)
+	for k, v := range r.Keys {
+		if len(k) > lim.MaxKeyLen {
+			return tooLarge("key of %d bytes, limit %d (MaxKeyLen)", len(k), lim.MaxKeyLen)
+		}
+		if len(v.Data) > lim.MaxValue {
+			return tooLarge("value of %d bytes, limit %d (MaxValue)", len(v.Data), lim.MaxValue)
+		}
+		if v.Ver.Wall < 0 {
+			return malformed("negative key version wall time %d", v.Ver.Wall)
+		}
+		if v.Deleted && len(v.Data) > 0 {
+			return malformed("removed key with %d bytes of data", len(v.Data))
+		}
+		size += len(k) + len(v.Data)
+	}
+	if size > lim.MaxRecordBytes {
+		return tooLarge("record of %d bytes, limit %d (MaxRecordBytes)", size, lim.MaxRecordBytes)
+	}
+	return nil
+}
+
+func validateDigest(d *Digest) error {
+	if len(d.Buckets) != DigestBuckets {
+		return malformed("digest of %d buckets, want %d", len(d.Buckets), DigestBuckets)
+	}
+	return nil
+}
+
+func validateBuckets(b *Buckets) error {
+	if len(b.Buckets) > DigestBuckets {
+		return tooLarge("%d buckets requested, limit %d", len(b.Buckets), DigestBuckets)
+	}
+	var seen [DigestBuckets]bool
+	for _, i := range b.Buckets {
+		if i >= DigestBuckets {
+			return malformed("bucket %d, want below %d", i, DigestBuckets)
+		}
+		if seen[i] {
+			return malformed("bucket %d requested twice", i)
+		}
+		seen[i] = true
+	}
+	return nil
+}
+
+func validateID(what, id string, lim *Limits) error {
+	if id == "" {
+		return malformed("%s: empty session ID", what)
+	}
+	if len(id) > lim.MaxKeyLen {
+		return tooLarge("%s: session ID of %d bytes, limit %d (MaxKeyLen)", what, len(id), lim.MaxKeyLen)
+	}
+	return nil
+}
+
+func validateReply(r *FetchReply, lim *Limits) error {
+	return validateRecord(&r.Record, lim, r.Found)
+}

@@ -1,0 +1,311 @@
+package peersession
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/peersession/peersession/cluster"
+	"github.com/peersession/peersession/replicate"
+)
+
+// Consistency says when a write counts as done in a cluster.
+type Consistency int
+
+const (
+	// Async (the default) returns once the change is applied locally;
+	// peers get it within the replication lag, typically well under a
+	// millisecond. A node that dies can take its last unreplicated
+	// changes with it.
+	Async Consistency = iota
+	// Sync returns only once ClusterConfig.MinAcks peers have applied the
+	// change, so a single node can die without losing an acknowledged
+	// write.
+	Sync
+)
+
+// AllPeers as ClusterConfig.MinAcks waits, in Sync mode, for every peer
+// that was live when the write was made.
+const AllPeers = -1
+
+// ClusterConfig joins a Store to a cluster. Every field but Name has a
+// default; Keys is required unless every address is loopback or Insecure
+// is set.
+type ClusterConfig struct {
+	// Name is this node's name, unique in the cluster and stable across
+	// restarts. Required.
+	Name string
+	// BindAddr is the IP address to listen on for gossip and replication;
+	// empty means 127.0.0.1. Binding a non-loopback address requires Keys
+	// (or Insecure).
+	BindAddr string
+	// BindPort is the gossip port (TCP and UDP); zero picks a free port.
+	BindPort int
+	// AdvertiseAddr and AdvertisePort are what peers dial; empty and zero
+	// mean BindAddr and the bound port. Set them behind NAT.
+	AdvertiseAddr string
+	AdvertisePort int
+	// StreamPort is the replication stream port on BindAddr; zero picks a
+	// free port (it is advertised to peers in gossip).
+	StreamPort int
+	// Join lists gossip addresses ("host:port") of nodes to join. A node
+	// keeps retrying them, so members may start in any order and a
+	// partitioned node finds its way back.
+	Join []string
+	// RejoinInterval is how often Join is retried; zero means 10s.
+	RejoinInterval time.Duration
+	// Label separates clusters sharing a network; nodes with another
+	// label ignore each other.
+	Label string
+	// Keys is the cluster keyring: 32-byte keys, the first one primary
+	// (used to send); the others are still accepted, for rotation. Keys
+	// encrypt gossip (AES-256-GCM) and secure the replication streams
+	// (Noise NNpsk0). See ParseKey and GenerateKey.
+	Keys [][]byte
+	// Insecure allows a non-loopback BindAddr without Keys. Never in
+	// production: anyone who can reach the port can read and forge
+	// sessions.
+	Insecure bool
+
+	// Consistency is Async (the default) or Sync.
+	Consistency Consistency
+	// MinAcks is, in Sync mode, how many peers must have applied a change
+	// before the write returns; zero means 1, AllPeers means every live
+	// peer.
+	MinAcks int
+	// SyncTimeout bounds the wait for acknowledgements in Sync mode; zero
+	// means one second. On timeout the change stays applied locally and
+	// keeps replicating, and the commit fails with ErrNotReplicated
+	// (the middleware answers 500) unless AcceptOnTimeout is set, which
+	// logs and counts instead.
+	SyncTimeout     time.Duration
+	AcceptOnTimeout bool
+	// FetchTimeout bounds the wait when a request presents a session that
+	// this node lacks or holds at an older version than the client has
+	// seen, and the node asks its peers; zero means 100ms.
+	FetchTimeout time.Duration
+	// AntiEntropyInterval is how often a node compares digests with a
+	// random peer and repairs differences; zero means 30s, negative turns
+	// it off.
+	AntiEntropyInterval time.Duration
+
+	// Memberlist, when set, adjusts the memberlist configuration after
+	// peersession has set it up (tests shorten failure detection).
+	Memberlist func(*memberlist.Config)
+}
+
+// ErrNotReplicated is returned by a Sync-mode commit whose change was not
+// acknowledged by ClusterConfig.MinAcks peers within SyncTimeout. The change
+// is applied locally and keeps replicating.
+var ErrNotReplicated = errors.New("peersession: change not acknowledged by enough peers in time")
+
+// replication wires the Store to cluster/ (the network) and replicate/ (the
+// protocol engine).
+type replication struct {
+	st   *Store
+	cfg  ClusterConfig
+	node *cluster.Node
+	eng  *replicate.Engine
+
+	ready    chan struct{} // closed when the join-time state transfer ended
+	readyErr error         // set before ready is closed
+	stopSync context.CancelFunc
+}
+
+// handler adapts cluster's callbacks to the engine; the engine is set
+// before the node joins anybody.
+type handler struct {
+	eng atomic.Pointer[replicate.Engine]
+}
+
+func (h *handler) PeerUp(p cluster.Peer) {
+	if e := h.eng.Load(); e != nil {
+		e.PeerUp(p.ID)
+	}
+}
+
+func (h *handler) PeerDown(p cluster.Peer, left bool) {
+	if e := h.eng.Load(); e != nil {
+		e.PeerDown(p.ID, left)
+	}
+}
+
+func (h *handler) Frame(peer string, frame []byte) {
+	if e := h.eng.Load(); e != nil {
+		e.HandleFrame(peer, frame)
+	}
+}
+
+func startReplication(st *Store, cfg ClusterConfig) (*replication, error) {
+	if cfg.Name == "" {
+		return nil, fmt.Errorf("peersession: ClusterConfig.Name is empty; give each node a unique, stable name")
+	}
+	if cfg.MinAcks == 0 {
+		cfg.MinAcks = 1
+	}
+	if cfg.SyncTimeout == 0 {
+		cfg.SyncTimeout = time.Second
+	}
+	if cfg.FetchTimeout == 0 {
+		cfg.FetchTimeout = 100 * time.Millisecond
+	}
+	h := &handler{}
+	node, err := cluster.New(cluster.Config{
+		Name:           cfg.Name,
+		BindAddr:       cfg.BindAddr,
+		BindPort:       cfg.BindPort,
+		AdvertiseAddr:  cfg.AdvertiseAddr,
+		AdvertisePort:  cfg.AdvertisePort,
+		StreamPort:     cfg.StreamPort,
+		Seeds:          cfg.Join,
+		RejoinInterval: cfg.RejoinInterval,
+		Label:          cfg.Label,
+		Keys:           cfg.Keys,
+		Insecure:       cfg.Insecure,
+		Logger:         st.cfg.Logger,
+		Handler:        h,
+		Tune:           cfg.Memberlist,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("peersession: start cluster node: %w", err)
+	}
+	eng, err := replicate.New(replicate.Config{
+		Self:                node.Self().ID,
+		Network:             node,
+		Store:               replStore{st},
+		Clock:               st.clock,
+		Logger:              st.cfg.Logger,
+		AntiEntropyInterval: cfg.AntiEntropyInterval,
+	})
+	if err != nil {
+		_ = node.Close()
+		return nil, fmt.Errorf("peersession: start replication: %w", err)
+	}
+	h.eng.Store(eng)
+	r := &replication{st: st, cfg: cfg, node: node, eng: eng, ready: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.stopSync = cancel
+	if err := node.Join(ctx); err != nil {
+		st.cfg.Logger.Warn("peersession: no seed answered yet; will keep trying", "err", err)
+	}
+	st.wg.Add(1)
+	go func() {
+		defer st.wg.Done()
+		r.readyErr = eng.Sync(ctx)
+		close(r.ready)
+	}()
+	return r, nil
+}
+
+// publish replicates local changes; in Sync mode it waits for MinAcks
+// acknowledgements.
+func (r *replication) publish(ctx context.Context, deltas []replicate.Record) error {
+	t := r.eng.Publish(deltas...)
+	if r.cfg.Consistency != Sync {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.SyncTimeout)
+	defer cancel()
+	err := t.Wait(ctx, r.cfg.MinAcks)
+	if err == nil {
+		return nil
+	}
+	if r.cfg.AcceptOnTimeout {
+		r.st.cfg.Logger.Warn("peersession: sync write not acknowledged in time; accepted (AcceptOnTimeout)", "err", err)
+		return nil
+	}
+	return fmt.Errorf("%w (MinAcks %d, SyncTimeout %v): %v", ErrNotReplicated, r.cfg.MinAcks, r.cfg.SyncTimeout, err)
+}
+
+// fetch asks the peers for session id and merges what they have; it
+// reports whether anything new arrived.
+func (r *replication) fetch(ctx context.Context, id string) bool {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.FetchTimeout)
+	defer cancel()
+	rec, found, err := r.eng.Fetch(ctx, id)
+	if err != nil || !found {
+		return false
+	}
+	prev, next, err := r.st.mergeIn(rec, applyOpts{remote: true})
+	if err != nil {
+		return false
+	}
+	r.st.fireEvents(prev, next, true)
+	return prev != next
+}
+
+// close flushes queued changes, leaves the cluster and stops everything,
+// in that order.
+func (r *replication) close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	flushErr := r.eng.Flush(ctx)
+	leaveErr := r.node.Leave(time.Second)
+	r.stopSync()
+	r.eng.Close()
+	closeErr := r.node.Close()
+	return errors.Join(flushErr, leaveErr, closeErr)
+}
+
+// WaitReady blocks until the store has its share of the cluster's state:
+// at once on a single node; after the join-time state transfer from a peer
+// in a cluster (immediately when it is the first node). Serve requests only
+// after it returns, as Tomcat waits for its state transfer before opening
+// its HTTP port.
+func (st *Store) WaitReady(ctx context.Context) error {
+	if st.repl == nil {
+		return nil
+	}
+	select {
+	case <-st.repl.ready:
+		return st.repl.readyErr
+	case <-ctx.Done():
+		return fmt.Errorf("peersession: waiting for the state transfer: %w", ctx.Err())
+	}
+}
+
+// replStore is the Store as replicate sees it.
+type replStore struct{ st *Store }
+
+// Apply merges remote changes. A change that carries no creation time
+// (a delta) for a session this node does not hold is refused: it would
+// create a hollow session; anti-entropy brings the full record instead.
+func (a replStore) Apply(recs []replicate.Record) (refused int) {
+	for _, rec := range recs {
+		if rec.Created == 0 && !rec.IsDead() && a.st.shards.get(rec.ID) == nil {
+			refused++
+			continue
+		}
+		prev, next, err := a.st.mergeIn(rec, applyOpts{remote: true})
+		if err != nil {
+			refused++
+			continue
+		}
+		a.st.fireEvents(prev, next, true)
+	}
+	a.st.stats.refused.Add(int64(refused))
+	return refused
+}
+
+// Lookup returns the record for id, tombstones included, unless expired.
+func (a replStore) Lookup(id string) (replicate.Record, bool) {
+	e := a.st.shards.get(id)
+	if e == nil || (!e.rec.IsDead() && e.rec.Expired(a.st.cfg.Now())) {
+		return replicate.Record{}, false
+	}
+	return e.rec, true
+}
+
+// Range calls fn with every live session and tombstone.
+func (a replStore) Range(fn func(replicate.Record) bool) {
+	now := a.st.cfg.Now()
+	a.st.shards.each(func(e *entry) bool {
+		if !e.rec.IsDead() && e.rec.Expired(now) {
+			return true
+		}
+		return fn(e.rec)
+	})
+}

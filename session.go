@@ -1,0 +1,291 @@
+package peersession
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/peersession/peersession/replicate"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Session is one request's view of a session: the stored snapshot it
+// loaded plus the changes the request made, which are saved together at the
+// commit point (see Store.Middleware) or by Store.Save.
+//
+// A Session is safe for concurrent use by the goroutines of one request.
+// Two requests on the same session each have their own Session; their
+// changes merge key by key, the later write of the same key winning.
+type Session struct {
+	st *Store
+
+	mu        sync.Mutex // guards every field below
+	token     string     // the client's token; "" until the session exists
+	stamp     int64      // version stamp the client presented (read-your-writes)
+	loaded    bool       // load has run
+	base      *entry     // the snapshot loaded; nil for a new session
+	dirty     map[string]replicate.Value
+	size      int     // base.size adjusted for dirty, for the early size check
+	principal *string // a SetPrincipal not yet committed
+	touch     bool    // record the access time at commit
+	destroy   bool
+	renew     bool
+	oldToken  string          // the token a RenewID or Destroy retired
+	ctx       context.Context // the request context, for peer fetches; nil means Background
+}
+
+// newSession returns a Session for a request that presented token (maybe
+// empty or invalid) with version stamp; it loads lazily.
+func (st *Store) newSession(token string, stamp int64) *Session {
+	if !validToken(token) {
+		token, stamp = "", 0
+	}
+	return &Session{st: st, token: token, stamp: stamp}
+}
+
+// loadLocked loads the stored snapshot on first use. s.mu must be held.
+func (s *Session) loadLocked(ctx context.Context) {
+	if s.loaded {
+		return
+	}
+	s.loaded = true
+	if s.token == "" {
+		return
+	}
+	e := s.st.find(ctx, idOf(s.token), s.stamp)
+	if e == nil {
+		s.token = "" // unknown or expired: never adopt the client's ID
+		return
+	}
+	s.base, s.size = e, e.size
+	if s.st.cfg.Now().UnixNano()-e.rec.Access >= int64(s.st.cfg.TouchInterval) {
+		s.touch = true
+	}
+}
+
+func (s *Session) context() context.Context {
+	if s.ctx == nil {
+		return context.Background()
+	}
+	return s.ctx
+}
+
+// Get decodes the value stored under key into dst, a pointer, and reports
+// whether the key was present. A missing key is found=false, err=nil; err
+// reports a value that does not decode into dst.
+func (s *Session) Get(key string, dst any) (found bool, err error) {
+	data, ok := s.raw(key)
+	if !ok {
+		return false, nil
+	}
+	if err := msgpack.Unmarshal(data, dst); err != nil {
+		return true, fmt.Errorf("peersession: decode key %q into %T: %w", key, dst, err)
+	}
+	return true, nil
+}
+
+// raw returns key's encoded value, from this request's changes or the
+// loaded snapshot.
+func (s *Session) raw(key string) ([]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loadLocked(s.context())
+	if s.destroy {
+		return nil, false
+	}
+	if v, ok := s.dirty[key]; ok {
+		return v.Data, !v.Deleted
+	}
+	if s.base != nil {
+		if v, ok := s.base.rec.Keys[key]; ok && !v.Deleted {
+			return v.Data, true
+		}
+	}
+	return nil, false
+}
+
+// Has reports whether key is set.
+func (s *Session) Has(key string) bool {
+	_, ok := s.raw(key)
+	return ok
+}
+
+// Set stores v under key. v is encoded with msgpack now, so changing v
+// afterwards changes nothing stored. It fails with ErrTooLarge, storing
+// nothing, if the session would exceed Config.MaxSessionBytes.
+func (s *Session) Set(key string, v any) error {
+	data, err := msgpack.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("peersession: encode key %q (%T): %w", key, v, err)
+	}
+	return s.put(key, replicate.Value{Data: data})
+}
+
+// Delete removes key. Removing a missing key is not an error.
+func (s *Session) Delete(key string) {
+	_ = s.put(key, replicate.Value{Deleted: true})
+}
+
+func (s *Session) put(key string, v replicate.Value) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loadLocked(s.context())
+	if s.destroy {
+		s.destroy = false // writing after Destroy starts a fresh session
+		s.base, s.size, s.dirty = nil, 0, nil
+	}
+	old, had := s.currentLocked(key)
+	size := s.size + len(v.Data) - len(old)
+	if !had && !v.Deleted {
+		size += len(key)
+	}
+	if had && v.Deleted {
+		size -= len(key)
+	}
+	if size > s.st.cfg.MaxSessionBytes && size > s.size {
+		return fmt.Errorf("%w: setting %q would make it %d bytes, over Config.MaxSessionBytes (%d)", ErrTooLarge, key, size, s.st.cfg.MaxSessionBytes)
+	}
+	if !had && v.Deleted && s.base == nil {
+		return nil // nothing to remove from a session that does not exist
+	}
+	if s.dirty == nil {
+		s.dirty = make(map[string]replicate.Value)
+	}
+	s.dirty[key], s.size = v, size
+	return nil
+}
+
+// currentLocked returns key's current encoded value.
+func (s *Session) currentLocked(key string) ([]byte, bool) {
+	if v, ok := s.dirty[key]; ok {
+		return v.Data, !v.Deleted
+	}
+	if s.base != nil {
+		if v, ok := s.base.rec.Keys[key]; ok && !v.Deleted {
+			return v.Data, true
+		}
+	}
+	return nil, false
+}
+
+// Keys returns the session's keys, sorted.
+func (s *Session) Keys() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loadLocked(s.context())
+	var keys []string
+	if s.base != nil && !s.destroy {
+		for k, v := range s.base.rec.Keys {
+			if d, ok := s.dirty[k]; (ok && !d.Deleted) || (!ok && !v.Deleted) {
+				keys = append(keys, k)
+			}
+		}
+	}
+	for k, v := range s.dirty {
+		if _, inBase := s.base.keysHas(k); !inBase && !v.Deleted {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func (e *entry) keysHas(k string) (replicate.Value, bool) {
+	if e == nil {
+		return replicate.Value{}, false
+	}
+	v, ok := e.rec.Keys[k]
+	return v, ok
+}
+
+// SetPrincipal tags the session with a user, for Store.PrincipalSessions
+// and Store.DestroyPrincipal. An empty p removes the tag.
+func (s *Session) SetPrincipal(p string) error {
+	if len(p) > maxPrincipalLen {
+		return fmt.Errorf("peersession: principal is %d bytes, over the %d-byte limit", len(p), maxPrincipalLen)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loadLocked(s.context())
+	s.principal = &p
+	return nil
+}
+
+const maxPrincipalLen = 512
+
+// Principal returns the session's user tag, or "".
+func (s *Session) Principal() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loadLocked(s.context())
+	switch {
+	case s.principal != nil:
+		return *s.principal
+	case s.base != nil && !s.destroy:
+		return s.base.rec.Principal
+	}
+	return ""
+}
+
+// IsNew reports whether the session did not exist when the request came
+// in (or was destroyed during it).
+func (s *Session) IsNew() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loadLocked(s.context())
+	return s.base == nil || s.destroy
+}
+
+// ID returns the session's store ID: a hash of its token, safe to log and
+// to compare with Store.PrincipalSessions. It is "" for a session not yet
+// saved.
+func (s *Session) ID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loadLocked(s.context())
+	if s.token == "" {
+		return ""
+	}
+	return idOf(s.token)
+}
+
+// Token returns the client token (the cookie value's secret part) once the
+// session has been saved, for handing to API clients; "" before. Treat it
+// as a password.
+func (s *Session) Token() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.token
+}
+
+// RenewID gives the session a new ID at the commit point, keeping its data,
+// and ends the old ID everywhere. Call it when the user logs in or out, so
+// that an ID planted before the login is worthless (session fixation).
+func (s *Session) RenewID() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loadLocked(s.context())
+	s.renew = true
+}
+
+// Destroy ends the session at the commit point and expires its cookie.
+// Setting a key afterwards starts a fresh session with a new ID.
+func (s *Session) Destroy() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loadLocked(s.context())
+	s.destroy = true
+	s.dirty, s.principal, s.renew = nil, nil, false
+}
+
+// Changed reports whether the session has changes not yet committed.
+func (s *Session) Changed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changedLocked()
+}
+
+func (s *Session) changedLocked() bool {
+	return len(s.dirty) > 0 || s.principal != nil || s.destroy || s.renew || s.touch
+}

@@ -1,0 +1,70 @@
+package peersession
+
+import (
+	"hash/maphash"
+	"sync"
+
+	"github.com/peersession/peersession/replicate"
+)
+
+// shardCount spreads sessions over this many independently locked maps, so
+// writers of different sessions rarely contend and readers never wait for
+// the writer of another session.
+const shardCount = 64
+
+// entry is an immutable snapshot of one session (copy-on-write): a writer
+// builds a new entry and swaps the map's pointer, so a reader holding an
+// entry needs no lock.
+type entry struct {
+	rec  replicate.Record
+	size int // rec.Size(), cached
+}
+
+// shard is one part of the session map.
+type shard struct {
+	mu sync.RWMutex // guards m
+	m  map[string]*entry
+}
+
+type shards struct {
+	seed maphash.Seed
+	s    [shardCount]shard
+}
+
+func newShards() *shards {
+	ss := &shards{seed: maphash.MakeSeed()}
+	for i := range ss.s {
+		ss.s[i].m = make(map[string]*entry)
+	}
+	return ss
+}
+
+// of returns the shard that holds id.
+func (ss *shards) of(id string) *shard {
+	return &ss.s[maphash.String(ss.seed, id)%shardCount]
+}
+
+// get returns id's entry, expired and dead ones included.
+func (ss *shards) get(id string) *entry {
+	sh := ss.of(id)
+	sh.mu.RLock()
+	e := sh.m[id]
+	sh.mu.RUnlock()
+	return e
+}
+
+// each calls fn with every entry, one shard at a time, holding that
+// shard's read lock; fn must not call back into the shards.
+func (ss *shards) each(fn func(*entry) bool) {
+	for i := range ss.s {
+		sh := &ss.s[i]
+		sh.mu.RLock()
+		for _, e := range sh.m {
+			if !fn(e) {
+				sh.mu.RUnlock()
+				return
+			}
+		}
+		sh.mu.RUnlock()
+	}
+}

@@ -1,0 +1,226 @@
+// Package peersession keeps HTTP sessions in memory and, when clustered,
+// replicates every change to the other instances of the app, so that a user
+// stays logged in whichever instance the load balancer picks and when one
+// of them dies — without a session server.
+//
+// A Store holds the sessions; its Middleware loads a request's session
+// lazily from the cookie and saves it, if changed, just before the response
+// headers go out. Handlers use FromContext:
+//
+//	store, err := peersession.New(peersession.Config{})
+//	...
+//	defer store.Close()
+//	http.ListenAndServe(":8080", store.Middleware(mux))
+//
+//	// in a handler:
+//	s := peersession.FromContext(r.Context())
+//	err := s.Set("user_id", 42)
+//
+// Values are encoded with msgpack when they are set, so mutating a Go value
+// after Set changes nothing stored. Each key carries its own version (a
+// hybrid logical clock), so two requests that change different keys of one
+// session on two nodes both survive.
+package peersession
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/peersession/peersession/replicate"
+)
+
+// Store holds sessions in a sharded in-memory map and, when Config.Cluster
+// is set, replicates them to its peers. Create one with New; it is safe for
+// concurrent use. Close it when done.
+type Store struct {
+	cfg        Config
+	clock      *replicate.Clock
+	shards     *shards
+	principals principalIndex
+	stats      counters
+	repl       *replication // nil on a single node
+
+	count atomic.Int64 // entries that are not tombstones
+	bytes atomic.Int64 // sum of their sizes
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+	stop      chan struct{} // closed by Close to stop the sweeper
+	wg        sync.WaitGroup
+}
+
+// New validates cfg, fills in its defaults and starts a Store. With
+// Config.Cluster set it also joins the cluster and starts the state
+// transfer; see Store.WaitReady.
+func New(cfg Config) (*Store, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	st := &Store{
+		cfg:    cfg,
+		shards: newShards(),
+		stop:   make(chan struct{}),
+	}
+	st.clock = replicate.NewClock(nodeID(), cfg.Now)
+	if cfg.Cluster != nil {
+		if st.repl, err = startReplication(st, *cfg.Cluster); err != nil {
+			return nil, err
+		}
+	}
+	st.wg.Add(1)
+	go st.sweepLoop()
+	return st, nil
+}
+
+// Close stops the store: it stops taking writes, flushes queued changes to
+// the peers (bounded), leaves the cluster and waits for every goroutine the
+// store started. It is safe to call more than once; later calls return the
+// first call's result.
+func (st *Store) Close() error {
+	st.closeOnce.Do(func() {
+		st.closed.Store(true)
+		if st.repl != nil {
+			st.closeErr = st.repl.close()
+		}
+		close(st.stop)
+		st.wg.Wait()
+	})
+	return st.closeErr
+}
+
+// Len returns how many sessions the store holds, counting those expired
+// but not yet swept.
+func (st *Store) Len() int { return int(st.count.Load()) }
+
+// alive reports whether e is a live session at now.
+func (st *Store) alive(e *entry, now time.Time) bool {
+	return e != nil && !e.rec.IsDead() && !e.rec.Expired(now)
+}
+
+// lookup returns the live entry for id, or nil.
+func (st *Store) lookup(id string) *entry {
+	e := st.shards.get(id)
+	if !st.alive(e, st.cfg.Now()) {
+		return nil
+	}
+	return e
+}
+
+// applyOpts says how mergeIn treats one change.
+type applyOpts struct {
+	remote    bool // the change came from a peer
+	mustExist bool // a local update: the session must still be alive
+	create    bool // a local create: counts against MaxSessions
+}
+
+// mergeIn merges delta into the stored session and returns the entry before
+// (nil if none) and after. It enforces the size and count limits and
+// refuses changes that would bring back an expired session, leaving the
+// stored session untouched on error. prev == next means delta held nothing
+// new.
+func (st *Store) mergeIn(delta replicate.Record, o applyOpts) (prev, next *entry, err error) {
+	now := st.cfg.Now()
+	sh := st.shards.of(delta.ID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+
+	prev = sh.m[delta.ID]
+	var base replicate.Record
+	if prev != nil {
+		base = prev.rec
+	}
+	wasLive := st.alive(prev, now)
+	if o.mustExist && !wasLive {
+		return prev, prev, ErrSessionEnded
+	}
+	if prev != nil && !replicate.Newer(base, delta) {
+		return prev, prev, nil
+	}
+	merged := replicate.Merge(base, delta)
+	switch {
+	case merged.IsDead():
+		if merged.Deadline != 0 && now.UnixNano() >= merged.Deadline+int64(tombstoneGrace) {
+			return prev, prev, errStale // past the tombstone window: nothing to keep
+		}
+	case merged.Expired(now):
+		return prev, prev, errStale // never bring back an expired session
+	}
+	size := 0
+	if !merged.IsDead() {
+		size = merged.Size()
+		if size > st.cfg.MaxSessionBytes && (prev == nil || size > prev.size) {
+			return prev, prev, fmt.Errorf("%w: %d bytes, over Config.MaxSessionBytes (%d); store less in the session", ErrTooLarge, size, st.cfg.MaxSessionBytes)
+		}
+		if (prev == nil || prev.rec.IsDead()) && st.count.Load() >= int64(st.cfg.MaxSessions) {
+			return prev, prev, fmt.Errorf("%w: Config.MaxSessions (%d) reached", ErrTooManySessions, st.cfg.MaxSessions)
+		}
+	}
+	next = &entry{rec: merged, size: size}
+	sh.m[delta.ID] = next
+	st.principals.move(delta.ID, livePrincipal(prev), livePrincipal(next))
+	st.account(prev, next)
+	return prev, next, nil
+}
+
+// account updates the count and byte totals for an entry replaced by next
+// (nil when removed).
+func (st *Store) account(prev, next *entry) {
+	in := func(e *entry) (int64, int64) {
+		if e == nil || e.rec.IsDead() {
+			return 0, 0
+		}
+		return 1, int64(e.size)
+	}
+	pc, pb := in(prev)
+	nc, nb := in(next)
+	st.count.Add(nc - pc)
+	st.bytes.Add(nb - pb)
+}
+
+func livePrincipal(e *entry) string {
+	if e == nil || e.rec.IsDead() {
+		return ""
+	}
+	return e.rec.Principal
+}
+
+// tombstoneGrace is how long a tombstone outlives the absolute deadline of
+// the session it ended, to allow for clock skew between nodes. After that
+// any copy of the session is expired everywhere, so nothing can bring it
+// back and the tombstone is dropped.
+const tombstoneGrace = time.Minute
+
+// errStale is mergeIn's refusal of a change to an expired session or a
+// tombstone past its window.
+var errStale = fmt.Errorf("peersession: change refers to an expired session")
+
+// destroyID ends session id, if it lives, and reports whether it did.
+func (st *Store) destroyID(ctx context.Context, id string) (bool, error) {
+	if st.closed.Load() {
+		return false, ErrClosed
+	}
+	e := st.lookup(id)
+	if e == nil {
+		return false, nil
+	}
+	delta := st.tombstone(id, e.rec.Deadline)
+	prev, next, err := st.mergeIn(delta, applyOpts{})
+	if err != nil {
+		return false, err
+	}
+	st.fireEvents(prev, next, false)
+	return st.alive(prev, st.cfg.Now()), st.replicateOut(ctx, delta)
+}
+
+// tombstone returns the change that ends session id.
+func (st *Store) tombstone(id string, deadline int64) replicate.Record {
+	if deadline == 0 {
+		deadline = st.cfg.Now().Add(st.cfg.Lifetime).UnixNano()
+	}
+	return replicate.Record{ID: id, Dead: st.clock.Now(), Deadline: deadline}
+}

@@ -1,0 +1,56 @@
+package peersession
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+)
+
+// A token is what the client holds: 256 bits from crypto/rand, base64url
+// without padding (43 characters). The store never keeps tokens: it keys
+// sessions by idOf(token), a SHA-256 hash, so nothing in memory, in status
+// output, in logs or on the replication wire can be turned back into a
+// working cookie (scs's HashTokenInStore, always on).
+const (
+	tokenBytes = 32
+	tokenLen   = 43 // base64.RawURLEncoding.EncodedLen(tokenBytes)
+)
+
+// newToken returns a fresh random token.
+func newToken() string {
+	var b [tokenBytes]byte
+	_, _ = rand.Read(b[:]) // never fails; panics on an unusable source
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// validToken reports whether t has the exact shape of a token this package
+// issues: 43 characters of the URL-safe alphabet whose last one encodes no
+// stray bits (so one token has one spelling). Anything else is treated as
+// no token at all, never adopted.
+func validToken(t string) bool {
+	if len(t) != tokenLen {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	// 43 characters carry 258 bits: the last character's low two bits must
+	// be zero for the spelling to be canonical.
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	last := t[tokenLen-1]
+	for i := 0; i < len(alphabet); i++ {
+		if alphabet[i] == last {
+			return i&3 == 0
+		}
+	}
+	return false
+}
+
+// idOf returns the store key of a token: base64url(SHA-256(token)).
+func idOf(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}

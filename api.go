@@ -83,9 +83,10 @@ func (st *Store) find(ctx context.Context, id string, stamp int64) *entry {
 	st.stats.fetches.Add(1)
 	if st.repl.fetch(ctx, id) {
 		st.stats.fetchHits.Add(1)
-		e = st.lookup(id)
 	}
-	return e
+	// Look again even if the fetch brought nothing new: replication may
+	// have delivered the change meanwhile.
+	return st.lookup(id)
 }
 
 // nodeID returns a random ID for this process's clock, the tie-break

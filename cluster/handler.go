@@ -9,6 +9,11 @@ package cluster
 // may overlap, and Frame may overlap PeerUp/PeerDown. A slow Handler slows
 // down only what it is called from: a slow Frame stalls that peer's
 // stream (TCP back-pressure), a slow PeerUp delays later membership events.
+//
+// A Frame from a peer may arrive just before this node's PeerUp for it (the
+// sender learnt of the membership first) and, briefly, after its PeerDown.
+// Handler methods may call any Node method except Close, which waits for
+// them to return.
 type Handler interface {
 	// PeerUp reports a peer that became alive. Send to it works from now on.
 	PeerUp(p Peer)

@@ -51,10 +51,15 @@ type outConn struct {
 // one peer arrive in the order their Sends returned. It returns
 // ErrUnknownPeer if peerID is not a live member and ErrFrameTooLarge above
 // Config.MaxFrame. ctx bounds waiting for other Sends, dialing and the
-// write; a write that fails or is cut short closes the connection, and the
-// next Send redials. After a failed dial, Sends fail fast until a backoff
+// write; a write that fails or is cut short closes the connection. If the
+// connection was an older one, Send redials once and writes again (the
+// failed write was incomplete, so this does not duplicate the frame);
+// otherwise the next Send redials. After a failed dial, Sends fail fast until a backoff
 // (50ms doubling to 5s) has passed.
 func (n *Node) Send(ctx context.Context, peerID string, frame []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if len(frame) > n.cfg.MaxFrame {
 		return fmt.Errorf("%w: %d bytes, max %d", ErrFrameTooLarge, len(frame), n.cfg.MaxFrame)
 	}
@@ -76,13 +81,23 @@ func (n *Node) Send(ctx context.Context, peerID string, frame []byte) error {
 	}
 	defer func() { <-p.sem }()
 
-	c, err := p.connLocked(ctx, peer)
-	if err != nil {
-		return err
-	}
-	if err := p.writeLocked(ctx, c, frame); err != nil {
+	// A connection kept from earlier may have died without the watcher
+	// noticing yet: if writing on it fails, redial once. This cannot
+	// duplicate the frame: a failed write is incomplete, and the receiver
+	// drops an incomplete message with the old connection.
+	for attempt := 0; ; attempt++ {
+		c, fresh, err := p.connLocked(ctx, peer)
+		if err != nil {
+			return err
+		}
+		err = p.writeLocked(ctx, c, frame)
+		if err == nil {
+			break
+		}
 		p.drop(c)
-		return fmt.Errorf("cluster: send to %s: %w", peerID, err)
+		if fresh || attempt > 0 || ctx.Err() != nil {
+			return fmt.Errorf("cluster: send to %s: %w", peerID, err)
+		}
 	}
 	n.stats.framesOut.Add(1)
 	n.stats.bytesOut.Add(uint64(len(frame)))
@@ -115,22 +130,32 @@ func (n *Node) dropOut(id string) {
 	}
 }
 
-// connLocked returns the current connection, dialing one if there is none.
-// The caller holds p.sem.
-func (p *outPeer) connLocked(ctx context.Context, peer Peer) (*outConn, error) {
+// connLocked returns the current connection, dialing one if there is none;
+// fresh reports a new one. The caller holds p.sem.
+func (p *outPeer) connLocked(ctx context.Context, peer Peer) (c *outConn, fresh bool, err error) {
 	p.mu.Lock()
 	c, gone := p.c, p.gone
 	p.mu.Unlock()
 	if gone {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownPeer, p.id)
+		return nil, false, fmt.Errorf("%w: %q", ErrUnknownPeer, p.id)
 	}
 	if c != nil {
-		return c, nil
+		return c, false, nil
 	}
+	c, err = p.dialLocked(ctx, peer)
+	return c, true, err
+}
+
+// dialLocked dials a new connection unless a backoff is pending. The
+// caller holds p.sem.
+func (p *outPeer) dialLocked(ctx context.Context, peer Peer) (*outConn, error) {
 	if wait := time.Until(p.retryAt); wait > 0 {
 		return nil, fmt.Errorf("cluster: peer %s unreachable, next dial in %v: %w", p.id, wait.Round(time.Millisecond), p.lastErr)
 	}
 	c, err := p.n.dial(ctx, peer)
+	if err != nil && ctx.Err() != nil {
+		return nil, err // the caller gave up: not the peer's fault, no backoff
+	}
 	if err != nil {
 		p.failures++
 		p.retryAt = time.Now().Add(min(minBackoff<<min(p.failures-1, 10), maxBackoff))

@@ -59,13 +59,16 @@ func Newer(cur, delta Record) bool {
 	if cur.Dead.Less(delta.Dead) {
 		return true
 	}
+	// Merge keeps a tombstone's times, so they count even when cur is dead.
+	if delta.Access > cur.Access || delta.IdleTimeout > cur.IdleTimeout ||
+		minNonZero(cur.Created, delta.Created) != cur.Created ||
+		minNonZero(cur.Deadline, delta.Deadline) != cur.Deadline {
+		return true
+	}
 	if cur.IsDead() {
 		return false
 	}
-	if delta.Access > cur.Access || delta.IdleTimeout > cur.IdleTimeout ||
-		minNonZero(cur.Created, delta.Created) != cur.Created ||
-		minNonZero(cur.Deadline, delta.Deadline) != cur.Deadline ||
-		cur.PrincipalVer.Less(delta.PrincipalVer) {
+	if cur.PrincipalVer.Less(delta.PrincipalVer) {
 		return true
 	}
 	for k, v := range delta.Keys {

@@ -273,15 +273,9 @@ func (p *peer) run() {
 		if !p.sendControl() {
 			return
 		}
-		if b, first := p.nextBatch(); b != nil {
+		if b := p.nextBatch(); b != nil {
 			if !p.sendFrame(b.frame) {
 				return
-			}
-			if first {
-				p.counters.batches.Add(1)
-				p.counters.sent.Add(uint64(b.n))
-			} else {
-				p.counters.retries.Add(1)
 			}
 			p.mu.Lock()
 			p.ackTimeout = b
@@ -333,68 +327,79 @@ func (p *peer) sendControl() bool {
 }
 
 // nextBatch returns the batch to send now, if any: a new one drained from
-// the queue (first is true) when none is in flight, or the in-flight one
-// when its ack timed out.
-func (p *peer) nextBatch() (b *batch, first bool) {
+// the queue when none is in flight, or the in-flight one when its ack
+// timed out. It counts the send (before it happens, so the counters never
+// lag an ack).
+func (p *peer) nextBatch() *batch {
 	for {
 		p.mu.Lock()
 		switch {
 		case p.inflight != nil && p.inflight.resend:
-			b = p.inflight
+			b := p.inflight
 			b.resend = false
 			b.sentAt = time.Now()
 			p.mu.Unlock()
-			return b, false
+			p.counters.retries.Add(1)
+			return b
 		case p.inflight != nil || len(p.queue) == 0:
 			p.mu.Unlock()
-			return nil, false
+			return nil
 		}
-		b = p.drainLocked()
+		// In flight from now on, so that the peer never looks idle
+		// between drain and send; no ack can match it before it is sent.
+		b := p.drainLocked()
+		p.inflight = b
+		recs := b.recs
 		p.mu.Unlock()
 
-		frame, err := p.encode(b)
-		if err != nil || frame == nil {
+		frame, recs, err := p.encode(b.seq, recs)
+		p.mu.Lock()
+		if err != nil {
+			p.inflight = nil
+			p.mu.Unlock()
 			continue // nothing in it could be encoded; counted as dropped
 		}
-		p.mu.Lock()
-		if p.down.Load() {
-			p.mu.Unlock()
-			return nil, false
-		}
-		b.frame, b.recs = frame, nil
+		b.frame, b.recs, b.n = frame, nil, len(recs)
 		b.sentAt = time.Now()
-		p.inflight = b
 		p.mu.Unlock()
-		return b, true
+		p.counters.batches.Add(1)
+		p.counters.sent.Add(uint64(len(recs)))
+		return b
 	}
 }
 
-// encode encodes b's records into a Batch frame. If that fails (a record
-// over a Limits field), it drops the records that cannot be encoded on
-// their own, counts and logs them, and encodes the rest; a nil frame
-// means none was left.
-func (p *peer) encode(b *batch) ([]byte, error) {
-	frame, err := Encode(MsgBatch, &Batch{Seq: b.seq, Records: b.recs})
+// encode encodes recs into Batch seq, returning the frame and the records
+// in it. If that fails (a record over a Limits field), it drops the
+// records that cannot be encoded on their own, counts and logs them, and
+// encodes the rest; an error means nothing was left.
+func (p *peer) encode(seq uint64, recs []Record) ([]byte, []Record, error) {
+	frame, err := Encode(MsgBatch, &Batch{Seq: seq, Records: recs})
 	if err == nil {
-		return frame, nil
+		return frame, recs, nil
 	}
-	good := b.recs[:0:0]
-	for _, r := range b.recs {
+	good := recs[:0:0]
+	for _, r := range recs {
 		if _, err1 := Encode(MsgBatch, &Batch{Records: []Record{r}}); err1 != nil {
 			p.e.log.Error("replicate: change cannot be encoded, dropped", "peer", p.id, "err", err1)
 			continue
 		}
 		good = append(good, r)
 	}
-	if bad := len(b.recs) - len(good); bad > 0 {
+	if bad := len(recs) - len(good); bad > 0 {
 		p.counters.dropped.Add(uint64(bad))
 		p.e.st.dropped.Add(uint64(bad))
 	}
-	b.recs, b.n = good, len(good)
 	if len(good) == 0 {
-		return nil, err
+		return nil, nil, err
 	}
-	return Encode(MsgBatch, &Batch{Seq: b.seq, Records: b.recs})
+	frame, err = Encode(MsgBatch, &Batch{Seq: seq, Records: good})
+	if err != nil {
+		p.counters.dropped.Add(uint64(len(good)))
+		p.e.st.dropped.Add(uint64(len(good)))
+		p.e.log.Error("replicate: batch cannot be encoded, dropped", "peer", p.id, "err", err)
+		return nil, nil, err
+	}
+	return frame, good, nil
 }
 
 // sendFrame sends frame, retrying with exponential backoff while the peer

@@ -54,7 +54,12 @@ func (t *Ticket) Wait(ctx context.Context, minAcks int) error {
 	for {
 		ch := t.e.notify()
 		acked, done, err := t.check(minAcks)
-		if done || err != nil {
+		switch {
+		case done:
+			return nil
+		case t.e.ctx.Err() != nil:
+			return ErrClosed // Close took the peers down: not their failure
+		case err != nil:
 			return err
 		}
 		select {
@@ -63,10 +68,6 @@ func (t *Ticket) Wait(ctx context.Context, minAcks int) error {
 			return fmt.Errorf("replicate: waiting for acknowledgements (%d of %d peers so far): %w",
 				acked, t.want(minAcks), ctx.Err())
 		case <-t.e.ctx.Done():
-			if _, done, _ := t.check(minAcks); done {
-				return nil
-			}
-			return ErrClosed
 		}
 	}
 }

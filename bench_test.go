@@ -1,0 +1,101 @@
+package peersession
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// benchSessions fills a store with n sessions of a counter and a 1 KiB
+// value, and returns their tokens.
+func benchSessions(b *testing.B, st *Store, n int) []string {
+	b.Helper()
+	tokens := make([]string, n)
+	big := strings.Repeat("x", 1024)
+	for i := range tokens {
+		s := st.NewSession(b.Context())
+		_ = s.Set("n", i)
+		_ = s.Set("blob", big)
+		t, err := st.Save(b.Context(), s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tokens[i] = t
+	}
+	return tokens
+}
+
+// BenchmarkGet is a local read of one key of a stored session: lookup by
+// token hash plus msgpack decode.
+func BenchmarkGet(b *testing.B) {
+	st := newTestStore(b, Config{})
+	tokens := benchSessions(b, st, 1000)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			s := st.newSession(parseValue(tokens[i%len(tokens)]))
+			var n int
+			if ok, err := s.Get("n", &n); !ok || err != nil {
+				b.Fatal("missing", err)
+			}
+			i++
+		}
+	})
+}
+
+// BenchmarkSave is the commit of one changed key.
+func BenchmarkSave(b *testing.B) {
+	st := newTestStore(b, Config{})
+	tokens := benchSessions(b, st, 1000)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			s, err := st.Load(b.Context(), tokens[i%len(tokens)])
+			if err != nil {
+				b.Fatal(err)
+			}
+			_ = s.Set("n", i)
+			if _, err := st.Save(b.Context(), s); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+}
+
+// BenchmarkMiddleware is a full handler round trip through the middleware,
+// without the network: read-only and read-write (read a counter and a
+// 1 KiB value, increment, save).
+func BenchmarkMiddleware(b *testing.B) {
+	for _, write := range []bool{false, true} {
+		b.Run(fmt.Sprintf("write=%v", write), func(b *testing.B) {
+			st := newTestStore(b, Config{})
+			tokens := benchSessions(b, st, 1000)
+			h := st.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				s := FromContext(r.Context())
+				var n int
+				var blob string
+				_, _ = s.Get("n", &n)
+				_, _ = s.Get("blob", &blob)
+				if write {
+					_ = s.Set("n", n+1)
+				}
+				w.WriteHeader(http.StatusNoContent)
+			}))
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				i := 0
+				for pb.Next() {
+					req := httptest.NewRequest("GET", "/", nil)
+					req.AddCookie(&http.Cookie{Name: "session", Value: tokens[i%len(tokens)]})
+					h.ServeHTTP(httptest.NewRecorder(), req)
+					i++
+				}
+			})
+		})
+	}
+}

@@ -1,0 +1,13 @@
+package cluster
+
+import (
+	"net"
+	"strconv"
+)
+
+// GossipAddr returns the "host:port" other nodes join this one at: the
+// advertised gossip address, for their Config.Seeds.
+func (n *Node) GossipAddr() string {
+	ln := n.ml.LocalNode()
+	return net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
+}

@@ -1,0 +1,211 @@
+package demo
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/peersession/peersession"
+)
+
+// NodeConfig configures one instance of the app.
+type NodeConfig struct {
+	// Name is the node's cluster name, unique and stable across restarts.
+	// Required.
+	Name string
+	// HTTPAddr is where the app listens; empty means 127.0.0.1:0 (a free
+	// port, see Node.URL).
+	HTTPAddr string
+	// GossipAddr is the cluster address ("ip:port"); empty or port 0
+	// means 127.0.0.1 and a free port, see Node.GossipAddr.
+	GossipAddr string
+	// Join lists the gossip addresses of other nodes. The node's own
+	// address may be in the list, so every node can get the same list.
+	Join []string
+	// Keys is the cluster keyring (32-byte keys, see ReadKeyFile); nil is
+	// fine on loopback addresses.
+	Keys [][]byte
+	// Consistency is peersession.Async (the default) or peersession.Sync.
+	Consistency peersession.Consistency
+	// Memberlist, when set, tunes failure detection (see FastFailureDetection).
+	Memberlist func(*memberlist.Config)
+	// Logger receives the store's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// FastFailureDetection shortens memberlist's timers so that a node that
+// vanishes without leaving is declared dead within about a hundred
+// milliseconds instead of several seconds. That suits a demo and tests on
+// one machine; on a real network keep memberlist's defaults, which
+// tolerate packet loss and slow hosts.
+func FastFailureDetection(c *memberlist.Config) {
+	c.ProbeInterval = 50 * time.Millisecond
+	c.ProbeTimeout = 25 * time.Millisecond
+	c.SuspicionMult = 1
+	c.GossipInterval = 10 * time.Millisecond
+	c.PushPullInterval = time.Second
+}
+
+// Node is one running instance of the app.
+type Node struct {
+	name   string
+	gossip string
+	store  *peersession.Store
+	srv    *http.Server
+	url    string
+	served chan struct{} // closed when Serve has returned
+}
+
+// StartNode joins the cluster, waits for the state transfer from the peers
+// (so the node never serves a request before it knows the sessions), then
+// starts serving HTTP. Stop it with Stop.
+func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
+	if cfg.Name == "" {
+		return nil, errors.New("demo: NodeConfig.Name is empty; give each node a unique name")
+	}
+	host, port, err := gossipHostPort(cfg.GossipAddr)
+	if err != nil {
+		return nil, err
+	}
+	store, err := peersession.New(peersession.Config{
+		Logger: cfg.Logger,
+		Cluster: &peersession.ClusterConfig{
+			Name:        cfg.Name,
+			BindAddr:    host,
+			BindPort:    port,
+			Join:        cfg.Join,
+			Keys:        cfg.Keys,
+			Consistency: cfg.Consistency,
+			Memberlist:  cfg.Memberlist,
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("demo: start node %s: %w", cfg.Name, err)
+	}
+	if err := store.WaitReady(ctx); err != nil {
+		_ = store.Close()
+		return nil, fmt.Errorf("demo: start node %s: %w", cfg.Name, err)
+	}
+	addr := cfg.HTTPAddr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		_ = store.Close()
+		return nil, fmt.Errorf("demo: start node %s: %w", cfg.Name, err)
+	}
+	n := &Node{
+		name:   cfg.Name,
+		gossip: net.JoinHostPort(host, strconv.Itoa(port)),
+		store:  store,
+		url:    "http://" + ln.Addr().String(),
+		served: make(chan struct{}),
+		srv: &http.Server{
+			Handler:           store.Middleware(Handler(cfg.Name, store)),
+			ReadHeaderTimeout: 5 * time.Second,
+		},
+	}
+	go func() {
+		defer close(n.served)
+		if err := n.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) && cfg.Logger != nil {
+			cfg.Logger.Error("demo: serve", "node", cfg.Name, "err", err)
+		}
+	}()
+	return n, nil
+}
+
+// Stop shuts the node down in the documented order: first the HTTP server
+// (no new requests; requests in flight finish and commit their sessions),
+// then the store (flushes its changes to the peers and leaves the cluster).
+// It is safe to call more than once.
+func (n *Node) Stop(ctx context.Context) error {
+	err := n.srv.Shutdown(ctx)
+	<-n.served
+	return errors.Join(err, n.store.Close())
+}
+
+// Name returns the node's cluster name.
+func (n *Node) Name() string { return n.name }
+
+// URL returns the node's HTTP base URL, such as "http://127.0.0.1:41234".
+func (n *Node) URL() string { return n.url }
+
+// GossipAddr returns the address other nodes join this one at.
+func (n *Node) GossipAddr() string { return n.gossip }
+
+// Store returns the node's session store.
+func (n *Node) Store() *peersession.Store { return n.store }
+
+// gossipHostPort splits a gossip address, filling in 127.0.0.1 and a free
+// port. The port is chosen here, not by the store, because the other nodes
+// must be told it and the store does not report the port it picked.
+func gossipHostPort(addr string) (string, int, error) {
+	host, portStr := "127.0.0.1", "0"
+	if addr != "" {
+		var err error
+		if host, portStr, err = net.SplitHostPort(addr); err != nil {
+			return "", 0, fmt.Errorf("demo: gossip address %q: %w", addr, err)
+		}
+		if host == "" {
+			host = "127.0.0.1"
+		}
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("demo: gossip address %q: bad port", addr)
+	}
+	if port == 0 {
+		if port, err = freePort(host); err != nil {
+			return "", 0, err
+		}
+	}
+	return host, port, nil
+}
+
+// freePort returns a port that is free for both TCP and UDP on host, as
+// memberlist needs both.
+func freePort(host string) (int, error) {
+	for range 10 {
+		tl, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return 0, fmt.Errorf("demo: find a free port: %w", err)
+		}
+		port := tl.Addr().(*net.TCPAddr).Port
+		ul, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(port)))
+		_ = tl.Close()
+		if err == nil {
+			_ = ul.Close()
+			return port, nil
+		}
+	}
+	return 0, errors.New("demo: no port free for both TCP and UDP")
+}
+
+// ReadKeyFile reads a cluster key: 32 bytes, base64 (standard encoding),
+// a trailing newline allowed. Make one with
+//
+//	head -c 32 /dev/urandom | base64 > cluster.key
+func ReadKeyFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("demo: key file: %w", err)
+	}
+	key, err := base64.StdEncoding.DecodeString(strings.TrimRight(string(b), "\r\n"))
+	if err != nil {
+		return nil, fmt.Errorf("demo: key file %s: not base64 (standard encoding): %w", path, err)
+	}
+	if len(key) != 32 {
+		return nil, fmt.Errorf("demo: key file %s: key is %d bytes, want 32; make one with: head -c 32 /dev/urandom | base64", path, len(key))
+	}
+	return key, nil
+}

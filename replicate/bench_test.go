@@ -1,0 +1,57 @@
+package replicate
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+func msgpackMarshal(v any) ([]byte, error) { return msgpack.Marshal(v) }
+
+// BenchmarkPublishApply publishes one-key changes to distinct sessions on
+// A and waits until B applied them all: records/s through queue, batching,
+// codec, memnet and apply.
+func BenchmarkPublishApply(b *testing.B) {
+	_, nodes := newCluster(b, 2, nil)
+	a := nodes[0]
+	val := make([]byte, 100)
+	b.ResetTimer()
+	for i := range b.N {
+		a.e.Publish(Record{ID: sessionID(i % 100000), Keys: map[string]Value{
+			"k": {Data: val, Ver: a.clock.Now()},
+		}})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := a.e.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	st := a.e.Stats().Peers["B"]
+	b.ReportMetric(float64(st.Sent)/float64(max(st.Batches, 1)), "records/batch")
+}
+
+// BenchmarkMergeBatch merges a batch of 100 one-key deltas into 10-key
+// records, as a store's Apply does.
+func BenchmarkMergeBatch(b *testing.B) {
+	c := NewClock(1, nil)
+	cur := make([]Record, 100)
+	deltas := make([]Record, 100)
+	for i := range cur {
+		cur[i] = Record{ID: sessionID(i), Keys: map[string]Value{}}
+		for k := range 10 {
+			cur[i].Keys["key"+itoa(k)] = Value{Data: make([]byte, 50), Ver: c.Now()}
+		}
+		deltas[i] = Record{ID: sessionID(i), Keys: map[string]Value{"key3": {Data: make([]byte, 50), Ver: c.Now()}}}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		for i := range deltas {
+			_ = Merge(cur[i], deltas[i])
+		}
+	}
+	b.ReportMetric(float64(b.N*len(deltas))/b.Elapsed().Seconds(), "records/s")
+}

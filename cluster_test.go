@@ -8,6 +8,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
+	"os"
 	"net/http/httptest"
 	"slices"
 	"sync"
@@ -24,13 +26,22 @@ const (
 	tick    = 5 * time.Millisecond
 )
 
+var antiEntropyInterval = func() time.Duration {
+	if os.Getenv("AE_OFF") != "" {
+		return -1
+	}
+	return 200 * time.Millisecond
+}()
+
 var testKey = bytes.Repeat([]byte{7}, 32)
 
-// fastTimers makes memberlist detect a dead node in well under a second.
+// fastTimers makes memberlist detect a dead node in well under a second,
+// with enough slack that a loaded machine running -race does not declare
+// live nodes dead.
 func fastTimers(c *memberlist.Config) {
-	c.ProbeInterval = 50 * time.Millisecond
-	c.ProbeTimeout = 25 * time.Millisecond
-	c.SuspicionMult = 1
+	c.ProbeInterval = 100 * time.Millisecond
+	c.ProbeTimeout = 80 * time.Millisecond
+	c.SuspicionMult = 2
 	c.SuspicionMaxTimeoutMult = 2
 	c.GossipInterval = 10 * time.Millisecond
 	c.PushPullInterval = 200 * time.Millisecond
@@ -63,9 +74,12 @@ func (tc *testCluster) start(name string) *Store {
 		RejoinInterval:      200 * time.Millisecond,
 		Label:               "test",
 		Keys:                [][]byte{testKey},
-		AntiEntropyInterval: 200 * time.Millisecond,
+		AntiEntropyInterval: antiEntropyInterval,
 		Memberlist:          fastTimers,
 	}}
+	if os.Getenv("PEERSESSION_TEST_LOG") != "" {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", name)
+	}
 	if tc.opts != nil {
 		tc.opts(&cfg)
 	}

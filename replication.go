@@ -194,10 +194,32 @@ func startReplication(st *Store, cfg ClusterConfig) (*replication, error) {
 	st.wg.Add(1)
 	go func() {
 		defer st.wg.Done()
-		r.readyErr = eng.Sync(ctx)
+		r.readyErr = r.syncLoop(ctx)
 		close(r.ready)
 	}()
 	return r, nil
+}
+
+// syncLoop runs the join-time state transfer until one peer completes it,
+// or there is no peer to ask. A peer that goes away mid-transfer (or is
+// wrongly declared dead under load) makes it ask again.
+func (r *replication) syncLoop(ctx context.Context) error {
+	backoff := 50 * time.Millisecond
+	for {
+		err := r.eng.Sync(ctx)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		r.st.cfg.Logger.Warn("peersession: state transfer failed; retrying", "err", err, "in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
 }
 
 // publish replicates local changes; in Sync mode it waits for MinAcks

@@ -25,11 +25,13 @@ const (
 	tick    = 5 * time.Millisecond
 )
 
-// fastTimers makes failure detection take well under a second.
+// fastTimers makes failure detection take well under a second, with
+// enough slack (suspicion of 200-400ms) that a loaded CI machine running
+// -race does not declare live nodes dead.
 func fastTimers(c *memberlist.Config) {
 	c.ProbeInterval = 50 * time.Millisecond
-	c.ProbeTimeout = 25 * time.Millisecond
-	c.SuspicionMult = 1
+	c.ProbeTimeout = 40 * time.Millisecond
+	c.SuspicionMult = 4
 	c.SuspicionMaxTimeoutMult = 2
 	c.GossipInterval = 10 * time.Millisecond
 	c.PushPullInterval = 200 * time.Millisecond
@@ -38,6 +40,18 @@ func fastTimers(c *memberlist.Config) {
 	c.RetransmitMult = 2
 	c.GossipToTheDeadTime = time.Second
 	c.DeadNodeReclaimTime = time.Second
+}
+
+// relaxed is a Config modifier for tests that move data and need no quick
+// failure detection: slower probes keep a CPU-starved -race run from
+// declaring live nodes dead mid-test.
+func relaxed(c *Config) {
+	c.Tune = func(mc *memberlist.Config) {
+		fastTimers(mc)
+		mc.ProbeInterval = 200 * time.Millisecond
+		mc.ProbeTimeout = 150 * time.Millisecond
+		mc.SuspicionMult = 6
+	}
 }
 
 type downEvent struct {
@@ -92,8 +106,8 @@ func (r *recorder) upIDs() []string {
 func (r *recorder) down(id string) (downEvent, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, d := range r.downs {
-		if d.Peer.ID == id {
+	for i := len(r.downs) - 1; i >= 0; i-- { // the latest one
+		if d := r.downs[i]; d.Peer.ID == id {
 			return d, true
 		}
 	}

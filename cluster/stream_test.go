@@ -18,7 +18,7 @@ import (
 
 func TestFramesArriveInOrder(t *testing.T) {
 	t.Parallel()
-	ns := cluster(t, 2, nil)
+	ns := cluster(t, 2, relaxed)
 	a, b := ns[0], ns[1]
 	const k = 1000
 	ctx := context.Background()
@@ -38,7 +38,7 @@ func TestFramesArriveInOrder(t *testing.T) {
 
 func TestLargeFrameIsChunked(t *testing.T) {
 	t.Parallel()
-	ns := cluster(t, 2, nil)
+	ns := cluster(t, 2, relaxed)
 	a, b := ns[0], ns[1]
 	big := make([]byte, 1<<20+7)
 	rand.Read(big)
@@ -57,7 +57,7 @@ func TestLargeFrameIsChunked(t *testing.T) {
 
 func TestMaxFrame(t *testing.T) {
 	t.Parallel()
-	ns := cluster(t, 2, func(c *Config) { c.MaxFrame = 1000 })
+	ns := cluster(t, 2, func(c *Config) { relaxed(c); c.MaxFrame = 1000 })
 	a, b := ns[0], ns[1]
 	err := a.Send(context.Background(), b.Self().ID, make([]byte, 1001))
 	assert.ErrorIs(t, err, ErrFrameTooLarge)
@@ -66,9 +66,9 @@ func TestMaxFrame(t *testing.T) {
 
 func TestReceiverDropsFrameOverMaxFrame(t *testing.T) {
 	t.Parallel()
-	a := newTestNode(t, func(c *Config) { c.MaxFrame = 100_000 })
+	a := newTestNode(t, func(c *Config) { relaxed(c); c.MaxFrame = 100_000 })
 	join(t, a)
-	b := newTestNode(t, seeds(a)) // default MaxFrame: it may send more than a accepts
+	b := newTestNode(t, func(c *Config) { relaxed(c); seeds(a)(c) }) // default MaxFrame: may send more than a accepts
 	join(t, b)
 	waitPeers(t, a, b)
 	require.NoError(t, b.Send(context.Background(), a.Self().ID, make([]byte, 200_000)))
@@ -81,7 +81,7 @@ func TestReceiverDropsFrameOverMaxFrame(t *testing.T) {
 
 func TestConcurrentSendersKeepPerSenderOrder(t *testing.T) {
 	t.Parallel()
-	ns := cluster(t, 3, nil)
+	ns := cluster(t, 3, relaxed)
 	a, b, c := ns[0], ns[1], ns[2]
 	const senders, per = 4, 200
 	var wg sync.WaitGroup
@@ -115,7 +115,7 @@ func TestConcurrentSendersKeepPerSenderOrder(t *testing.T) {
 
 func TestSendUnknownPeerAndCancelled(t *testing.T) {
 	t.Parallel()
-	ns := cluster(t, 2, nil)
+	ns := cluster(t, 2, relaxed)
 	a, b := ns[0], ns[1]
 	assert.ErrorIs(t, a.Send(context.Background(), "nobody-00000000", []byte("x")), ErrUnknownPeer)
 	assert.ErrorIs(t, a.Send(context.Background(), a.Self().ID, []byte("x")), ErrUnknownPeer)
@@ -166,7 +166,7 @@ func expectDropped(t *testing.T, conn net.Conn) {
 
 func TestGarbageAndHugeLengthAreDropped(t *testing.T) {
 	t.Parallel()
-	ns := cluster(t, 2, nil)
+	ns := cluster(t, 2, relaxed)
 	a, b := ns[0], ns[1]
 	inputs := map[string][]byte{
 		"garbage":        []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
@@ -216,7 +216,7 @@ func (c *recordingConn) Write(p []byte) (int, error) {
 
 func TestReplayedHandshakeIsRejected(t *testing.T) {
 	t.Parallel()
-	ns := cluster(t, 2, nil)
+	ns := cluster(t, 2, relaxed)
 	a, b := ns[0], ns[1]
 
 	// Record a legitimate connection from b: handshake, confirmation, one frame.
@@ -247,7 +247,7 @@ func TestReplayedHandshakeIsRejected(t *testing.T) {
 
 func TestKeyRotationWithFramesFlowing(t *testing.T) {
 	t.Parallel()
-	ns := cluster(t, 2, nil)
+	ns := cluster(t, 2, relaxed)
 	a, b := ns[0], ns[1]
 	var sent int
 	flow := func() {
@@ -276,7 +276,7 @@ func TestKeyRotationWithFramesFlowing(t *testing.T) {
 	assert.GreaterOrEqual(t, a.Stats().Reconnects, uint64(1), "stream made with the removed key is redialed")
 
 	// Only the new key gets in now.
-	old := newTestNode(t, func(c *Config) { seeds(a)(c) })
+	old := newTestNode(t, func(c *Config) { relaxed(c); seeds(a)(c) })
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	require.Error(t, old.Join(ctx))
@@ -284,6 +284,7 @@ func TestKeyRotationWithFramesFlowing(t *testing.T) {
 	require.Error(t, err)
 
 	fresh := newTestNode(t, func(c *Config) {
+		relaxed(c)
 		c.Keys = [][]byte{testKey2}
 		seeds(a)(c)
 	})
@@ -298,7 +299,7 @@ func TestKeyRotationWithFramesFlowing(t *testing.T) {
 
 func TestInsecureLoopbackWithoutKeys(t *testing.T) {
 	t.Parallel()
-	ns := cluster(t, 2, func(c *Config) { c.Keys = nil })
+	ns := cluster(t, 2, func(c *Config) { relaxed(c); c.Keys = nil })
 	a, b := ns[0], ns[1]
 	require.NoError(t, a.Send(context.Background(), b.Self().ID, []byte("plain")))
 	require.Eventually(t, func() bool { return len(b.rec.framesFrom(a.Self().ID)) == 1 }, waitFor, tick)

@@ -184,7 +184,7 @@ func Encode(t MsgType, msg any) ([]byte, error) {
 		return nil, fmt.Errorf("replicate: encode %s: %w", t,
 			tooLarge("frame of %d bytes, limit %d (MaxFrame)", len(frame), lim.MaxFrame))
 	}
-	// Only map entries are not bounded by the checks above.
+	// validate bounds everything but the sum of map entries (MaxEntries).
 	if err := checkStructure(frame[2:], &lim); err != nil {
 		return nil, fmt.Errorf("replicate: encode %s: %w", t, err)
 	}

@@ -87,6 +87,7 @@ type Engine struct {
 
 	transferSem chan struct{} // a token per running state transfer
 	reqSeq      atomic.Uint64 // last Req of a SyncRequest or Fetch
+	batchSeq    atomic.Uint64 // last Seq of a Batch, to any peer
 	flushers    atomic.Int32  // Flush calls waiting
 
 	mu     sync.RWMutex // guards peers, live and closed
@@ -242,7 +243,10 @@ func (e *Engine) Publish(recs ...Record) *Ticket {
 	if closed || len(recs) == 0 {
 		return t
 	}
-	t.refs = make([]ticketRef, 0, len(live))
+	t.refs = t.inline[:0]
+	if len(live) > len(t.inline) {
+		t.refs = make([]ticketRef, 0, len(live))
+	}
 	for _, p := range live {
 		gen, dropped, ok := p.enqueue(recs, false)
 		if !ok {

@@ -502,3 +502,66 @@ func itoa(i int) string {
 	}
 	return string(b)
 }
+
+func TestBatchSplitsAtMaxBatchBytes(t *testing.T) {
+	net, nodes := newCluster(t, 2, func(c *Config) { c.MaxBatchBytes = 4 << 10 })
+	a, b := nodes[0], nodes[1]
+	link := net.link("A", "B")
+	link.set(func(l *memLink) { l.blocked = true })
+	a.publish(a.write("first", "k", "v"))
+	waitFor(t, "first batch in flight", func() bool { return peerStats(a, "B").Batches == 1 })
+	val := string(make([]byte, 1000))
+	for i := range 40 {
+		a.publish(a.write(sessionID(i), "k", val))
+	}
+	link.set(func(l *memLink) { l.blocked = false })
+	require.NoError(t, a.e.Flush(ctxTimeout(t, 5*time.Second)))
+	require.Equal(t, 41, b.store.len())
+	st := peerStats(a, "B")
+	require.EqualValues(t, 41, st.Sent)
+	require.EqualValues(t, 41, st.Acked)
+	require.GreaterOrEqual(t, st.Batches, uint64(1+40*1000/(4<<10)))
+	require.LessOrEqual(t, st.Batches, uint64(1+(40+2)/3)) // 3 records of ~1.1 KB fit 4 KiB
+}
+
+func TestStalledSendDoesNotBlockOthers(t *testing.T) {
+	net, nodes := newCluster(t, 3, nil)
+	a, b := nodes[0], nodes[1]
+	net.link("A", "C").set(func(l *memLink) { l.stalled = true }) // Send to C blocks
+	for i := range 10 {
+		tk := a.publish(a.write(sessionID(i), "k", "v"))
+		require.NoError(t, tk.Wait(ctxTimeout(t, 5*time.Second), 1))
+	}
+	require.Equal(t, 10, b.store.len())
+	// C's replies to A still flow while A's sender to C is stuck.
+	nodes[2].store.Apply([]Record{nodes[2].write("c", "k", "from C")})
+	_, found, err := b.e.Fetch(ctxTimeout(t, 5*time.Second), "c")
+	require.NoError(t, err)
+	require.True(t, found)
+	// PeerDown and Close unblock the stuck Send (goleak checks the rest).
+	a.e.PeerDown("C", false)
+	require.EqualValues(t, 0, peerStats(a, "B").Queued)
+}
+
+func TestSyncLargeState(t *testing.T) {
+	if testing.Short() {
+		t.Skip("100 MB state transfer")
+	}
+	net := newMemNet(t)
+	a := newNode(t, net, "A", 1, nil)
+	const n = 100000
+	val := make([]byte, 1024)
+	recs := make([]Record, 0, n)
+	for i := range n {
+		recs = append(recs, Record{ID: sessionID(i), Keys: map[string]Value{"k": {Data: val, Ver: a.clock.Now()}}})
+	}
+	a.store.Apply(recs)
+	recs = nil
+	b := newNode(t, net, "B", 2, nil)
+	connectAll([]*testNode{a, b})
+	require.NoError(t, b.e.Sync(ctxTimeout(t, time.Minute)))
+	require.Equal(t, n, b.store.len())
+	chunks := net.link("A", "B").count(MsgSyncChunk)
+	require.Greater(t, chunks, 90)
+	t.Logf("%d records of 1 KiB in %d chunks", n, chunks)
+}

@@ -35,6 +35,7 @@ type memLink struct {
 	dropping    bool
 	dropNext    int // drop this many frames, then deliver again
 	blocked     bool
+	stalled     bool // Send itself blocks until unstalled or its ctx ends
 	closed      bool
 	sent        map[MsgType]int // frames accepted by Send, by type
 }
@@ -148,6 +149,16 @@ func (ep memEndpoint) Send(ctx context.Context, peer string, frame []byte) error
 	l := ep.n.link(ep.self, peer)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.stalled {
+		stop := context.AfterFunc(ctx, func() { l.set(func(*memLink) {}) })
+		defer stop()
+		for l.stalled && !l.closed && ctx.Err() == nil {
+			l.cond.Wait()
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
 	switch {
 	case l.closed:
 		return errors.New("memnet: closed")

@@ -18,6 +18,10 @@ import (
 // made meanwhile pile up in the queue and go together in the next Batch:
 // batching without timers. Control frames go out while a Batch waits for
 // its Ack, so two nodes waiting on each other's acks never deadlock.
+//
+// Network.Send is called for one peer only from its sender goroutine, one
+// frame at a time, with the peer's context (cancelled by PeerDown and
+// Close); a Send that blocks holds up only this peer.
 type peer struct {
 	e      *Engine
 	id     string
@@ -35,17 +39,15 @@ type peer struct {
 	transfers   atomic.Int32 // state transfers waiting or running for this peer
 	counters    peerCounters // atomic, read by Stats
 
-	mu         sync.Mutex // guards every field below
-	queue      map[string]*queued
-	order      []string // IDs in queue, oldest first, from head on
-	head       int
-	gen        uint64 // publish generation: incremented by every enqueue
-	overflow   bool   // the queue is full (logged once per episode)
-	inflight   *batch // sent and not yet acknowledged; nil when none
-	seq        uint64 // Seq of the last Batch
-	ctrl       []ctrlFrame
-	ctrlSends  int // control frames taken from ctrl and not yet sent
-	ackTimeout *batch
+	mu        sync.Mutex // guards every field below
+	queue     map[string]*queued
+	order     []string // IDs in queue, oldest first, from head on
+	head      int
+	gen       uint64 // publish generation: incremented by every enqueue
+	overflow  bool   // the queue is full (logged once per episode)
+	inflight  *batch // sent and not yet acknowledged; nil when none
+	ctrl      []ctrlFrame
+	ctrlSends int // control frames taken from ctrl and not yet sent
 }
 
 // queued is a session's coalesced changes waiting in a peer's queue.
@@ -176,8 +178,9 @@ func (p *peer) drainLocked() *batch {
 		p.order[p.head] = ""
 		p.head++
 	}
-	p.seq++
-	b := &batch{seq: p.seq, recs: recs, n: len(recs)}
+	// Seqs are unique across the engine's peers and their incarnations,
+	// so a late Ack from before a PeerDown/PeerUp never matches.
+	b := &batch{seq: p.e.batchSeq.Add(1), recs: recs, n: len(recs)}
 	if p.head == len(p.order) {
 		p.order, p.head = p.order[:0], 0
 		b.covers = p.gen
@@ -269,6 +272,7 @@ func (p *peer) run() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
+	var armed *batch // the batch timer runs for
 	for {
 		if !p.sendControl() {
 			return
@@ -277,16 +281,14 @@ func (p *peer) run() {
 			if !p.sendFrame(b.frame) {
 				return
 			}
-			p.mu.Lock()
-			p.ackTimeout = b
-			p.mu.Unlock()
+			armed = b
 			timer.Reset(p.e.cfg.AckTimeout)
 		}
 		select {
 		case <-p.wake:
 		case <-timer.C:
 			p.mu.Lock()
-			if p.inflight != nil && p.inflight == p.ackTimeout {
+			if p.inflight != nil && p.inflight == armed {
 				p.inflight.resend = true
 			}
 			p.mu.Unlock()

@@ -16,8 +16,9 @@ import (
 type Ticket struct {
 	e      *Engine
 	refs   []ticketRef
-	empty  bool // Publish had no records: nothing to wait for
-	closed bool // Publish came after Close
+	inline [4]ticketRef // refs' storage for small clusters: one allocation
+	empty  bool         // Publish had no records: nothing to wait for
+	closed bool         // Publish came after Close
 }
 
 // ticketRef is a ticket's stake in one peer.

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -33,24 +34,28 @@ import (
 	"github.com/peersession/peersession/examples/twonode/demo"
 )
 
+// nodeFlags are the -node mode's flags.
+type nodeFlags struct {
+	name, http, gossip, join, keyFile, consistency string
+}
+
 func main() {
-	var (
-		once        = flag.Bool("once", false, "exit after the walkthrough: status 0 only if every step held")
-		proxyAddr   = flag.String("proxy", "127.0.0.1:8080", "demo: the proxy's listen address (a free port if this one is taken)")
-		node        = flag.String("node", "", "run one node with this name instead of the demo")
-		httpAddr    = flag.String("http", "", "-node: HTTP listen address, such as 127.0.0.1:8081")
-		gossipAddr  = flag.String("gossip", "", "-node: cluster address, such as 127.0.0.1:7946")
-		join        = flag.String("join", "", "-node: comma-separated cluster addresses of other nodes")
-		keyFile     = flag.String("key-file", "", "-node: file holding the 32-byte cluster key in base64 (required off loopback)")
-		consistency = flag.String("consistency", "async", "-node: async or sync (sync: a write waits for a peer's acknowledgement)")
-	)
+	var nf nodeFlags
+	once := flag.Bool("once", false, "exit after the walkthrough: status 0 only if every step held")
+	proxyAddr := flag.String("proxy", "127.0.0.1:8080", "demo: the proxy's listen address (a free port if this one is taken)")
+	flag.StringVar(&nf.name, "node", "", "run one node with this name instead of the demo")
+	flag.StringVar(&nf.http, "http", "", "-node: HTTP listen address, such as 127.0.0.1:8081")
+	flag.StringVar(&nf.gossip, "gossip", "", "-node: cluster address, such as 127.0.0.1:7946")
+	flag.StringVar(&nf.join, "join", "", "-node: comma-separated cluster addresses of other nodes")
+	flag.StringVar(&nf.keyFile, "key-file", "", "-node: file holding the 32-byte cluster key in base64 (required off loopback)")
+	flag.StringVar(&nf.consistency, "consistency", "async", "-node: async, or sync (a write waits for a peer's acknowledgement)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
 	var err error
-	if *node != "" {
-		err = runNode(ctx, *node, *httpAddr, *gossipAddr, *join, *keyFile, *consistency)
+	if nf.name != "" {
+		err = runNode(ctx, nf, os.Stdout)
 	} else {
 		err = runDemo(ctx, *proxyAddr, isSet("proxy"), *once)
 	}
@@ -87,41 +92,51 @@ func runDemo(ctx context.Context, proxyAddr string, proxySet, once bool) error {
 	return nil
 }
 
-func runNode(ctx context.Context, name, httpAddr, gossipAddr, join, keyFile, consistency string) error {
-	if httpAddr == "" || gossipAddr == "" {
-		return errors.New("-node needs -http and -gossip addresses")
+// config turns the flags into a node configuration.
+func (f nodeFlags) config() (demo.NodeConfig, error) {
+	if f.http == "" || f.gossip == "" {
+		return demo.NodeConfig{}, errors.New("-node needs -http and -gossip addresses")
 	}
 	cfg := demo.NodeConfig{
-		Name:       name,
-		HTTPAddr:   httpAddr,
-		GossipAddr: gossipAddr,
+		Name:       f.name,
+		HTTPAddr:   f.http,
+		GossipAddr: f.gossip,
 		Logger:     slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	}
-	if join != "" {
-		cfg.Join = strings.Split(join, ",")
+	if f.join != "" {
+		cfg.Join = strings.Split(f.join, ",")
 	}
-	if keyFile != "" {
-		key, err := demo.ReadKeyFile(keyFile)
+	if f.keyFile != "" {
+		key, err := demo.ReadKeyFile(f.keyFile)
 		if err != nil {
-			return err
+			return cfg, err
 		}
 		cfg.Keys = [][]byte{key}
 	}
-	switch consistency {
-	case "async":
+	switch f.consistency {
+	case "async", "":
 		cfg.Consistency = peersession.Async
 	case "sync":
 		cfg.Consistency = peersession.Sync
 	default:
-		return fmt.Errorf("-consistency is %q; use async or sync", consistency)
+		return cfg, fmt.Errorf("-consistency is %q; use async or sync", f.consistency)
+	}
+	return cfg, nil
+}
+
+// runNode runs one node until ctx ends, then shuts it down.
+func runNode(ctx context.Context, f nodeFlags, out io.Writer) error {
+	cfg, err := f.config()
+	if err != nil {
+		return err
 	}
 	n, err := demo.StartNode(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer shutdown(n.Stop)
-	fmt.Printf("node %s serving %s (cluster address %s). Ctrl-C stops.\n", name, n.URL(), n.GossipAddr())
+	fmt.Fprintf(out, "node %s serving %s (cluster address %s). Ctrl-C stops.\n", n.Name(), n.URL(), n.GossipAddr())
 	<-ctx.Done()
+	shutdown(n.Stop)
 	return nil
 }
 

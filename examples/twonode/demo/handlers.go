@@ -177,6 +177,9 @@ func (a *app) view() ClusterView {
 			v.Members = append(v.Members, m.Name)
 		}
 	}
+	if len(v.Members) == 0 { // a store without Config.Cluster
+		v.Members = append(v.Members, a.node)
+	}
 	return v
 }
 

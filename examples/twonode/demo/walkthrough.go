@@ -29,7 +29,8 @@ func (d *Demo) Walkthrough(ctx context.Context, out io.Writer) error {
 			return fmt.Errorf("demo: Walkthrough needs both nodes running")
 		}
 	}
-	fmt.Fprintf(out, "Walkthrough through the proxy %s (round robin, not sticky):\n", d.URL())
+	fmt.Fprintf(out, "Walkthrough through the proxy %s (round robin, not sticky).\n", d.URL())
+	fmt.Fprintf(out, "[A] or [B]: the node that served the request.\n\n")
 
 	items := []string{}
 	served := map[string]bool{}
@@ -37,7 +38,9 @@ func (d *Demo) Walkthrough(ctx context.Context, out io.Writer) error {
 		func() error {
 			return w.waitMembers("A and B form a cluster", d.URL(), []string{"A", "B"}, d.nodes[A], d.nodes[B])
 		},
-		func() error { return w.cart("look at the cart, not logged in", "GET", d.URL(), "/cart", nil, "", items, nil) },
+		func() error {
+			return w.cart("look at the cart, not logged in", "GET", d.URL(), "/cart", nil, "", items, nil)
+		},
 		func() error {
 			return w.cart("log in as alice", "POST", d.URL(), "/login", url.Values{"user": {"alice"}}, "alice", items, served)
 		},
@@ -53,7 +56,7 @@ func (d *Demo) Walkthrough(ctx context.Context, out io.Writer) error {
 			if !served["A"] || !served["B"] {
 				return w.fail("both nodes served the session", fmt.Errorf("only %v served it", served))
 			}
-			return w.note("the proxy alternated: A and B both served alice's session", "")
+			return w.note("A and B both served alice", "the proxy alternates, the session follows")
 		},
 		func() error {
 			if err := d.StopNode(ctx, A); err != nil {
@@ -93,7 +96,7 @@ func (d *Demo) Walkthrough(ctx context.Context, out io.Writer) error {
 			if !served["A"] || !served["B"] {
 				return w.fail("both nodes serve again", fmt.Errorf("only %v served", served))
 			}
-			return w.note("both nodes serve alice again", "")
+			return w.note("A and B both serve alice again", "")
 		},
 		func() error { return w.logout(d) },
 	)
@@ -119,7 +122,10 @@ type walker struct {
 
 func (w *walker) line(desc, node, held string) {
 	w.n++
-	fmt.Fprintf(w.out, "%3d. %-34s %-2s %s\n", w.n, desc, node, held)
+	if node != "" {
+		node = "[" + node + "]"
+	}
+	fmt.Fprintf(w.out, "%3d. %-34s %-3s %s\n", w.n, desc, node, held)
 }
 
 func (w *walker) note(desc, held string) error {
@@ -180,7 +186,9 @@ func (w *walker) waitMembers(desc, proxy string, want []string, nodes ...*Node) 
 			if err := w.do("GET", u+"/cluster", nil, &v); err != nil {
 				return w.fail(desc, err)
 			}
-			seen = append(seen, fmt.Sprintf("%s sees %v", v.Node, v.Members))
+			if s := fmt.Sprintf("%s sees %v", v.Node, v.Members); !slices.Contains(seen, s) {
+				seen = append(seen, s)
+			}
 			ok = ok && slices.Equal(v.Members, want)
 		}
 		if ok {

@@ -56,6 +56,7 @@ const (
 	evJoin eventKind = iota
 	evLeave
 	evUpdate
+	evLeaving // not from memberlist: a peer's stream said it is leaving
 )
 
 // event is a copied memberlist notification.

@@ -37,6 +37,7 @@
 //	  msgConfirm (1)     16 random bytes, then initiator peer ID (first message only)
 //	  msgData (2)        last (or only) chunk of a frame
 //	  msgDataMore (3)    a chunk; more chunks of the same frame follow
+//	  msgLeaving (4)     the sender is leaving gracefully (sent by Leave)
 //
 // Frames larger than one Noise message are chunked and reassembled up to
 // Config.MaxFrame bytes.

@@ -136,6 +136,10 @@ func (n *Node) readFrames(r io.Reader, id string, recv *noise.CipherState) error
 		if err != nil {
 			return fmt.Errorf("%w: decrypt: %w", errProtocol, err)
 		}
+		if len(pt) == 1 && pt[0] == msgLeaving && acc == nil {
+			n.del.queue.push(event{kind: evLeaving, name: id})
+			continue
+		}
 		if len(pt) == 0 || (pt[0] != msgData && pt[0] != msgDataMore) {
 			return fmt.Errorf("%w: unexpected message", errProtocol)
 		}

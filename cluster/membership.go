@@ -34,6 +34,14 @@ func (n *Node) apply(e event) {
 	if e.name == n.self.ID {
 		return
 	}
+	if e.kind == evLeaving {
+		n.memMu.Lock()
+		if m, ok := n.members[e.name]; ok && m.State == StateAlive {
+			n.leaving[e.name] = true
+		}
+		n.memMu.Unlock()
+		return
+	}
 	meta, err := decodeMeta(e.meta)
 	if err != nil {
 		n.log.Warn("cluster: ignoring member with bad metadata", "member", e.name, "err", err)
@@ -58,12 +66,13 @@ func (n *Node) apply(e event) {
 			n.dropOut(p.ID)
 		}
 	case evLeave:
-		left := e.state == memberlist.StateLeft || meta.Leaving
+		n.memMu.Lock()
+		left := e.state == memberlist.StateLeft || meta.Leaving || n.leaving[p.ID]
+		delete(n.leaving, p.ID)
 		state := StateDead
 		if left {
 			state = StateLeft
 		}
-		n.memMu.Lock()
 		m, ok := n.members[p.ID]
 		wasAlive := ok && m.State == StateAlive
 		if ok {

@@ -40,8 +40,9 @@ type Node struct {
 	leaveMu sync.Mutex // guards left; serializes Leave against memberlist shutdown in Close
 	left    bool
 
-	memMu   sync.RWMutex // guards members
+	memMu   sync.RWMutex // guards members and leaving
 	members map[string]*Member
+	leaving map[string]bool // live peers whose stream announced a graceful leave
 
 	outMu sync.Mutex // guards outs
 	outs  map[string]*outPeer
@@ -73,6 +74,7 @@ func New(cfg Config) (*Node, error) {
 		hsSem:    make(chan struct{}, maxPendingHandshakes),
 		stop:     make(chan struct{}),
 		members:  make(map[string]*Member),
+		leaving:  make(map[string]bool),
 		outs:     make(map[string]*outPeer),
 		ins:      make(map[*inConn]struct{}),
 		inByPeer: make(map[string]*inConn),
@@ -293,9 +295,12 @@ func (n *Node) Leave(timeout time.Duration) error {
 	n.left = true
 	start := time.Now()
 	// memberlist v0.7.0 does not tell NotifyLeave whether a node left or
-	// died (issue hashicorp/memberlist#293), so announce the intent in
-	// metadata first; peers read it when the leave arrives.
+	// died (issue hashicorp/memberlist#293), so announce the intent first,
+	// on every peer's stream and in metadata; peers consult both when the
+	// leave arrives. Two channels, because a peer may learn of the leave
+	// through a push/pull that carries no metadata.
 	var errs []error
+	n.announceLeaving(timeout)
 	if err := n.setMeta(true); err == nil {
 		if err := n.ml.UpdateNode(timeout); err != nil {
 			errs = append(errs, err)
@@ -315,6 +320,28 @@ func (n *Node) Leave(timeout time.Duration) error {
 		return fmt.Errorf("cluster: leave: %w", err)
 	}
 	return nil
+}
+
+// announceLeaving tells every live peer on its stream that this node is
+// leaving, concurrently, within timeout (zero: DialTimeout). Failures only
+// make peers report a dead instead of a left node, so they are logged.
+func (n *Node) announceLeaving(timeout time.Duration) {
+	if timeout <= 0 || timeout > n.cfg.DialTimeout {
+		timeout = n.cfg.DialTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout/2)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, p := range n.Peers() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := n.send(ctx, p.ID, nil, msgLeaving); err != nil {
+				n.log.Debug("cluster: could not announce leave", "peer", p.ID, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // Close shuts down memberlist, the listener and every stream, and returns

@@ -57,6 +57,11 @@ type outConn struct {
 // otherwise the next Send redials. After a failed dial, Sends fail fast until a backoff
 // (50ms doubling to 5s) has passed.
 func (n *Node) Send(ctx context.Context, peerID string, frame []byte) error {
+	return n.send(ctx, peerID, frame, msgData)
+}
+
+// send writes a frame (typ msgData) or a payload-less control message.
+func (n *Node) send(ctx context.Context, peerID string, frame []byte, typ byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -90,7 +95,7 @@ func (n *Node) Send(ctx context.Context, peerID string, frame []byte) error {
 		if err != nil {
 			return err
 		}
-		err = p.writeLocked(ctx, c, frame)
+		err = p.writeLocked(ctx, c, frame, typ)
 		if err == nil {
 			break
 		}
@@ -99,8 +104,10 @@ func (n *Node) Send(ctx context.Context, peerID string, frame []byte) error {
 			return fmt.Errorf("cluster: send to %s: %w", peerID, err)
 		}
 	}
-	n.stats.framesOut.Add(1)
-	n.stats.bytesOut.Add(uint64(len(frame)))
+	if typ == msgData {
+		n.stats.framesOut.Add(1)
+		n.stats.bytesOut.Add(uint64(len(frame)))
+	}
 	return nil
 }
 
@@ -182,8 +189,9 @@ func (p *outPeer) dialLocked(ctx context.Context, peer Peer) (*outConn, error) {
 	return c, nil
 }
 
-// writeLocked seals frame and writes it in one call. The caller holds p.sem.
-func (p *outPeer) writeLocked(ctx context.Context, c *outConn, frame []byte) error {
+// writeLocked seals frame (or a control message of type typ) and writes it
+// in one call. The caller holds p.sem.
+func (p *outPeer) writeLocked(ctx context.Context, c *outConn, frame []byte, typ byte) error {
 	deadline, _ := ctx.Deadline() // zero: none
 	if err := c.conn.SetWriteDeadline(deadline); err != nil {
 		return err
@@ -201,7 +209,11 @@ func (p *outPeer) writeLocked(ctx context.Context, c *outConn, frame []byte) err
 		}
 	}()
 	var err error
-	c.buf, err = appendFrame(c.buf[:0], c.send, frame)
+	if typ == msgData {
+		c.buf, err = appendFrame(c.buf[:0], c.send, frame)
+	} else {
+		c.buf, err = appendSealed(c.buf[:0], c.send, typ, nil)
+	}
 	if err != nil {
 		return err
 	}

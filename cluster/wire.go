@@ -18,6 +18,7 @@ const (
 	msgConfirm  byte = 1 // initiator's confirmation: 16 random bytes + its peer ID
 	msgData     byte = 2 // last (or only) chunk of a frame
 	msgDataMore byte = 3 // chunk of a frame; more follow
+	msgLeaving  byte = 4 // the sender is about to leave gracefully (no payload)
 )
 
 const (

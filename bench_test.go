@@ -27,9 +27,27 @@ func benchSessions(b *testing.B, st *Store, n int) []string {
 	return tokens
 }
 
-// BenchmarkGet is a local read of one key of a stored session: lookup by
-// token hash plus msgpack decode.
+// BenchmarkGet is a handler's read of one key from its loaded session: a
+// map lookup in the snapshot plus the msgpack decode.
 func BenchmarkGet(b *testing.B) {
+	st := newTestStore(b, Config{})
+	tokens := benchSessions(b, st, 1)
+	s, err := st.Load(b.Context(), tokens[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		var n int
+		if ok, err := s.Get("n", &n); !ok || err != nil {
+			b.Fatal("missing", err)
+		}
+	}
+}
+
+// BenchmarkLoadGet is a request's first read: find the session by its
+// token's hash in the sharded map, then read one key.
+func BenchmarkLoadGet(b *testing.B) {
 	st := newTestStore(b, Config{})
 	tokens := benchSessions(b, st, 1000)
 	b.ReportAllocs()

@@ -11,6 +11,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -37,8 +38,8 @@ type Node struct {
 
 	joinOnce sync.Once
 
-	leaveMu sync.Mutex // guards left; serializes Leave against memberlist shutdown in Close
-	left    bool
+	leaveMu sync.Mutex  // serializes Leave, and Leave against memberlist shutdown in Close
+	left    atomic.Bool // Leave has begun
 
 	memMu   sync.RWMutex // guards members and leaving
 	members map[string]*Member
@@ -133,6 +134,9 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cluster: memberlist: %w", err)
 	}
 	n.goroutine(n.acceptLoop)
+	if len(cfg.Keys) == 0 {
+		n.log.Warn("cluster: running without keys: gossip and streams are not encrypted or authenticated", "bind", cfg.BindAddr)
+	}
 	n.log.Debug("cluster node started", "gossip", n.ml.LocalNode().Address(), "stream", n.self.Addr)
 	return n, nil
 }
@@ -234,10 +238,7 @@ func (n *Node) rejoinLoop(seeds []string) {
 			return
 		case <-t.C:
 		}
-		n.leaveMu.Lock()
-		left := n.left
-		n.leaveMu.Unlock()
-		if left || len(n.Peers()) >= len(seeds) {
+		if n.left.Load() || len(n.Peers()) >= len(seeds) {
 			continue
 		}
 		if k, err := n.ml.Join(seeds); err != nil {
@@ -289,10 +290,10 @@ func (n *Node) Leave(timeout time.Duration) error {
 	if n.isClosed() {
 		return ErrClosed
 	}
-	if n.left {
+	if n.left.Load() {
 		return nil
 	}
-	n.left = true
+	n.left.Store(true)
 	start := time.Now()
 	// memberlist v0.7.0 does not tell NotifyLeave whether a node left or
 	// died (issue hashicorp/memberlist#293), so announce the intent first,

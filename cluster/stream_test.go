@@ -316,3 +316,8 @@ func TestPeerDownClosesStreams(t *testing.T) {
 	assert.Empty(t, a.outs)
 	a.outMu.Unlock()
 }
+
+// *Node is what replicate.Network asks for (replicate/interfaces.go).
+var _ interface {
+	Send(ctx context.Context, peer string, frame []byte) error
+} = (*Node)(nil)

@@ -95,6 +95,10 @@ type ClusterConfig struct {
 	// Memberlist, when set, adjusts the memberlist configuration after
 	// peersession has set it up (tests shorten failure detection).
 	Memberlist func(*memberlist.Config)
+
+	// faults, set only by this package's tests, plugs a fault-injecting
+	// network (internal/faultnet) into the cluster configuration.
+	faults func(*cluster.Config)
 }
 
 // ErrNotReplicated is returned by a Sync-mode commit whose change was not
@@ -153,7 +157,7 @@ func startReplication(st *Store, cfg ClusterConfig) (*replication, error) {
 		cfg.FetchTimeout = 100 * time.Millisecond
 	}
 	h := &handler{}
-	node, err := cluster.New(cluster.Config{
+	cc := cluster.Config{
 		Name:           cfg.Name,
 		BindAddr:       cfg.BindAddr,
 		BindPort:       cfg.BindPort,
@@ -168,7 +172,11 @@ func startReplication(st *Store, cfg ClusterConfig) (*replication, error) {
 		Logger:         st.cfg.Logger,
 		Handler:        h,
 		Tune:           cfg.Memberlist,
-	})
+	}
+	if cfg.faults != nil {
+		cfg.faults(&cc)
+	}
+	node, err := cluster.New(cc)
 	if err != nil {
 		return nil, fmt.Errorf("peersession: start cluster node: %w", err)
 	}
@@ -188,16 +196,39 @@ func startReplication(st *Store, cfg ClusterConfig) (*replication, error) {
 	r := &replication{st: st, cfg: cfg, node: node, eng: eng, ready: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.stopSync = cancel
+	joined := true
 	if err := node.Join(ctx); err != nil {
+		joined = false
 		st.cfg.Logger.Warn("peersession: no seed answered yet; will keep trying", "err", err)
 	}
+	joined = joined && len(node.Peers()) > 0
 	st.wg.Add(1)
 	go func() {
 		defer st.wg.Done()
+		if joined {
+			r.waitPeers(ctx)
+		}
 		r.readyErr = r.syncLoop(ctx)
 		close(r.ready)
 	}()
 	return r, nil
+}
+
+// waitPeers waits, briefly, until the engine has heard of the peers the
+// join found (membership events are delivered asynchronously), so that the
+// state transfer has somebody to ask.
+func (r *replication) waitPeers(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for len(r.eng.Stats().Peers) == 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // syncLoop runs the join-time state transfer until one peer completes it,

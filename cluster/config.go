@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -72,6 +73,21 @@ type Config struct {
 	// MaxFrame is the largest frame Send accepts and a reader reassembles;
 	// zero means 16 MiB.
 	MaxFrame int
+
+	// Network hooks, for tests that inject faults (internal/faultnet); nil
+	// means the plain network. They see every byte the node sends, so
+	// never set them from untrusted input.
+
+	// WrapTransport, if set, wraps memberlist's transport: New builds
+	// memberlist's usual NetTransport on BindAddr and BindPort (or takes
+	// the one Tune set) and hands memberlist what WrapTransport returns.
+	WrapTransport func(memberlist.NodeAwareTransport) memberlist.NodeAwareTransport
+	// Dial, if set, opens replication stream connections in place of a
+	// net.Dialer; it must honour ctx (its deadline bounds the dial).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// WrapListener, if set, wraps the replication stream listener; the
+	// wrapper's Addr must be the listener's own.
+	WrapListener func(net.Listener) net.Listener
 }
 
 // withDefaults validates c and returns a copy with defaults filled in.

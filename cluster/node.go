@@ -90,6 +90,9 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cluster: stream listener: %w", err)
 	}
 	port := n.ln.Addr().(*net.TCPAddr).Port
+	if cfg.WrapListener != nil {
+		n.ln = cfg.WrapListener(n.ln)
+	}
 	n.self.Addr = net.JoinHostPort(cfg.AdvertiseAddr, strconv.Itoa(port))
 	if err := n.setMeta(false); err != nil {
 		n.ln.Close()
@@ -112,6 +115,12 @@ func New(cfg Config) (*Node, error) {
 	mlc.BindPort = cfg.BindPort
 	mlc.AdvertiseAddr = cfg.AdvertiseAddr
 	mlc.AdvertisePort = cfg.AdvertisePort
+	if mlc.AdvertisePort == 0 {
+		// memberlist takes AdvertisePort as is once AdvertiseAddr is set
+		// (always, here): 0 would advertise port 0 for a fixed BindPort.
+		// A BindPort of 0 stays 0, and memberlist fills in the bound one.
+		mlc.AdvertisePort = cfg.BindPort
+	}
 	mlc.Label = cfg.Label
 	mlc.EnableCompression = false
 	mlc.Keyring = n.keyring
@@ -123,11 +132,18 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Tune != nil {
 		cfg.Tune(mlc)
 	}
+	if err := wrapTransport(mlc, cfg.WrapTransport); err != nil {
+		n.ln.Close()
+		return nil, err
+	}
 
 	n.members[n.self.ID] = &Member{Peer: n.self, State: StateAlive}
 	n.goroutine(n.dispatch)
 	n.ml, err = memberlist.Create(mlc)
 	if err != nil {
+		if mlc.Transport != nil && cfg.WrapTransport != nil {
+			mlc.Transport.Shutdown() // Create does not always shut it down
+		}
 		n.ln.Close()
 		n.markClosed()
 		n.wg.Wait()

@@ -277,8 +277,12 @@ func (p *outPeer) shut() {
 func (n *Node) dial(ctx context.Context, peer Peer) (*outConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.DialTimeout)
 	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", peer.Addr)
+	dial := n.cfg.Dial
+	if dial == nil {
+		var d net.Dialer
+		dial = d.DialContext
+	}
+	conn, err := dial(ctx, "tcp", peer.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: dial %s at %s: %w", peer.ID, peer.Addr, err)
 	}

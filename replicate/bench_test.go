@@ -4,11 +4,7 @@ import (
 	"context"
 	"testing"
 	"time"
-
-	"github.com/vmihailenco/msgpack/v5"
 )
-
-func msgpackMarshal(v any) ([]byte, error) { return msgpack.Marshal(v) }
 
 // BenchmarkPublishApply publishes one-key changes to distinct sessions on
 // A and waits until B applied them all: records/s through queue, batching,

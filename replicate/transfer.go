@@ -8,15 +8,18 @@ import (
 
 // syncCall is a Sync waiting for a peer to finish its state transfer.
 type syncCall struct {
-	pending map[*peer]bool // peers asked that are still up and not done
-	done    chan struct{}  // closed once err is final
-	err     error
+	pending   map[*peer]bool // peers asked that are still up and not done
+	completed int            // peers that sent all of their state
+	done      chan struct{}  // closed once err is final
+	err       error
 }
 
 // Sync performs the join-time state transfer: it asks every live peer for
-// its whole state, applies the chunks as they arrive, and returns once one
-// peer has sent all of its state (the others' chunks keep being applied as
-// they arrive). It returns nil at once when there are no peers, an error
+// its whole state, applies the chunks as they arrive, and returns once every
+// peer asked has sent all of its state or gone down. Waiting for all, not
+// the first, matters: a peer's snapshot lacks the writes other peers had
+// not yet replicated to it, and those were published before this node was
+// their peer. It returns nil at once when there are no peers, an error
 // wrapping ErrNotEnoughPeers if every peer asked went down first, and an
 // error wrapping ctx.Err() if ctx ends first.
 func (e *Engine) Sync(ctx context.Context) error {
@@ -74,17 +77,21 @@ func (e *Engine) syncPeerGone(call *syncCall, p *peer) {
 	e.finishSyncLocked(call, p, fmt.Errorf("replicate: sync: %w: every peer asked went down", ErrNotEnoughPeers))
 }
 
-// finishSyncLocked removes p from call's pending peers; call is done with
-// err once none is left, or at once with nil when err is nil. callMu must
-// be held.
+// finishSyncLocked removes p from call's pending peers: it completed (err
+// nil) or went down. call is done once none is left: with nil if any peer
+// completed, else with err. callMu must be held.
 func (e *Engine) finishSyncLocked(call *syncCall, p *peer, err error) {
 	if !call.pending[p] {
 		return
 	}
 	delete(call.pending, p)
-	if err == nil || len(call.pending) == 0 {
-		call.err = err
-		clear(call.pending)
+	if err == nil {
+		call.completed++
+	}
+	if len(call.pending) == 0 {
+		if call.completed == 0 {
+			call.err = err
+		}
 		close(call.done)
 	}
 }

@@ -1,0 +1,77 @@
+package gorillastore_test
+
+// Two clustered nodes on loopback, each with its own gorilla store over
+// its own peersession store: what gorilla writes on one, gorilla reads on
+// the other.
+
+import (
+	"testing"
+
+	"github.com/peersession/peersession/adapters/gorillastore"
+	"github.com/peersession/peersession/adapters/internal/testcluster"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestClusterWriteOnAReadOnB(t *testing.T) {
+	t.Parallel()
+	pa, pb := testcluster.Pair(t, nil)
+	a, b := app(t, gorillastore.New(pa)), app(t, gorillastore.New(pb))
+	br := newBrowser(t)
+
+	br.get(a.URL + "/put?v=bar")
+	require.Eventually(t, func() bool { return pb.Stats().Sessions == 1 }, waitFor, tick)
+	assert.Equal(t, "bar", br.body(b.URL+"/get"))
+
+	// Alternating nodes, each request sees the previous one's write: the
+	// cookie's version stamp makes a stale node fetch first.
+	for i, v := range []string{"1", "2", "3", "4"} {
+		srv, other := a, b
+		if i%2 == 1 {
+			srv, other = b, a
+		}
+		br.get(srv.URL + "/put?v=" + v)
+		require.Equal(t, v, br.body(other.URL+"/get"))
+	}
+}
+
+func TestClusterDestroyOnBEndsOnA(t *testing.T) {
+	t.Parallel()
+	pa, pb := testcluster.Pair(t, nil)
+	a, b := app(t, gorillastore.New(pa)), app(t, gorillastore.New(pb))
+	br := newBrowser(t)
+
+	br.get(a.URL + "/put?v=bar")
+	old := br.cookie(a.URL)
+	require.Equal(t, "bar", br.body(b.URL+"/get"))
+	br.get(b.URL + "/destroy")
+
+	require.Eventually(t, func() bool { return pa.Stats().Sessions == 0 }, waitFor, tick)
+	// The old cookie, replayed on A, names nothing.
+	br2 := newBrowser(t)
+	br2.c.Jar.SetCookies(mustURL(t, a.URL), []*cookie{{Name: name, Value: old, Path: "/"}})
+	assert.Equal(t, missing, br2.body(a.URL+"/get"))
+}
+
+func TestClusterExpiry(t *testing.T) {
+	t.Parallel()
+	pa, pb := testcluster.Pair(t, nil)
+	sa, sb := gorillastore.New(pa), gorillastore.New(pb)
+	sa.MaxAge(1)
+	sb.MaxAge(1)
+	a, b := app(t, sa), app(t, sb)
+	br := newBrowser(t)
+
+	br.get(a.URL + "/put?v=bar")
+	v := br.cookie(a.URL)
+	require.Eventually(t, func() bool { return pb.Stats().Sessions == 1 }, waitFor, tick)
+
+	// Replay the cookie after its MaxAge, as a client ignoring Max-Age
+	// would: B refuses it, and finding it expired ends it on both.
+	br2 := newBrowser(t)
+	br2.c.Jar.SetCookies(mustURL(t, b.URL), []*cookie{{Name: name, Value: v, Path: "/"}})
+	require.Eventually(t, func() bool { return br2.body(b.URL+"/get") == missing }, waitFor, tick)
+	require.Eventually(t, func() bool {
+		return pa.Stats().Sessions == 0 && pb.Stats().Sessions == 0
+	}, waitFor, tick)
+}

@@ -1,0 +1,105 @@
+package scsstore_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/alexedwards/scs/v2"
+	"github.com/peersession/peersession"
+	"github.com/peersession/peersession/adapters/internal/testcluster"
+	"github.com/peersession/peersession/adapters/scsstore"
+	"github.com/stretchr/testify/require"
+)
+
+const (
+	waitFor = testcluster.WaitFor
+	tick    = testcluster.Tick
+)
+
+// newStore returns an scsstore over a single-node peersession store,
+// closed at the end of the test.
+func newStore(t *testing.T) (*scsstore.Store, *peersession.Store) {
+	t.Helper()
+	st, err := peersession.New(peersession.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, st.Close()) })
+	return scsstore.New(backendOf(st, newDirectory())), st
+}
+
+// app is an scs application, as in scs's own session tests: /put stores
+// the query's v under "foo", /get writes it back (500 if missing),
+// /destroy and /renew do what they say.
+func app(t *testing.T, sm *scs.SessionManager) *httptest.Server {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/put", func(w http.ResponseWriter, r *http.Request) {
+		sm.Put(r.Context(), "foo", r.URL.Query().Get("v"))
+	})
+	mux.HandleFunc("/get", func(w http.ResponseWriter, r *http.Request) {
+		v, ok := sm.Get(r.Context(), "foo").(string)
+		if !ok {
+			http.Error(w, "foo does not exist in session", http.StatusInternalServerError)
+			return
+		}
+		_, _ = io.WriteString(w, v)
+	})
+	mux.HandleFunc("/destroy", func(w http.ResponseWriter, r *http.Request) {
+		if err := sm.Destroy(r.Context()); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
+	})
+	mux.HandleFunc("/renew", func(w http.ResponseWriter, r *http.Request) {
+		if err := sm.RenewToken(r.Context()); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
+	})
+	srv := httptest.NewServer(sm.LoadAndSave(mux))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// manager returns an scs session manager using store.
+func manager(store scs.Store, lifetime, idle time.Duration) *scs.SessionManager {
+	sm := scs.New()
+	sm.Store = store
+	sm.Lifetime = lifetime
+	sm.IdleTimeout = idle
+	return sm
+}
+
+// browser is an http.Client with a cookie jar. Cookies do not depend on
+// the port, so one browser carries its session cookie between two test
+// servers on 127.0.0.1, as between two nodes behind a load balancer.
+type browser struct {
+	t *testing.T
+	c *http.Client
+}
+
+func newBrowser(t *testing.T) *browser {
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	return &browser{t: t, c: &http.Client{Jar: jar}}
+}
+
+// get returns the status, Set-Cookie header and body of a GET.
+func (b *browser) get(url string) (int, string, string) {
+	b.t.Helper()
+	res, err := b.c.Get(url)
+	require.NoError(b.t, err)
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	require.NoError(b.t, err)
+	return res.StatusCode, res.Header.Get("Set-Cookie"), string(body)
+}
+
+// body returns just the body of a GET.
+func (b *browser) body(url string) string {
+	b.t.Helper()
+	_, _, body := b.get(url)
+	return body
+}
+
+const missing = "foo does not exist in session\n"

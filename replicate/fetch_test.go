@@ -1,0 +1,56 @@
+package replicate
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestFetch(t *testing.T) {
+	net, nodes := newCluster(t, 3, nil)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	b.store.Apply([]Record{b.write("s", "k1", "from B")})
+	c.store.Apply([]Record{c.write("s", "k2", "from C")})
+
+	rec, found, err := a.e.Fetch(ctxTimeout(t, 5*time.Second), "s")
+	require.NoError(t, err)
+	require.True(t, found)
+	require.Equal(t, "from B", string(rec.Keys["k1"].Data))
+	require.Equal(t, "from C", string(rec.Keys["k2"].Data))
+	require.False(t, a.clock.Now().Less(rec.MaxVersion()))
+
+	_, found, err = a.e.Fetch(ctxTimeout(t, 5*time.Second), "missing")
+	require.NoError(t, err)
+	require.False(t, found)
+
+	// C frozen: the deadline ends the wait with B's answer.
+	net.link("A", "C").set(func(l *memLink) { l.blocked = true })
+	start := time.Now()
+	rec, found, err = a.e.Fetch(ctxTimeout(t, 50*time.Millisecond), "s")
+	require.NoError(t, err)
+	require.True(t, found)
+	require.Equal(t, "from B", string(rec.Keys["k1"].Data))
+	require.Less(t, time.Since(start), 2*time.Second)
+
+	// Only frozen C: no answer at all is an error.
+	a.e.PeerDown("B", false)
+	_, _, err = a.e.Fetch(ctxTimeout(t, 20*time.Millisecond), "s")
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+
+	// C going down releases the Fetch.
+	errc := make(chan error, 1)
+	before := net.link("A", "C").count(MsgFetch)
+	go func() {
+		_, _, err := a.e.Fetch(context.Background(), "s")
+		errc <- err
+	}()
+	waitFor(t, "fetch sent", func() bool { return net.link("A", "C").count(MsgFetch) == before+1 })
+	a.e.PeerDown("C", false)
+	require.NoError(t, <-errc)
+
+	_, found, err = a.e.Fetch(context.Background(), "s") // no peers
+	require.NoError(t, err)
+	require.False(t, found)
+}

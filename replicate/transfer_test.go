@@ -1,0 +1,85 @@
+package replicate
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestSyncTransfersStateInChunks(t *testing.T) {
+	net := newMemNet(t)
+	opt := func(c *Config) { c.MaxBatchBytes = 64 << 10 }
+	a := newNode(t, net, "A", 1, opt)
+	const n = 10000
+	recs := make([]Record, 0, n)
+	for i := range n {
+		recs = append(recs, a.write(sessionID(i), "k", "some value of a session"))
+	}
+	a.store.Apply(recs)
+
+	b := newNode(t, net, "B", 2, opt)
+	require.NoError(t, b.e.Sync(ctxTimeout(t, 5*time.Second))) // no peers yet
+	connectAll([]*testNode{a, b})
+	require.NoError(t, b.e.Sync(ctxTimeout(t, 10*time.Second)))
+	require.Equal(t, n, b.store.len())
+	require.Equal(t, a.e.Digest(), b.e.Digest())
+	chunks := net.link("A", "B").count(MsgSyncChunk)
+	require.Greater(t, chunks, 5, "chunks")
+	require.EqualValues(t, 1, a.e.Stats().Transfers)
+	require.EqualValues(t, n, b.e.Stats().Applied)
+	t.Logf("%d records in %d chunks", n, chunks)
+}
+
+func TestSyncWithFrozenAndDownPeers(t *testing.T) {
+	net, nodes := newCluster(t, 3, nil)
+	a, b := nodes[0], nodes[1]
+	b.store.Apply([]Record{b.write("s", "k", "v")})
+	net.link("A", "C").set(func(l *memLink) { l.blocked = true }) // C never answers
+	// Sync waits for every peer asked: B finishes, frozen C holds it up
+	// until failure detection takes C down.
+	require.ErrorIs(t, a.e.Sync(ctxTimeout(t, 100*time.Millisecond)), context.DeadlineExceeded)
+	require.Equal(t, "v", a.value("s", "k"), "B's chunks are applied as they come")
+	errc := make(chan error, 1)
+	go func() { errc <- a.e.Sync(context.Background()) }()
+	waitFor(t, "B served a second transfer", func() bool { return b.e.Stats().Transfers == 2 })
+	a.e.PeerDown("C", false)
+	require.NoError(t, <-errc, "B completed, C went down")
+	a.e.PeerUp("C")
+
+	// Only frozen C left: the context ends the wait.
+	a.e.PeerDown("B", false)
+	require.ErrorIs(t, a.e.Sync(ctxTimeout(t, 20*time.Millisecond)), context.DeadlineExceeded)
+
+	// C goes down while Sync waits for it.
+	errc = make(chan error, 1)
+	before := net.link("A", "C").count(MsgSyncRequest)
+	go func() { errc <- a.e.Sync(context.Background()) }()
+	waitFor(t, "sync request sent", func() bool { return net.link("A", "C").count(MsgSyncRequest) == before+1 })
+	a.e.PeerDown("C", false)
+	require.ErrorIs(t, <-errc, ErrNotEnoughPeers)
+}
+
+func TestSyncLargeState(t *testing.T) {
+	if testing.Short() {
+		t.Skip("100 MB state transfer")
+	}
+	net := newMemNet(t)
+	a := newNode(t, net, "A", 1, nil)
+	const n = 100000
+	val := make([]byte, 1024)
+	recs := make([]Record, 0, n)
+	for i := range n {
+		recs = append(recs, Record{ID: sessionID(i), Keys: map[string]Value{"k": {Data: val, Ver: a.clock.Now()}}})
+	}
+	a.store.Apply(recs)
+	recs = nil
+	b := newNode(t, net, "B", 2, nil)
+	connectAll([]*testNode{a, b})
+	require.NoError(t, b.e.Sync(ctxTimeout(t, time.Minute)))
+	require.Equal(t, n, b.store.len())
+	chunks := net.link("A", "B").count(MsgSyncChunk)
+	require.Greater(t, chunks, 90)
+	t.Logf("%d records of 1 KiB in %d chunks", n, chunks)
+}

@@ -97,4 +97,3 @@ func moduleVersion() string {
 	}
 	return "(devel)"
 }
-

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
@@ -40,24 +41,24 @@ func FastTimers(c *memberlist.Config) {
 	c.PushPullInterval = 200 * time.Millisecond
 }
 
-// Node starts a clustered store named name, joined to join (gossip
-// addresses), with opts applied to its Config, and waits until it is
+// Node starts a clustered store named name, with cluster label label,
+// joined to join (gossip addresses), with opts applied to its Config, and waits until it is
 // ready. The store is closed when the test ends.
-func Node(t testing.TB, name string, gossipPort int, join []string, opts func(*peersession.Config)) *peersession.Store {
+func Node(t testing.TB, name, label string, gossipPort int, join []string, opts func(*peersession.Config)) *peersession.Store {
 	t.Helper()
-	st, err := start(t, name, gossipPort, join, opts)
+	st, err := start(t, name, label, gossipPort, join, opts)
 	require.NoError(t, err)
 	return st
 }
 
-func start(t testing.TB, name string, gossipPort int, join []string, opts func(*peersession.Config)) (*peersession.Store, error) {
+func start(t testing.TB, name, label string, gossipPort int, join []string, opts func(*peersession.Config)) (*peersession.Store, error) {
 	t.Helper()
 	cfg := peersession.Config{Cluster: &peersession.ClusterConfig{
 		Name:                name,
 		BindPort:            gossipPort,
 		Join:                join,
 		RejoinInterval:      200 * time.Millisecond,
-		Label:               "adapters-test",
+		Label:               label,
 		Keys:                [][]byte{key},
 		AntiEntropyInterval: 200 * time.Millisecond,
 		// Generous, so that read-your-writes checks hold on a loaded
@@ -90,17 +91,20 @@ func start(t testing.TB, name string, gossipPort int, join []string, opts func(*
 // so node a binds a free port picked here and b joins 127.0.0.1:port.
 func Pair(t testing.TB, opts func(*peersession.Config)) (a, b *peersession.Store) {
 	t.Helper()
+	// A label of its own keeps the pair apart from other tests' nodes,
+	// which may have known a node at the same address before.
+	label := fmt.Sprintf("adapters-test-%x", rand.Uint64())
 	// The port picked may be taken before node a binds it (tests in
 	// other packages run at the same time): pick another.
 	var port int
 	for try := 0; a == nil; try++ {
 		port = FreePort(t)
 		var err error
-		if a, err = start(t, "a", port, nil, opts); err != nil && (try == 4 || !errors.Is(err, syscall.EADDRINUSE)) {
+		if a, err = start(t, "a", label, port, nil, opts); err != nil && (try == 4 || !errors.Is(err, syscall.EADDRINUSE)) {
 			require.NoError(t, err)
 		}
 	}
-	b = Node(t, "b", 0, []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}, opts)
+	b = Node(t, "b", label, 0, []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}, opts)
 	require.Eventually(t, func() bool {
 		return Alive(a) == 2 && Alive(b) == 2
 	}, WaitFor, Tick, "the two nodes never saw each other")

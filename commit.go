@@ -29,6 +29,9 @@ func (st *Store) commit(ctx context.Context, s *Session) (commitResult, error) {
 	if st.closed.Load() {
 		return commitResult{}, ErrClosed
 	}
+	if err := s.checkWritableLocked(); err != nil {
+		return commitResult{}, err
+	}
 	switch {
 	case s.destroy:
 		return st.commitDestroyLocked(ctx, s)
@@ -62,7 +65,12 @@ func (st *Store) commitNewLocked(ctx context.Context, s *Session) (commitResult,
 		s.resetLocked(nil)
 		return commitResult{}, nil // nothing worth a session
 	}
-	token := newToken()
+	token := s.chosen
+	if token == "" {
+		token = newToken()
+	} else if e := st.shards.get(idOf(token)); e != nil && e.rec.IsDead() {
+		return commitResult{}, fmt.Errorf("%w: the token names a destroyed session", ErrSessionEnded)
+	}
 	now := st.cfg.Now()
 	d := st.deltaLocked(s, idOf(token))
 	d.Created, d.Access = now.UnixNano(), now.UnixNano()
@@ -72,7 +80,7 @@ func (st *Store) commitNewLocked(ctx context.Context, s *Session) (commitResult,
 	if err != nil {
 		return commitResult{}, err
 	}
-	s.token = token
+	s.token, s.chosen = token, ""
 	s.resetLocked(next)
 	st.fireEvents(prev, next, false)
 	res := st.resultFor(next, token, true)

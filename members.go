@@ -13,6 +13,8 @@ type Member struct {
 	ID string `json:"id"`
 	// Addr is its replication stream address.
 	Addr string `json:"addr"`
+	// Gossip is its gossip address, what ClusterConfig.Join takes.
+	Gossip string `json:"gossip"`
 	// State is "alive", "suspect", "dead" or "left".
 	State string `json:"state"`
 	// Self marks this node.
@@ -28,7 +30,11 @@ func (st *Store) Members() []Member {
 	self := st.repl.node.Self().ID
 	var out []Member
 	for _, m := range st.repl.node.Members() {
-		out = append(out, Member{Name: m.Name, ID: m.ID, Addr: m.Addr, State: m.State, Self: m.ID == self})
+		mm := Member{Name: m.Name, ID: m.ID, Addr: m.Addr, Gossip: m.Gossip, State: m.State, Self: m.ID == self}
+		if mm.Self {
+			mm.Gossip = st.repl.node.GossipAddr()
+		}
+		out = append(out, mm)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Name != out[j].Name {

@@ -282,7 +282,7 @@ func (r *replication) fetch(ctx context.Context, id string) bool {
 	if err != nil || !found {
 		return false
 	}
-	prev, next, err := r.st.mergeIn(rec, applyOpts{remote: true})
+	prev, next, err := r.st.mergeIn(rec, applyOpts{})
 	if err != nil {
 		return false
 	}
@@ -332,7 +332,7 @@ func (a replStore) Apply(recs []replicate.Record) (refused int) {
 			refused++
 			continue
 		}
-		prev, next, err := a.st.mergeIn(rec, applyOpts{remote: true})
+		prev, next, err := a.st.mergeIn(rec, applyOpts{})
 		if err != nil {
 			refused++
 			continue

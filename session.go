@@ -20,19 +20,21 @@ import (
 type Session struct {
 	st *Store
 
-	mu        sync.Mutex // guards every field below
-	token     string     // the client's token; "" until the session exists
-	stamp     int64      // version stamp the client presented (read-your-writes)
-	loaded    bool       // load has run
-	base      *entry     // the snapshot loaded; nil for a new session
-	dirty     map[string]replicate.Value
-	size      int     // base.size adjusted for dirty, for the early size check
-	principal *string // a SetPrincipal not yet committed
-	touch     bool    // record the access time at commit
-	destroy   bool
-	renew     bool
-	oldToken  string          // the token a RenewID or Destroy retired
-	ctx       context.Context // the request context, for peer fetches; nil means Background
+	mu         sync.Mutex // guards every field below
+	token      string     // the client's token; "" until the session exists
+	stamp      int64      // version stamp the client presented (read-your-writes)
+	loaded     bool       // load has run
+	base       *entry     // the snapshot loaded; nil for a new session
+	dirty      map[string]replicate.Value
+	size       int     // base.size adjusted for dirty, for the early size check
+	principal  *string // a SetPrincipal not yet committed
+	touch      bool    // record the access time at commit
+	destroy    bool
+	renew      bool
+	oldToken   string          // the token a RenewID or Destroy retired
+	ctx        context.Context // the request context, for peer fetches; nil means Background
+	chosen     string          // LoadOrCreate: the token a new session is created under
+	snapshotID string          // Store.All: the ID of a read-only snapshot
 }
 
 // newSession returns a Session for a request that presented token (maybe
@@ -244,7 +246,10 @@ func (s *Session) ID() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.loadLocked(s.context())
-	if s.token == "" {
+	switch {
+	case s.snapshotID != "":
+		return s.snapshotID
+	case s.token == "":
 		return ""
 	}
 	return idOf(s.token)
@@ -276,7 +281,8 @@ func (s *Session) Destroy() {
 	defer s.mu.Unlock()
 	s.loadLocked(s.context())
 	s.destroy = true
-	s.dirty, s.principal, s.renew = nil, nil, false
+	s.dirty, s.principal, s.renew, s.chosen = nil, nil, false, ""
+
 }
 
 // Changed reports whether the session has changes not yet committed.

@@ -113,9 +113,7 @@ func (st *Store) lookup(id string) *entry {
 
 // applyOpts says how mergeIn treats one change.
 type applyOpts struct {
-	remote    bool // the change came from a peer
 	mustExist bool // a local update: the session must still be alive
-	create    bool // a local create: counts against MaxSessions
 }
 
 // mergeIn merges delta into the stored session and returns the entry before

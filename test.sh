@@ -7,6 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")"
 go vet ./...
 go test -race -count=1 ./...
-for target in $(go test -list '^Fuzz' ./replicate/ | grep '^Fuzz'); do
-  go test -run='^$' -fuzz="^${target}\$" -fuzztime=10s ./replicate/
+# Every fuzz target, briefly (go test -fuzz takes one target and package
+# at a time).
+for pkg in $(go list ./...); do
+  for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
+    go test -run='^$' -fuzz="^${target}\$" -fuzztime="${FUZZTIME:-10s}" "$pkg"
+  done
 done

@@ -23,6 +23,18 @@ func newToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
+// b64url maps a byte to its value in the base64url alphabet, or 0xff.
+var b64url = func() (t [256]byte) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	for i := range t {
+		t[i] = 0xff
+	}
+	for i := 0; i < len(alphabet); i++ {
+		t[alphabet[i]] = byte(i)
+	}
+	return t
+}()
+
 // validToken reports whether t has the exact shape of a token this package
 // issues: 43 characters of the URL-safe alphabet whose last one encodes no
 // stray bits (so one token has one spelling). Anything else is treated as
@@ -32,21 +44,13 @@ func validToken(t string) bool {
 		return false
 	}
 	for i := 0; i < len(t); i++ {
-		c := t[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+		if b64url[t[i]] == 0xff {
 			return false
 		}
 	}
-	// 43 characters carry 258 bits: the last character's low two bits must
-	// be zero for the spelling to be canonical.
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-	last := t[tokenLen-1]
-	for i := 0; i < len(alphabet); i++ {
-		if alphabet[i] == last {
-			return i&3 == 0
-		}
-	}
-	return false
+	// 43 characters carry 258 bits: the last character's low two bits
+	// must be zero for the spelling to be canonical.
+	return b64url[t[tokenLen-1]]&3 == 0
 }
 
 // idOf returns the store key of a token: base64url(SHA-256(token)).

@@ -61,14 +61,15 @@ const (
 
 // event is a copied memberlist notification.
 type event struct {
-	kind  eventKind
-	name  string // memberlist name = Peer.ID
-	meta  []byte
-	state memberlist.NodeStateType
+	kind   eventKind
+	name   string // memberlist name = Peer.ID
+	meta   []byte
+	state  memberlist.NodeStateType
+	gossip string // host:port
 }
 
 func copyEvent(k eventKind, n *memberlist.Node) event {
-	return event{kind: k, name: n.Name, meta: append([]byte(nil), n.Meta...), state: n.State}
+	return event{kind: k, name: n.Name, meta: append([]byte(nil), n.Meta...), state: n.State, gossip: n.Address()}
 }
 
 // eventQueue is an unbounded FIFO with a wake-up channel; push never blocks.

@@ -47,7 +47,7 @@ func (n *Node) apply(e event) {
 		n.log.Warn("cluster: ignoring member with bad metadata", "member", e.name, "err", err)
 		return
 	}
-	p := Peer{ID: e.name, Name: meta.Name, Addr: meta.Addr}
+	p := Peer{ID: e.name, Name: meta.Name, Addr: meta.Addr, Gossip: e.gossip}
 	switch e.kind {
 	case evJoin:
 		if n.setAlive(p) {

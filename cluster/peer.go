@@ -9,6 +9,9 @@ type Peer struct {
 	Name string
 	// Addr is the replication stream address, host:port.
 	Addr string
+	// Gossip is the memberlist address, host:port, for other nodes'
+	// Config.Seeds. Empty for this node's own Peer (see Node.GossipAddr).
+	Gossip string
 }
 
 // Member states reported by Members.

@@ -2,19 +2,52 @@ package replicate
 
 import (
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"time"
 )
 
 // Anti-entropy repairs what the queues lost (changes dropped by a full
 // queue or queued for a peer that went down, frames lost to a partition).
-// Every AntiEntropyInterval (±20%) a node sends its Digest to one random
-// live peer. The peer compares it with its own, queues its records in the
-// buckets that differ for the sender (as ordinary Batches, counted as
-// Repairs) and answers Buckets naming them, so the sender queues its
-// records in those buckets too. Merging makes both sides equal.
+// It repairs only the records that differ, in one round trip:
 //
-// Both the digest and the bucket scans are O(n) walks over the store with
-// no cache: cheap next to the interval for the sizes peersession targets.
+//  1. Every AntiEntropyInterval (±20%) a node sends its Digest (a hash per
+//     bucket of session IDs) to a random live peer to which no change is
+//     in flight: while one is, their digests differ by what is in flight,
+//     which needs no repair. After maxAESkips rounds skipped in a row a
+//     round goes ahead anyway, so constant load cannot starve repairs.
+//  2. The peer compares it with its own Digest and answers with Summary
+//     frames listing (ID, record hash) of each of its records in the
+//     buckets that differ. It declines (ignores the Digest) while changes
+//     of its own are in flight to the node, again at most maxAESkips
+//     times in a row.
+//  3. The node queues for the peer (as ordinary Batches, counted as
+//     Repairs) its records in those buckets that are missing from the
+//     Summary or whose hash differs, and answers with its own Summary of
+//     the same buckets, Reply set.
+//  4. The peer queues for the node its records there that the reply lacks
+//     or holds another version of.
+//
+// A record changed on both sides is pushed both ways; one side's version
+// may be older, which merging ignores. Digest, Summary and the pushes are
+// O(n) walks over the store with no cache: cheap next to the interval for
+// the sizes peersession targets. Digests and Summaries from a peer are
+// handled off its reader goroutine, by one aeLoop per peer that drains
+// them together with one walk.
+
+const (
+	// maxSummaryEntries is the most IDs the engine puts in one Summary
+	// frame, below DefaultLimits.MaxRecords: ~400 KB of 40-byte IDs.
+	maxSummaryEntries = 8000
+	// maxAEPending bounds the Digests and Summaries from one peer waiting
+	// for its aeLoop; more are dropped (and repaired by a later round).
+	maxAEPending = 64
+	// maxAESkips is how many anti-entropy rounds in a row a node skips
+	// because changes are in flight to every peer, and how many Digests
+	// in a row from one peer it declines because changes are in flight to
+	// that peer.
+	maxAESkips = 10
+)
 
 // Digest returns this node's anti-entropy digest: DigestBuckets hashes.
 // A session falls into bucket hash(ID) mod DigestBuckets; a bucket's value
@@ -95,13 +128,18 @@ func recordHash(r *Record) uint64 {
 func (e *Engine) antiEntropyLoop() {
 	t := time.NewTimer(jitter(e.cfg.AntiEntropyInterval))
 	defer t.Stop()
+	skipped := 0
 	for {
 		select {
 		case <-e.ctx.Done():
 			return
 		case <-t.C:
 		}
-		e.antiEntropyRound()
+		if e.antiEntropyRound(skipped >= maxAESkips) {
+			skipped = 0
+		} else {
+			skipped++
+		}
 		t.Reset(jitter(e.cfg.AntiEntropyInterval))
 	}
 }
@@ -111,93 +149,293 @@ func jitter(d time.Duration) time.Duration {
 	return d + time.Duration((rand.Float64()*0.4-0.2)*float64(d))
 }
 
-// antiEntropyRound sends our digest to one random live peer.
-func (e *Engine) antiEntropyRound() {
+// antiEntropyRound sends our digest to a random live peer to which no
+// change is in flight, or, if force is set and there is none, to a random
+// live peer. It reports whether it sent one.
+func (e *Engine) antiEntropyRound(force bool) bool {
 	live, _ := e.livePeers()
 	if len(live) == 0 {
-		return
+		return false
 	}
-	p := live[rand.IntN(len(live))]
+	start := rand.IntN(len(live))
+	var p *peer
+	for i := range live {
+		if q := live[(start+i)%len(live)]; !q.replicating() {
+			p = q
+			break
+		}
+	}
+	if p == nil {
+		if !force {
+			e.log.Debug("replicate: anti-entropy round skipped: changes in flight to every peer")
+			return false
+		}
+		p = live[start]
+	}
 	frame, err := Encode(MsgDigest, &Digest{Buckets: e.Digest()})
 	if err != nil {
 		e.log.Error("replicate: encode digest", "err", err)
-		return
+		return false
 	}
-	p.sendCtrl(frame, nil)
+	if !p.sendCtrl(frame, nil) {
+		e.log.Debug("replicate: digest dropped: control queue full or peer down", "peer", p.id)
+		return false
+	}
+	return true
 }
 
-// handleDigest compares a peer's digest with ours in a goroutine (one per
-// peer at a time; a digest arriving meanwhile is dropped: the next round
-// sends another).
-func (e *Engine) handleDigest(p *peer, theirs []uint64) {
-	if p == nil || len(theirs) != DigestBuckets || !p.aeBusy.CompareAndSwap(false, true) {
+// queueAntiEntropy hands a Digest or Summary from p to p's aeLoop,
+// starting it if needed. It never blocks: beyond maxAEPending waiting
+// frames it drops msg.
+func (e *Engine) queueAntiEntropy(p *peer, msg any) {
+	if p == nil {
 		return
 	}
-	if !e.spawn(func() {
-		defer p.aeBusy.Store(false)
-		e.answerDigest(p, theirs)
-	}) {
-		p.aeBusy.Store(false)
+	p.mu.Lock()
+	if p.down.Load() {
+		p.mu.Unlock()
+		return
+	}
+	if len(p.ae) >= maxAEPending {
+		p.mu.Unlock()
+		e.log.Debug("replicate: anti-entropy frame dropped: too many waiting", "peer", p.id)
+		return
+	}
+	p.ae = append(p.ae, msg)
+	start := !p.aeRunning
+	p.aeRunning = true
+	p.mu.Unlock()
+	if start && !e.spawn(func() { e.aeLoop(p) }) {
+		p.mu.Lock()
+		p.aeRunning, p.ae = false, nil
+		p.mu.Unlock()
 	}
 }
 
-// answerDigest asks p for its records in the buckets where our digests
-// differ, and queues ours in them for p.
-func (e *Engine) answerDigest(p *peer, theirs []uint64) {
-	ours := e.Digest()
-	var diff []uint32
-	var want [DigestBuckets]bool
-	for i := range ours {
-		if ours[i] != theirs[i] {
-			diff = append(diff, uint32(i))
-			want[i] = true
+// aeLoop handles the Digests and Summaries waiting from p, all that
+// arrived meanwhile at a time, until none is left or p goes down.
+func (e *Engine) aeLoop(p *peer) {
+	for {
+		p.mu.Lock()
+		msgs := p.ae
+		p.ae = nil
+		if len(msgs) == 0 || p.ctx.Err() != nil {
+			p.aeRunning = false
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+		var digest *Digest
+		var sums []*Summary
+		for _, m := range msgs {
+			switch m := m.(type) {
+			case *Digest:
+				digest = m // the latest supersedes the others
+			case *Summary:
+				sums = append(sums, m)
+			}
+		}
+		if len(sums) > 0 {
+			e.handleSummaries(p, sums)
+		}
+		switch {
+		case digest == nil:
+		case p.replicating() && p.aeDeclined.Add(1) <= maxAESkips:
+			e.log.Debug("replicate: anti-entropy digest declined: changes in flight to the peer", "peer", p.id)
+		default:
+			p.aeDeclined.Store(0)
+			e.answerDigest(p, digest.Buckets)
 		}
 	}
-	if len(diff) == 0 {
-		return
-	}
-	frame, err := Encode(MsgBuckets, &Buckets{Buckets: diff})
-	if err != nil {
-		e.log.Error("replicate: encode buckets", "err", err)
-		return
-	}
-	p.sendCtrl(frame, nil)
-	n := e.pushBuckets(p, &want)
-	e.log.Debug("replicate: anti-entropy found differences", "peer", p.id, "buckets", len(diff), "pushed", n)
 }
 
-// handleBuckets queues our records in the buckets p asked for, in a
-// goroutine (one per peer at a time).
-func (e *Engine) handleBuckets(p *peer, buckets []uint32) {
-	if p == nil || len(buckets) == 0 || !p.bucketsBusy.CompareAndSwap(false, true) {
-		return
-	}
-	var want [DigestBuckets]bool
-	for _, b := range buckets {
-		if b < DigestBuckets {
-			want[b] = true
-		}
-	}
-	if !e.spawn(func() {
-		defer p.bucketsBusy.Store(false)
-		e.pushBuckets(p, &want)
-	}) {
-		p.bucketsBusy.Store(false)
-	}
+// scope is the part of the session ID space a Summary covers: the IDs in
+// bucket that are >= lo and, unless hi is empty, < hi. A whole bucket has
+// both empty.
+type scope struct {
+	bucket uint32
+	lo, hi string
 }
 
-// pushBuckets queues for p every record of ours in the wanted buckets and
-// returns how many.
-func (e *Engine) pushBuckets(p *peer, want *[DigestBuckets]bool) int {
-	var recs []Record
+func (s scope) whole() bool { return s.lo == "" && s.hi == "" }
+
+func (s scope) has(id string) bool { return id >= s.lo && (s.hi == "" || id < s.hi) }
+
+// entry is one record in a Summary.
+type entry struct {
+	id   string
+	hash uint64
+}
+
+// scan walks the store once and calls fn with each record in any of
+// scopes, its digest hash and the indices of the scopes it is in (fn must
+// not keep in).
+func (e *Engine) scan(scopes []scope, fn func(r *Record, hash uint64, in []int)) {
+	var byBucket [DigestBuckets][]int
+	for i, s := range scopes {
+		byBucket[s.bucket] = append(byBucket[s.bucket], i)
+	}
+	var in []int
 	e.cfg.Store.Range(func(r Record) bool {
-		if want[bucketOf(r.ID)] {
-			recs = append(recs, r)
+		in = in[:0]
+		for _, i := range byBucket[bucketOf(r.ID)] {
+			if scopes[i].has(r.ID) {
+				in = append(in, i)
+			}
+		}
+		if len(in) > 0 {
+			fn(&r, recordHash(&r), in)
 		}
 		return true
 	})
-	if len(recs) > 0 {
-		p.enqueue(recs, true)
+}
+
+// answerDigest answers a peer's digest with Summaries of our records in
+// the buckets where it differs from ours.
+func (e *Engine) answerDigest(p *peer, theirs []uint64) {
+	ours := e.Digest()
+	var scopes []scope
+	for i := range ours {
+		if ours[i] != theirs[i] {
+			scopes = append(scopes, scope{bucket: uint32(i)})
+		}
 	}
-	return len(recs)
+	if len(scopes) == 0 {
+		return
+	}
+	entries := make([][]entry, len(scopes))
+	e.scan(scopes, func(r *Record, h uint64, in []int) {
+		for _, i := range in {
+			entries[i] = append(entries[i], entry{r.ID, h})
+		}
+	})
+	frames, _ := e.sendSummaries(p, scopes, entries, false)
+	e.log.Debug("replicate: anti-entropy digests differ", "peer", p.id, "buckets", len(scopes), "summaries", frames)
+}
+
+// handleSummaries queues for p our records in the Summaries' scopes that
+// they lack or hold another version of, and answers those that are not
+// replies with our own Summaries of the same scopes.
+func (e *Engine) handleSummaries(p *peer, sums []*Summary) {
+	var scopes []scope
+	var owner []int // owner[i] is the index in sums of scopes[i]
+	hashes := make([]map[string]uint64, len(sums))
+	for j, s := range sums {
+		hashes[j] = make(map[string]uint64, len(s.IDs))
+		for k, id := range s.IDs {
+			hashes[j][id] = s.Hashes[k]
+		}
+		for _, b := range s.Buckets {
+			scopes = append(scopes, scope{bucket: b, lo: s.Lo, hi: s.Hi})
+			owner = append(owner, j)
+		}
+	}
+	entries := make([][]entry, len(scopes))
+	var push []Record
+	e.scan(scopes, func(r *Record, h uint64, in []int) {
+		differs := false
+		for _, i := range in {
+			j := owner[i]
+			if theirs, ok := hashes[j][r.ID]; !ok || theirs != h {
+				differs = true
+			}
+			if !sums[j].Reply {
+				entries[i] = append(entries[i], entry{r.ID, h})
+			}
+		}
+		if differs {
+			push = append(push, *r)
+		}
+	})
+	if len(push) > 0 {
+		p.enqueue(push, true)
+	}
+
+	var rs []scope
+	var re [][]entry
+	seen := make(map[scope]bool)
+	for i, s := range scopes {
+		if sums[owner[i]].Reply || seen[s] {
+			continue
+		}
+		seen[s] = true
+		rs = append(rs, s)
+		re = append(re, entries[i])
+	}
+	frames := 0
+	if len(rs) > 0 {
+		frames, _ = e.sendSummaries(p, rs, re, true)
+	}
+	e.log.Debug("replicate: anti-entropy summaries handled", "peer", p.id,
+		"summaries", len(sums), "pushed", len(push), "replies", frames)
+}
+
+// sendSummaries sends p Summaries covering scopes, entries[i] being our
+// records in scopes[i], one frame at a time through p's control queue. It
+// packs whole buckets into frames of at most maxSummaryEntries IDs, and
+// splits a scope with more (or one that is already an ID range) by ID
+// range into frames of its own. It returns how many frames it sent, and
+// false if it stopped early (p went down, or a frame did not encode).
+func (e *Engine) sendSummaries(p *peer, scopes []scope, entries [][]entry, reply bool) (int, bool) {
+	sent := 0
+	send := func(s *Summary) bool {
+		s.Reply = reply
+		frame, err := Encode(MsgSummary, s)
+		if err != nil {
+			e.log.Error("replicate: encode summary", "peer", p.id, "err", err)
+			return false
+		}
+		if !p.sendCtrlWait(frame) {
+			return false
+		}
+		sent++
+		return true
+	}
+	var cur Summary // whole buckets packed so far
+	flush := func() bool {
+		if len(cur.Buckets) == 0 {
+			return true
+		}
+		ok := send(&cur)
+		cur = Summary{}
+		return ok
+	}
+	add := func(s *Summary, es []entry) {
+		for _, en := range es {
+			s.IDs = append(s.IDs, en.id)
+			s.Hashes = append(s.Hashes, en.hash)
+		}
+	}
+	for i, sc := range scopes {
+		es := entries[i]
+		if sc.whole() && len(es) <= e.summaryMax {
+			if len(cur.IDs)+len(es) > e.summaryMax && !flush() {
+				return sent, false
+			}
+			cur.Buckets = append(cur.Buckets, sc.bucket)
+			add(&cur, es)
+			continue
+		}
+		// An ID range, or a bucket too large for one frame: frames of its
+		// own, each covering the IDs from its first to the next one's.
+		slices.SortFunc(es, func(a, b entry) int { return strings.Compare(a.id, b.id) })
+		for lo := 0; ; lo += e.summaryMax {
+			hi := min(lo+e.summaryMax, len(es))
+			s := Summary{Buckets: []uint32{sc.bucket}, Lo: sc.lo, Hi: sc.hi}
+			if lo > 0 {
+				s.Lo = es[lo].id
+			}
+			if hi < len(es) {
+				s.Hi = es[hi].id
+			}
+			add(&s, es[lo:hi])
+			if !send(&s) {
+				return sent, false
+			}
+			if hi == len(es) {
+				break
+			}
+		}
+	}
+	return sent, flush()
 }

@@ -94,3 +94,153 @@ func TestDigest(t *testing.T) {
 	require.Equal(t, uint64(0xe036b66f0f7b63e7), recordHash(&known), "%#x", recordHash(&known))
 	require.Equal(t, 54, bucketOf("id"))
 }
+
+// diverge gives a and b (which both hold sessions 0..n-1) differ
+// differences: a changes differ/2 shared sessions and b creates differ/2
+// sessions a lacks, none of which any queue carries.
+func diverge(t *testing.T, a, b *testNode, n, differ int) {
+	t.Helper()
+	shared := make([]Record, 0, n)
+	for i := range n {
+		shared = append(shared, a.write(sessionID(i), "k", "v", "p", "q"))
+	}
+	a.store.Apply(shared)
+	b.store.Apply(shared)
+	require.Equal(t, a.e.Digest(), b.e.Digest())
+	for i := range differ / 2 {
+		a.store.Apply([]Record{a.write(sessionID(i*(n/differ)), "k", "from A")})
+		b.store.Apply([]Record{b.write(sessionID(n+i), "k", "from B")})
+	}
+	require.NotEqual(t, a.e.Digest(), b.e.Digest())
+}
+
+func waitConverged(t *testing.T, a, b *testNode) {
+	t.Helper()
+	waitFor(t, "digests equal", func() bool { return equalDigest(a.e.Digest(), b.e.Digest()) })
+	require.NoError(t, a.e.Flush(ctxTimeout(t, 5*time.Second)))
+	require.NoError(t, b.e.Flush(ctxTimeout(t, 5*time.Second)))
+	require.Equal(t, a.store.snapshot(), b.store.snapshot())
+}
+
+func TestAntiEntropyRepairsOnlyDifferences(t *testing.T) {
+	const n, differ = 2000, 50
+	net, nodes := newCluster(t, 2, nil) // rounds run by hand
+	a, b := nodes[0], nodes[1]
+	diverge(t, a, b, n, differ)
+
+	// One round trip converges: A's digest, B's summary, A's reply.
+	require.True(t, a.e.antiEntropyRound(false))
+	waitConverged(t, a, b)
+	require.Equal(t, "from A", b.value(sessionID(0), "k"))
+	require.Equal(t, "from B", a.value(sessionID(n), "k"))
+
+	repairs := a.e.Stats().Repairs + b.e.Stats().Repairs
+	t.Logf("%d differences among %d sessions: %d repairs, %d+%d summaries", differ, n, repairs,
+		net.link("B", "A").count(MsgSummary), net.link("A", "B").count(MsgSummary))
+	// A changed record is pushed both ways (one side's version is older:
+	// the merge ignores it); a new one only by the side that has it.
+	require.GreaterOrEqual(t, repairs, uint64(differ))
+	require.LessOrEqual(t, repairs, uint64(3*differ))
+	require.Equal(t, 1, net.link("A", "B").count(MsgDigest))
+	require.Equal(t, 1, net.link("B", "A").count(MsgSummary))
+	require.Equal(t, 1, net.link("A", "B").count(MsgSummary))
+	require.Zero(t, net.link("A", "B").count(MsgBuckets)+net.link("B", "A").count(MsgBuckets))
+
+	// Equal digests: a round costs one Digest and nothing else.
+	require.True(t, b.e.antiEntropyRound(false))
+	waitFor(t, "A handled the digest", func() bool {
+		return net.link("B", "A").delivered(MsgDigest) == 1 && aeIdle(a, "B")
+	})
+	require.Equal(t, 1, net.link("A", "B").count(MsgSummary))
+	require.Equal(t, repairs, a.e.Stats().Repairs+b.e.Stats().Repairs)
+}
+
+// TestAntiEntropySplitsSummaries makes buckets larger than a Summary frame
+// holds, so that both the summary and its reply split buckets by ID range.
+func TestAntiEntropySplitsSummaries(t *testing.T) {
+	const n, differ = 3000, 60
+	net, nodes := newCluster(t, 2, nil)
+	a, b := nodes[0], nodes[1]
+	a.e.summaryMax, b.e.summaryMax = 5, 5 // ~12 sessions per bucket
+	diverge(t, a, b, n, differ)
+	require.True(t, b.e.antiEntropyRound(false))
+	waitConverged(t, a, b)
+	repairs := a.e.Stats().Repairs + b.e.Stats().Repairs
+	ab, ba := net.link("A", "B").count(MsgSummary), net.link("B", "A").count(MsgSummary)
+	t.Logf("%d repairs, %d+%d summaries", repairs, ab, ba)
+	require.LessOrEqual(t, repairs, uint64(3*differ))
+	require.Greater(t, ab, differ/2)
+	require.Greater(t, ba, differ/2)
+}
+
+func TestAntiEntropyQuietWhileReplicating(t *testing.T) {
+	const n = 5000
+	net, nodes := newCluster(t, 2, nil)
+	a, b := nodes[0], nodes[1]
+	link := net.link("A", "B")
+	link.set(func(l *memLink) { l.blocked = true })
+	for i := range n {
+		a.publish(a.write(sessionID(i), "k", "v"))
+	}
+	waitFor(t, "a batch in flight", func() bool { return peerStats(a, "B").Batches == 1 })
+
+	// The digests differ by what is in flight: A skips its round, and
+	// declines B's digest.
+	require.False(t, a.e.antiEntropyRound(false))
+	require.True(t, b.e.antiEntropyRound(false))
+	waitFor(t, "A handled the digest", func() bool {
+		return net.link("B", "A").delivered(MsgDigest) == 1 && aeIdle(a, "B")
+	})
+	require.Zero(t, link.count(MsgSummary))
+	require.Zero(t, a.e.Stats().Repairs+b.e.Stats().Repairs)
+
+	// Load that never ends does not starve anti-entropy: a forced round,
+	// and a digest after maxAESkips declined in a row, go ahead.
+	require.True(t, a.e.antiEntropyRound(true))
+	for range maxAESkips {
+		require.True(t, b.e.antiEntropyRound(false))
+	}
+	waitFor(t, "A answered a digest", func() bool { return link.count(MsgSummary) > 0 })
+
+	link.set(func(l *memLink) { l.blocked = false })
+	waitConverged(t, a, b)
+	require.Equal(t, n, b.store.len())
+}
+
+// aeIdle reports whether tn's anti-entropy worker for peer has nothing
+// left to do.
+func aeIdle(tn *testNode, peer string) bool {
+	tn.e.mu.RLock()
+	p := tn.e.peers[peer]
+	tn.e.mu.RUnlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.aeRunning && len(p.ae) == 0
+}
+
+func TestAntiEntropyHostileSummary(t *testing.T) {
+	net, nodes := newCluster(t, 2, nil)
+	a, b := nodes[0], nodes[1]
+	a.store.Apply([]Record{a.write("s", "k", "v")})
+	bad := [][]byte{
+		rawFrame(t, FormatVersion, MsgSummary, map[string]any{"b": []uint32{uint32(bucketOf("s"))}, "i": []string{"s", "t"}, "h": []uint64{1}}),
+		rawFrame(t, FormatVersion, MsgSummary, map[string]any{"b": []uint32{DigestBuckets + 5}}),
+		rawFrame(t, FormatVersion, MsgSummary, map[string]any{"b": []uint32{1}, "i": []string{""}, "h": []uint64{1}}),
+		rawFrame(t, FormatVersion, MsgSummary, &Summary{Buckets: []uint32{1}, IDs: make([]string, DefaultLimits.MaxRecords+1), Hashes: make([]uint64, DefaultLimits.MaxRecords+1)}),
+	}
+	for _, f := range bad {
+		a.e.HandleFrame("B", f)
+	}
+	require.EqualValues(t, len(bad), a.e.Stats().Rejected)
+	require.True(t, aeIdle(a, "B"))
+	require.Zero(t, a.e.Stats().Repairs)
+
+	// A valid Summary that lists IDs in other buckets, or none at all,
+	// costs only the pushes of what really differs.
+	f, err := Encode(MsgSummary, &Summary{Buckets: []uint32{uint32(bucketOf("s"))}, IDs: []string{"elsewhere"}, Hashes: []uint64{7}, Reply: true})
+	require.NoError(t, err)
+	a.e.HandleFrame("B", f)
+	waitFor(t, "B has s", func() bool { return b.value("s", "k") == "v" })
+	require.EqualValues(t, 1, a.e.Stats().Repairs)
+	require.Zero(t, net.link("A", "B").count(MsgSummary), "a reply is not answered")
+}

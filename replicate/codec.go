@@ -10,8 +10,8 @@ import (
 )
 
 // DigestBuckets is the number of buckets session IDs hash into for
-// anti-entropy: a Digest carries exactly this many hashes and a Buckets
-// request names indices below it. Changing it changes the wire format.
+// anti-entropy: a Digest carries exactly this many hashes and a Summary
+// names indices below it. Changing it changes the wire format.
 const DigestBuckets = 256
 
 // maxDepth bounds how deeply containers may nest in a frame body. The
@@ -39,7 +39,8 @@ var (
 type Limits struct {
 	// MaxFrame is the largest frame in bytes, header included.
 	MaxFrame int
-	// MaxRecords is the most records in one Batch or SyncChunk.
+	// MaxRecords is the most records in one Batch or SyncChunk, and the
+	// most entries (IDs) in one Summary.
 	MaxRecords int
 	// MaxKeys is the most keys in one Record.
 	MaxKeys int
@@ -65,7 +66,7 @@ type Limits struct {
 // for a typical batch).
 //
 //   - MaxFrame 16 MiB: a state-transfer chunk of many sessions
-//   - MaxRecords 10000 per Batch or SyncChunk
+//   - MaxRecords 10000 per Batch or SyncChunk, entries per Summary
 //   - MaxKeys 1024 per session
 //   - MaxKeyLen 1 KiB for keys, IDs and principals
 //   - MaxValue and MaxRecordBytes 1 MiB: a session is meant to be small
@@ -254,12 +255,12 @@ func newMsg(t MsgType) any {
 		return new(SyncChunk)
 	case MsgDigest:
 		return new(Digest)
-	case MsgBuckets:
-		return new(Buckets)
 	case MsgFetch:
 		return new(Fetch)
 	case MsgFetchReply:
 		return new(FetchReply)
+	case MsgSummary:
+		return new(Summary)
 	}
 	return nil
 }
@@ -288,10 +289,6 @@ func msgType(msg any) (MsgType, bool) {
 		return MsgDigest, true
 	case *Digest:
 		return MsgDigest, m != nil
-	case Buckets:
-		return MsgBuckets, true
-	case *Buckets:
-		return MsgBuckets, m != nil
 	case Fetch:
 		return MsgFetch, true
 	case *Fetch:
@@ -300,6 +297,10 @@ func msgType(msg any) (MsgType, bool) {
 		return MsgFetchReply, true
 	case *FetchReply:
 		return MsgFetchReply, m != nil
+	case Summary:
+		return MsgSummary, true
+	case *Summary:
+		return MsgSummary, m != nil
 	}
 	return 0, false
 }

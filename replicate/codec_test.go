@@ -45,6 +45,16 @@ func codecBatch(records, keys, size int) *Batch {
 	return b
 }
 
+// summaryOf returns a Summary of bucket 0 with n IDs.
+func summaryOf(n int) *Summary {
+	s := &Summary{Buckets: []uint32{0}, IDs: make([]string, n), Hashes: make([]uint64, n)}
+	for i := range s.IDs {
+		s.IDs[i] = "id-" + strconv.Itoa(i)
+		s.Hashes[i] = uint64(i)
+	}
+	return s
+}
+
 func codecDigest() *Digest {
 	d := &Digest{Buckets: make([]uint64, DigestBuckets)}
 	for i := range d.Buckets {
@@ -72,8 +82,9 @@ func codecSamples() []struct {
 		{"sync-chunk", MsgSyncChunk, &SyncChunk{Req: 7, Records: codecBatch(2, 1, 5).Records, Done: true}},
 		{"sync-chunk/empty", MsgSyncChunk, &SyncChunk{Req: 8, Done: true}},
 		{"digest", MsgDigest, codecDigest()},
-		{"buckets", MsgBuckets, &Buckets{Buckets: []uint32{0, 17, DigestBuckets - 1}}},
-		{"buckets/none", MsgBuckets, &Buckets{}},
+		{"summary", MsgSummary, &Summary{Buckets: []uint32{0, 17, DigestBuckets - 1}, IDs: []string{"a", "b"}, Hashes: []uint64{1, 1<<64 - 1}}},
+		{"summary/reply-range", MsgSummary, &Summary{Buckets: []uint32{3}, Lo: "m", Hi: "t", IDs: []string{"p"}, Hashes: []uint64{7}, Reply: true}},
+		{"summary/empty-buckets", MsgSummary, &Summary{Buckets: []uint32{5, 6}}},
 		{"fetch", MsgFetch, &Fetch{Req: 3, ID: "abc"}},
 		{"fetch-reply", MsgFetchReply, &FetchReply{Req: 3, Found: true, Record: codecRecord("abc", 2, 8)}},
 		{"fetch-reply/not-found", MsgFetchReply, &FetchReply{Req: 4}},
@@ -111,10 +122,13 @@ func normMsg(msg any) any {
 		c := *m
 		c.Records = normRecs(c.Records)
 		return &c
-	case *Buckets:
+	case *Summary:
 		c := *m
-		if len(c.Buckets) == 0 {
-			c.Buckets = nil
+		if len(c.IDs) == 0 {
+			c.IDs = nil
+		}
+		if len(c.Hashes) == 0 {
+			c.Hashes = nil
 		}
 		return &c
 	case *Digest:
@@ -184,7 +198,7 @@ func derefMsg(msg any) any {
 		return *m
 	case *Digest:
 		return *m
-	case *Buckets:
+	case *Summary:
 		return *m
 	case *Fetch:
 		return *m
@@ -211,7 +225,9 @@ func TestCodecEncodeRefuses(t *testing.T) {
 		{"too many records", MsgBatch, &Batch{Records: make([]Record, DefaultLimits.MaxRecords+1)}, ErrTooLarge},
 		{"empty ID", MsgBatch, &Batch{Records: []Record{{}}}, ErrMalformed},
 		{"short digest", MsgDigest, &Digest{Buckets: []uint64{1}}, ErrMalformed},
-		{"bucket out of range", MsgBuckets, &Buckets{Buckets: []uint32{DigestBuckets}}, ErrMalformed},
+		{"summary bucket out of range", MsgSummary, &Summary{Buckets: []uint32{DigestBuckets}}, ErrMalformed},
+		{"summary too many IDs", MsgSummary, summaryOf(DefaultLimits.MaxRecords + 1), ErrTooLarge},
+		{"buckets is reserved", MsgBuckets, &Summary{Buckets: []uint32{1}}, nil},
 		{"fetch without ID", MsgFetch, Fetch{Req: 1}, ErrMalformed},
 	}
 	for _, tc := range tests {
@@ -379,6 +395,11 @@ func TestDecodeLimits(t *testing.T) {
 		{"entries", batch(rec(manyKeys(2)), rec(manyKeys(2))), Limits{MaxEntries: 20}, ErrTooLarge, "(MaxEntries)"},
 		{"default records", batch(make([]Record, DefaultLimits.MaxRecords+1)...), Limits{}, ErrTooLarge, "limit 10000"},
 		{"default keys", batch(rec(manyKeys(DefaultLimits.MaxKeys))), Limits{}, ErrTooLarge, "1025 keys, limit 1024 (MaxKeys)"},
+		{"summary at limits", rawFrame(t, FormatVersion, MsgSummary, &Summary{Buckets: []uint32{1}, Lo: "12345678", IDs: []string{"12345678", "b"}, Hashes: []uint64{1, 2}}), small, nil, ""},
+		{"summary IDs", rawFrame(t, FormatVersion, MsgSummary, summaryOf(3)), small, ErrTooLarge, "summary of 3 IDs, limit 2 (MaxRecords)"},
+		{"summary ID length", rawFrame(t, FormatVersion, MsgSummary, &Summary{Buckets: []uint32{1}, IDs: []string{"123456789"}, Hashes: []uint64{1}}), small, ErrTooLarge, "summary: session ID of 9 bytes"},
+		{"summary range bound length", rawFrame(t, FormatVersion, MsgSummary, &Summary{Buckets: []uint32{1}, Hi: "123456789"}), small, ErrTooLarge, "summary ID range bound"},
+		{"summary default IDs", rawFrame(t, FormatVersion, MsgSummary, summaryOf(DefaultLimits.MaxRecords+1)), Limits{}, ErrTooLarge, "limit 10000"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -401,6 +422,7 @@ func TestDecodeSemantic(t *testing.T) {
 	batch := func(r Record) []byte {
 		return rawFrame(t, FormatVersion, MsgBatch, &Batch{Records: []Record{r}})
 	}
+	summary := func(s Summary) []byte { return rawFrame(t, FormatVersion, MsgSummary, &s) }
 	tests := []struct {
 		name  string
 		frame []byte
@@ -416,8 +438,20 @@ func TestDecodeSemantic(t *testing.T) {
 		{"digest short", rawFrame(t, FormatVersion, MsgDigest, &Digest{Buckets: make([]uint64, DigestBuckets-1)}), "digest of 255 buckets, want 256"},
 		{"digest long", rawFrame(t, FormatVersion, MsgDigest, &Digest{Buckets: make([]uint64, DigestBuckets+1)}), "digest of 257 buckets"},
 		{"digest missing", rawFrame(t, FormatVersion, MsgDigest, map[string]any{}), "digest of 0 buckets"},
-		{"bucket out of range", rawFrame(t, FormatVersion, MsgBuckets, &Buckets{Buckets: []uint32{3, DigestBuckets}}), "bucket 256"},
-		{"bucket twice", rawFrame(t, FormatVersion, MsgBuckets, &Buckets{Buckets: []uint32{3, 4, 3}}), "bucket 3 requested twice"},
+		{"buckets type reserved", rawFrame(t, FormatVersion, MsgBuckets, map[string]any{"b": []uint32{3}}), "unknown message type 6"},
+		{"summary no bucket", summary(Summary{}), "summary of no bucket"},
+		{"summary bucket out of range", summary(Summary{Buckets: []uint32{3, DigestBuckets}}), "summary bucket 256"},
+		{"summary bucket twice", summary(Summary{Buckets: []uint32{3, 4, 3}}), "summary bucket 3 listed twice"},
+		{"summary more IDs", summary(Summary{Buckets: []uint32{1}, IDs: []string{"a", "b"}, Hashes: []uint64{1}}), "summary of 2 IDs and 1 hashes"},
+		{"summary more hashes", summary(Summary{Buckets: []uint32{1}, IDs: []string{"a"}, Hashes: []uint64{1, 2}}), "summary of 1 IDs and 2 hashes"},
+		{"summary empty ID", summary(Summary{Buckets: []uint32{1}, IDs: []string{"a", ""}, Hashes: []uint64{1, 2}}), "summary: empty session ID"},
+		{"summary range over buckets", summary(Summary{Buckets: []uint32{1, 2}, Lo: "a"}), "summary ID range over 2 buckets"},
+		{"summary range empty", summary(Summary{Buckets: []uint32{1}, Lo: "b", Hi: "b"}), "summary ID range empty"},
+		{"summary range reversed", summary(Summary{Buckets: []uint32{1}, Lo: "c", Hi: "b"}), "summary ID range empty"},
+		{"tombstone with keys", batch(Record{ID: "a", Dead: v1, Keys: map[string]Value{"k": {Data: []byte("x"), Ver: v1}}}), "tombstone with 1 keys"},
+		{"tombstone with removed key", batch(Record{ID: "a", Dead: v1, Keys: map[string]Value{"k": {Ver: v1, Deleted: true}}}), "tombstone with 1 keys"},
+		{"tombstone with principal", batch(Record{ID: "a", Dead: v1, Principal: "u"}), "tombstone with 0 keys or a principal"},
+		{"tombstone with principal version", batch(Record{ID: "a", Dead: v1, PrincipalVer: v1}), "tombstone with 0 keys or a principal"},
 		{"fetch empty ID", rawFrame(t, FormatVersion, MsgFetch, &Fetch{Req: 1}), "fetch: empty session ID"},
 		{"found reply without ID", rawFrame(t, FormatVersion, MsgFetchReply, &FetchReply{Found: true}), "empty session ID"},
 		{"sync chunk bad record", rawFrame(t, FormatVersion, MsgSyncChunk, &SyncChunk{Records: []Record{{ID: "a"}, {}}}), "record 1: empty session ID"},

@@ -26,6 +26,7 @@ const (
 	DefaultAckTimeout          = 2 * time.Second
 	DefaultAntiEntropyInterval = 30 * time.Second
 	DefaultMaxTransfers        = 2
+	DefaultMaxClockSkew        = time.Minute
 )
 
 const (
@@ -71,6 +72,13 @@ type Config struct {
 	// MaxTransfers is the most state transfers served at once; further
 	// requests wait. Zero means 2.
 	MaxTransfers int
+	// MaxClockSkew is how far ahead of this node's wall clock a remote
+	// version may be. A remote record holding a later version (of a key,
+	// its principal or its tombstone) is refused, counted as Skewed and
+	// never observed, so one peer with a broken clock cannot drag every
+	// node's clock into the future. Zero means 1m; negative disables the
+	// check.
+	MaxClockSkew time.Duration
 }
 
 // Engine replicates changes to peers: it queues each change per peer,
@@ -86,6 +94,7 @@ type Engine struct {
 	wg     sync.WaitGroup // every goroutine the engine started
 
 	transferSem chan struct{} // a token per running state transfer
+	summaryMax  int           // most IDs per Summary frame: maxSummaryEntries; tests lower it
 	reqSeq      atomic.Uint64 // last Req of a SyncRequest or Fetch
 	batchSeq    atomic.Uint64 // last Seq of a Batch, to any peer
 	flushers    atomic.Int32  // Flush calls waiting
@@ -141,6 +150,9 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.MaxTransfers == 0 {
 		cfg.MaxTransfers = DefaultMaxTransfers
 	}
+	if cfg.MaxClockSkew == 0 {
+		cfg.MaxClockSkew = DefaultMaxClockSkew
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Engine{
 		cfg:         cfg,
@@ -148,6 +160,7 @@ func New(cfg Config) (*Engine, error) {
 		ctx:         ctx,
 		cancel:      cancel,
 		transferSem: make(chan struct{}, cfg.MaxTransfers),
+		summaryMax:  maxSummaryEntries,
 		peers:       make(map[string]*peer),
 		notifyCh:    make(chan struct{}),
 		fetches:     make(map[uint64]*fetchCall),
@@ -275,7 +288,7 @@ func (e *Engine) HandleFrame(from string, frame []byte) {
 	e.mu.RUnlock()
 	switch m := msg.(type) {
 	case *Batch:
-		e.apply(m.Records)
+		e.apply(from, m.Records)
 		if p != nil {
 			p.sendAck(m.Seq)
 		}
@@ -286,11 +299,11 @@ func (e *Engine) HandleFrame(from string, frame []byte) {
 	case *SyncRequest:
 		e.handleSyncRequest(p, m.Req)
 	case *SyncChunk:
-		e.handleSyncChunk(p, m)
+		e.handleSyncChunk(p, from, m)
 	case *Digest:
-		e.handleDigest(p, m.Buckets)
-	case *Buckets:
-		e.handleBuckets(p, m.Buckets)
+		e.queueAntiEntropy(p, m)
+	case *Summary:
+		e.queueAntiEntropy(p, m)
 	case *Fetch:
 		e.handleFetch(p, m)
 	case *FetchReply:
@@ -298,20 +311,55 @@ func (e *Engine) HandleFrame(from string, frame []byte) {
 	}
 }
 
-// apply observes the newest version in recs and applies them to the store.
-func (e *Engine) apply(recs []Record) {
+// apply applies recs from peer from to the store, after refusing those
+// from too far in the future (see skewed) and observing the newest
+// version of the rest. It filters recs in place: they must be the
+// engine's own (a decoded message).
+func (e *Engine) apply(from string, recs []Record) {
 	if len(recs) == 0 {
 		return
 	}
 	var newest Version
+	ok := recs[:0]
+	var skew []Record
+	for _, r := range recs {
+		v := r.MaxVersion()
+		if e.skewed(v) {
+			skew = append(skew, r)
+			continue
+		}
+		newest = MaxVersion(newest, v)
+		ok = append(ok, r)
+	}
+	if len(skew) > 0 {
+		e.refuseSkewed(from, skew)
+	}
+	if len(ok) == 0 {
+		return
+	}
+	e.cfg.Clock.Observe(newest)
+	refused := e.cfg.Store.Apply(ok)
+	refused = min(max(refused, 0), len(ok))
+	e.st.applied.Add(uint64(len(ok) - refused))
+	e.st.refused.Add(uint64(refused))
+}
+
+// skewed reports whether v is more than MaxClockSkew ahead of this
+// node's wall clock.
+func (e *Engine) skewed(v Version) bool {
+	return e.cfg.MaxClockSkew > 0 && v.Wall-e.cfg.Clock.Wall().UnixNano() > int64(e.cfg.MaxClockSkew)
+}
+
+// refuseSkewed counts and logs records refused for their clock skew.
+func (e *Engine) refuseSkewed(from string, recs []Record) {
+	e.st.skewed.Add(uint64(len(recs)))
+	var newest Version
 	for i := range recs {
 		newest = MaxVersion(newest, recs[i].MaxVersion())
 	}
-	e.cfg.Clock.Observe(newest)
-	refused := e.cfg.Store.Apply(recs)
-	refused = min(max(refused, 0), len(recs))
-	e.st.applied.Add(uint64(len(recs) - refused))
-	e.st.refused.Add(uint64(refused))
+	ahead := time.Duration(newest.Wall - e.cfg.Clock.Wall().UnixNano())
+	e.log.Warn("replicate: records from the future refused: the peer's clock (or a writer's) is ahead of ours",
+		"peer", from, "records", len(recs), "ahead", ahead, "max_skew", e.cfg.MaxClockSkew, "example", recs[0].ID)
 }
 
 // reject counts and logs a frame that failed to decode.

@@ -108,7 +108,8 @@ func (e *Engine) handleFetch(p *peer, m *Fetch) {
 }
 
 // handleFetchReply merges a reply into the Fetch waiting for it, if any.
-// A reply for another session ID than asked is ignored.
+// A reply for another session ID than asked is ignored, and so is a record
+// from too far in the future (counted as Skewed): Fetch observes it.
 func (e *Engine) handleFetchReply(p *peer, m *FetchReply) {
 	if p == nil {
 		return
@@ -120,12 +121,14 @@ func (e *Engine) handleFetchReply(p *peer, m *FetchReply) {
 		return
 	}
 	call.answered++
-	if m.Found && m.Record.ID == call.id {
-		if call.found {
-			call.rec = Merge(call.rec, m.Record)
-		} else {
-			call.rec, call.found = m.Record, true
-		}
+	switch {
+	case !m.Found || m.Record.ID != call.id:
+	case e.skewed(m.Record.MaxVersion()):
+		e.refuseSkewed(p.id, []Record{m.Record}) // as if not found
+	case call.found:
+		call.rec = Merge(call.rec, m.Record)
+	default:
+		call.rec, call.found = m.Record, true
 	}
 	e.fetchDoneLocked(call, p)
 }

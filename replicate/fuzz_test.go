@@ -29,6 +29,21 @@ func FuzzDecode(f *testing.F) {
 	} {
 		f.Add(append(append([]byte{}, hdr...), body...))
 	}
+	// Hostile Summaries: lengths that disagree, a bucket out of range or
+	// twice, an empty ID, a range over two buckets, a huge declared array.
+	for _, v := range []any{
+		map[string]any{"b": []uint32{1}, "i": []string{"a", "b"}, "h": []uint64{1}},
+		map[string]any{"b": []uint32{DigestBuckets}, "i": []string{}, "h": []uint64{}},
+		map[string]any{"b": []uint32{2, 2}},
+		map[string]any{"b": []uint32{2}, "i": []string{""}, "h": []uint64{0}},
+		map[string]any{"b": []uint32{2, 3}, "l": "a", "u": "b"},
+		map[string]any{"b": []uint32{2}, "l": "b", "u": "a"},
+		map[string]any{"b": []uint32{2}, "i": 5, "h": "x", "r": 1},
+	} {
+		f.Add(rawFrame(f, FormatVersion, MsgSummary, v))
+	}
+	f.Add([]byte{FormatVersion, byte(MsgSummary), 0x81, 0xa1, 'i', 0xdd, 0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{FormatVersion, byte(MsgBuckets), 0x81, 0xa1, 'b', 0x91, 0x01})
 	f.Add([]byte{})
 	f.Add([]byte{FormatVersion})
 	f.Add([]byte{FormatVersion + 1, byte(MsgAck), 0x80})

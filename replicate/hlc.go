@@ -83,6 +83,10 @@ func NewClock(node uint64, now func() time.Time) *Clock {
 // Node returns the node ID stamped on this clock's versions.
 func (c *Clock) Node() uint64 { return c.node }
 
+// Wall returns the wall clock's reading (not the hybrid clock's): what a
+// remote version's Wall is compared with to bound clock skew.
+func (c *Clock) Wall() time.Time { return c.now() }
+
 // Now returns a new Version, larger than every Version this clock has
 // returned or observed.
 func (c *Clock) Now() Version {
@@ -102,7 +106,8 @@ func (c *Clock) Now() Version {
 
 // Observe moves the clock past a remote version, so that later local
 // writes order after it. Versions far in the future are still observed;
-// callers bound clock skew where they accept remote input.
+// callers bound clock skew where they accept remote input (the Engine
+// refuses versions more than Config.MaxClockSkew ahead of Wall).
 func (c *Clock) Observe(v Version) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -38,6 +38,7 @@ type memLink struct {
 	stalled     bool // Send itself blocks until unstalled or its ctx ends
 	closed      bool
 	sent        map[MsgType]int // frames accepted by Send, by type
+	handled     map[MsgType]int // frames HandleFrame returned from, by type
 }
 
 var errPartitioned = errors.New("memnet: link partitioned")
@@ -70,7 +71,7 @@ func (n *memNet) link(from, to string) *memLink {
 	key := [2]string{from, to}
 	l := n.links[key]
 	if l == nil {
-		l = &memLink{from: from, to: to, sent: make(map[MsgType]int), closed: n.closed}
+		l = &memLink{from: from, to: to, sent: make(map[MsgType]int), handled: make(map[MsgType]int), closed: n.closed}
 		l.cond = sync.NewCond(&l.mu)
 		n.links[key] = l
 		if !n.closed {
@@ -98,6 +99,11 @@ func (n *memNet) deliver(l *memLink) {
 		l.mu.Unlock()
 		if e := n.engine(l.to); e != nil {
 			e.HandleFrame(l.from, f)
+		}
+		if len(f) >= 2 {
+			l.mu.Lock()
+			l.handled[MsgType(f[1])]++
+			l.mu.Unlock()
 		}
 	}
 }
@@ -129,6 +135,13 @@ func (l *memLink) count(t MsgType) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.sent[t]
+}
+
+// delivered returns how many frames of type t the receiver has handled.
+func (l *memLink) delivered(t MsgType) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.handled[t]
 }
 
 // Both directions between a and b.

@@ -15,9 +15,13 @@ const (
 	MsgSyncRequest MsgType = 3 // SyncRequest: send me all your state
 	MsgSyncChunk   MsgType = 4 // SyncChunk: part of a state transfer
 	MsgDigest      MsgType = 5 // Digest: anti-entropy bucket hashes
-	MsgBuckets     MsgType = 6 // Buckets: send me your records in these buckets
-	MsgFetch       MsgType = 7 // Fetch: send me this one session
-	MsgFetchReply  MsgType = 8 // FetchReply: the answer to a Fetch
+	// MsgBuckets (6) was "send me your records in these buckets", the
+	// first anti-entropy answer to a Digest; Summary replaced it. The
+	// number stays reserved: a frame of type 6 is rejected as unknown.
+	MsgBuckets    MsgType = 6
+	MsgFetch      MsgType = 7 // Fetch: send me this one session
+	MsgFetchReply MsgType = 8 // FetchReply: the answer to a Fetch
+	MsgSummary    MsgType = 9 // Summary: record hashes in the buckets that differ
 )
 
 // String returns the message type's name, for logs and errors.
@@ -34,11 +38,13 @@ func (t MsgType) String() string {
 	case MsgDigest:
 		return "digest"
 	case MsgBuckets:
-		return "buckets"
+		return "buckets (reserved)"
 	case MsgFetch:
 		return "fetch"
 	case MsgFetchReply:
 		return "fetch-reply"
+	case MsgSummary:
+		return "summary"
 	}
 	return "unknown"
 }
@@ -74,11 +80,6 @@ type Digest struct {
 	Buckets []uint64 `msgpack:"b"`
 }
 
-// Buckets asks a peer to send (as Batches) its records in these buckets.
-type Buckets struct {
-	Buckets []uint32 `msgpack:"b"`
-}
-
 // Fetch asks a peer for one session, for read-your-writes.
 type Fetch struct {
 	Req uint64 `msgpack:"q"`
@@ -90,4 +91,27 @@ type FetchReply struct {
 	Req    uint64 `msgpack:"q"`
 	Found  bool   `msgpack:"f"`
 	Record Record `msgpack:"r"`
+}
+
+// Summary lists a node's records in some digest buckets, by ID and
+// recordHash, so that a peer can tell which of its own records there the
+// node lacks or holds another version of. A node answers a Digest whose
+// buckets differ from its own with Summaries of those buckets; the peer
+// pushes (as Batches) its records there that are missing from the Summary
+// or whose hash differs, and, unless Reply is set, answers with its own
+// Summary of the same scope, Reply set, so the node pushes what the peer
+// lacks.
+//
+// A Summary is self-contained: it covers every ID in Buckets, or, when Lo
+// or Hi is set, every ID in the single bucket Buckets[0] with Lo <= ID
+// (and ID < Hi, when Hi is set). So a node may split its Summary across
+// frames (by buckets, or a large bucket by ID range) and the peer handles
+// each frame on its own. IDs and Hashes are parallel, in no set order.
+type Summary struct {
+	Buckets []uint32 `msgpack:"b"`
+	Lo      string   `msgpack:"l,omitempty"`
+	Hi      string   `msgpack:"u,omitempty"`
+	IDs     []string `msgpack:"i"`
+	Hashes  []uint64 `msgpack:"h"`
+	Reply   bool     `msgpack:"r,omitempty"`
 }

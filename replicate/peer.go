@@ -34,10 +34,9 @@ type peer struct {
 	ackedGen atomic.Uint64
 	down     atomic.Bool // set (under mu) when the peer goes down
 
-	aeBusy      atomic.Bool  // a Digest from this peer is being answered
-	bucketsBusy atomic.Bool  // a Buckets request from this peer is being served
-	transfers   atomic.Int32 // state transfers waiting or running for this peer
-	counters    peerCounters // atomic, read by Stats
+	transfers  atomic.Int32 // state transfers waiting or running for this peer
+	aeDeclined atomic.Int32 // Digests from p declined in a row (changes to p in flight)
+	counters   peerCounters // atomic, read by Stats
 
 	mu        sync.Mutex // guards every field below
 	queue     map[string]*queued
@@ -47,7 +46,9 @@ type peer struct {
 	overflow  bool   // the queue is full (logged once per episode)
 	inflight  *batch // sent and not yet acknowledged; nil when none
 	ctrl      []ctrlFrame
-	ctrlSends int // control frames taken from ctrl and not yet sent
+	ctrlSends int   // control frames taken from ctrl and not yet sent
+	ae        []any // *Digest and *Summary from p waiting for aeLoop
+	aeRunning bool  // an aeLoop goroutine runs for p
 }
 
 // queued is a session's coalesced changes waiting in a peer's queue.
@@ -105,6 +106,7 @@ func (p *peer) stop() int {
 		p.queue = nil
 		p.order = nil
 		p.ctrl = nil
+		p.ae = nil
 	}
 	p.mu.Unlock()
 	p.cancel()
@@ -257,6 +259,15 @@ func (p *peer) handleAck(seq uint64) {
 	p.counters.acked.Add(uint64(b.n))
 	p.signal()
 	p.e.broadcast()
+}
+
+// replicating reports whether changes wait in p's queue or a batch waits
+// for its ack: anti-entropy skips p meanwhile, as the digests differ by
+// what is in flight.
+func (p *peer) replicating() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.queue) > 0 || p.inflight != nil
 }
 
 // idle reports whether nothing waits to be sent or acknowledged.

@@ -16,6 +16,10 @@ type Stats struct {
 	Applied, Refused uint64
 	// Rejected counts frames that failed to decode or validate.
 	Rejected uint64
+	// Skewed counts remote records refused because a version in them was
+	// more than Config.MaxClockSkew ahead of this node's wall clock (not
+	// counted in Refused), and fetched records ignored for the same reason.
+	Skewed uint64
 	// Repairs counts records anti-entropy queued for a peer.
 	Repairs uint64
 	// Transfers counts state transfers this node completed serving.
@@ -49,7 +53,7 @@ type PeerStats struct {
 
 // engineCounters are the Engine's totals.
 type engineCounters struct {
-	applied, refused, rejected, repairs, transfers, dropped atomic.Uint64
+	applied, refused, rejected, skewed, repairs, transfers, dropped atomic.Uint64
 }
 
 // peerCounters are a peer's counters.
@@ -75,6 +79,7 @@ func (e *Engine) Stats() Stats {
 		Applied:   e.st.applied.Load(),
 		Refused:   e.st.refused.Load(),
 		Rejected:  e.st.rejected.Load(),
+		Skewed:    e.st.skewed.Load(),
 		Repairs:   e.st.repairs.Load(),
 		Transfers: e.st.transfers.Load(),
 		Dropped:   e.st.dropped.Load(),

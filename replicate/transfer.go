@@ -98,8 +98,8 @@ func (e *Engine) finishSyncLocked(call *syncCall, p *peer, err error) {
 
 // handleSyncChunk applies a chunk and, on the last one, ends the Sync
 // waiting for it. Chunks are applied whoever asked: merging is idempotent.
-func (e *Engine) handleSyncChunk(p *peer, m *SyncChunk) {
-	e.apply(m.Records)
+func (e *Engine) handleSyncChunk(p *peer, from string, m *SyncChunk) {
+	e.apply(from, m.Records)
 	if !m.Done || p == nil {
 		return
 	}

@@ -187,10 +187,10 @@ func validate(msg any, lim *Limits) error {
 		return validateDigest(m)
 	case Digest:
 		return validateDigest(&m)
-	case *Buckets:
-		return validateBuckets(m)
-	case Buckets:
-		return validateBuckets(&m)
+	case *Summary:
+		return validateSummary(m, lim)
+	case Summary:
+		return validateSummary(&m, lim)
 	case *Fetch:
 		return validateID("fetch", m.ID, lim)
 	case Fetch:
@@ -245,6 +245,11 @@ func validateRecord(r *Record, lim *Limits, needID bool) error {
 	if r.Dead.Wall < 0 {
 		return malformed("negative tombstone version wall time %d", r.Dead.Wall)
 	}
+	// Merge never produces a tombstone with keys or a principal; one
+	// would not merge idempotently (Merge(r, r) drops them).
+	if r.IsDead() && (len(r.Keys) > 0 || r.Principal != "" || !r.PrincipalVer.IsZero()) {
+		return malformed("tombstone with %d keys or a principal", len(r.Keys))
+	}
 	if len(r.Keys) > lim.MaxKeys {
 		return tooLarge("%d keys, limit %d (MaxKeys)", len(r.Keys), lim.MaxKeys)
 	}
@@ -277,19 +282,43 @@ func validateDigest(d *Digest) error {
 	return nil
 }
 
-func validateBuckets(b *Buckets) error {
-	if len(b.Buckets) > DigestBuckets {
-		return tooLarge("%d buckets requested, limit %d", len(b.Buckets), DigestBuckets)
+func validateSummary(s *Summary, lim *Limits) error {
+	if len(s.IDs) != len(s.Hashes) {
+		return malformed("summary of %d IDs and %d hashes", len(s.IDs), len(s.Hashes))
+	}
+	if len(s.IDs) > lim.MaxRecords {
+		return tooLarge("summary of %d IDs, limit %d (MaxRecords)", len(s.IDs), lim.MaxRecords)
+	}
+	if len(s.Buckets) == 0 {
+		return malformed("summary of no bucket")
+	}
+	if len(s.Buckets) > DigestBuckets {
+		return tooLarge("summary of %d buckets, limit %d", len(s.Buckets), DigestBuckets)
 	}
 	var seen [DigestBuckets]bool
-	for _, i := range b.Buckets {
-		if i >= DigestBuckets {
-			return malformed("bucket %d, want below %d", i, DigestBuckets)
+	for _, b := range s.Buckets {
+		if b >= DigestBuckets {
+			return malformed("summary bucket %d, want below %d", b, DigestBuckets)
 		}
-		if seen[i] {
-			return malformed("bucket %d requested twice", i)
+		if seen[b] {
+			return malformed("summary bucket %d listed twice", b)
 		}
-		seen[i] = true
+		seen[b] = true
+	}
+	if s.Lo != "" || s.Hi != "" {
+		switch {
+		case len(s.Buckets) != 1:
+			return malformed("summary ID range over %d buckets, want one", len(s.Buckets))
+		case len(s.Lo) > lim.MaxKeyLen || len(s.Hi) > lim.MaxKeyLen:
+			return tooLarge("summary ID range bound over %d bytes (MaxKeyLen)", lim.MaxKeyLen)
+		case s.Hi != "" && s.Lo >= s.Hi:
+			return malformed("summary ID range empty: %q is not below %q", s.Lo, s.Hi)
+		}
+	}
+	for _, id := range s.IDs {
+		if err := validateID("summary", id, lim); err != nil {
+			return err
+		}
 	}
 	return nil
 }

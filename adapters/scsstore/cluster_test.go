@@ -131,6 +131,11 @@ func TestClusterReadYourWrites(t *testing.T) {
 	t.Parallel()
 	a, b, _, _ := twoApps(t, time.Hour)
 	for i := range 20 {
+		// The property holds while B sees A up (under heavy load
+		// memberlist may suspect a live node for a moment).
+		require.Eventually(t, func() bool {
+			return testcluster.Alive(a.st) == 2 && testcluster.Alive(b.st) == 2
+		}, waitFor, tick)
 		br := newBrowser(t)
 		_, _, _ = br.get(a.url + "/put?v=x")
 		status, _, body := br.get(b.url + "/get")

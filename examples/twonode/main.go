@@ -68,7 +68,7 @@ func main() {
 func runDemo(ctx context.Context, proxyAddr string, proxySet, once bool) error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	d, err := demo.Start(ctx, demo.Config{ProxyAddr: proxyAddr, Logger: logger})
-	if err != nil && !proxySet {
+	if errors.Is(err, syscall.EADDRINUSE) && !proxySet {
 		// The default port is taken: any free one will do.
 		d, err = demo.Start(ctx, demo.Config{Logger: logger})
 	}

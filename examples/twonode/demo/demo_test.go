@@ -143,6 +143,10 @@ func TestEndpoints(t *testing.T) {
 	require.Contains(t, page, "<li>tea</li>")
 	require.Contains(t, page, "&lt;b&gt;cake&lt;/b&gt;", "items are escaped")
 
+	// Logging in as someone else keeps nothing of the previous user's cart.
+	postJSON(t, c, srv.URL+"/login", url.Values{"user": {"dan"}}, &cart)
+	require.Equal(t, demo.Cart{Node: "solo", User: "dan", Items: []string{}}, cart)
+
 	postJSON(t, c, srv.URL+"/logout", nil, &cart)
 	require.JSONEq(t, `{"node":"solo","user":"","items":[]}`, raw("GET", "/cart"))
 }

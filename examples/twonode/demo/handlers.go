@@ -72,6 +72,9 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := peersession.FromContext(r.Context())
+	if prev := a.load(s).User; prev != "" && prev != user {
+		s.Delete(keyItems) // another user's cart is not this one's
+	}
 	// A new session ID at login makes an ID planted before it worthless
 	// (session fixation); the principal lets the app log a user out
 	// everywhere (Store.DestroyPrincipal).

@@ -79,17 +79,13 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	store, err := peersession.New(peersession.Config{
 		Logger: cfg.Logger,
 		Cluster: &peersession.ClusterConfig{
-			Name:     cfg.Name,
-			BindAddr: host,
-			BindPort: port,
-			// Workaround: the cluster package advertises gossip port 0
-			// for a fixed BindPort unless AdvertisePort is set too.
-			// TODO: drop once cluster defaults AdvertisePort to BindPort.
-			AdvertisePort: port,
-			Join:          cfg.Join,
-			Keys:          cfg.Keys,
-			Consistency:   cfg.Consistency,
-			Memberlist:    cfg.Memberlist,
+			Name:        cfg.Name,
+			BindAddr:    host,
+			BindPort:    port,
+			Join:        cfg.Join,
+			Keys:        cfg.Keys,
+			Consistency: cfg.Consistency,
+			Memberlist:  cfg.Memberlist,
 		},
 	})
 	if err != nil {

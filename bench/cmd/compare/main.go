@@ -1,0 +1,279 @@
+// Command compare runs the side-by-side comparison: for each round, each
+// variant (in a rotated order, so drift on a shared machine hits all
+// alike) gets fresh server processes, a read-write and a read-only load
+// run, and is stopped. It prints medians of the rounds, as ratios to scs
+// with memstore and scs with redisstore, and writes them as a markdown
+// table (and as benchstat-readable lines).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/peersession/peersession/bench/internal/proc"
+	"github.com/peersession/peersession/bench/loadgen"
+)
+
+// variant is one server setup.
+type variant struct {
+	name, desc string
+	nodes      int // server processes
+	args       []string
+	alternate  bool // load alternates between the two nodes
+}
+
+var variants = []variant{
+	{name: "none", desc: "no sessions (ceiling)", nodes: 1, args: []string{"-variant", "none"}},
+	{name: "scs-mem", desc: "scs v2 + memstore", nodes: 1, args: []string{"-variant", "scs-mem"}},
+	{name: "scs-redis", desc: "scs v2 + redisstore (redis-server on loopback)", nodes: 1, args: []string{"-variant", "scs-redis"}},
+	{name: "peer-1", desc: "peersession, one node", nodes: 1, args: []string{"-variant", "peer"}},
+	{name: "peer-2-async", desc: "peersession, two nodes, Async, load on A", nodes: 2, args: []string{"-variant", "peer", "-consistency", "async"}},
+	{name: "peer-2-sync", desc: "peersession, two nodes, Sync, load on A", nodes: 2, args: []string{"-variant", "peer", "-consistency", "sync"}},
+	{name: "peer-2-async-alt", desc: "peersession, two nodes, Async, requests alternate A/B (non-sticky)", nodes: 2, args: []string{"-variant", "peer", "-consistency", "async"}, alternate: true},
+	{name: "peer-2-sync-alt", desc: "peersession, two nodes, Sync, requests alternate A/B (non-sticky)", nodes: 2, args: []string{"-variant", "peer", "-consistency", "sync"}, alternate: true},
+}
+
+type key struct{ variant, mode string }
+
+func main() {
+	server := flag.String("server", "./server", "the server binary")
+	redisAddr := flag.String("redis", "127.0.0.1:6390", "redis-server address for scs-redis")
+	rounds := flag.Int("rounds", 5, "rounds (each runs every variant once)")
+	dur := flag.Duration("duration", 3*time.Second, "load duration per variant, mode and round")
+	workers := flag.Int("workers", 16, "concurrent clients")
+	sessions := flag.Int("sessions", 64, "sessions per client")
+	only := flag.String("variants", "", "comma-separated subset of variants (default all)")
+	modes := flag.String("modes", "rw,ro", "rw (read-write handler), ro (read-only), or both")
+	out := flag.String("out", "results/latest.md", "markdown output ('' for none)")
+	flag.Parse()
+
+	vs := variants
+	if *only != "" {
+		vs = nil
+		for _, n := range strings.Split(*only, ",") {
+			i := slices.IndexFunc(variants, func(v variant) bool { return v.name == n })
+			if i < 0 {
+				log.Fatalf("compare: unknown variant %q", n)
+			}
+			vs = append(vs, variants[i])
+		}
+	}
+	ms := strings.Split(*modes, ",")
+	res := map[key][]loadgen.Result{}
+	var notes []string
+	start := time.Now()
+	for r := 0; r < *rounds; r++ {
+		order := append(append([]variant{}, vs[r%len(vs):]...), vs[:r%len(vs)]...)
+		for _, v := range order {
+			got, note, err := runVariant(*server, *redisAddr, v, ms, loadgen.Config{Workers: *workers, Sessions: *sessions, Duration: *dur, Check: v.name != "none", NoSessions: v.name == "none"})
+			if err != nil {
+				log.Fatalf("compare: round %d, %s: %v", r+1, v.name, err)
+			}
+			if note != "" {
+				notes = append(notes, fmt.Sprintf("round %d, %s: %s", r+1, v.name, note))
+			}
+			for m, g := range got {
+				res[key{v.name, m}] = append(res[key{v.name, m}], g)
+				fmt.Fprintf(os.Stderr, "round %d/%d %-17s %s: %s\n", r+1, *rounds, v.name, m, g)
+			}
+		}
+	}
+	table := render(vs, ms, res, *rounds, *dur, *workers, *sessions, time.Since(start))
+	if len(notes) > 0 {
+		table += "\nNotes:\n\n"
+		for _, n := range notes {
+			table += "- " + n + "\n"
+		}
+	}
+	fmt.Print(table)
+	if *out != "" {
+		if err := os.WriteFile(*out, []byte(table), 0o644); err != nil {
+			log.Fatal(err)
+		}
+		if err := os.WriteFile(strings.TrimSuffix(*out, ".md")+".bench.txt", []byte(benchLines(vs, ms, res)), 0o644); err != nil {
+			log.Fatal(err)
+		}
+	}
+}
+
+// runVariant starts v's servers, runs each mode's load and stops them. The
+// note reports anything the servers counted that a clean run would not.
+func runVariant(bin, redisAddr string, v variant, modes []string, lc loadgen.Config) (map[string]loadgen.Result, string, error) {
+	var procs []*proc.Proc
+	defer func() {
+		for _, p := range procs {
+			p.Stop()
+		}
+	}()
+	args := append([]string{}, v.args...)
+	if v.name == "scs-redis" {
+		args = append(args, "-redis", redisAddr)
+	}
+	if v.nodes == 1 {
+		p, err := proc.Start(v.name, 30*time.Second, nil, bin, args...)
+		if err != nil {
+			return nil, "", err
+		}
+		procs = append(procs, p)
+	} else {
+		port, err := proc.FreePort("127.0.0.1")
+		if err != nil {
+			return nil, "", err
+		}
+		a, err := proc.Start(v.name+"/a", 30*time.Second, nil, bin, append(args, "-node", "a", "-gossip-port", fmt.Sprint(port))...)
+		if err != nil {
+			return nil, "", err
+		}
+		procs = append(procs, a)
+		b, err := proc.Start(v.name+"/b", 60*time.Second, nil, bin, append(args, "-node", "b", "-join", fmt.Sprintf("127.0.0.1:%d", port))...)
+		if err != nil {
+			return nil, "", err
+		}
+		procs = append(procs, b)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		for _, p := range procs {
+			if err := p.WaitPeers(ctx, 1); err != nil {
+				return nil, "", err
+			}
+		}
+	}
+	out := map[string]loadgen.Result{}
+	for _, m := range modes {
+		c := lc
+		c.Targets = []string{procs[0].URL}
+		if v.alternate {
+			c.Targets = append(c.Targets, procs[1].URL)
+		}
+		c.Write = m == "rw"
+		c.Path = "/" + m
+		r, err := loadgen.Run(context.Background(), c)
+		if err != nil {
+			return nil, "", err
+		}
+		out[m] = r
+	}
+	var notes []string
+	for _, p := range procs {
+		st, err := p.Stats(false)
+		if err != nil {
+			continue
+		}
+		for _, f := range [][]string{{"store", "CommitErrors"}, {"store", "Refused"}, {"store", "Replication", "Dropped"}, {"store", "Replication", "Rejected"}} {
+			if n, _ := proc.Get(st, f...).(float64); n > 0 {
+				notes = append(notes, fmt.Sprintf("%s %s=%v", p.Name, strings.Join(f[1:], "."), n))
+			}
+		}
+	}
+	return out, strings.Join(notes, ", "), nil
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+type summary struct {
+	rps, p50, p99  float64 // p50/p99 in microseconds
+	errs, mism     int
+	rpsMin, rpsMax float64
+}
+
+func summarize(rs []loadgen.Result) summary {
+	var rps, p50, p99 []float64
+	var s summary
+	for _, r := range rs {
+		rps = append(rps, r.RPS)
+		p50 = append(p50, float64(r.P50)/1e3)
+		p99 = append(p99, float64(r.P99)/1e3)
+		s.errs += r.Errors
+		s.mism += r.Mismatches
+	}
+	s.rps, s.p50, s.p99 = median(rps), median(p50), median(p99)
+	s.rpsMin, s.rpsMax = slices.Min(rps), slices.Max(rps)
+	return s
+}
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", a/b)
+}
+
+func render(vs []variant, modes []string, res map[key][]loadgen.Result, rounds int, dur time.Duration, workers, sessions int, took time.Duration) string {
+	host, _ := os.Hostname()
+	var b strings.Builder
+	fmt.Fprintf(&b, "### HTTP comparison (%s)\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(&b, "Machine: %s, %d CPUs, shared with other work (figures are noisy; compare ratios within this run). "+
+		"%d rounds × %v per variant and mode, variant order rotated each round; %d keep-alive clients × %d sessions each; "+
+		"load generator, servers, peers and redis-server on the same machine. Medians of the rounds; ratios are "+
+		"this row ÷ scs+memstore and ÷ scs+redisstore (req/s: higher is better; latency: lower is better). Run took %v.\n\n",
+		host, numCPU(), rounds, dur, workers, sessions, took.Round(time.Second))
+	for _, m := range modes {
+		title := "read-write (read counter + 1 KiB value, increment, save)"
+		if m == "ro" {
+			title = "read-only (read counter + 1 KiB value)"
+		}
+		fmt.Fprintf(&b, "#### %s\n\n", title)
+		b.WriteString("| variant | req/s | ÷ scs-mem | ÷ scs-redis | p50 µs | p50 ÷ mem | p50 ÷ redis | p99 µs | p99 ÷ mem | p99 ÷ redis | req/s range | errors | lost writes |\n")
+		b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+		mem, red := res[key{"scs-mem", m}], res[key{"scs-redis", m}]
+		var sm, sr summary
+		if len(mem) > 0 {
+			sm = summarize(mem)
+		}
+		if len(red) > 0 {
+			sr = summarize(red)
+		}
+		for _, v := range vs {
+			rs := res[key{v.name, m}]
+			if len(rs) == 0 {
+				continue
+			}
+			s := summarize(rs)
+			fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %.0f | %s | %s | %.0f | %s | %s | %.0f–%.0f | %d | %d |\n",
+				v.name, s.rps, ratio(s.rps, sm.rps), ratio(s.rps, sr.rps),
+				s.p50, ratio(s.p50, sm.p50), ratio(s.p50, sr.p50),
+				s.p99, ratio(s.p99, sm.p99), ratio(s.p99, sr.p99),
+				s.rpsMin, s.rpsMax, s.errs, s.mism)
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("Variants:\n\n")
+	for _, v := range vs {
+		fmt.Fprintf(&b, "- `%s`: %s\n", v.name, v.desc)
+	}
+	return b.String()
+}
+
+// benchLines writes one Go-benchmark-format line per round, for benchstat.
+func benchLines(vs []variant, modes []string, res map[key][]loadgen.Result) string {
+	var b strings.Builder
+	b.WriteString("goos: linux\ngoarch: amd64\npkg: github.com/peersession/peersession/bench\n")
+	for _, m := range modes {
+		for _, v := range vs {
+			for _, r := range res[key{v.name, m}] {
+				fmt.Fprintf(&b, "BenchmarkHTTP/mode=%s/variant=%s %d %.0f ns/op %.0f req/s %d p50-ns %d p99-ns\n",
+					m, v.name, r.Requests, float64(r.Elapsed)/float64(max(r.Requests, 1)), r.RPS, r.P50.Nanoseconds(), r.P99.Nanoseconds())
+			}
+		}
+	}
+	return b.String()
+}
+
+func numCPU() int { return runtime.NumCPU() }

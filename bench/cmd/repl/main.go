@@ -1,0 +1,253 @@
+// Command repl measures replication between two node processes on this
+// machine:
+//
+//	repl run [flags]   the driver: starts the nodes, runs every phase,
+//	                   prints and writes a markdown report
+//	repl node [flags]  one node with a control endpoint (started by run)
+//
+// Visibility is timed by the receiving node: the writer creates a new
+// session per write, and the peer's OnCreate hook (NotifyOnReplication)
+// computes now minus the session's creation time. Both processes read the
+// same machine clock, so no clock skew enters.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/peersession/peersession/bench/internal/proc"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		log.Fatal("usage: repl run|node [flags]")
+	}
+	switch os.Args[1] {
+	case "node":
+		runNode(os.Args[2:])
+	case "run":
+		runDriver(os.Args[2:])
+	default:
+		log.Fatalf("repl: unknown command %q: want run or node", os.Args[1])
+	}
+}
+
+type cluster struct {
+	bin   string
+	nodes []*proc.Proc
+	port  int
+}
+
+func (c *cluster) stop() {
+	for _, p := range c.nodes {
+		p.Stop()
+	}
+	c.nodes = nil
+}
+
+// start starts node a and, for n > 1, nodes joining it.
+func (c *cluster) start(consistency string, n int) error {
+	var err error
+	if c.port, err = proc.FreePort("127.0.0.1"); err != nil {
+		return err
+	}
+	for i := 0; i < n; i++ {
+		args := []string{"node", "-name", string(rune('a' + i)), "-consistency", consistency}
+		if i == 0 {
+			args = append(args, "-gossip-port", fmt.Sprint(c.port))
+		} else {
+			args = append(args, "-join", fmt.Sprintf("127.0.0.1:%d", c.port))
+		}
+		if err := c.add(args...); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, p := range c.nodes {
+		if err := p.WaitPeers(ctx, n-1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *cluster) add(args ...string) error {
+	p, err := proc.Start("node "+args[2], 5*time.Minute, nil, c.bin, args...)
+	if err != nil {
+		return err
+	}
+	c.nodes = append(c.nodes, p)
+	return nil
+}
+
+func call(p *proc.Proc, path string, q url.Values, v any) error {
+	c := http.Client{Timeout: 5 * time.Minute}
+	u := p.URL + path
+	if q != nil {
+		u += "?" + q.Encode()
+	}
+	resp, err := c.Get(u)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+func num(m map[string]any, path ...string) float64 {
+	f, _ := proc.Get(m, path...).(float64)
+	return f
+}
+
+func runDriver(args []string) {
+	fs := flag.NewFlagSet("run", flag.ExitOnError)
+	bin := fs.String("bin", os.Args[0], "this binary (started as the nodes)")
+	dur := fs.Duration("duration", 3*time.Second, "length of each writing phase")
+	joinN := fs.Int("join-sessions", 100_000, "sessions of 1 KiB held by the cluster a node joins")
+	out := fs.String("out", "results/repl.md", "markdown output ('' for none)")
+	_ = fs.Parse(args)
+
+	c := &cluster{bin: *bin}
+	defer c.stop()
+	var b strings.Builder
+	host, _ := os.Hostname()
+	fmt.Fprintf(&b, "### Replication between two node processes (%s)\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(&b, "Machine: %s, 2 cores shared with other work; both nodes and the writer on it, over loopback. Each writing phase %v. "+
+		"Visibility: the peer's OnCreate hook (NotifyOnReplication) computes now − the session's creation time, one machine clock.\n\n", host, *dur)
+	must := func(err error) {
+		if err != nil {
+			c.stop()
+			log.Fatalf("repl: %v", err)
+		}
+	}
+
+	// 1. Async pair: visibility at paced rates and at full speed, then
+	// the sustainable rate of key updates.
+	must(c.start("async", 2))
+	a, peer := c.nodes[0], c.nodes[1]
+	b.WriteString("| Async, new session per write (64 B value) | target/s | achieved/s | visible on peer | visibility p50 µs | p99 µs | max µs | save p50 µs | save p99 µs | errors |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, ph := range []struct {
+		label   string
+		rate    int
+		workers int
+	}{{"1,000 writes/s", 1000, 1}, {"10,000 writes/s", 10000, 2}, {"as fast as 4 writers go", 0, 4}} {
+		var vis figures
+		must(call(peer, "/vis", nil, &vis)) // reset
+		var w writeResult
+		must(call(a, "/write", url.Values{"kind": {"create"}, "rate": {fmt.Sprint(ph.rate)}, "workers": {fmt.Sprint(ph.workers)}, "dur": {dur.String()}}, &w))
+		// Wait (bounded) for the peer to have seen every write.
+		for dl := time.Now().Add(15 * time.Second); time.Now().Before(dl); time.Sleep(50 * time.Millisecond) {
+			var st map[string]any
+			must(call(peer, "/stats", nil, &st))
+			if int(num(st, "visible_recorded")) >= w.Writes {
+				break
+			}
+		}
+		must(call(peer, "/vis", nil, &vis))
+		target := "–"
+		if ph.rate > 0 {
+			target = fmt.Sprint(ph.rate)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %.0f | %d/%d | %.0f | %.0f | %.0f | %.1f | %.1f | %d |\n", ph.label, target, w.Rate, vis.Count, w.Writes, vis.P50, vis.P99, vis.Max, w.Save.P50, w.Save.P99, w.Errors)
+		fmt.Fprintf(os.Stderr, "repl: %s: %+v visibility %+v\n", ph.label, w, vis)
+	}
+	b.WriteString("\n")
+
+	// Sustainable key updates: 4 writers update one key of 4,096 sessions
+	// as fast as they can; the rate counts until the peer has applied
+	// everything (its applied counter stops moving and A's queue is empty).
+	var before map[string]any
+	must(call(peer, "/stats", nil, &before))
+	t0 := time.Now()
+	var w writeResult
+	must(call(a, "/write", url.Values{"kind": {"update"}, "workers": {"4"}, "sessions": {"4096"}, "dur": {dur.String()}}, &w))
+	writeEnd := time.Now()
+	var after, aStats map[string]any
+	last, stable := -1.0, time.Time{}
+	for dl := time.Now().Add(30 * time.Second); time.Now().Before(dl); time.Sleep(20 * time.Millisecond) {
+		must(call(peer, "/stats", nil, &after))
+		must(call(a, "/stats", nil, &aStats))
+		ap := num(after, "store", "Replication", "Applied")
+		queued := num(aStats, "store", "Replication", "peers", "b", "Queued")
+		if ap != last {
+			last, stable = ap, time.Now()
+			continue
+		}
+		if queued == 0 && time.Since(stable) > 200*time.Millisecond {
+			break
+		}
+	}
+	drained := stable
+	applied := num(after, "store", "Replication", "Applied") - num(before, "store", "Replication", "Applied")
+	total := drained.Sub(t0)
+	fmt.Fprintf(&b, "Sustained key updates (Async, 4 writers, one key of 4,096 sessions, %v): %d updates written at %.0f/s (save p50 %.1f µs, p99 %.1f µs, %d errors); "+
+		"the peer had applied them all %v after the writers stopped: **%.0f replicated key updates/s** end to end "+
+		"(%.0f records applied by the peer, as queued changes to one session coalesce; A dropped %.0f).\n\n",
+		*dur, w.Writes, w.Rate, w.Save.P50, w.Save.P99, w.Errors, drained.Sub(writeEnd).Round(time.Millisecond),
+		float64(w.Writes)/total.Seconds(), applied, num(aStats, "store", "Replication", "Dropped"))
+	c.stop()
+
+	// 2. Sync pair: save latency (Load + Set + Save, waiting for the
+	// peer's ack).
+	must(c.start("sync", 2))
+	a = c.nodes[0]
+	b.WriteString("| Sync save (one key of 1,024 sessions) | writers | saves/s | save p50 µs | save p99 µs | max µs | errors |\n|---|--:|--:|--:|--:|--:|--:|\n")
+	for _, ph := range []struct {
+		label         string
+		rate, workers int
+	}{{"paced 1,000/s", 1000, 1}, {"closed loop, 1 writer", 0, 1}, {"closed loop, 16 writers", 0, 16}} {
+		var w writeResult
+		must(call(a, "/write", url.Values{"kind": {"update"}, "rate": {fmt.Sprint(ph.rate)}, "workers": {fmt.Sprint(ph.workers)}, "dur": {dur.String()}}, &w))
+		fmt.Fprintf(&b, "| %s | %d | %.0f | %.1f | %.1f | %.0f | %d |\n", ph.label, ph.workers, w.Rate, w.Save.P50, w.Save.P99, w.Save.Max, w.Errors)
+		fmt.Fprintf(os.Stderr, "repl: sync %s: %+v\n", ph.label, w)
+	}
+	b.WriteString("\n")
+	c.stop()
+
+	// 3. Join: a fresh pair holds joinN sessions of 1 KiB; a third node
+	// joins and is timed to WaitReady.
+	must(c.start("async", 2))
+	a, peer = c.nodes[0], c.nodes[1]
+	must(call(a, "/write", url.Values{"kind": {"create"}, "n": {fmt.Sprint(*joinN)}, "workers": {"2"}, "size": {"1024"}, "dur": {"5m"}}, &w))
+	for dl := time.Now().Add(60 * time.Second); time.Now().Before(dl); time.Sleep(50 * time.Millisecond) {
+		var st map[string]any
+		must(call(peer, "/stats", nil, &st))
+		if int(num(st, "store", "Sessions")) >= *joinN {
+			break
+		}
+	}
+	fmt.Fprintf(os.Stderr, "repl: filled %d sessions in %.0f ms\n", w.Writes, w.ElapsedMS)
+	joinStart := time.Now()
+	must(c.add("node", "-name", "c", "-join", fmt.Sprintf("127.0.0.1:%d", c.port)))
+	joinWall := time.Since(joinStart)
+	var ready map[string]any
+	must(call(c.nodes[2], "/ready", nil, &ready))
+	fmt.Fprintf(&b, "Join: a cluster of two nodes holding %d sessions of 1 KiB (filled at %.0f sessions/s); a third node process starts and joins: "+
+		"**ready (WaitReady returned) %.0f ms after peersession.New**, holding %.0f sessions at that moment (%v from process start to serving, including the Go runtime and process start).\n\n",
+		*joinN, w.Rate, num(ready, "ready_ms"), num(ready, "sessions_at_ready"), joinWall.Round(time.Millisecond))
+	b.WriteString("| node | sessions | payload (keys + values) MiB | heap after GC MiB | heap ÷ payload |\n|---|--:|--:|--:|--:|\n")
+	for i, p := range c.nodes {
+		var st map[string]any
+		must(call(p, "/stats", url.Values{"gc": {"1"}}, &st))
+		payload := num(st, "store", "Bytes")
+		heap := num(st, "heap_alloc")
+		fmt.Fprintf(&b, "| %c | %.0f | %.1f | %.1f | %.2f× |\n", 'a'+i, num(st, "store", "Sessions"), payload/(1<<20), heap/(1<<20), heap/max(payload, 1))
+	}
+	c.stop()
+
+	fmt.Print(b.String())
+	if *out != "" {
+		if err := os.WriteFile(*out, []byte(b.String()), 0o644); err != nil {
+			log.Fatal(err)
+		}
+	}
+}

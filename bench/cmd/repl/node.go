@@ -1,0 +1,257 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/peersession/peersession"
+	"github.com/peersession/peersession/bench/loadgen"
+)
+
+// recorder keeps the write-to-visible delays of sessions created on a peer.
+type recorder struct {
+	mu sync.Mutex      // guards d
+	d  []time.Duration // bounded by maxSamples
+}
+
+const maxSamples = 4 << 20
+
+func (r *recorder) add(d time.Duration) {
+	r.mu.Lock()
+	if len(r.d) < maxSamples {
+		r.d = append(r.d, d)
+	}
+	r.mu.Unlock()
+}
+
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.d)
+}
+
+func (r *recorder) take() []time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d := r.d
+	r.d = nil
+	return d
+}
+
+// figures are latency quantiles in microseconds.
+type figures struct {
+	Count int     `json:"count"`
+	P50   float64 `json:"p50_us"`
+	P99   float64 `json:"p99_us"`
+	Max   float64 `json:"max_us"`
+}
+
+func figuresOf(d []time.Duration) figures {
+	slices.Sort(d)
+	f := figures{Count: len(d)}
+	if len(d) > 0 {
+		f.P50 = float64(loadgen.Quantile(d, 0.5)) / 1e3
+		f.P99 = float64(loadgen.Quantile(d, 0.99)) / 1e3
+		f.Max = float64(d[len(d)-1]) / 1e3
+	}
+	return f
+}
+
+// runNode is "repl node": a cluster node with a control endpoint.
+func runNode(args []string) {
+	fs := flag.NewFlagSet("node", flag.ExitOnError)
+	name := fs.String("name", "a", "node name")
+	bind := fs.String("bind", "127.0.0.1", "bind address")
+	gossipPort := fs.Int("gossip-port", 0, "gossip port (0: any)")
+	join := fs.String("join", "", "gossip address to join")
+	consistency := fs.String("consistency", "async", "async or sync")
+	httpAddr := fs.String("http", "127.0.0.1:0", "control HTTP address")
+	_ = fs.Parse(args)
+
+	rec := &recorder{}
+	cc := &peersession.ClusterConfig{Name: *name, BindAddr: *bind, BindPort: *gossipPort}
+	if *join != "" {
+		cc.Join = []string{*join}
+	}
+	if *consistency == "sync" {
+		cc.Consistency = peersession.Sync
+	}
+	cfg := peersession.Config{
+		Cluster:             cc,
+		NotifyOnReplication: true,
+		OnCreate: func(ev peersession.Event) {
+			if ev.Remote {
+				rec.add(time.Since(ev.Created))
+			}
+		},
+	}
+	t0 := time.Now()
+	st, err := peersession.New(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	if err := st.WaitReady(ctx); err != nil {
+		log.Fatal(err)
+	}
+	cancel()
+	readyIn := time.Since(t0)
+
+	mux := http.NewServeMux()
+	reply := func(w http.ResponseWriter, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(v)
+	}
+	mux.HandleFunc("/ready", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, map[string]any{"ready_ms": float64(readyIn.Microseconds()) / 1e3, "sessions_at_ready": st.Len()})
+	})
+	mux.HandleFunc("/vis", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, figuresOf(rec.take()))
+	})
+	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("gc") {
+			runtime.GC()
+			runtime.GC()
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		reply(w, map[string]any{"heap_alloc": ms.HeapAlloc, "heap_inuse": ms.HeapInuse, "sys": ms.Sys, "store": st.Stats(), "visible_recorded": rec.count()})
+	})
+	mux.HandleFunc("/write", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		num := func(k string, def int) int {
+			if v, err := strconv.Atoi(q.Get(k)); err == nil {
+				return v
+			}
+			return def
+		}
+		dur, err := time.ParseDuration(q.Get("dur"))
+		if err != nil {
+			dur = 3 * time.Second
+		}
+		res := write(st, q.Get("kind"), num("rate", 0), num("workers", 1), num("n", 0), num("size", 64), num("sessions", 1024), dur)
+		reply(w, res)
+	})
+
+	ln, err := net.Listen("tcp", *httpAddr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := &http.Server{Handler: mux}
+	go func() { _ = srv.Serve(ln) }()
+	fmt.Printf("LISTEN http://%s\n", ln.Addr())
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	<-sig
+	_ = srv.Close()
+	if err := st.Close(); err != nil {
+		log.Printf("repl node %s: close: %v", *name, err)
+	}
+}
+
+type writeResult struct {
+	Writes    int     `json:"writes"`
+	Errors    int     `json:"errors"`
+	FirstErr  string  `json:"first_error,omitempty"`
+	ElapsedMS float64 `json:"elapsed_ms"`
+	Rate      float64 `json:"rate"`
+	Save      figures `json:"save"` // Save latency on the writer
+}
+
+// write runs one writing phase on this node: kind "create" makes a new
+// session per write (the peer times its arrival with OnCreate); "update"
+// changes one key of one of `sessions` existing sessions per write. rate 0
+// means as fast as `workers` goroutines go; n > 0 stops after n writes;
+// every phase is bounded by dur.
+func write(st *peersession.Store, kind string, rate, workers, n, size, sessions int, dur time.Duration) writeResult {
+	ctx := context.Background()
+	val := strings.Repeat("v", size)
+	var tokens []string
+	if kind == "update" {
+		for i := 0; i < sessions; i++ {
+			s := st.NewSession(ctx)
+			_ = s.Set("v", val)
+			_ = s.Set("t", int64(0))
+			t, err := st.Save(ctx, s)
+			if err != nil {
+				return writeResult{Errors: 1, FirstErr: err.Error()}
+			}
+			tokens = append(tokens, t)
+		}
+	}
+	var mu sync.Mutex
+	res := writeResult{}
+	var lat []time.Duration
+	start := time.Now()
+	deadline := start.Add(dur)
+	var wg sync.WaitGroup
+	for k := 0; k < workers; k++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var my []time.Duration
+			errs, done := 0, 0
+			firstErr := ""
+			for i := k; n == 0 || i < n; i += workers {
+				if rate > 0 {
+					at := start.Add(time.Duration(float64(i) / float64(rate) * float64(time.Second)))
+					if d := time.Until(at); d > 0 {
+						time.Sleep(d)
+					}
+				}
+				if time.Now().After(deadline) {
+					break
+				}
+				t0 := time.Now()
+				var err error
+				if kind == "update" {
+					var s *peersession.Session
+					if s, err = st.Load(ctx, tokens[i%len(tokens)]); err == nil {
+						_ = s.Set("t", t0.UnixNano())
+						_, err = st.Save(ctx, s)
+					}
+				} else {
+					s := st.NewSession(ctx)
+					_ = s.Set("v", val)
+					_, err = st.Save(ctx, s)
+				}
+				my = append(my, time.Since(t0))
+				done++
+				if err != nil {
+					errs++
+					if firstErr == "" {
+						firstErr = err.Error()
+					}
+				}
+			}
+			mu.Lock()
+			lat = append(lat, my...)
+			res.Writes += done
+			res.Errors += errs
+			if res.FirstErr == "" {
+				res.FirstErr = firstErr
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	res.ElapsedMS = float64(el.Microseconds()) / 1e3
+	res.Rate = float64(res.Writes) / el.Seconds()
+	res.Save = figuresOf(lat)
+	return res
+}

@@ -1,0 +1,240 @@
+// Command server serves the benchmark handler — read a counter and a 1 KiB
+// value from the session, increment the counter, save — behind one session
+// implementation chosen by -variant:
+//
+//	none       no sessions: the ceiling
+//	scs-mem    scs v2 with its memstore
+//	scs-redis  scs v2 with redisstore against -redis
+//	peer       peersession; with -join (or -gossip-port and a peer that
+//	           joins it) a cluster node, Async or Sync (-consistency)
+//
+// Paths: /init creates a session (counter 0 and the 1 KiB value) and
+// answers "0"; /rw answers the counter it read and stores it plus one; /ro
+// answers the counter and changes nothing; /stats (outside the session
+// middleware) answers the store's figures as JSON; /debug/pprof/ profiles.
+//
+// The server prints "LISTEN <url>" on stdout once it serves (for a cluster
+// node, after WaitReady) and stops cleanly on SIGINT/SIGTERM.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/alexedwards/scs/redisstore"
+	"github.com/alexedwards/scs/v2"
+	"github.com/alexedwards/scs/v2/memstore"
+	"github.com/gomodule/redigo/redis"
+	"github.com/peersession/peersession"
+)
+
+var blob = strings.Repeat("x", 1024)
+
+func main() {
+	variant := flag.String("variant", "peer", "none, scs-mem, scs-redis or peer")
+	httpAddr := flag.String("http", "127.0.0.1:0", "HTTP listen address")
+	redisAddr := flag.String("redis", "127.0.0.1:6390", "redis address for scs-redis")
+	node := flag.String("node", "", "peer: cluster node name (empty: a single node)")
+	bind := flag.String("bind", "127.0.0.1", "peer: gossip and replication bind address")
+	gossipPort := flag.Int("gossip-port", 0, "peer: gossip port (0: any)")
+	join := flag.String("join", "", "peer: comma-separated gossip addresses to join")
+	consistency := flag.String("consistency", "async", "peer: async or sync")
+	keyFile := flag.String("key-file", "", "peer: cluster key file (base64), required off loopback")
+	verbose := flag.Bool("v", false, "log the store's warnings to stderr")
+	flag.Parse()
+
+	var handler http.Handler
+	var stats func() any
+	var closeFn func()
+	switch *variant {
+	case "none":
+		handler = noSessions()
+	case "scs-mem", "scs-redis":
+		sm := scs.New()
+		sm.Lifetime = 24 * time.Hour
+		sm.IdleTimeout = 30 * time.Minute
+		if *variant == "scs-redis" {
+			pool := &redis.Pool{
+				MaxIdle:     256,
+				IdleTimeout: 4 * time.Minute,
+				Dial:        func() (redis.Conn, error) { return redis.Dial("tcp", *redisAddr) },
+			}
+			c := pool.Get()
+			if _, err := c.Do("PING"); err != nil {
+				log.Fatalf("server: redis at %s: %v", *redisAddr, err)
+			}
+			c.Close()
+			sm.Store = redisstore.New(pool)
+			closeFn = func() { pool.Close() }
+		} else {
+			sm.Store = memstore.New()
+		}
+		handler = sm.LoadAndSave(scsHandlers(sm))
+	case "peer":
+		cfg := peersession.Config{}
+		if *verbose {
+			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		}
+		if *node != "" {
+			cc := &peersession.ClusterConfig{Name: *node, BindAddr: *bind, BindPort: *gossipPort}
+			if *join != "" {
+				cc.Join = strings.Split(*join, ",")
+			}
+			switch *consistency {
+			case "async":
+			case "sync":
+				cc.Consistency = peersession.Sync
+			default:
+				log.Fatalf("server: -consistency %q: want async or sync", *consistency)
+			}
+			if *keyFile != "" {
+				k, err := peersession.ReadKeyFile(*keyFile)
+				if err != nil {
+					log.Fatal(err)
+				}
+				cc.Keys = [][]byte{k}
+			}
+			cfg.Cluster = cc
+		}
+		st, err := peersession.New(cfg)
+		if err != nil {
+			log.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		if err := st.WaitReady(ctx); err != nil {
+			log.Fatal(err)
+		}
+		cancel()
+		handler = st.Middleware(peerHandlers())
+		stats = func() any { return st.Stats() }
+		closeFn = func() {
+			if err := st.Close(); err != nil {
+				log.Printf("server: close store: %v", err)
+			}
+		}
+	default:
+		log.Fatalf("server: -variant %q: want none, scs-mem, scs-redis or peer", *variant)
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/init", handler)
+	mux.Handle("/rw", handler)
+	mux.Handle("/ro", handler)
+	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {
+		var ms runtime.MemStats
+		if r.URL.Query().Has("gc") {
+			runtime.GC()
+		}
+		runtime.ReadMemStats(&ms)
+		out := map[string]any{"variant": *variant, "heap_alloc": ms.HeapAlloc, "goroutines": runtime.NumGoroutine()}
+		if stats != nil {
+			out["store"] = stats()
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(out)
+	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+
+	ln, err := net.Listen("tcp", *httpAddr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
+			log.Fatal(err)
+		}
+	}()
+	fmt.Printf("LISTEN http://%s\n", ln.Addr())
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	<-sig
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(ctx)
+	<-done
+	if closeFn != nil {
+		closeFn()
+	}
+}
+
+func noSessions() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The same answer without any session work: the ceiling.
+		_, _ = w.Write([]byte("0"))
+	})
+}
+
+func scsHandlers(sm *scs.SessionManager) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		if r.URL.Path == "/init" {
+			sm.Put(ctx, "n", 0)
+			sm.Put(ctx, "blob", blob)
+			_, _ = w.Write([]byte("0"))
+			return
+		}
+		n := sm.GetInt(ctx, "n")
+		if b := sm.GetString(ctx, "blob"); len(b) != len(blob) {
+			http.Error(w, "session lost its 1 KiB value", http.StatusInternalServerError)
+			return
+		}
+		if r.URL.Path == "/rw" {
+			sm.Put(ctx, "n", n+1)
+		}
+		_, _ = w.Write([]byte(strconv.Itoa(n)))
+	})
+}
+
+func peerHandlers() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := peersession.FromContext(r.Context())
+		if r.URL.Path == "/init" {
+			if err := s.Set("n", 0); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			if err := s.Set("blob", blob); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			_, _ = w.Write([]byte("0"))
+			return
+		}
+		var n int
+		var b string
+		if ok, err := s.Get("n", &n); !ok || err != nil {
+			http.Error(w, fmt.Sprintf("session lost its counter (found %v, err %v)", ok, err), http.StatusInternalServerError)
+			return
+		}
+		if ok, err := s.Get("blob", &b); !ok || err != nil || len(b) != len(blob) {
+			http.Error(w, "session lost its 1 KiB value", http.StatusInternalServerError)
+			return
+		}
+		if r.URL.Path == "/rw" {
+			if err := s.Set("n", n+1); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+		}
+		_, _ = w.Write([]byte(strconv.Itoa(n)))
+	})
+}

@@ -266,7 +266,11 @@ func (n *Node) rejoinLoop(seeds []string) {
 }
 
 // Self returns this node's own Peer.
-func (n *Node) Self() Peer { return n.self }
+func (n *Node) Self() Peer {
+	p := n.self
+	p.Gossip = n.GossipAddr()
+	return p
+}
 
 // Peers returns the live peers, excluding this node, sorted by ID.
 func (n *Node) Peers() []Peer {

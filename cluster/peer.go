@@ -10,7 +10,7 @@ type Peer struct {
 	// Addr is the replication stream address, host:port.
 	Addr string
 	// Gossip is the memberlist address, host:port, for other nodes'
-	// Config.Seeds. Empty for this node's own Peer (see Node.GossipAddr).
+	// Config.Seeds.
 	Gossip string
 }
 

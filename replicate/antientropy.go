@@ -39,9 +39,14 @@ const (
 	// maxSummaryEntries is the most IDs the engine puts in one Summary
 	// frame, below DefaultLimits.MaxRecords: ~400 KB of 40-byte IDs.
 	maxSummaryEntries = 8000
-	// maxAEPending bounds the Digests and Summaries from one peer waiting
-	// for its aeLoop; more are dropped (and repaired by a later round).
-	maxAEPending = 64
+	// maxAEPending and maxAEPendingIDs bound the Digests and Summaries
+	// from one peer waiting for its aeLoop, in frames and in Summary IDs
+	// (~64 bytes each decoded); more are dropped, and a later round
+	// repairs what they would have. A peer's reader never waits for
+	// anti-entropy: two nodes' readers waiting on their own senders could
+	// deadlock through the network.
+	maxAEPending    = 4096
+	maxAEPendingIDs = 1 << 20
 	// maxAESkips is how many anti-entropy rounds in a row a node skips
 	// because changes are in flight to every peer, and how many Digests
 	// in a row from one peer it declines because changes are in flight to
@@ -196,18 +201,23 @@ func (e *Engine) queueAntiEntropy(p *peer, msg any) {
 		p.mu.Unlock()
 		return
 	}
-	if len(p.ae) >= maxAEPending {
+	ids := 0
+	if s, ok := msg.(*Summary); ok {
+		ids = len(s.IDs)
+	}
+	if len(p.ae) >= maxAEPending || p.aeIDs+ids > maxAEPendingIDs {
 		p.mu.Unlock()
-		e.log.Debug("replicate: anti-entropy frame dropped: too many waiting", "peer", p.id)
+		e.log.Warn("replicate: anti-entropy frame dropped: too many waiting (a later round repairs what it would have)", "peer", p.id)
 		return
 	}
 	p.ae = append(p.ae, msg)
+	p.aeIDs += ids
 	start := !p.aeRunning
 	p.aeRunning = true
 	p.mu.Unlock()
 	if start && !e.spawn(func() { e.aeLoop(p) }) {
 		p.mu.Lock()
-		p.aeRunning, p.ae = false, nil
+		p.aeRunning, p.ae, p.aeIDs = false, nil, 0
 		p.mu.Unlock()
 	}
 }
@@ -218,7 +228,7 @@ func (e *Engine) aeLoop(p *peer) {
 	for {
 		p.mu.Lock()
 		msgs := p.ae
-		p.ae = nil
+		p.ae, p.aeIDs = nil, 0
 		if len(msgs) == 0 || p.ctx.Err() != nil {
 			p.aeRunning = false
 			p.mu.Unlock()

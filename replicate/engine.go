@@ -99,6 +99,7 @@ type Engine struct {
 	batchSeq    atomic.Uint64 // last Seq of a Batch, to any peer
 	flushers    atomic.Int32  // Flush calls waiting
 
+	early  earlyFrames  // frames from peers not yet up
 	mu     sync.RWMutex // guards peers, live and closed
 	peers  map[string]*peer
 	live   []*peer // the values of peers; replaced, never modified
@@ -209,6 +210,15 @@ func (e *Engine) PeerUp(id string) {
 	e.wg.Add(1)
 	go p.run()
 	e.log.Debug("replicate: peer up", "peer", id)
+	if early := e.early.take(id); len(early) > 0 {
+		e.wg.Add(1)
+		go func() { // HandleFrame takes e.mu, held here
+			defer e.wg.Done()
+			for _, f := range early {
+				e.HandleFrame(id, f)
+			}
+		}()
+	}
 }
 
 // PeerDown stops replicating to peer: its queued changes are dropped (and
@@ -217,6 +227,7 @@ func (e *Engine) PeerUp(id string) {
 // rather than a failure; it only changes the log level. PeerDown does not
 // wait for the sender goroutine to stop; Close does.
 func (e *Engine) PeerDown(id string, left bool) {
+	e.early.take(id)
 	e.mu.Lock()
 	p := e.peers[id]
 	if p == nil {
@@ -286,6 +297,15 @@ func (e *Engine) HandleFrame(from string, frame []byte) {
 	e.mu.RLock()
 	p := e.peers[from] // nil for a peer not (or no longer) up: replies are dropped
 	e.mu.RUnlock()
+	if p == nil {
+		switch msg.(type) {
+		case *Batch, *SyncRequest, *Fetch:
+			// Needs an answer: keep it until PeerUp (see early.go).
+			if e.early.park(from, frame) {
+				return
+			}
+		}
+	}
 	switch m := msg.(type) {
 	case *Batch:
 		e.apply(from, m.Records)

@@ -1,7 +1,10 @@
 package replicate
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -216,6 +219,7 @@ func TestHostileFramesRejected(t *testing.T) {
 		a.e.HandleFrame("stranger", f)
 	}
 	require.EqualValues(t, 2*len(bad), a.e.Stats().Rejected)
+	t.Logf("%+v", a.e.Stats())
 	require.Equal(t, "v", a.value("s", "k")) // applied, just not acknowledged
 }
 
@@ -305,4 +309,109 @@ func TestStalledSendDoesNotBlockOthers(t *testing.T) {
 	// PeerDown and Close unblock the stuck Send (goleak checks the rest).
 	a.e.PeerDown("C", false)
 	require.EqualValues(t, 0, peerStats(a, "B").Queued)
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes, for logs.
+type syncBuffer struct {
+	mu sync.Mutex // guards b
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestClockSkewRefused(t *testing.T) {
+	start := time.Unix(1_700_000_000, 0)
+	wall := &fakeWall{t: start}
+	var logs syncBuffer
+	net, nodes := newCluster(t, 2, func(c *Config) {
+		if c.Self == "A" {
+			c.Clock = NewClock(1, wall.now)
+			c.MaxClockSkew = time.Minute
+			c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		}
+	})
+	a, b := nodes[0], nodes[1]
+	at := func(d time.Duration) Version { return Version{Wall: start.Add(d).UnixNano(), Node: 2} }
+	key := func(id string, v Version) Record {
+		return Record{ID: id, Keys: map[string]Value{"k": {Data: []byte("v"), Ver: v}}}
+	}
+	recs := []Record{
+		key("near", at(59*time.Second)),
+		key("key", at(61*time.Second)),
+		{ID: "principal", Principal: "u", PrincipalVer: at(time.Hour)},
+		{ID: "dead", Dead: at(24 * time.Hour)},
+		key("past", at(-time.Hour)),
+	}
+	frame, err := Encode(MsgBatch, &Batch{Seq: 1, Records: recs})
+	require.NoError(t, err)
+	a.e.HandleFrame("B", frame)
+
+	st := a.e.Stats()
+	require.EqualValues(t, 3, st.Skewed)
+	require.EqualValues(t, 2, st.Applied)
+	require.Zero(t, st.Refused)
+	require.Equal(t, "v", a.value("near", "k"))
+	require.Equal(t, "v", a.value("past", "k"))
+	for _, id := range []string{"key", "principal", "dead"} {
+		_, ok := a.store.Lookup(id)
+		require.False(t, ok, id)
+	}
+	// The clock observed the near version, not the skewed ones.
+	now := a.e.cfg.Clock.Now()
+	require.False(t, now.Less(at(59*time.Second)))
+	require.True(t, now.Less(at(61*time.Second)))
+	require.Contains(t, logs.String(), "level=WARN")
+	require.Contains(t, logs.String(), "peer=B")
+	require.Contains(t, logs.String(), "records=3")
+
+	// A fetched record from the future is ignored as well: Fetch would
+	// observe it.
+	b.store.Apply([]Record{key("fetched", at(time.Hour))})
+	_, found, err := a.e.Fetch(ctxTimeout(t, 5*time.Second), "fetched")
+	require.NoError(t, err)
+	require.False(t, found)
+	require.EqualValues(t, 4, a.e.Stats().Skewed)
+	require.True(t, a.e.cfg.Clock.Now().Less(at(61*time.Second)))
+
+	// Once the local clock catches up, the same records are accepted
+	// (but the tombstone from a day ahead).
+	wall.set(start.Add(2 * time.Hour))
+	a.e.HandleFrame("B", frame)
+	require.EqualValues(t, 5, a.e.Stats().Skewed)
+	_, ok := a.store.Lookup("key")
+	require.True(t, ok)
+	_, ok = a.store.Lookup("dead")
+	require.False(t, ok)
+	require.Equal(t, "u", func() string { r, _ := a.store.Lookup("principal"); return r.Principal }())
+	require.Zero(t, net.link("A", "B").count(MsgSummary))
+}
+
+func TestClockSkewDefaultAndDisabled(t *testing.T) {
+	_, nodes := newCluster(t, 2, func(c *Config) {
+		if c.Self == "B" {
+			c.MaxClockSkew = -1
+		}
+	})
+	a, b := nodes[0], nodes[1]
+	require.Equal(t, DefaultMaxClockSkew, a.e.cfg.MaxClockSkew)
+	future := Record{ID: "s", Keys: map[string]Value{"k": {Data: []byte("v"),
+		Ver: Version{Wall: time.Now().Add(time.Hour).UnixNano(), Node: 9}}}}
+	frame, err := Encode(MsgBatch, &Batch{Seq: 1, Records: []Record{future}})
+	require.NoError(t, err)
+	a.e.HandleFrame("B", frame)
+	b.e.HandleFrame("A", frame)
+	require.EqualValues(t, 1, a.e.Stats().Skewed)
+	require.Zero(t, b.e.Stats().Skewed)
+	require.Equal(t, "v", b.value("s", "k"))
+	require.Empty(t, a.value("s", "k"))
 }

@@ -48,6 +48,7 @@ type peer struct {
 	ctrl      []ctrlFrame
 	ctrlSends int   // control frames taken from ctrl and not yet sent
 	ae        []any // *Digest and *Summary from p waiting for aeLoop
+	aeIDs     int   // the IDs in the Summaries in ae
 	aeRunning bool  // an aeLoop goroutine runs for p
 }
 
@@ -106,7 +107,7 @@ func (p *peer) stop() int {
 		p.queue = nil
 		p.order = nil
 		p.ctrl = nil
-		p.ae = nil
+		p.ae, p.aeIDs = nil, 0
 	}
 	p.mu.Unlock()
 	p.cancel()

@@ -35,6 +35,12 @@ func (st *Store) Sweep() int {
 				if e.rec.Deadline == 0 || now.UnixNano() >= e.rec.Deadline+int64(tombstoneGrace) {
 					delete(sh.m, id)
 				}
+			case e.partial():
+				// The session never arrived: drop the orphaned change once
+				// no session could still be alive to claim it.
+				if now.UnixNano() >= e.rec.MaxVersion().Wall+int64(st.cfg.Lifetime+tombstoneGrace) {
+					delete(sh.m, id)
+				}
 			case e.rec.Expired(now):
 				delete(sh.m, id)
 				st.principals.move(id, e.rec.Principal, "")

@@ -323,15 +323,12 @@ func (st *Store) WaitReady(ctx context.Context) error {
 // replStore is the Store as replicate sees it.
 type replStore struct{ st *Store }
 
-// Apply merges remote changes. A change that carries no creation time
-// (a delta) for a session this node does not hold is refused: it would
-// create a hollow session; anti-entropy brings the full record instead.
+// Apply merges remote changes. A change to a session this node does not
+// hold yet (it arrived before the state transfer or a repair brought the
+// session) is kept as a partial record, invisible until the rest arrives,
+// so that the acknowledgement sent for it is true.
 func (a replStore) Apply(recs []replicate.Record) (refused int) {
 	for _, rec := range recs {
-		if rec.Created == 0 && !rec.IsDead() && a.st.shards.get(rec.ID) == nil {
-			refused++
-			continue
-		}
 		prev, next, err := a.st.mergeIn(rec, applyOpts{})
 		if err != nil {
 			refused++

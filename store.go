@@ -97,10 +97,16 @@ func (st *Store) Close() error {
 // but not yet swept.
 func (st *Store) Len() int { return int(st.count.Load()) }
 
-// alive reports whether e is a live session at now.
+// alive reports whether e is a live session at now. A partial record (a
+// replicated change that arrived before the session itself, so without a
+// creation time) is held but not alive until the rest arrives.
 func (st *Store) alive(e *entry, now time.Time) bool {
-	return e != nil && !e.rec.IsDead() && !e.rec.Expired(now)
+	return e != nil && !e.partial() && !e.rec.IsDead() && !e.rec.Expired(now)
 }
+
+// partial reports whether e holds changes to a session whose creation has
+// not arrived yet.
+func (e *entry) partial() bool { return e.rec.Created == 0 && !e.rec.IsDead() }
 
 // lookup returns the live entry for id, or nil.
 func (st *Store) lookup(id string) *entry {
@@ -154,7 +160,8 @@ func (st *Store) mergeIn(delta replicate.Record, o applyOpts) (prev, next *entry
 		if size > st.cfg.MaxSessionBytes && (prev == nil || size > prev.size) {
 			return prev, prev, fmt.Errorf("%w: %d bytes, over Config.MaxSessionBytes (%d); store less in the session", ErrTooLarge, size, st.cfg.MaxSessionBytes)
 		}
-		if (prev == nil || prev.rec.IsDead()) && st.count.Load() >= int64(st.cfg.MaxSessions) {
+		if (prev == nil || prev.rec.IsDead() || prev.partial()) && !merged.IsDead() && merged.Created != 0 &&
+			st.count.Load() >= int64(st.cfg.MaxSessions) {
 			return prev, prev, fmt.Errorf("%w: Config.MaxSessions (%d) reached", ErrTooManySessions, st.cfg.MaxSessions)
 		}
 	}
@@ -169,7 +176,7 @@ func (st *Store) mergeIn(delta replicate.Record, o applyOpts) (prev, next *entry
 // (nil when removed).
 func (st *Store) account(prev, next *entry) {
 	in := func(e *entry) (int64, int64) {
-		if e == nil || e.rec.IsDead() {
+		if e == nil || e.rec.IsDead() || e.partial() {
 			return 0, 0
 		}
 		return 1, int64(e.size)
@@ -181,7 +188,7 @@ func (st *Store) account(prev, next *entry) {
 }
 
 func livePrincipal(e *entry) string {
-	if e == nil || e.rec.IsDead() {
+	if e == nil || e.rec.IsDead() || e.partial() {
 		return ""
 	}
 	return e.rec.Principal

@@ -298,8 +298,14 @@ func (e *Engine) HandleFrame(from string, frame []byte) {
 	p := e.peers[from] // nil for a peer not (or no longer) up: replies are dropped
 	e.mu.RUnlock()
 	if p == nil {
-		switch msg.(type) {
-		case *Batch, *SyncRequest, *Fetch:
+		switch m := msg.(type) {
+		case *Batch:
+			// Apply now; the copy parked for PeerUp applies again
+			// (idempotent) and is acknowledged then.
+			e.apply(from, m.Records)
+			e.early.park(from, frame)
+			return
+		case *SyncRequest, *Fetch:
 			// Needs an answer: keep it until PeerUp (see early.go).
 			if e.early.park(from, frame) {
 				return

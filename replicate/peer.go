@@ -262,10 +262,13 @@ func (p *peer) handleAck(seq uint64) {
 	p.e.broadcast()
 }
 
-// replicating reports whether changes wait in p's queue or a batch waits
-// for its ack: anti-entropy skips p meanwhile, as the digests differ by
-// what is in flight.
+// replicating reports whether changes wait in p's queue, a batch waits
+// for its ack or a state transfer to p waits or runs: anti-entropy skips
+// p meanwhile, as the digests differ by what is in flight.
 func (p *peer) replicating() bool {
+	if p.transfers.Load() > 0 {
+		return true
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.queue) > 0 || p.inflight != nil

@@ -70,6 +70,15 @@ func (e *Engine) Sync(ctx context.Context) error {
 	}
 }
 
+// syncing reports whether a Sync is running: this node's state is still
+// arriving, so anti-entropy would only repair (by a second transfer) what
+// the first is about to deliver.
+func (e *Engine) syncing() bool {
+	e.callMu.Lock()
+	defer e.callMu.Unlock()
+	return len(e.syncs) > 0
+}
+
 // syncPeerGone stops call from waiting for p.
 func (e *Engine) syncPeerGone(call *syncCall, p *peer) {
 	e.callMu.Lock()

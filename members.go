@@ -59,6 +59,9 @@ type ReplicationStats struct {
 	// Dropped counts changes dropped for a peer (queue full, or queued
 	// when it died); anti-entropy repairs them.
 	Dropped uint64
+	// SyncDuration is how long this node's join-time state transfer took;
+	// zero until it ended.
+	SyncDuration time.Duration
 }
 
 // PeerStats are the replication figures for one peer.
@@ -84,6 +87,7 @@ func (r *replication) stats() ReplicationStats {
 		Peers:   make(map[string]PeerStats, len(es.Peers)),
 		Applied: es.Applied, Refused: es.Refused, Rejected: es.Rejected,
 		Repairs: es.Repairs, Transfers: es.Transfers, Dropped: es.Dropped,
+		SyncDuration: time.Duration(r.syncDur.Load()),
 	}
 	for id, p := range es.Peers {
 		name := names[id]

@@ -114,6 +114,7 @@ type replication struct {
 	node *cluster.Node
 	eng  *replicate.Engine
 
+	syncDur  atomic.Int64  // nanoseconds the state transfer took, once ended
 	ready    chan struct{} // closed when the join-time state transfer ended
 	readyErr error         // set before ready is closed
 	stopSync context.CancelFunc
@@ -205,10 +206,12 @@ func startReplication(st *Store, cfg ClusterConfig) (*replication, error) {
 	st.wg.Add(1)
 	go func() {
 		defer st.wg.Done()
+		start := time.Now()
 		if joined {
 			r.waitPeers(ctx)
 		}
 		r.readyErr = r.syncLoop(ctx)
+		r.syncDur.Store(int64(max(time.Since(start), 1)))
 		close(r.ready)
 	}()
 	return r, nil

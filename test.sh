@@ -7,6 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")"
 go vet ./...
 go test -race -count=1 ./...
+# The modules kept apart so their dependencies stay out of the library's
+# go.mod: the scs/gorilla/Prometheus adapters and the browser test.
+for mod in adapters e2e; do
+  (cd "$mod" && go vet ./... && go test -race -count=1 ./...)
+done
 # Every fuzz target, briefly (go test -fuzz takes one target and package
 # at a time).
 for pkg in $(go list ./...); do

@@ -8,9 +8,7 @@ import (
 )
 
 // Backend is what Store needs from a peersession Store; *peersession.Store
-// is meant to satisfy it (see "Root API" in adapters/README.md: it needs
-// LoadOrCreate and All, which the root package does not have yet).
-// It is an interface, defined here where it is used, so that the adapter
+// satisfies it. It is an interface, defined here where it is used, so that the adapter
 // can be tested against an alternate implementation.
 //
 // Calls may overlap: Store calls it from concurrent requests.
@@ -31,3 +29,5 @@ type Backend interface {
 	// holds.
 	All() iter.Seq[*peersession.Session]
 }
+
+var _ Backend = (*peersession.Store)(nil)

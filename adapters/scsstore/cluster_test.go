@@ -24,8 +24,7 @@ import (
 func twoApps(t *testing.T, lifetime time.Duration) (a, b *node, sa, sb *scsstore.Store) {
 	t.Helper()
 	pa, pb := testcluster.Pair(t, nil)
-	dir := newDirectory()
-	sa, sb = scsstore.New(backendOf(pa, dir)), scsstore.New(backendOf(pb, dir))
+	sa, sb = scsstore.New(pa), scsstore.New(pb)
 	a = &node{sm: manager(sa, lifetime, 0), st: pa}
 	b = &node{sm: manager(sb, lifetime, 0), st: pb}
 	a.url, b.url = app(t, a.sm).URL, app(t, b.sm).URL

@@ -27,7 +27,7 @@ func newStore(t *testing.T) (*scsstore.Store, *peersession.Store) {
 	st, err := peersession.New(peersession.Config{})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, st.Close()) })
-	return scsstore.New(backendOf(st, newDirectory())), st
+	return scsstore.New(st), st
 }
 
 // app is an scs application, as in scs's own session tests: /put stores

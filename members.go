@@ -50,8 +50,10 @@ type ReplicationStats struct {
 	// Peers holds each live peer's figures, by configured name.
 	Peers map[string]PeerStats `json:"peers"`
 	// Applied and Refused count remote changes this node's store accepted
-	// and refused; Rejected counts malformed or hostile frames dropped.
-	Applied, Refused, Rejected uint64
+	// and refused; Rejected counts malformed or hostile frames dropped;
+	// Skewed counts changes refused for versions too far in the future
+	// (a peer's clock ahead by more than a minute).
+	Applied, Refused, Rejected, Skewed uint64
 	// Repairs counts records anti-entropy sent to repair a peer.
 	Repairs uint64
 	// Transfers counts join-time state transfers this node served.
@@ -85,7 +87,7 @@ func (r *replication) stats() ReplicationStats {
 	}
 	out := ReplicationStats{
 		Peers:   make(map[string]PeerStats, len(es.Peers)),
-		Applied: es.Applied, Refused: es.Refused, Rejected: es.Rejected,
+		Applied: es.Applied, Refused: es.Refused, Rejected: es.Rejected, Skewed: es.Skewed,
 		Repairs: es.Repairs, Transfers: es.Transfers, Dropped: es.Dropped,
 		SyncDuration: time.Duration(r.syncDur.Load()),
 	}

@@ -217,7 +217,7 @@ func startReplication(st *Store, cfg ClusterConfig) (*replication, error) {
 	return r, nil
 }
 
-// waitPeers waits, briefly, until the engine has heard of the peers the
+// waitPeers waits, briefly, until the engine has heard of every peer the
 // join found (membership events are delivered asynchronously), so that the
 // state transfer has somebody to ask.
 func (r *replication) waitPeers(ctx context.Context) {
@@ -225,7 +225,8 @@ func (r *replication) waitPeers(ctx context.Context) {
 	defer cancel()
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
-	for len(r.eng.Stats().Peers) == 0 {
+	want := len(r.node.Peers()) // every member the join found
+	for len(r.eng.Stats().Peers) < want {
 		select {
 		case <-ctx.Done():
 			return

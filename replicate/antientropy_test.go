@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -250,4 +251,31 @@ func TestAntiEntropyHostileSummary(t *testing.T) {
 	waitFor(t, "B has s", func() bool { return b.value("s", "k") == "v" })
 	require.EqualValues(t, 1, a.e.Stats().Repairs)
 	require.Zero(t, net.link("A", "B").count(MsgSummary), "a reply is not answered")
+}
+
+// TestAntiEntropyWaitsForSync checks that a node whose state transfer runs
+// neither starts rounds nor answers digests: the transfer is about to
+// deliver what they would repair, a second time.
+func TestAntiEntropyWaitsForSync(t *testing.T) {
+	net, nodes := newCluster(t, 2, nil)
+	a, b := nodes[0], nodes[1]
+	b.store.Apply([]Record{b.write("s", "k", "v")})
+	net.link("B", "A").set(func(l *memLink) { l.blocked = true }) // B's chunks wait
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- a.e.Sync(ctx) }()
+	waitFor(t, "sync running", a.e.syncing)
+
+	require.False(t, a.e.antiEntropyRound(false))
+	f, err := Encode(MsgDigest, &Digest{Buckets: b.e.Digest()})
+	require.NoError(t, err)
+	a.e.HandleFrame("B", f)
+	waitFor(t, "A handled the digest", func() bool { return aeIdle(a, "B") })
+	require.Zero(t, net.link("A", "B").count(MsgSummary))
+	require.True(t, a.e.antiEntropyRound(true), "a forced round goes ahead")
+
+	cancel()
+	require.ErrorIs(t, <-errc, context.Canceled)
+	require.False(t, a.e.syncing())
+	net.link("B", "A").set(func(l *memLink) { l.blocked = false })
 }

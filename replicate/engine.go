@@ -434,36 +434,42 @@ func (e *Engine) broadcast() {
 	e.notifyCh = make(chan struct{})
 }
 
-// Flush waits until every live peer's queue is empty and its last batch
-// acknowledged, and no control frame waits to be sent: for a graceful
-// shutdown. Peers that come up or go down meanwhile are taken into
-// account. It returns the context's error (wrapped) if ctx ends first.
+// Flush waits until every change queued before it was called has been
+// acknowledged by every live peer it was queued for, for a graceful
+// shutdown; changes published meanwhile do not hold it up, and peers that
+// go down stop counting. It returns the context's error (wrapped) if ctx
+// ends first.
 func (e *Engine) Flush(ctx context.Context) error {
 	e.flushers.Add(1)
 	defer e.flushers.Add(-1)
-	for {
-		ch := e.notify()
-		live, closed := e.livePeers()
-		if closed {
-			return ErrClosed
-		}
-		busy := 0
-		for _, p := range live {
-			if !p.idle() {
-				busy++
-			}
-		}
-		if busy == 0 {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return fmt.Errorf("replicate: flush: %d peers still have unacknowledged changes: %w", busy, ctx.Err())
-		case <-e.ctx.Done():
-			return ErrClosed
+	e.mu.RLock()
+	live, closed := e.live, e.closed
+	e.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	// A ticket for everything queued so far: changes published after
+	// Flush started do not hold it up.
+	t := &Ticket{e: e}
+	for _, p := range live {
+		p.mu.Lock()
+		gen := p.gen
+		p.mu.Unlock()
+		if gen > 0 {
+			t.refs = append(t.refs, ticketRef{p: p, gen: gen})
 		}
 	}
+	if len(t.refs) == 0 {
+		return nil
+	}
+	err := t.Wait(ctx, -1)
+	switch {
+	case e.ctx.Err() != nil:
+		return ErrClosed // Close took the peers down, not a flush
+	case err != nil:
+		return fmt.Errorf("replicate: flush: %w", err)
+	}
+	return nil
 }
 
 // recordSize estimates the encoded size of r in bytes.

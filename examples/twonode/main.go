@@ -107,7 +107,7 @@ func (f nodeFlags) config() (demo.NodeConfig, error) {
 		cfg.Join = strings.Split(f.join, ",")
 	}
 	if f.keyFile != "" {
-		key, err := demo.ReadKeyFile(f.keyFile)
+		key, err := peersession.ReadKeyFile(f.keyFile)
 		if err != nil {
 			return cfg, err
 		}

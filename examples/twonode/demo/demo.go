@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/peersession/peersession"
 )
 
 // Config configures Start.
@@ -55,6 +56,9 @@ func Start(ctx context.Context, cfg Config) (d *Demo, err error) {
 			_ = d.Close(context.Background())
 		}
 	}()
+	// Loopback needs no key, but a cluster should have one: it encrypts
+	// and authenticates the gossip and the replication streams.
+	keys := [][]byte{peersession.GenerateKey()}
 	for i, name := range []string{"A", "B"} {
 		// Pick the ports now, so that each node knows the other's
 		// gossip address and a restarted node comes back where it was.
@@ -66,6 +70,7 @@ func Start(ctx context.Context, cfg Config) (d *Demo, err error) {
 			Name:       name,
 			HTTPAddr:   "127.0.0.1:0",
 			GossipAddr: net.JoinHostPort(host, strconv.Itoa(port)),
+			Keys:       keys,
 			Memberlist: cfg.Memberlist,
 			Logger:     cfg.Logger,
 		}

@@ -44,7 +44,7 @@ func TestNodesWithKeyFile(t *testing.T) {
 	keyFile := filepath.Join(t.TempDir(), "cluster.key")
 	key := bytes.Repeat([]byte{7}, 32)
 	require.NoError(t, os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600))
-	got, err := demo.ReadKeyFile(keyFile)
+	got, err := peersession.ReadKeyFile(keyFile)
 	require.NoError(t, err)
 	require.Equal(t, key, got)
 
@@ -78,21 +78,6 @@ func TestNodesWithKeyFile(t *testing.T) {
 	require.Equal(t, "bob", cart.User)
 	getJSON(t, c, nodes[1].URL()+"/cart", &cart)
 	require.Equal(t, demo.Cart{Node: "b", User: "bob", Items: []string{}}, cart)
-}
-
-func TestReadKeyFileErrors(t *testing.T) {
-	dir := t.TempDir()
-	for name, content := range map[string]string{
-		"short":  base64.StdEncoding.EncodeToString(make([]byte, 16)),
-		"binary": string(make([]byte, 32)),
-	} {
-		path := filepath.Join(dir, name)
-		require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
-		_, err := demo.ReadKeyFile(path)
-		require.Error(t, err, name)
-	}
-	_, err := demo.ReadKeyFile(filepath.Join(dir, "missing"))
-	require.Error(t, err)
 }
 
 // TestEndpoints checks the HTTP contract on a single node.

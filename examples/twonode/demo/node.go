@@ -2,15 +2,12 @@ package demo
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -31,8 +28,8 @@ type NodeConfig struct {
 	// Join lists the gossip addresses of other nodes. The node's own
 	// address may be in the list, so every node can get the same list.
 	Join []string
-	// Keys is the cluster keyring (32-byte keys, see ReadKeyFile); nil is
-	// fine on loopback addresses.
+	// Keys is the cluster keyring (32-byte keys, see
+	// peersession.ReadKeyFile); nil is allowed on loopback addresses.
 	Keys [][]byte
 	// Consistency is peersession.Async (the default) or peersession.Sync.
 	Consistency peersession.Consistency
@@ -189,23 +186,4 @@ func freePort(host string) (int, error) {
 		}
 	}
 	return 0, errors.New("demo: no port free for both TCP and UDP")
-}
-
-// ReadKeyFile reads a cluster key: 32 bytes, base64 (standard encoding),
-// a trailing newline allowed. Make one with
-//
-//	head -c 32 /dev/urandom | base64 > cluster.key
-func ReadKeyFile(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("demo: key file: %w", err)
-	}
-	key, err := base64.StdEncoding.DecodeString(strings.TrimRight(string(b), "\r\n"))
-	if err != nil {
-		return nil, fmt.Errorf("demo: key file %s: not base64 (standard encoding): %w", path, err)
-	}
-	if len(key) != 32 {
-		return nil, fmt.Errorf("demo: key file %s: key is %d bytes, want 32; make one with: head -c 32 /dev/urandom | base64", path, len(key))
-	}
-	return key, nil
 }

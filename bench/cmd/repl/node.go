@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -80,6 +81,7 @@ func runNode(args []string) {
 	join := fs.String("join", "", "gossip address to join")
 	consistency := fs.String("consistency", "async", "async or sync")
 	httpAddr := fs.String("http", "127.0.0.1:0", "control HTTP address")
+	verbose := fs.Bool("v", false, "log the store's warnings to stderr")
 	_ = fs.Parse(args)
 
 	rec := &recorder{}
@@ -98,6 +100,9 @@ func runNode(args []string) {
 				rec.add(time.Since(ev.Created))
 			}
 		},
+	}
+	if *verbose {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	t0 := time.Now()
 	st, err := peersession.New(cfg)

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -31,7 +30,7 @@ type Config struct {
 // process. Its methods must not be called concurrently.
 type Demo struct {
 	cfg    Config
-	confs  [2]NodeConfig // fixed addresses, so a node restarts where it was
+	confs  [2]NodeConfig // the HTTP address is kept, so a node restarts where the proxy expects it
 	nodes  [2]*Node      // nil while stopped
 	proxy  *http.Server
 	url    string
@@ -60,16 +59,8 @@ func Start(ctx context.Context, cfg Config) (d *Demo, err error) {
 	// and authenticates the gossip and the replication streams.
 	keys := [][]byte{peersession.GenerateKey()}
 	for i, name := range []string{"A", "B"} {
-		// Pick the ports now, so that each node knows the other's
-		// gossip address and a restarted node comes back where it was.
-		host, port, err := gossipHostPort("")
-		if err != nil {
-			return d, err
-		}
 		d.confs[i] = NodeConfig{
 			Name:       name,
-			HTTPAddr:   "127.0.0.1:0",
-			GossipAddr: net.JoinHostPort(host, strconv.Itoa(port)),
 			Keys:       keys,
 			Memberlist: cfg.Memberlist,
 			Logger:     cfg.Logger,

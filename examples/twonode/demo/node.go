@@ -22,8 +22,8 @@ type NodeConfig struct {
 	// HTTPAddr is where the app listens; empty means 127.0.0.1:0 (a free
 	// port, see Node.URL).
 	HTTPAddr string
-	// GossipAddr is the cluster address ("ip:port"); empty or port 0
-	// means 127.0.0.1 and a free port, see Node.GossipAddr.
+	// GossipAddr is the cluster address ("ip:port"); empty means
+	// 127.0.0.1 and a free port, see Node.GossipAddr.
 	GossipAddr string
 	// Join lists the gossip addresses of other nodes. The node's own
 	// address may be in the list, so every node can get the same list.
@@ -103,7 +103,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	}
 	n := &Node{
 		name:   cfg.Name,
-		gossip: net.JoinHostPort(host, strconv.Itoa(port)),
+		gossip: gossipOf(store),
 		store:  store,
 		url:    "http://" + ln.Addr().String(),
 		served: make(chan struct{}),
@@ -143,47 +143,32 @@ func (n *Node) GossipAddr() string { return n.gossip }
 // Store returns the node's session store.
 func (n *Node) Store() *peersession.Store { return n.store }
 
-// gossipHostPort splits a gossip address, filling in 127.0.0.1 and a free
-// port. The port is chosen here, not by the store, because the other nodes
-// must be told it and the store does not report the port it picked.
+// gossipHostPort splits a gossip address; "" means 127.0.0.1 and a port
+// the store picks.
 func gossipHostPort(addr string) (string, int, error) {
-	host, portStr := "127.0.0.1", "0"
-	if addr != "" {
-		var err error
-		if host, portStr, err = net.SplitHostPort(addr); err != nil {
-			return "", 0, fmt.Errorf("demo: gossip address %q: %w", addr, err)
-		}
-		if host == "" {
-			host = "127.0.0.1"
-		}
+	if addr == "" {
+		return "127.0.0.1", 0, nil
+	}
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("demo: gossip address %q: %w", addr, err)
+	}
+	if host == "" {
+		host = "127.0.0.1"
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil || port < 0 || port > 65535 {
 		return "", 0, fmt.Errorf("demo: gossip address %q: bad port", addr)
 	}
-	if port == 0 {
-		if port, err = freePort(host); err != nil {
-			return "", 0, err
-		}
-	}
 	return host, port, nil
 }
 
-// freePort returns a port that is free for both TCP and UDP on host, as
-// memberlist needs both.
-func freePort(host string) (int, error) {
-	for range 10 {
-		tl, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-		if err != nil {
-			return 0, fmt.Errorf("demo: find a free port: %w", err)
-		}
-		port := tl.Addr().(*net.TCPAddr).Port
-		ul, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(port)))
-		_ = tl.Close()
-		if err == nil {
-			_ = ul.Close()
-			return port, nil
+// gossipOf returns the gossip address the store listens on.
+func gossipOf(store *peersession.Store) string {
+	for _, m := range store.Members() {
+		if m.Self {
+			return m.Gossip
 		}
 	}
-	return 0, errors.New("demo: no port free for both TCP and UDP")
+	return ""
 }

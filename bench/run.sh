@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# bench/run.sh — peersession's comparison and replication benchmarks.
+#
+#   ./run.sh [compare]        HTTP comparison: no sessions, scs+memstore,
+#                             scs+redisstore, peersession 1 node, 2 nodes
+#                             Async/Sync (sticky and alternating); ~5 min
+#   ./run.sh repl             replication figures between node processes; ~1 min
+#   ./run.sh soak [duration]  two nodes in two network namespaces joined by
+#                             a veth pair, load on node A (default 10m; root)
+#   ./run.sh all              compare, then repl
+#
+# Environment: ROUNDS (5), DURATION (3s per variant, mode and round),
+# WORKERS (16), SESSIONS (64 per worker), VARIANTS (all; comma-separated),
+# MODES (rw,ro), REDIS_PORT (6390), REPL_DURATION (3s), JOIN_SESSIONS
+# (100000). Results go to stdout and bench/results/.
+set -euo pipefail
+cd "$(dirname "$0")"
+here=$PWD
+mode=${1:-compare}
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-3s}
+WORKERS=${WORKERS:-16}
+SESSIONS=${SESSIONS:-64}
+VARIANTS=${VARIANTS:-}
+MODES=${MODES:-rw,ro}
+REDIS_PORT=${REDIS_PORT:-6390}
+REPL_DURATION=${REPL_DURATION:-3s}
+JOIN_SESSIONS=${JOIN_SESSIONS:-100000}
+
+bin=$(mktemp -d /tmp/peersession-bench.XXXXXX)
+redis_pid=
+netns=()
+cleanup() {
+	set +e
+	if [ -n "$redis_pid" ]; then kill "$redis_pid" 2>/dev/null; wait "$redis_pid" 2>/dev/null; fi
+	for ns in "${netns[@]}"; do
+		# End what still runs in the namespace (our own processes only:
+		# the namespace was created by this script), then remove it.
+		for p in $(ip netns pids "$ns" 2>/dev/null); do kill "$p" 2>/dev/null; done
+		sleep 0.2
+		for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+		ip netns del "$ns" 2>/dev/null
+	done
+	rm -rf "$bin"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+apt_updated=
+apt_install() { # package...
+	if [ -z "$apt_updated" ]; then apt-get update -qq; apt_updated=1; fi
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+build() {
+	echo "== building into $bin" >&2
+	go build -o "$bin/" ./cmd/...
+	if ! command -v benchstat >/dev/null && [ -z "${NO_BENCHSTAT:-}" ]; then
+		# Optional: for comparing results/*.bench.txt between runs.
+		GOBIN="$bin" go install golang.org/x/perf/cmd/benchstat@latest 2>/dev/null || true
+	fi
+}
+
+start_redis() {
+	command -v redis-server >/dev/null || apt_install redis-server
+	redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
+		--daemonize no --loglevel warning >"$bin/redis.log" 2>&1 &
+	redis_pid=$!
+	for _ in $(seq 50); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null; then return; fi
+		sleep 0.1
+	done
+	echo "redis-server did not start on 127.0.0.1:$REDIS_PORT:" >&2
+	cat "$bin/redis.log" >&2
+	exit 1
+}
+
+run_compare() {
+	start_redis
+	echo "== HTTP comparison: $ROUNDS rounds × $DURATION per variant and mode (stderr shows each round)" >&2
+	"$bin/compare" -server "$bin/server" -redis "127.0.0.1:$REDIS_PORT" -rounds "$ROUNDS" \
+		-duration "$DURATION" -workers "$WORKERS" -sessions "$SESSIONS" -modes "$MODES" \
+		${VARIANTS:+-variants "$VARIANTS"} -out "$here/results/latest.md"
+}
+
+run_repl() {
+	echo "== replication figures" >&2
+	"$bin/repl" run -bin "$bin/repl" -duration "$REPL_DURATION" -join-sessions "$JOIN_SESSIONS" -out "$here/results/repl.md"
+}
+
+# soak: node A in namespace psA (10.99.0.1), node B and the load generator
+# in psB (10.99.0.2), joined by a veth pair; the /24 exists only inside the
+# two namespaces, so every packet stays on the veth pair.
+run_soak() {
+	local dur=${1:-10m}
+	[ "$(id -u)" = 0 ] || { echo "soak needs root (ip netns)" >&2; exit 1; }
+	command -v ip >/dev/null || apt_install iproute2
+	local sfx=$$ a=psA$$ b=psB$$
+	ip netns add "$a"; netns+=("$a")
+	ip netns add "$b"; netns+=("$b")
+	ip link add "va$sfx" type veth peer name "vb$sfx"
+	ip link set "va$sfx" netns "$a"
+	ip link set "vb$sfx" netns "$b"
+	ip -n "$a" addr add 10.99.0.1/24 dev "va$sfx"
+	ip -n "$b" addr add 10.99.0.2/24 dev "vb$sfx"
+	for ns in "$a" "$b"; do ip -n "$ns" link set lo up; done
+	ip -n "$a" link set "va$sfx" up
+	ip -n "$b" link set "vb$sfx" up
+	head -c 32 /dev/urandom | base64 >"$bin/key"
+	echo "== soak: $dur, node A in $a (10.99.0.1), node B + load in $b (10.99.0.2)" >&2
+	"$bin/soak" -server "$bin/server" -loadbin "$bin/load" -ns-a "$a" -ns-b "$b" \
+		-key-file "$bin/key" -duration "$dur" -workers "$WORKERS" -sessions "$SESSIONS" \
+		-out "$here/results/soak.md"
+}
+
+mkdir -p results
+case "$mode" in
+compare) build; run_compare ;;
+repl) build; run_repl ;;
+soak) build; run_soak "${2:-10m}" ;;
+all) build; run_compare; run_repl ;;
+*) echo "usage: $0 [compare|repl|soak [duration]|all]" >&2; exit 2 ;;
+esac

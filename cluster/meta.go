@@ -50,6 +50,9 @@ func decodeMeta(b []byte) (nodeMeta, error) {
 	if b[0] != metaVersion {
 		return m, fmt.Errorf("cluster: node metadata version %d, want %d", b[0], metaVersion)
 	}
+	if b[1]&^metaFlagLeaving != 0 {
+		return m, fmt.Errorf("cluster: node metadata flags %#x: unknown bits; upgrade this node", b[1])
+	}
 	m.Leaving = b[1]&metaFlagLeaving != 0
 	b = b[2:]
 	str := func() (string, bool) {

@@ -108,6 +108,33 @@ func num(m map[string]any, path ...string) float64 {
 	return f
 }
 
+// settle waits (at most 60s) until a has nothing queued for its peers and
+// the peer's applied count has not moved for half a second, so that one
+// phase's backlog does not count against the next.
+func settle(a, peer *proc.Proc) {
+	last, since := -1.0, time.Now()
+	for dl := time.Now().Add(60 * time.Second); time.Now().Before(dl); time.Sleep(50 * time.Millisecond) {
+		var as, ps map[string]any
+		if call(a, "/stats", nil, &as) != nil || call(peer, "/stats", nil, &ps) != nil {
+			return
+		}
+		queued := 0.0
+		peers, _ := proc.Get(as, "store", "Replication", "peers").(map[string]any)
+		for _, p := range peers {
+			q, _ := proc.Get(p.(map[string]any), "Queued").(float64)
+			queued += q
+		}
+		ap := num(ps, "store", "Replication", "Applied")
+		if ap != last || queued > 0 {
+			last, since = ap, time.Now()
+			continue
+		}
+		if time.Since(since) > 500*time.Millisecond {
+			return
+		}
+	}
+}
+
 func runDriver(args []string) {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
 	bin := fs.String("bin", os.Args[0], "this binary (started as the nodes)")
@@ -168,6 +195,7 @@ func runDriver(args []string) {
 	// the writers stopping.
 	b.WriteString("| Async key updates (one key of 4,096 sessions, 4 writers) | target/s | achieved/s | save p50 µs | save p99 µs | peer applied (records) | dropped by A | drain after writers stop | sustained |\n|---|--:|--:|--:|--:|--:|--:|--:|---|\n")
 	for _, rate := range []int{25000, 50000, 100000, 200000} {
+		settle(a, peer)
 		var before, aBefore map[string]any
 		must(call(peer, "/stats", nil, &before))
 		must(call(a, "/stats", nil, &aBefore))

@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
-# The test command: vet, the whole suite under the race detector, and a
-# short run of every fuzz target. Needs only Go (and Chromium for the
-# browser test, which .ci/run installs; without it that one test says so
-# and fails).
+# The test command: vet, the whole suite under the race detector (the
+# library, the examples, the adapters and the browser test), and a short
+# run of every fuzz target. Needs Go; installs Debian's chromium for the
+# browser test when it is missing (as root, or with sudo).
 set -euo pipefail
 cd "$(dirname "$0")"
+
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "test.sh: installing chromium for the browser test (e2e/)"
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+fi
 go vet ./...
 go test -race -count=1 ./...
 # The modules kept apart so their dependencies stay out of the library's

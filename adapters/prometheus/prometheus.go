@@ -61,7 +61,7 @@ var (
 	mLate      = newMetric("late_cookies_total", "Commits after the response headers went out whose new ID or stamp could not reach the client.", counter)
 	mFetches   = newMetric("fetches_total", "Peer fetches for sessions unknown or stale on this node (read-your-writes).", counter)
 	mFetchHits = newMetric("fetch_hits_total", "Peer fetches that found a newer copy.", counter)
-	mRefused   = newMetric("refused_total", "Changes from peers the store refused (expired, over a limit, unknown session).", counter)
+	mRefused   = newMetric("refused_total", "Changes from peers the store refused (expired, over a limit).", counter)
 
 	mMembers = newMetric("members", "Cluster members this node knows, itself included, by state.", gauge, "state")
 

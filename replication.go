@@ -239,11 +239,17 @@ func (r *replication) waitPeers(ctx context.Context) {
 // wrongly declared dead under load) makes it ask again.
 func (r *replication) syncLoop(ctx context.Context) error {
 	backoff := 50 * time.Millisecond
+	attempt := 15 * time.Second // grows: a large state may need longer
 	for {
-		err := r.eng.Sync(ctx)
+		// Bound each attempt: a request or final chunk lost with a broken
+		// connection would otherwise keep the node from ever being ready.
+		actx, cancel := context.WithTimeout(ctx, attempt)
+		err := r.eng.Sync(actx)
+		cancel()
 		if err == nil || ctx.Err() != nil {
 			return err
 		}
+		attempt = min(2*attempt, 5*time.Minute)
 		r.st.cfg.Logger.Warn("peersession: state transfer failed; retrying", "err", err, "in", backoff)
 		t := time.NewTimer(backoff)
 		select {

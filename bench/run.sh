@@ -63,6 +63,10 @@ build() {
 
 start_redis() {
 	command -v redis-server >/dev/null || apt_install redis-server
+	if (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null; then
+		echo "127.0.0.1:$REDIS_PORT is already in use; set REDIS_PORT" >&2
+		exit 1
+	fi
 	redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
 		--daemonize no --loglevel warning >"$bin/redis.log" 2>&1 &
 	redis_pid=$!

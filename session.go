@@ -81,7 +81,7 @@ func (s *Session) Get(key string, dst any) (found bool, err error) {
 	if !ok {
 		return false, nil
 	}
-	if err := msgpack.Unmarshal(data, dst); err != nil {
+	if err := decodeValue(data, dst); err != nil {
 		return true, fmt.Errorf("peersession: decode key %q into %T: %w", key, dst, err)
 	}
 	return true, nil

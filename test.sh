@@ -20,6 +20,9 @@ go test -race -count=1 ./...
 for mod in adapters e2e; do
   (cd "$mod" && go vet ./... && go test -race -count=1 ./...)
 done
+# Benchmarks as a smoke test only (one iteration each): the figures come
+# from bench/run.sh, never from timed tests.
+go test -run='^$' -bench=. -benchtime=1x ./... >/dev/null
 # Every fuzz target, briefly (go test -fuzz takes one target and package
 # at a time).
 for pkg in $(go list ./...); do

@@ -131,3 +131,34 @@ func ExampleSession_RenewID() {
 	// old token: peersession: session not found
 	// new token holds [cart]
 }
+
+// A clustered node: join the others, wait for the state transfer, then
+// serve; on shutdown, stop taking requests first, then close the store
+// (which flushes queued changes and leaves the cluster).
+func ExampleClusterConfig() {
+	key, err := peersession.ReadKeyFile("/etc/myapp/cluster.key") // head -c 32 /dev/urandom | base64
+	if err != nil {
+		panic(err)
+	}
+	store, err := peersession.New(peersession.Config{Cluster: &peersession.ClusterConfig{
+		Name:        "web-1",
+		BindAddr:    "10.0.0.1",
+		BindPort:    7946,
+		Join:        []string{"10.0.0.2:7946", "10.0.0.3:7946"},
+		Keys:        [][]byte{key},
+		Consistency: peersession.Sync, // a write returns once a peer holds it
+	}})
+	if err != nil {
+		panic(err)
+	}
+	ctx := context.Background()
+	if err := store.WaitReady(ctx); err != nil {
+		panic(err)
+	}
+	srv := &http.Server{Addr: ":8080", Handler: store.Middleware(http.NotFoundHandler())}
+	go srv.ListenAndServe()
+
+	// ... on SIGTERM:
+	_ = srv.Shutdown(ctx)
+	_ = store.Close()
+}

@@ -418,3 +418,25 @@ func TestGracefulCloseFlushesAndLeaves(t *testing.T) {
 		}
 	}
 }
+
+// Values of any msgpack-encodable type replicate, extension types (a
+// time.Time) included.
+func TestTypedValuesReplicate(t *testing.T) {
+	tc := newTestCluster(t, nil)
+	nodes := tc.startAll("a", "b")
+	when := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	type cart struct{ Items []string }
+	tok := create(t, nodes[0], map[string]any{"when": when, "cart": cart{Items: []string{"apple"}}})
+	eventuallyEverywhere(t, func(st *Store) bool { return has(st, tok) }, "not replicated", nodes[1])
+	s, err := nodes[1].Load(t.Context(), tok)
+	require.NoError(t, err)
+	var gotWhen time.Time
+	var gotCart cart
+	_, err = s.Get("when", &gotWhen)
+	require.NoError(t, err)
+	_, err = s.Get("cart", &gotCart)
+	require.NoError(t, err)
+	assert.True(t, when.Equal(gotWhen))
+	assert.Equal(t, []string{"apple"}, gotCart.Items)
+	assert.Zero(t, nodes[1].Stats().Refused)
+}

@@ -288,7 +288,7 @@ func (r *replication) fetch(ctx context.Context, id string) bool {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.FetchTimeout)
 	defer cancel()
 	rec, found, err := r.eng.Fetch(ctx, id)
-	if err != nil || !found {
+	if err != nil || !found || checkValues(&rec) != nil {
 		return false
 	}
 	prev, next, err := r.st.mergeIn(rec, applyOpts{})
@@ -343,6 +343,11 @@ type replStore struct{ st *Store }
 // so that the acknowledgement sent for it is true.
 func (a replStore) Apply(recs []replicate.Record) (refused int) {
 	for _, rec := range recs {
+		if err := checkValues(&rec); err != nil {
+			a.st.cfg.Logger.Warn("peersession: refusing a peer's change with a malformed value", "session", rec.ID, "err", err)
+			refused++
+			continue
+		}
 		prev, next, err := a.st.mergeIn(rec, applyOpts{})
 		if err != nil {
 			refused++
@@ -352,6 +357,21 @@ func (a replStore) Apply(recs []replicate.Record) (refused int) {
 	}
 	a.st.stats.refused.Add(int64(refused))
 	return refused
+}
+
+// checkValues checks that every value of a remote record is well-formed
+// msgpack, so that a later Get cannot be made to allocate what a peer
+// declared but did not send.
+func checkValues(rec *replicate.Record) error {
+	for k, v := range rec.Keys {
+		if v.Deleted {
+			continue
+		}
+		if err := replicate.CheckValue(v.Data, replicate.Limits{}); err != nil {
+			return fmt.Errorf("key %q: %w", k, err)
+		}
+	}
+	return nil
 }
 
 // Lookup returns the record for id, tombstones included, unless expired.

@@ -111,3 +111,25 @@ func TestKeyRotationUnderWrites(t *testing.T) {
 	assert.Equal(t, 0, old.Len())
 	assert.Equal(t, 3, alive(nodes[0]))
 }
+
+// A value a peer sends is decoded later by the application's Get; one that
+// declares more than it carries (msgpack would allocate the declared
+// length) is refused when it arrives, and the rest of the batch applies.
+func TestHostileValueFromPeerIsRefused(t *testing.T) {
+	tc := newTestCluster(t, nil)
+	nodes := tc.startAll("a", "b")
+	a, b := nodes[0], nodes[1]
+	now := time.Now().UnixNano()
+	good := replicate.Record{ID: idOf(newToken()), Created: now, Access: now, Deadline: now + int64(time.Hour), IdleTimeout: int64(time.Hour),
+		Keys: map[string]replicate.Value{"k": {Data: []byte{0xa1, 'v'}, Ver: a.clock.Now()}}}
+	bad := good.Clone()
+	bad.ID = idOf(newToken())
+	bad.Keys["k"] = replicate.Value{Data: []byte{0xdd, 0xff, 0xff, 0xff, 0xff}, Ver: a.clock.Now()} // array of 4G elements, no bytes
+	frame, err := replicate.Encode(replicate.MsgBatch, &replicate.Batch{Seq: 1, Records: []replicate.Record{bad, good}})
+	require.NoError(t, err)
+	refused := b.Stats().Refused
+	b.repl.eng.HandleFrame(a.repl.node.Self().ID, frame)
+	require.Eventually(t, func() bool { return b.shards.get(good.ID) != nil }, waitFor, tick)
+	assert.Nil(t, b.shards.get(bad.ID))
+	assert.Equal(t, refused+1, b.Stats().Refused)
+}

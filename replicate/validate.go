@@ -35,14 +35,40 @@ func checkStructure(body []byte, lim *Limits) error {
 	return nil
 }
 
+// CheckValue checks an application value (a Value's Data, when it holds
+// msgpack) the way frames are checked before decoding, extension types
+// allowed: exactly one well-formed object, every declared length backed by
+// bytes, bounded nesting. The store runs it on values from peers, which are
+// decoded later by an application's Get, where a declared length that was
+// not sent would make msgpack allocate it. Data is opaque to the protocol
+// itself, so the codec does not.
+func CheckValue(data []byte, lim Limits) error {
+	lim = lim.withDefaults()
+	w := walker{
+		b:          data,
+		maxElems:   max(lim.MaxValue, 64),
+		maxBytes:   lim.MaxValue,
+		maxEntries: lim.MaxEntries,
+		allowExt:   true,
+	}
+	if err := w.object(0); err != nil {
+		return err
+	}
+	if w.pos != len(data) {
+		return malformed("value: %d trailing bytes", len(data)-w.pos)
+	}
+	return nil
+}
+
 // walker is checkStructure's cursor.
 type walker struct {
 	b          []byte
 	pos        int
 	maxElems   int // longest array or map
 	maxBytes   int // longest str or bin
-	maxEntries int // most map entries, summed
-	entries    int // map entries seen so far
+	maxEntries int  // most map entries, summed
+	entries    int  // map entries seen so far
+	allowExt   bool // extension types pass (application values: time.Time)
 }
 
 // fixedSize gives, for the msgpack type codes 0xc0-0xd3 that are followed
@@ -101,8 +127,35 @@ func (w *walker) object(depth int) error {
 		size = 2
 	case 0xc6, 0xdb, 0xdd, 0xdf: // bin32, str32, array32, map32
 		size = 4
-	case 0xc7, 0xc8, 0xc9, 0xd4, 0xd5, 0xd6, 0xd7, 0xd8: // ext, fixext
-		return malformed("extension type (code 0x%02x) at byte %d", c, w.pos)
+	case 0xd4, 0xd5, 0xd6, 0xd7, 0xd8: // fixext 1, 2, 4, 8, 16
+		if !w.allowExt {
+			return malformed("extension type (code 0x%02x) at byte %d", c, w.pos)
+		}
+		n := 2 + (1 << (c - 0xd4)) // code, type, data
+		if len(w.b)-w.pos < n {
+			return malformed("truncated at byte %d of the body", w.pos)
+		}
+		w.pos += n
+		return nil
+	case 0xc7, 0xc8, 0xc9: // ext 8, 16, 32: length, type, data
+		if !w.allowExt {
+			return malformed("extension type (code 0x%02x) at byte %d", c, w.pos)
+		}
+		size = 1 << (c - 0xc7)
+		if len(w.b)-w.pos < 2+size {
+			return malformed("truncated at byte %d of the body", w.pos)
+		}
+		var n uint64
+		switch size {
+		case 1:
+			n = uint64(w.b[w.pos+1])
+		case 2:
+			n = uint64(binary.BigEndian.Uint16(w.b[w.pos+1:]))
+		default:
+			n = uint64(binary.BigEndian.Uint32(w.b[w.pos+1:]))
+		}
+		w.pos += 2 + size // code, length, type
+		return w.bytes(n)
 	default: // 0xc1, never used
 		return malformed("invalid type code 0x%02x at byte %d", c, w.pos)
 	}

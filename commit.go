@@ -154,20 +154,30 @@ func (st *Store) commitRenewLocked(ctx context.Context, s *Session) (commitResul
 }
 
 func (st *Store) commitDestroyLocked(ctx context.Context, s *Session) (commitResult, error) {
+	var tomb replicate.Record
+	if s.ended != nil {
+		tomb = st.tombstone(idOf(s.endedToken), s.ended.rec.Deadline)
+		prev, next, err := st.mergeIn(tomb, applyOpts{})
+		if err != nil && err != errStale {
+			return commitResult{}, err
+		}
+		st.fireEvents(prev, next, false)
+		s.oldToken = s.endedToken
+	}
+	s.ended, s.endedToken, s.destroy = nil, "", false
 	res := commitResult{clear: true}
-	if s.base == nil {
+	if len(s.dirty) > 0 || (s.principal != nil && *s.principal != "") {
+		// Written to after Destroy: a fresh session with a new ID.
+		var err error
+		if res, err = st.commitNewLocked(ctx, s); err != nil {
+			return commitResult{}, err
+		}
+	} else {
 		s.resetLocked(nil)
+	}
+	if tomb.ID == "" {
 		return res, nil
 	}
-	id := idOf(s.token)
-	tomb := st.tombstone(id, s.base.rec.Deadline)
-	prev, next, err := st.mergeIn(tomb, applyOpts{})
-	if err != nil && err != errStale {
-		return commitResult{}, err
-	}
-	s.oldToken, s.token = s.token, ""
-	s.resetLocked(nil)
-	st.fireEvents(prev, next, false)
 	return res, st.replicateOut(ctx, tomb)
 }
 

@@ -483,3 +483,34 @@ func TestCloseIsIdempotentAndRefusesWrites(t *testing.T) {
 	_, err = st.Save(t.Context(), s)
 	assert.True(t, errors.Is(err, ErrClosed))
 }
+
+func TestSetAfterDestroyStartsAFreshSessionAndEndsTheOld(t *testing.T) {
+	st := newTestStore(t, Config{})
+	h := st.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := FromContext(r.Context())
+		s.Destroy()
+		assert.False(t, s.Has("cart"), "destroyed data is gone at once")
+		require.NoError(t, s.Set("flash", "logged out"))
+	}))
+	s := st.NewSession(t.Context())
+	require.NoError(t, s.Set("cart", "apple"))
+	old, err := st.Save(t.Context(), s)
+	require.NoError(t, err)
+
+	req := httptest.NewRequest("POST", "/logout", nil)
+	req.AddCookie(&http.Cookie{Name: "session", Value: old})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+
+	c := setCookieHeader(t, rec.Result(), "session")
+	require.NotNil(t, c)
+	fresh, _ := parseValue(c.Value)
+	oldTok, _ := parseValue(old)
+	require.NotEmpty(t, fresh)
+	assert.NotEqual(t, oldTok, fresh)
+	_, err = st.Load(t.Context(), old)
+	assert.ErrorIs(t, err, ErrNotFound, "the old session ended")
+	got, err := st.Load(t.Context(), c.Value)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"flash"}, got.Keys())
+}

@@ -32,6 +32,8 @@ type Session struct {
 	destroy    bool
 	renew      bool
 	oldToken   string          // the token a RenewID or Destroy retired
+	ended      *entry          // Destroy: the snapshot of the session it ends
+	endedToken string          // Destroy: that session's token
 	ctx        context.Context // the request context, for peer fetches; nil means Background
 	chosen     string          // LoadOrCreate: the token a new session is created under
 	snapshotID string          // Store.All: the ID of a read-only snapshot
@@ -93,9 +95,6 @@ func (s *Session) raw(key string) ([]byte, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.loadLocked(s.context())
-	if s.destroy {
-		return nil, false
-	}
 	if v, ok := s.dirty[key]; ok {
 		return v.Data, !v.Deleted
 	}
@@ -133,10 +132,6 @@ func (s *Session) put(key string, v replicate.Value) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.loadLocked(s.context())
-	if s.destroy {
-		s.destroy = false // writing after Destroy starts a fresh session
-		s.base, s.size, s.dirty = nil, 0, nil
-	}
 	old, had := s.currentLocked(key)
 	size := s.size + len(v.Data) - len(old)
 	if !had && !v.Deleted {
@@ -177,7 +172,7 @@ func (s *Session) Keys() []string {
 	defer s.mu.Unlock()
 	s.loadLocked(s.context())
 	var keys []string
-	if s.base != nil && !s.destroy {
+	if s.base != nil {
 		for k, v := range s.base.rec.Keys {
 			if d, ok := s.dirty[k]; (ok && !d.Deleted) || (!ok && !v.Deleted) {
 				keys = append(keys, k)
@@ -224,7 +219,7 @@ func (s *Session) Principal() string {
 	switch {
 	case s.principal != nil:
 		return *s.principal
-	case s.base != nil && !s.destroy:
+	case s.base != nil:
 		return s.base.rec.Principal
 	}
 	return ""
@@ -236,7 +231,7 @@ func (s *Session) IsNew() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.loadLocked(s.context())
-	return s.base == nil || s.destroy
+	return s.base == nil
 }
 
 // ID returns the session's store ID: a hash of its token, safe to log and
@@ -275,12 +270,17 @@ func (s *Session) RenewID() {
 }
 
 // Destroy ends the session at the commit point and expires its cookie.
-// Setting a key afterwards starts a fresh session with a new ID.
+// Setting a key afterwards (in the same request) starts a fresh, empty
+// session with a new ID, and the old one still ends.
 func (s *Session) Destroy() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.loadLocked(s.context())
+	if !s.destroy && s.base != nil {
+		s.ended, s.endedToken = s.base, s.token
+	}
 	s.destroy = true
+	s.base, s.size, s.token = nil, 0, ""
 	s.dirty, s.principal, s.renew, s.chosen = nil, nil, false, ""
 
 }

@@ -64,8 +64,8 @@ func CheckValue(data []byte, lim Limits) error {
 type walker struct {
 	b          []byte
 	pos        int
-	maxElems   int // longest array or map
-	maxBytes   int // longest str or bin
+	maxElems   int  // longest array or map
+	maxBytes   int  // longest str or bin
 	maxEntries int  // most map entries, summed
 	entries    int  // map entries seen so far
 	allowExt   bool // extension types pass (application values: time.Time)

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http/httptest"
 	"os"
 	"slices"
@@ -439,4 +440,45 @@ func TestTypedValuesReplicate(t *testing.T) {
 	assert.True(t, when.Equal(gotWhen))
 	assert.Equal(t, []string{"apple"}, gotCart.Items)
 	assert.Zero(t, nodes[1].Stats().Refused)
+}
+
+// A node whose seeds were all unreachable when it started becomes ready
+// with what it has; when a peer appears later, it pulls that peer's state
+// at once (anti-entropy is off here, so only that can deliver it).
+func TestNodeStartedAloneSyncsWhenAPeerAppears(t *testing.T) {
+	port := freeGossipPort(t)
+	cfg := func(name string, bind int, join ...string) Config {
+		return Config{Cluster: &ClusterConfig{Name: name, BindPort: bind, Join: join, Label: "test", Keys: [][]byte{testKey},
+			AntiEntropyInterval: -1, RejoinInterval: 200 * time.Millisecond, Memberlist: fastTimers}}
+	}
+	a, err := New(cfg("a", 0, fmt.Sprintf("127.0.0.1:%d", port))) // b is not up yet
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+	require.NoError(t, a.WaitReady(t.Context()))
+	tok := create(t, a, map[string]any{"made": "while alone"})
+
+	b, err := New(cfg("b", port))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close() })
+	require.NoError(t, b.WaitReady(t.Context()))
+	require.Eventually(t, func() bool { return value(b, tok, "made") == "while alone" }, waitFor, tick,
+		"the node that came up later never got the session")
+}
+
+// freeGossipPort returns a loopback port free for both TCP and UDP.
+func freeGossipPort(t *testing.T) int {
+	t.Helper()
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", l.Addr().String())
+		l.Close()
+		if err == nil {
+			u.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port for TCP and UDP")
+	return 0
 }

@@ -114,7 +114,9 @@ type replication struct {
 	node *cluster.Node
 	eng  *replicate.Engine
 
-	syncDur  atomic.Int64  // nanoseconds the state transfer took, once ended
+	syncDur  atomic.Int64 // nanoseconds the state transfer took, once ended
+	alone    atomic.Bool  // became ready without any peer: sync from the first one
+	ctx      context.Context
 	ready    chan struct{} // closed when the join-time state transfer ended
 	readyErr error         // set before ready is closed
 	stopSync context.CancelFunc
@@ -123,12 +125,16 @@ type replication struct {
 // handler adapts cluster's callbacks to the engine; the engine is set
 // before the node joins anybody.
 type handler struct {
-	eng atomic.Pointer[replicate.Engine]
+	eng  atomic.Pointer[replicate.Engine]
+	repl atomic.Pointer[replication]
 }
 
 func (h *handler) PeerUp(p cluster.Peer) {
 	if e := h.eng.Load(); e != nil {
 		e.PeerUp(p.ID)
+	}
+	if r := h.repl.Load(); r != nil {
+		r.peerUp()
 	}
 }
 
@@ -196,7 +202,7 @@ func startReplication(st *Store, cfg ClusterConfig) (*replication, error) {
 	h.eng.Store(eng)
 	r := &replication{st: st, cfg: cfg, node: node, eng: eng, ready: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
-	r.stopSync = cancel
+	r.ctx, r.stopSync = ctx, cancel
 	joined := true
 	if err := node.Join(ctx); err != nil {
 		joined = false
@@ -211,9 +217,30 @@ func startReplication(st *Store, cfg ClusterConfig) (*replication, error) {
 		}
 		r.readyErr = r.syncLoop(ctx)
 		r.syncDur.Store(int64(max(time.Since(start), 1)))
+		if r.readyErr == nil && len(eng.Stats().Peers) == 0 {
+			r.alone.Store(true) // ready with nobody to sync from
+		}
 		close(r.ready)
 	}()
+	h.repl.Store(r)
 	return r, nil
+}
+
+// peerUp runs the state transfer a node skipped because no peer was
+// reachable when it started (it was the first up, or its seeds were
+// unreachable): the first peer that appears later is asked for its state,
+// in the background. Anti-entropy would get there too, but later.
+func (r *replication) peerUp() {
+	if !r.alone.CompareAndSwap(true, false) || r.ctx.Err() != nil {
+		return
+	}
+	r.st.wg.Add(1)
+	go func() {
+		defer r.st.wg.Done()
+		if err := r.syncLoop(r.ctx); err != nil && r.ctx.Err() == nil {
+			r.st.cfg.Logger.Warn("peersession: late state transfer failed; anti-entropy will repair", "err", err)
+		}
+	}()
 }
 
 // waitPeers waits, briefly, until the engine has heard of every peer the

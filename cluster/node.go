@@ -246,17 +246,25 @@ func (n *Node) otherSeeds() []string {
 }
 
 func (n *Node) rejoinLoop(seeds []string) {
-	t := time.NewTicker(n.cfg.RejoinInterval)
+	// A node that sees no peer at all (it started first, or was cut off)
+	// tries every second, up to RejoinInterval; one that only misses some
+	// seeds tries every RejoinInterval.
+	alone := min(time.Second, n.cfg.RejoinInterval)
+	t := time.NewTimer(alone)
 	defer t.Stop()
+	last := time.Now()
 	for {
 		select {
 		case <-n.stop:
 			return
 		case <-t.C:
 		}
-		if n.left.Load() || len(n.Peers()) >= len(seeds) {
+		t.Reset(alone)
+		peers := len(n.Peers())
+		if n.left.Load() || peers >= len(seeds) || (peers > 0 && time.Since(last) < n.cfg.RejoinInterval) {
 			continue
 		}
+		last = time.Now()
 		if k, err := n.ml.Join(seeds); err != nil {
 			n.log.Debug("cluster: re-join failed", "err", err)
 		} else {

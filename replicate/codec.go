@@ -309,8 +309,8 @@ func msgType(msg any) (MsgType, bool) {
 // seq, node], or nil for the zero Version; missing trailing elements are
 // zero and extra ones are skipped. It does what msgpack's as_array decoding
 // does, without its reflection and the error it allocates per Version
-// (msgpack v5.4.1 first tries the struct as a map); the encoding is
-// msgpack's own.
+// (msgpack v5.4.1 first tries the struct as a map). EncodeMsgpack
+// (record_codec.go) writes the same array.
 func (v *Version) DecodeMsgpack(d *msgpack.Decoder) error {
 	n, err := d.DecodeArrayLen()
 	if err != nil {

@@ -2,6 +2,7 @@ package peersession
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/peersession/peersession/replicate"
@@ -94,11 +95,12 @@ func (st *Store) commitUpdateLocked(ctx context.Context, s *Session) (commitResu
 		d.Access = st.cfg.Now().UnixNano()
 	}
 	_, next, err := st.mergeIn(d, applyOpts{mustExist: true})
+	if errors.Is(err, ErrSessionEnded) {
+		s.resetLocked(nil)
+		s.token = ""
+		return commitResult{clear: true}, err
+	}
 	if err != nil {
-		if err == ErrSessionEnded {
-			s.resetLocked(nil)
-			s.token = ""
-		}
 		return commitResult{}, err
 	}
 	versioned := len(d.Keys) > 0 || s.principal != nil
@@ -112,7 +114,7 @@ func (st *Store) commitRenewLocked(ctx context.Context, s *Session) (commitResul
 	if cur == nil {
 		s.resetLocked(nil)
 		s.token = ""
-		return commitResult{}, ErrSessionEnded
+		return commitResult{clear: true}, ErrSessionEnded
 	}
 	token := newToken()
 	now := st.cfg.Now()

@@ -34,7 +34,10 @@ func NewContext(ctx context.Context, s *Session) context.Context {
 // the body is never buffered (streaming keeps working), and in Sync mode no
 // response starts before its change is held by the peers. If the commit
 // fails there (too large, store full, Sync timeout), the request is answered
-// by Config.ErrorFunc instead and the handler's writes are discarded.
+// by Config.ErrorFunc instead and the handler's writes are discarded. A
+// session that another request or node ended meanwhile (logout in another
+// tab, DestroyPrincipal) is not an error: the changes are dropped, the
+// cookie is cleared and the response goes on.
 //
 // Changes made after the headers went out are committed when the handler
 // returns; they are stored and replicated, but a new ID or stamp can no
@@ -77,7 +80,7 @@ func (w *sessionWriter) before() bool {
 	}
 	w.written = true
 	res, err := w.st.commit(w.r.Context(), w.s)
-	if err != nil {
+	if err != nil && !w.st.ended(err) {
 		w.failed = true
 		w.st.fail(w.ResponseWriter, w.r, err)
 		return false
@@ -123,7 +126,7 @@ func (w *sessionWriter) finish() {
 	if !w.written {
 		w.written = true
 		res, err := w.st.commit(w.r.Context(), w.s)
-		if err != nil {
+		if err != nil && !w.st.ended(err) {
 			w.st.fail(w.ResponseWriter, w.r, err)
 			return
 		}
@@ -142,6 +145,18 @@ func (w *sessionWriter) finish() {
 		w.st.cfg.Logger.Warn("peersession: session changed after the response headers were sent; the client keeps its old cookie (call RenewID/Destroy before writing)", "session", idOfOrEmpty(res.token))
 		w.st.stats.lateCookies.Add(1)
 	}
+}
+
+// ended handles a commit that found its session ended meanwhile (logged
+// out in another tab, DestroyPrincipal, expired): not the request's fault,
+// so the response goes on, the changes are dropped and the cookie cleared.
+func (st *Store) ended(err error) bool {
+	if !errors.Is(err, ErrSessionEnded) {
+		return false
+	}
+	st.stats.commitErrors.Add(1)
+	st.cfg.Logger.Info("peersession: session ended while a request changed it; changes dropped", "err", err)
+	return true
 }
 
 var errCommitFailed = errors.New("peersession: session commit failed; the response was answered by Config.ErrorFunc")

@@ -514,3 +514,31 @@ func TestSetAfterDestroyStartsAFreshSessionAndEndsTheOld(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"flash"}, got.Keys())
 }
+
+func TestWriteToSessionEndedMeanwhileIsDroppedNotAnError(t *testing.T) {
+	st := newTestStore(t, Config{})
+	s := st.NewSession(t.Context())
+	require.NoError(t, s.SetPrincipal("alice"))
+	tok, err := st.Save(t.Context(), s)
+	require.NoError(t, err)
+
+	h := st.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := FromContext(r.Context())
+		assert.False(t, s.IsNew())
+		_, err := st.DestroyPrincipal(r.Context(), "alice") // "log out everywhere", from another tab
+		require.NoError(t, err)
+		require.NoError(t, s.Set("k", "v"))
+		fmt.Fprint(w, "done")
+	}))
+	req := httptest.NewRequest("POST", "/", nil)
+	req.AddCookie(&http.Cookie{Name: "session", Value: tok})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	assert.Equal(t, 200, rec.Code)
+	assert.Equal(t, "done", rec.Body.String())
+	c := setCookieHeader(t, rec.Result(), "session")
+	require.NotNil(t, c)
+	assert.Equal(t, -1, c.MaxAge, "the cookie of the ended session is cleared")
+	_, err = st.Load(t.Context(), tok)
+	assert.ErrorIs(t, err, ErrNotFound, "the session did not come back")
+}

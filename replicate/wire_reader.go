@@ -1,0 +1,347 @@
+package replicate
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
+)
+
+// reader decodes msgpack from a byte slice. Its methods read what the
+// msgpack.Decoder methods of the same names read, with the same results
+// (nil as zero, any int width, str and bin alike), without the
+// io.Reader calls per byte that cost msgpack.Decoder most of its time.
+// Extension types are refused: no frame carries one (checkStructure
+// refuses them).
+//
+// It never allocates more than the bytes left in b back: a string or
+// bytes are only copied out once they are known to be there.
+type reader struct {
+	b   []byte
+	pos int
+}
+
+// errArrayStruct is what msgpack says of a struct array of the wrong length.
+var errArrayStruct = errors.New("msgpack: number of fields in array-encoded struct has changed")
+
+// left returns the number of bytes not read yet.
+func (r *reader) left() int { return len(r.b) - r.pos }
+
+func (r *reader) code() (byte, error) {
+	if r.pos >= len(r.b) {
+		return 0, io.ErrUnexpectedEOF
+	}
+	c := r.b[r.pos]
+	r.pos++
+	return c, nil
+}
+
+func (r *reader) peek() (byte, error) {
+	if r.pos >= len(r.b) {
+		return 0, io.ErrUnexpectedEOF
+	}
+	return r.b[r.pos], nil
+}
+
+// next returns the next n bytes, aliasing b.
+func (r *reader) next(n int) ([]byte, error) {
+	if n < 0 || n > r.left() {
+		return nil, io.ErrUnexpectedEOF
+	}
+	p := r.b[r.pos : r.pos+n : r.pos+n]
+	r.pos += n
+	return p, nil
+}
+
+// uintN reads the big-endian unsigned integer of n (1, 2, 4 or 8) bytes.
+func (r *reader) uintN(n int) (uint64, error) {
+	p, err := r.next(n)
+	if err != nil {
+		return 0, err
+	}
+	switch n {
+	case 1:
+		return uint64(p[0]), nil
+	case 2:
+		return uint64(binary.BigEndian.Uint16(p)), nil
+	case 4:
+		return uint64(binary.BigEndian.Uint32(p)), nil
+	}
+	return binary.BigEndian.Uint64(p), nil
+}
+
+// int64 is msgpack.Decoder.DecodeInt64.
+func (r *reader) int64() (int64, error) {
+	c, err := r.code()
+	if err != nil {
+		return 0, err
+	}
+	if c == msgpcode.Nil {
+		return 0, nil
+	}
+	if msgpcode.IsFixedNum(c) {
+		return int64(int8(c)), nil
+	}
+	var n uint64
+	switch c {
+	case msgpcode.Uint8, msgpcode.Int8:
+		n, err = r.uintN(1)
+		if c == msgpcode.Int8 {
+			return int64(int8(n)), err
+		}
+	case msgpcode.Uint16, msgpcode.Int16:
+		n, err = r.uintN(2)
+		if c == msgpcode.Int16 {
+			return int64(int16(n)), err
+		}
+	case msgpcode.Uint32, msgpcode.Int32:
+		n, err = r.uintN(4)
+		if c == msgpcode.Int32 {
+			return int64(int32(n)), err
+		}
+	case msgpcode.Uint64, msgpcode.Int64:
+		n, err = r.uintN(8)
+	default:
+		return 0, fmt.Errorf("msgpack: invalid code=%x decoding int64", c)
+	}
+	return int64(n), err
+}
+
+// uint64 is msgpack.Decoder.DecodeUint64: a negative int wraps, as there.
+func (r *reader) uint64() (uint64, error) {
+	c, err := r.code()
+	if err != nil {
+		return 0, err
+	}
+	if c == msgpcode.Nil {
+		return 0, nil
+	}
+	if msgpcode.IsFixedNum(c) {
+		return uint64(int8(c)), nil
+	}
+	var n uint64
+	switch c {
+	case msgpcode.Uint8, msgpcode.Int8:
+		n, err = r.uintN(1)
+		if c == msgpcode.Int8 {
+			return uint64(int8(n)), err
+		}
+	case msgpcode.Uint16, msgpcode.Int16:
+		n, err = r.uintN(2)
+		if c == msgpcode.Int16 {
+			return uint64(int16(n)), err
+		}
+	case msgpcode.Uint32, msgpcode.Int32:
+		n, err = r.uintN(4)
+		if c == msgpcode.Int32 {
+			return uint64(int32(n)), err
+		}
+	case msgpcode.Uint64, msgpcode.Int64:
+		n, err = r.uintN(8)
+	default:
+		return 0, fmt.Errorf("msgpack: invalid code=%x decoding uint64", c)
+	}
+	return n, err
+}
+
+// bool is msgpack.Decoder.DecodeBool.
+func (r *reader) bool() (bool, error) {
+	c, err := r.code()
+	if err != nil {
+		return false, err
+	}
+	switch c {
+	case msgpcode.Nil, msgpcode.False:
+		return false, nil
+	case msgpcode.True:
+		return true, nil
+	}
+	return false, fmt.Errorf("msgpack: invalid code=%x decoding bool", c)
+}
+
+// bytesLen is msgpack.Decoder.DecodeBytesLen: -1 for nil, and str and
+// bin alike. The length is checked against the bytes left.
+func (r *reader) bytesLen() (int, error) {
+	c, err := r.code()
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	switch {
+	case c == msgpcode.Nil:
+		return -1, nil
+	case msgpcode.IsFixedString(c):
+		n = uint64(c & msgpcode.FixedStrMask)
+	case c == msgpcode.Str8 || c == msgpcode.Bin8:
+		n, err = r.uintN(1)
+	case c == msgpcode.Str16 || c == msgpcode.Bin16:
+		n, err = r.uintN(2)
+	case c == msgpcode.Str32 || c == msgpcode.Bin32:
+		n, err = r.uintN(4)
+	default:
+		return 0, fmt.Errorf("msgpack: invalid code=%x decoding string/bytes length", c)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if n > uint64(r.left()) {
+		return 0, io.ErrUnexpectedEOF
+	}
+	return int(n), nil
+}
+
+// string is msgpack.Decoder.DecodeString: "" for nil.
+func (r *reader) string() (string, error) {
+	n, err := r.bytesLen()
+	if err != nil || n <= 0 {
+		return "", err
+	}
+	p, err := r.next(n)
+	return string(p), err
+}
+
+// name reads a map key naming a struct field, as msgpack's struct
+// decoding does, without copying it: valid until b changes.
+func (r *reader) name() ([]byte, error) {
+	n, err := r.bytesLen()
+	if err != nil || n <= 0 {
+		return nil, err
+	}
+	return r.next(n)
+}
+
+// bytes is msgpack.Decoder.DecodeBytes, into a new slice: nil for nil,
+// and empty, not nil, for a zero length.
+func (r *reader) bytes() ([]byte, error) {
+	n, err := r.bytesLen()
+	if err != nil || n == -1 {
+		return nil, err
+	}
+	p, err := r.next(n)
+	if err != nil {
+		return nil, err
+	}
+	return append(make([]byte, 0, n), p...), nil
+}
+
+// mapLen is msgpack.Decoder.DecodeMapLen: -1 for nil.
+func (r *reader) mapLen() (int, error) {
+	c, err := r.code()
+	if err != nil {
+		return 0, err
+	}
+	return r.containerLen(c, true)
+}
+
+// arrayLen is msgpack.Decoder.DecodeArrayLen: -1 for nil.
+func (r *reader) arrayLen() (int, error) {
+	c, err := r.code()
+	if err != nil {
+		return 0, err
+	}
+	return r.containerLen(c, false)
+}
+
+// containerLen reads the length of the map (isMap) or array whose code c
+// was read, checked against the bytes left: -1 for nil.
+func (r *reader) containerLen(c byte, isMap bool) (int, error) {
+	var n uint64
+	var err error
+	switch {
+	case c == msgpcode.Nil:
+		return -1, nil
+	case isMap && msgpcode.IsFixedMap(c):
+		n = uint64(c & msgpcode.FixedMapMask)
+	case !isMap && msgpcode.IsFixedArray(c):
+		n = uint64(c & msgpcode.FixedArrayMask)
+	case isMap && c == msgpcode.Map16, !isMap && c == msgpcode.Array16:
+		n, err = r.uintN(2)
+	case isMap && c == msgpcode.Map32, !isMap && c == msgpcode.Array32:
+		n, err = r.uintN(4)
+	case isMap:
+		return 0, fmt.Errorf("msgpack: unexpected code=%x decoding map length", c)
+	default:
+		return 0, fmt.Errorf("msgpack: invalid code=%x decoding array length", c)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if isMap {
+		n *= 2
+	}
+	if n > uint64(r.left()) { // each entry takes a byte at least
+		return 0, io.ErrUnexpectedEOF
+	}
+	if isMap {
+		n /= 2
+	}
+	return int(n), nil
+}
+
+// structLen reads the header of a struct as msgpack's reflection does: a
+// map of n fields (-1 for nil), or, isArray, an array of n fields.
+func (r *reader) structLen() (n int, isArray bool, err error) {
+	c, err := r.code()
+	if err != nil {
+		return 0, false, err
+	}
+	if msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32 {
+		n, err = r.containerLen(c, false)
+		return n, true, err
+	}
+	n, err = r.containerLen(c, true)
+	return n, false, err
+}
+
+// skip moves past one object, as msgpack.Decoder.Skip; extension types
+// are refused. Its recursion is bounded by depth, as checkStructure bounds
+// nesting.
+func (r *reader) skip(depth int) error {
+	if depth > maxDepth {
+		return fmt.Errorf("msgpack: containers nested more than %d deep", maxDepth)
+	}
+	c, err := r.peek()
+	if err != nil {
+		return err
+	}
+	switch {
+	case msgpcode.IsFixedNum(c), c == msgpcode.Nil, c == msgpcode.False, c == msgpcode.True:
+		r.pos++
+		return nil
+	case c == msgpcode.Float:
+		r.pos++
+		_, err = r.next(4)
+		return err
+	case c == msgpcode.Double:
+		r.pos++
+		_, err = r.next(8)
+		return err
+	case c >= msgpcode.Uint8 && c <= msgpcode.Int64:
+		_, err = r.int64()
+		return err
+	case msgpcode.IsFixedString(c), c == msgpcode.Str8, c == msgpcode.Str16, c == msgpcode.Str32,
+		c == msgpcode.Bin8, c == msgpcode.Bin16, c == msgpcode.Bin32:
+		_, err = r.name()
+		return err
+	}
+	r.pos++
+	isMap := msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32
+	if !isMap && !msgpcode.IsFixedArray(c) && c != msgpcode.Array16 && c != msgpcode.Array32 {
+		return fmt.Errorf("msgpack: unknown code %x", c)
+	}
+	n, err := r.containerLen(c, isMap)
+	if err != nil {
+		return err
+	}
+	if isMap {
+		n *= 2
+	}
+	for range n {
+		if err := r.skip(depth + 1); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -232,13 +232,27 @@ func DecodeLimits(frame []byte, lim Limits) (MsgType, any, error) {
 	if err := checkStructure(body, &lim); err != nil {
 		return 0, nil, err
 	}
-	if err := msgpack.Unmarshal(body, msg); err != nil {
+	if err := decodeBody(body, msg); err != nil {
 		return 0, nil, &frameError{kind: ErrMalformed, msg: t.String(), cause: err}
 	}
 	if err := validate(msg, &lim); err != nil {
 		return 0, nil, err
 	}
 	return t, msg, nil
+}
+
+// decodeBody decodes body into msg, a pointer from newMsg: the messages
+// that carry records with reader (record_codec.go), the others with
+// msgpack.
+func decodeBody(body []byte, msg any) error {
+	rd := reader{b: body}
+	switch m := msg.(type) {
+	case *Batch:
+		return rd.batch(m)
+	case *SyncChunk:
+		return rd.syncChunk(m)
+	}
+	return msgpack.Unmarshal(body, msg)
 }
 
 // newMsg returns a pointer to a new message struct for t, or nil for an

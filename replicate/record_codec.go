@@ -1,12 +1,6 @@
 package replicate
 
-import (
-	"errors"
-	"fmt"
-
-	"github.com/vmihailenco/msgpack/v5"
-	"github.com/vmihailenco/msgpack/v5/msgpcode"
-)
+import "github.com/vmihailenco/msgpack/v5"
 
 // This file holds hand-written msgpack encoders and decoders for Record,
 // Value and Version, the bulk of every Batch and SyncChunk. They write
@@ -40,18 +34,15 @@ import (
 // allocation; a larger map grows as its entries arrive.
 const keysPresize = 64
 
-// dataChunk caps the buffer a decoded Value.Data is first given, for the
-// same reason; a larger value grows by doubling as its bytes arrive.
-const dataChunk = 64 << 10
+// maxRecordsPresize caps the capacity a decoded []Record is created
+// with, likewise.
+const maxRecordsPresize = 1024
 
 // Field counts of Record and Value, for their array form.
 const (
 	recordFields = 9
 	valueFields  = 3
 )
-
-// errArrayStruct is what msgpack says of a struct array of the wrong length.
-var errArrayStruct = errors.New("msgpack: number of fields in array-encoded struct has changed")
 
 var (
 	_ msgpack.CustomEncoder = Record{}
@@ -124,118 +115,6 @@ func (r Record) EncodeMsgpack(e *msgpack.Encoder) error {
 	return r.Dead.EncodeMsgpack(e)
 }
 
-// DecodeMsgpack reads a Record in any form msgpack's reflection accepts
-// (see the top of this file). Like msgpack, it sets the fields the map
-// holds and leaves the others alone, and adds to r.Keys when it is not
-// nil: decode into a zero Record.
-func (r *Record) DecodeMsgpack(d *msgpack.Decoder) error {
-	n, isArray, err := decodeStructLen(d)
-	if err != nil {
-		return err
-	}
-	if isArray {
-		return r.decodeArray(d, n)
-	}
-	if n == -1 {
-		*r = Record{}
-		return nil
-	}
-	for range n {
-		name, err := d.DecodeString() // no allocation for a one-byte name
-		if err != nil {
-			return err
-		}
-		switch name {
-		case "i":
-			r.ID, err = d.DecodeString()
-		case "c":
-			r.Created, err = d.DecodeInt64()
-		case "e":
-			r.Deadline, err = d.DecodeInt64()
-		case "t":
-			r.IdleTimeout, err = d.DecodeInt64()
-		case "a":
-			r.Access, err = d.DecodeInt64()
-		case "p":
-			r.Principal, err = d.DecodeString()
-		case "pv":
-			err = r.PrincipalVer.DecodeMsgpack(d)
-		case "k":
-			err = decodeKeys(d, &r.Keys)
-		case "x":
-			err = r.Dead.DecodeMsgpack(d)
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// decodeArray reads the n fields of r's array form, as msgpack does: an
-// empty array is the zero Record, and any other length than every field
-// is an error.
-func (r *Record) decodeArray(d *msgpack.Decoder, n int) error {
-	if n <= 0 {
-		*r = Record{}
-		return nil
-	}
-	if n != recordFields {
-		return errArrayStruct
-	}
-	var err error
-	if r.ID, err = d.DecodeString(); err != nil {
-		return err
-	}
-	for _, p := range [...]*int64{&r.Created, &r.Deadline, &r.IdleTimeout, &r.Access} {
-		if *p, err = d.DecodeInt64(); err != nil {
-			return err
-		}
-	}
-	if r.Principal, err = d.DecodeString(); err != nil {
-		return err
-	}
-	if err := r.PrincipalVer.DecodeMsgpack(d); err != nil {
-		return err
-	}
-	if err := decodeKeys(d, &r.Keys); err != nil {
-		return err
-	}
-	return r.Dead.DecodeMsgpack(d)
-}
-
-// decodeKeys reads a Record's Keys map into *keys: nil sets it to nil,
-// and entries are added to it when it is not nil.
-func decodeKeys(d *msgpack.Decoder, keys *map[string]Value) error {
-	n, err := d.DecodeMapLen()
-	if err != nil {
-		return err
-	}
-	if n == -1 {
-		*keys = nil
-		return nil
-	}
-	m := *keys
-	if m == nil {
-		m = make(map[string]Value, min(n, keysPresize))
-		*keys = m
-	}
-	for range n {
-		k, err := d.DecodeString()
-		if err != nil {
-			return err
-		}
-		var v Value
-		if err := v.DecodeMsgpack(d); err != nil {
-			return err
-		}
-		m[k] = v
-	}
-	return nil
-}
-
 // EncodeMsgpack writes v as a msgpack map keyed by its field tags, empty
 // Data and a false Deleted left out.
 func (v Value) EncodeMsgpack(e *msgpack.Encoder) error {
@@ -272,80 +151,6 @@ func (v Value) EncodeMsgpack(e *msgpack.Encoder) error {
 	return nil
 }
 
-// DecodeMsgpack reads a Value in any form msgpack's reflection accepts
-// (see the top of this file), setting the fields the map holds.
-func (v *Value) DecodeMsgpack(d *msgpack.Decoder) error {
-	n, isArray, err := decodeStructLen(d)
-	if err != nil {
-		return err
-	}
-	if isArray {
-		switch {
-		case n <= 0:
-			*v = Value{}
-			return nil
-		case n != valueFields:
-			return errArrayStruct
-		}
-		if v.Data, err = decodeData(d); err != nil {
-			return err
-		}
-		if err := v.Ver.DecodeMsgpack(d); err != nil {
-			return err
-		}
-		v.Deleted, err = d.DecodeBool()
-		return err
-	}
-	if n == -1 {
-		*v = Value{}
-		return nil
-	}
-	for range n {
-		name, err := d.DecodeString()
-		if err != nil {
-			return err
-		}
-		switch name {
-		case "d":
-			v.Data, err = decodeData(d)
-		case "v":
-			err = v.Ver.DecodeMsgpack(d)
-		case "x":
-			v.Deleted, err = d.DecodeBool()
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// decodeData reads a bin (or str) into a new slice: nil for nil, empty
-// and not nil for a zero length, as msgpack's DecodeBytes does. Unlike
-// DecodeBytes it does not allocate the declared length up front, only
-// what has arrived, so a length the input does not back costs at most
-// dataChunk bytes.
-func decodeData(d *msgpack.Decoder) ([]byte, error) {
-	n, err := d.DecodeBytesLen()
-	if err != nil || n == -1 {
-		return nil, err
-	}
-	b := make([]byte, min(n, dataChunk))
-	if err := d.ReadFull(b); err != nil {
-		return nil, err
-	}
-	for len(b) < n {
-		off := len(b)
-		b = append(b, make([]byte, min(n-off, off))...)
-		if err := d.ReadFull(b[off:]); err != nil {
-			return nil, err
-		}
-	}
-	return b, nil
-}
-
 // EncodeMsgpack writes v as msgpack's reflection does for its as_array
 // tag: [wall, seq, node] as fixed-width int64, uint32 and uint64.
 func (v Version) EncodeMsgpack(e *msgpack.Encoder) error {
@@ -369,21 +174,333 @@ func encodeString(e *msgpack.Encoder, name, s string) error {
 	return e.EncodeString(s)
 }
 
-// decodeStructLen reads the header of a struct as msgpack's reflection
-// does: a map of n fields (n is -1 for nil), or an array of n fields
-// (isArray). Anything else is an error.
-func decodeStructLen(d *msgpack.Decoder) (n int, isArray bool, err error) {
-	c, err := d.PeekCode()
+// DecodeMsgpack reads a Record in any form msgpack's reflection accepts
+// (see the top of this file). Like msgpack, it sets the fields the map
+// holds and leaves the others alone, and adds to r.Keys when it is not
+// nil: decode into a zero Record.
+//
+// It reads the record's bytes out of d, then decodes them with reader;
+// Decode itself skips the copy, decoding Batches and SyncChunks from the
+// frame with reader directly.
+func (r *Record) DecodeMsgpack(d *msgpack.Decoder) error {
+	raw, err := d.DecodeRaw()
 	if err != nil {
-		return 0, false, err
+		return err
 	}
+	rd := reader{b: raw}
+	return rd.record(r)
+}
+
+// DecodeMsgpack reads a Value in any form msgpack's reflection accepts
+// (see the top of this file), setting the fields the map holds.
+func (v *Value) DecodeMsgpack(d *msgpack.Decoder) error {
+	raw, err := d.DecodeRaw()
+	if err != nil {
+		return err
+	}
+	rd := reader{b: raw}
+	return rd.value(v)
+}
+
+// record is Record.DecodeMsgpack.
+func (r *reader) record(rec *Record) error {
+	n, isArray, err := r.structLen()
+	if err != nil {
+		return err
+	}
+	if isArray {
+		return r.recordArray(rec, n)
+	}
+	if n == -1 {
+		*rec = Record{}
+		return nil
+	}
+	for range n {
+		name, err := r.name()
+		if err != nil {
+			return err
+		}
+		switch string(name) {
+		case "i":
+			rec.ID, err = r.string()
+		case "c":
+			rec.Created, err = r.int64()
+		case "e":
+			rec.Deadline, err = r.int64()
+		case "t":
+			rec.IdleTimeout, err = r.int64()
+		case "a":
+			rec.Access, err = r.int64()
+		case "p":
+			rec.Principal, err = r.string()
+		case "pv":
+			err = r.version(&rec.PrincipalVer)
+		case "k":
+			err = r.keys(&rec.Keys)
+		case "x":
+			err = r.version(&rec.Dead)
+		default:
+			err = r.skip(0)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// recordArray reads the n fields of a Record's array form, as msgpack
+// does: an empty array is the zero Record, and any length but the number
+// of fields is an error.
+func (r *reader) recordArray(rec *Record, n int) error {
+	if n <= 0 {
+		*rec = Record{}
+		return nil
+	}
+	if n != recordFields {
+		return errArrayStruct
+	}
+	var err error
+	if rec.ID, err = r.string(); err != nil {
+		return err
+	}
+	for _, p := range [...]*int64{&rec.Created, &rec.Deadline, &rec.IdleTimeout, &rec.Access} {
+		if *p, err = r.int64(); err != nil {
+			return err
+		}
+	}
+	if rec.Principal, err = r.string(); err != nil {
+		return err
+	}
+	if err := r.version(&rec.PrincipalVer); err != nil {
+		return err
+	}
+	if err := r.keys(&rec.Keys); err != nil {
+		return err
+	}
+	return r.version(&rec.Dead)
+}
+
+// keys reads a Record's Keys map into *keys, as msgpack does: nil sets it
+// to nil, and entries are added to it when it is not nil.
+func (r *reader) keys(keys *map[string]Value) error {
+	n, err := r.mapLen()
+	if err != nil {
+		return err
+	}
+	if n == -1 {
+		*keys = nil
+		return nil
+	}
+	m := *keys
+	if m == nil {
+		m = make(map[string]Value, min(n, keysPresize))
+		*keys = m
+	}
+	for range n {
+		k, err := r.string()
+		if err != nil {
+			return err
+		}
+		var v Value
+		if err := r.value(&v); err != nil {
+			return err
+		}
+		m[k] = v
+	}
+	return nil
+}
+
+// value is Value.DecodeMsgpack.
+func (r *reader) value(v *Value) error {
+	n, isArray, err := r.structLen()
+	if err != nil {
+		return err
+	}
+	if isArray {
+		switch {
+		case n <= 0:
+			*v = Value{}
+			return nil
+		case n != valueFields:
+			return errArrayStruct
+		}
+		if v.Data, err = r.bytes(); err != nil {
+			return err
+		}
+		if err := r.version(&v.Ver); err != nil {
+			return err
+		}
+		v.Deleted, err = r.bool()
+		return err
+	}
+	if n == -1 {
+		*v = Value{}
+		return nil
+	}
+	for range n {
+		name, err := r.name()
+		if err != nil {
+			return err
+		}
+		switch string(name) {
+		case "d":
+			v.Data, err = r.bytes()
+		case "v":
+			err = r.version(&v.Ver)
+		case "x":
+			v.Deleted, err = r.bool()
+		default:
+			err = r.skip(0)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// version is Version.DecodeMsgpack.
+func (r *reader) version(v *Version) error {
+	n, err := r.arrayLen()
+	if err != nil {
+		return err
+	}
+	*v = Version{}
+	for i := range max(n, 0) {
+		switch i {
+		case 0:
+			v.Wall, err = r.int64()
+		case 1:
+			var seq uint64
+			seq, err = r.uint64()
+			v.Seq = uint32(seq)
+		case 2:
+			v.Node, err = r.uint64()
+		default:
+			err = r.skip(0)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// The messages that carry records are decoded with reader too, as
+// msgpack's reflection decodes them (fields in any order, unknown ones
+// skipped, nil as zero, the array form), so that Decode never goes through
+// msgpack.Decoder for a record.
+
+// batch decodes a Batch.
+func (r *reader) batch(b *Batch) error {
+	n, isArray, err := r.structLen()
 	switch {
-	case msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32:
-		n, err = d.DecodeArrayLen()
-		return n, true, err
-	case msgpcode.IsExt(c): // DecodeMapLen would skip an ext header
-		return 0, false, fmt.Errorf("msgpack: unexpected code=%x decoding map length", c)
+	case err != nil:
+		return err
+	case isArray && n <= 0, n == -1:
+		*b = Batch{}
+		return nil
+	case isArray && n != 2:
+		return errArrayStruct
+	case isArray:
+		if b.Seq, err = r.uint64(); err != nil {
+			return err
+		}
+		return r.records(&b.Records)
 	}
-	n, err = d.DecodeMapLen()
-	return n, false, err
+	for range n {
+		name, err := r.name()
+		if err != nil {
+			return err
+		}
+		switch string(name) {
+		case "s":
+			b.Seq, err = r.uint64()
+		case "r":
+			err = r.records(&b.Records)
+		default:
+			err = r.skip(0)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// syncChunk decodes a SyncChunk.
+func (r *reader) syncChunk(c *SyncChunk) error {
+	n, isArray, err := r.structLen()
+	switch {
+	case err != nil:
+		return err
+	case isArray && n <= 0, n == -1:
+		*c = SyncChunk{}
+		return nil
+	case isArray && n != 3:
+		return errArrayStruct
+	case isArray:
+		if c.Req, err = r.uint64(); err != nil {
+			return err
+		}
+		if err := r.records(&c.Records); err != nil {
+			return err
+		}
+		c.Done, err = r.bool()
+		return err
+	}
+	for range n {
+		name, err := r.name()
+		if err != nil {
+			return err
+		}
+		switch string(name) {
+		case "q":
+			c.Req, err = r.uint64()
+		case "r":
+			err = r.records(&c.Records)
+		case "d":
+			c.Done, err = r.bool()
+		default:
+			err = r.skip(0)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// records decodes a []Record as msgpack decodes a slice: nil for nil,
+// empty and not nil for an empty array, and otherwise n elements, the
+// ones *recs already has decoded into (as msgpack does, should a field be
+// given twice).
+func (r *reader) records(recs *[]Record) error {
+	n, err := r.arrayLen()
+	switch {
+	case err != nil:
+		return err
+	case n == -1:
+		*recs = nil
+		return nil
+	case n == 0 && *recs == nil:
+		*recs = []Record{}
+		return nil
+	}
+	s := *recs
+	if s == nil {
+		s = make([]Record, 0, min(n, maxRecordsPresize))
+	}
+	s = s[:min(n, cap(s))]
+	for i := range n {
+		if i == len(s) {
+			s = append(s, Record{})
+		}
+		if err := r.record(&s[i]); err != nil {
+			return err
+		}
+	}
+	*recs = s
+	return nil
 }

@@ -176,9 +176,12 @@ func BenchmarkReplication(b *testing.B) {
 		t, _ := parseValue(tok)
 		id := idOf(t)
 		for {
-			ea, eb := a.shards.get(id), nb.shards.get(id)
-			if eb != nil && eb.rec.Keys["n"].Ver == ea.rec.Keys["n"].Ver {
-				break
+			if eb := nb.shards.get(id); eb != nil {
+				va, _ := a.shards.get(id).rec.Get("n")
+				vb, _ := eb.rec.Get("n")
+				if va.Ver == vb.Ver {
+					break
+				}
 			}
 			runtime.Gosched()
 		}

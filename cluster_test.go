@@ -173,7 +173,7 @@ func value(st *Store, token, key string) string {
 		return ""
 	}
 	var v string
-	if kv, ok := e.rec.Keys[key]; ok && !kv.Deleted {
+	if kv, ok := e.rec.Get(key); ok && !kv.Deleted {
 		s := &Session{st: st, loaded: true, base: e}
 		_, _ = s.Get(key, &v)
 	}

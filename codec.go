@@ -30,3 +30,37 @@ func decodeValue(data []byte, dst any) error {
 	valueDecoders.Put(vd)
 	return err
 }
+
+// valueEncoder is a reusable msgpack encoder into a buffer, the
+// counterpart of valueDecoder.
+type valueEncoder struct {
+	buf bytes.Buffer
+	e   *msgpack.Encoder
+}
+
+var valueEncoders = sync.Pool{New: func() any {
+	ve := &valueEncoder{}
+	ve.e = msgpack.NewEncoder(&ve.buf)
+	return ve
+}}
+
+// maxPooledValue is the largest buffer encodeValue returns to its pool.
+const maxPooledValue = 64 << 10
+
+// encodeValue returns v's msgpack encoding in a slice of its own, sized to
+// fit: a stored value lives as long as its session, and msgpack.Marshal's
+// buffer takes 64 bytes for a one-byte int.
+func encodeValue(v any) ([]byte, error) {
+	ve := valueEncoders.Get().(*valueEncoder)
+	ve.buf.Reset()
+	ve.e.Reset(&ve.buf)
+	err := ve.e.Encode(v)
+	var data []byte
+	if err == nil {
+		data = bytes.Clone(ve.buf.Bytes())
+	}
+	if ve.buf.Cap() <= maxPooledValue {
+		valueEncoders.Put(ve)
+	}
+	return data, err
+}

@@ -49,11 +49,12 @@ func (st *Store) commit(ctx context.Context, s *Session) (commitResult, error) {
 func (st *Store) deltaLocked(s *Session, id string) replicate.Record {
 	d := replicate.Record{ID: id}
 	if len(s.dirty) > 0 {
-		d.Keys = make(map[string]replicate.Value, len(s.dirty))
+		d.Keys = make([]replicate.KeyValue, 0, len(s.dirty))
 		for k, v := range s.dirty {
 			v.Ver = st.clock.Now()
-			d.Keys[k] = v
+			d.Keys = append(d.Keys, replicate.KeyValue{Key: k, Value: v})
 		}
+		d.Keys = replicate.SortKeys(d.Keys)
 	}
 	if s.principal != nil {
 		d.Principal, d.PrincipalVer = *s.principal, st.clock.Now()
@@ -130,13 +131,13 @@ func (st *Store) commitRenewLocked(ctx context.Context, s *Session) (commitResul
 	if d.Principal != "" {
 		d.PrincipalVer = st.clock.Now()
 	}
-	for k, v := range full.Keys {
-		if !v.Deleted {
+	for _, kv := range full.Keys { // in order, so d.Keys is sorted too
+		if !kv.Value.Deleted {
 			if d.Keys == nil {
-				d.Keys = make(map[string]replicate.Value, len(full.Keys))
+				d.Keys = make([]replicate.KeyValue, 0, len(full.Keys))
 			}
-			v.Ver = st.clock.Now()
-			d.Keys[k] = v
+			kv.Value.Ver = st.clock.Now()
+			d.Keys = append(d.Keys, kv)
 		}
 	}
 	prev, next, err := st.mergeIn(d, applyOpts{})

@@ -390,12 +390,12 @@ func (a replStore) Apply(recs []replicate.Record) (refused int) {
 // msgpack, so that a later Get cannot be made to allocate what a peer
 // declared but did not send.
 func checkValues(rec *replicate.Record) error {
-	for k, v := range rec.Keys {
-		if v.Deleted {
+	for _, kv := range rec.Keys {
+		if kv.Value.Deleted {
 			continue
 		}
-		if err := replicate.CheckValue(v.Data, replicate.Limits{}); err != nil {
-			return fmt.Errorf("key %q: %w", k, err)
+		if err := replicate.CheckValue(kv.Value.Data, replicate.Limits{}); err != nil {
+			return fmt.Errorf("key %q: %w", kv.Key, err)
 		}
 	}
 	return nil

@@ -121,10 +121,10 @@ func TestHostileValueFromPeerIsRefused(t *testing.T) {
 	a, b := nodes[0], nodes[1]
 	now := time.Now().UnixNano()
 	good := replicate.Record{ID: idOf(newToken()), Created: now, Access: now, Deadline: now + int64(time.Hour), IdleTimeout: int64(time.Hour),
-		Keys: map[string]replicate.Value{"k": {Data: []byte{0xa1, 'v'}, Ver: a.clock.Now()}}}
+		Keys: []replicate.KeyValue{{Key: "k", Value: replicate.Value{Data: []byte{0xa1, 'v'}, Ver: a.clock.Now()}}}}
 	bad := good.Clone()
 	bad.ID = idOf(newToken())
-	bad.Keys["k"] = replicate.Value{Data: []byte{0xdd, 0xff, 0xff, 0xff, 0xff}, Ver: a.clock.Now()} // array of 4G elements, no bytes
+	bad.Keys[0].Value = replicate.Value{Data: []byte{0xdd, 0xff, 0xff, 0xff, 0xff}, Ver: a.clock.Now()} // "k": an array of 4G elements, no bytes
 	frame, err := replicate.Encode(replicate.MsgBatch, &replicate.Batch{Seq: 1, Records: []replicate.Record{bad, good}})
 	require.NoError(t, err)
 	refused := b.Stats().Refused

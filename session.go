@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"github.com/peersession/peersession/replicate"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Session is one request's view of a session: the stored snapshot it
@@ -99,7 +98,7 @@ func (s *Session) raw(key string) ([]byte, bool) {
 		return v.Data, !v.Deleted
 	}
 	if s.base != nil {
-		if v, ok := s.base.rec.Keys[key]; ok && !v.Deleted {
+		if v, ok := s.base.rec.Get(key); ok && !v.Deleted {
 			return v.Data, true
 		}
 	}
@@ -116,7 +115,7 @@ func (s *Session) Has(key string) bool {
 // afterwards changes nothing stored. It fails with ErrTooLarge, storing
 // nothing, if the session would exceed Config.MaxSessionBytes.
 func (s *Session) Set(key string, v any) error {
-	data, err := msgpack.Marshal(v)
+	data, err := encodeValue(v)
 	if err != nil {
 		return fmt.Errorf("peersession: encode key %q (%T): %w", key, v, err)
 	}
@@ -159,7 +158,7 @@ func (s *Session) currentLocked(key string) ([]byte, bool) {
 		return v.Data, !v.Deleted
 	}
 	if s.base != nil {
-		if v, ok := s.base.rec.Keys[key]; ok && !v.Deleted {
+		if v, ok := s.base.rec.Get(key); ok && !v.Deleted {
 			return v.Data, true
 		}
 	}
@@ -173,9 +172,9 @@ func (s *Session) Keys() []string {
 	s.loadLocked(s.context())
 	var keys []string
 	if s.base != nil {
-		for k, v := range s.base.rec.Keys {
-			if d, ok := s.dirty[k]; (ok && !d.Deleted) || (!ok && !v.Deleted) {
-				keys = append(keys, k)
+		for _, kv := range s.base.rec.Keys {
+			if d, ok := s.dirty[kv.Key]; (ok && !d.Deleted) || (!ok && !kv.Value.Deleted) {
+				keys = append(keys, kv.Key)
 			}
 		}
 	}
@@ -192,8 +191,7 @@ func (e *entry) keysHas(k string) (replicate.Value, bool) {
 	if e == nil {
 		return replicate.Value{}, false
 	}
-	v, ok := e.rec.Keys[k]
-	return v, ok
+	return e.rec.Get(k)
 }
 
 // SetPrincipal tags the session with a user, for Store.PrincipalSessions

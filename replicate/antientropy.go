@@ -113,16 +113,16 @@ func bucketOf(id string) int {
 	return int(fmix64(fnvString(fnvOffset, id)) % DigestBuckets)
 }
 
-// recordHash returns r's digest hash. Keys are combined with XOR, so the
-// map's order does not matter; each key's hash is seeded with the ID's, so
+// recordHash returns r's digest hash. Keys are combined with XOR, so
+// their order does not matter; each key's hash is seeded with the ID's, so
 // equal keys of two sessions in one bucket do not cancel out.
 func recordHash(r *Record) uint64 {
 	idh := fnvString(fnvOffset, r.ID)
 	h := fnvVersion(fnvVersion(fnvUint64(idh, 0), r.Dead), r.PrincipalVer)
 	sum := fmix64(h)
-	for k, v := range r.Keys {
-		kh := fnvVersion(fnvString(fnvUint64(idh, 1), k), v.Ver)
-		if v.Deleted {
+	for _, kv := range r.Keys {
+		kh := fnvVersion(fnvString(fnvUint64(idh, 1), kv.Key), kv.Value.Ver)
+		if kv.Value.Deleted {
 			kh = fnvUint64(kh, 1)
 		}
 		sum ^= fmix64(kh)

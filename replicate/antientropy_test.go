@@ -78,8 +78,8 @@ func TestDigest(t *testing.T) {
 	require.Equal(t, a.e.Digest(), b.e.Digest())
 
 	// A missing older key shows even though the newest version is equal.
-	old := Record{ID: "t", Keys: map[string]Value{"old": {Data: []byte("x"), Ver: a.clock.Now()}}}
-	newer := Record{ID: "t", Keys: map[string]Value{"new": {Data: []byte("y"), Ver: a.clock.Now()}}}
+	old := Record{ID: "t", Keys: []KeyValue{{"old", Value{Data: []byte("x"), Ver: a.clock.Now()}}}}
+	newer := Record{ID: "t", Keys: []KeyValue{{"new", Value{Data: []byte("y"), Ver: a.clock.Now()}}}}
 	a.store.Apply([]Record{old, newer})
 	b.store.Apply([]Record{newer})
 	require.NotEqual(t, a.e.Digest(), b.e.Digest())
@@ -91,7 +91,7 @@ func TestDigest(t *testing.T) {
 	require.NotEqual(t, a.e.Digest(), b.e.Digest())
 
 	// Fixed across processes: the hash of a known record never changes.
-	known := Record{ID: "id", Keys: map[string]Value{"k": {Ver: Version{Wall: 1, Seq: 2, Node: 3}}}}
+	known := Record{ID: "id", Keys: []KeyValue{{"k", Value{Ver: Version{Wall: 1, Seq: 2, Node: 3}}}}}
 	require.Equal(t, uint64(0xe036b66f0f7b63e7), recordHash(&known), "%#x", recordHash(&known))
 	require.Equal(t, 54, bucketOf("id"))
 }

@@ -15,9 +15,7 @@ func BenchmarkPublishApply(b *testing.B) {
 	val := make([]byte, 100)
 	b.ResetTimer()
 	for i := range b.N {
-		a.e.Publish(Record{ID: sessionID(i % 100000), Keys: map[string]Value{
-			"k": {Data: val, Ver: a.clock.Now()},
-		}})
+		a.e.Publish(Record{ID: sessionID(i % 100000), Keys: []KeyValue{{"k", Value{Data: val, Ver: a.clock.Now()}}}})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -36,11 +34,11 @@ func BenchmarkMergeBatch(b *testing.B) {
 	cur := make([]Record, 100)
 	deltas := make([]Record, 100)
 	for i := range cur {
-		cur[i] = Record{ID: sessionID(i), Keys: map[string]Value{}}
-		for k := range 10 {
-			cur[i].Keys["key"+itoa(k)] = Value{Data: make([]byte, 50), Ver: c.Now()}
+		cur[i] = Record{ID: sessionID(i), Keys: make([]KeyValue, 0, 10)}
+		for k := range 10 { // key0 … key9: in order
+			cur[i].Keys = append(cur[i].Keys, KeyValue{"key" + itoa(k), Value{Data: make([]byte, 50), Ver: c.Now()}})
 		}
-		deltas[i] = Record{ID: sessionID(i), Keys: map[string]Value{"key3": {Data: make([]byte, 50), Ver: c.Now()}}}
+		deltas[i] = Record{ID: sessionID(i), Keys: []KeyValue{{"key3", Value{Data: make([]byte, 50), Ver: c.Now()}}}}
 	}
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,17 +23,17 @@ func codecRecord(id string, n, size int) Record {
 		Access:       1_700_000_100_000_000_000,
 		Principal:    "user-42",
 		PrincipalVer: Version{Wall: 1_700_000_000_000_000_001, Seq: 1, Node: 7},
-		Keys:         make(map[string]Value, n),
+		Keys:         make([]KeyValue, 0, n+1),
 	}
 	for i := 0; i < n; i++ {
 		k := "key-" + string(rune('a'+i%26)) + strings.Repeat("x", i/26)
-		r.Keys[k] = Value{
+		r.setKey(k, Value{
 			Data: bytes.Repeat([]byte{byte(i)}, size),
 			Ver:  Version{Wall: 1_700_000_000_000_000_000 + int64(i), Seq: uint32(i), Node: 3},
-		}
+		})
 	}
 	if n > 0 {
-		r.Keys["gone"] = Value{Ver: Version{Wall: 1_700_000_000_000_000_500, Node: 4}, Deleted: true}
+		r.setKey("gone", Value{Ver: Version{Wall: 1_700_000_000_000_000_500, Node: 4}, Deleted: true})
 	}
 	return r
 }
@@ -150,14 +151,13 @@ func normRecord(r Record) Record {
 		r.Keys = nil
 		return r
 	}
-	m := make(map[string]Value, len(r.Keys))
-	for k, v := range r.Keys {
-		if len(v.Data) == 0 {
-			v.Data = nil
+	kvs := slices.Clone(r.Keys)
+	for i := range kvs {
+		if len(kvs[i].Value.Data) == 0 {
+			kvs[i].Value.Data = nil
 		}
-		m[k] = v
 	}
-	r.Keys = m
+	r.Keys = kvs
 	return r
 }
 
@@ -210,7 +210,7 @@ func derefMsg(msg any) any {
 
 func TestCodecEncodeRefuses(t *testing.T) {
 	big := codecRecord("big", 1, 0)
-	big.Keys["v"] = Value{Data: make([]byte, DefaultLimits.MaxValue+1), Ver: Version{Wall: 1}}
+	big.setKey("v", Value{Data: make([]byte, DefaultLimits.MaxValue+1), Ver: Version{Wall: 1}})
 	tests := []struct {
 		name string
 		t    MsgType
@@ -353,7 +353,7 @@ func TestDecodeHugeLengthsDoNotAllocate(t *testing.T) {
 func TestDecodeLimits(t *testing.T) {
 	small := Limits{MaxRecords: 2, MaxKeys: 3, MaxKeyLen: 8, MaxValue: 16, MaxRecordBytes: 40, MaxEntries: 100}
 	rec := func(edit func(*Record)) Record {
-		r := Record{ID: "id", Keys: map[string]Value{"k": {Data: []byte("v"), Ver: Version{Wall: 1}}}}
+		r := Record{ID: "id", Keys: []KeyValue{{"k", Value{Data: []byte("v"), Ver: Version{Wall: 1}}}}}
 		if edit != nil {
 			edit(&r)
 		}
@@ -365,7 +365,7 @@ func TestDecodeLimits(t *testing.T) {
 	manyKeys := func(n int) func(*Record) {
 		return func(r *Record) {
 			for i := 0; i < n; i++ {
-				r.Keys["m"+strconv.Itoa(i)] = Value{Ver: Version{Wall: 1}, Deleted: true}
+				r.setKey("m"+strconv.Itoa(i), Value{Ver: Version{Wall: 1}, Deleted: true})
 			}
 		}
 	}
@@ -378,18 +378,18 @@ func TestDecodeLimits(t *testing.T) {
 	}{
 		{"at every limit", batch(rec(manyKeys(2)), rec(func(r *Record) {
 			r.ID = "12345678"
-			r.Keys["k"] = Value{Data: make([]byte, 16), Ver: Version{Wall: 1}}
+			r.setKey("k", Value{Data: make([]byte, 16), Ver: Version{Wall: 1}})
 		})), small, nil, ""},
 		{"records", batch(rec(nil), rec(nil), rec(nil)), small, ErrTooLarge, "3 records, limit 2 (MaxRecords)"},
 		{"keys", batch(rec(manyKeys(3))), small, ErrTooLarge, "record 0: 4 keys, limit 3 (MaxKeys)"},
-		{"key length", batch(rec(func(r *Record) { r.Keys["123456789"] = Value{Ver: Version{Wall: 1}} })), small, ErrTooLarge, "key of 9 bytes"},
+		{"key length", batch(rec(func(r *Record) { r.setKey("123456789", Value{Ver: Version{Wall: 1}}) })), small, ErrTooLarge, "key of 9 bytes"},
 		{"ID length", batch(rec(nil), rec(func(r *Record) { r.ID = "123456789" })), small, ErrTooLarge, "record 1: session ID of 9 bytes"},
 		{"principal length", batch(rec(func(r *Record) { r.Principal = "123456789" })), small, ErrTooLarge, "principal of 9 bytes"},
-		{"value", batch(rec(func(r *Record) { r.Keys["k"] = Value{Data: make([]byte, 17)} })), small, ErrTooLarge, "string of 17 bytes"},
+		{"value", batch(rec(func(r *Record) { r.setKey("k", Value{Data: make([]byte, 17)}) })), small, ErrTooLarge, "string of 17 bytes"},
 		{"record bytes", batch(rec(func(r *Record) {
 			r.Principal = "pppppppp"
-			r.Keys["a"] = Value{Data: make([]byte, 16)}
-			r.Keys["b"] = Value{Data: make([]byte, 16)}
+			r.setKey("a", Value{Data: make([]byte, 16)})
+			r.setKey("b", Value{Data: make([]byte, 16)})
 		})), small, ErrTooLarge, "record of 44 bytes, limit 40 (MaxRecordBytes)"},
 		{"frame", batch(rec(nil)), Limits{MaxFrame: 10}, ErrTooLarge, "(MaxFrame)"},
 		{"entries", batch(rec(manyKeys(2)), rec(manyKeys(2))), Limits{MaxEntries: 20}, ErrTooLarge, "(MaxEntries)"},
@@ -431,10 +431,10 @@ func TestDecodeSemantic(t *testing.T) {
 		{"empty record ID", batch(Record{}), "record 0: empty session ID"},
 		{"negative created", batch(Record{ID: "a", Created: -1}), "negative time"},
 		{"negative idle timeout", batch(Record{ID: "a", IdleTimeout: -1}), "negative time"},
-		{"negative key wall", batch(Record{ID: "a", Keys: map[string]Value{"k": {Ver: Version{Wall: -5}}}}), "negative key version"},
+		{"negative key wall", batch(Record{ID: "a", Keys: []KeyValue{{"k", Value{Ver: Version{Wall: -5}}}}}), "negative key version"},
 		{"negative principal wall", batch(Record{ID: "a", PrincipalVer: Version{Wall: -5}}), "negative principal version"},
 		{"negative tombstone wall", batch(Record{ID: "a", Dead: Version{Wall: -5}}), "negative tombstone version"},
-		{"removal with data", batch(Record{ID: "a", Keys: map[string]Value{"k": {Data: []byte("x"), Ver: v1, Deleted: true}}}), "removed key with 1 bytes"},
+		{"removal with data", batch(Record{ID: "a", Keys: []KeyValue{{"k", Value{Data: []byte("x"), Ver: v1, Deleted: true}}}}), "removed key with 1 bytes"},
 		{"digest short", rawFrame(t, FormatVersion, MsgDigest, &Digest{Buckets: make([]uint64, DigestBuckets-1)}), "digest of 255 buckets, want 256"},
 		{"digest long", rawFrame(t, FormatVersion, MsgDigest, &Digest{Buckets: make([]uint64, DigestBuckets+1)}), "digest of 257 buckets"},
 		{"digest missing", rawFrame(t, FormatVersion, MsgDigest, map[string]any{}), "digest of 0 buckets"},
@@ -448,8 +448,8 @@ func TestDecodeSemantic(t *testing.T) {
 		{"summary range over buckets", summary(Summary{Buckets: []uint32{1, 2}, Lo: "a"}), "summary ID range over 2 buckets"},
 		{"summary range empty", summary(Summary{Buckets: []uint32{1}, Lo: "b", Hi: "b"}), "summary ID range empty"},
 		{"summary range reversed", summary(Summary{Buckets: []uint32{1}, Lo: "c", Hi: "b"}), "summary ID range empty"},
-		{"tombstone with keys", batch(Record{ID: "a", Dead: v1, Keys: map[string]Value{"k": {Data: []byte("x"), Ver: v1}}}), "tombstone with 1 keys"},
-		{"tombstone with removed key", batch(Record{ID: "a", Dead: v1, Keys: map[string]Value{"k": {Ver: v1, Deleted: true}}}), "tombstone with 1 keys"},
+		{"tombstone with keys", batch(Record{ID: "a", Dead: v1, Keys: []KeyValue{{"k", Value{Data: []byte("x"), Ver: v1}}}}), "tombstone with 1 keys"},
+		{"tombstone with removed key", batch(Record{ID: "a", Dead: v1, Keys: []KeyValue{{"k", Value{Ver: v1, Deleted: true}}}}), "tombstone with 1 keys"},
 		{"tombstone with principal", batch(Record{ID: "a", Dead: v1, Principal: "u"}), "tombstone with 0 keys or a principal"},
 		{"tombstone with principal version", batch(Record{ID: "a", Dead: v1, PrincipalVer: v1}), "tombstone with 0 keys or a principal"},
 		{"fetch empty ID", rawFrame(t, FormatVersion, MsgFetch, &Fetch{Req: 1}), "fetch: empty session ID"},

@@ -257,7 +257,7 @@ func (e *Engine) PeerDown(id string, left bool) {
 // Publish queues changes for every live peer and returns a Ticket to wait
 // for their acknowledgements with. A change to a session already queued
 // for a peer is merged into the queued record. The caller must not modify
-// recs (or their Keys maps) afterwards. Publish never blocks on the
+// recs (or their Keys) afterwards. Publish never blocks on the
 // network; a caller that does not wait may drop the ticket.
 func (e *Engine) Publish(recs ...Record) *Ticket {
 	e.mu.RLock()
@@ -475,8 +475,8 @@ func (e *Engine) Flush(ctx context.Context) error {
 // recordSize estimates the encoded size of r in bytes.
 func recordSize(r *Record) int {
 	n := 64 + len(r.ID) + len(r.Principal)
-	for k, v := range r.Keys {
-		n += 32 + len(k) + len(v.Data)
+	for _, kv := range r.Keys {
+		n += 32 + len(kv.Key) + len(kv.Value.Data)
 	}
 	return n
 }

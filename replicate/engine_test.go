@@ -342,7 +342,7 @@ func TestClockSkewRefused(t *testing.T) {
 	a, b := nodes[0], nodes[1]
 	at := func(d time.Duration) Version { return Version{Wall: start.Add(d).UnixNano(), Node: 2} }
 	key := func(id string, v Version) Record {
-		return Record{ID: id, Keys: map[string]Value{"k": {Data: []byte("v"), Ver: v}}}
+		return Record{ID: id, Keys: []KeyValue{{"k", Value{Data: []byte("v"), Ver: v}}}}
 	}
 	recs := []Record{
 		key("near", at(59*time.Second)),
@@ -403,8 +403,8 @@ func TestClockSkewDefaultAndDisabled(t *testing.T) {
 	})
 	a, b := nodes[0], nodes[1]
 	require.Equal(t, DefaultMaxClockSkew, a.e.cfg.MaxClockSkew)
-	future := Record{ID: "s", Keys: map[string]Value{"k": {Data: []byte("v"),
-		Ver: Version{Wall: time.Now().Add(time.Hour).UnixNano(), Node: 9}}}}
+	future := Record{ID: "s", Keys: []KeyValue{{"k", Value{Data: []byte("v"),
+		Ver: Version{Wall: time.Now().Add(time.Hour).UnixNano(), Node: 9}}}}}
 	frame, err := Encode(MsgBatch, &Batch{Seq: 1, Records: []Record{future}})
 	require.NoError(t, err)
 	a.e.HandleFrame("B", frame)

@@ -17,8 +17,8 @@ func TestFetch(t *testing.T) {
 	rec, found, err := a.e.Fetch(ctxTimeout(t, 5*time.Second), "s")
 	require.NoError(t, err)
 	require.True(t, found)
-	require.Equal(t, "from B", string(rec.Keys["k1"].Data))
-	require.Equal(t, "from C", string(rec.Keys["k2"].Data))
+	require.Equal(t, "from B", string(rec.key("k1").Data))
+	require.Equal(t, "from C", string(rec.key("k2").Data))
 	require.False(t, a.clock.Now().Less(rec.MaxVersion()))
 
 	_, found, err = a.e.Fetch(ctxTimeout(t, 5*time.Second), "missing")
@@ -31,7 +31,7 @@ func TestFetch(t *testing.T) {
 	rec, found, err = a.e.Fetch(ctxTimeout(t, 50*time.Millisecond), "s")
 	require.NoError(t, err)
 	require.True(t, found)
-	require.Equal(t, "from B", string(rec.Keys["k1"].Data))
+	require.Equal(t, "from B", string(rec.key("k1").Data))
 	require.Less(t, time.Since(start), 2*time.Second)
 
 	// Only frozen C: no answer at all is an error.

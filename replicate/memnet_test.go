@@ -306,9 +306,9 @@ func connectAll(nodes []*testNode) {
 // write returns a change to session id setting key k to v at the node's
 // clock.
 func (tn *testNode) write(id string, kv ...string) Record {
-	r := Record{ID: id, Keys: make(map[string]Value, len(kv)/2)}
+	r := Record{ID: id, Keys: make([]KeyValue, 0, len(kv)/2)}
 	for i := 0; i+1 < len(kv); i += 2 {
-		r.Keys[kv[i]] = Value{Data: []byte(kv[i+1]), Ver: tn.clock.Now()}
+		r.setKey(kv[i], Value{Data: []byte(kv[i+1]), Ver: tn.clock.Now()})
 	}
 	return r
 }
@@ -326,7 +326,7 @@ func (tn *testNode) value(id, k string) string {
 	if !ok {
 		return ""
 	}
-	return string(r.Keys[k].Data)
+	return string(r.key(k).Data)
 }
 
 func waitFor(t testing.TB, what string, cond func() bool) {

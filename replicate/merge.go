@@ -17,7 +17,7 @@ package replicate
 //   - Dead: the larger tombstone; a dead result keeps no keys and no
 //     principal, so a destroyed session never comes back
 //
-// Neither argument is modified; the result shares no map with them.
+// Neither argument is modified; the result shares no Keys slice with them.
 // Merging records with different IDs is a caller bug; the result keeps a's ID.
 func Merge(a, b Record) Record {
 	out := Record{
@@ -38,17 +38,7 @@ func Merge(a, b Record) Record {
 	if a.PrincipalVer.Less(b.PrincipalVer) {
 		out.Principal, out.PrincipalVer = b.Principal, b.PrincipalVer
 	}
-	if len(a.Keys)+len(b.Keys) > 0 {
-		out.Keys = make(map[string]Value, max(len(a.Keys), len(b.Keys)))
-		for k, v := range a.Keys {
-			out.Keys[k] = v
-		}
-		for k, v := range b.Keys {
-			if cur, ok := out.Keys[k]; !ok || cur.Ver.Less(v.Ver) {
-				out.Keys[k] = v
-			}
-		}
-	}
+	out.Keys = mergeKeys(a.Keys, b.Keys)
 	return out
 }
 
@@ -71,8 +61,8 @@ func Newer(cur, delta Record) bool {
 	if cur.PrincipalVer.Less(delta.PrincipalVer) {
 		return true
 	}
-	for k, v := range delta.Keys {
-		if c, ok := cur.Keys[k]; !ok || c.Ver.Less(v.Ver) {
+	for _, kv := range delta.Keys {
+		if c, ok := cur.Get(kv.Key); !ok || c.Ver.Less(kv.Value.Ver) {
 			return true
 		}
 	}

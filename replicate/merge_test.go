@@ -24,39 +24,39 @@ func TestMergeRules(t *testing.T) {
 	}{
 		{
 			name: "newer key wins",
-			a:    Record{ID: "s", Keys: map[string]Value{"k": val("old", ver(1, 0, 1))}},
-			b:    Record{ID: "s", Keys: map[string]Value{"k": val("new", ver(2, 0, 1))}},
-			want: Record{ID: "s", Keys: map[string]Value{"k": val("new", ver(2, 0, 1))}},
+			a:    Record{ID: "s", Keys: []KeyValue{{"k", val("old", ver(1, 0, 1))}}},
+			b:    Record{ID: "s", Keys: []KeyValue{{"k", val("new", ver(2, 0, 1))}}},
+			want: Record{ID: "s", Keys: []KeyValue{{"k", val("new", ver(2, 0, 1))}}},
 		},
 		{
 			name: "seq breaks equal wall",
-			a:    Record{ID: "s", Keys: map[string]Value{"k": val("second", ver(5, 1, 1))}},
-			b:    Record{ID: "s", Keys: map[string]Value{"k": val("first", ver(5, 0, 9))}},
-			want: Record{ID: "s", Keys: map[string]Value{"k": val("second", ver(5, 1, 1))}},
+			a:    Record{ID: "s", Keys: []KeyValue{{"k", val("second", ver(5, 1, 1))}}},
+			b:    Record{ID: "s", Keys: []KeyValue{{"k", val("first", ver(5, 0, 9))}}},
+			want: Record{ID: "s", Keys: []KeyValue{{"k", val("second", ver(5, 1, 1))}}},
 		},
 		{
 			name: "node breaks equal clocks",
-			a:    Record{ID: "s", Keys: map[string]Value{"k": val("node2", ver(5, 0, 2))}},
-			b:    Record{ID: "s", Keys: map[string]Value{"k": val("node1", ver(5, 0, 1))}},
-			want: Record{ID: "s", Keys: map[string]Value{"k": val("node2", ver(5, 0, 2))}},
+			a:    Record{ID: "s", Keys: []KeyValue{{"k", val("node2", ver(5, 0, 2))}}},
+			b:    Record{ID: "s", Keys: []KeyValue{{"k", val("node1", ver(5, 0, 1))}}},
+			want: Record{ID: "s", Keys: []KeyValue{{"k", val("node2", ver(5, 0, 2))}}},
 		},
 		{
 			name: "keys union",
-			a:    Record{ID: "s", Keys: map[string]Value{"a": val("1", ver(1, 0, 1))}},
-			b:    Record{ID: "s", Keys: map[string]Value{"b": val("2", ver(1, 0, 2))}},
-			want: Record{ID: "s", Keys: map[string]Value{"a": val("1", ver(1, 0, 1)), "b": val("2", ver(1, 0, 2))}},
+			a:    Record{ID: "s", Keys: []KeyValue{{"a", val("1", ver(1, 0, 1))}}},
+			b:    Record{ID: "s", Keys: []KeyValue{{"b", val("2", ver(1, 0, 2))}}},
+			want: Record{ID: "s", Keys: []KeyValue{{"a", val("1", ver(1, 0, 1))}, {"b", val("2", ver(1, 0, 2))}}},
 		},
 		{
 			name: "newer removal wins",
-			a:    Record{ID: "s", Keys: map[string]Value{"k": val("v", ver(1, 0, 1))}},
-			b:    Record{ID: "s", Keys: map[string]Value{"k": del(ver(2, 0, 1))}},
-			want: Record{ID: "s", Keys: map[string]Value{"k": del(ver(2, 0, 1))}},
+			a:    Record{ID: "s", Keys: []KeyValue{{"k", val("v", ver(1, 0, 1))}}},
+			b:    Record{ID: "s", Keys: []KeyValue{{"k", del(ver(2, 0, 1))}}},
+			want: Record{ID: "s", Keys: []KeyValue{{"k", del(ver(2, 0, 1))}}},
 		},
 		{
 			name: "newer write beats older removal",
-			a:    Record{ID: "s", Keys: map[string]Value{"k": del(ver(2, 0, 1))}},
-			b:    Record{ID: "s", Keys: map[string]Value{"k": val("back", ver(3, 0, 1))}},
-			want: Record{ID: "s", Keys: map[string]Value{"k": val("back", ver(3, 0, 1))}},
+			a:    Record{ID: "s", Keys: []KeyValue{{"k", del(ver(2, 0, 1))}}},
+			b:    Record{ID: "s", Keys: []KeyValue{{"k", val("back", ver(3, 0, 1))}}},
+			want: Record{ID: "s", Keys: []KeyValue{{"k", val("back", ver(3, 0, 1))}}},
 		},
 		{
 			name: "principal last writer wins",
@@ -85,7 +85,7 @@ func TestMergeRules(t *testing.T) {
 		{
 			name: "tombstone wins and clears keys and principal",
 			a: Record{ID: "s", Created: 1, Principal: "alice", PrincipalVer: ver(9, 0, 1),
-				Keys: map[string]Value{"k": val("v", ver(9, 0, 1))}},
+				Keys: []KeyValue{{"k", val("v", ver(9, 0, 1))}}},
 			b:    Record{ID: "s", Dead: ver(5, 0, 2)},
 			want: Record{ID: "s", Created: 1, Dead: ver(5, 0, 2)},
 		},
@@ -104,7 +104,7 @@ func TestMergeRules(t *testing.T) {
 		{
 			name: "both empty",
 			a:    Record{ID: "s"},
-			b:    Record{ID: "s", Keys: map[string]Value{}},
+			b:    Record{ID: "s", Keys: []KeyValue{}},
 			want: Record{ID: "s"},
 		},
 	}
@@ -119,21 +119,22 @@ func TestMergeRules(t *testing.T) {
 	}
 }
 
-func TestMergeSharesNoMap(t *testing.T) {
-	a := Record{ID: "s", Keys: map[string]Value{"a": val("1", ver(1, 0, 1))}}
-	b := Record{ID: "s", Keys: map[string]Value{"b": val("2", ver(1, 0, 1))}}
+func TestMergeSharesNoKeys(t *testing.T) {
+	a := Record{ID: "s", Keys: []KeyValue{{"a", val("1", ver(1, 0, 1))}}}
+	b := Record{ID: "s", Keys: []KeyValue{{"b", val("2", ver(1, 0, 1))}}}
 	m := Merge(a, b)
-	m.Keys["c"] = val("3", ver(1, 0, 1))
-	delete(m.Keys, "a")
-	require.Len(t, a.Keys, 1)
-	require.Len(t, b.Keys, 1)
-	require.Contains(t, a.Keys, "a")
+	m.Keys[0].Value = val("changed", ver(2, 0, 1))
+	m.setKey("c", val("3", ver(1, 0, 1)))
+	require.Equal(t, []KeyValue{{"a", val("1", ver(1, 0, 1))}}, a.Keys)
+	require.Equal(t, []KeyValue{{"b", val("2", ver(1, 0, 1))}}, b.Keys)
+	require.Len(t, Merge(a, Record{ID: "s"}).Keys, 1)
+	require.NotSame(t, &a.Keys[0], &Merge(a, Record{ID: "s"}).Keys[0], "a copy even with nothing to merge")
 }
 
 func TestMergeNewer(t *testing.T) {
 	cur := Record{ID: "s", Created: 10, Deadline: 100, IdleTimeout: 5, Access: 50,
 		Principal: "alice", PrincipalVer: ver(3, 0, 1),
-		Keys: map[string]Value{"k": val("v", ver(3, 0, 1))}}
+		Keys: []KeyValue{{"k", val("v", ver(3, 0, 1))}}}
 	dead := Record{ID: "s", Created: 10, Access: 50, Dead: ver(4, 0, 1)}
 	tests := []struct {
 		name  string
@@ -143,9 +144,9 @@ func TestMergeNewer(t *testing.T) {
 	}{
 		{"empty delta", cur, Record{ID: "s"}, false},
 		{"itself", cur, cur, false},
-		{"older key", cur, Record{ID: "s", Keys: map[string]Value{"k": val("x", ver(2, 0, 1))}}, false},
-		{"newer key", cur, Record{ID: "s", Keys: map[string]Value{"k": val("x", ver(3, 0, 2))}}, true},
-		{"new key", cur, Record{ID: "s", Keys: map[string]Value{"j": del(ver(1, 0, 1))}}, true},
+		{"older key", cur, Record{ID: "s", Keys: []KeyValue{{"k", val("x", ver(2, 0, 1))}}}, false},
+		{"newer key", cur, Record{ID: "s", Keys: []KeyValue{{"k", val("x", ver(3, 0, 2))}}}, true},
+		{"new key", cur, Record{ID: "s", Keys: []KeyValue{{"j", del(ver(1, 0, 1))}}}, true},
 		{"later access", cur, Record{ID: "s", Access: 51}, true},
 		{"earlier access", cur, Record{ID: "s", Access: 49}, false},
 		{"larger idle", cur, Record{ID: "s", IdleTimeout: 6}, true},
@@ -156,7 +157,7 @@ func TestMergeNewer(t *testing.T) {
 		{"tombstone", cur, Record{ID: "s", Dead: ver(1, 0, 1)}, true},
 		{"dead: older tombstone", dead, Record{ID: "s", Dead: ver(3, 0, 1)}, false},
 		{"dead: newer tombstone", dead, Record{ID: "s", Dead: ver(4, 0, 2)}, true},
-		{"dead: keys", dead, Record{ID: "s", Keys: map[string]Value{"k": val("v", ver(9, 0, 1))}}, false},
+		{"dead: keys", dead, Record{ID: "s", Keys: []KeyValue{{"k", val("v", ver(9, 0, 1))}}}, false},
 		{"dead: later access", dead, Record{ID: "s", Access: 60}, true},
 		{"dead: earlier created", dead, Record{ID: "s", Created: 9}, true},
 	}
@@ -197,15 +198,15 @@ func (g mergeGen) record() Record {
 	}
 	n := g.r.Intn(4)
 	if n > 0 {
-		r.Keys = make(map[string]Value, n)
+		r.Keys = make([]KeyValue, 0, n)
 	}
 	for i := 0; i < n; i++ {
 		k := string(rune('a' + g.r.Intn(4)))
 		v := g.version()
 		if v.Node == 2 && v.Seq == 1 {
-			r.Keys[k] = Value{Ver: v, Deleted: true}
+			r.setKey(k, Value{Ver: v, Deleted: true})
 		} else {
-			r.Keys[k] = Value{Data: []byte(fmt.Sprintf("%s=%v", k, v)), Ver: v}
+			r.setKey(k, Value{Data: []byte(fmt.Sprintf("%s=%v", k, v)), Ver: v})
 		}
 	}
 	return r
@@ -217,8 +218,9 @@ func equalRecords(a, b Record) bool {
 }
 
 func sameKeys(a, b Record) bool {
-	for k, v := range a.Keys {
-		w, ok := b.Keys[k]
+	for _, kv := range a.Keys {
+		v := kv.Value
+		w, ok := b.Get(kv.Key)
 		if !ok || v.Ver != w.Ver || v.Deleted != w.Deleted || string(v.Data) != string(w.Data) {
 			return false
 		}

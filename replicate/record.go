@@ -1,6 +1,9 @@
 package replicate
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Value is one session key's replicated value.
 type Value struct {
@@ -35,8 +38,9 @@ type Record struct {
 	// PrincipalVer.
 	Principal    string  `msgpack:"p,omitempty"`
 	PrincipalVer Version `msgpack:"pv"`
-	// Keys holds the session's values by key, including key removals.
-	Keys map[string]Value `msgpack:"k,omitempty"`
+	// Keys holds the session's values, including key removals, sorted by
+	// key without repeats (see SortKeys); on the wire, a map.
+	Keys []KeyValue `msgpack:"k,omitempty"`
 	// Dead is the version of the destroy (or renew) that ended this
 	// session; zero while it lives. A dead record is a session-level
 	// tombstone: it keeps no keys and no principal, and wins every merge.
@@ -70,7 +74,7 @@ func (r *Record) IdleDeadline() int64 {
 func (r *Record) MaxVersion() Version {
 	v := MaxVersion(r.PrincipalVer, r.Dead)
 	for _, kv := range r.Keys {
-		v = MaxVersion(v, kv.Ver)
+		v = MaxVersion(v, kv.Value.Ver)
 	}
 	return v
 }
@@ -79,21 +83,15 @@ func (r *Record) MaxVersion() Version {
 // per-session size limit applies to.
 func (r *Record) Size() int {
 	n := len(r.Principal)
-	for k, v := range r.Keys {
-		n += len(k) + len(v.Data)
+	for _, kv := range r.Keys {
+		n += len(kv.Key) + len(kv.Value.Data)
 	}
 	return n
 }
 
-// Clone returns a deep copy of r's map; Data slices are shared, as they are
-// never modified after encoding.
+// Clone returns a copy of r with its own Keys; Data slices are shared, as
+// they are never modified after encoding.
 func (r Record) Clone() Record {
-	if r.Keys != nil {
-		m := make(map[string]Value, len(r.Keys))
-		for k, v := range r.Keys {
-			m[k] = v
-		}
-		r.Keys = m
-	}
+	r.Keys = slices.Clone(r.Keys)
 	return r
 }

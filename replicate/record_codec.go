@@ -23,15 +23,16 @@ import "github.com/vmihailenco/msgpack/v5"
 // width, str or bin for strings and bytes, and, as msgpack does, a struct
 // as the array of all its fields in order. A field given twice is decoded
 // twice, the last one winning (for Keys, the two maps' entries are
-// merged).
+// merged). Keys is written in key order and read into key order, repeated
+// keys dropped as a map would drop them (the last one wins).
 //
 // They do not look at the Encoder's or Decoder's options (compact ints,
 // sorted map keys, array-encoded structs, disallowing unknown fields):
 // the codec sets none, and the wire format does not depend on them.
 
-// keysPresize caps the size a decoded Keys map is created with, so that a
-// declared length, even one the frame does not back, costs a bounded
-// allocation; a larger map grows as its entries arrive.
+// keysPresize caps the capacity a decoded Keys slice is created with, so
+// that a declared length, even one the frame does not back, costs a
+// bounded allocation; a larger slice grows as its entries arrive.
 const keysPresize = 64
 
 // maxRecordsPresize caps the capacity a decoded []Record is created
@@ -100,11 +101,11 @@ func (r Record) EncodeMsgpack(e *msgpack.Encoder) error {
 		if err := e.EncodeMapLen(len(r.Keys)); err != nil {
 			return err
 		}
-		for k, v := range r.Keys {
-			if err := e.EncodeString(k); err != nil {
+		for _, kv := range r.Keys {
+			if err := e.EncodeString(kv.Key); err != nil {
 				return err
 			}
-			if err := v.EncodeMsgpack(e); err != nil {
+			if err := kv.Value.EncodeMsgpack(e); err != nil {
 				return err
 			}
 		}
@@ -281,9 +282,10 @@ func (r *reader) recordArray(rec *Record, n int) error {
 	return r.version(&rec.Dead)
 }
 
-// keys reads a Record's Keys map into *keys, as msgpack does: nil sets it
-// to nil, and entries are added to it when it is not nil.
-func (r *reader) keys(keys *map[string]Value) error {
+// keys reads a Record's Keys map into *keys, as msgpack reads a map: nil
+// sets it to nil, and entries are added to it when it is not nil, a
+// repeated key's last value winning. The result is sorted (SortKeys).
+func (r *reader) keys(keys *[]KeyValue) error {
 	n, err := r.mapLen()
 	if err != nil {
 		return err
@@ -292,22 +294,21 @@ func (r *reader) keys(keys *map[string]Value) error {
 		*keys = nil
 		return nil
 	}
-	m := *keys
-	if m == nil {
-		m = make(map[string]Value, min(n, keysPresize))
-		*keys = m
+	kvs := *keys
+	if kvs == nil {
+		kvs = make([]KeyValue, 0, min(n, keysPresize))
 	}
 	for range n {
-		k, err := r.string()
-		if err != nil {
+		var kv KeyValue
+		if kv.Key, err = r.string(); err != nil {
 			return err
 		}
-		var v Value
-		if err := r.value(&v); err != nil {
+		if err := r.value(&kv.Value); err != nil {
 			return err
 		}
-		m[k] = v
+		kvs = append(kvs, kv)
 	}
+	*keys = SortKeys(kvs)
 	return nil
 }
 

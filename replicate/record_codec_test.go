@@ -59,8 +59,8 @@ func toReflect(r Record) recordReflect {
 		Access: r.Access, Principal: r.Principal, PrincipalVer: versionReflect(r.PrincipalVer), Dead: versionReflect(r.Dead)}
 	if r.Keys != nil {
 		rr.Keys = make(map[string]valueReflect, len(r.Keys))
-		for k, v := range r.Keys {
-			rr.Keys[k] = valueReflect{Data: v.Data, Ver: versionReflect(v.Ver), Deleted: v.Deleted}
+		for _, kv := range r.Keys {
+			rr.Keys[kv.Key] = valueReflect{Data: kv.Value.Data, Ver: versionReflect(kv.Value.Ver), Deleted: kv.Value.Deleted}
 		}
 	}
 	return rr
@@ -72,10 +72,11 @@ func fromReflect(rr recordReflect) Record {
 	r := Record{ID: rr.ID, Created: rr.Created, Deadline: rr.Deadline, IdleTimeout: rr.IdleTimeout,
 		Access: rr.Access, Principal: rr.Principal, PrincipalVer: Version(rr.PrincipalVer), Dead: Version(rr.Dead)}
 	if rr.Keys != nil {
-		r.Keys = make(map[string]Value, len(rr.Keys))
+		m := make(map[string]Value, len(rr.Keys))
 		for k, v := range rr.Keys {
-			r.Keys[k] = Value{Data: v.Data, Ver: Version(v.Ver), Deleted: v.Deleted}
+			m[k] = Value{Data: v.Data, Ver: Version(v.Ver), Deleted: v.Deleted}
 		}
+		r.Keys = keysOf(m)
 	}
 	return r
 }
@@ -93,7 +94,7 @@ func fromReflectAll(rrs []recordReflect) []Record {
 
 // randRecord returns a record that exercises every field and encoding
 // width: strings of 0 to 300 bytes (fixstr, str8, str16), extreme ints,
-// zero and random versions, nil, empty and large Keys maps (map16), and
+// zero and random versions, nil, empty and large Keys (a map16 on the wire), and
 // values nil, empty, small and large (bin8, bin16, bin32), deleted or not.
 // It need not pass validate: the codec encodes what it is given.
 func randRecord(rng *rand.Rand) Record {
@@ -128,10 +129,10 @@ func randRecord(rng *rand.Rand) Record {
 	switch rng.IntN(6) {
 	case 0: // nil Keys
 	case 1:
-		r.Keys = map[string]Value{}
+		r.Keys = []KeyValue{}
 	default:
 		n := 1 + rng.IntN([...]int{1, 4, 20}[rng.IntN(3)])
-		r.Keys = make(map[string]Value, n)
+		r.Keys = make([]KeyValue, 0, n)
 		for range n {
 			v := Value{Ver: ver(), Deleted: rng.IntN(4) == 0}
 			switch rng.IntN(7) {
@@ -147,17 +148,18 @@ func randRecord(rng *rand.Rand) Record {
 			default:
 				v.Data = []byte(str())
 			}
-			r.Keys[str()] = v
+			r.setKey(str(), v)
 		}
 	}
 	return r
 }
 
 // TestRecordCodecMatchesReflection is the compatibility proof: over many
-// random records, the hand-written encoding is the reflection encoding
-// (byte for byte up to the order of Keys, which Go randomises: equal
-// length, and every Value byte for byte), and each side's decoder reads
-// what the other side wrote into an equal record.
+// random records, the hand-written encoding is the reflection encoding of
+// the same record with Keys as a map (byte for byte up to the order of
+// Keys, which the reference's map randomises and the codec writes sorted:
+// equal length, and every Value byte for byte), and each side's decoder
+// reads what the other side wrote into an equal record.
 func TestRecordCodecMatchesReflection(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	n := 3000
@@ -180,12 +182,13 @@ func TestRecordCodecMatchesReflection(t *testing.T) {
 			require.Equal(t, old, neu, "record %d", i)
 			require.Equal(t, old, byValue, "record %d", i)
 		}
-		for k, v := range r.Keys {
+		for _, kv := range r.Keys {
+			v := kv.Value
 			ov, err := msgpack.Marshal(valueReflect{Data: v.Data, Ver: versionReflect(v.Ver), Deleted: v.Deleted})
 			require.NoError(t, err)
 			nv, err := msgpack.Marshal(v)
 			require.NoError(t, err)
-			require.Equal(t, ov, nv, "record %d key %q", i, k)
+			require.Equal(t, ov, nv, "record %d key %q", i, kv.Key)
 		}
 
 		// Old bytes, new decoders: msgpack's (through DecodeMsgpack) and
@@ -276,6 +279,7 @@ func recordDecodings(body []byte) (ref, custom, fast Record, refErr, customErr, 
 
 func TestRecordCodecEdgeCases(t *testing.T) {
 	v1 := Version{Wall: 1, Seq: 2, Node: 3}
+	v2 := Version{Wall: 4, Seq: 5, Node: 6}
 	enc := func(e *msgpack.Encoder, kv ...any) { // a map of the pairs in kv
 		_ = e.EncodeMapLen(len(kv) / 2)
 		for _, x := range kv {
@@ -293,7 +297,7 @@ func TestRecordCodecEdgeCases(t *testing.T) {
 			enc(e, "x", v1, "k", map[string]Value{"a": {Data: []byte("1"), Ver: v1}}, "pv", v1, "p", "u",
 				"a", 4, "t", 3, "e", 2, "c", 1, "i", "id")
 		}, &Record{ID: "id", Created: 1, Deadline: 2, IdleTimeout: 3, Access: 4, Principal: "u", PrincipalVer: v1,
-			Keys: map[string]Value{"a": {Data: []byte("1"), Ver: v1}}, Dead: v1}, false},
+			Keys: []KeyValue{{"a", Value{Data: []byte("1"), Ver: v1}}}, Dead: v1}, false},
 		{"unknown fields skipped", func(e *msgpack.Encoder) {
 			enc(e, "zz", map[string]any{"n": []any{1, "x", nil, 2.5, true}}, "i", "id", "",
 				[]byte{1, 2}, strings.Repeat("long", 20), float32(1.5), "q", nil, "w", uint64(math.MaxUint64), "u", -5)
@@ -304,20 +308,20 @@ func TestRecordCodecEdgeCases(t *testing.T) {
 		{"nil record", func(e *msgpack.Encoder) { _ = e.EncodeNil() }, &Record{}, false},
 		{"empty map record", func(e *msgpack.Encoder) { _ = e.EncodeMapLen(0) }, &Record{}, false},
 		{"empty keys stay a map", func(e *msgpack.Encoder) { enc(e, "i", "a", "k", map[string]Value{}) },
-			&Record{ID: "a", Keys: map[string]Value{}}, false},
+			&Record{ID: "a", Keys: []KeyValue{}}, false},
 		{"value fields nil", func(e *msgpack.Encoder) {
 			enc(e, "i", "a", "k", map[string]any{"k": map[string]any{"d": nil, "v": nil, "x": nil}})
-		}, &Record{ID: "a", Keys: map[string]Value{"k": {}}}, false},
+		}, &Record{ID: "a", Keys: []KeyValue{{"k", Value{}}}}, false},
 		{"nil value", func(e *msgpack.Encoder) { enc(e, "i", "a", "k", map[string]any{"k": nil}) },
-			&Record{ID: "a", Keys: map[string]Value{"k": {}}}, false},
+			&Record{ID: "a", Keys: []KeyValue{{"k", Value{}}}}, false},
 		{"empty data", func(e *msgpack.Encoder) { enc(e, "k", map[string]any{"k": map[string]any{"d": []byte{}}}) },
-			&Record{Keys: map[string]Value{"k": {Data: []byte{}}}}, false},
+			&Record{Keys: []KeyValue{{"k", Value{Data: []byte{}}}}}, false},
 		{"deleted without data", func(e *msgpack.Encoder) {
 			enc(e, "i", "a", "k", map[string]any{"k": map[string]any{"x": true, "v": v1}})
-		}, &Record{ID: "a", Keys: map[string]Value{"k": {Ver: v1, Deleted: true}}}, false},
+		}, &Record{ID: "a", Keys: []KeyValue{{"k", Value{Ver: v1, Deleted: true}}}}, false},
 		{"value unknown fields and order", func(e *msgpack.Encoder) {
 			enc(e, "k", map[string]any{"k": map[string]any{"x": false, "?": []int{1}, "v": v1, "d": "str as bytes"}})
-		}, &Record{Keys: map[string]Value{"k": {Data: []byte("str as bytes"), Ver: v1}}}, false},
+		}, &Record{Keys: []KeyValue{{"k", Value{Data: []byte("str as bytes"), Ver: v1}}}}, false},
 		{"int widths", func(e *msgpack.Encoder) {
 			enc(e, "c", uint8(200), "e", int8(-3), "t", uint16(60000), "a", int32(-70000), "i", []byte("bin id"))
 		}, &Record{ID: "bin id", Created: 200, Deadline: -3, IdleTimeout: 60000, Access: -70000}, false},
@@ -328,7 +332,29 @@ func TestRecordCodecEdgeCases(t *testing.T) {
 			&Record{Dead: Version{Wall: 1, Seq: 2, Node: 3}}, false},
 		{"field twice", func(e *msgpack.Encoder) {
 			enc(e, "i", "a", "k", map[string]Value{"1": {Ver: v1}}, "i", "b", "k", map[string]Value{"2": {Ver: v1}})
-		}, &Record{ID: "b", Keys: map[string]Value{"1": {Ver: v1}, "2": {Ver: v1}}}, false},
+		}, &Record{ID: "b", Keys: []KeyValue{{"1", Value{Ver: v1}}, {"2", Value{Ver: v1}}}}, false},
+		{"keys out of order", func(e *msgpack.Encoder) {
+			_ = e.EncodeMapLen(1)
+			_ = e.EncodeString("k")
+			_ = e.EncodeMapLen(3)
+			for _, k := range []string{"c", "a", "b"} {
+				_ = e.EncodeString(k)
+				_ = e.Encode(Value{Data: []byte(k), Ver: v1})
+			}
+		}, &Record{Keys: []KeyValue{{"a", Value{Data: []byte("a"), Ver: v1}}, {"b", Value{Data: []byte("b"), Ver: v1}},
+			{"c", Value{Data: []byte("c"), Ver: v1}}}}, false},
+		{"key repeated: last wins", func(e *msgpack.Encoder) {
+			_ = e.EncodeMapLen(1)
+			_ = e.EncodeString("k")
+			_ = e.EncodeMapLen(4)
+			for i, k := range []string{"b", "a", "b", "a"} {
+				_ = e.EncodeString(k)
+				_ = e.Encode(Value{Data: []byte{byte('0' + i)}, Ver: v1})
+			}
+		}, &Record{Keys: []KeyValue{{"a", Value{Data: []byte("3"), Ver: v1}}, {"b", Value{Data: []byte("2"), Ver: v1}}}}, false},
+		{"key repeated across fields", func(e *msgpack.Encoder) {
+			enc(e, "k", map[string]Value{"1": {Ver: v1}, "2": {Ver: v1}}, "k", map[string]Value{"1": {Ver: v2}})
+		}, &Record{Keys: []KeyValue{{"1", Value{Ver: v2}}, {"2", Value{Ver: v1}}}}, false},
 		{"keys then nil", func(e *msgpack.Encoder) { enc(e, "k", map[string]Value{"1": {Ver: v1}}, "k", nil) },
 			&Record{}, false},
 		{"map16 header", func(e *msgpack.Encoder) {
@@ -343,7 +369,7 @@ func TestRecordCodecEdgeCases(t *testing.T) {
 		{"array form", func(e *msgpack.Encoder) {
 			_ = e.Encode([]any{"id", 1, 2, 3, 4, "p", v1, map[string]any{"k": []any{[]byte("d"), v1, true}}, v1})
 		}, &Record{ID: "id", Created: 1, Deadline: 2, IdleTimeout: 3, Access: 4, Principal: "p", PrincipalVer: v1,
-			Keys: map[string]Value{"k": {Data: []byte("d"), Ver: v1, Deleted: true}}, Dead: v1}, false},
+			Keys: []KeyValue{{"k", Value{Data: []byte("d"), Ver: v1, Deleted: true}}}, Dead: v1}, false},
 		{"empty array", func(e *msgpack.Encoder) { _ = e.EncodeArrayLen(0) }, &Record{}, false},
 		{"short array", func(e *msgpack.Encoder) { _ = e.Encode([]any{"id", 1}) }, nil, true},
 		{"value short array", func(e *msgpack.Encoder) { enc(e, "k", map[string]any{"k": []any{1}}) }, nil, true},
@@ -393,7 +419,7 @@ func TestRecordCodecPinnedBytes(t *testing.T) {
 		{Record{ID: "a"}, "83a169a161a27076" + zeroVer + "a178" + zeroVer},
 		{Record{ID: "a", Dead: Version{Wall: 1, Seq: 2, Node: 3}},
 			"83a169a161a27076" + zeroVer + "a178" + "93d30000000000000001ce00000002cf0000000000000003"},
-		{Record{ID: "a", Created: 1, Keys: map[string]Value{"k": {Ver: Version{}, Deleted: true}}},
+		{Record{ID: "a", Created: 1, Keys: []KeyValue{{"k", Value{Ver: Version{}, Deleted: true}}}},
 			"85a169a161a163d30000000000000001a27076" + zeroVer + "a16b81a16b82a176" + zeroVer + "a178c3a178" + zeroVer},
 	} {
 		got, err := msgpack.Marshal(tc.r)

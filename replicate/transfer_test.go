@@ -71,7 +71,7 @@ func TestSyncLargeState(t *testing.T) {
 	val := make([]byte, 1024)
 	recs := make([]Record, 0, n)
 	for i := range n {
-		recs = append(recs, Record{ID: sessionID(i), Keys: map[string]Value{"k": {Data: val, Ver: a.clock.Now()}}})
+		recs = append(recs, Record{ID: sessionID(i), Keys: []KeyValue{{"k", Value{Data: val, Ver: a.clock.Now()}}}})
 	}
 	a.store.Apply(recs)
 	recs = nil

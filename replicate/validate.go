@@ -307,7 +307,8 @@ func validateRecord(r *Record, lim *Limits, needID bool) error {
 		return tooLarge("%d keys, limit %d (MaxKeys)", len(r.Keys), lim.MaxKeys)
 	}
 	size := len(r.Principal)
-	for k, v := range r.Keys {
+	for _, kv := range r.Keys {
+		k, v := kv.Key, kv.Value
 		if len(k) > lim.MaxKeyLen {
 			return tooLarge("key of %d bytes, limit %d (MaxKeyLen)", len(k), lim.MaxKeyLen)
 		}

@@ -266,7 +266,7 @@ func (r *replication) waitPeers(ctx context.Context) {
 // wrongly declared dead under load) makes it ask again.
 func (r *replication) syncLoop(ctx context.Context) error {
 	backoff := 50 * time.Millisecond
-	attempt := 15 * time.Second // grows: a large state may need longer
+	attempt := 5 * time.Second // grows: a large state may need longer
 	for {
 		// Bound each attempt: a request or final chunk lost with a broken
 		// connection would otherwise keep the node from ever being ready.

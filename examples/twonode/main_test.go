@@ -48,7 +48,7 @@ func TestRunNode(t *testing.T) {
 			defer resp.Body.Close()
 			var v struct{ Members []string }
 			return json.NewDecoder(resp.Body).Decode(&v) == nil && slices.Equal(v.Members, []string{"a", "b"})
-		}, 15*time.Second, 20*time.Millisecond, "%s never listed both members", u)
+		}, 30*time.Second, 20*time.Millisecond, "%s never listed both members", u)
 	}
 }
 

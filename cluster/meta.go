@@ -57,8 +57,8 @@ func decodeMeta(b []byte) (nodeMeta, error) {
 	b = b[2:]
 	str := func() (string, bool) {
 		n, k := binary.Uvarint(b)
-		if k <= 0 || n > uint64(len(b)-k) {
-			return "", false
+		if k <= 0 || n > uint64(len(b)-k) || k != len(binary.AppendUvarint(nil, n)) {
+			return "", false // truncated, too long, or not the minimal encoding
 		}
 		s := string(b[k : k+int(n)])
 		b = b[k+int(n):]

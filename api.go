@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	"github.com/peersession/peersession/replicate"
 )
@@ -43,14 +44,12 @@ func (st *Store) NewSession(ctx context.Context) *Session {
 // stamp): "" when the session was destroyed or holds nothing.
 func (st *Store) Save(ctx context.Context, s *Session) (string, error) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.loadLocked(ctx)
-	s.mu.Unlock()
-	res, err := st.commit(ctx, s)
+	res, err := st.commitLocked(ctx, s)
 	if err != nil {
 		return "", err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.token == "" {
 		return "", nil
 	}
@@ -72,21 +71,33 @@ func (st *Store) Delete(ctx context.Context, token string) error {
 	return err
 }
 
-// find returns the live entry for id. With replication, when the entry is
-// missing or older than the client's version stamp, it first fetches the
-// session from the peers (one bounded wait).
-func (st *Store) find(ctx context.Context, id string, stamp int64) *entry {
-	e := st.lookup(id)
-	if st.repl == nil || stamp == 0 || (e != nil && e.rec.MaxVersion().Wall >= stamp) {
-		return e
+// find returns the live entry for token's session, and the time it was
+// judged live at. With replication, when the entry is missing or older than
+// the client's version stamp, it first fetches the session from the peers
+// (one bounded wait). The local lookup allocates nothing: it hashes the
+// token into an array and indexes the map with it.
+func (st *Store) find(ctx context.Context, token string, stamp int64) (*entry, time.Time) {
+	idb := idBytes(token)
+	now := st.cfg.Now()
+	e := st.shards.getBytes(idb[:])
+	if !st.alive(e, now) {
+		e = nil
 	}
+	if st.repl == nil || stamp == 0 || (e != nil && e.rec.MaxVersion().Wall >= stamp) {
+		return e, now
+	}
+	id := string(idb[:])
 	st.stats.fetches.Add(1)
 	if st.repl.fetch(ctx, id) {
 		st.stats.fetchHits.Add(1)
 	}
 	// Look again even if the fetch brought nothing new: replication may
 	// have delivered the change meanwhile.
-	return st.lookup(id)
+	now = st.cfg.Now()
+	if e = st.shards.get(id); !st.alive(e, now) {
+		e = nil
+	}
+	return e, now
 }
 
 // nodeID returns a random ID for this process's clock, the tie-break

@@ -86,6 +86,30 @@ func BenchmarkSave(b *testing.B) {
 	})
 }
 
+// BenchmarkLoadSetSave is the write path of a request that updates one
+// key of an existing session, outside HTTP: Load by token, Set one int64
+// key, Save. Single node, one goroutine.
+func BenchmarkLoadSetSave(b *testing.B) {
+	st := newTestStore(b, Config{})
+	tokens := benchSessions(b, st, 1000)
+	ctx := b.Context()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		s, err := st.Load(ctx, tokens[i%len(tokens)])
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Set("t", int64(i)); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := st.Save(ctx, s); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
 // BenchmarkMiddleware is a full handler round trip through the middleware,
 // without the network: read-only and read-write (read a counter and a
 // 1 KiB value, increment, save). "baseline" runs the same request and

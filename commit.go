@@ -24,6 +24,11 @@ type commitResult struct {
 func (st *Store) commit(ctx context.Context, s *Session) (commitResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return st.commitLocked(ctx, s)
+}
+
+// commitLocked is commit with s.mu held.
+func (st *Store) commitLocked(ctx context.Context, s *Session) (commitResult, error) {
 	if !s.loaded || !s.changedLocked() {
 		return commitResult{}, nil
 	}
@@ -45,16 +50,17 @@ func (st *Store) commit(ctx context.Context, s *Session) (commitResult, error) {
 }
 
 // deltaLocked returns the session's pending changes as a record for id,
-// each stamped with a fresh version.
+// each stamped with a fresh version. Its Keys is s.dirty itself (already
+// sorted), stamped in place: a commit that succeeds drops s.dirty
+// (resetLocked) before the delta goes to replication, which may keep it; one
+// that fails keeps s.dirty, and the next attempt stamps it again.
 func (st *Store) deltaLocked(s *Session, id string) replicate.Record {
 	d := replicate.Record{ID: id}
 	if len(s.dirty) > 0 {
-		d.Keys = make([]replicate.KeyValue, 0, len(s.dirty))
-		for k, v := range s.dirty {
-			v.Ver = st.clock.Now()
-			d.Keys = append(d.Keys, replicate.KeyValue{Key: k, Value: v})
+		for i := range s.dirty {
+			s.dirty[i].Value.Ver = st.clock.Now()
 		}
-		d.Keys = replicate.SortKeys(d.Keys)
+		d.Keys = s.dirty
 	}
 	if s.principal != nil {
 		d.Principal, d.PrincipalVer = *s.principal, st.clock.Now()
@@ -70,11 +76,15 @@ func (st *Store) commitNewLocked(ctx context.Context, s *Session) (commitResult,
 	token := s.chosen
 	if token == "" {
 		token = newToken()
-	} else if e := st.shards.get(idOf(token)); e != nil && e.rec.IsDead() {
-		return commitResult{}, fmt.Errorf("%w: the token names a destroyed session", ErrSessionEnded)
+	}
+	id := idOf(token)
+	if s.chosen != "" {
+		if e := st.shards.get(id); e != nil && e.rec.IsDead() {
+			return commitResult{}, fmt.Errorf("%w: the token names a destroyed session", ErrSessionEnded)
+		}
 	}
 	now := st.cfg.Now()
-	d := st.deltaLocked(s, idOf(token))
+	d := st.deltaLocked(s, id)
 	d.Created, d.Access = now.UnixNano(), now.UnixNano()
 	d.Deadline = now.Add(st.cfg.Lifetime).UnixNano()
 	d.IdleTimeout = int64(st.cfg.IdleTimeout)
@@ -82,7 +92,7 @@ func (st *Store) commitNewLocked(ctx context.Context, s *Session) (commitResult,
 	if err != nil {
 		return commitResult{}, err
 	}
-	s.token, s.chosen = token, ""
+	s.token, s.id, s.chosen = token, id, ""
 	s.resetLocked(next)
 	st.fireEvents(prev, next, false)
 	res := st.resultFor(next, token, true)
@@ -90,15 +100,15 @@ func (st *Store) commitNewLocked(ctx context.Context, s *Session) (commitResult,
 }
 
 func (st *Store) commitUpdateLocked(ctx context.Context, s *Session) (commitResult, error) {
-	id := idOf(s.token)
-	d := st.deltaLocked(s, id)
+	d := st.deltaLocked(s, s.id)
+	now := st.cfg.Now()
 	if s.touch {
-		d.Access = st.cfg.Now().UnixNano()
+		d.Access = now.UnixNano()
 	}
-	_, next, err := st.mergeIn(d, applyOpts{mustExist: true})
+	_, next, err := st.mergeIn(d, applyOpts{mustExist: true, now: now})
 	if errors.Is(err, ErrSessionEnded) {
 		s.resetLocked(nil)
-		s.token = ""
+		s.token, s.id = "", ""
 		return commitResult{clear: true}, err
 	}
 	if err != nil {
@@ -110,11 +120,11 @@ func (st *Store) commitUpdateLocked(ctx context.Context, s *Session) (commitResu
 }
 
 func (st *Store) commitRenewLocked(ctx context.Context, s *Session) (commitResult, error) {
-	oldID := idOf(s.token)
+	oldID := s.id
 	cur := st.lookup(oldID)
 	if cur == nil {
 		s.resetLocked(nil)
-		s.token = ""
+		s.token, s.id = "", ""
 		return commitResult{clear: true}, ErrSessionEnded
 	}
 	token := newToken()
@@ -149,7 +159,7 @@ func (st *Store) commitRenewLocked(ctx context.Context, s *Session) (commitResul
 	if err != nil {
 		return commitResult{}, fmt.Errorf("peersession: renew: end old ID: %w", err)
 	}
-	s.oldToken, s.token = s.token, token
+	s.token, s.id = token, d.ID
 	s.resetLocked(next)
 	st.fireEvents(oldPrev, oldNext, false)
 	st.fireEvents(prev, next, false)
@@ -159,15 +169,14 @@ func (st *Store) commitRenewLocked(ctx context.Context, s *Session) (commitResul
 func (st *Store) commitDestroyLocked(ctx context.Context, s *Session) (commitResult, error) {
 	var tomb replicate.Record
 	if s.ended != nil {
-		tomb = st.tombstone(idOf(s.endedToken), s.ended.rec.Deadline)
+		tomb = st.tombstone(s.ended.rec.ID, s.ended.rec.Deadline)
 		prev, next, err := st.mergeIn(tomb, applyOpts{})
 		if err != nil && err != errStale {
 			return commitResult{}, err
 		}
 		st.fireEvents(prev, next, false)
-		s.oldToken = s.endedToken
 	}
-	s.ended, s.endedToken, s.destroy = nil, "", false
+	s.ended, s.destroy = nil, false
 	res := commitResult{clear: true}
 	if len(s.dirty) > 0 || (s.principal != nil && *s.principal != "") {
 		// Written to after Destroy: a fresh session with a new ID.

@@ -40,7 +40,11 @@ func formatValue(token string, stamp int64) string {
 	if stamp <= 0 {
 		return token
 	}
-	return token + "." + strconv.FormatInt(stamp, 36)
+	// One allocation, the result's, where concatenation made two.
+	var buf [tokenLen + 1 + maxStampLen]byte
+	b := append(buf[:0], token...)
+	b = append(b, '.')
+	return string(strconv.AppendInt(b, stamp, 36))
 }
 
 // readToken returns the token and stamp a request presents: the header

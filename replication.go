@@ -369,13 +369,14 @@ type replStore struct{ st *Store }
 // session) is kept as a partial record, invisible until the rest arrives,
 // so that the acknowledgement sent for it is true.
 func (a replStore) Apply(recs []replicate.Record) (refused int) {
+	opts := applyOpts{now: a.st.cfg.Now()} // one reading for the whole batch
 	for _, rec := range recs {
 		if err := checkValues(&rec); err != nil {
 			a.st.cfg.Logger.Warn("peersession: refusing a peer's change with a malformed value", "session", rec.ID, "err", err)
 			refused++
 			continue
 		}
-		prev, next, err := a.st.mergeIn(rec, applyOpts{})
+		prev, next, err := a.st.mergeIn(rec, opts)
 		if err != nil {
 			refused++
 			continue

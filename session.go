@@ -19,20 +19,24 @@ import (
 type Session struct {
 	st *Store
 
-	mu         sync.Mutex // guards every field below
-	token      string     // the client's token; "" until the session exists
-	stamp      int64      // version stamp the client presented (read-your-writes)
-	loaded     bool       // load has run
-	base       *entry     // the snapshot loaded; nil for a new session
-	dirty      map[string]replicate.Value
+	mu    sync.Mutex // guards every field below
+	token string     // the client's token; "" until the session exists
+	// id is idOf(token), kept so that a commit need not hash again: set
+	// with token once the session is loaded or created, "" with it.
+	id    string
+	stamp int64  // version stamp the client presented (read-your-writes)
+	base  *entry // the snapshot loaded; nil for a new session
+	// dirty holds this request's changes, sorted by key without repeats
+	// (as replicate.Record.Keys), their versions unset until the commit,
+	// which hands the slice over to the delta it stores and replicates.
+	dirty      []replicate.KeyValue
 	size       int     // base.size adjusted for dirty, for the early size check
 	principal  *string // a SetPrincipal not yet committed
+	loaded     bool    // load has run
 	touch      bool    // record the access time at commit
 	destroy    bool
 	renew      bool
-	oldToken   string          // the token a RenewID or Destroy retired
 	ended      *entry          // Destroy: the snapshot of the session it ends
-	endedToken string          // Destroy: that session's token
 	ctx        context.Context // the request context, for peer fetches; nil means Background
 	chosen     string          // LoadOrCreate: the token a new session is created under
 	snapshotID string          // Store.All: the ID of a read-only snapshot
@@ -56,13 +60,14 @@ func (s *Session) loadLocked(ctx context.Context) {
 	if s.token == "" {
 		return
 	}
-	e := s.st.find(ctx, idOf(s.token), s.stamp)
+	e, now := s.st.find(ctx, s.token, s.stamp)
 	if e == nil {
 		s.token = "" // unknown or expired: never adopt the client's ID
 		return
 	}
+	s.id = e.rec.ID // the map's key, equal to idOf(s.token), without hashing again
 	s.base, s.size = e, e.size
-	if s.st.cfg.Now().UnixNano()-e.rec.Access >= int64(s.st.cfg.TouchInterval) {
+	if now.UnixNano()-e.rec.Access >= int64(s.st.cfg.TouchInterval) {
 		s.touch = true
 	}
 }
@@ -94,15 +99,7 @@ func (s *Session) raw(key string) ([]byte, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.loadLocked(s.context())
-	if v, ok := s.dirty[key]; ok {
-		return v.Data, !v.Deleted
-	}
-	if s.base != nil {
-		if v, ok := s.base.rec.Get(key); ok && !v.Deleted {
-			return v.Data, true
-		}
-	}
-	return nil, false
+	return s.currentLocked(key)
 }
 
 // Has reports whether key is set.
@@ -145,16 +142,41 @@ func (s *Session) put(key string, v replicate.Value) error {
 	if !had && v.Deleted && s.base == nil {
 		return nil // nothing to remove from a session that does not exist
 	}
-	if s.dirty == nil {
-		s.dirty = make(map[string]replicate.Value)
+	if i, ok := searchKeys(s.dirty, key); ok {
+		s.dirty[i].Value = v
+	} else {
+		s.dirty = slices.Insert(s.dirty, i, replicate.KeyValue{Key: key, Value: v})
 	}
-	s.dirty[key], s.size = v, size
+	s.size = size
 	return nil
+}
+
+// dirtyLocked returns this request's change to key, if any.
+func (s *Session) dirtyLocked(key string) (replicate.Value, bool) {
+	if i, ok := searchKeys(s.dirty, key); ok {
+		return s.dirty[i].Value, true
+	}
+	return replicate.Value{}, false
+}
+
+// searchKeys returns the index of key in the sorted kvs, or where it would
+// be inserted, and whether it is there.
+func searchKeys(kvs []replicate.KeyValue, key string) (int, bool) {
+	lo, hi := 0, len(kvs)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if kvs[m].Key < key {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, lo < len(kvs) && kvs[lo].Key == key
 }
 
 // currentLocked returns key's current encoded value.
 func (s *Session) currentLocked(key string) ([]byte, bool) {
-	if v, ok := s.dirty[key]; ok {
+	if v, ok := s.dirtyLocked(key); ok {
 		return v.Data, !v.Deleted
 	}
 	if s.base != nil {
@@ -173,14 +195,14 @@ func (s *Session) Keys() []string {
 	var keys []string
 	if s.base != nil {
 		for _, kv := range s.base.rec.Keys {
-			if d, ok := s.dirty[kv.Key]; (ok && !d.Deleted) || (!ok && !kv.Value.Deleted) {
+			if d, ok := s.dirtyLocked(kv.Key); (ok && !d.Deleted) || (!ok && !kv.Value.Deleted) {
 				keys = append(keys, kv.Key)
 			}
 		}
 	}
-	for k, v := range s.dirty {
-		if _, inBase := s.base.keysHas(k); !inBase && !v.Deleted {
-			keys = append(keys, k)
+	for _, kv := range s.dirty {
+		if _, inBase := s.base.keysHas(kv.Key); !inBase && !kv.Value.Deleted {
+			keys = append(keys, kv.Key)
 		}
 	}
 	slices.Sort(keys)
@@ -245,7 +267,7 @@ func (s *Session) ID() string {
 	case s.token == "":
 		return ""
 	}
-	return idOf(s.token)
+	return s.id
 }
 
 // Token returns the client token (the cookie value's secret part) once the
@@ -275,10 +297,10 @@ func (s *Session) Destroy() {
 	defer s.mu.Unlock()
 	s.loadLocked(s.context())
 	if !s.destroy && s.base != nil {
-		s.ended, s.endedToken = s.base, s.token
+		s.ended = s.base
 	}
 	s.destroy = true
-	s.base, s.size, s.token = nil, 0, ""
+	s.base, s.size, s.token, s.id = nil, 0, "", ""
 	s.dirty, s.principal, s.renew, s.chosen = nil, nil, false, ""
 
 }

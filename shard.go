@@ -53,6 +53,17 @@ func (ss *shards) get(id string) *entry {
 	return e
 }
 
+// getBytes is get for an ID held in a byte slice (see idBytes), without
+// making a string of it. maphash.Bytes and maphash.String agree on equal
+// contents, so it picks the same shard as of.
+func (ss *shards) getBytes(id []byte) *entry {
+	sh := &ss.s[maphash.Bytes(ss.seed, id)%shardCount]
+	sh.mu.RLock()
+	e := sh.m[string(id)] // the compiler does not allocate this string
+	sh.mu.RUnlock()
+	return e
+}
+
 // each calls fn with every entry, one shard at a time, holding that
 // shard's read lock; fn must not call back into the shards.
 func (ss *shards) each(fn func(*entry) bool) {

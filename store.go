@@ -119,7 +119,8 @@ func (st *Store) lookup(id string) *entry {
 
 // applyOpts says how mergeIn treats one change.
 type applyOpts struct {
-	mustExist bool // a local update: the session must still be alive
+	mustExist bool      // a local update: the session must still be alive
+	now       time.Time // the time to judge expiry at; zero means read the clock
 }
 
 // mergeIn merges delta into the stored session and returns the entry before
@@ -128,7 +129,10 @@ type applyOpts struct {
 // stored session untouched on error. prev == next means delta held nothing
 // new.
 func (st *Store) mergeIn(delta replicate.Record, o applyOpts) (prev, next *entry, err error) {
-	now := st.cfg.Now()
+	now := o.now
+	if now.IsZero() {
+		now = st.cfg.Now()
+	}
 	sh := st.shards.of(delta.ID)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()

@@ -53,8 +53,20 @@ func validToken(t string) bool {
 	return b64url[t[tokenLen-1]]&3 == 0
 }
 
+// idLen is the length of a session ID, idOf's result.
+const idLen = 43 // base64.RawURLEncoding.EncodedLen(sha256.Size)
+
 // idOf returns the store key of a token: base64url(SHA-256(token)).
 func idOf(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
+	id := idBytes(token)
+	return string(id[:])
+}
+
+// idBytes is idOf into an array, so that a lookup by token (shards.getBytes)
+// allocates nothing: no copy of the token to hash, no encoded string.
+func idBytes(token string) (id [idLen]byte) {
+	var buf [tokenLen]byte // a token fits; anything longer is copied to the heap
+	sum := sha256.Sum256(append(buf[:0], token...))
+	base64.RawURLEncoding.Encode(id[:], sum[:])
+	return id
 }

@@ -25,12 +25,16 @@ type outPeer struct {
 
 	// sem is a one-token semaphore held by the Send that is dialing or
 	// writing. Holding it guards the current connection's cipher and write
-	// buffer (a CipherState is single-writer) and the backoff fields below.
+	// buffer (a CipherState is single-writer), the backoff fields and the
+	// watch fields (see watchLocked) below.
 	sem       chan struct{}
 	failures  int
 	retryAt   time.Time
 	lastErr   error
 	connected bool // a connection was established before (for Reconnects)
+	watchCtx  context.Context
+	stopWatch func() bool   // context.AfterFunc's stop for watchCtx
+	watchDone chan struct{} // closed once the callback for watchCtx ran
 
 	mu   sync.Mutex // guards c and gone
 	c    *outConn
@@ -43,6 +47,41 @@ type outConn struct {
 	psk  [32]byte
 	send *noise.CipherState // guarded by the outPeer's sem
 	buf  []byte             // write buffer, guarded by the outPeer's sem
+}
+
+// watchLocked makes a cancellation of ctx interrupt the writes on the
+// current connection (through its write deadline). The registration is
+// kept from one Send to the next while callers pass the same ctx (the
+// replication sender always does), so that a write costs none. The caller
+// holds p.sem.
+func (p *outPeer) watchLocked(ctx context.Context) {
+	if p.watchCtx == ctx {
+		return
+	}
+	p.unwatchLocked()
+	if ctx.Done() == nil {
+		return // never cancelled
+	}
+	done := make(chan struct{})
+	p.watchCtx, p.watchDone = ctx, done
+	p.stopWatch = context.AfterFunc(ctx, func() {
+		defer close(done)
+		p.mu.Lock()
+		c := p.c
+		p.mu.Unlock()
+		if c != nil {
+			c.conn.SetWriteDeadline(time.Unix(1, 0))
+		}
+	})
+}
+
+// unwatchLocked undoes watchLocked, waiting for the callback if it started
+// so that it cannot hit a later write. The caller holds p.sem.
+func (p *outPeer) unwatchLocked() {
+	if p.stopWatch != nil && !p.stopWatch() {
+		<-p.watchDone
+	}
+	p.watchCtx, p.stopWatch, p.watchDone = nil, nil, nil
 }
 
 // Send writes frame to the peer's stream, dialing and authenticating it
@@ -192,22 +231,16 @@ func (p *outPeer) dialLocked(ctx context.Context, peer Peer) (*outConn, error) {
 // writeLocked seals frame (or a control message of type typ) and writes it
 // in one call. The caller holds p.sem.
 func (p *outPeer) writeLocked(ctx context.Context, c *outConn, frame []byte, typ byte) error {
+	// A cancelled ctx interrupts the write through the deadline. A ctx
+	// cancelled before the deadline is set is caught by the check after.
+	p.watchLocked(ctx)
 	deadline, _ := ctx.Deadline() // zero: none
 	if err := c.conn.SetWriteDeadline(deadline); err != nil {
 		return err
 	}
-	// A cancelled ctx interrupts the write through the deadline. Wait for
-	// the callback if it started, so that it cannot hit a later Send.
-	fired := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		defer close(fired)
-		c.conn.SetWriteDeadline(time.Unix(1, 0))
-	})
-	defer func() {
-		if !stop() {
-			<-fired
-		}
-	}()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	var err error
 	if typ == msgData {
 		c.buf, err = appendFrame(c.buf[:0], c.send, frame)

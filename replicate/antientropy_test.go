@@ -183,7 +183,7 @@ func TestAntiEntropyQuietWhileReplicating(t *testing.T) {
 	for i := range n {
 		a.publish(a.write(sessionID(i), "k", "v"))
 	}
-	waitFor(t, "a batch in flight", func() bool { return peerStats(a, "B").Batches == 1 })
+	waitFor(t, "a batch in flight", func() bool { return peerStats(a, "B").Batches >= 1 })
 
 	// The digests differ by what is in flight: A skips its round, and
 	// declines B's digest.

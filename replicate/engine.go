@@ -27,6 +27,7 @@ const (
 	DefaultAntiEntropyInterval = 30 * time.Second
 	DefaultMaxTransfers        = 2
 	DefaultMaxClockSkew        = time.Minute
+	DefaultMaxInflight         = 4
 )
 
 const (
@@ -66,6 +67,11 @@ type Config struct {
 	// AckTimeout is how long an unacknowledged batch waits before it is
 	// sent again. Zero means 2s.
 	AckTimeout time.Duration
+	// MaxInflight is the most Batches sent to one peer and not yet
+	// acknowledged. While the window has room a change goes out at once;
+	// when it is full, changes coalesce in the queue until an Ack frees a
+	// slot. 1 is stop-and-wait. Zero means 4.
+	MaxInflight int
 	// AntiEntropyInterval is the mean pause between anti-entropy rounds
 	// (±20% jitter). Zero means 30s; negative disables anti-entropy.
 	AntiEntropyInterval time.Duration
@@ -127,8 +133,8 @@ func New(cfg Config) (*Engine, error) {
 		return nil, errors.New("replicate: Config.Store is nil; set it to the local session store")
 	case cfg.Clock == nil:
 		return nil, errors.New("replicate: Config.Clock is nil; create one with NewClock")
-	case cfg.QueueLimit < 0, cfg.MaxBatchBytes < 0, cfg.AckTimeout < 0, cfg.MaxTransfers < 0:
-		return nil, errors.New("replicate: Config.QueueLimit, MaxBatchBytes, AckTimeout and MaxTransfers must not be negative; zero means the default")
+	case cfg.QueueLimit < 0, cfg.MaxBatchBytes < 0, cfg.AckTimeout < 0, cfg.MaxTransfers < 0, cfg.MaxInflight < 0:
+		return nil, errors.New("replicate: Config.QueueLimit, MaxBatchBytes, AckTimeout, MaxTransfers and MaxInflight must not be negative; zero means the default")
 	case cfg.MaxBatchBytes > DefaultLimits.MaxFrame/2:
 		return nil, fmt.Errorf("replicate: Config.MaxBatchBytes %d is over %d (half the largest frame a peer accepts)",
 			cfg.MaxBatchBytes, DefaultLimits.MaxFrame/2)
@@ -141,6 +147,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.MaxBatchBytes == 0 {
 		cfg.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if cfg.MaxInflight == 0 {
+		cfg.MaxInflight = DefaultMaxInflight
 	}
 	if cfg.AckTimeout == 0 {
 		cfg.AckTimeout = DefaultAckTimeout
@@ -348,9 +357,10 @@ func (e *Engine) apply(from string, recs []Record) {
 	var newest Version
 	ok := recs[:0]
 	var skew []Record
+	wall := e.cfg.Clock.Wall().UnixNano() // one reading for the whole batch
 	for _, r := range recs {
 		v := r.MaxVersion()
-		if e.skewed(v) {
+		if e.skewedAt(v, wall) {
 			skew = append(skew, r)
 			continue
 		}
@@ -373,7 +383,12 @@ func (e *Engine) apply(from string, recs []Record) {
 // skewed reports whether v is more than MaxClockSkew ahead of this
 // node's wall clock.
 func (e *Engine) skewed(v Version) bool {
-	return e.cfg.MaxClockSkew > 0 && v.Wall-e.cfg.Clock.Wall().UnixNano() > int64(e.cfg.MaxClockSkew)
+	return e.skewedAt(v, e.cfg.Clock.Wall().UnixNano())
+}
+
+// skewedAt is skewed against the wall clock reading wall.
+func (e *Engine) skewedAt(v Version, wall int64) bool {
+	return e.cfg.MaxClockSkew > 0 && v.Wall-wall > int64(e.cfg.MaxClockSkew)
 }
 
 // refuseSkewed counts and logs records refused for their clock skew.

@@ -62,7 +62,9 @@ func TestPublishReachesEveryPeer(t *testing.T) {
 }
 
 func TestCoalescing(t *testing.T) {
-	net, nodes := newCluster(t, 2, nil)
+	// Stop-and-wait: changes made while the one batch waits for its ack
+	// coalesce into the next.
+	net, nodes := newCluster(t, 2, func(c *Config) { c.MaxInflight = 1 })
 	a, b := nodes[0], nodes[1]
 	link := net.link("A", "B")
 	link.set(func(l *memLink) { l.blocked = true })
@@ -82,6 +84,69 @@ func TestCoalescing(t *testing.T) {
 	require.EqualValues(t, 2, st.Sent)
 	rec, _ := b.store.Lookup("s")
 	require.Len(t, rec.Keys, 4) // k, k0, k1, k2
+}
+
+func TestWindowPipelinesBatches(t *testing.T) {
+	// A frozen peer: every batch sent waits for its ack.
+	net, nodes := newCluster(t, 2, nil)
+	a, b := nodes[0], nodes[1]
+	link := net.link("A", "B")
+	link.set(func(l *memLink) { l.blocked = true })
+
+	// While the window has room, each change goes out at once in a batch
+	// of its own, without waiting for the previous one's ack.
+	for i := range DefaultMaxInflight {
+		a.publish(a.write(sessionID(i), "k", "v"))
+		waitFor(t, "batch "+itoa(i+1)+" sent", func() bool { return peerStats(a, "B").Batches == uint64(i+1) })
+	}
+	// The window is full: further changes queue and coalesce.
+	var last *Ticket
+	for i := range 10 {
+		last = a.publish(a.write("later", "k", "v"+itoa(i)), a.write(sessionID(100+i), "k", "v"))
+	}
+	st := peerStats(a, "B")
+	require.EqualValues(t, DefaultMaxInflight, st.Batches)
+	require.Equal(t, 11, st.Queued)
+	require.ErrorIs(t, last.Wait(ctxTimeout(t, 10*time.Millisecond), 1), context.DeadlineExceeded)
+
+	link.set(func(l *memLink) { l.blocked = false })
+	require.NoError(t, last.Wait(ctxTimeout(t, 5*time.Second), 1))
+	require.Equal(t, "v9", b.value("later", "k"))
+	require.NoError(t, a.e.Flush(ctxTimeout(t, 5*time.Second)))
+	st = peerStats(a, "B")
+	require.EqualValues(t, DefaultMaxInflight+1, st.Batches) // the 11 queued sessions went together
+	require.EqualValues(t, DefaultMaxInflight+11, st.Acked)
+	require.Zero(t, st.Retries)
+}
+
+func TestAckCountsOnlyOnceOlderBatchesAre(t *testing.T) {
+	// The first batch is lost, the second arrives and is acknowledged: the
+	// second change is not acknowledged before the first batch is resent
+	// and acknowledged, as the second batch's coverage includes the first.
+	net, nodes := newCluster(t, 2, func(c *Config) { c.AckTimeout = time.Hour })
+	a, b := nodes[0], nodes[1]
+	net.link("A", "B").set(func(l *memLink) { l.dropNext = 1 })
+	t1 := a.publish(a.write("s1", "k", "v"))
+	waitFor(t, "batch 1 sent", func() bool { return peerStats(a, "B").Batches == 1 })
+	t2 := a.publish(a.write("s2", "k", "v"))
+	waitFor(t, "batch 2 acknowledged", func() bool { return peerStats(a, "B").Acked == 1 })
+	require.Equal(t, "v", b.value("s2", "k"))
+	for _, tk := range []*Ticket{t1, t2} {
+		_, done, err := tk.check(1)
+		require.NoError(t, err)
+		require.False(t, done)
+	}
+
+	// The ack timeout passes (forced here rather than waited for).
+	p := a.e.peers["B"]
+	p.markTimedOut(time.Now().Add(2 * time.Hour))
+	p.signal()
+	require.NoError(t, t2.Wait(ctxTimeout(t, 5*time.Second), 1))
+	require.NoError(t, t1.Wait(ctxTimeout(t, 5*time.Second), 1))
+	require.Equal(t, "v", b.value("s1", "k"))
+	st := peerStats(a, "B")
+	require.EqualValues(t, 1, st.Retries)
+	require.EqualValues(t, 2, st.Acked)
 }
 
 func TestResendAfterDroppedFrame(t *testing.T) {
@@ -115,7 +180,7 @@ func TestSendErrorsRetried(t *testing.T) {
 }
 
 func TestQueueLimitDrops(t *testing.T) {
-	net, nodes := newCluster(t, 2, func(c *Config) { c.QueueLimit = 10 })
+	net, nodes := newCluster(t, 2, func(c *Config) { c.QueueLimit, c.MaxInflight = 10, 1 })
 	a, b := nodes[0], nodes[1]
 	link := net.link("A", "B")
 	link.set(func(l *memLink) { l.blocked = true })
@@ -146,7 +211,7 @@ func TestQueueLimitDrops(t *testing.T) {
 }
 
 func TestPeerDownCountsDropped(t *testing.T) {
-	net, nodes := newCluster(t, 2, nil)
+	net, nodes := newCluster(t, 2, func(c *Config) { c.MaxInflight = 1 })
 	a := nodes[0]
 	net.link("A", "B").set(func(l *memLink) { l.blocked = true })
 	a.publish(a.write("first", "k", "v"))
@@ -271,7 +336,7 @@ func itoa(i int) string {
 }
 
 func TestBatchSplitsAtMaxBatchBytes(t *testing.T) {
-	net, nodes := newCluster(t, 2, func(c *Config) { c.MaxBatchBytes = 4 << 10 })
+	net, nodes := newCluster(t, 2, func(c *Config) { c.MaxBatchBytes, c.MaxInflight = 4<<10, 1 })
 	a, b := nodes[0], nodes[1]
 	link := net.link("A", "B")
 	link.set(func(l *memLink) { l.blocked = true })

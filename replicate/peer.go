@@ -12,12 +12,20 @@ import (
 // both over Network.Send.
 //
 // The sender sends every waiting control frame (acks, replies, sync
-// chunks, digests) before data, and sends at most one Batch at a time: it
-// drains the whole queue (up to MaxBatchBytes) into one Batch, sends it and
-// waits for its Ack, resending the same Batch every AckTimeout. Changes
-// made meanwhile pile up in the queue and go together in the next Batch:
-// batching without timers. Control frames go out while a Batch waits for
-// its Ack, so two nodes waiting on each other's acks never deadlock.
+// chunks, digests) before data, and keeps at most Config.MaxInflight
+// Batches unacknowledged: while the window has room it drains the whole
+// queue (up to MaxBatchBytes) into one Batch and sends it at once, so a
+// change never waits for the previous Batch's round trip; once the window
+// is full, changes pile up in the queue (coalesced per session) and go
+// together in the next Batch when an Ack frees a slot: batching without
+// timers, that grows with the load. A Batch not acknowledged within
+// AckTimeout is sent again. Control frames go out while Batches wait for
+// their Acks, so two nodes waiting on each other's acks never deadlock.
+//
+// Acks may arrive for any Batch in the window (a resent one is acked
+// late), but a Ticket counts only what the oldest-first run of
+// acknowledged Batches covers: a change is acknowledged once every Batch
+// up to the one carrying it was.
 //
 // Network.Send is called for one peer only from its sender goroutine, one
 // frame at a time, with the peer's context (cancelled by PeerDown and
@@ -42,9 +50,9 @@ type peer struct {
 	queue     map[string]*queued
 	order     []string // IDs in queue, oldest first, from head on
 	head      int
-	gen       uint64 // publish generation: incremented by every enqueue
-	overflow  bool   // the queue is full (logged once per episode)
-	inflight  *batch // sent and not yet acknowledged; nil when none
+	gen       uint64   // publish generation: incremented by every enqueue
+	overflow  bool     // the queue is full (logged once per episode)
+	inflight  []*batch // sent and not yet retired, oldest first; at most MaxInflight
 	ctrl      []ctrlFrame
 	ctrlSends int   // control frames taken from ctrl and not yet sent
 	ae        []any // *Digest and *Summary from p waiting for aeLoop
@@ -67,6 +75,7 @@ type batch struct {
 	covers uint64    // every generation up to this one is in this or an earlier batch
 	sentAt time.Time // the last (re)send
 	resend bool      // the ack timed out: send frame again
+	acked  bool      // acknowledged; retired once every older batch is
 }
 
 // ctrlFrame is a control frame waiting for the sender; sent, if not nil,
@@ -246,20 +255,45 @@ func (p *peer) sendAck(seq uint64) {
 func (p *peer) handleAck(seq uint64) {
 	now := time.Now()
 	p.mu.Lock()
-	b := p.inflight
-	if b == nil || b.seq != seq {
+	var b *batch
+	for _, f := range p.inflight {
+		if f.seq == seq {
+			b = f
+			break
+		}
+	}
+	if b == nil || b.acked || b.frame == nil {
 		p.mu.Unlock()
 		return
 	}
-	p.inflight = nil
-	if b.covers > p.ackedGen.Load() {
-		p.ackedGen.Store(b.covers)
-	}
+	b.acked = true
+	retired := p.retireLocked()
 	p.counters.setAck(now, now.Sub(b.sentAt))
 	p.mu.Unlock()
 	p.counters.acked.Add(uint64(b.n))
 	p.signal()
-	p.e.broadcast()
+	if retired > 0 {
+		p.e.broadcast()
+	}
+}
+
+// retireLocked removes the acknowledged batches at the head of the window
+// and advances ackedGen to what they cover: changes count as acknowledged
+// once no older batch is missing. It returns how many it removed.
+func (p *peer) retireLocked() int {
+	retired := 0
+	for retired < len(p.inflight) && p.inflight[retired].acked {
+		if c := p.inflight[retired].covers; c > p.ackedGen.Load() {
+			p.ackedGen.Store(c)
+		}
+		retired++
+	}
+	if retired > 0 {
+		n := copy(p.inflight, p.inflight[retired:])
+		clear(p.inflight[n:])
+		p.inflight = p.inflight[:n]
+	}
+	return retired
 }
 
 // replicating reports whether changes wait in p's queue, a batch waits
@@ -271,14 +305,14 @@ func (p *peer) replicating() bool {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.queue) > 0 || p.inflight != nil
+	return len(p.queue) > 0 || len(p.inflight) > 0
 }
 
 // idle reports whether nothing waits to be sent or acknowledged.
 func (p *peer) idle() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.down.Load() || (len(p.queue) == 0 && p.inflight == nil && len(p.ctrl) == 0 && p.ctrlSends == 0)
+	return p.down.Load() || (len(p.queue) == 0 && len(p.inflight) == 0 && len(p.ctrl) == 0 && p.ctrlSends == 0)
 }
 
 // run is the sender goroutine.
@@ -287,28 +321,70 @@ func (p *peer) run() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
-	var armed *batch // the batch timer runs for
+	var armedFor time.Time // when the timer fires; zero when stopped
 	for {
 		if !p.sendControl() {
 			return
 		}
-		if b := p.nextBatch(); b != nil {
+		// Send what the window allows, control frames first each time.
+		sent := false
+		for {
+			b := p.nextBatch()
+			if b == nil {
+				break
+			}
 			if !p.sendFrame(b.frame) {
 				return
 			}
-			armed = b
-			timer.Reset(p.e.cfg.AckTimeout)
+			sent = true
+			if !p.sendControl() {
+				return
+			}
+		}
+		// The timer fires when the oldest unacknowledged send times out.
+		if due := p.resendDue(); due != armedFor || sent {
+			timer.Stop()
+			armedFor = due
+			if !due.IsZero() {
+				timer.Reset(max(time.Until(due), 0))
+			}
 		}
 		select {
 		case <-p.wake:
 		case <-timer.C:
-			p.mu.Lock()
-			if p.inflight != nil && p.inflight == armed {
-				p.inflight.resend = true
-			}
-			p.mu.Unlock()
+			armedFor = time.Time{}
+			p.markTimedOut(time.Now())
 		case <-p.ctx.Done():
 			return
+		}
+	}
+}
+
+// resendDue returns when the earliest unacknowledged batch times out; zero
+// when none waits.
+func (p *peer) resendDue() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var due time.Time
+	for _, b := range p.inflight {
+		if b.acked || b.resend || b.frame == nil {
+			continue
+		}
+		if at := b.sentAt.Add(p.e.cfg.AckTimeout); due.IsZero() || at.Before(due) {
+			due = at
+		}
+	}
+	return due
+}
+
+// markTimedOut flags for resending every unacknowledged batch sent
+// AckTimeout or more before now.
+func (p *peer) markTimedOut(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, b := range p.inflight {
+		if !b.acked && b.frame != nil && !now.Before(b.sentAt.Add(p.e.cfg.AckTimeout)) {
+			b.resend = true
 		}
 	}
 }
@@ -343,38 +419,43 @@ func (p *peer) sendControl() bool {
 	}
 }
 
-// nextBatch returns the batch to send now, if any: a new one drained from
-// the queue when none is in flight, or the in-flight one when its ack
-// timed out. It counts the send (before it happens, so the counters never
-// lag an ack).
+// nextBatch returns the batch to send now, if any: an in-flight one whose
+// ack timed out (oldest first), else a new one drained from the queue when
+// the window has room. It counts the send (before it happens, so the
+// counters never lag an ack).
 func (p *peer) nextBatch() *batch {
 	for {
 		p.mu.Lock()
-		switch {
-		case p.inflight != nil && p.inflight.resend:
-			b := p.inflight
-			b.resend = false
-			b.sentAt = time.Now()
-			p.mu.Unlock()
-			p.counters.retries.Add(1)
-			return b
-		case p.inflight != nil || len(p.queue) == 0:
+		for _, b := range p.inflight {
+			if b.resend && !b.acked {
+				b.resend = false
+				b.sentAt = time.Now()
+				p.mu.Unlock()
+				p.counters.retries.Add(1)
+				return b
+			}
+		}
+		if len(p.inflight) >= p.e.cfg.MaxInflight || len(p.queue) == 0 {
 			p.mu.Unlock()
 			return nil
 		}
 		// In flight from now on, so that the peer never looks idle
-		// between drain and send; no ack can match it before it is sent.
+		// between drain and send; no ack can match it before it is
+		// sent (handleAck ignores a batch with no frame yet).
 		b := p.drainLocked()
-		p.inflight = b
+		p.inflight = append(p.inflight, b)
 		recs := b.recs
 		p.mu.Unlock()
 
 		frame, recs, err := p.encode(b.seq, recs)
 		p.mu.Lock()
 		if err != nil {
-			p.inflight = nil
+			// Nothing in it could be encoded (counted as dropped): it
+			// counts as acknowledged, so that the window moves on.
+			b.recs, b.n, b.acked = nil, 0, true
+			p.retireLocked()
 			p.mu.Unlock()
-			continue // nothing in it could be encoded; counted as dropped
+			continue
 		}
 		b.frame, b.recs, b.n = frame, nil, len(recs)
 		b.sentAt = time.Now()

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime"
@@ -25,31 +26,57 @@ import (
 
 // recorder keeps the write-to-visible delays of sessions created on a peer.
 type recorder struct {
-	mu sync.Mutex      // guards d
-	d  []time.Duration // bounded by maxSamples
+	mu sync.Mutex // guards s
+	s  []sample   // bounded by maxSamples
+}
+
+// sample is one session's arrival: its creation time (Unix nanoseconds,
+// the writer's clock) and how long after that it became visible here.
+type sample struct {
+	created int64
+	d       time.Duration
 }
 
 const maxSamples = 4 << 20
 
-func (r *recorder) add(d time.Duration) {
+func (r *recorder) add(created time.Time, d time.Duration) {
 	r.mu.Lock()
-	if len(r.d) < maxSamples {
-		r.d = append(r.d, d)
+	if len(r.s) < maxSamples {
+		r.s = append(r.s, sample{created.UnixNano(), d})
 	}
 	r.mu.Unlock()
 }
 
-func (r *recorder) count() int {
+// count returns how many sessions created at or after since (Unix
+// nanoseconds; 0: all) were recorded.
+func (r *recorder) count(since int64) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.d)
+	if since == 0 {
+		return len(r.s)
+	}
+	n := 0
+	for _, x := range r.s {
+		if x.created >= since {
+			n++
+		}
+	}
+	return n
 }
 
-func (r *recorder) take() []time.Duration {
+// take returns the delays of the sessions created at or after since (0:
+// all) and forgets every sample.
+func (r *recorder) take(since int64) []time.Duration {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	d := r.d
-	r.d = nil
+	s := r.s
+	r.s = nil
+	r.mu.Unlock()
+	d := make([]time.Duration, 0, len(s))
+	for _, x := range s {
+		if x.created >= since {
+			d = append(d, x.d)
+		}
+	}
 	return d
 }
 
@@ -97,7 +124,7 @@ func runNode(args []string) {
 		NotifyOnReplication: true,
 		OnCreate: func(ev peersession.Event) {
 			if ev.Remote {
-				rec.add(time.Since(ev.Created))
+				rec.add(ev.Created, time.Since(ev.Created))
 			}
 		},
 	}
@@ -124,8 +151,16 @@ func runNode(args []string) {
 	mux.HandleFunc("/ready", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, map[string]any{"ready_ms": float64(readyIn.Microseconds()) / 1e3, "sessions_at_ready": st.Len()})
 	})
+	// since (Unix nanoseconds) restricts /vis and /stats' visible_recorded
+	// to sessions created at or after it: a key-update phase passes the
+	// writer's start, so that only its probe sessions count, not the
+	// sessions it created to update (nor sessions anti-entropy repairs).
+	since := func(r *http.Request) int64 {
+		v, _ := strconv.ParseInt(r.URL.Query().Get("since"), 10, 64)
+		return v
+	}
 	mux.HandleFunc("/vis", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, figuresOf(rec.take()))
+		reply(w, figuresOf(rec.take(since(r))))
 	})
 	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Has("gc") {
@@ -134,8 +169,10 @@ func runNode(args []string) {
 		}
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		reply(w, map[string]any{"heap_alloc": ms.HeapAlloc, "heap_inuse": ms.HeapInuse, "sys": ms.Sys, "store": st.Stats(), "visible_recorded": rec.count()})
+		reply(w, map[string]any{"heap_alloc": ms.HeapAlloc, "heap_inuse": ms.HeapInuse, "sys": ms.Sys, "store": st.Stats(), "visible_recorded": rec.count(since(r))})
 	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/write", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		num := func(k string, def int) int {
@@ -148,7 +185,7 @@ func runNode(args []string) {
 		if err != nil {
 			dur = 3 * time.Second
 		}
-		res := write(st, q.Get("kind"), num("rate", 0), num("workers", 1), num("n", 0), num("size", 64), num("sessions", 1024), dur)
+		res := write(st, q.Get("kind"), num("rate", 0), num("workers", 1), num("n", 0), num("size", 64), num("sessions", 1024), num("probe", 0), dur)
 		reply(w, res)
 	})
 
@@ -175,14 +212,25 @@ type writeResult struct {
 	ElapsedMS float64 `json:"elapsed_ms"`
 	Rate      float64 `json:"rate"`
 	Save      figures `json:"save"` // Save latency on the writer
+	// StartNS is when the timed writing began (Unix nanoseconds), after
+	// an update phase created its sessions.
+	StartNS int64 `json:"start_unix_ns"`
+	// Probes counts the probe sessions saved (not in Writes or Rate);
+	// ProbeErrors the probe saves that failed.
+	Probes      int `json:"probes"`
+	ProbeErrors int `json:"probe_errors"`
 }
 
 // write runs one writing phase on this node: kind "create" makes a new
 // session per write (the peer times its arrival with OnCreate); "update"
 // changes one key of one of `sessions` existing sessions per write. rate 0
 // means as fast as `workers` goroutines go; n > 0 stops after n writes;
-// every phase is bounded by dur.
-func write(st *peersession.Store, kind string, rate, workers, n, size, sessions int, dur time.Duration) writeResult {
+// every phase is bounded by dur. probe > 0 (kind "update" only) adds one
+// goroutine that, while the writers run, creates a new session with one
+// small key at probe per second: the peer's OnCreate hook times them, so
+// their visibility is the replication lag under the update load (the
+// driver asks the peer only for sessions created since StartNS).
+func write(st *peersession.Store, kind string, rate, workers, n, size, sessions, probe int, dur time.Duration) writeResult {
 	ctx := context.Background()
 	val := strings.Repeat("v", size)
 	var tokens []string
@@ -202,7 +250,43 @@ func write(st *peersession.Store, kind string, rate, workers, n, size, sessions 
 	res := writeResult{}
 	var lat []time.Duration
 	start := time.Now()
+	res.StartNS = start.UnixNano()
 	deadline := start.Add(dur)
+	stop := make(chan struct{}) // closed when the writers are done
+	probeDone := make(chan struct{})
+	probes, probeErrs := 0, 0 // the probe goroutine's until probeDone
+	if kind == "update" && probe > 0 {
+		go func() {
+			defer close(probeDone)
+			for i := 0; ; i++ {
+				at := start.Add(time.Duration(float64(i) / float64(probe) * float64(time.Second)))
+				if d := time.Until(at); d > 0 {
+					select {
+					case <-time.After(d):
+					case <-stop:
+						return
+					}
+				}
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if time.Now().After(deadline) {
+					return
+				}
+				s := st.NewSession(ctx)
+				_ = s.Set("p", int64(i))
+				if _, err := st.Save(ctx, s); err != nil {
+					probeErrs++
+				} else {
+					probes++
+				}
+			}
+		}()
+	} else {
+		close(probeDone)
+	}
 	var wg sync.WaitGroup
 	for k := 0; k < workers; k++ {
 		wg.Add(1)
@@ -255,6 +339,9 @@ func write(st *peersession.Store, kind string, rate, workers, n, size, sessions 
 	}
 	wg.Wait()
 	el := time.Since(start)
+	close(stop)
+	<-probeDone
+	res.Probes, res.ProbeErrors = probes, probeErrs
 	res.ElapsedMS = float64(el.Microseconds()) / 1e3
 	res.Rate = float64(res.Writes) / el.Seconds()
 	res.Save = figuresOf(lat)

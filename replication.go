@@ -292,10 +292,11 @@ func (r *replication) syncLoop(ctx context.Context) error {
 // publish replicates local changes; in Sync mode it waits for MinAcks
 // acknowledgements.
 func (r *replication) publish(ctx context.Context, deltas []replicate.Record) error {
-	t := r.eng.Publish(deltas...)
 	if r.cfg.Consistency != Sync {
+		r.eng.Enqueue(deltas...) // nothing waits: no Ticket
 		return nil
 	}
+	t := r.eng.Publish(deltas...)
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.SyncTimeout)
 	defer cancel()
 	err := t.Wait(ctx, r.cfg.MinAcks)

@@ -126,7 +126,12 @@ var errProtocol = errors.New("cluster: stream protocol violation")
 // readFrames decrypts and reassembles frames until the stream fails.
 func (n *Node) readFrames(r io.Reader, id string, recv *noise.CipherState) error {
 	buf := make([]byte, noise.MaxMsgLen)
-	var acc []byte // chunks of the frame being reassembled
+	// acc reassembles a chunked frame; it is kept from one frame to the
+	// next (up to retainBuf), and each frame handed on is an exact-size
+	// copy, so that a large frame costs one allocation, not a series of
+	// growing ones.
+	var acc []byte
+	inFrame := false // a chunk of the current frame is in acc
 	for {
 		msg, err := readMsg(r, buf, noise.MaxMsgLen)
 		if err != nil {
@@ -136,7 +141,7 @@ func (n *Node) readFrames(r io.Reader, id string, recv *noise.CipherState) error
 		if err != nil {
 			return fmt.Errorf("%w: decrypt: %w", errProtocol, err)
 		}
-		if len(pt) == 1 && pt[0] == msgLeaving && acc == nil {
+		if len(pt) == 1 && pt[0] == msgLeaving && !inFrame {
 			n.del.queue.push(event{kind: evLeaving, name: id})
 			continue
 		}
@@ -149,14 +154,19 @@ func (n *Node) readFrames(r io.Reader, id string, recv *noise.CipherState) error
 		}
 		if pt[0] == msgDataMore {
 			acc = append(acc, payload...)
+			inFrame = true
 			continue
 		}
 		var frame []byte
-		if acc == nil {
+		if !inFrame {
 			frame = append(make([]byte, 0, len(payload)), payload...)
 		} else {
-			frame = append(acc, payload...)
-			acc = nil
+			frame = make([]byte, len(acc)+len(payload))
+			copy(frame[copy(frame, acc):], payload)
+			acc, inFrame = acc[:0], false
+			if cap(acc) > retainBuf {
+				acc = nil
+			}
 		}
 		n.stats.framesIn.Add(1)
 		n.stats.bytesIn.Add(uint64(len(frame)))

@@ -290,6 +290,22 @@ func (e *Engine) Publish(recs ...Record) *Ticket {
 	return t
 }
 
+// Enqueue queues changes for every live peer as Publish does, for a
+// caller that will not wait for their acknowledgements: it allocates no
+// Ticket. The caller must not modify recs (or their Keys) afterwards.
+func (e *Engine) Enqueue(recs ...Record) {
+	if len(recs) == 0 {
+		return
+	}
+	live, closed := e.livePeers()
+	if closed {
+		return
+	}
+	for _, p := range live {
+		p.enqueue(recs, false)
+	}
+}
+
 // HandleFrame handles one frame from peer. The network calls it from the
 // peer's reader goroutine, in the order the frames were sent; it never
 // blocks on the network (replies go through the peer's sender). A frame

@@ -61,6 +61,18 @@ func TestPublishReachesEveryPeer(t *testing.T) {
 	require.False(t, a.clock.Now().Less(bs.MaxVersion()))
 }
 
+func TestEnqueueReachesEveryPeer(t *testing.T) {
+	_, nodes := newCluster(t, 3, nil)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	a.e.Enqueue(a.write("s1", "k", "v1"), a.write("s2", "k", "v2"))
+	waitFor(t, "B and C have s1 and s2", func() bool {
+		return b.value("s1", "k") == "v1" && c.value("s2", "k") == "v2" && b.value("s2", "k") == "v2" && c.value("s1", "k") == "v1"
+	})
+	require.NoError(t, a.e.Flush(ctxTimeout(t, 5*time.Second)))
+	require.EqualValues(t, 2, peerStats(a, "B").Acked)
+	require.EqualValues(t, 2, peerStats(a, "C").Acked)
+}
+
 func TestCoalescing(t *testing.T) {
 	// Stop-and-wait: changes made while the one batch waits for its ack
 	// coalesce into the next.

@@ -46,9 +46,9 @@ type peer struct {
 	aeDeclined atomic.Int32 // Digests from p declined in a row (changes to p in flight)
 	counters   peerCounters // atomic, read by Stats
 
-	mu        sync.Mutex // guards every field below
-	queue     map[string]*queued
-	order     []string // IDs in queue, oldest first, from head on
+	mu        sync.Mutex        // guards every field below
+	queue     map[string]queued // by value: no allocation per queued session
+	order     []string          // IDs in queue, oldest first, from head on
 	head      int
 	gen       uint64   // publish generation: incremented by every enqueue
 	overflow  bool     // the queue is full (logged once per episode)
@@ -93,7 +93,7 @@ func newPeer(e *Engine, id string) *peer {
 		ctx:    ctx,
 		cancel: cancel,
 		wake:   make(chan struct{}, 1),
-		queue:  make(map[string]*queued),
+		queue:  make(map[string]queued),
 	}
 }
 
@@ -141,15 +141,16 @@ func (p *peer) enqueue(recs []Record, repair bool) (gen uint64, dropped int, ok 
 	limit := p.e.cfg.QueueLimit
 	for i := range recs {
 		r := &recs[i]
-		if q := p.queue[r.ID]; q != nil {
+		if q, ok := p.queue[r.ID]; ok {
 			q.rec = Merge(q.rec, *r)
+			p.queue[r.ID] = q
 			continue
 		}
 		if len(p.queue) >= limit {
 			dropped++
 			continue
 		}
-		p.queue[r.ID] = &queued{rec: *r, gen: gen}
+		p.queue[r.ID] = queued{rec: *r, gen: gen}
 		p.order = append(p.order, r.ID)
 	}
 	warn := dropped > 0 && !p.overflow
@@ -175,7 +176,8 @@ func (p *peer) enqueue(recs []Record, repair bool) (gen uint64, dropped int, ok 
 func (p *peer) drainLocked() *batch {
 	budget := p.e.cfg.MaxBatchBytes
 	maxRecs := DefaultLimits.MaxRecords
-	var recs []Record
+	// Every record is estimated at over 100 bytes (recordSize).
+	recs := make([]Record, 0, min(len(p.queue), maxRecs, budget/100+1))
 	size := 0
 	for p.head < len(p.order) && len(recs) < maxRecs {
 		id := p.order[p.head]

@@ -36,8 +36,10 @@ import "github.com/vmihailenco/msgpack/v5"
 const keysPresize = 64
 
 // maxRecordsPresize caps the capacity a decoded []Record is created
-// with, likewise.
-const maxRecordsPresize = 1024
+// with, likewise (and so does the number of bytes left, as every record
+// takes at least one): a whole batch of the largest size (MaxRecords) is
+// decoded without growing its slice.
+const maxRecordsPresize = 10000
 
 // Field counts of Record and Value, for their array form.
 const (
@@ -491,7 +493,7 @@ func (r *reader) records(recs *[]Record) error {
 	}
 	s := *recs
 	if s == nil {
-		s = make([]Record, 0, min(n, maxRecordsPresize))
+		s = make([]Record, 0, min(n, maxRecordsPresize, len(r.b)-r.pos))
 	}
 	s = s[:min(n, cap(s))]
 	for i := range n {

@@ -231,6 +231,11 @@ func TestRecordCodecBatchMatchesReflection(t *testing.T) {
 		neu, err := msgpack.Marshal(&b)
 		require.NoError(t, err)
 		require.Len(t, neu, len(old))
+		// Encode writes Batch by hand (encodeBody): the same bytes as
+		// msgpack.
+		for _, m := range []any{&b, b} {
+			require.Equal(t, neu, rawBody(t, func(e *msgpack.Encoder) { require.NoError(t, encodeBody(e, m)) }))
+		}
 
 		var got Batch
 		require.NoError(t, decodeBody(old, &got))
@@ -245,6 +250,11 @@ func TestRecordCodecBatchMatchesReflection(t *testing.T) {
 		c := SyncChunk{Req: rng.Uint64(), Records: recs, Done: i%3 == 0}
 		old, err = msgpack.Marshal(syncChunkReflect{Req: c.Req, Records: rrs, Done: c.Done})
 		require.NoError(t, err)
+		neuc, err := msgpack.Marshal(&c)
+		require.NoError(t, err)
+		for _, m := range []any{&c, c} {
+			require.Equal(t, neuc, rawBody(t, func(e *msgpack.Encoder) { require.NoError(t, encodeBody(e, m)) }))
+		}
 		var gotc SyncChunk
 		require.NoError(t, decodeBody(old, &gotc))
 		var refc syncChunkReflect

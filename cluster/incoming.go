@@ -126,12 +126,14 @@ var errProtocol = errors.New("cluster: stream protocol violation")
 // readFrames decrypts and reassembles frames until the stream fails.
 func (n *Node) readFrames(r io.Reader, id string, recv *noise.CipherState) error {
 	buf := make([]byte, noise.MaxMsgLen)
-	// acc reassembles a chunked frame; it is kept from one frame to the
-	// next (up to retainBuf), and each frame handed on is an exact-size
-	// copy, so that a large frame costs one allocation, not a series of
-	// growing ones.
+	// acc reassembles a chunked frame and is handed on as the frame. It
+	// starts with the size of the previous chunked frame (at most
+	// MaxFrame, and only what this authenticated peer really sent), so
+	// that a run of large frames (a state transfer) costs one allocation
+	// and one copy each, rather than a series of growing ones.
 	var acc []byte
 	inFrame := false // a chunk of the current frame is in acc
+	sizeHint := 0    // the size of the last chunked frame
 	for {
 		msg, err := readMsg(r, buf, noise.MaxMsgLen)
 		if err != nil {
@@ -153,20 +155,20 @@ func (n *Node) readFrames(r io.Reader, id string, recv *noise.CipherState) error
 			return fmt.Errorf("%w: frame over MaxFrame %d", errProtocol, n.cfg.MaxFrame)
 		}
 		if pt[0] == msgDataMore {
+			if !inFrame {
+				acc = make([]byte, 0, max(sizeHint, 2*len(payload)))
+				inFrame = true
+			}
 			acc = append(acc, payload...)
-			inFrame = true
 			continue
 		}
 		var frame []byte
 		if !inFrame {
 			frame = append(make([]byte, 0, len(payload)), payload...)
 		} else {
-			frame = make([]byte, len(acc)+len(payload))
-			copy(frame[copy(frame, acc):], payload)
-			acc, inFrame = acc[:0], false
-			if cap(acc) > retainBuf {
-				acc = nil
-			}
+			frame = append(acc, payload...)
+			sizeHint = len(frame)
+			acc, inFrame = nil, false
 		}
 		n.stats.framesIn.Add(1)
 		n.stats.bytesIn.Add(uint64(len(frame)))

@@ -25,8 +25,11 @@ const (
 	tagSize = 16
 	// maxChunk is the frame payload carried by one Noise message.
 	maxChunk = noise.MaxMsgLen - tagSize - 1
-	// retainBuf is the largest write buffer kept between Sends.
-	retainBuf = 1 << 20
+	// retainBuf is the largest write buffer kept between Sends: room for
+	// a sealed frame of a full batch or state-transfer chunk (about 1
+	// MiB, grown by append to 2), so that a run of them reuses one buffer
+	// rather than allocating and faulting in a fresh one each.
+	retainBuf = 4 << 20
 )
 
 var errMsgTooLong = errors.New("cluster: stream message longer than allowed")

@@ -139,9 +139,11 @@ func tooLarge(format string, args ...any) error {
 // is reused as soon as Encode returns.
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// maxPooledBuf is the largest buffer returned to bufPool, so one huge
-// state-transfer chunk does not pin its buffer forever.
-const maxPooledBuf = 1 << 20
+// maxPooledBuf is the largest buffer returned to bufPool: room for a
+// full batch or state-transfer chunk (MaxBatchBytes is 1 MiB by default,
+// and a buffer grows by doubling), so that a run of them reuses buffers;
+// a larger one, from a huge chunk, is not pinned.
+const maxPooledBuf = 4 << 20
 
 // Encode returns a frame: FormatVersion, t, then the msgpack body of msg.
 // msg is the message struct for t, or a pointer to it (Batch or *Batch for

@@ -66,18 +66,6 @@ type queued struct {
 	gen uint64 // generation that first queued it
 }
 
-// batch is a Batch in flight to a peer.
-type batch struct {
-	seq    uint64
-	recs   []Record // nil once encoded
-	n      int      // records in the batch
-	frame  []byte
-	covers uint64    // every generation up to this one is in this or an earlier batch
-	sentAt time.Time // the last (re)send
-	resend bool      // the ack timed out: send frame again
-	acked  bool      // acknowledged; retired once every older batch is
-}
-
 // ctrlFrame is a control frame waiting for the sender; sent, if not nil,
 // is closed once Network.Send has taken it.
 type ctrlFrame struct {
@@ -252,52 +240,6 @@ func (p *peer) sendAck(seq uint64) {
 	}
 }
 
-// handleAck retires the in-flight batch if seq is its Seq; stale and
-// duplicate acks are ignored.
-func (p *peer) handleAck(seq uint64) {
-	now := time.Now()
-	p.mu.Lock()
-	var b *batch
-	for _, f := range p.inflight {
-		if f.seq == seq {
-			b = f
-			break
-		}
-	}
-	if b == nil || b.acked || b.frame == nil {
-		p.mu.Unlock()
-		return
-	}
-	b.acked = true
-	retired := p.retireLocked()
-	p.counters.setAck(now, now.Sub(b.sentAt))
-	p.mu.Unlock()
-	p.counters.acked.Add(uint64(b.n))
-	p.signal()
-	if retired > 0 {
-		p.e.broadcast()
-	}
-}
-
-// retireLocked removes the acknowledged batches at the head of the window
-// and advances ackedGen to what they cover: changes count as acknowledged
-// once no older batch is missing. It returns how many it removed.
-func (p *peer) retireLocked() int {
-	retired := 0
-	for retired < len(p.inflight) && p.inflight[retired].acked {
-		if c := p.inflight[retired].covers; c > p.ackedGen.Load() {
-			p.ackedGen.Store(c)
-		}
-		retired++
-	}
-	if retired > 0 {
-		n := copy(p.inflight, p.inflight[retired:])
-		clear(p.inflight[n:])
-		p.inflight = p.inflight[:n]
-	}
-	return retired
-}
-
 // replicating reports whether changes wait in p's queue, a batch waits
 // for its ack or a state transfer to p waits or runs: anti-entropy skips
 // p meanwhile, as the digests differ by what is in flight.
@@ -362,35 +304,6 @@ func (p *peer) run() {
 	}
 }
 
-// resendDue returns when the earliest unacknowledged batch times out; zero
-// when none waits.
-func (p *peer) resendDue() time.Time {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var due time.Time
-	for _, b := range p.inflight {
-		if b.acked || b.resend || b.frame == nil {
-			continue
-		}
-		if at := b.sentAt.Add(p.e.cfg.AckTimeout); due.IsZero() || at.Before(due) {
-			due = at
-		}
-	}
-	return due
-}
-
-// markTimedOut flags for resending every unacknowledged batch sent
-// AckTimeout or more before now.
-func (p *peer) markTimedOut(now time.Time) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, b := range p.inflight {
-		if !b.acked && b.frame != nil && !now.Before(b.sentAt.Add(p.e.cfg.AckTimeout)) {
-			b.resend = true
-		}
-	}
-}
-
 // sendControl sends every queued control frame; false means the peer
 // went down.
 func (p *peer) sendControl() bool {
@@ -419,87 +332,6 @@ func (p *peer) sendControl() bool {
 			p.e.broadcast()
 		}
 	}
-}
-
-// nextBatch returns the batch to send now, if any: an in-flight one whose
-// ack timed out (oldest first), else a new one drained from the queue when
-// the window has room. It counts the send (before it happens, so the
-// counters never lag an ack).
-func (p *peer) nextBatch() *batch {
-	for {
-		p.mu.Lock()
-		for _, b := range p.inflight {
-			if b.resend && !b.acked {
-				b.resend = false
-				b.sentAt = time.Now()
-				p.mu.Unlock()
-				p.counters.retries.Add(1)
-				return b
-			}
-		}
-		if len(p.inflight) >= p.e.cfg.MaxInflight || len(p.queue) == 0 {
-			p.mu.Unlock()
-			return nil
-		}
-		// In flight from now on, so that the peer never looks idle
-		// between drain and send; no ack can match it before it is
-		// sent (handleAck ignores a batch with no frame yet).
-		b := p.drainLocked()
-		p.inflight = append(p.inflight, b)
-		recs := b.recs
-		p.mu.Unlock()
-
-		frame, recs, err := p.encode(b.seq, recs)
-		p.mu.Lock()
-		if err != nil {
-			// Nothing in it could be encoded (counted as dropped): it
-			// counts as acknowledged, so that the window moves on.
-			b.recs, b.n, b.acked = nil, 0, true
-			p.retireLocked()
-			p.mu.Unlock()
-			continue
-		}
-		b.frame, b.recs, b.n = frame, nil, len(recs)
-		b.sentAt = time.Now()
-		p.mu.Unlock()
-		p.counters.batches.Add(1)
-		p.counters.sent.Add(uint64(len(recs)))
-		return b
-	}
-}
-
-// encode encodes recs into Batch seq, returning the frame and the records
-// in it. If that fails (a record over a Limits field), it drops the
-// records that cannot be encoded on their own, counts and logs them, and
-// encodes the rest; an error means nothing was left.
-func (p *peer) encode(seq uint64, recs []Record) ([]byte, []Record, error) {
-	frame, err := Encode(MsgBatch, &Batch{Seq: seq, Records: recs})
-	if err == nil {
-		return frame, recs, nil
-	}
-	good := recs[:0:0]
-	for _, r := range recs {
-		if _, err1 := Encode(MsgBatch, &Batch{Records: []Record{r}}); err1 != nil {
-			p.e.log.Error("replicate: change cannot be encoded, dropped", "peer", p.id, "err", err1)
-			continue
-		}
-		good = append(good, r)
-	}
-	if bad := len(recs) - len(good); bad > 0 {
-		p.counters.dropped.Add(uint64(bad))
-		p.e.st.dropped.Add(uint64(bad))
-	}
-	if len(good) == 0 {
-		return nil, nil, err
-	}
-	frame, err = Encode(MsgBatch, &Batch{Seq: seq, Records: good})
-	if err != nil {
-		p.counters.dropped.Add(uint64(len(good)))
-		p.e.st.dropped.Add(uint64(len(good)))
-		p.e.log.Error("replicate: batch cannot be encoded, dropped", "peer", p.id, "err", err)
-		return nil, nil, err
-	}
-	return frame, good, nil
 }
 
 // sendFrame sends frame, retrying with exponential backoff while the peer

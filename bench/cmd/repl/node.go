@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	rpprof "runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -109,6 +110,7 @@ func runNode(args []string) {
 	consistency := fs.String("consistency", "async", "async or sync")
 	httpAddr := fs.String("http", "127.0.0.1:0", "control HTTP address")
 	verbose := fs.Bool("v", false, "log the store's warnings to stderr")
+	joinProfile := fs.String("join-cpuprofile", "", "write a CPU profile of the start (New to WaitReady) to this file")
 	_ = fs.Parse(args)
 
 	rec := &recorder{}
@@ -131,6 +133,15 @@ func runNode(args []string) {
 	if *verbose {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
+	if *joinProfile != "" {
+		f, err := os.Create(*joinProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := rpprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+	}
 	t0 := time.Now()
 	st, err := peersession.New(cfg)
 	if err != nil {
@@ -142,6 +153,9 @@ func runNode(args []string) {
 	}
 	cancel()
 	readyIn := time.Since(t0)
+	if *joinProfile != "" {
+		rpprof.StopCPUProfile()
+	}
 
 	mux := http.NewServeMux()
 	reply := func(w http.ResponseWriter, v any) {

@@ -142,7 +142,7 @@ func (s *Session) put(key string, v replicate.Value) error {
 	if !had && v.Deleted && s.base == nil {
 		return nil // nothing to remove from a session that does not exist
 	}
-	if i, ok := searchKeys(s.dirty, key); ok {
+	if i, ok := replicate.SearchKeys(s.dirty, key); ok {
 		s.dirty[i].Value = v
 	} else {
 		s.dirty = slices.Insert(s.dirty, i, replicate.KeyValue{Key: key, Value: v})
@@ -153,25 +153,10 @@ func (s *Session) put(key string, v replicate.Value) error {
 
 // dirtyLocked returns this request's change to key, if any.
 func (s *Session) dirtyLocked(key string) (replicate.Value, bool) {
-	if i, ok := searchKeys(s.dirty, key); ok {
+	if i, ok := replicate.SearchKeys(s.dirty, key); ok {
 		return s.dirty[i].Value, true
 	}
 	return replicate.Value{}, false
-}
-
-// searchKeys returns the index of key in the sorted kvs, or where it would
-// be inserted, and whether it is there.
-func searchKeys(kvs []replicate.KeyValue, key string) (int, bool) {
-	lo, hi := 0, len(kvs)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if kvs[m].Key < key {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	return lo, lo < len(kvs) && kvs[lo].Key == key
 }
 
 // currentLocked returns key's current encoded value.

@@ -18,17 +18,17 @@ type KeyValue struct {
 
 // Get returns key's value (a removal included) and whether r holds key.
 func (r *Record) Get(key string) (Value, bool) {
-	if i, ok := searchKeys(r.Keys, key); ok {
+	if i, ok := SearchKeys(r.Keys, key); ok {
 		return r.Keys[i].Value, true
 	}
 	return Value{}, false
 }
 
-// searchKeys returns the index of key in the sorted kvs, or where it would
-// be inserted, and whether it is there: slices.BinarySearchFunc without
-// its indirect calls, which made every session read (BenchmarkGet) 60%
-// slower.
-func searchKeys(kvs []KeyValue, key string) (int, bool) {
+// SearchKeys returns the index of key in kvs, sorted by key (as
+// Record.Keys), or where it would be inserted, and whether it is there:
+// slices.BinarySearchFunc without its indirect calls, which made every
+// session read (BenchmarkGet) 60% slower.
+func SearchKeys(kvs []KeyValue, key string) (int, bool) {
 	lo, hi := 0, len(kvs)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)

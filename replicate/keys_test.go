@@ -13,7 +13,7 @@ import (
 // setKey sets key to v in r, keeping r.Keys sorted: the test suite's
 // r.setKey(key, v.)
 func (r *Record) setKey(key string, v Value) {
-	i, ok := searchKeys(r.Keys, key)
+	i, ok := SearchKeys(r.Keys, key)
 	if ok {
 		r.Keys[i].Value = v
 		return

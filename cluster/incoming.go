@@ -167,6 +167,11 @@ func (n *Node) readFrames(r io.Reader, id string, recv *noise.CipherState) error
 			frame = append(make([]byte, 0, len(payload)), payload...)
 		} else {
 			frame = append(acc, payload...)
+			if cap(frame) > 2*len(frame) {
+				// Much smaller than the frame before: keep no more than
+				// it needs (a parked frame may live a while).
+				frame = append(make([]byte, 0, len(frame)), frame...)
+			}
 			sizeHint = len(frame)
 			acc, inFrame = nil, false
 		}

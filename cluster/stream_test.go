@@ -55,6 +55,27 @@ func TestLargeFrameIsChunked(t *testing.T) {
 	assert.True(t, bytes.Equal(big[:maxChunk+1], got[3]))
 }
 
+// Chunked frames are reassembled into a buffer sized from the one before:
+// frames that shrink, grow and repeat arrive intact, each no larger than
+// it needs to be.
+func TestChunkedFramesOfChangingSizes(t *testing.T) {
+	t.Parallel()
+	ns := cluster(t, 2, relaxed)
+	a, b := ns[0], ns[1]
+	big := make([]byte, 3<<20)
+	rand.Read(big)
+	sizes := []int{3 << 20, 2*maxChunk + 5, 1 << 20, 1 << 20, maxChunk + 1, 3<<20 - 1}
+	ctx := context.Background()
+	for _, n := range sizes {
+		require.NoError(t, a.Send(ctx, b.Self().ID, big[:n]))
+	}
+	require.Eventually(t, func() bool { return len(b.rec.framesFrom(a.Self().ID)) == len(sizes) }, waitFor, tick)
+	for i, f := range b.rec.framesFrom(a.Self().ID) {
+		require.True(t, bytes.Equal(big[:sizes[i]], f), "frame %d (%d bytes) intact", i, sizes[i])
+		require.LessOrEqual(t, cap(f), 2*len(f), "frame %d holds no more than twice its size", i)
+	}
+}
+
 func TestMaxFrame(t *testing.T) {
 	t.Parallel()
 	ns := cluster(t, 2, func(c *Config) { relaxed(c); c.MaxFrame = 1000 })

@@ -135,6 +135,21 @@ func settle(a, peer *proc.Proc) {
 	}
 }
 
+// waitVisible waits (at most 15s) until the peer has recorded n sessions
+// created (since q's "since", if set) arriving from the writer.
+func waitVisible(peer *proc.Proc, q url.Values, n int) error {
+	for dl := time.Now().Add(15 * time.Second); time.Now().Before(dl); time.Sleep(50 * time.Millisecond) {
+		var st map[string]any
+		if err := call(peer, "/stats", q, &st); err != nil {
+			return err
+		}
+		if int(num(st, "visible_recorded")) >= n {
+			return nil
+		}
+	}
+	return nil // the report shows how many arrived
+}
+
 func runDriver(args []string) {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
 	bin := fs.String("bin", os.Args[0], "this binary (started as the nodes)")
@@ -171,14 +186,7 @@ func runDriver(args []string) {
 		must(call(peer, "/vis", nil, &vis)) // reset
 		var w writeResult
 		must(call(a, "/write", url.Values{"kind": {"create"}, "rate": {fmt.Sprint(ph.rate)}, "workers": {fmt.Sprint(ph.workers)}, "dur": {dur.String()}}, &w))
-		// Wait (bounded) for the peer to have seen every write.
-		for dl := time.Now().Add(15 * time.Second); time.Now().Before(dl); time.Sleep(50 * time.Millisecond) {
-			var st map[string]any
-			must(call(peer, "/stats", nil, &st))
-			if int(num(st, "visible_recorded")) >= w.Writes {
-				break
-			}
-		}
+		must(waitVisible(peer, nil, w.Writes))
 		must(call(peer, "/vis", nil, &vis))
 		target := "–"
 		if ph.rate > 0 {
@@ -236,13 +244,7 @@ func runDriver(args []string) {
 		// sessions created since the writers started count, not the
 		// 4,096 the phase created to update.
 		since := url.Values{"since": {fmt.Sprint(w.StartNS)}}
-		for dl := time.Now().Add(15 * time.Second); time.Now().Before(dl); time.Sleep(50 * time.Millisecond) {
-			var st map[string]any
-			must(call(peer, "/stats", since, &st))
-			if int(num(st, "visible_recorded")) >= w.Probes {
-				break
-			}
-		}
+		must(waitVisible(peer, since, w.Probes))
 		must(call(peer, "/vis", since, &vis))
 		probeErrs += w.ProbeErrors
 		applied := num(after, "store", "Replication", "Applied") - num(before, "store", "Replication", "Applied")

@@ -194,10 +194,11 @@ func Encode(t MsgType, msg any) ([]byte, error) {
 	return frame, nil
 }
 
-// encodeBody encodes msg as enc.Encode does. Batch and SyncChunk are
-// written field by field, in msgpack's order and forms, so that their
-// records are encoded directly rather than each boxed in an interface
-// (one allocation per record on the hottest path).
+// encodeBody encodes msg as enc.Encode does. Batch, SyncChunk and Ack are
+// written field by field, in msgpack's order and forms, so that records
+// are encoded directly rather than each boxed in an interface (one
+// allocation per record on the hottest path), and an Ack (one per Batch)
+// without reflection.
 func encodeBody(enc *msgpack.Encoder, msg any) error {
 	switch m := msg.(type) {
 	case *Batch:
@@ -208,8 +209,23 @@ func encodeBody(enc *msgpack.Encoder, msg any) error {
 		return encodeRecordsMsg(enc, "q", m.Req, m.Records, &m.Done)
 	case SyncChunk:
 		return encodeRecordsMsg(enc, "q", m.Req, m.Records, &m.Done)
+	case *Ack:
+		return encodeAck(enc, m.Seq)
+	case Ack:
+		return encodeAck(enc, m.Seq)
 	}
 	return enc.Encode(msg)
+}
+
+// encodeAck writes an Ack as msgpack does: a map of "s".
+func encodeAck(enc *msgpack.Encoder, seq uint64) error {
+	if err := enc.EncodeMapLen(1); err != nil {
+		return err
+	}
+	if err := enc.EncodeString("s"); err != nil {
+		return err
+	}
+	return enc.EncodeUint64(seq)
 }
 
 // encodeRecordsMsg writes a Batch (done nil) or a SyncChunk: a map of the
@@ -305,8 +321,8 @@ func DecodeLimits(frame []byte, lim Limits) (MsgType, any, error) {
 }
 
 // decodeBody decodes body into msg, a pointer from newMsg: the messages
-// that carry records with reader (record_codec.go), the others with
-// msgpack.
+// that carry records, and Ack, with reader (record_codec.go), the others
+// with msgpack.
 func decodeBody(body []byte, msg any) error {
 	rd := reader{b: body}
 	switch m := msg.(type) {
@@ -314,6 +330,8 @@ func decodeBody(body []byte, msg any) error {
 		return rd.batch(m)
 	case *SyncChunk:
 		return rd.syncChunk(m)
+	case *Ack:
+		return rd.ack(m)
 	}
 	return msgpack.Unmarshal(body, msg)
 }

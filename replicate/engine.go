@@ -112,7 +112,7 @@ type Engine struct {
 	closed bool
 
 	notifyMu sync.Mutex    // guards notifyCh
-	notifyCh chan struct{} // closed and replaced when acks or peers change
+	notifyCh chan struct{} // closed at the next broadcast; nil until someone waits
 
 	callMu  sync.Mutex // guards fetches and syncs
 	fetches map[uint64]*fetchCall
@@ -172,7 +172,6 @@ func New(cfg Config) (*Engine, error) {
 		transferSem: make(chan struct{}, cfg.MaxTransfers),
 		summaryMax:  maxSummaryEntries,
 		peers:       make(map[string]*peer),
-		notifyCh:    make(chan struct{}),
 		fetches:     make(map[uint64]*fetchCall),
 		syncs:       make(map[uint64]*syncCall),
 	}
@@ -449,10 +448,15 @@ func (e *Engine) livePeers() ([]*peer, bool) {
 	return e.live, e.closed
 }
 
-// notify returns a channel closed at the next broadcast.
+// notify returns a channel closed at the next broadcast. A waiter takes
+// it before checking its condition, so that a change made in between
+// still wakes it; with no waiter, a broadcast costs no channel.
 func (e *Engine) notify() <-chan struct{} {
 	e.notifyMu.Lock()
 	defer e.notifyMu.Unlock()
+	if e.notifyCh == nil {
+		e.notifyCh = make(chan struct{})
+	}
 	return e.notifyCh
 }
 
@@ -461,8 +465,10 @@ func (e *Engine) notify() <-chan struct{} {
 func (e *Engine) broadcast() {
 	e.notifyMu.Lock()
 	defer e.notifyMu.Unlock()
-	close(e.notifyCh)
-	e.notifyCh = make(chan struct{})
+	if e.notifyCh != nil {
+		close(e.notifyCh)
+		e.notifyCh = nil
+	}
 }
 
 // Flush waits until every change queued before it was called has been

@@ -432,6 +432,39 @@ func (r *reader) batch(b *Batch) error {
 	return nil
 }
 
+// ack decodes an Ack, as batch does a Batch: one per Batch, so it skips
+// msgpack's reflection too.
+func (r *reader) ack(a *Ack) error {
+	n, isArray, err := r.structLen()
+	switch {
+	case err != nil:
+		return err
+	case isArray && n <= 0, n == -1:
+		*a = Ack{}
+		return nil
+	case isArray && n != 1:
+		return errArrayStruct
+	case isArray:
+		a.Seq, err = r.uint64()
+		return err
+	}
+	for range n {
+		name, err := r.name()
+		if err != nil {
+			return err
+		}
+		if string(name) == "s" {
+			a.Seq, err = r.uint64()
+		} else {
+			err = r.skip(0)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // syncChunk decodes a SyncChunk.
 func (r *reader) syncChunk(c *SyncChunk) error {
 	n, isArray, err := r.structLen()

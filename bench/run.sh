@@ -12,7 +12,10 @@
 # Environment: ROUNDS (5), DURATION (3s per variant, mode and round),
 # WORKERS (16), SESSIONS (64 per worker), VARIANTS (all; comma-separated),
 # MODES (rw,ro), REDIS_PORT (6390), REPL_DURATION (3s), JOIN_SESSIONS
-# (100000). Results go to stdout and bench/results/.
+# (100000), REPL_OUT (repl.md, under bench/results/). Results go to stdout
+# and bench/results/. The environment reaches the programs, so
+# GOGC=400 REPL_OUT=repl-gogc400.md ./run.sh repl runs the nodes with a
+# less eager garbage collector.
 set -euo pipefail
 cd "$(dirname "$0")"
 here=$PWD
@@ -26,6 +29,7 @@ MODES=${MODES:-rw,ro}
 REDIS_PORT=${REDIS_PORT:-6390}
 REPL_DURATION=${REPL_DURATION:-3s}
 JOIN_SESSIONS=${JOIN_SESSIONS:-100000}
+REPL_OUT=${REPL_OUT:-repl.md}
 
 bin=$(mktemp -d /tmp/peersession-bench.XXXXXX)
 redis_pid=
@@ -89,7 +93,7 @@ run_compare() {
 
 run_repl() {
 	echo "== replication figures" >&2
-	"$bin/repl" run -bin "$bin/repl" -duration "$REPL_DURATION" -join-sessions "$JOIN_SESSIONS" -out "$here/results/repl.md"
+	"$bin/repl" run -bin "$bin/repl" -duration "$REPL_DURATION" -join-sessions "$JOIN_SESSIONS" -out "$here/results/$REPL_OUT"
 }
 
 # soak: node A in namespace psA (10.99.0.1), node B and the load generator

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net"
 )
 
 // logBridge is an io.Writer for memberlist's *log.Logger: it turns each
@@ -23,6 +24,10 @@ var logLevels = []struct {
 	{"[ERROR]", slog.LevelError},
 }
 
+// closedConn is net.ErrClosed's text, which memberlist logs when it
+// writes to a socket its own Shutdown closed.
+var closedConn = []byte(net.ErrClosed.Error())
+
 func (b logBridge) Write(p []byte) (int, error) {
 	line := bytes.TrimSpace(p)
 	level := slog.LevelInfo
@@ -32,6 +37,11 @@ func (b logBridge) Write(p []byte) (int, error) {
 			line = bytes.TrimSpace(line[len(lv.prefix):])
 			break
 		}
+	}
+	if level > slog.LevelDebug && bytes.Contains(line, closedConn) {
+		// memberlist's gossip and probe goroutines can still send while
+		// Shutdown closes its sockets: part of a shutdown, not an error.
+		level = slog.LevelDebug
 	}
 	if b.l.Enabled(context.Background(), level) {
 		b.l.Log(context.Background(), level, string(line), "component", "memberlist")

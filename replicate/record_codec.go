@@ -302,7 +302,7 @@ func (r *reader) keys(keys *[]KeyValue) error {
 	}
 	for range n {
 		var kv KeyValue
-		if kv.Key, err = r.string(); err != nil {
+		if kv.Key, err = r.key(); err != nil {
 			return err
 		}
 		if err := r.value(&kv.Value); err != nil {

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 	"github.com/vmihailenco/msgpack/v5"
@@ -262,6 +263,35 @@ func TestRecordCodecBatchMatchesReflection(t *testing.T) {
 		require.Equal(t, SyncChunk{Req: refc.Req, Records: fromReflectAll(refc.Records), Done: refc.Done}, gotc)
 		require.Equal(t, normMsg(&c), normMsg(&gotc))
 	}
+}
+
+// The records of one frame share their key names: each distinct name (up
+// to eight) is allocated once per frame.
+func TestDecodeSharesKeyNames(t *testing.T) {
+	var recs []Record
+	for i := range 3 {
+		r := Record{ID: sessionID(i)}
+		for _, k := range []string{"cart", "user", "k" + itoa(i)} {
+			r.setKey(k, Value{Data: []byte{0xc0}, Ver: Version{Wall: 1, Node: 1}})
+		}
+		recs = append(recs, r)
+	}
+	frame, err := Encode(MsgBatch, &Batch{Seq: 1, Records: recs})
+	require.NoError(t, err)
+	_, msg, err := Decode(frame)
+	require.NoError(t, err)
+	got := msg.(*Batch).Records
+	require.Len(t, got, 3)
+	name := func(r Record, k string) *byte {
+		i, ok := SearchKeys(r.Keys, k)
+		require.True(t, ok, k)
+		return unsafe.StringData(r.Keys[i].Key)
+	}
+	for _, k := range []string{"cart", "user"} {
+		require.Equal(t, name(got[0], k), name(got[1], k), k)
+		require.Equal(t, name(got[0], k), name(got[2], k), k)
+	}
+	require.Equal(t, recs, got)
 }
 
 // TestAckCodecMatchesMsgpack checks the hand-written Ack encoding and

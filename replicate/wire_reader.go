@@ -21,6 +21,10 @@ import (
 type reader struct {
 	b   []byte
 	pos int
+	// names are the session key names read so far (see key), shared by
+	// every record of the frame that uses them.
+	names  [8]string
+	nNames int
 }
 
 // errArrayStruct is what msgpack says of a struct array of the wrong length.
@@ -200,6 +204,32 @@ func (r *reader) string() (string, error) {
 	}
 	p, err := r.next(n)
 	return string(p), err
+}
+
+// key is string for a session key name: the records of one frame repeat a
+// handful of names, so the first few distinct ones are allocated once and
+// shared (fewer allocations, and fewer objects for the collector to mark
+// in the sessions they end up in).
+func (r *reader) key() (string, error) {
+	n, err := r.bytesLen()
+	if err != nil || n <= 0 {
+		return "", err
+	}
+	p, err := r.next(n)
+	if err != nil {
+		return "", err
+	}
+	for _, s := range r.names[:r.nNames] {
+		if s == string(p) {
+			return s, nil
+		}
+	}
+	s := string(p)
+	if r.nNames < len(r.names) {
+		r.names[r.nNames] = s
+		r.nNames++
+	}
+	return s, nil
 }
 
 // name reads a map key naming a struct field, as msgpack's struct

@@ -395,66 +395,44 @@ func (r *reader) version(v *Version) error {
 // skipped, nil as zero, the array form), so that Decode never goes through
 // msgpack.Decoder for a record.
 
-// batch decodes a Batch.
-func (r *reader) batch(b *Batch) error {
-	n, isArray, err := r.structLen()
-	switch {
-	case err != nil:
-		return err
-	case isArray && n <= 0, n == -1:
-		*b = Batch{}
-		return nil
-	case isArray && n != 2:
-		return errArrayStruct
-	case isArray:
-		if b.Seq, err = r.uint64(); err != nil {
-			return err
-		}
-		return r.records(&b.Records)
-	}
-	for range n {
-		name, err := r.name()
-		if err != nil {
-			return err
-		}
-		switch string(name) {
-		case "s":
-			b.Seq, err = r.uint64()
-		case "r":
-			err = r.records(&b.Records)
-		default:
-			err = r.skip(0)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
+// The field names of the messages object decodes, in the order of their
+// array form.
+var (
+	batchFields     = []string{"s", "r"}
+	ackFields       = []string{"s"}
+	syncChunkFields = []string{"q", "r", "d"}
+)
 
-// ack decodes an Ack, as batch does a Batch: one per Batch, so it skips
-// msgpack's reflection too.
-func (r *reader) ack(a *Ack) error {
+// object reads a message struct as msgpack's struct decoding does: nil or
+// an empty array calls reset (the zero value); an array must hold exactly
+// one value per name, read in order; a map's entries are read by name,
+// unknown ones skipped, a name given twice read twice. field(i) reads the
+// value of names[i].
+func (r *reader) object(names []string, reset func(), field func(i int) error) error {
 	n, isArray, err := r.structLen()
 	switch {
 	case err != nil:
 		return err
 	case isArray && n <= 0, n == -1:
-		*a = Ack{}
+		reset()
 		return nil
-	case isArray && n != 1:
+	case isArray && n != len(names):
 		return errArrayStruct
 	case isArray:
-		a.Seq, err = r.uint64()
-		return err
+		for i := range names {
+			if err := field(i); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	for range n {
 		name, err := r.name()
 		if err != nil {
 			return err
 		}
-		if string(name) == "s" {
-			a.Seq, err = r.uint64()
+		if i := fieldIndex(names, name); i >= 0 {
+			err = field(i)
 		} else {
 			err = r.skip(0)
 		}
@@ -465,47 +443,49 @@ func (r *reader) ack(a *Ack) error {
 	return nil
 }
 
+// fieldIndex returns the index of name in names, or -1.
+func fieldIndex(names []string, name []byte) int {
+	for i, known := range names {
+		if known == string(name) {
+			return i
+		}
+	}
+	return -1
+}
+
+// batch decodes a Batch.
+func (r *reader) batch(b *Batch) error {
+	return r.object(batchFields, func() { *b = Batch{} }, func(i int) (err error) {
+		if i == 0 {
+			b.Seq, err = r.uint64()
+		} else {
+			err = r.records(&b.Records)
+		}
+		return err
+	})
+}
+
+// ack decodes an Ack: one per Batch, so it skips msgpack's reflection too.
+func (r *reader) ack(a *Ack) error {
+	return r.object(ackFields, func() { *a = Ack{} }, func(int) (err error) {
+		a.Seq, err = r.uint64()
+		return err
+	})
+}
+
 // syncChunk decodes a SyncChunk.
 func (r *reader) syncChunk(c *SyncChunk) error {
-	n, isArray, err := r.structLen()
-	switch {
-	case err != nil:
-		return err
-	case isArray && n <= 0, n == -1:
-		*c = SyncChunk{}
-		return nil
-	case isArray && n != 3:
-		return errArrayStruct
-	case isArray:
-		if c.Req, err = r.uint64(); err != nil {
-			return err
-		}
-		if err := r.records(&c.Records); err != nil {
-			return err
-		}
-		c.Done, err = r.bool()
-		return err
-	}
-	for range n {
-		name, err := r.name()
-		if err != nil {
-			return err
-		}
-		switch string(name) {
-		case "q":
+	return r.object(syncChunkFields, func() { *c = SyncChunk{} }, func(i int) (err error) {
+		switch i {
+		case 0:
 			c.Req, err = r.uint64()
-		case "r":
+		case 1:
 			err = r.records(&c.Records)
-		case "d":
-			c.Done, err = r.bool()
 		default:
-			err = r.skip(0)
+			c.Done, err = r.bool()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 // records decodes a []Record as msgpack decodes a slice: nil for nil,

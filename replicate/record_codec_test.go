@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-	"unsafe"
 
 	"github.com/stretchr/testify/require"
 	"github.com/vmihailenco/msgpack/v5"
@@ -262,87 +261,6 @@ func TestRecordCodecBatchMatchesReflection(t *testing.T) {
 		require.NoError(t, msgpack.Unmarshal(old, &refc))
 		require.Equal(t, SyncChunk{Req: refc.Req, Records: fromReflectAll(refc.Records), Done: refc.Done}, gotc)
 		require.Equal(t, normMsg(&c), normMsg(&gotc))
-	}
-}
-
-// The records of one frame share their key names: each distinct name (up
-// to eight) is allocated once per frame.
-func TestDecodeSharesKeyNames(t *testing.T) {
-	var recs []Record
-	for i := range 3 {
-		r := Record{ID: sessionID(i)}
-		for _, k := range []string{"cart", "user", "k" + itoa(i)} {
-			r.setKey(k, Value{Data: []byte{0xc0}, Ver: Version{Wall: 1, Node: 1}})
-		}
-		recs = append(recs, r)
-	}
-	frame, err := Encode(MsgBatch, &Batch{Seq: 1, Records: recs})
-	require.NoError(t, err)
-	_, msg, err := Decode(frame)
-	require.NoError(t, err)
-	got := msg.(*Batch).Records
-	require.Len(t, got, 3)
-	name := func(r Record, k string) *byte {
-		i, ok := SearchKeys(r.Keys, k)
-		require.True(t, ok, k)
-		return unsafe.StringData(r.Keys[i].Key)
-	}
-	for _, k := range []string{"cart", "user"} {
-		require.Equal(t, name(got[0], k), name(got[1], k), k)
-		require.Equal(t, name(got[0], k), name(got[2], k), k)
-	}
-	require.Equal(t, recs, got)
-}
-
-// TestAckCodecMatchesMsgpack checks the hand-written Ack encoding and
-// decoding against msgpack's reflection, on its own output and on bodies
-// in other forms (array, extra fields, other integer widths, nil, wrong
-// types).
-func TestAckCodecMatchesMsgpack(t *testing.T) {
-	for _, seq := range []uint64{0, 1, 127, 128, 255, 256, 65535, 65536, 1<<32 - 1, 1 << 32, 1<<64 - 1} {
-		a := Ack{Seq: seq}
-		want, err := msgpack.Marshal(&a)
-		require.NoError(t, err)
-		for _, m := range []any{&a, a} {
-			require.Equal(t, want, rawBody(t, func(e *msgpack.Encoder) { require.NoError(t, encodeBody(e, m)) }))
-		}
-		var got Ack
-		require.NoError(t, decodeBody(want, &got))
-		require.Equal(t, a, got)
-	}
-	bodies := map[string][]byte{
-		"nil":         {0xc0},
-		"empty map":   rawBody(t, func(e *msgpack.Encoder) { _ = e.EncodeMapLen(0) }),
-		"array":       rawBody(t, func(e *msgpack.Encoder) { _ = e.EncodeArrayLen(1); _ = e.EncodeUint(42) }),
-		"empty array": rawBody(t, func(e *msgpack.Encoder) { _ = e.EncodeArrayLen(0) }),
-		"long array":  rawBody(t, func(e *msgpack.Encoder) { _ = e.EncodeArrayLen(2); _ = e.EncodeUint(1); _ = e.EncodeUint(2) }),
-		"extra field": rawBody(t, func(e *msgpack.Encoder) {
-			_ = e.EncodeMapLen(2)
-			_ = e.EncodeString("x")
-			_ = e.EncodeString("y")
-			_ = e.EncodeString("s")
-			_ = e.EncodeInt(7)
-		}),
-		"int8":       rawBody(t, func(e *msgpack.Encoder) { _ = e.EncodeMapLen(1); _ = e.EncodeString("s"); _ = e.EncodeInt8(9) }),
-		"negative":   rawBody(t, func(e *msgpack.Encoder) { _ = e.EncodeMapLen(1); _ = e.EncodeString("s"); _ = e.EncodeInt(-3) }),
-		"string seq": rawBody(t, func(e *msgpack.Encoder) { _ = e.EncodeMapLen(1); _ = e.EncodeString("s"); _ = e.EncodeString("1") }),
-		"given twice": rawBody(t, func(e *msgpack.Encoder) {
-			_ = e.EncodeMapLen(2)
-			_ = e.EncodeString("s")
-			_ = e.EncodeUint(1)
-			_ = e.EncodeString("s")
-			_ = e.EncodeUint(2)
-		}),
-		"not a struct": rawBody(t, func(e *msgpack.Encoder) { _ = e.EncodeString("s") }),
-	}
-	for name, body := range bodies {
-		var ref, got Ack
-		refErr := msgpack.Unmarshal(body, &ref)
-		gotErr := decodeBody(body, &got)
-		require.Equal(t, refErr != nil, gotErr != nil, "%s: msgpack says %v, reader %v", name, refErr, gotErr)
-		if refErr == nil {
-			require.Equal(t, ref, got, name)
-		}
 	}
 }
 

@@ -20,7 +20,9 @@ type Handler interface {
 	// PeerDown reports a peer that is gone: left is true for a graceful
 	// Leave, false when it was declared dead (failed or unreachable).
 	PeerDown(p Peer, left bool)
-	// Frame delivers one frame from the peer with this ID. The callee owns
-	// frame.
+	// Frame delivers one frame from the peer with this ID. The frame is
+	// lent: it is valid only until Frame returns, after which the Node
+	// reuses its memory for the next frame, so a Handler copies what it
+	// keeps.
 	Frame(peerID string, frame []byte)
 }

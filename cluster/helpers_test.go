@@ -84,7 +84,7 @@ func (r *recorder) PeerDown(p Peer, left bool) {
 func (r *recorder) Frame(id string, f []byte) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.frames[id] = append(r.frames[id], f)
+	r.frames[id] = append(r.frames[id], bytes.Clone(f)) // f is lent
 }
 
 func (r *recorder) framesFrom(id string) [][]byte {

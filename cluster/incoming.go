@@ -124,16 +124,16 @@ func (n *Node) serveIn(c *inConn) {
 var errProtocol = errors.New("cluster: stream protocol violation")
 
 // readFrames decrypts and reassembles frames until the stream fails.
+//
+// Frames are lent to the Handler (see Handler.Frame): a frame of one
+// message is handed on where it was decrypted, in buf, and a chunked frame
+// in acc, which is reused for the next one. So a stream of small frames
+// allocates nothing, and a run of large ones (a state transfer) neither
+// allocates nor faults in fresh memory per frame.
 func (n *Node) readFrames(r io.Reader, id string, recv *noise.CipherState) error {
 	buf := make([]byte, noise.MaxMsgLen)
-	// acc reassembles a chunked frame and is handed on as the frame. It
-	// starts with the size of the previous chunked frame (at most
-	// MaxFrame, and only what this authenticated peer really sent), so
-	// that a run of large frames (a state transfer) costs one allocation
-	// and one copy each, rather than a series of growing ones.
-	var acc []byte
+	var acc []byte   // reassembles a chunked frame; kept up to retainBuf
 	inFrame := false // a chunk of the current frame is in acc
-	sizeHint := 0    // the size of the last chunked frame
 	for {
 		msg, err := readMsg(r, buf, noise.MaxMsgLen)
 		if err != nil {
@@ -155,28 +155,23 @@ func (n *Node) readFrames(r io.Reader, id string, recv *noise.CipherState) error
 			return fmt.Errorf("%w: frame over MaxFrame %d", errProtocol, n.cfg.MaxFrame)
 		}
 		if pt[0] == msgDataMore {
-			if !inFrame {
-				acc = make([]byte, 0, max(sizeHint, 2*len(payload)))
-				inFrame = true
-			}
 			acc = append(acc, payload...)
+			inFrame = true
 			continue
 		}
-		var frame []byte
-		if !inFrame {
-			frame = append(make([]byte, 0, len(payload)), payload...)
-		} else {
-			frame = append(acc, payload...)
-			if cap(frame) > 2*len(frame) {
-				// Much smaller than the frame before: keep no more than
-				// it needs (a parked frame may live a while).
-				frame = append(make([]byte, 0, len(frame)), frame...)
-			}
-			sizeHint = len(frame)
-			acc, inFrame = nil, false
+		frame := payload
+		if inFrame {
+			acc = append(acc, payload...)
+			frame = acc
 		}
 		n.stats.framesIn.Add(1)
 		n.stats.bytesIn.Add(uint64(len(frame)))
 		n.cfg.Handler.Frame(id, frame)
+		if inFrame {
+			acc, inFrame = acc[:0], false
+			if cap(acc) > retainBuf {
+				acc = nil
+			}
+		}
 	}
 }

@@ -1,6 +1,9 @@
 package replicate
 
-import "sync"
+import (
+	"bytes"
+	"sync"
+)
 
 // The network may deliver a peer's first frames before it reports the peer
 // up (the peer learned of the membership first). Frames that need an
@@ -18,7 +21,8 @@ type earlyFrames struct {
 	m  map[string][][]byte
 }
 
-// park keeps frame from peer for later; it reports false when full.
+// park keeps a copy of frame from peer for later (the network lends
+// frames); it reports false when full.
 func (q *earlyFrames) park(peer string, frame []byte) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -29,7 +33,7 @@ func (q *earlyFrames) park(peer string, frame []byte) bool {
 	if (!ok && len(q.m) >= maxEarlyPeers) || len(fs) >= maxEarlyFrames {
 		return false
 	}
-	q.m[peer] = append(fs, frame)
+	q.m[peer] = append(fs, bytes.Clone(frame))
 	return true
 }
 

@@ -309,6 +309,9 @@ func (e *Engine) Enqueue(recs ...Record) {
 // peer's reader goroutine, in the order the frames were sent; it never
 // blocks on the network (replies go through the peer's sender). A frame
 // that does not decode is counted as Rejected, logged and dropped.
+// HandleFrame keeps no reference to frame after it returns (decoded
+// messages hold copies, and a frame kept for later is copied), so the
+// caller may reuse its memory.
 func (e *Engine) HandleFrame(from string, frame []byte) {
 	if e.ctx.Err() != nil {
 		return

@@ -82,3 +82,30 @@ func TestSyncLargeState(t *testing.T) {
 	require.Greater(t, chunks, 90)
 	t.Logf("%d records of 1 KiB in %d chunks", n, chunks)
 }
+
+// The network lends each frame only for the HandleFrame call (memNet
+// scribbles over it afterwards). A joiner's SyncRequest and first Batch
+// may arrive before the receiver's PeerUp for the joiner: they are kept
+// (as copies) and answered once it is up.
+func TestFramesBeforePeerUpAreAnsweredOnceUp(t *testing.T) {
+	net := newMemNet(t)
+	a := newNode(t, net, "A", 1, nil)
+	a.store.Apply([]Record{a.write("old", "k", "on A")})
+	b := newNode(t, net, "B", 2, nil)
+	b.e.PeerUp("A") // B knows A; A does not know B yet
+
+	ticket := b.publish(b.write("new", "k", "from B"))
+	synced := make(chan error, 1)
+	go func() { synced <- b.e.Sync(ctxTimeout(t, 10*time.Second)) }()
+	waitFor(t, "A handled B's batch and sync request", func() bool {
+		return net.link("B", "A").delivered(MsgBatch) == 1 && net.link("B", "A").delivered(MsgSyncRequest) == 1
+	})
+	require.Equal(t, "from B", a.value("new", "k"), "a batch is applied at once")
+	require.Zero(t, net.link("A", "B").count(MsgAck)+net.link("A", "B").count(MsgSyncChunk), "no answer before PeerUp")
+
+	a.e.PeerUp("B")
+	require.NoError(t, <-synced)
+	require.Equal(t, "on A", b.value("old", "k"))
+	require.NoError(t, ticket.Wait(ctxTimeout(t, 5*time.Second), 1), "the parked batch is acknowledged")
+	require.Zero(t, a.e.Stats().Rejected, "the parked frames were intact")
+}

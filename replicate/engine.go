@@ -347,7 +347,7 @@ func (e *Engine) HandleFrame(from string, frame []byte) {
 			p.handleAck(m.Seq)
 		}
 	case *SyncRequest:
-		e.handleSyncRequest(p, m.Req)
+		e.handleSyncRequest(p, m)
 	case *SyncChunk:
 		e.handleSyncChunk(p, from, m)
 	case *Digest:

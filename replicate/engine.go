@@ -114,7 +114,7 @@ type Engine struct {
 	notifyMu sync.Mutex    // guards notifyCh
 	notifyCh chan struct{} // closed at the next broadcast; nil until someone waits
 
-	callMu  sync.Mutex // guards fetches and syncs
+	callMu  sync.Mutex // guards fetches and syncs, and the calls in them
 	fetches map[uint64]*fetchCall
 	syncs   map[uint64]*syncCall
 

@@ -119,15 +119,17 @@ func (e *Engine) syncFull(ctx context.Context, call *syncCall, req uint64, order
 	return nil, fmt.Errorf("replicate: sync: %w: every peer went down before sending its whole state", ErrNotEnoughPeers)
 }
 
-// syncDeltas sends this node's Digest to every peer in order not asked
-// yet, and waits until each has sent its records in the buckets that
-// differ, or gone down. It returns how many it asked.
+// syncDeltas sends this node's Digest to every peer in order but the
+// source, and waits until each has sent its records in the buckets that
+// differ, or gone down. It returns how many it asked. (A peer that went
+// down is asked again in vain, its peer being down for good; one whose
+// control queue was full is asked again.)
 func (e *Engine) syncDeltas(ctx context.Context, call *syncCall, req uint64, order []*peer) (int, error) {
 	var frame []byte
 	asked := 0
 	for _, p := range order {
-		if e.syncStateOf(call, p) != 0 {
-			continue // the source, or a source that went down
+		if e.syncStateOf(call, p) == syncDone {
+			continue // the source
 		}
 		if frame == nil {
 			var err error

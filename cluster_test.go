@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/peersession/peersession/replicate"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -315,6 +316,53 @@ func TestJoiningNodeGetsEverySession(t *testing.T) {
 	for i, tok := range tokens {
 		require.Equal(t, fmt.Sprint(i), value(c, tok, "i"))
 	}
+}
+
+// A joining node takes the whole state from one member and only what
+// differs from the others: a session that only one of two members holds
+// (a write the other has not received yet) still reaches it, whichever
+// member sent the whole state.
+func TestJoiningNodeGetsASessionOnlyOneMemberHolds(t *testing.T) {
+	// No anti-entropy: it would copy the sessions below between a and b.
+	tc := newTestCluster(t, func(c *Config) { c.Cluster.AntiEntropyInterval = -1 })
+	nodes := tc.startAll("a", "b")
+	a, b := nodes[0], nodes[1]
+	for i := range 100 {
+		create(t, nodes[i%2], map[string]any{"i": fmt.Sprint(i)})
+	}
+	eventuallyEverywhere(t, func(st *Store) bool { return st.Len() == 100 }, "not replicated", a, b)
+
+	// One session on a alone and one on b alone: made on a single node,
+	// applied locally, never published.
+	solo := newTestStore(t, Config{})
+	onlyA := create(t, solo, map[string]any{"on": "a"})
+	onlyB := create(t, solo, map[string]any{"on": "b"})
+	plant := func(st *Store, tok string) {
+		tok, _ = parseValue(tok)
+		require.Zero(t, replStore{st}.Apply([]replicate.Record{solo.lookup(idOf(tok)).rec}))
+	}
+	plant(a, onlyA)
+	plant(b, onlyB)
+	require.False(t, has(b, onlyA) || has(a, onlyB))
+
+	// Transfers served so far (b's own join) and from now on.
+	served := func() (full, delta uint64) {
+		ra, rb := a.Stats().Replication, b.Stats().Replication
+		return ra.Transfers + rb.Transfers, ra.DeltaTransfers + rb.DeltaTransfers
+	}
+	full0, delta0 := served()
+
+	c := tc.start("c") // WaitReady returned: the state transfer is done
+	assert.Equal(t, 102, c.Len())
+	assert.Equal(t, "a", value(c, onlyA, "on"))
+	assert.Equal(t, "b", value(c, onlyB, "on"))
+	require.Eventually(t, func() bool {
+		full, delta := served()
+		return full+delta == full0+delta0+2
+	}, waitFor, tick, "a and b did not both serve c")
+	full, delta := served()
+	assert.Equal(t, full0+1, full, "one member sent its whole state")
+	assert.Equal(t, delta0+1, delta, "the other sent what differed")
 }
 
 func TestKilledNodeLosesNothingAndRejoins(t *testing.T) {

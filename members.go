@@ -56,8 +56,12 @@ type ReplicationStats struct {
 	Applied, Refused, Rejected, Skewed uint64
 	// Repairs counts records anti-entropy sent to repair a peer.
 	Repairs uint64
-	// Transfers counts join-time state transfers this node served.
-	Transfers uint64
+	// Transfers counts join-time full state transfers this node served
+	// (its whole state, to a joining node that picked it as its source);
+	// DeltaTransfers counts the delta transfers it served (its sessions
+	// that differ from a joining node's digest, once that node had the
+	// whole state from another member).
+	Transfers, DeltaTransfers uint64
 	// Dropped counts changes dropped for a peer (queue full, or queued
 	// when it died); anti-entropy repairs them.
 	Dropped uint64
@@ -88,7 +92,7 @@ func (r *replication) stats() ReplicationStats {
 	out := ReplicationStats{
 		Peers:   make(map[string]PeerStats, len(es.Peers)),
 		Applied: es.Applied, Refused: es.Refused, Rejected: es.Rejected, Skewed: es.Skewed,
-		Repairs: es.Repairs, Transfers: es.Transfers, Dropped: es.Dropped,
+		Repairs: es.Repairs, Transfers: es.Transfers, DeltaTransfers: es.DeltaTransfers, Dropped: es.Dropped,
 		SyncDuration: time.Duration(r.syncDur.Load()),
 	}
 	for id, p := range es.Peers {

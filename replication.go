@@ -261,9 +261,12 @@ func (r *replication) waitPeers(ctx context.Context) {
 	}
 }
 
-// syncLoop runs the join-time state transfer until one peer completes it,
-// or there is no peer to ask. A peer that goes away mid-transfer (or is
-// wrongly declared dead under load) makes it ask again.
+// syncLoop runs the join-time state transfer (replicate.Engine.Sync: the
+// whole state from one peer, then what differs from each other peer) until
+// it completes, or there is no peer to ask. Sync itself turns to another
+// peer when its source goes away mid-transfer; an attempt that times out,
+// or finds every peer gone (some may be wrongly declared dead under load),
+// is made again.
 func (r *replication) syncLoop(ctx context.Context) error {
 	backoff := 50 * time.Millisecond
 	attempt := 5 * time.Second // grows: a large state may need longer
@@ -346,8 +349,9 @@ func (r *replication) close() error {
 }
 
 // WaitReady blocks until the store has its share of the cluster's state:
-// at once on a single node; after the join-time state transfer from a peer
-// in a cluster (immediately when it is the first node). Serve requests only
+// at once on a single node; after the join-time state transfer in a
+// cluster (the whole state from one peer, then what the others hold that
+// it lacked; immediately when it is the first node). Serve requests only
 // after it returns, as Tomcat waits for its state transfer before opening
 // its HTTP port.
 func (st *Store) WaitReady(ctx context.Context) error {

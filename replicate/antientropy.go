@@ -306,9 +306,9 @@ func (e *Engine) scan(scopes []scope, fn func(r *Record, hash uint64, in []int))
 	})
 }
 
-// answerDigest answers a peer's digest with Summaries of our records in
-// the buckets where it differs from ours.
-func (e *Engine) answerDigest(p *peer, theirs []uint64) {
+// differingBuckets returns a whole-bucket scope for each bucket where our
+// Digest differs from theirs (DigestBuckets hashes, as validated).
+func (e *Engine) differingBuckets(theirs []uint64) []scope {
 	ours := e.Digest()
 	var scopes []scope
 	for i := range ours {
@@ -316,6 +316,13 @@ func (e *Engine) answerDigest(p *peer, theirs []uint64) {
 			scopes = append(scopes, scope{bucket: uint32(i)})
 		}
 	}
+	return scopes
+}
+
+// answerDigest answers a peer's digest with Summaries of our records in
+// the buckets where it differs from ours.
+func (e *Engine) answerDigest(p *peer, theirs []uint64) {
+	scopes := e.differingBuckets(theirs)
 	if len(scopes) == 0 {
 		return
 	}

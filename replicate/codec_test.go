@@ -80,6 +80,7 @@ func codecSamples() []struct {
 		{"batch/tombstone", MsgBatch, &Batch{Seq: 2, Records: []Record{{ID: "dead", Dead: Version{Wall: 5, Seq: 1, Node: 2}}}}},
 		{"ack", MsgAck, &Ack{Seq: 1<<64 - 1}},
 		{"sync-request", MsgSyncRequest, &SyncRequest{Req: 7}},
+		{"sync-request/delta", MsgSyncRequest, &SyncRequest{Req: 9, Digest: codecDigest().Buckets}},
 		{"sync-chunk", MsgSyncChunk, &SyncChunk{Req: 7, Records: codecBatch(2, 1, 5).Records, Done: true}},
 		{"sync-chunk/empty", MsgSyncChunk, &SyncChunk{Req: 8, Done: true}},
 		{"digest", MsgDigest, codecDigest()},
@@ -136,6 +137,12 @@ func normMsg(msg any) any {
 		c := *m
 		if len(c.Buckets) == 0 {
 			c.Buckets = nil
+		}
+		return &c
+	case *SyncRequest:
+		c := *m
+		if len(c.Digest) == 0 {
+			c.Digest = nil
 		}
 		return &c
 	case *FetchReply:
@@ -225,6 +232,7 @@ func TestCodecEncodeRefuses(t *testing.T) {
 		{"too many records", MsgBatch, &Batch{Records: make([]Record, DefaultLimits.MaxRecords+1)}, ErrTooLarge},
 		{"empty ID", MsgBatch, &Batch{Records: []Record{{}}}, ErrMalformed},
 		{"short digest", MsgDigest, &Digest{Buckets: []uint64{1}}, ErrMalformed},
+		{"sync request short digest", MsgSyncRequest, &SyncRequest{Req: 1, Digest: []uint64{1}}, ErrMalformed},
 		{"summary bucket out of range", MsgSummary, &Summary{Buckets: []uint32{DigestBuckets}}, ErrMalformed},
 		{"summary too many IDs", MsgSummary, summaryOf(DefaultLimits.MaxRecords + 1), ErrTooLarge},
 		{"buckets is reserved", MsgBuckets, &Summary{Buckets: []uint32{1}}, nil},
@@ -438,6 +446,8 @@ func TestDecodeSemantic(t *testing.T) {
 		{"digest short", rawFrame(t, FormatVersion, MsgDigest, &Digest{Buckets: make([]uint64, DigestBuckets-1)}), "digest of 255 buckets, want 256"},
 		{"digest long", rawFrame(t, FormatVersion, MsgDigest, &Digest{Buckets: make([]uint64, DigestBuckets+1)}), "digest of 257 buckets"},
 		{"digest missing", rawFrame(t, FormatVersion, MsgDigest, map[string]any{}), "digest of 0 buckets"},
+		{"sync request digest short", rawFrame(t, FormatVersion, MsgSyncRequest, &SyncRequest{Req: 1, Digest: make([]uint64, 5)}), "sync request digest of 5 buckets, want 0 (whole state) or 256"},
+		{"sync request digest long", rawFrame(t, FormatVersion, MsgSyncRequest, &SyncRequest{Req: 1, Digest: make([]uint64, DigestBuckets+1)}), "sync request digest of 257 buckets"},
 		{"buckets type reserved", rawFrame(t, FormatVersion, MsgBuckets, map[string]any{"b": []uint32{3}}), "unknown message type 6"},
 		{"summary no bucket", summary(Summary{}), "summary of no bucket"},
 		{"summary bucket out of range", summary(Summary{Buckets: []uint32{3, DigestBuckets}}), "summary bucket 256"},

@@ -6,6 +6,11 @@
 // them, collects acknowledgements, transfers state to a joining node and runs
 // anti-entropy.
 //
+// A joining node's state transfer (Engine.Sync) costs one full copy of the
+// state: one peer sends all of it, then every other peer only its records
+// in the digest buckets where it differs from the joining node, which is
+// what the first peer had not received yet (transfer.go).
+//
 // The package imports neither the root package nor cluster/. It talks to the
 // network through the Network interface and to the session store through the
 // Store interface, both defined here where they are used.

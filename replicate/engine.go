@@ -114,7 +114,7 @@ type Engine struct {
 	notifyMu sync.Mutex    // guards notifyCh
 	notifyCh chan struct{} // closed at the next broadcast; nil until someone waits
 
-	callMu  sync.Mutex // guards fetches and syncs
+	callMu  sync.Mutex // guards fetches and syncs, and the calls in them
 	fetches map[uint64]*fetchCall
 	syncs   map[uint64]*syncCall
 
@@ -350,7 +350,7 @@ func (e *Engine) HandleFrame(from string, frame []byte) {
 			p.handleAck(m.Seq)
 		}
 	case *SyncRequest:
-		e.handleSyncRequest(p, m.Req)
+		e.handleSyncRequest(p, m)
 	case *SyncChunk:
 		e.handleSyncChunk(p, from, m)
 	case *Digest:

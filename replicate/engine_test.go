@@ -272,6 +272,7 @@ func TestHostileFramesRejected(t *testing.T) {
 		{FormatVersion, byte(MsgBatch), 0xdd, 0xff, 0xff, 0xff, 0xff}, // huge array, no bytes
 		mustEncodeRaw(t, MsgBatch, map[string]any{"s": 1, "r": []map[string]any{{"i": ""}}}),
 		mustEncodeRaw(t, MsgDigest, map[string]any{"b": []uint64{1, 2, 3}}),
+		mustEncodeRaw(t, MsgSyncRequest, map[string]any{"q": 1, "d": []uint64{1, 2, 3}}),
 		mustEncodeRaw(t, MsgBuckets, map[string]any{"b": []uint32{9999}}),
 	}
 	for _, f := range bad {

@@ -141,6 +141,6 @@ func (e *Engine) peerGone(p *peer) {
 		e.fetchDoneLocked(call, p)
 	}
 	for _, call := range e.syncs {
-		e.finishSyncLocked(call, p, fmt.Errorf("replicate: sync: %w: every peer asked went down", ErrNotEnoughPeers))
+		e.syncChangedLocked(call, p, syncGone)
 	}
 }

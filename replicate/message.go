@@ -12,7 +12,7 @@ type MsgType byte
 const (
 	MsgBatch       MsgType = 1 // Batch: changes to apply, then Ack
 	MsgAck         MsgType = 2 // Ack: a Batch was applied
-	MsgSyncRequest MsgType = 3 // SyncRequest: send me all your state
+	MsgSyncRequest MsgType = 3 // SyncRequest: send me all your state, or what differs from my digest
 	MsgSyncChunk   MsgType = 4 // SyncChunk: part of a state transfer
 	MsgDigest      MsgType = 5 // Digest: anti-entropy bucket hashes
 	// MsgBuckets (6) was "send me your records in these buckets", the
@@ -61,9 +61,19 @@ type Ack struct {
 	Seq uint64 `msgpack:"s"`
 }
 
-// SyncRequest asks a peer for its whole state (a join-time state transfer).
+// SyncRequest asks a peer for state, at join time. Without Digest it asks
+// for the peer's whole state (a full transfer). With Digest (the asking
+// node's Digest, exactly DigestBuckets hashes) it asks only for the
+// peer's records in the buckets whose hash differs from Digest's (a delta
+// transfer): what the asking node, having already received a full
+// transfer from another peer, may still lack. Either is answered with
+// SyncChunks carrying Req, the last one Done.
+//
+// Digest is omitted from the wire when empty, so a full request encodes
+// as it did before the field existed.
 type SyncRequest struct {
-	Req uint64 `msgpack:"q"`
+	Req    uint64   `msgpack:"q"`
+	Digest []uint64 `msgpack:"d,omitempty"`
 }
 
 // SyncChunk is one part of a state transfer answering SyncRequest Req. The

@@ -22,8 +22,11 @@ type Stats struct {
 	Skewed uint64
 	// Repairs counts records anti-entropy queued for a peer.
 	Repairs uint64
-	// Transfers counts state transfers this node completed serving.
-	Transfers uint64
+	// Transfers counts full state transfers (SyncRequests without a
+	// digest) this node completed serving; DeltaTransfers counts delta
+	// transfers (SyncRequests with one), which a joining node asks of
+	// every peer but the one that sent it everything.
+	Transfers, DeltaTransfers uint64
 	// Dropped counts changes dropped for any peer, live or gone: queue
 	// full, queued when the peer went down, or not encodable.
 	Dropped uint64
@@ -53,7 +56,7 @@ type PeerStats struct {
 
 // engineCounters are the Engine's totals.
 type engineCounters struct {
-	applied, refused, rejected, skewed, repairs, transfers, dropped atomic.Uint64
+	applied, refused, rejected, skewed, repairs, transfers, deltaTransfers, dropped atomic.Uint64
 }
 
 // peerCounters are a peer's counters.
@@ -75,14 +78,15 @@ func (c *peerCounters) setAck(at time.Time, lag time.Duration) {
 func (e *Engine) Stats() Stats {
 	live, _ := e.livePeers()
 	s := Stats{
-		Peers:     make(map[string]PeerStats, len(live)),
-		Applied:   e.st.applied.Load(),
-		Refused:   e.st.refused.Load(),
-		Rejected:  e.st.rejected.Load(),
-		Skewed:    e.st.skewed.Load(),
-		Repairs:   e.st.repairs.Load(),
-		Transfers: e.st.transfers.Load(),
-		Dropped:   e.st.dropped.Load(),
+		Peers:          make(map[string]PeerStats, len(live)),
+		Applied:        e.st.applied.Load(),
+		Refused:        e.st.refused.Load(),
+		Rejected:       e.st.rejected.Load(),
+		Skewed:         e.st.skewed.Load(),
+		Repairs:        e.st.repairs.Load(),
+		Transfers:      e.st.transfers.Load(),
+		Dropped:        e.st.dropped.Load(),
+		DeltaTransfers: e.st.deltaTransfers.Load(),
 	}
 	for _, p := range live {
 		p.mu.Lock()

@@ -3,25 +3,62 @@ package replicate
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"time"
 )
 
-// syncCall is a Sync waiting for a peer to finish its state transfer.
+// The join-time state transfer (Sync) costs one full copy of the state,
+// not one per peer:
+//
+//  1. The joining node asks one live peer, the source, for its whole state
+//     (a SyncRequest without a digest) and applies the SyncChunks as they
+//     arrive. If the source goes down before its last chunk, the node asks
+//     the next live peer for the whole state, and so on.
+//  2. Once the source's last chunk is applied, the node computes its own
+//     Digest and sends it, in a SyncRequest, to every other peer it knew
+//     when Sync started. Each answers with SyncChunks holding its records
+//     in the buckets whose hash differs (one empty chunk if none does):
+//     the writes the source had not received yet, as they were published
+//     before the joining node was anyone's peer. Merging makes the
+//     records the node already holds harmless.
+//  3. Sync ends when the source and every other peer have sent their last
+//     chunk or gone down.
+//
+// Which peer is the source does not matter for correctness (step 2 covers
+// what it lacks), so it is chosen at random: nodes joining together (a
+// rolling restart, a scale-out) then spread the full copies over the
+// members instead of all loading the same one, and a peer slow to serve
+// is not picked by every joiner.
+
+// syncState is where one peer asked by a Sync stands.
+type syncState uint8
+
+const (
+	syncAsked syncState = iota + 1 // asked; its last chunk not applied yet
+	syncDone                       // its last chunk was applied
+	syncGone                       // went down (or the request was dropped) first
+)
+
+// syncCall is one Sync in progress: the peers it asked, each for the
+// whole state or for a delta, and where each stands.
 type syncCall struct {
-	pending   map[*peer]bool // peers asked that are still up and not done
-	completed int            // peers that sent all of their state
-	done      chan struct{}  // closed once err is final
-	err       error
+	peers   map[*peer]syncState // every peer asked; guarded by Engine.callMu
+	changed chan struct{}       // capacity 1: a state in peers changed
 }
 
-// Sync performs the join-time state transfer: it asks every live peer for
-// its whole state, applies the chunks as they arrive, and returns once every
-// peer asked has sent all of its state or gone down. Waiting for all, not
-// the first, matters: a peer's snapshot lacks the writes other peers had
-// not yet replicated to it, and those were published before this node was
-// their peer. It returns nil at once when there are no peers, an error
-// wrapping ErrNotEnoughPeers if every peer asked went down first, and an
-// error wrapping ctx.Err() if ctx ends first.
+// Sync performs the join-time state transfer described above: the whole
+// state from one peer (another if that one goes down first), then, from
+// every other peer live when Sync started, the records in the digest
+// buckets where it differs from this node. Chunks are applied as they
+// arrive. Peers that come up during Sync are not asked.
+//
+// It returns nil at once when there are no peers, and once a full
+// transfer completed and every other peer asked has completed its delta
+// transfer or gone down. It returns an error wrapping ErrNotEnoughPeers
+// if every peer went down before any full transfer completed, one
+// wrapping ctx.Err() if ctx ends first, and ErrClosed if the engine
+// closes.
 func (e *Engine) Sync(ctx context.Context) error {
 	live, closed := e.livePeers()
 	if closed {
@@ -31,14 +68,7 @@ func (e *Engine) Sync(ctx context.Context) error {
 		return nil
 	}
 	req := e.reqSeq.Add(1)
-	frame, err := Encode(MsgSyncRequest, &SyncRequest{Req: req})
-	if err != nil {
-		return err
-	}
-	call := &syncCall{pending: make(map[*peer]bool, len(live)), done: make(chan struct{})}
-	for _, p := range live {
-		call.pending[p] = true
-	}
+	call := &syncCall{peers: make(map[*peer]syncState, len(live)), changed: make(chan struct{}, 1)}
 	e.callMu.Lock()
 	e.syncs[req] = call
 	e.callMu.Unlock()
@@ -47,26 +77,128 @@ func (e *Engine) Sync(ctx context.Context) error {
 		delete(e.syncs, req)
 		e.callMu.Unlock()
 	}()
+
+	start := time.Now()
+	order := slices.Clone(live)
+	rand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	source, err := e.syncFull(ctx, call, req, order)
+	if err != nil {
+		return err
+	}
+	full := time.Since(start)
+	asked, err := e.syncDeltas(ctx, call, req, order)
+	if err != nil {
+		return err
+	}
+	e.log.Info("replicate: state transfer done", "source", source.id, "full", full,
+		"delta_peers", asked, "took", time.Since(start))
+	return nil
+}
+
+// syncFull asks the peers in order, one at a time, for their whole state
+// until one has sent all of it, and returns that one.
+func (e *Engine) syncFull(ctx context.Context, call *syncCall, req uint64, order []*peer) (*peer, error) {
+	frame, err := Encode(MsgSyncRequest, &SyncRequest{Req: req})
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range order {
+		if !e.syncAsk(call, p, frame) {
+			continue
+		}
+		e.log.Info("replicate: state transfer requested", "peer", p.id)
+		err := e.syncWait(ctx, call, func() bool { return call.peers[p] != syncAsked })
+		if err != nil {
+			return nil, fmt.Errorf("replicate: sync: the state transfer from %s did not finish: %w", p.id, err)
+		}
+		if e.syncStateOf(call, p) == syncDone {
+			return p, nil
+		}
+		e.log.Warn("replicate: state transfer source went down; asking another peer", "peer", p.id)
+	}
+	return nil, fmt.Errorf("replicate: sync: %w: every peer went down before sending its whole state", ErrNotEnoughPeers)
+}
+
+// syncDeltas sends this node's Digest to every peer in order but the
+// source, and waits until each has sent its records in the buckets that
+// differ, or gone down. It returns how many it asked. (A peer that went
+// down is asked again in vain, its peer being down for good; one whose
+// control queue was full is asked again.)
+func (e *Engine) syncDeltas(ctx context.Context, call *syncCall, req uint64, order []*peer) (int, error) {
+	var frame []byte
 	asked := 0
-	for _, p := range live {
-		if p.sendCtrl(frame, nil) {
+	for _, p := range order {
+		if e.syncStateOf(call, p) == syncDone {
+			continue // the source
+		}
+		if frame == nil {
+			var err error
+			frame, err = Encode(MsgSyncRequest, &SyncRequest{Req: req, Digest: e.Digest()})
+			if err != nil {
+				return 0, err
+			}
+		}
+		if e.syncAsk(call, p, frame) {
 			asked++
-		} else {
-			e.syncPeerGone(call, p)
 		}
 	}
-	e.log.Info("replicate: state transfer requested", "peers", asked)
-	start := time.Now()
-	select {
-	case <-call.done:
-		if call.err == nil {
-			e.log.Info("replicate: state transfer done", "took", time.Since(start))
+	if asked == 0 {
+		return 0, nil
+	}
+	e.log.Info("replicate: delta transfers requested", "peers", asked)
+	err := e.syncWait(ctx, call, func() bool {
+		for _, st := range call.peers {
+			if st == syncAsked {
+				return false
+			}
 		}
-		return call.err
-	case <-ctx.Done():
-		return fmt.Errorf("replicate: sync: no peer finished its state transfer: %w", ctx.Err())
-	case <-e.ctx.Done():
-		return ErrClosed
+		return true
+	})
+	if err != nil {
+		return asked, fmt.Errorf("replicate: sync: whole state received, but a delta transfer did not finish: %w", err)
+	}
+	return asked, nil
+}
+
+// syncAsk records p as asked by call, then sends it frame. It reports
+// whether it did: false if p is down or its control queue is full.
+func (e *Engine) syncAsk(call *syncCall, p *peer, frame []byte) bool {
+	e.callMu.Lock()
+	call.peers[p] = syncAsked
+	e.callMu.Unlock()
+	if p.sendCtrl(frame, nil) {
+		return true
+	}
+	e.callMu.Lock()
+	e.syncChangedLocked(call, p, syncGone)
+	e.callMu.Unlock()
+	return false
+}
+
+// syncStateOf returns where p stands in call, zero if it was not asked.
+func (e *Engine) syncStateOf(call *syncCall, p *peer) syncState {
+	e.callMu.Lock()
+	defer e.callMu.Unlock()
+	return call.peers[p]
+}
+
+// syncWait waits until cond, called with callMu held, holds. It returns
+// ctx's error if ctx ends first, ErrClosed if the engine closes.
+func (e *Engine) syncWait(ctx context.Context, call *syncCall, cond func() bool) error {
+	for {
+		e.callMu.Lock()
+		ok := cond()
+		e.callMu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-call.changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-e.ctx.Done():
+			return ErrClosed
+		}
 	}
 }
 
@@ -79,34 +211,24 @@ func (e *Engine) syncing() bool {
 	return len(e.syncs) > 0
 }
 
-// syncPeerGone stops call from waiting for p.
-func (e *Engine) syncPeerGone(call *syncCall, p *peer) {
-	e.callMu.Lock()
-	defer e.callMu.Unlock()
-	e.finishSyncLocked(call, p, fmt.Errorf("replicate: sync: %w: every peer asked went down", ErrNotEnoughPeers))
-}
-
-// finishSyncLocked removes p from call's pending peers: it completed (err
-// nil) or went down. call is done once none is left: with nil if any peer
-// completed, else with err. callMu must be held.
-func (e *Engine) finishSyncLocked(call *syncCall, p *peer, err error) {
-	if !call.pending[p] {
+// syncChangedLocked moves p, if call is waiting for it, to st (syncDone
+// or syncGone) and wakes the Sync. callMu must be held.
+func (e *Engine) syncChangedLocked(call *syncCall, p *peer, st syncState) {
+	if call.peers[p] != syncAsked {
 		return
 	}
-	delete(call.pending, p)
-	if err == nil {
-		call.completed++
-	}
-	if len(call.pending) == 0 {
-		if call.completed == 0 {
-			call.err = err
-		}
-		close(call.done)
+	call.peers[p] = st
+	select {
+	case call.changed <- struct{}{}:
+	default:
 	}
 }
 
-// handleSyncChunk applies a chunk and, on the last one, ends the Sync
+// handleSyncChunk applies a chunk and, on the last one, tells the Sync
 // waiting for it. Chunks are applied whoever asked: merging is idempotent.
+// The Sync hears of the last chunk only once all of the peer's chunks
+// are applied: they arrive in order and are applied on the peer's reader
+// goroutine.
 func (e *Engine) handleSyncChunk(p *peer, from string, m *SyncChunk) {
 	e.apply(from, m.Records)
 	if !m.Done || p == nil {
@@ -115,89 +237,6 @@ func (e *Engine) handleSyncChunk(p *peer, from string, m *SyncChunk) {
 	e.callMu.Lock()
 	defer e.callMu.Unlock()
 	if call := e.syncs[m.Req]; call != nil {
-		e.finishSyncLocked(call, p, nil)
+		e.syncChangedLocked(call, p, syncDone)
 	}
-}
-
-// handleSyncRequest starts serving a state transfer to p, unless p already
-// has maxPeerTransfers waiting or running.
-func (e *Engine) handleSyncRequest(p *peer, req uint64) {
-	if p == nil {
-		return
-	}
-	if p.transfers.Add(1) > maxPeerTransfers {
-		p.transfers.Add(-1)
-		e.log.Warn("replicate: state transfer request ignored: too many for this peer", "peer", p.id)
-		return
-	}
-	if !e.spawn(func() {
-		defer p.transfers.Add(-1)
-		e.serveSync(p, req)
-	}) {
-		p.transfers.Add(-1)
-	}
-}
-
-// serveSync sends p our whole state as SyncChunks, at most
-// MaxBatchBytes each, one at a time through p's control queue (so only
-// one chunk is held in memory), the last one Done. At most MaxTransfers
-// run at once; others wait for a slot.
-//
-// It first collects the session IDs (cheap, and Range may hold store
-// locks), then looks each record up as it fills chunks, so the records
-// sent are as fresh as possible and the transfer never holds the whole
-// state.
-func (e *Engine) serveSync(p *peer, req uint64) {
-	select {
-	case e.transferSem <- struct{}{}:
-	case <-p.ctx.Done():
-		return
-	}
-	defer func() { <-e.transferSem }()
-
-	start := time.Now()
-	var ids []string
-	e.cfg.Store.Range(func(r Record) bool {
-		ids = append(ids, r.ID)
-		return true
-	})
-	budget, maxRecs := e.cfg.MaxBatchBytes, DefaultLimits.MaxRecords
-	var chunk []Record
-	size, chunks, sent := 0, 0, 0
-	send := func(done bool) bool {
-		frame, err := Encode(MsgSyncChunk, &SyncChunk{Req: req, Records: chunk, Done: done})
-		if err != nil {
-			e.log.Error("replicate: state transfer aborted: encode chunk", "peer", p.id, "err", err)
-			return false
-		}
-		if !p.sendCtrlWait(frame) {
-			return false
-		}
-		chunks++
-		sent += len(chunk)
-		chunk, size = chunk[:0], 0
-		return true
-	}
-	for _, id := range ids {
-		if p.ctx.Err() != nil {
-			return
-		}
-		r, ok := e.cfg.Store.Lookup(id)
-		if !ok {
-			continue
-		}
-		sz := recordSize(&r)
-		if len(chunk) > 0 && (size+sz > budget || len(chunk) >= maxRecs) {
-			if !send(false) {
-				return
-			}
-		}
-		chunk = append(chunk, r)
-		size += sz
-	}
-	if !send(true) {
-		return
-	}
-	e.st.transfers.Add(1)
-	e.log.Info("replicate: state transfer served", "peer", p.id, "records", sent, "chunks", chunks, "took", time.Since(start))
 }

@@ -236,6 +236,10 @@ func validate(msg any, lim *Limits) error {
 		return validateRecords(m.Records, lim)
 	case SyncChunk:
 		return validateRecords(m.Records, lim)
+	case *SyncRequest:
+		return validateSyncRequest(m)
+	case SyncRequest:
+		return validateSyncRequest(&m)
 	case *Digest:
 		return validateDigest(m)
 	case Digest:
@@ -253,7 +257,7 @@ func validate(msg any, lim *Limits) error {
 	case FetchReply:
 		return validateReply(&m, lim)
 	}
-	return nil // Ack, SyncRequest: nothing to check
+	return nil // Ack: nothing to check
 }
 
 func validateRecords(recs []Record, lim *Limits) error {
@@ -325,6 +329,15 @@ func validateRecord(r *Record, lim *Limits, needID bool) error {
 	}
 	if size > lim.MaxRecordBytes {
 		return tooLarge("record of %d bytes, limit %d (MaxRecordBytes)", size, lim.MaxRecordBytes)
+	}
+	return nil
+}
+
+// validateSyncRequest checks that a SyncRequest's digest is absent (a
+// full transfer) or a whole Digest (a delta transfer).
+func validateSyncRequest(r *SyncRequest) error {
+	if len(r.Digest) != 0 && len(r.Digest) != DigestBuckets {
+		return malformed("sync request digest of %d buckets, want 0 (whole state) or %d", len(r.Digest), DigestBuckets)
 	}
 	return nil
 }

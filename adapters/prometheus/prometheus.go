@@ -68,7 +68,8 @@ var (
 	mApplied   = newMetric("replication_applied_total", "Records from peers this node's store accepted (batches, repairs, state transfer).", counter)
 	mRejected  = newMetric("replication_rejected_total", "Frames from peers dropped as malformed or hostile.", counter)
 	mRepairs   = newMetric("replication_repairs_total", "Records anti-entropy sent to repair a peer.", counter)
-	mTransfers = newMetric("replication_transfers_total", "Join-time state transfers this node served.", counter)
+	mTransfers = newMetric("replication_transfers_total", "Join-time full state transfers (the whole state) this node served.", counter)
+	mDeltas    = newMetric("replication_delta_transfers_total", "Join-time delta transfers (the sessions differing from a joining node's digest) this node served.", counter)
 	mSyncDur   = newMetric("state_transfer_seconds", "How long this node's join-time state transfer took (0 until it ended).", gauge)
 	mDropped   = newMetric("replication_dropped_total", "Changes dropped for any peer (queue full, or queued when it died); anti-entropy repairs them.", counter)
 
@@ -86,7 +87,7 @@ var (
 var allMetrics = []metric{
 	mSessions, mBytes, mCreated, mDestroyed, mExpired, mCommitErr, mLate, mFetches, mFetchHits, mRefused,
 	mMembers,
-	mApplied, mRejected, mRepairs, mTransfers, mSyncDur, mDropped,
+	mApplied, mRejected, mRepairs, mTransfers, mDeltas, mSyncDur, mDropped,
 	mQueue, mSent, mBatches, mAcked, mFailed, mPDropped, mRetries, mAckLag, mLastAck,
 }
 
@@ -131,6 +132,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	send(mRejected, float64(r.Rejected))
 	send(mRepairs, float64(r.Repairs))
 	send(mTransfers, float64(r.Transfers))
+	send(mDeltas, float64(r.DeltaTransfers))
 	send(mSyncDur, r.SyncDuration.Seconds())
 	send(mDropped, float64(r.Dropped))
 	for peer, p := range r.Peers {

@@ -1,0 +1,104 @@
+package replicate
+
+import "time"
+
+// handleSyncRequest starts serving a state transfer to p, the whole state
+// or, when m carries a digest, a delta (see serveSync), unless p already
+// has maxPeerTransfers waiting or running.
+func (e *Engine) handleSyncRequest(p *peer, m *SyncRequest) {
+	if p == nil {
+		return
+	}
+	if p.transfers.Add(1) > maxPeerTransfers {
+		p.transfers.Add(-1)
+		e.log.Warn("replicate: state transfer request ignored: too many for this peer", "peer", p.id)
+		return
+	}
+	if !e.spawn(func() {
+		defer p.transfers.Add(-1)
+		e.serveSync(p, m.Req, m.Digest)
+	}) {
+		p.transfers.Add(-1)
+	}
+}
+
+// serveSync answers SyncRequest req from p with SyncChunks, at most
+// MaxBatchBytes each, one at a time through p's control queue (so only
+// one chunk is held in memory), the last one Done. With no digest they
+// hold our whole state (a full transfer); with p's digest, our records in
+// the buckets whose hash differs from it (a delta transfer: a single
+// empty Done chunk when none does). At most MaxTransfers run at once;
+// others wait for a slot.
+//
+// It first collects the session IDs (cheap, and Range may hold store
+// locks), then looks each record up as it fills chunks, so the records
+// sent are as fresh as possible and the transfer never holds the whole
+// state.
+func (e *Engine) serveSync(p *peer, req uint64, digest []uint64) {
+	select {
+	case e.transferSem <- struct{}{}:
+	case <-p.ctx.Done():
+		return
+	}
+	defer func() { <-e.transferSem }()
+
+	start := time.Now()
+	delta := len(digest) > 0
+	var ids []string
+	if delta {
+		if scopes := e.differingBuckets(digest); len(scopes) > 0 {
+			e.scan(scopes, func(r *Record, _ uint64, _ []int) { ids = append(ids, r.ID) })
+		}
+	} else {
+		e.cfg.Store.Range(func(r Record) bool {
+			ids = append(ids, r.ID)
+			return true
+		})
+	}
+	budget, maxRecs := e.cfg.MaxBatchBytes, DefaultLimits.MaxRecords
+	var chunk []Record
+	size, chunks, sent := 0, 0, 0
+	send := func(done bool) bool {
+		frame, err := Encode(MsgSyncChunk, &SyncChunk{Req: req, Records: chunk, Done: done})
+		if err != nil {
+			e.log.Error("replicate: state transfer aborted: encode chunk", "peer", p.id, "err", err)
+			return false
+		}
+		if !p.sendCtrlWait(frame) {
+			return false
+		}
+		chunks++
+		sent += len(chunk)
+		chunk, size = chunk[:0], 0
+		return true
+	}
+	for _, id := range ids {
+		if p.ctx.Err() != nil {
+			return
+		}
+		r, ok := e.cfg.Store.Lookup(id)
+		if !ok {
+			continue
+		}
+		sz := recordSize(&r)
+		if len(chunk) > 0 && (size+sz > budget || len(chunk) >= maxRecs) {
+			if !send(false) {
+				return
+			}
+		}
+		chunk = append(chunk, r)
+		size += sz
+	}
+	if !send(true) {
+		return
+	}
+	kind := "full"
+	if delta {
+		e.st.deltaTransfers.Add(1)
+		kind = "delta"
+	} else {
+		e.st.transfers.Add(1)
+	}
+	e.log.Info("replicate: state transfer served", "peer", p.id, "kind", kind,
+		"records", sent, "chunks", chunks, "took", time.Since(start))
+}

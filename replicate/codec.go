@@ -153,6 +153,21 @@ const maxPooledBuf = 4 << 20
 // returns a frame a peer with default limits would refuse; an error for a
 // limit wraps ErrTooLarge (split the batch), any other wraps ErrMalformed.
 func Encode(t MsgType, msg any) ([]byte, error) {
+	buf := bufPool.Get().(*bytes.Buffer)
+	frame, err := encodeTo(buf, t, msg)
+	if err == nil {
+		frame = bytes.Clone(frame)
+	}
+	if buf.Cap() <= maxPooledBuf {
+		bufPool.Put(buf)
+	}
+	return frame, err
+}
+
+// encodeTo is Encode writing the frame into buf (reset first): the frame
+// returned is buf's bytes, valid until buf is used again. A sender that
+// keeps a frame until it is acknowledged reuses buffers this way.
+func encodeTo(buf *bytes.Buffer, t MsgType, msg any) ([]byte, error) {
 	mt, ok := msgType(msg)
 	if !ok {
 		return nil, fmt.Errorf("replicate: encode %s: unsupported message %T", t, msg)
@@ -165,7 +180,6 @@ func Encode(t MsgType, msg any) ([]byte, error) {
 		return nil, fmt.Errorf("replicate: encode %s: %w", t, err)
 	}
 
-	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	buf.WriteByte(FormatVersion)
 	buf.WriteByte(byte(t))
@@ -173,16 +187,10 @@ func Encode(t MsgType, msg any) ([]byte, error) {
 	enc.Reset(buf)
 	err := encodeBody(enc, msg)
 	msgpack.PutEncoder(enc)
-	var frame []byte
-	if err == nil {
-		frame = bytes.Clone(buf.Bytes())
-	}
-	if buf.Cap() <= maxPooledBuf {
-		bufPool.Put(buf)
-	}
 	if err != nil {
 		return nil, fmt.Errorf("replicate: encode %s: %w", t, err)
 	}
+	frame := buf.Bytes()
 	if len(frame) > lim.MaxFrame {
 		return nil, fmt.Errorf("replicate: encode %s: %w", t,
 			tooLarge("frame of %d bytes, limit %d (MaxFrame)", len(frame), lim.MaxFrame))

@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"bytes"
 	"context"
 	"sync"
 	"sync/atomic"
@@ -50,14 +51,20 @@ type peer struct {
 	queue     map[string]queued // by value: no allocation per queued session
 	order     []string          // IDs in queue, oldest first, from head on
 	head      int
-	gen       uint64   // publish generation: incremented by every enqueue
-	overflow  bool     // the queue is full (logged once per episode)
-	inflight  []*batch // sent and not yet retired, oldest first; at most MaxInflight
+	gen       uint64          // publish generation: incremented by every enqueue
+	overflow  bool            // the queue is full (logged once per episode)
+	inflight  []*batch        // sent and not yet retired, oldest first; at most MaxInflight
+	spare     []*bytes.Buffer // frame buffers of retired batches (see window.go)
+	drained   []Record        // the last batch's record slice, cleared, for the next drain
 	ctrl      []ctrlFrame
 	ctrlSends int   // control frames taken from ctrl and not yet sent
 	ae        []any // *Digest and *Summary from p waiting for aeLoop
 	aeIDs     int   // the IDs in the Summaries in ae
 	aeRunning bool  // an aeLoop goroutine runs for p
+
+	// Used by the sender goroutine only.
+	ack    Ack          // the Ack being encoded
+	ackBuf bytes.Buffer // holds the Ack frame being sent
 }
 
 // queued is a session's coalesced changes waiting in a peer's queue.
@@ -67,10 +74,13 @@ type queued struct {
 }
 
 // ctrlFrame is a control frame waiting for the sender; sent, if not nil,
-// is closed once Network.Send has taken it.
+// is closed once Network.Send has taken it. An Ack (one per Batch
+// received) is queued as just its Seq, with frame nil, and encoded by the
+// sender into a buffer it reuses.
 type ctrlFrame struct {
-	frame []byte
-	sent  chan struct{}
+	frame  []byte
+	sent   chan struct{}
+	ackSeq uint64 // frame is nil: an Ack for Batch ackSeq
 }
 
 func newPeer(e *Engine, id string) *peer {
@@ -165,7 +175,11 @@ func (p *peer) drainLocked() *batch {
 	budget := p.e.cfg.MaxBatchBytes
 	maxRecs := DefaultLimits.MaxRecords
 	// Every record is estimated at over 100 bytes (recordSize).
-	recs := make([]Record, 0, min(len(p.queue), maxRecs, budget/100+1))
+	recs := p.drained
+	p.drained = nil
+	if want := min(len(p.queue), maxRecs, budget/100+1); cap(recs) < want {
+		recs = make([]Record, 0, want)
+	}
 	size := 0
 	for p.head < len(p.order) && len(recs) < maxRecs {
 		id := p.order[p.head]
@@ -230,14 +244,24 @@ func (p *peer) sendCtrlWait(frame []byte) bool {
 
 // sendAck queues the Ack for Batch seq.
 func (p *peer) sendAck(seq uint64) {
-	frame, err := Encode(MsgAck, &Ack{Seq: seq})
-	if err != nil {
-		p.e.log.Error("replicate: encode ack", "err", err)
+	p.mu.Lock()
+	ok := !p.down.Load() && len(p.ctrl) < maxCtrlQueue
+	if ok {
+		p.ctrl = append(p.ctrl, ctrlFrame{ackSeq: seq})
+	}
+	p.mu.Unlock()
+	if !ok {
+		p.e.log.Debug("replicate: ack dropped: control queue full or peer down", "peer", p.id)
 		return
 	}
-	if !p.sendCtrl(frame, nil) {
-		p.e.log.Debug("replicate: ack dropped: control queue full or peer down", "peer", p.id)
-	}
+	p.signal()
+}
+
+// ackFrame encodes the Ack for Batch seq into the sender's ack buffer;
+// the frame is valid until the next call. Only the sender calls it.
+func (p *peer) ackFrame(seq uint64) ([]byte, error) {
+	p.ack.Seq = seq
+	return encodeTo(&p.ackBuf, MsgAck, &p.ack)
 }
 
 // replicating reports whether changes wait in p's queue, a batch waits
@@ -315,10 +339,21 @@ func (p *peer) sendControl() bool {
 		}
 		c := p.ctrl[0]
 		p.ctrl[0] = ctrlFrame{}
-		p.ctrl = p.ctrl[1:]
+		if len(p.ctrl) == 1 {
+			p.ctrl = p.ctrl[:0] // keep the array: the usual queue is one Ack
+		} else {
+			p.ctrl = p.ctrl[1:]
+		}
 		p.ctrlSends++
 		p.mu.Unlock()
-		ok := p.sendFrame(c.frame)
+		frame := c.frame
+		if frame == nil {
+			var err error
+			if frame, err = p.ackFrame(c.ackSeq); err != nil {
+				p.e.log.Error("replicate: encode ack", "err", err)
+			}
+		}
+		ok := frame == nil || p.sendFrame(frame)
 		p.mu.Lock()
 		p.ctrlSends--
 		p.mu.Unlock()

@@ -1,6 +1,9 @@
 package replicate
 
-import "time"
+import (
+	"bytes"
+	"time"
+)
 
 // The in-flight window of a peer: Batches sent and not yet acknowledged
 // (at most Config.MaxInflight), their acks, their resends after
@@ -12,10 +15,11 @@ type batch struct {
 	recs   []Record // nil once encoded
 	n      int      // records in the batch
 	frame  []byte
-	covers uint64    // every generation up to this one is in this or an earlier batch
-	sentAt time.Time // the last (re)send
-	resend bool      // the ack timed out: send frame again
-	acked  bool      // acknowledged; retired once every older batch is
+	buf    *bytes.Buffer // holds frame; a spare of the peer's once retired
+	covers uint64        // every generation up to this one is in this or an earlier batch
+	sentAt time.Time     // the last (re)send
+	resend bool          // the ack timed out: send frame again
+	acked  bool          // acknowledged; retired once every older batch is
 }
 
 // handleAck marks the in-flight batch with Seq seq acknowledged and
@@ -52,9 +56,15 @@ func (p *peer) handleAck(seq uint64) {
 func (p *peer) retireLocked() int {
 	retired := 0
 	for retired < len(p.inflight) && p.inflight[retired].acked {
-		if c := p.inflight[retired].covers; c > p.ackedGen.Load() {
-			p.ackedGen.Store(c)
+		b := p.inflight[retired]
+		if b.covers > p.ackedGen.Load() {
+			p.ackedGen.Store(b.covers)
 		}
+		// b.frame stays: the sender may be resending it right now (it
+		// reads the field without the lock), and it reuses b.buf only
+		// after that send returned.
+		p.spareLocked(b.buf)
+		b.buf = nil
 		retired++
 	}
 	if retired > 0 {
@@ -119,11 +129,13 @@ func (p *peer) nextBatch() *batch {
 		// sent (handleAck ignores a batch with no frame yet).
 		b := p.drainLocked()
 		p.inflight = append(p.inflight, b)
-		recs := b.recs
+		drained := b.recs
+		b.buf = p.takeSpareLocked()
 		p.mu.Unlock()
 
-		frame, recs, err := p.encode(b.seq, recs)
+		frame, recs, err := p.encode(b.buf, b.seq, drained)
 		p.mu.Lock()
+		p.reuseDrainedLocked(drained)
 		if err != nil {
 			// Nothing in it could be encoded (counted as dropped): it
 			// counts as acknowledged, so that the window moves on.
@@ -141,12 +153,12 @@ func (p *peer) nextBatch() *batch {
 	}
 }
 
-// encode encodes recs into Batch seq, returning the frame and the records
-// in it. If that fails (a record over a Limits field), it drops the
+// encode encodes recs into Batch seq in buf, returning the frame and the
+// records in it. If that fails (a record over a Limits field), it drops the
 // records that cannot be encoded on their own, counts and logs them, and
 // encodes the rest; an error means nothing was left.
-func (p *peer) encode(seq uint64, recs []Record) ([]byte, []Record, error) {
-	frame, err := Encode(MsgBatch, &Batch{Seq: seq, Records: recs})
+func (p *peer) encode(buf *bytes.Buffer, seq uint64, recs []Record) ([]byte, []Record, error) {
+	frame, err := encodeTo(buf, MsgBatch, &Batch{Seq: seq, Records: recs})
 	if err == nil {
 		return frame, recs, nil
 	}
@@ -165,7 +177,7 @@ func (p *peer) encode(seq uint64, recs []Record) ([]byte, []Record, error) {
 	if len(good) == 0 {
 		return nil, nil, err
 	}
-	frame, err = Encode(MsgBatch, &Batch{Seq: seq, Records: good})
+	frame, err = encodeTo(buf, MsgBatch, &Batch{Seq: seq, Records: good})
 	if err != nil {
 		p.counters.dropped.Add(uint64(len(good)))
 		p.e.st.dropped.Add(uint64(len(good)))
@@ -173,4 +185,43 @@ func (p *peer) encode(seq uint64, recs []Record) ([]byte, []Record, error) {
 		return nil, nil, err
 	}
 	return frame, good, nil
+}
+
+// Buffer reuse on the sender's path, so that a stream of Batches
+// allocates neither a frame nor a record slice per Batch. A retired
+// batch's frame buffer becomes a spare (at most MaxInflight are kept, none
+// over maxPooledBuf), and only the sender goroutine takes spares, in
+// nextBatch: it holds no frame then, so a buffer retired by an Ack that
+// arrived while its batch was being resent is not reused before that send
+// returned. Network.Send keeps no reference to a frame after it returns.
+
+// takeSpareLocked returns a spare frame buffer, or a new one.
+func (p *peer) takeSpareLocked() *bytes.Buffer {
+	if n := len(p.spare); n > 0 {
+		buf := p.spare[n-1]
+		p.spare[n-1] = nil
+		p.spare = p.spare[:n-1]
+		return buf
+	}
+	return new(bytes.Buffer)
+}
+
+// spareLocked keeps buf (nil is ignored) for a later batch.
+func (p *peer) spareLocked(buf *bytes.Buffer) {
+	if buf != nil && buf.Cap() <= maxPooledBuf && len(p.spare) < p.e.cfg.MaxInflight {
+		p.spare = append(p.spare, buf)
+	}
+}
+
+// maxDrainedKept is the largest record slice kept for the next drain.
+const maxDrainedKept = 4096
+
+// reuseDrainedLocked keeps recs, a batch's records once encoded, for the
+// next drainLocked, cleared so that they pin no session data.
+func (p *peer) reuseDrainedLocked(recs []Record) {
+	if cap(recs) > maxDrainedKept {
+		return
+	}
+	clear(recs)
+	p.drained = recs[:0]
 }

@@ -299,6 +299,13 @@ func Decode(frame []byte) (MsgType, any, error) {
 // and one for another format version also wraps ErrVersion. The result
 // does not alias frame.
 func DecodeLimits(frame []byte, lim Limits) (MsgType, any, error) {
+	return decodeFrame(frame, lim, nil)
+}
+
+// decodeFrame is DecodeLimits decoding a Batch into b, not a new one, when
+// b is not nil. b.Records must be cleared (zero Records) up to its
+// capacity: the decoder reuses that array.
+func decodeFrame(frame []byte, lim Limits, b *Batch) (MsgType, any, error) {
 	lim = lim.withDefaults()
 	if len(frame) > lim.MaxFrame {
 		return 0, nil, tooLarge("frame of %d bytes, limit %d (MaxFrame)", len(frame), lim.MaxFrame)
@@ -311,7 +318,12 @@ func DecodeLimits(frame []byte, lim Limits) (MsgType, any, error) {
 			msg: fmt.Sprintf("format version %d, this node speaks %d", frame[0], FormatVersion)}
 	}
 	t := MsgType(frame[1])
-	msg := newMsg(t)
+	var msg any
+	if t == MsgBatch && b != nil {
+		msg = b
+	} else {
+		msg = newMsg(t)
+	}
 	if msg == nil {
 		return 0, nil, malformed("unknown message type %d", frame[1])
 	}

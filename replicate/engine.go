@@ -316,7 +316,12 @@ func (e *Engine) HandleFrame(from string, frame []byte) {
 	if e.ctx.Err() != nil {
 		return
 	}
-	_, msg, err := Decode(frame)
+	var reuse *Batch
+	if len(frame) >= 2 && MsgType(frame[1]) == MsgBatch {
+		reuse = batchPool.Get().(*Batch)
+		defer putBatch(reuse)
+	}
+	_, msg, err := decodeFrame(frame, DefaultLimits, reuse)
 	if err != nil {
 		e.reject(from, err)
 		return
@@ -362,6 +367,23 @@ func (e *Engine) HandleFrame(from string, frame []byte) {
 	case *FetchReply:
 		e.handleFetchReply(p, m)
 	}
+}
+
+// batchPool holds the Batches HandleFrame decodes into: nothing keeps a
+// received Batch or its record array once it returns (Store.Apply copies
+// what it keeps), so a stream of Batches allocates neither per Batch.
+var batchPool = sync.Pool{New: func() any { return new(Batch) }}
+
+// putBatch clears b, so that it pins no session data, and pools it unless
+// its record array is large.
+func putBatch(b *Batch) {
+	recs := b.Records[:cap(b.Records)]
+	if cap(recs) > maxDrainedKept {
+		return
+	}
+	clear(recs)
+	*b = Batch{Records: recs[:0]}
+	batchPool.Put(b)
 }
 
 // apply applies recs from peer from to the store, after refusing those

@@ -3,6 +3,7 @@ package replicate
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -491,4 +492,47 @@ func TestClockSkewDefaultAndDisabled(t *testing.T) {
 	require.Zero(t, b.e.Stats().Skewed)
 	require.Equal(t, "v", b.value("s", "k"))
 	require.Empty(t, a.value("s", "k"))
+}
+
+// keepingStore is a memStore that also keeps every record applied as it
+// was given (no copy), as a store that holds decoded records directly does.
+type keepingStore struct {
+	*memStore
+	kept []Record
+}
+
+func (s *keepingStore) Apply(recs []Record) int {
+	s.mu.Lock()
+	s.kept = append(s.kept, recs...)
+	s.mu.Unlock()
+	return s.memStore.Apply(recs)
+}
+
+// HandleFrame decodes Batches into pooled Batches and record arrays; the
+// records a store kept from one Batch must not change when the next ones
+// are decoded into the same memory.
+func TestReceivedBatchesReuseNothingAStoreKept(t *testing.T) {
+	net := newMemNet(t)
+	st := &keepingStore{memStore: newMemStore()}
+	clock := NewClock(1, nil)
+	e, err := New(Config{Self: "A", Network: net.endpoint("A"), Store: st, Clock: clock, AntiEntropyInterval: -1})
+	require.NoError(t, err)
+	t.Cleanup(e.Close)
+	e.PeerUp("B")
+
+	var sent []Record
+	for i := range 20 {
+		var recs []Record
+		for j := range 3 {
+			r := Record{ID: sessionID(10*i + j)}
+			r.setKey("k", Value{Data: []byte(fmt.Sprintf("batch %d record %d", i, j)), Ver: clock.Now()})
+			r.setKey(fmt.Sprintf("key-%d", j), Value{Data: []byte("x"), Ver: clock.Now()})
+			recs = append(recs, r)
+		}
+		frame, err := Encode(MsgBatch, &Batch{Seq: uint64(i + 1), Records: recs})
+		require.NoError(t, err)
+		e.HandleFrame("B", frame)
+		sent = append(sent, recs...)
+	}
+	require.Equal(t, sent, st.kept)
 }

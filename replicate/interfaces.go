@@ -20,7 +20,9 @@ type Network interface {
 type Store interface {
 	// Apply merges each record into the local state. It refuses records
 	// the store's policy rejects (expired, past the tombstone window,
-	// over the size limit) and returns how many it refused.
+	// over the size limit) and returns how many it refused. It may keep
+	// the records (their Keys, values and strings are its own) but not
+	// the recs slice itself, which the engine reuses once Apply returns.
 	Apply(recs []Record) (refused int)
 	// Lookup returns the local record with this ID, tombstones included.
 	Lookup(id string) (Record, bool)

@@ -455,7 +455,8 @@ func fieldIndex(names []string, name []byte) int {
 
 // batch decodes a Batch.
 func (r *reader) batch(b *Batch) error {
-	return r.object(batchFields, func() { *b = Batch{} }, func(i int) (err error) {
+	// Keep the records' array (empty) for decodeFrame's reused Batches.
+	return r.object(batchFields, func() { *b = Batch{Records: b.Records[:0]} }, func(i int) (err error) {
 		if i == 0 {
 			b.Seq, err = r.uint64()
 		} else {

@@ -68,7 +68,15 @@ func (st *Store) fireEvents(prev, next *entry, remote bool) {
 	if prev == next || (remote && !st.cfg.NotifyOnReplication) {
 		return
 	}
-	now := st.cfg.Now()
+	st.fireEventsAt(prev, next, remote, st.cfg.Now())
+}
+
+// fireEventsAt is fireEvents at time now: a batch of remote changes reads
+// the clock once.
+func (st *Store) fireEventsAt(prev, next *entry, remote bool, now time.Time) {
+	if prev == next || (remote && !st.cfg.NotifyOnReplication) {
+		return
+	}
 	wasLive, isLive := st.alive(prev, now), st.alive(next, now)
 	switch {
 	case !wasLive && isLive && (prev == nil || prev.rec.IsDead() || prev.rec.Created != next.rec.Created):

@@ -386,7 +386,7 @@ func (a replStore) Apply(recs []replicate.Record) (refused int) {
 			refused++
 			continue
 		}
-		a.st.fireEvents(prev, next, true)
+		a.st.fireEventsAt(prev, next, true, opts.now)
 	}
 	a.st.stats.refused.Add(int64(refused))
 	return refused

@@ -99,6 +99,47 @@ func TestCoalescing(t *testing.T) {
 	require.Len(t, rec.Keys, 4) // k, k0, k1, k2
 }
 
+// The queue keeps sessions oldest first, coalesces a change into the
+// session's queued entry wherever it is, and stays right when a partly
+// drained queue is compacted.
+func TestQueueCoalescesAcrossCompaction(t *testing.T) {
+	a := newNode(t, newMemNet(t), "A", 1, func(c *Config) { c.MaxBatchBytes = 64 << 10 })
+	p := newPeer(a.e, "B") // no sender: the test drains by hand
+	const n = 5000
+	for i := range n {
+		p.enqueue([]Record{a.write(sessionID(i), "k", "v0")}, false)
+	}
+	var got []Record
+	drain := func() int {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		b := p.drainLocked()
+		got = append(got, b.recs...)
+		return len(b.recs)
+	}
+	for len(got) < 3*n/5 { // past the compaction point
+		require.NotZero(t, drain())
+	}
+	require.Less(t, p.head, 1024, "the drained head was compacted away")
+	drained := len(got)
+	for i := range n { // every session again: the queued ones coalesce
+		p.enqueue([]Record{a.write(sessionID(i), "k2", "v1")}, false)
+	}
+	require.Equal(t, n, len(p.queue), "the drained sessions are queued anew, the others coalesced")
+	for drain() > 0 {
+	}
+	require.Len(t, got, drained+n)
+	for i, r := range got[drained:n] { // queued twice: both keys, oldest first
+		require.Equal(t, sessionID(drained+i), r.ID)
+		require.Len(t, r.Keys, 2)
+	}
+	for i, r := range got[n:] { // drained once already: the new key only
+		require.Equal(t, sessionID(i), r.ID)
+		require.Len(t, r.Keys, 1)
+	}
+	require.Empty(t, p.queue)
+}
+
 func TestWindowPipelinesBatches(t *testing.T) {
 	// A frozen peer: every batch sent waits for its ack.
 	net, nodes := newCluster(t, 2, nil)

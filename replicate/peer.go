@@ -47,9 +47,9 @@ type peer struct {
 	aeDeclined atomic.Int32 // Digests from p declined in a row (changes to p in flight)
 	counters   peerCounters // atomic, read by Stats
 
-	mu        sync.Mutex        // guards every field below
-	queue     map[string]queued // by value: no allocation per queued session
-	order     []string          // IDs in queue, oldest first, from head on
+	mu        sync.Mutex     // guards every field below
+	queue     map[string]int // session ID -> its entry's index in order
+	order     []queued       // the queued sessions, oldest first, from head on
 	head      int
 	gen       uint64          // publish generation: incremented by every enqueue
 	overflow  bool            // the queue is full (logged once per episode)
@@ -67,7 +67,13 @@ type peer struct {
 	ackBuf bytes.Buffer // holds the Ack frame being sent
 }
 
-// queued is a session's coalesced changes waiting in a peer's queue.
+// maxOrderKept is the most queue entries whose array an emptied queue
+// keeps for reuse.
+const maxOrderKept = 4096
+
+// queued is a session's coalesced changes waiting in a peer's queue. The
+// entries live in a slice, and the map holds their indices, not the
+// entries: a map value over 128 bytes is stored (and allocated) apart.
 type queued struct {
 	rec Record
 	gen uint64 // generation that first queued it
@@ -91,7 +97,7 @@ func newPeer(e *Engine, id string) *peer {
 		ctx:    ctx,
 		cancel: cancel,
 		wake:   make(chan struct{}, 1),
-		queue:  make(map[string]queued),
+		queue:  make(map[string]int),
 	}
 }
 
@@ -139,17 +145,17 @@ func (p *peer) enqueue(recs []Record, repair bool) (gen uint64, dropped int, ok 
 	limit := p.e.cfg.QueueLimit
 	for i := range recs {
 		r := &recs[i]
-		if q, ok := p.queue[r.ID]; ok {
+		if at, ok := p.queue[r.ID]; ok {
+			q := &p.order[at]
 			q.rec = Merge(q.rec, *r)
-			p.queue[r.ID] = q
 			continue
 		}
 		if len(p.queue) >= limit {
 			dropped++
 			continue
 		}
-		p.queue[r.ID] = queued{rec: *r, gen: gen}
-		p.order = append(p.order, r.ID)
+		p.queue[r.ID] = len(p.order)
+		p.order = append(p.order, queued{rec: *r, gen: gen})
 	}
 	warn := dropped > 0 && !p.overflow
 	p.overflow = dropped > 0 || p.overflow
@@ -182,16 +188,15 @@ func (p *peer) drainLocked() *batch {
 	}
 	size := 0
 	for p.head < len(p.order) && len(recs) < maxRecs {
-		id := p.order[p.head]
-		q := p.queue[id]
+		q := &p.order[p.head]
 		sz := recordSize(&q.rec)
 		if len(recs) > 0 && size+sz > budget {
 			break
 		}
 		recs = append(recs, q.rec)
 		size += sz
-		delete(p.queue, id)
-		p.order[p.head] = ""
+		delete(p.queue, q.rec.ID)
+		*q = queued{}
 		p.head++
 	}
 	// Seqs are unique across the engine's peers and their incarnations,
@@ -199,14 +204,20 @@ func (p *peer) drainLocked() *batch {
 	b := &batch{seq: p.e.batchSeq.Add(1), recs: recs, n: len(recs)}
 	if p.head == len(p.order) {
 		p.order, p.head = p.order[:0], 0
+		if cap(p.order) > maxOrderKept {
+			p.order = nil // a burst is over: do not pin its array
+		}
 		b.covers = p.gen
 		p.overflow = false
 	} else {
 		// Every generation before the oldest still queued is covered.
-		b.covers = p.queue[p.order[p.head]].gen - 1
+		b.covers = p.order[p.head].gen - 1
 		if p.head > 1024 && p.head*2 > len(p.order) {
 			p.order = append(p.order[:0:0], p.order[p.head:]...)
 			p.head = 0
+			for i := range p.order {
+				p.queue[p.order[i].rec.ID] = i
+			}
 		}
 	}
 	return b

@@ -374,7 +374,9 @@ type replStore struct{ st *Store }
 // session) is kept as a partial record, invisible until the rest arrives,
 // so that the acknowledgement sent for it is true.
 func (a replStore) Apply(recs []replicate.Record) (refused int) {
-	opts := applyOpts{now: a.st.cfg.Now()} // one reading for the whole batch
+	// One clock reading for the whole batch; the records are ours to keep
+	// (replicate.Store).
+	opts := applyOpts{now: a.st.cfg.Now(), adoptKeys: true}
 	for _, rec := range recs {
 		if err := checkValues(&rec); err != nil {
 			a.st.cfg.Logger.Warn("peersession: refusing a peer's change with a malformed value", "session", rec.ID, "err", err)

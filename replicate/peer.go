@@ -51,11 +51,11 @@ type peer struct {
 	queue     map[string]int // session ID -> its entry's index in order
 	order     []queued       // the queued sessions, oldest first, from head on
 	head      int
-	gen       uint64          // publish generation: incremented by every enqueue
-	overflow  bool            // the queue is full (logged once per episode)
-	inflight  []*batch        // sent and not yet retired, oldest first; at most MaxInflight
-	spare     []*bytes.Buffer // frame buffers of retired batches (see window.go)
-	drained   []Record        // the last batch's record slice, cleared, for the next drain
+	gen       uint64   // publish generation: incremented by every enqueue
+	overflow  bool     // the queue is full (logged once per episode)
+	inflight  []*batch // sent and not yet retired, oldest first; at most MaxInflight
+	spare     []*batch // retired batches, for reuse (see window.go)
+	drained   []Record // the last batch's record slice, cleared, for the next drain
 	ctrl      []ctrlFrame
 	ctrlSends int   // control frames taken from ctrl and not yet sent
 	ae        []any // *Digest and *Summary from p waiting for aeLoop
@@ -65,6 +65,7 @@ type peer struct {
 	// Used by the sender goroutine only.
 	ack    Ack          // the Ack being encoded
 	ackBuf bytes.Buffer // holds the Ack frame being sent
+	out    Batch        // the Batch being encoded (no allocation to box one)
 }
 
 // maxOrderKept is the most queue entries whose array an emptied queue
@@ -201,7 +202,8 @@ func (p *peer) drainLocked() *batch {
 	}
 	// Seqs are unique across the engine's peers and their incarnations,
 	// so a late Ack from before a PeerDown/PeerUp never matches.
-	b := &batch{seq: p.e.batchSeq.Add(1), recs: recs, n: len(recs)}
+	b := p.takeSpareLocked()
+	b.seq, b.recs, b.n = p.e.batchSeq.Add(1), recs, len(recs)
 	if p.head == len(p.order) {
 		p.order, p.head = p.order[:0], 0
 		if cap(p.order) > maxOrderKept {

@@ -15,7 +15,7 @@ type batch struct {
 	recs   []Record // nil once encoded
 	n      int      // records in the batch
 	frame  []byte
-	buf    *bytes.Buffer // holds frame; a spare of the peer's once retired
+	buf    *bytes.Buffer // holds frame
 	covers uint64        // every generation up to this one is in this or an earlier batch
 	sentAt time.Time     // the last (re)send
 	resend bool          // the ack timed out: send frame again
@@ -40,10 +40,11 @@ func (p *peer) handleAck(seq uint64) {
 		return
 	}
 	b.acked = true
-	retired := p.retireLocked()
+	n := b.n // once retired, b may be reused
 	p.counters.setAck(now, now.Sub(b.sentAt))
+	retired := p.retireLocked()
 	p.mu.Unlock()
-	p.counters.acked.Add(uint64(b.n))
+	p.counters.acked.Add(uint64(n))
 	p.signal()
 	if retired > 0 {
 		p.e.broadcast()
@@ -60,11 +61,7 @@ func (p *peer) retireLocked() int {
 		if b.covers > p.ackedGen.Load() {
 			p.ackedGen.Store(b.covers)
 		}
-		// b.frame stays: the sender may be resending it right now (it
-		// reads the field without the lock), and it reuses b.buf only
-		// after that send returned.
-		p.spareLocked(b.buf)
-		b.buf = nil
+		p.spareLocked(b)
 		retired++
 	}
 	if retired > 0 {
@@ -130,10 +127,9 @@ func (p *peer) nextBatch() *batch {
 		b := p.drainLocked()
 		p.inflight = append(p.inflight, b)
 		drained := b.recs
-		b.buf = p.takeSpareLocked()
 		p.mu.Unlock()
 
-		frame, recs, err := p.encode(b.buf, b.seq, drained)
+		frame, recs, err := p.encode(b, drained)
 		p.mu.Lock()
 		p.reuseDrainedLocked(drained)
 		if err != nil {
@@ -157,8 +153,11 @@ func (p *peer) nextBatch() *batch {
 // records in it. If that fails (a record over a Limits field), it drops the
 // records that cannot be encoded on their own, counts and logs them, and
 // encodes the rest; an error means nothing was left.
-func (p *peer) encode(buf *bytes.Buffer, seq uint64, recs []Record) ([]byte, []Record, error) {
-	frame, err := encodeTo(buf, MsgBatch, &Batch{Seq: seq, Records: recs})
+func (p *peer) encode(b *batch, recs []Record) ([]byte, []Record, error) {
+	buf, seq := b.buf, b.seq
+	p.out = Batch{Seq: seq, Records: recs}
+	frame, err := encodeTo(buf, MsgBatch, &p.out)
+	p.out = Batch{}
 	if err == nil {
 		return frame, recs, nil
 	}
@@ -177,7 +176,9 @@ func (p *peer) encode(buf *bytes.Buffer, seq uint64, recs []Record) ([]byte, []R
 	if len(good) == 0 {
 		return nil, nil, err
 	}
-	frame, err = encodeTo(buf, MsgBatch, &Batch{Seq: seq, Records: good})
+	p.out = Batch{Seq: seq, Records: good}
+	frame, err = encodeTo(buf, MsgBatch, &p.out)
+	p.out = Batch{}
 	if err != nil {
 		p.counters.dropped.Add(uint64(len(good)))
 		p.e.st.dropped.Add(uint64(len(good)))
@@ -187,29 +188,33 @@ func (p *peer) encode(buf *bytes.Buffer, seq uint64, recs []Record) ([]byte, []R
 	return frame, good, nil
 }
 
-// Buffer reuse on the sender's path, so that a stream of Batches
-// allocates neither a frame nor a record slice per Batch. A retired
-// batch's frame buffer becomes a spare (at most MaxInflight are kept, none
-// over maxPooledBuf), and only the sender goroutine takes spares, in
-// nextBatch: it holds no frame then, so a buffer retired by an Ack that
-// arrived while its batch was being resent is not reused before that send
-// returned. Network.Send keeps no reference to a frame after it returns.
+// Reuse on the sender's path, so that a stream of Batches allocates
+// neither a batch, a frame nor a record slice per Batch. A retired batch,
+// with its frame buffer, becomes a spare (at most MaxInflight are kept),
+// and only the sender goroutine takes spares, in nextBatch: it holds no
+// batch then, so a batch retired by an Ack that arrived while it was
+// being resent (the sender reads b.frame without the lock) is not reused
+// before that send returned. Network.Send keeps no reference to a frame
+// after it returns.
 
-// takeSpareLocked returns a spare frame buffer, or a new one.
-func (p *peer) takeSpareLocked() *bytes.Buffer {
+// takeSpareLocked returns a spare batch, zeroed but for its frame buffer,
+// or a new one.
+func (p *peer) takeSpareLocked() *batch {
 	if n := len(p.spare); n > 0 {
-		buf := p.spare[n-1]
+		b := p.spare[n-1]
 		p.spare[n-1] = nil
 		p.spare = p.spare[:n-1]
-		return buf
+		*b = batch{buf: b.buf}
+		return b
 	}
-	return new(bytes.Buffer)
+	return &batch{buf: new(bytes.Buffer)}
 }
 
-// spareLocked keeps buf (nil is ignored) for a later batch.
-func (p *peer) spareLocked(buf *bytes.Buffer) {
-	if buf != nil && buf.Cap() <= maxPooledBuf && len(p.spare) < p.e.cfg.MaxInflight {
-		p.spare = append(p.spare, buf)
+// spareLocked keeps retired batch b for a later one, unless its frame
+// buffer is large or enough are kept.
+func (p *peer) spareLocked(b *batch) {
+	if b.buf != nil && b.buf.Cap() <= maxPooledBuf && len(p.spare) < p.e.cfg.MaxInflight {
+		p.spare = append(p.spare, b)
 	}
 }
 

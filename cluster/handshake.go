@@ -45,7 +45,7 @@ func newHandshake(initiator bool, psk [32]byte, prologue []byte) (*noise.Handsha
 // clientHandshake runs the initiator side on conn and returns the cipher
 // for sending. It fails unless the responder proves knowledge of psk and
 // names itself wantID.
-func clientHandshake(conn net.Conn, psk [32]byte, prologue []byte, selfID, wantID string) (*noise.CipherState, error) {
+func clientHandshake(conn net.Conn, psk [32]byte, prologue []byte, selfID, wantID string) (*streamCipher, error) {
 	hs, err := newHandshake(true, psk, prologue)
 	if err != nil {
 		return nil, err
@@ -62,9 +62,13 @@ func clientHandshake(conn net.Conn, psk [32]byte, prologue []byte, selfID, wantI
 	if err != nil {
 		return nil, err
 	}
-	id, send, _, err := hs.ReadMessage(nil, msg2)
+	id, cs, _, err := hs.ReadMessage(nil, msg2)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: stream: responder failed authentication: %w", err)
+	}
+	send, err := newStreamCipher(cs)
+	if err != nil {
+		return nil, err
 	}
 	if string(id) != wantID {
 		return nil, fmt.Errorf("cluster: stream: reached %q, want %q", id, wantID)
@@ -88,7 +92,7 @@ func clientHandshake(conn net.Conn, psk [32]byte, prologue []byte, selfID, wantI
 // handshake state, answers, and trusts the connection only after the
 // initiator's confirmation decrypts. It returns the initiator's peer ID,
 // the cipher for receiving and the PSK that matched.
-func serverHandshake(r io.Reader, w io.Writer, psks [][32]byte, prologue []byte, selfID string) (string, *noise.CipherState, [32]byte, error) {
+func serverHandshake(r io.Reader, w io.Writer, psks [][32]byte, prologue []byte, selfID string) (string, *streamCipher, [32]byte, error) {
 	var none [32]byte
 	var pre [len(preamble)]byte
 	if _, err := io.ReadFull(r, pre[:]); err != nil {
@@ -117,7 +121,11 @@ func serverHandshake(r io.Reader, w io.Writer, psks [][32]byte, prologue []byte,
 	if hs == nil {
 		return "", nil, none, errNoKey
 	}
-	msg2, recv, _, err := hs.WriteMessage(nil, []byte(selfID))
+	msg2, cs, _, err := hs.WriteMessage(nil, []byte(selfID))
+	if err != nil {
+		return "", nil, none, err
+	}
+	recv, err := newStreamCipher(cs)
 	if err != nil {
 		return "", nil, none, err
 	}

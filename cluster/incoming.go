@@ -130,7 +130,7 @@ var errProtocol = errors.New("cluster: stream protocol violation")
 // in acc, which is reused for the next one. So a stream of small frames
 // allocates nothing, and a run of large ones (a state transfer) neither
 // allocates nor faults in fresh memory per frame.
-func (n *Node) readFrames(r io.Reader, id string, recv *noise.CipherState) error {
+func (n *Node) readFrames(r io.Reader, id string, recv *streamCipher) error {
 	buf := make([]byte, noise.MaxMsgLen)
 	var acc []byte   // reassembles a chunked frame; kept up to retainBuf
 	inFrame := false // a chunk of the current frame is in acc

@@ -7,8 +7,6 @@ import (
 	"net"
 	"sync"
 	"time"
-
-	"github.com/flynn/noise"
 )
 
 // Reconnect backoff after a failed dial or handshake.
@@ -45,8 +43,8 @@ type outPeer struct {
 type outConn struct {
 	conn net.Conn
 	psk  [32]byte
-	send *noise.CipherState // guarded by the outPeer's sem
-	buf  []byte             // write buffer, guarded by the outPeer's sem
+	send *streamCipher // guarded by the outPeer's sem
+	buf  []byte        // write buffer, guarded by the outPeer's sem
 }
 
 // watchLocked makes a cancellation of ctx interrupt the writes on the

@@ -38,11 +38,15 @@ var errMsgTooLong = errors.New("cluster: stream message longer than allowed")
 // The length is unauthenticated, so it is checked against limit before any
 // read of the body.
 func readMsg(r io.Reader, buf []byte, limit int) ([]byte, error) {
-	var hdr [2]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+	// The length prefix is read into buf too (a local array would escape
+	// through io.Reader: one allocation per message).
+	if len(buf) < 2 {
+		return nil, fmt.Errorf("%w: buffer of %d bytes", errMsgTooLong, len(buf))
+	}
+	if _, err := io.ReadFull(r, buf[:2]); err != nil {
 		return nil, err
 	}
-	size := int(binary.BigEndian.Uint16(hdr[:]))
+	size := int(binary.BigEndian.Uint16(buf[:2]))
 	if size > limit || size > len(buf) {
 		return nil, fmt.Errorf("%w: %d > %d", errMsgTooLong, size, min(limit, len(buf)))
 	}
@@ -60,7 +64,7 @@ func appendMsg(buf, msg []byte) []byte {
 
 // appendSealed appends one length-prefixed transport message of type typ,
 // encrypted in place with cs. len(payload) must be at most maxChunk.
-func appendSealed(buf []byte, cs *noise.CipherState, typ byte, payload []byte) ([]byte, error) {
+func appendSealed(buf []byte, cs *streamCipher, typ byte, payload []byte) ([]byte, error) {
 	off := len(buf) + 2
 	buf = slices.Grow(buf, 2+1+len(payload)+tagSize)
 	buf = buf[:off+1+len(payload)]
@@ -75,7 +79,7 @@ func appendSealed(buf []byte, cs *noise.CipherState, typ byte, payload []byte) (
 }
 
 // appendFrame appends frame as one or more transport messages.
-func appendFrame(buf []byte, cs *noise.CipherState, frame []byte) ([]byte, error) {
+func appendFrame(buf []byte, cs *streamCipher, frame []byte) ([]byte, error) {
 	for {
 		chunk := frame[:min(len(frame), maxChunk)]
 		frame = frame[len(chunk):]

@@ -187,6 +187,7 @@ func runNode(args []string) {
 	})
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/write", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		num := func(k string, def int) int {

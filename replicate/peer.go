@@ -3,7 +3,6 @@ package replicate
 import (
 	"bytes"
 	"context"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -333,11 +332,6 @@ func (p *peer) run() {
 		}
 		select {
 		case <-p.wake:
-			// Let the goroutines that are ready to run (request
-			// handlers) run first: under load they queue more changes,
-			// which then share this Batch and its round trip; when
-			// nothing else is ready this costs nothing.
-			runtime.Gosched()
 		case <-timer.C:
 			armedFor = time.Time{}
 			p.markTimedOut(time.Now())

@@ -62,12 +62,19 @@ func TestStreamCipherIsNoiseTransport(t *testing.T) {
 	}
 }
 
+// streamPair returns the two ends of one direction of a stream.
+func streamPair(t *testing.T) (send, recv *streamCipher) {
+	t.Helper()
+	s, r := handshakePair(t)
+	send, err := newStreamCipher(s)
+	require.NoError(t, err)
+	recv, err = newStreamCipher(r)
+	require.NoError(t, err)
+	return send, recv
+}
+
 func TestStreamCipherRefusesTamperingAndReplay(t *testing.T) {
-	send, recv := handshakePair(t)
-	s, err := newStreamCipher(send)
-	require.NoError(t, err)
-	r, err := newStreamCipher(recv)
-	require.NoError(t, err)
+	s, r := streamPair(t)
 
 	first, err := s.Encrypt(nil, nil, []byte("first"))
 	require.NoError(t, err)
@@ -87,11 +94,7 @@ func TestStreamCipherRefusesTamperingAndReplay(t *testing.T) {
 }
 
 func TestStreamCipherAllocatesNothing(t *testing.T) {
-	send, recv := handshakePair(t)
-	s, err := newStreamCipher(send)
-	require.NoError(t, err)
-	r, err := newStreamCipher(recv)
-	require.NoError(t, err)
+	s, r := streamPair(t)
 	buf, frame := make([]byte, 0, 1024), []byte("a frame")
 	allocs := testing.AllocsPerRun(100, func() {
 		ct, err := s.Encrypt(buf[:0], nil, frame)

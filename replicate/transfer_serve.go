@@ -1,6 +1,9 @@
 package replicate
 
-import "time"
+import (
+	"bytes"
+	"time"
+)
 
 // handleSyncRequest starts serving a state transfer to p, the whole state
 // or, when m carries a digest, a delta (see serveSync), unless p already
@@ -58,8 +61,13 @@ func (e *Engine) serveSync(p *peer, req uint64, digest []uint64) {
 	budget, maxRecs := e.cfg.MaxBatchBytes, DefaultLimits.MaxRecords
 	var chunk []Record
 	size, chunks, sent := 0, 0, 0
+	// Each chunk is encoded into buf: sendCtrlWait returns once the frame
+	// was sent, so the next chunk can reuse it (a 1 MiB allocation per
+	// chunk otherwise). If it returns false the peer went down, and buf,
+	// perhaps still being sent, is not used again.
+	var buf bytes.Buffer
 	send := func(done bool) bool {
-		frame, err := Encode(MsgSyncChunk, &SyncChunk{Req: req, Records: chunk, Done: done})
+		frame, err := encodeTo(&buf, MsgSyncChunk, &SyncChunk{Req: req, Records: chunk, Done: done})
 		if err != nil {
 			e.log.Error("replicate: state transfer aborted: encode chunk", "peer", p.id, "err", err)
 			return false

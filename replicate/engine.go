@@ -370,8 +370,9 @@ func (e *Engine) HandleFrame(from string, frame []byte) {
 }
 
 // batchPool holds the Batches HandleFrame decodes into: nothing keeps a
-// received Batch or its record array once it returns (Store.Apply copies
-// what it keeps), so a stream of Batches allocates neither per Batch.
+// received Batch or its record array once it returns (Store.Apply may keep
+// records, not the slice), so a stream of Batches allocates neither per
+// Batch.
 var batchPool = sync.Pool{New: func() any { return new(Batch) }}
 
 // putBatch clears b, so that it pins no session data, and pools it unless

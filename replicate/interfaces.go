@@ -7,7 +7,9 @@ import "context"
 // Send may be called concurrently, also for the same peer; frames to one
 // peer arrive in the order their Send calls returned. Send returns once the
 // frame is written to the peer's stream, which proves nothing about the peer
-// having applied it: that is what Ack is for.
+// having applied it: that is what Ack is for. Send keeps no reference to
+// frame once it returns: the engine reuses the memory of the frames it
+// sends.
 type Network interface {
 	Send(ctx context.Context, peer string, frame []byte) error
 }

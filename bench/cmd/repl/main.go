@@ -211,7 +211,7 @@ func runDriver(args []string) {
 	a, peer = c.nodes[0], c.nodes[1]
 	b.WriteString("| Async key updates (one key of 4,096 sessions, 4 writers) | target/s | achieved/s | save p50 µs | save p99 µs | peer applied (records) | dropped by A | drain after writers stop | visibility p50 µs | p99 µs | probes seen/sent | sustained |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
 	probeErrs := 0
-	for _, rate := range []int{25000, 50000, 100000, 200000} {
+	for _, rate := range []int{25000, 50000, 100000, 200000, 300000} {
 		settle(a, peer)
 		var vis figures
 		must(call(peer, "/vis", nil, &vis)) // reset

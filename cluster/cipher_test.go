@@ -42,10 +42,7 @@ func TestStreamCipherIsNoiseTransport(t *testing.T) {
 	_, err = recv.Decrypt(nil, nil, ct)
 	require.NoError(t, err)
 
-	mine, err := newStreamCipher(send)
-	require.NoError(t, err)
-	theirs, err := newStreamCipher(recv)
-	require.NoError(t, err)
+	mine, theirs := streamCiphers(t, send, recv)
 	for i := range 100 {
 		msg := bytes.Repeat([]byte(fmt.Sprint(i)), i+1)
 		want, err := send.Encrypt(nil, nil, msg) // noise, one step ahead in step
@@ -62,15 +59,21 @@ func TestStreamCipherIsNoiseTransport(t *testing.T) {
 	}
 }
 
-// streamPair returns the two ends of one direction of a stream.
-func streamPair(t *testing.T) (send, recv *streamCipher) {
+// streamCiphers returns streamCiphers continuing s and r.
+func streamCiphers(t *testing.T, s, r *noise.CipherState) (send, recv *streamCipher) {
 	t.Helper()
-	s, r := handshakePair(t)
 	send, err := newStreamCipher(s)
 	require.NoError(t, err)
 	recv, err = newStreamCipher(r)
 	require.NoError(t, err)
 	return send, recv
+}
+
+// streamPair returns the two ends of one direction of a fresh stream.
+func streamPair(t *testing.T) (send, recv *streamCipher) {
+	t.Helper()
+	s, r := handshakePair(t)
+	return streamCiphers(t, s, r)
 }
 
 func TestStreamCipherRefusesTamperingAndReplay(t *testing.T) {

@@ -403,12 +403,7 @@ func (e *Engine) sendSummaries(p *peer, scopes []scope, entries [][]entry, reply
 	sent := 0
 	send := func(s *Summary) bool {
 		s.Reply = reply
-		frame, err := Encode(MsgSummary, s)
-		if err != nil {
-			e.log.Error("replicate: encode summary", "peer", p.id, "err", err)
-			return false
-		}
-		if !p.sendCtrlWait(frame) {
+		if !p.sendEncodedWait(Encode(MsgSummary, s)) {
 			return false
 		}
 		sent++

@@ -176,10 +176,7 @@ func TestAntiEntropySplitsSummaries(t *testing.T) {
 
 func TestAntiEntropyQuietWhileReplicating(t *testing.T) {
 	const n = 5000
-	net, nodes := newCluster(t, 2, nil)
-	a, b := nodes[0], nodes[1]
-	link := net.link("A", "B")
-	link.set(func(l *memLink) { l.blocked = true })
+	net, a, b, link := frozenPair(t, nil)
 	for i := range n {
 		a.publish(a.write(sessionID(i), "k", "v"))
 	}

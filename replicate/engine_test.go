@@ -77,10 +77,7 @@ func TestEnqueueReachesEveryPeer(t *testing.T) {
 func TestCoalescing(t *testing.T) {
 	// Stop-and-wait: changes made while the one batch waits for its ack
 	// coalesce into the next.
-	net, nodes := newCluster(t, 2, func(c *Config) { c.MaxInflight = 1 })
-	a, b := nodes[0], nodes[1]
-	link := net.link("A", "B")
-	link.set(func(l *memLink) { l.blocked = true })
+	_, a, b, link := frozenPair(t, func(c *Config) { c.MaxInflight = 1 })
 
 	a.publish(a.write("s", "k", "v0"))
 	waitFor(t, "first batch in flight", func() bool { return peerStats(a, "B").Batches == 1 })
@@ -142,10 +139,7 @@ func TestQueueCoalescesAcrossCompaction(t *testing.T) {
 
 func TestWindowPipelinesBatches(t *testing.T) {
 	// A frozen peer: every batch sent waits for its ack.
-	net, nodes := newCluster(t, 2, nil)
-	a, b := nodes[0], nodes[1]
-	link := net.link("A", "B")
-	link.set(func(l *memLink) { l.blocked = true })
+	_, a, b, link := frozenPair(t, nil)
 
 	// While the window has room, each change goes out at once in a batch
 	// of its own, without waiting for the previous one's ack.
@@ -234,10 +228,7 @@ func TestSendErrorsRetried(t *testing.T) {
 }
 
 func TestQueueLimitDrops(t *testing.T) {
-	net, nodes := newCluster(t, 2, func(c *Config) { c.QueueLimit, c.MaxInflight = 10, 1 })
-	a, b := nodes[0], nodes[1]
-	link := net.link("A", "B")
-	link.set(func(l *memLink) { l.blocked = true })
+	_, a, b, link := frozenPair(t, func(c *Config) { c.QueueLimit, c.MaxInflight = 10, 1 })
 	a.publish(a.write("first", "k", "v"))
 	waitFor(t, "first batch in flight", func() bool { return peerStats(a, "B").Batches == 1 })
 
@@ -391,10 +382,7 @@ func itoa(i int) string {
 }
 
 func TestBatchSplitsAtMaxBatchBytes(t *testing.T) {
-	net, nodes := newCluster(t, 2, func(c *Config) { c.MaxBatchBytes, c.MaxInflight = 4<<10, 1 })
-	a, b := nodes[0], nodes[1]
-	link := net.link("A", "B")
-	link.set(func(l *memLink) { l.blocked = true })
+	_, a, b, link := frozenPair(t, func(c *Config) { c.MaxBatchBytes, c.MaxInflight = 4<<10, 1 })
 	a.publish(a.write("first", "k", "v"))
 	waitFor(t, "first batch in flight", func() bool { return peerStats(a, "B").Batches == 1 })
 	val := string(make([]byte, 1000))

@@ -305,6 +305,17 @@ func newCluster(t testing.TB, size int, opt func(*Config)) (*memNet, []*testNode
 	return net, nodes
 }
 
+// frozenPair returns a network of two nodes, A and B, up to each other, whose link
+// A→B holds every frame (B looks frozen to A: no batch is acked) until
+// the test unblocks it.
+func frozenPair(t testing.TB, opt func(*Config)) (net *memNet, a, b *testNode, link *memLink) {
+	t.Helper()
+	net, nodes := newCluster(t, 2, opt)
+	link = net.link("A", "B")
+	link.set(func(l *memLink) { l.blocked = true })
+	return net, nodes[0], nodes[1], link
+}
+
 func connectAll(nodes []*testNode) {
 	for _, a := range nodes {
 		for _, b := range nodes {

@@ -255,6 +255,17 @@ func (p *peer) sendCtrlWait(frame []byte) bool {
 	}
 }
 
+// sendEncodedWait is sendCtrlWait for the result of encoding a frame
+// (Encode's or encodeTo's): an encoding error is logged and reported as
+// false, like a peer gone down, so that the caller stops.
+func (p *peer) sendEncodedWait(frame []byte, err error) bool {
+	if err != nil {
+		p.e.log.Error("replicate: control frame not sent: it does not encode", "peer", p.id, "err", err)
+		return false
+	}
+	return p.sendCtrlWait(frame)
+}
+
 // sendAck queues the Ack for Batch seq.
 func (p *peer) sendAck(seq uint64) {
 	p.mu.Lock()

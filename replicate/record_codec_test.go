@@ -233,9 +233,7 @@ func TestRecordCodecBatchMatchesReflection(t *testing.T) {
 		require.Len(t, neu, len(old))
 		// Encode writes Batch by hand (encodeBody): the same bytes as
 		// msgpack.
-		for _, m := range []any{&b, b} {
-			require.Equal(t, neu, rawBody(t, func(e *msgpack.Encoder) { require.NoError(t, encodeBody(e, m)) }))
-		}
+		requireEncodeBody(t, neu, &b, b)
 
 		var got Batch
 		require.NoError(t, decodeBody(old, &got))
@@ -252,9 +250,7 @@ func TestRecordCodecBatchMatchesReflection(t *testing.T) {
 		require.NoError(t, err)
 		neuc, err := msgpack.Marshal(&c)
 		require.NoError(t, err)
-		for _, m := range []any{&c, c} {
-			require.Equal(t, neuc, rawBody(t, func(e *msgpack.Encoder) { require.NoError(t, encodeBody(e, m)) }))
-		}
+		requireEncodeBody(t, neuc, &c, c)
 		var gotc SyncChunk
 		require.NoError(t, decodeBody(old, &gotc))
 		var refc syncChunkReflect
@@ -271,6 +267,15 @@ func rawBody(t testing.TB, build func(e *msgpack.Encoder)) []byte {
 	var buf bytes.Buffer
 	build(msgpack.NewEncoder(&buf))
 	return buf.Bytes()
+}
+
+// requireEncodeBody checks that encodeBody writes want for each of msgs
+// (a message and its pointer: Encode takes either).
+func requireEncodeBody(t testing.TB, want []byte, msgs ...any) {
+	t.Helper()
+	for _, m := range msgs {
+		require.Equal(t, want, rawBody(t, func(e *msgpack.Encoder) { require.NoError(t, encodeBody(e, m)) }), "%#v", m)
+	}
 }
 
 // recordDecodings decodes body as a Record three ways: by reflection (the

@@ -63,16 +63,12 @@ func (e *Engine) serveSync(p *peer, req uint64, digest []uint64) {
 	size, chunks, sent := 0, 0, 0
 	// Each chunk is encoded into buf: sendCtrlWait returns once the frame
 	// was sent, so the next chunk can reuse it (a 1 MiB allocation per
-	// chunk otherwise). If it returns false the peer went down, and buf,
-	// perhaps still being sent, is not used again.
+	// chunk otherwise). If it returns false (the peer went down, or a
+	// chunk did not encode) the transfer ends, and buf, perhaps still
+	// being sent, is not used again.
 	var buf bytes.Buffer
 	send := func(done bool) bool {
-		frame, err := encodeTo(&buf, MsgSyncChunk, &SyncChunk{Req: req, Records: chunk, Done: done})
-		if err != nil {
-			e.log.Error("replicate: state transfer aborted: encode chunk", "peer", p.id, "err", err)
-			return false
-		}
-		if !p.sendCtrlWait(frame) {
+		if !p.sendEncodedWait(encodeTo(&buf, MsgSyncChunk, &SyncChunk{Req: req, Records: chunk, Done: done})) {
 			return false
 		}
 		chunks++

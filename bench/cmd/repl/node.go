@@ -173,6 +173,15 @@ func runNode(args []string) {
 		v, _ := strconv.ParseInt(r.URL.Query().Get("since"), 10, 64)
 		return v
 	}
+	// /raw lists every recorded arrival, one "creation-ns delay-µs" line
+	// each, for finding when in a phase the slow ones fell.
+	mux.HandleFunc("/raw", func(w http.ResponseWriter, r *http.Request) {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		for _, x := range rec.s {
+			fmt.Fprintf(w, "%d %d\n", x.created, x.d.Microseconds())
+		}
+	})
 	mux.HandleFunc("/vis", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, figuresOf(rec.take(since(r))))
 	})
@@ -260,6 +269,9 @@ func write(st *peersession.Store, kind string, rate, workers, n, size, sessions,
 			}
 			tokens = append(tokens, t)
 		}
+		// The timed phase starts once the peers hold these sessions, so
+		// that the set-up's own backlog does not count against it.
+		quiesce(st, 10*time.Second)
 	}
 	var mu sync.Mutex
 	res := writeResult{}
@@ -368,4 +380,22 @@ func write(st *peersession.Store, kind string, rate, workers, n, size, sessions,
 	res.Rate = float64(res.Writes) / el.Seconds()
 	res.Save = figuresOf(lat)
 	return res
+}
+
+// quiesce waits (at most limit) until st has nothing queued for its peers
+// and every record it sent was acknowledged.
+func quiesce(st *peersession.Store, limit time.Duration) {
+	for dl := time.Now().Add(limit); time.Now().Before(dl); time.Sleep(time.Millisecond) {
+		rs := st.Stats().Replication
+		if rs == nil {
+			return
+		}
+		busy := false
+		for _, p := range rs.Peers {
+			busy = busy || p.Queued > 0 || p.Acked < p.Sent
+		}
+		if !busy {
+			return
+		}
+	}
 }

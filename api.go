@@ -83,7 +83,7 @@ func (st *Store) find(ctx context.Context, token string, stamp int64) (*entry, t
 	if !st.alive(e, now) {
 		e = nil
 	}
-	if st.repl == nil || stamp == 0 || (e != nil && e.rec.MaxVersion().Wall >= stamp) {
+	if st.repl == nil || stamp == 0 || (e != nil && e.stamp >= stamp) {
 		return e, now
 	}
 	id := string(idb[:])

@@ -201,7 +201,7 @@ func (s *Session) resetLocked(base *entry) {
 	s.size = 0
 	if base != nil {
 		s.size = base.size
-		s.stamp = base.rec.MaxVersion().Wall
+		s.stamp = base.stamp
 	}
 }
 
@@ -209,7 +209,7 @@ func (s *Session) resetLocked(base *entry) {
 func (st *Store) resultFor(e *entry, token string, send bool) commitResult {
 	return commitResult{
 		token:    token,
-		stamp:    e.rec.MaxVersion().Wall,
+		stamp:    e.stamp,
 		deadline: e.rec.Deadline,
 		send:     send,
 	}

@@ -38,7 +38,7 @@ func (st *Store) Sweep() int {
 			case e.partial():
 				// The session never arrived: drop the orphaned change once
 				// no session could still be alive to claim it.
-				if now.UnixNano() >= e.rec.MaxVersion().Wall+int64(st.cfg.Lifetime+tombstoneGrace) {
+				if now.UnixNano() >= e.stamp+int64(st.cfg.Lifetime+tombstoneGrace) {
 					delete(sh.m, id)
 				}
 			case e.rec.Expired(now):

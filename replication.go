@@ -374,9 +374,10 @@ type replStore struct{ st *Store }
 // session) is kept as a partial record, invisible until the rest arrives,
 // so that the acknowledgement sent for it is true.
 func (a replStore) Apply(recs []replicate.Record) (refused int) {
-	// One clock reading for the whole batch; the records are ours to keep
-	// (replicate.Store).
-	opts := applyOpts{now: a.st.cfg.Now(), adoptKeys: true}
+	// One clock reading for the whole batch. mergeIn copies each record's
+	// keys into the session's own entry: a record's Keys slice is the
+	// engine's (replicate.Store).
+	opts := applyOpts{now: a.st.cfg.Now()}
 	for _, rec := range recs {
 		if err := checkValues(&rec); err != nil {
 			a.st.cfg.Logger.Warn("peersession: refusing a peer's change with a malformed value", "session", rec.ID, "err", err)

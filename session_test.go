@@ -199,3 +199,42 @@ func TestShardsGetBytesAgreesWithGet(t *testing.T) {
 		require.Same(t, st.shards.get(s.ID()), e)
 	}
 }
+
+var sinkEntry *entry
+
+// A session of up to 8 keys and its entry are one allocation, whose keys
+// slice has room for exactly the keys asked for.
+func TestNewEntryAllocatesOnceForUpToEightKeys(t *testing.T) {
+	for n := range 12 {
+		e, keys := newEntry(n)
+		require.NotNil(t, e)
+		require.Zero(t, len(keys))
+		require.Equal(t, n, cap(keys))
+		want := 1.0
+		if n > 8 {
+			want = 2
+		}
+		allocs := testing.AllocsPerRun(50, func() { sinkEntry, _ = newEntry(n) })
+		assert.Equal(t, want, allocs, "%d keys", n)
+	}
+}
+
+// A write stores the session's stamp with its entry, as the newest
+// version the session holds.
+func TestEntryStampIsTheNewestVersion(t *testing.T) {
+	st := newTestStore(t, Config{})
+	ctx := t.Context()
+	s := st.NewSession(ctx)
+	require.NoError(t, s.Set("a", 1))
+	tok, err := st.Save(ctx, s)
+	require.NoError(t, err)
+	for i := range 5 {
+		s, err := st.Load(ctx, tok)
+		require.NoError(t, err)
+		require.NoError(t, s.Set("b", i))
+		_, err = st.Save(ctx, s)
+		require.NoError(t, err)
+		e := st.lookup(s.ID())
+		require.Equal(t, e.rec.MaxVersion().Wall, e.stamp)
+	}
+}

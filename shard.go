@@ -16,8 +16,45 @@ const shardCount = 64
 // builds a new entry and swaps the map's pointer, so a reader holding an
 // entry needs no lock.
 type entry struct {
-	rec  replicate.Record
-	size int // rec.Size(), cached
+	rec   replicate.Record
+	size  int   // rec.Size(), cached
+	stamp int64 // rec.MaxVersion().Wall, cached: the session's version stamp
+}
+
+// newEntry returns an empty entry and an empty slice with room for n keys
+// that, for up to 8 keys, share one allocation: a write replaces a
+// session's entry and keys together, so a session costs the collector one
+// object instead of two. The slice's capacity is exactly n.
+func newEntry(n int) (*entry, []replicate.KeyValue) {
+	switch {
+	case n <= 0:
+		return new(entry), nil
+	case n == 1:
+		x := new(struct {
+			e entry
+			k [1]replicate.KeyValue
+		})
+		return &x.e, x.k[:0:n]
+	case n == 2:
+		x := new(struct {
+			e entry
+			k [2]replicate.KeyValue
+		})
+		return &x.e, x.k[:0:n]
+	case n <= 4:
+		x := new(struct {
+			e entry
+			k [4]replicate.KeyValue
+		})
+		return &x.e, x.k[:0:n]
+	case n <= 8:
+		x := new(struct {
+			e entry
+			k [8]replicate.KeyValue
+		})
+		return &x.e, x.k[:0:n]
+	}
+	return new(entry), make([]replicate.KeyValue, 0, n)
 }
 
 // shard is one part of the session map.

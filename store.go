@@ -121,9 +121,6 @@ func (st *Store) lookup(id string) *entry {
 type applyOpts struct {
 	mustExist bool      // a local update: the session must still be alive
 	now       time.Time // the time to judge expiry at; zero means read the clock
-	// adoptKeys: delta's Keys are the store's to keep (a remote change,
-	// decoded for it), so a session that has none takes them as they are.
-	adoptKeys bool
 }
 
 // mergeIn merges delta into the stored session and returns the entry before
@@ -152,19 +149,8 @@ func (st *Store) mergeIn(delta replicate.Record, o applyOpts) (prev, next *entry
 	if prev != nil && !replicate.Newer(base, delta) {
 		return prev, prev, nil
 	}
-	var merged replicate.Record
-	if o.adoptKeys && len(base.Keys) == 0 {
-		// The union of no keys and delta's is delta's: take its slice
-		// (sorted, as every Record's) rather than Merge's copy of it.
-		keys := delta.Keys
-		delta.Keys = nil
-		merged = replicate.Merge(base, delta)
-		if !merged.IsDead() {
-			merged.Keys = keys
-		}
-	} else {
-		merged = replicate.Merge(base, delta)
-	}
+	next, keys := newEntry(replicate.MergedLen(base, delta))
+	merged := replicate.MergeInto(base, delta, keys)
 	switch {
 	case merged.IsDead():
 		if merged.Deadline != 0 && now.UnixNano() >= merged.Deadline+int64(tombstoneGrace) {
@@ -184,7 +170,7 @@ func (st *Store) mergeIn(delta replicate.Record, o applyOpts) (prev, next *entry
 			return prev, prev, fmt.Errorf("%w: Config.MaxSessions (%d) reached", ErrTooManySessions, st.cfg.MaxSessions)
 		}
 	}
-	next = &entry{rec: merged, size: size}
+	*next = entry{rec: merged, size: size, stamp: merged.MaxVersion().Wall}
 	sh.m[delta.ID] = next
 	st.principals.move(delta.ID, livePrincipal(prev), livePrincipal(next))
 	st.account(prev, next)

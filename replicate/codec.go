@@ -299,13 +299,15 @@ func Decode(frame []byte) (MsgType, any, error) {
 // and one for another format version also wraps ErrVersion. The result
 // does not alias frame.
 func DecodeLimits(frame []byte, lim Limits) (MsgType, any, error) {
-	return decodeFrame(frame, lim, nil)
+	return decodeFrame(frame, lim, nil, nil)
 }
 
 // decodeFrame is DecodeLimits decoding a Batch into b, not a new one, when
 // b is not nil. b.Records must be cleared (zero Records) up to its
-// capacity: the decoder reuses that array.
-func decodeFrame(frame []byte, lim Limits, b *Batch) (MsgType, any, error) {
+// capacity: the decoder reuses that array. When keys is not nil, the
+// records' Keys are carved out of the array *keys holds (see
+// reader.keyArena), which must be cleared likewise.
+func decodeFrame(frame []byte, lim Limits, b *Batch, keys *[]KeyValue) (MsgType, any, error) {
 	lim = lim.withDefaults()
 	if len(frame) > lim.MaxFrame {
 		return 0, nil, tooLarge("frame of %d bytes, limit %d (MaxFrame)", len(frame), lim.MaxFrame)
@@ -331,7 +333,7 @@ func decodeFrame(frame []byte, lim Limits, b *Batch) (MsgType, any, error) {
 	if err := checkStructure(body, &lim); err != nil {
 		return 0, nil, err
 	}
-	if err := decodeBody(body, msg); err != nil {
+	if err := decodeBodyKeys(body, msg, keys); err != nil {
 		return 0, nil, &frameError{kind: ErrMalformed, msg: t.String(), cause: err}
 	}
 	if err := validate(msg, &lim); err != nil {
@@ -344,7 +346,13 @@ func decodeFrame(frame []byte, lim Limits, b *Batch) (MsgType, any, error) {
 // that carry records, and Ack, with reader (record_codec.go), the others
 // with msgpack.
 func decodeBody(body []byte, msg any) error {
-	rd := reader{b: body}
+	return decodeBodyKeys(body, msg, nil)
+}
+
+// decodeBodyKeys is decodeBody with the records' Keys appended to *keys
+// (see reader.keyArena) when keys is not nil.
+func decodeBodyKeys(body []byte, msg any, keys *[]KeyValue) error {
+	rd := reader{b: body, keyArena: keys}
 	switch m := msg.(type) {
 	case *Batch:
 		return rd.batch(m)

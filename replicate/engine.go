@@ -317,11 +317,13 @@ func (e *Engine) HandleFrame(from string, frame []byte) {
 		return
 	}
 	var reuse *Batch
+	var keys *[]KeyValue
 	if len(frame) >= 2 && MsgType(frame[1]) == MsgBatch {
-		reuse = batchPool.Get().(*Batch)
-		defer putBatch(reuse)
+		rx := batchPool.Get().(*rxBatch)
+		defer putBatch(rx)
+		reuse, keys = &rx.b, &rx.keys
 	}
-	_, msg, err := decodeFrame(frame, DefaultLimits, reuse)
+	_, msg, err := decodeFrame(frame, DefaultLimits, reuse, keys)
 	if err != nil {
 		e.reject(from, err)
 		return
@@ -369,22 +371,35 @@ func (e *Engine) HandleFrame(from string, frame []byte) {
 	}
 }
 
-// batchPool holds the Batches HandleFrame decodes into: nothing keeps a
-// received Batch or its record array once it returns (Store.Apply may keep
-// records, not the slice), so a stream of Batches allocates neither per
-// Batch.
-var batchPool = sync.Pool{New: func() any { return new(Batch) }}
+// batchPool holds the Batches HandleFrame decodes into, with the arrays
+// their records and the records' Keys are decoded into: nothing keeps a
+// received Batch, its record array or its Keys once it returns
+// (Store.Apply may keep records' strings and values, not the slices), so
+// a stream of Batches allocates none of them per Batch.
+var batchPool = sync.Pool{New: func() any { return new(rxBatch) }}
 
-// putBatch clears b, so that it pins no session data, and pools it unless
-// its record array is large.
-func putBatch(b *Batch) {
-	recs := b.Records[:cap(b.Records)]
-	if cap(recs) > maxDrainedKept {
+// rxBatch is a received Batch and the key arena of its records (see
+// reader.keyArena).
+type rxBatch struct {
+	b    Batch
+	keys []KeyValue
+}
+
+// maxKeyArenaKept is the largest key arena (in entries) a pooled rxBatch
+// keeps: a Batch of very large sessions does not pin its array.
+const maxKeyArenaKept = 1 << 14
+
+// putBatch clears rx, so that it pins no session data, and pools it unless
+// its arrays are large.
+func putBatch(rx *rxBatch) {
+	recs := rx.b.Records[:cap(rx.b.Records)]
+	if cap(recs) > maxDrainedKept || cap(rx.keys) > maxKeyArenaKept {
 		return
 	}
 	clear(recs)
-	*b = Batch{Records: recs[:0]}
-	batchPool.Put(b)
+	clear(rx.keys)
+	*rx = rxBatch{b: Batch{Records: recs[:0]}, keys: rx.keys[:0]}
+	batchPool.Put(rx)
 }
 
 // apply applies recs from peer from to the store, after refusing those

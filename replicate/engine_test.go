@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -523,8 +524,9 @@ func TestClockSkewDefaultAndDisabled(t *testing.T) {
 	require.Empty(t, a.value("s", "k"))
 }
 
-// keepingStore is a memStore that also keeps every record applied as it
-// was given (no copy), as a store that holds decoded records directly does.
+// keepingStore is a memStore that also keeps every record applied with
+// all the Store contract allows it to keep without a copy: the strings and
+// the values' Data. Only the Keys slice is copied.
 type keepingStore struct {
 	*memStore
 	kept []Record
@@ -532,14 +534,17 @@ type keepingStore struct {
 
 func (s *keepingStore) Apply(recs []Record) int {
 	s.mu.Lock()
-	s.kept = append(s.kept, recs...)
+	for _, r := range recs {
+		r.Keys = slices.Clone(r.Keys)
+		s.kept = append(s.kept, r)
+	}
 	s.mu.Unlock()
 	return s.memStore.Apply(recs)
 }
 
-// HandleFrame decodes Batches into pooled Batches and record arrays; the
-// records a store kept from one Batch must not change when the next ones
-// are decoded into the same memory.
+// HandleFrame decodes Batches into pooled Batches, record arrays and key
+// arrays; what a store may keep of one Batch's records (strings, values)
+// must not change when the next ones are decoded into the same memory.
 func TestReceivedBatchesReuseNothingAStoreKept(t *testing.T) {
 	net := newMemNet(t)
 	st := &keepingStore{memStore: newMemStore()}
@@ -564,4 +569,40 @@ func TestReceivedBatchesReuseNothingAStoreKept(t *testing.T) {
 		sent = append(sent, recs...)
 	}
 	require.Equal(t, sent, st.kept)
+}
+
+// The Keys of a received Batch's records are carved out of one array that
+// the next Batch reuses: a store must copy them (Store.Apply), and the
+// arena must give each record its own slots.
+func TestReceivedKeysShareAReusedArray(t *testing.T) {
+	var arena []KeyValue
+	decode := func(recs []Record) []Record {
+		frame, err := Encode(MsgBatch, &Batch{Seq: 1, Records: recs})
+		require.NoError(t, err)
+		clear(arena)
+		arena = arena[:0]
+		var b Batch
+		_, msg, err := decodeFrame(frame, DefaultLimits, &b, &arena)
+		require.NoError(t, err)
+		return msg.(*Batch).Records
+	}
+	mk := func(id string, keys ...string) Record {
+		r := Record{ID: id}
+		for _, k := range keys {
+			r.setKey(k, Value{Data: []byte(id + "/" + k), Ver: Version{Wall: 1, Node: 1}})
+		}
+		return r
+	}
+	want := []Record{mk("a", "x", "y"), mk("b"), mk("c", "z"), mk("d", "k1", "k2", "k3")}
+	got := decode(want)
+	require.Equal(t, want, got)
+	require.Len(t, arena, 6, "the records' keys take consecutive slots of the arena")
+	for _, r := range got {
+		require.Equal(t, len(r.Keys), cap(r.Keys), "a record's Keys ends where the next one's begins")
+	}
+	first := &arena[0]
+	got2 := decode([]Record{mk("e", "q", "r")})
+	require.Same(t, first, &arena[0], "the next Batch reuses the array")
+	require.Equal(t, "q", got[0].Keys[0].Key, "so a record kept from the first Batch sees the second's keys")
+	require.Equal(t, mk("e", "q", "r"), got2[0])
 }

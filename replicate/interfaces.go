@@ -23,8 +23,10 @@ type Store interface {
 	// Apply merges each record into the local state. It refuses records
 	// the store's policy rejects (expired, past the tombstone window,
 	// over the size limit) and returns how many it refused. It may keep
-	// the records (their Keys, values and strings are its own) but not
-	// the recs slice itself, which the engine reuses once Apply returns.
+	// the records' strings and their values' Data, but neither the recs
+	// slice nor any record's Keys slice: the engine reuses both once
+	// Apply returns (the Keys of a Batch's records share one pooled
+	// array).
 	Apply(recs []Record) (refused int)
 	// Lookup returns the local record with this ID, tombstones included.
 	Lookup(id string) (Record, bool)

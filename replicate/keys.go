@@ -78,6 +78,16 @@ func compareKeys(a, b KeyValue) int { return strings.Compare(a.Key, b.Key) }
 // winning for a key in both (a's when they are equal); nil when both are
 // empty.
 func mergeKeys(a, b []KeyValue) []KeyValue {
+	n := mergedKeysLen(a, b)
+	if n == 0 {
+		return nil
+	}
+	return mergeKeysInto(make([]KeyValue, 0, n), a, b)
+}
+
+// mergedKeysLen returns the length of the union of the sorted key slices
+// a and b.
+func mergedKeysLen(a, b []KeyValue) int {
 	n := len(a) + len(b)
 	for i, j := 0, 0; i < len(a) && j < len(b); {
 		switch c := strings.Compare(a[i].Key, b[j].Key); {
@@ -91,10 +101,11 @@ func mergeKeys(a, b []KeyValue) []KeyValue {
 			j++
 		}
 	}
-	if n == 0 {
-		return nil
-	}
-	out := make([]KeyValue, 0, n)
+	return n
+}
+
+// mergeKeysInto appends the union of a and b (as mergeKeys) to out.
+func mergeKeysInto(out, a, b []KeyValue) []KeyValue {
 	i, j := 0, 0
 	for i < len(a) && j < len(b) {
 		switch c := strings.Compare(a[i].Key, b[j].Key); {

@@ -20,6 +20,43 @@ package replicate
 // Neither argument is modified; the result shares no Keys slice with them.
 // Merging records with different IDs is a caller bug; the result keeps a's ID.
 func Merge(a, b Record) Record {
+	out := mergeFields(a, b)
+	if !out.IsDead() {
+		out.Keys = mergeKeys(a.Keys, b.Keys)
+	}
+	return out
+}
+
+// MergedLen returns how many keys Merge(a, b) keeps, for MergeInto: none
+// when the result is a tombstone.
+func MergedLen(a, b Record) int {
+	if a.Dead.IsZero() && b.Dead.IsZero() {
+		return mergedKeysLen(a.Keys, b.Keys)
+	}
+	return 0
+}
+
+// MergeInto is Merge writing the result's keys into keys' array, which
+// must have room for MergedLen(a, b) of them (its length is ignored) and
+// share no memory with a's or b's Keys: a store that keeps a session and
+// its keys in one allocation merges this way. The result's Keys is nil
+// when it has none, as Merge's.
+func MergeInto(a, b Record, keys []KeyValue) Record {
+	out := mergeFields(a, b)
+	if out.IsDead() {
+		return out
+	}
+	if n := mergedKeysLen(a.Keys, b.Keys); n > 0 {
+		if cap(keys) < n {
+			keys = make([]KeyValue, 0, n)
+		}
+		out.Keys = mergeKeysInto(keys[:0:n], a.Keys, b.Keys)
+	}
+	return out
+}
+
+// mergeFields is Merge without the keys.
+func mergeFields(a, b Record) Record {
 	out := Record{
 		ID:          a.ID,
 		Created:     minNonZero(a.Created, b.Created),
@@ -38,7 +75,6 @@ func Merge(a, b Record) Record {
 	if a.PrincipalVer.Less(b.PrincipalVer) {
 		out.Principal, out.PrincipalVer = b.Principal, b.PrincipalVer
 	}
-	out.Keys = mergeKeys(a.Keys, b.Keys)
 	return out
 }
 

@@ -131,6 +131,23 @@ func TestMergeSharesNoKeys(t *testing.T) {
 	require.NotSame(t, &a.Keys[0], &Merge(a, Record{ID: "s"}).Keys[0], "a copy even with nothing to merge")
 }
 
+func TestMergeIntoAllocatesOnlyWithoutRoom(t *testing.T) {
+	a := Record{ID: "s", Keys: []KeyValue{{"a", val("1", ver(1, 0, 1))}, {"b", val("1", ver(1, 0, 1))}}}
+	b := Record{ID: "s", Keys: []KeyValue{{"b", val("2", ver(2, 0, 1))}, {"c", val("2", ver(1, 0, 1))}}}
+	require.Equal(t, 3, MergedLen(a, b))
+	small := make([]KeyValue, 0, 2)
+	m := MergeInto(a, b, small)
+	require.Equal(t, Merge(a, b), m, "too little room: a new array")
+	require.Zero(t, small[:1][0].Key, "the small array is left alone")
+	room := make([]KeyValue, 0, 3)
+	require.Zero(t, testing.AllocsPerRun(100, func() { m = MergeInto(a, b, room) }))
+	require.Equal(t, Merge(a, b), m)
+	dead := Record{ID: "s", Dead: ver(3, 0, 1)}
+	require.Zero(t, MergedLen(a, dead), "a tombstone keeps no keys")
+	require.Nil(t, MergeInto(a, dead, room).Keys)
+	require.Nil(t, MergeInto(Record{ID: "s"}, Record{ID: "s"}, room).Keys, "no keys: nil, as Merge")
+}
+
 func TestMergeNewer(t *testing.T) {
 	cur := Record{ID: "s", Created: 10, Deadline: 100, IdleTimeout: 5, Access: 50,
 		Principal: "alice", PrincipalVer: ver(3, 0, 1),
@@ -250,6 +267,15 @@ func checkMergeLaws(t testing.TB, a, b, c Record) {
 	require.Equal(t, normRecord(ab), normRecord(Merge(ab, b)), "absorbs a merged delta")
 	for _, p := range [][2]Record{{a, b}, {b, a}, {ab, c}, {a, ab}} {
 		cur, d := p[0], p[1]
+		n := MergedLen(cur, d)
+		require.Len(t, Merge(cur, d).Keys, n, "MergedLen")
+		buf := make([]KeyValue, 1, max(n, 1)) // a length, which MergeInto ignores
+		into := MergeInto(cur, d, buf)
+		require.Equal(t, Merge(cur, d), into, "MergeInto equals Merge")
+		if n > 0 {
+			require.Same(t, &buf[:1][0], &into.Keys[0], "MergeInto writes into the array it is given")
+			require.Equal(t, n, cap(into.Keys), "and caps the result at its keys")
+		}
 		require.Equal(t, !equalRecords(cur, Merge(cur, d)), Newer(cur, d),
 			"Newer(cur, d) must be true iff Merge(cur, d) != cur\ncur=%+v\nd=%+v", cur, d)
 	}

@@ -298,7 +298,7 @@ func (r *reader) keys(keys *[]KeyValue) error {
 	}
 	kvs := *keys
 	if kvs == nil {
-		kvs = make([]KeyValue, 0, min(n, keysPresize))
+		kvs = r.newKeys(n)
 	}
 	for range n {
 		var kv KeyValue
@@ -313,6 +313,30 @@ func (r *reader) keys(keys *[]KeyValue) error {
 	*keys = SortKeys(kvs)
 	return nil
 }
+
+// newKeys returns an empty slice for a Keys map of n entries: the next n
+// free slots of the key arena, if the reader has one and n is not over
+// keysPresize (a record with more keys gets its own slice, and a declared
+// length the frame does not back costs a bounded allocation either way),
+// else a new slice. The arena's slots are taken now, so the slice is
+// capped at them and appending n entries never touches another record's.
+func (r *reader) newKeys(n int) []KeyValue {
+	if r.keyArena == nil || n > keysPresize {
+		return make([]KeyValue, 0, min(n, keysPresize))
+	}
+	a := *r.keyArena
+	if cap(a)-len(a) < n {
+		// A new array: the records decoded so far keep the old one.
+		a = make([]KeyValue, 0, max(2*cap(a), keyArenaMin, n))
+	}
+	l := len(a)
+	*r.keyArena = a[:l+n]
+	return a[l:l:l+n]
+}
+
+// keyArenaMin is the smallest key arena allocated: room for the keys of a
+// typical Batch.
+const keyArenaMin = 256
 
 // value is Value.DecodeMsgpack.
 func (r *reader) value(v *Value) error {

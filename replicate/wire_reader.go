@@ -25,6 +25,13 @@ type reader struct {
 	// every record of the frame that uses them.
 	names  [8]string
 	nNames int
+	// keyArena, if not nil, holds an array the records' Keys are carved
+	// from, one after another, instead of one allocation per record; its
+	// length is how much of it they use. A pooled Batch keeps the arena
+	// with it, so a stream of Batches decodes its keys without
+	// allocating; what the records' Keys point to is then only valid
+	// until the Batch is reused (see Store.Apply).
+	keyArena *[]KeyValue
 }
 
 // errArrayStruct is what msgpack says of a struct array of the wrong length.

@@ -331,7 +331,7 @@ func (r *reader) newKeys(n int) []KeyValue {
 	}
 	l := len(a)
 	*r.keyArena = a[:l+n]
-	return a[l:l:l+n]
+	return a[l : l : l+n]
 }
 
 // keyArenaMin is the smallest key arena allocated: room for the keys of a

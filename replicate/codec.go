@@ -188,9 +188,11 @@ func encodeTo(buf *bytes.Buffer, t MsgType, msg any) ([]byte, error) {
 		if err := checkFrameSize(frame, &lim); err != nil {
 			return nil, fmt.Errorf("replicate: encode %s: %w", t, err)
 		}
-		// validate bounds everything but the sum of map entries (MaxEntries).
-		if err := checkStructure(frame[2:], &lim); err != nil {
-			return nil, fmt.Errorf("replicate: encode %s: %w", t, err)
+		// validate bounds all that checkStructure would check of an
+		// appended frame but the sum of map entries (encode_entries.go).
+		if n := appendedEntries(msg); n > lim.MaxEntries {
+			return nil, fmt.Errorf("replicate: encode %s: %w", t,
+				tooLarge("more than %d map entries (MaxEntries)", lim.MaxEntries))
 		}
 		return frame, nil
 	}

@@ -15,7 +15,8 @@ import (
 
 // requireAppendMatches checks that appendBody writes for msg the bytes of
 // the reference Encoder path (encodeBody) and of msgpack.Marshal (the
-// public CustomEncoder path), after any prefix.
+// public CustomEncoder path), after any prefix, and that appendedEntries
+// counts the map entries checkStructure's walker counts in them.
 func requireAppendMatches(t testing.TB, msg any) {
 	t.Helper()
 	want := rawBody(t, func(e *msgpack.Encoder) { require.NoError(t, encodeBody(e, msg)) })
@@ -32,7 +33,7 @@ func requireAppendMatches(t testing.TB, msg any) {
 	require.True(t, ok)
 	require.Equal(t, append(prefix, want...), got)
 
-	walkEntries(t, want)
+	require.Equal(t, walkEntries(t, want), appendedEntries(msg))
 }
 
 // walkEntries returns the map entries checkStructure counts in body,
@@ -186,6 +187,52 @@ func TestEncodeMatchesOldSamples(t *testing.T) {
 		require.NoError(t, err, tc.name)
 		require.Equal(t, want, got, tc.name)
 	}
+}
+
+// TestEncodeMaxEntries checks the one limit validate does not cover, the
+// sum of map entries, now that Encode no longer walks an appended frame:
+// a Batch of exactly MaxEntries entries (under MaxFrame) encodes and a
+// default peer decodes it; one entry more is refused, as the old encoder
+// (checkStructure) refused it, with ErrTooLarge.
+func TestEncodeMaxEntries(t *testing.T) {
+	if testing.Short() {
+		t.Skip("encodes and decodes a 12 MB frame")
+	}
+	// A record of k removed keys has 4 + 3k entries: i, pv, x, k, and for
+	// each key its Keys entry and its value's v and x. The Batch has 2
+	// more (s, r): 2 + 349*(4+3*1000) + (4+3*58) is exactly 1<<20.
+	keys := func(k int) []KeyValue {
+		kvs := make([]KeyValue, k)
+		for i := range kvs {
+			kvs[i] = KeyValue{itoa(i), Value{Ver: Version{Wall: 1}, Deleted: true}}
+		}
+		return kvs
+	}
+	thousand := keys(1000)
+	recs := make([]Record, 350)
+	for i := range recs {
+		recs[i] = Record{ID: "s" + itoa(i), Keys: thousand}
+	}
+	recs[349].Keys = keys(58)
+	b := &Batch{Seq: 1, Records: recs}
+	require.Equal(t, DefaultLimits.MaxEntries, appendedEntries(b))
+
+	frame, err := Encode(MsgBatch, b)
+	require.NoError(t, err)
+	require.Less(t, len(frame), DefaultLimits.MaxFrame)
+	require.Equal(t, DefaultLimits.MaxEntries, walkEntries(t, frame[2:]))
+	old, err := oldEncode(MsgBatch, b)
+	require.NoError(t, err)
+	require.Equal(t, old, frame)
+	_, _, err = Decode(frame)
+	require.NoError(t, err)
+
+	recs[0].Created = 1 // one entry more
+	_, err = Encode(MsgBatch, b)
+	require.ErrorIs(t, err, ErrTooLarge)
+	require.Contains(t, err.Error(), "(MaxEntries)")
+	_, err = oldEncode(MsgBatch, b)
+	require.ErrorIs(t, err, ErrTooLarge)
 }
 
 // TestEncodeToReusesBuffer checks encodeTo's contract with the appender:

@@ -181,19 +181,34 @@ func encodeTo(buf *bytes.Buffer, t MsgType, msg any) ([]byte, error) {
 	}
 
 	buf.Reset()
+	if frame, ok := appendBody(append(buf.AvailableBuffer(), FormatVersion, byte(t)), msg); ok {
+		// Hand buf the frame's array, grown by append if it had to be, so
+		// that buf.Bytes() is the frame and the next frame reuses it.
+		*buf = *bytes.NewBuffer(frame)
+		if err := checkFrameSize(frame, &lim); err != nil {
+			return nil, fmt.Errorf("replicate: encode %s: %w", t, err)
+		}
+		// validate bounds all that checkStructure would check of an
+		// appended frame but the sum of map entries (encode_entries.go).
+		if n := appendedEntries(msg); n > lim.MaxEntries {
+			return nil, fmt.Errorf("replicate: encode %s: %w", t,
+				tooLarge("more than %d map entries (MaxEntries)", lim.MaxEntries))
+		}
+		return frame, nil
+	}
+
 	buf.WriteByte(FormatVersion)
 	buf.WriteByte(byte(t))
 	enc := msgpack.GetEncoder()
 	enc.Reset(buf)
-	err := encodeBody(enc, msg)
+	err := enc.Encode(msg)
 	msgpack.PutEncoder(enc)
 	if err != nil {
 		return nil, fmt.Errorf("replicate: encode %s: %w", t, err)
 	}
 	frame := buf.Bytes()
-	if len(frame) > lim.MaxFrame {
-		return nil, fmt.Errorf("replicate: encode %s: %w", t,
-			tooLarge("frame of %d bytes, limit %d (MaxFrame)", len(frame), lim.MaxFrame))
+	if err := checkFrameSize(frame, &lim); err != nil {
+		return nil, fmt.Errorf("replicate: encode %s: %w", t, err)
 	}
 	// validate bounds everything but the sum of map entries (MaxEntries).
 	if err := checkStructure(frame[2:], &lim); err != nil {
@@ -202,81 +217,12 @@ func encodeTo(buf *bytes.Buffer, t MsgType, msg any) ([]byte, error) {
 	return frame, nil
 }
 
-// encodeBody encodes msg as enc.Encode does. Batch, SyncChunk and Ack are
-// written field by field, in msgpack's order and forms, so that records
-// are encoded directly rather than each boxed in an interface (one
-// allocation per record on the hottest path), and an Ack (one per Batch)
-// without reflection.
-func encodeBody(enc *msgpack.Encoder, msg any) error {
-	switch m := msg.(type) {
-	case *Batch:
-		return encodeRecordsMsg(enc, "s", m.Seq, m.Records, nil)
-	case Batch:
-		return encodeRecordsMsg(enc, "s", m.Seq, m.Records, nil)
-	case *SyncChunk:
-		return encodeRecordsMsg(enc, "q", m.Req, m.Records, &m.Done)
-	case SyncChunk:
-		return encodeRecordsMsg(enc, "q", m.Req, m.Records, &m.Done)
-	case *Ack:
-		return encodeAck(enc, m.Seq)
-	case Ack:
-		return encodeAck(enc, m.Seq)
+// checkFrameSize refuses a frame over lim.MaxFrame, as DecodeLimits does.
+func checkFrameSize(frame []byte, lim *Limits) error {
+	if len(frame) > lim.MaxFrame {
+		return tooLarge("frame of %d bytes, limit %d (MaxFrame)", len(frame), lim.MaxFrame)
 	}
-	return enc.Encode(msg)
-}
-
-// encodeAck writes an Ack as msgpack does: a map of "s".
-func encodeAck(enc *msgpack.Encoder, seq uint64) error {
-	if err := enc.EncodeMapLen(1); err != nil {
-		return err
-	}
-	if err := enc.EncodeString("s"); err != nil {
-		return err
-	}
-	return enc.EncodeUint64(seq)
-}
-
-// encodeRecordsMsg writes a Batch (done nil) or a SyncChunk: a map of the
-// uint64 field named seqName, "r" (the records, nil as nil) and, for a
-// SyncChunk, "d".
-func encodeRecordsMsg(enc *msgpack.Encoder, seqName string, seq uint64, recs []Record, done *bool) error {
-	n := 2
-	if done != nil {
-		n = 3
-	}
-	if err := enc.EncodeMapLen(n); err != nil {
-		return err
-	}
-	if err := enc.EncodeString(seqName); err != nil {
-		return err
-	}
-	if err := enc.EncodeUint64(seq); err != nil {
-		return err
-	}
-	if err := enc.EncodeString("r"); err != nil {
-		return err
-	}
-	if recs == nil {
-		if err := enc.EncodeNil(); err != nil {
-			return err
-		}
-	} else {
-		if err := enc.EncodeArrayLen(len(recs)); err != nil {
-			return err
-		}
-		for i := range recs {
-			if err := recs[i].EncodeMsgpack(enc); err != nil {
-				return err
-			}
-		}
-	}
-	if done == nil {
-		return nil
-	}
-	if err := enc.EncodeString("d"); err != nil {
-		return err
-	}
-	return enc.EncodeBool(*done)
+	return nil
 }
 
 // Decode is DecodeLimits with DefaultLimits.

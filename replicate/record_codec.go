@@ -6,7 +6,10 @@ import "github.com/vmihailenco/msgpack/v5"
 // Value and Version, the bulk of every Batch and SyncChunk. They write
 // exactly the bytes msgpack's reflection wrote for these types before they
 // existed, and read whatever it read, into equal values; what they save is
-// the reflection, and an allocation or more per field.
+// the reflection, and an allocation or more per field. (encodeTo writes
+// the frames that carry records with record_append.go's appender, which
+// writes the same bytes without an Encoder; these encoders remain for
+// msgpack's own users.)
 //
 // The wire form (permanent, see FormatVersion):
 //

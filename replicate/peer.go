@@ -43,6 +43,7 @@ type peer struct {
 	ackedGen atomic.Uint64
 	down     atomic.Bool // set (under mu) when the peer goes down
 
+	lostAny    atomic.Bool  // lost is not empty: read without mu by Ticket checks
 	transfers  atomic.Int32 // state transfers waiting or running for this peer
 	aeDeclined atomic.Int32 // Digests from p declined in a row (changes to p in flight)
 	counters   peerCounters // atomic, read by Stats
@@ -51,11 +52,12 @@ type peer struct {
 	queue     map[string]int // session ID -> its entry's index in order
 	order     []queued       // the queued sessions, oldest first, from head on
 	head      int
-	gen       uint64   // publish generation: incremented by every enqueue
-	overflow  bool     // the queue is full (logged once per episode)
-	inflight  []*batch // sent and not yet retired, oldest first; at most MaxInflight
-	spare     []*batch // retired batches, for reuse (see window.go)
-	drained   []Record // the last batch's record slice, cleared, for the next drain
+	gen       uint64     // publish generation: incremented by every enqueue
+	overflow  bool       // the queue is full (logged once per episode)
+	inflight  []*batch   // sent and not yet retired, oldest first; at most MaxInflight
+	lost      []genRange // generations whose changes a batch dropped (see loseLocked)
+	spare     []*batch   // retired batches, for reuse (see window.go)
+	drained   []Record   // the last batch's record slice, cleared, for the next drain
 	ctrl      []ctrlFrame
 	ctrlSends int   // control frames taken from ctrl and not yet sent
 	ae        []any // *Digest and *Summary from p waiting for aeLoop
@@ -188,6 +190,7 @@ func (p *peer) drainLocked() *batch {
 		recs = make([]Record, 0, want)
 	}
 	size := 0
+	oldest := uint64(0) // the oldest generation queued in the batch
 	for p.head < len(p.order) && len(recs) < maxRecs {
 		q := &p.order[p.head]
 		sz := recordSize(&q.rec)
@@ -195,6 +198,9 @@ func (p *peer) drainLocked() *batch {
 			break
 		}
 		recs = append(recs, q.rec)
+		if oldest == 0 {
+			oldest = q.gen
+		}
 		size += sz
 		delete(p.queue, q.rec.ID)
 		*q = queued{}
@@ -204,6 +210,10 @@ func (p *peer) drainLocked() *batch {
 	// so a late Ack from before a PeerDown/PeerUp never matches.
 	b := p.takeSpareLocked()
 	b.seq, b.recs, b.n = p.e.batchSeq.Add(1), recs, len(recs)
+	// The batch's records hold the changes queued from generation oldest
+	// on, up to the current one (later changes coalesce into queued
+	// records): what a Ticket may wait for in it.
+	b.oldest, b.newest = oldest, p.gen
 	if p.head == len(p.order) {
 		p.order, p.head = p.order[:0], 0
 		if cap(p.order) > maxOrderKept {

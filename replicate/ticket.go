@@ -25,7 +25,7 @@ type Ticket struct {
 type ticketRef struct {
 	p       *peer
 	gen     uint64 // acked once p.ackedGen reaches it
-	dropped bool   // the queue limit dropped some of the changes: never acked
+	dropped bool   // the queue limit dropped some of the changes: never acked (nor if p.lostGen(gen))
 }
 
 // Wait waits until minAcks distinct peers have applied the ticket's
@@ -79,12 +79,16 @@ func (t *Ticket) check(minAcks int) (acked int, done bool, err error) {
 	possible, mustAck, failed := 0, 0, 0
 	for _, r := range t.refs {
 		down := r.p.down.Load()
+		// A change dropped by the queue limit, or from a batch because
+		// it did not encode, is never acknowledged: the peer's Ack for
+		// the batch does not cover it.
+		dropped := r.dropped || r.p.lostGen(r.gen)
 		switch {
-		case r.p.ackedGen.Load() >= r.gen && !r.dropped:
+		case r.p.ackedGen.Load() >= r.gen && !dropped:
 			acked++
 			possible++
 		case down:
-		case r.dropped:
+		case dropped:
 			mustAck++
 			failed++
 		default:
@@ -94,7 +98,7 @@ func (t *Ticket) check(minAcks int) (acked int, done bool, err error) {
 	}
 	if minAcks < 0 {
 		if failed > 0 {
-			return acked, false, fmt.Errorf("%w: %d live peers dropped the changes (queue full)", ErrNotEnoughPeers, failed)
+			return acked, false, fmt.Errorf("%w: %d live peers dropped the changes (queue full, or they did not encode)", ErrNotEnoughPeers, failed)
 		}
 		return acked, mustAck == 0, nil
 	}

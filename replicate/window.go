@@ -17,9 +17,11 @@ type batch struct {
 	frame  []byte
 	buf    *bytes.Buffer // holds frame
 	covers uint64        // every generation up to this one is in this or an earlier batch
-	sentAt time.Time     // the last (re)send
-	resend bool          // the ack timed out: send frame again
-	acked  bool          // acknowledged; retired once every older batch is
+	oldest uint64        // the changes in recs are of generations oldest..newest
+	newest uint64
+	sentAt time.Time // the last (re)send
+	resend bool      // the ack timed out: send frame again
+	acked  bool      // acknowledged; retired once every older batch is
 }
 
 // handleAck marks the in-flight batch with Seq seq acknowledged and
@@ -131,6 +133,12 @@ func (p *peer) nextBatch() *batch {
 
 		frame, recs, err := p.encode(b, drained)
 		p.mu.Lock()
+		lost := err != nil || len(recs) < len(drained)
+		if lost {
+			// Records that do not encode were dropped: the peer's Ack
+			// for this batch must not count for the changes in them.
+			p.loseLocked(b.oldest, b.newest)
+		}
 		p.reuseDrainedLocked(drained)
 		if err != nil {
 			// Nothing in it could be encoded (counted as dropped): it
@@ -138,11 +146,15 @@ func (p *peer) nextBatch() *batch {
 			b.recs, b.n, b.acked = nil, 0, true
 			p.retireLocked()
 			p.mu.Unlock()
+			p.e.broadcast() // tickets for its changes fail now
 			continue
 		}
 		b.frame, b.recs, b.n = frame, nil, len(recs)
 		b.sentAt = time.Now()
 		p.mu.Unlock()
+		if lost {
+			p.e.broadcast()
+		}
 		p.counters.batches.Add(1)
 		p.counters.sent.Add(uint64(len(recs)))
 		return b
@@ -229,4 +241,47 @@ func (p *peer) reuseDrainedLocked(recs []Record) {
 	}
 	clear(recs)
 	p.drained = recs[:0]
+}
+
+// maxLostRanges bounds the generation ranges a peer remembers as lost;
+// beyond it they are merged into one, which may fail tickets whose
+// changes did arrive (never the reverse).
+const maxLostRanges = 16
+
+// genRange is an inclusive range of publish generations.
+type genRange struct{ lo, hi uint64 }
+
+// loseLocked records that changes of generations lo..hi may have been
+// dropped from a batch (they did not encode): a Ticket for one of them is
+// never acknowledged by this peer, as if the queue limit had dropped it.
+// The range can hold changes that were sent, coalesced with dropped ones
+// or in the same batch: failing a write that did replicate is the safe
+// error.
+func (p *peer) loseLocked(lo, hi uint64) {
+	if len(p.lost) >= maxLostRanges {
+		all := genRange{lo: lo, hi: hi}
+		for _, r := range p.lost {
+			all.lo, all.hi = min(all.lo, r.lo), max(all.hi, r.hi)
+		}
+		p.lost = append(p.lost[:0], all)
+	} else {
+		p.lost = append(p.lost, genRange{lo: lo, hi: hi})
+	}
+	p.lostAny.Store(true)
+}
+
+// lostGen reports whether the change queued under generation gen may
+// have been dropped from a batch (see loseLocked).
+func (p *peer) lostGen(gen uint64) bool {
+	if !p.lostAny.Load() {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range p.lost {
+		if r.lo <= gen && gen <= r.hi {
+			return true
+		}
+	}
+	return false
 }

@@ -197,7 +197,19 @@ func (p *peer) drainLocked() *batch {
 		if len(recs) > 0 && size+sz > budget {
 			break
 		}
-		recs = append(recs, q.rec)
+		if fits(&q.rec, sz, &DefaultLimits) {
+			recs = append(recs, q.rec)
+		} else {
+			// Changes coalesced (or a repair) into more keys or bytes
+			// than one record may carry: sent in parts.
+			parts := appendParts(recs, q.rec, &DefaultLimits)
+			if len(recs) > 0 && len(parts) > maxRecs {
+				clear(parts[len(recs):])
+				recs = parts[:len(recs)]
+				break
+			}
+			recs = parts
+		}
 		if oldest == 0 {
 			oldest = q.gen
 		}

@@ -76,6 +76,7 @@ func (e *Engine) serveSync(p *peer, req uint64, digest []uint64) {
 		chunk, size = chunk[:0], 0
 		return true
 	}
+	var parts []Record // a session too large for one record, in parts (see appendParts)
 	for _, id := range ids {
 		if p.ctx.Err() != nil {
 			return
@@ -85,12 +86,22 @@ func (e *Engine) serveSync(p *peer, req uint64, digest []uint64) {
 			continue
 		}
 		sz := recordSize(&r)
-		if len(chunk) > 0 && (size+sz > budget || len(chunk) >= maxRecs) {
+		n := 1
+		if !fits(&r, sz, &DefaultLimits) {
+			parts = appendParts(parts[:0], r, &DefaultLimits)
+			n = len(parts)
+		}
+		if len(chunk) > 0 && (size+sz > budget || len(chunk)+n > maxRecs) {
 			if !send(false) {
 				return
 			}
 		}
-		chunk = append(chunk, r)
+		if n == 1 {
+			chunk = append(chunk, r)
+		} else {
+			chunk = append(chunk, parts...)
+			clear(parts) // pin no session data
+		}
 		size += sz
 	}
 	if !send(true) {

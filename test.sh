@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command: vet, the whole suite under the race detector (the
 # library, the examples, the adapters and the browser test), the library's
-# suite again without it, and a short run of every fuzz target. Needs Go; installs Debian's chromium for the
-# browser test when it is missing (as root, or with sudo).
+# suite again without it, and a short run of every fuzz target. Needs Go;
+# installs Debian's chromium for the browser test when it is missing (as
+# root, or with sudo).
 set -euo pipefail
 cd "$(dirname "$0")"
 

@@ -325,6 +325,10 @@ func (e *Engine) HandleFrame(from string, frame []byte) {
 	}
 	_, msg, err := decodeFrame(frame, DefaultLimits, reuse, keys)
 	if err != nil {
+		if reuse != nil {
+			// The decoder may have filled records past the length.
+			reuse.Records = reuse.Records[:cap(reuse.Records)]
+		}
 		e.reject(from, err)
 		return
 	}
@@ -390,9 +394,12 @@ type rxBatch struct {
 const maxKeyArenaKept = 1 << 14
 
 // putBatch clears rx, so that it pins no session data, and pools it unless
-// its arrays are large.
+// its arrays are large. Only the records up to the Batch's length are
+// cleared: the array is zero past it (decodeFrame's contract, which
+// HandleFrame keeps by extending the length over the whole array when a
+// decode fails), and a small Batch in a large array clears only itself.
 func putBatch(rx *rxBatch) {
-	recs := rx.b.Records[:cap(rx.b.Records)]
+	recs := rx.b.Records
 	if cap(recs) > maxDrainedKept || cap(rx.keys) > maxKeyArenaKept {
 		return
 	}

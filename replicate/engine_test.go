@@ -606,3 +606,34 @@ func TestReceivedKeysShareAReusedArray(t *testing.T) {
 	require.Equal(t, "q", got[0].Keys[0].Key, "so a record kept from the first Batch sees the second's keys")
 	require.Equal(t, mk("e", "q", "r"), got2[0])
 }
+
+// A Batch that fails to decode halfway has filled part of a pooled record
+// array past its length: HandleFrame clears all of it before pooling it,
+// so the next Batch decoded into that array inherits nothing.
+func TestBatchFailingMidDecodeLeavesNothingPooled(t *testing.T) {
+	net := newMemNet(t)
+	e, err := New(Config{Self: "A", Network: net.endpoint("A"), Store: newMemStore(), Clock: NewClock(1, nil), AntiEntropyInterval: -1})
+	require.NoError(t, err)
+	t.Cleanup(e.Close)
+	recs := make([]Record, 20)
+	for i := range recs {
+		recs[i] = Record{ID: sessionID(i), Principal: "leak"}
+	}
+	frame, err := Encode(MsgBatch, &Batch{Seq: 1, Records: recs})
+	require.NoError(t, err)
+	// Make the last record's principal a number: the frame is well formed
+	// msgpack, and decoding fails at the last record.
+	i := bytes.LastIndex(frame, []byte("\xa4leak"))
+	require.Positive(t, i)
+	bad := append(bytes.Clone(frame[:i]), append([]byte{0x05}, frame[i+5:]...)...)
+	// A good Batch first, so that a pooled record array exists.
+	e.HandleFrame("B", frame)
+	before := e.Stats().Rejected
+	e.HandleFrame("B", bad)
+	require.Equal(t, before+1, e.Stats().Rejected, "the frame is refused")
+	rx := batchPool.Get().(*rxBatch)
+	defer batchPool.Put(rx)
+	for j, r := range rx.b.Records[:cap(rx.b.Records)] {
+		require.Zero(t, r, "pooled record %d", j)
+	}
+}

@@ -536,6 +536,12 @@ func (r *reader) records(recs *[]Record) error {
 	if s == nil {
 		s = make([]Record, 0, min(n, maxRecordsPresize, len(r.b)-r.pos))
 	}
+	if n < len(s) {
+		// A second array for the same field, shorter than the first:
+		// the records past it go, leaving the array zero past its
+		// length (see decodeFrame's reused Batches).
+		clear(s[n:])
+	}
 	s = s[:min(n, cap(s))]
 	for i := range n {
 		if i == len(s) {

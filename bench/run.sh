@@ -4,15 +4,16 @@
 #   ./run.sh [compare]        HTTP comparison: no sessions, scs+memstore,
 #                             scs+redisstore, peersession 1 node, 2 nodes
 #                             Async/Sync (sticky and alternating); ~5 min
-#   ./run.sh repl             replication figures between node processes; ~1 min
+#   ./run.sh repl             replication figures between node processes; ~4 min
 #   ./run.sh soak [duration]  two nodes in two network namespaces joined by
 #                             a veth pair, load on node A (default 10m; root)
 #   ./run.sh all              compare, then repl
 #
 # Environment: ROUNDS (5), DURATION (3s per variant, mode and round),
 # WORKERS (16), SESSIONS (64 per worker), VARIANTS (all; comma-separated),
-# MODES (rw,ro), REDIS_PORT (6390), REPL_DURATION (3s), JOIN_SESSIONS
-# (100000), REPL_OUT (repl.md, under bench/results/). Results go to stdout
+# MODES (rw,ro), REDIS_PORT (6390), REPL_DURATION (3s), REPL_ROUNDS (3
+# rounds of each key-update rate), JOIN_SESSIONS (100000), REPL_OUT
+# (repl.md, under bench/results/). Results go to stdout
 # and bench/results/. The environment reaches the programs, so
 # GOGC=400 REPL_OUT=repl-gogc400.md ./run.sh repl runs the nodes with a
 # less eager garbage collector.
@@ -28,6 +29,7 @@ VARIANTS=${VARIANTS:-}
 MODES=${MODES:-rw,ro}
 REDIS_PORT=${REDIS_PORT:-6390}
 REPL_DURATION=${REPL_DURATION:-3s}
+REPL_ROUNDS=${REPL_ROUNDS:-3}
 JOIN_SESSIONS=${JOIN_SESSIONS:-100000}
 REPL_OUT=${REPL_OUT:-repl.md}
 
@@ -93,7 +95,7 @@ run_compare() {
 
 run_repl() {
 	echo "== replication figures" >&2
-	"$bin/repl" run -bin "$bin/repl" -duration "$REPL_DURATION" -join-sessions "$JOIN_SESSIONS" -out "$here/results/$REPL_OUT"
+	"$bin/repl" run -bin "$bin/repl" -duration "$REPL_DURATION" -rounds "$REPL_ROUNDS" -join-sessions "$JOIN_SESSIONS" -out "$here/results/$REPL_OUT"
 }
 
 # soak: node A in namespace psA (10.99.0.1), node B and the load generator

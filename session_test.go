@@ -223,18 +223,11 @@ func TestNewEntryAllocatesOnceForUpToEightKeys(t *testing.T) {
 // version the session holds.
 func TestEntryStampIsTheNewestVersion(t *testing.T) {
 	st := newTestStore(t, Config{})
-	ctx := t.Context()
-	s := st.NewSession(ctx)
-	require.NoError(t, s.Set("a", 1))
-	tok, err := st.Save(ctx, s)
-	require.NoError(t, err)
+	tok := create(t, st, map[string]any{"a": 1})
+	token, _ := parseValue(tok)
 	for i := range 5 {
-		s, err := st.Load(ctx, tok)
-		require.NoError(t, err)
-		require.NoError(t, s.Set("b", i))
-		_, err = st.Save(ctx, s)
-		require.NoError(t, err)
-		e := st.lookup(s.ID())
+		update(t, st, tok, map[string]any{"b": i})
+		e := st.lookup(idOf(token))
 		require.Equal(t, e.rec.MaxVersion().Wall, e.stamp)
 	}
 }

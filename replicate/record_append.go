@@ -199,39 +199,35 @@ func appendVersion(b []byte, v Version) []byte {
 
 // appendMapLen appends a map header of n entries, as EncodeMapLen.
 func appendMapLen(b []byte, n int) []byte {
-	switch {
-	case n < 16:
-		return append(b, mpFixMap|byte(n))
-	case n <= 0xffff:
-		return binary.BigEndian.AppendUint16(append(b, mpMap16), uint16(n))
-	}
-	return binary.BigEndian.AppendUint32(append(b, mpMap32), uint32(n))
+	return appendContainerLen(b, n, mpFixMap, mpMap16, mpMap32)
 }
 
 // appendArrayLen appends an array header of n elements, as
 // EncodeArrayLen.
 func appendArrayLen(b []byte, n int) []byte {
+	return appendContainerLen(b, n, mpFixArr, mpArray16, mpArray32)
+}
+
+// appendContainerLen appends the shortest header of a map or array of n
+// items: the fix form (its code or'ed with n) below 16, else the 16-bit
+// or the 32-bit form.
+func appendContainerLen(b []byte, n int, fix, c16, c32 byte) []byte {
 	switch {
 	case n < 16:
-		return append(b, mpFixArr|byte(n))
+		return append(b, fix|byte(n))
 	case n <= 0xffff:
-		return binary.BigEndian.AppendUint16(append(b, mpArray16), uint16(n))
+		return binary.BigEndian.AppendUint16(append(b, c16), uint16(n))
 	}
-	return binary.BigEndian.AppendUint32(append(b, mpArray32), uint32(n))
+	return binary.BigEndian.AppendUint32(append(b, c32), uint32(n))
 }
 
 // appendString appends s as EncodeString (without interning): the
 // shortest str header, then the bytes.
 func appendString(b []byte, s string) []byte {
-	switch n := len(s); {
-	case n < 32:
+	if n := len(s); n < 32 {
 		b = append(b, mpFixStr|byte(n))
-	case n < 256:
-		b = append(b, mpStr8, byte(n))
-	case n <= 0xffff:
-		b = binary.BigEndian.AppendUint16(append(b, mpStr16), uint16(n))
-	default:
-		b = binary.BigEndian.AppendUint32(append(b, mpStr32), uint32(n))
+	} else {
+		b = appendSizedLen(b, n, mpStr8, mpStr16, mpStr32)
 	}
 	return append(b, s...)
 }
@@ -242,15 +238,19 @@ func appendBytes(b []byte, p []byte) []byte {
 	if p == nil {
 		return append(b, mpNil)
 	}
-	switch n := len(p); {
+	return append(appendSizedLen(b, len(p), mpBin8, mpBin16, mpBin32), p...)
+}
+
+// appendSizedLen appends the header of a str or bin of n bytes: its 8-bit
+// form below 256, else the 16-bit or the 32-bit one.
+func appendSizedLen(b []byte, n int, c8, c16, c32 byte) []byte {
+	switch {
 	case n < 256:
-		b = append(b, mpBin8, byte(n))
+		return append(b, c8, byte(n))
 	case n <= 0xffff:
-		b = binary.BigEndian.AppendUint16(append(b, mpBin16), uint16(n))
-	default:
-		b = binary.BigEndian.AppendUint32(append(b, mpBin32), uint32(n))
+		return binary.BigEndian.AppendUint16(append(b, c16), uint16(n))
 	}
-	return append(b, p...)
+	return binary.BigEndian.AppendUint32(append(b, c32), uint32(n))
 }
 
 // appendInt64 appends n as EncodeInt64: always the 9-byte int64 form.

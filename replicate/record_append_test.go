@@ -149,10 +149,7 @@ func TestAppendMatchesEncoderTable(t *testing.T) {
 func TestAppendMatchesEncoderRandom(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	for i := range 300 {
-		recs := make([]Record, rng.IntN(24))
-		for j := range recs {
-			recs[j] = randRecord(rng)
-		}
+		recs := randRecords(rng, rng.IntN(24))
 		switch {
 		case len(recs) == 0 && i%2 == 0:
 			recs = nil

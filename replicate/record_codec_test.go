@@ -93,6 +93,15 @@ func fromReflectAll(rrs []recordReflect) []Record {
 	return out
 }
 
+// randRecords returns n records from randRecord.
+func randRecords(rng *rand.Rand, n int) []Record {
+	recs := make([]Record, n)
+	for i := range recs {
+		recs[i] = randRecord(rng)
+	}
+	return recs
+}
+
 // randRecord returns a record that exercises every field and encoding
 // width: strings of 0 to 300 bytes (fixstr, str8, str16), extreme ints,
 // zero and random versions, nil, empty and large Keys (a map16 on the wire), and
@@ -215,10 +224,7 @@ func TestRecordCodecMatchesReflection(t *testing.T) {
 func TestRecordCodecBatchMatchesReflection(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for i := range 200 {
-		recs := make([]Record, rng.IntN(20))
-		for j := range recs {
-			recs[j] = randRecord(rng)
-		}
+		recs := randRecords(rng, rng.IntN(20))
 		rrs := make([]recordReflect, len(recs))
 		for j, r := range recs {
 			rrs[j] = toReflect(r)

@@ -93,18 +93,32 @@ func (e *Engine) handleFetch(p *peer, m *Fetch) {
 		return
 	}
 	rec, ok := e.cfg.Store.Lookup(m.ID)
-	reply := &FetchReply{Req: m.Req, Found: ok}
-	if ok {
-		reply.Record = rec
+	if !ok {
+		e.sendFetchReply(p, &FetchReply{Req: m.Req})
+		return
 	}
+	// A session over one record's limits goes in parts, the last one
+	// closing the answer (see FetchReply).
+	parts := appendParts(nil, rec, &DefaultLimits)
+	for i, part := range parts {
+		if !e.sendFetchReply(p, &FetchReply{Req: m.Req, Found: true, Record: part, More: i < len(parts)-1}) {
+			return
+		}
+	}
+}
+
+// sendFetchReply queues one FetchReply for p; false means it was not sent.
+func (e *Engine) sendFetchReply(p *peer, reply *FetchReply) bool {
 	frame, err := Encode(MsgFetchReply, reply)
 	if err != nil {
 		e.log.Error("replicate: encode fetch reply", "peer", p.id, "err", err)
-		return
+		return false
 	}
 	if !p.sendCtrl(frame, nil) {
 		e.log.Debug("replicate: fetch reply dropped: control queue full or peer down", "peer", p.id)
+		return false
 	}
+	return true
 }
 
 // handleFetchReply merges a reply into the Fetch waiting for it, if any.
@@ -120,7 +134,9 @@ func (e *Engine) handleFetchReply(p *peer, m *FetchReply) {
 	if call == nil || !call.pending[p] {
 		return
 	}
-	call.answered++
+	if !m.More {
+		call.answered++
+	}
 	switch {
 	case !m.Found || m.Record.ID != call.id:
 	case e.skewed(m.Record.MaxVersion()):
@@ -130,7 +146,9 @@ func (e *Engine) handleFetchReply(p *peer, m *FetchReply) {
 	default:
 		call.rec, call.found = m.Record, true
 	}
-	e.fetchDoneLocked(call, p)
+	if !m.More {
+		e.fetchDoneLocked(call, p)
+	}
 }
 
 // peerGone stops every Fetch and Sync from waiting for p.

@@ -97,10 +97,14 @@ type Fetch struct {
 }
 
 // FetchReply answers Fetch Req; Found is false when the peer has no record.
+// A record too large for one message (see appendParts) is sent as several
+// replies, each a part, More set on all but the last: the asker merges
+// them and counts the peer as answered at the last.
 type FetchReply struct {
 	Req    uint64 `msgpack:"q"`
 	Found  bool   `msgpack:"f"`
 	Record Record `msgpack:"r"`
+	More   bool   `msgpack:"m,omitempty"`
 }
 
 // Summary lists a node's records in some digest buckets, by ID and

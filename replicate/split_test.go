@@ -119,3 +119,20 @@ func TestSyncTransfersSessionOverMaxKeys(t *testing.T) {
 	require.True(t, holdsAll(b, big))
 	require.Equal(t, "v", b.value("small", "k"))
 }
+
+// A Fetch of a session over one record's limits gets every part: the
+// peer answers with one FetchReply per part, More set on all but the last,
+// and the Fetch returns once the last has arrived.
+func TestFetchGetsSessionOverMaxKeys(t *testing.T) {
+	net, nodes := newCluster(t, 2, nil)
+	a, b := nodes[0], nodes[1]
+	big := bigSession(b, "big", 2*DefaultLimits.MaxKeys+500)
+	b.store.Apply([]Record{big})
+	before := net.link("B", "A").count(MsgFetchReply)
+
+	rec, found, err := a.e.Fetch(ctxTimeout(t, 5*time.Second), "big")
+	require.NoError(t, err)
+	require.True(t, found)
+	require.Equal(t, normRecord(big), normRecord(rec), "every key, and the creation time from the last part")
+	require.Equal(t, before+3, net.link("B", "A").count(MsgFetchReply), "three parts, three replies")
+}

@@ -7,7 +7,9 @@ var (
 	// ErrClosed is returned by operations on a closed Store.
 	ErrClosed = errors.New("peersession: store closed")
 	// ErrTooLarge is returned when a session would exceed
-	// Config.MaxSessionBytes; the stored session is left as it was.
+	// Config.MaxSessionBytes, or a key name or one encoded value would
+	// exceed what replication carries (replicate.DefaultLimits: 1,024
+	// bytes, 1 MiB); the stored session is left as it was.
 	ErrTooLarge = errors.New("peersession: session too large")
 	// ErrTooManySessions is returned when a new session would exceed
 	// Config.MaxSessions; raise the limit or shorten IdleTimeout.

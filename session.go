@@ -110,7 +110,9 @@ func (s *Session) Has(key string) bool {
 
 // Set stores v under key. v is encoded with msgpack now, so changing v
 // afterwards changes nothing stored. It fails with ErrTooLarge, storing
-// nothing, if the session would exceed Config.MaxSessionBytes.
+// nothing, if the session would exceed Config.MaxSessionBytes, or if the
+// key name is over 1,024 bytes or the encoded value over 1 MiB (what
+// replication carries, whatever MaxSessionBytes says).
 func (s *Session) Set(key string, v any) error {
 	data, err := encodeValue(v)
 	if err != nil {
@@ -125,6 +127,14 @@ func (s *Session) Delete(key string) {
 }
 
 func (s *Session) put(key string, v replicate.Value) error {
+	// What one key may hold is bounded by what a peer accepts: a key or
+	// value past these could be stored here but never replicated.
+	if lim := replicate.DefaultLimits.MaxKeyLen; len(key) > lim {
+		return fmt.Errorf("%w: a key name of %d bytes, over the %d-byte limit; use a shorter name", ErrTooLarge, len(key), lim)
+	}
+	if lim := replicate.DefaultLimits.MaxValue; len(v.Data) > lim {
+		return fmt.Errorf("%w: the value for %q is %d bytes encoded, over the %d-byte limit for one value (replication carries no larger); split it over several keys", ErrTooLarge, key, len(v.Data), lim)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.loadLocked(s.context())

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/peersession/peersession/replicate"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -230,4 +231,28 @@ func TestEntryStampIsTheNewestVersion(t *testing.T) {
 		e := st.lookup(idOf(token))
 		require.Equal(t, e.rec.MaxVersion().Wall, e.stamp)
 	}
+}
+
+// A key name or a value larger than a peer accepts is refused at Set, as a
+// session over MaxSessionBytes is: it could be stored here but never
+// replicated. The session keeps what it had.
+func TestSetRefusesWhatCannotBeReplicated(t *testing.T) {
+	st := newTestStore(t, Config{MaxSessionBytes: 4 << 20})
+	tok := create(t, st, map[string]any{"a": "kept"})
+	s, err := st.Load(t.Context(), tok)
+	require.NoError(t, err)
+
+	err = s.Set(strings.Repeat("k", replicate.DefaultLimits.MaxKeyLen+1), 1)
+	require.ErrorIs(t, err, ErrTooLarge)
+	assert.Contains(t, err.Error(), "key name")
+	require.NoError(t, s.Set(strings.Repeat("k", replicate.DefaultLimits.MaxKeyLen), 1), "a key at the limit is fine")
+
+	err = s.Set("big", make([]byte, replicate.DefaultLimits.MaxValue))
+	require.ErrorIs(t, err, ErrTooLarge, "over the limit once encoded (a bin header)")
+	assert.Contains(t, err.Error(), "split it over several keys")
+	require.NoError(t, s.Set("fits", make([]byte, replicate.DefaultLimits.MaxValue-16)))
+	assert.False(t, s.Has("big"))
+	_, err = st.Save(t.Context(), s)
+	require.NoError(t, err)
+	assert.Equal(t, "kept", value(st, tok, "a"))
 }

@@ -399,14 +399,22 @@ const maxKeyArenaKept = 1 << 14
 // HandleFrame keeps by extending the length over the whole array when a
 // decode fails), and a small Batch in a large array clears only itself.
 func putBatch(rx *rxBatch) {
+	if rx.reset() {
+		batchPool.Put(rx)
+	}
+}
+
+// reset clears rx for the next Batch (see putBatch) and reports whether
+// its arrays are small enough to keep.
+func (rx *rxBatch) reset() bool {
 	recs := rx.b.Records
 	if cap(recs) > maxDrainedKept || cap(rx.keys) > maxKeyArenaKept {
-		return
+		return false
 	}
 	clear(recs)
 	clear(rx.keys)
 	*rx = rxBatch{b: Batch{Records: recs[:0]}, keys: rx.keys[:0]}
-	batchPool.Put(rx)
+	return true
 }
 
 // apply applies recs from peer from to the store, after refusing those

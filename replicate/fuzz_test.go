@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -63,6 +64,7 @@ func FuzzDecode(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		mt, msg, err := Decode(frame)
+		checkReusedDecode(t, frame, msg, err)
 		if err != nil {
 			require.ErrorIs(t, err, ErrMalformed)
 			require.Nil(t, msg)
@@ -75,4 +77,38 @@ func FuzzDecode(f *testing.F) {
 		require.Equal(t, mt, mt2)
 		require.Equal(t, normMsg(msg), normMsg(msg2))
 	})
+}
+
+// fuzzRx is the received Batch FuzzDecode decodes every input into as
+// well, as HandleFrame does with its pooled ones: one input's leftovers
+// must never show in the next one's result.
+var fuzzRx rxBatch
+
+// checkReusedDecode checks that decoding frame into fuzzRx (a reused
+// Batch and key arena) gives what a fresh Decode gave (msg, err), and
+// then resets fuzzRx as HandleFrame and putBatch do, checking that it is
+// all zero past its lengths.
+func checkReusedDecode(t *testing.T, frame []byte, msg any, err error) {
+	t.Helper()
+	rx := &fuzzRx
+	_, got, rerr := decodeFrame(frame, DefaultLimits, &rx.b, &rx.keys)
+	require.Equal(t, err == nil, rerr == nil, "a reused Batch decodes as a fresh one: %v against %v", rerr, err)
+	if err == nil {
+		if b, ok := got.(*Batch); ok {
+			got = &Batch{Seq: b.Seq, Records: slices.Clone(b.Records)}
+		}
+		require.Equal(t, normMsg(msg), normMsg(got), "a reused Batch decodes as a fresh one")
+	} else {
+		rx.b.Records = rx.b.Records[:cap(rx.b.Records)] // as HandleFrame does
+	}
+	if !rx.reset() {
+		fuzzRx = rxBatch{}
+		return
+	}
+	for i, r := range rx.b.Records[:cap(rx.b.Records)] {
+		require.Zero(t, r, "record %d of the reused array", i)
+	}
+	for i, kv := range rx.keys[:cap(rx.keys)] {
+		require.Zero(t, kv, "key %d of the reused arena", i)
+	}
 }

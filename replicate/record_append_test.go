@@ -192,9 +192,6 @@ func TestEncodeMatchesOldSamples(t *testing.T) {
 // default peer decodes it; one entry more is refused, as the old encoder
 // (checkStructure) refused it, with ErrTooLarge.
 func TestEncodeMaxEntries(t *testing.T) {
-	if testing.Short() {
-		t.Skip("encodes and decodes a 12 MB frame")
-	}
 	// A record of k removed keys has 4 + 3k entries: i, pv, x, k, and for
 	// each key its Keys entry and its value's v and x. The Batch has 2
 	// more (s, r): 2 + 349*(4+3*1000) + (4+3*58) is exactly 1<<20.

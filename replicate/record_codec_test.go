@@ -2,7 +2,6 @@ package replicate
 
 import (
 	"bytes"
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -586,35 +585,4 @@ func BenchmarkRecordCodec(b *testing.B) {
 			_ = rd.record(&out)
 		}
 	})
-}
-
-// A reused Batch's record array is zero past its length after a decode
-// (putBatch clears only up to the length): a Batch that names its records
-// twice, the second array shorter, leaves none of the first array's
-// records behind.
-func TestReusedBatchIsZeroPastItsLength(t *testing.T) {
-	recs := func(n int, tag string) []Record {
-		out := make([]Record, n)
-		for i := range out {
-			out[i] = Record{ID: fmt.Sprintf("%s-%d", tag, i), Created: 1}
-			out[i].setKey("k", Value{Data: []byte(tag), Ver: Version{Wall: 1, Node: 1}})
-		}
-		return out
-	}
-	var buf bytes.Buffer
-	enc := msgpack.NewEncoder(&buf)
-	require.NoError(t, enc.EncodeMapLen(3))
-	require.NoError(t, enc.EncodeString("s"))
-	require.NoError(t, enc.EncodeUint64(1))
-	for _, rs := range [][]Record{recs(100, "first"), recs(10, "second")} {
-		require.NoError(t, enc.EncodeString("r"))
-		require.NoError(t, enc.Encode(rs))
-	}
-	b := Batch{Records: make([]Record, 0, 128)}
-	rd := reader{b: buf.Bytes()}
-	require.NoError(t, rd.batch(&b))
-	require.Equal(t, recs(10, "second"), b.Records)
-	for i, r := range b.Records[len(b.Records):cap(b.Records)] {
-		require.Zero(t, r, "record %d past the length", len(b.Records)+i)
-	}
 }

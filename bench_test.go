@@ -2,6 +2,7 @@ package peersession
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -92,6 +93,32 @@ func BenchmarkSave(b *testing.B) {
 func BenchmarkLoadSetSave(b *testing.B) {
 	st := newTestStore(b, Config{})
 	tokens := benchSessions(b, st, 1000)
+	ctx := b.Context()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		s, err := st.Load(ctx, tokens[i%len(tokens)])
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Set("t", int64(i)); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := st.Save(ctx, s); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkLoadSetSaveMany is BenchmarkLoadSetSave on a store of 100,000
+// sessions of 1 KiB visited in a shuffled order, as a busy node's are: the
+// session map and the entries no longer fit the CPU caches, so it measures
+// the cache misses of the lookups and copies too.
+func BenchmarkLoadSetSaveMany(b *testing.B) {
+	st := newTestStore(b, Config{})
+	tokens := benchSessions(b, st, 100_000)
+	rand.New(rand.NewPCG(1, 2)).Shuffle(len(tokens), func(i, j int) { tokens[i], tokens[j] = tokens[j], tokens[i] })
 	ctx := b.Context()
 	b.ReportAllocs()
 	i := 0

@@ -15,7 +15,7 @@ git worktree add -q "$tmp/old" "$old_ref"
 cp bench_test.go replication_bench_test.go "$tmp/old/" 2>/dev/null || true
 command -v benchstat >/dev/null || GOBIN="$tmp" go install golang.org/x/perf/cmd/benchstat@latest
 PATH="$tmp:$PATH"
-root='^(BenchmarkGet|BenchmarkLoadGet|BenchmarkSave|BenchmarkLoadSetSave|BenchmarkMiddleware|BenchmarkReplication|BenchmarkReplicationLatency)$'
+root='^(BenchmarkGet|BenchmarkLoadGet|BenchmarkSave|BenchmarkLoadSetSave|BenchmarkLoadSetSaveMany|BenchmarkMiddleware|BenchmarkReplication|BenchmarkReplicationLatency)$'
 repl='^(BenchmarkClockNow|BenchmarkEncodeBatch|BenchmarkDecodeBatch)$'
 (cd "$tmp/old" && go test -c -o "$tmp/old.root.test" . && go test -c -o "$tmp/old.repl.test" ./replicate)
 go test -c -o "$tmp/new.root.test" . && go test -c -o "$tmp/new.repl.test" ./replicate

@@ -7,6 +7,9 @@
 #   ./run.sh repl             replication figures between node processes; ~4 min
 #   ./run.sh soak [duration]  two nodes in two network namespaces joined by
 #                             a veth pair, load on node A (default 10m; root)
+#   ./run.sh stalls           where the visibility tail at 200,000 key
+#                             updates/s comes from: both nodes traced
+#                             through a round, each stall explained; ~1 min
 #   ./run.sh all              compare, then repl
 #
 # Environment: ROUNDS (5), DURATION (3s per variant, mode and round),
@@ -98,6 +101,11 @@ run_repl() {
 	"$bin/repl" run -bin "$bin/repl" -duration "$REPL_DURATION" -rounds "$REPL_ROUNDS" -join-sessions "$JOIN_SESSIONS" -out "$here/results/$REPL_OUT"
 }
 
+run_stalls() {
+	echo "== stalls: key updates at 200,000/s, the last of 8 rounds traced" >&2
+	"$bin/repl" stalls -bin "$bin/repl" -duration "$REPL_DURATION" -out "$here/results/stalls.md"
+}
+
 # soak: node A in namespace psA (10.99.0.1), node B and the load generator
 # in psB (10.99.0.2), joined by a veth pair; the /24 exists only inside the
 # two namespaces, so every packet stays on the veth pair.
@@ -127,7 +135,8 @@ mkdir -p results
 case "$mode" in
 compare) build; run_compare ;;
 repl) build; run_repl ;;
+stalls) build; run_stalls ;;
 soak) build; run_soak "${2:-10m}" ;;
 all) build; run_compare; run_repl ;;
-*) echo "usage: $0 [compare|repl|soak [duration]|all]" >&2; exit 2 ;;
+*) echo "usage: $0 [compare|repl|stalls|soak [duration]|all]" >&2; exit 2 ;;
 esac

@@ -3,6 +3,8 @@
 //
 //	repl run [flags]   the driver: starts the nodes, runs every phase,
 //	                   prints and writes a markdown report
+//	repl stalls [flags] traces both nodes through a round of key updates
+//	                   and reports where its slowest probes were held up
 //	repl node [flags]  one node with a control endpoint (started by run)
 //
 // Visibility is timed by the receiving node: the writer creates a new
@@ -29,15 +31,17 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		log.Fatal("usage: repl run|node [flags]")
+		log.Fatal("usage: repl run|stalls|node [flags]")
 	}
 	switch os.Args[1] {
 	case "node":
 		runNode(os.Args[2:])
 	case "run":
 		runDriver(os.Args[2:])
+	case "stalls":
+		runStalls(os.Args[2:])
 	default:
-		log.Fatalf("repl: unknown command %q: want run or node", os.Args[1])
+		log.Fatalf("repl: unknown command %q: want run, stalls or node", os.Args[1])
 	}
 }
 

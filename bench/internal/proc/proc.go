@@ -73,6 +73,9 @@ func Start(name string, timeout time.Duration, prefix []string, bin string, args
 	}
 }
 
+// Pid returns the process ID (of the prefix command, if Start had one).
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
 // Stop sends SIGTERM, waits up to 10s, then kills.
 func (p *Proc) Stop() {
 	if p == nil {

@@ -25,8 +25,9 @@ go test -count=1 ./...
 for mod in adapters e2e; do
   (cd "$mod" && go vet ./... && go test -race -count=1 ./...)
 done
-# The benchmark harness (bench/run.sh runs it): it must keep building.
-(cd bench && go vet ./... && go build ./...)
+# The benchmark harness (bench/run.sh runs it): it must keep building, and
+# its stall report's trace reading must keep understanding this Go.
+(cd bench && go vet ./... && go build ./... && go test -race -count=1 ./...)
 # Benchmarks as a smoke test only (one iteration each): the figures come
 # from bench/run.sh, never from timed tests.
 go test -run='^$' -bench=. -benchtime=1x ./... >/dev/null

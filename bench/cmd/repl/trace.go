@@ -39,16 +39,20 @@ type traced struct {
 	roles  map[string][]state // role -> states of every goroutine in it
 }
 
+// roleMarks name what a goroutine does by a function on its stack.
+var roleMarks = []struct{ fn, role string }{
+	{"replicate.(*peer).run", "sender"},
+	{"cluster.(*Node).readFrames", "reader"},
+	{"main.write.func", "writer"}, // the harness's writers, closures in write
+}
+
 // roleOf names what a goroutine does, from any of its stacks.
 func roleOf(fns []string) string {
 	for _, f := range fns {
-		switch {
-		case strings.Contains(f, "replicate.(*peer).run"):
-			return "sender"
-		case strings.Contains(f, "cluster.(*Node).readFrames"):
-			return "reader"
-		case strings.Contains(f, "main.write.func"):
-			return "writer"
+		for _, m := range roleMarks {
+			if strings.Contains(f, m.fn) {
+				return m.role
+			}
 		}
 	}
 	return ""

@@ -92,23 +92,7 @@ func BenchmarkSave(b *testing.B) {
 // key, Save. Single node, one goroutine.
 func BenchmarkLoadSetSave(b *testing.B) {
 	st := newTestStore(b, Config{})
-	tokens := benchSessions(b, st, 1000)
-	ctx := b.Context()
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		s, err := st.Load(ctx, tokens[i%len(tokens)])
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := s.Set("t", int64(i)); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := st.Save(ctx, s); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
+	loadSetSave(b, st, benchSessions(b, st, 1000))
 }
 
 // BenchmarkLoadSetSaveMany is BenchmarkLoadSetSave on a store of 100,000
@@ -119,6 +103,11 @@ func BenchmarkLoadSetSaveMany(b *testing.B) {
 	st := newTestStore(b, Config{})
 	tokens := benchSessions(b, st, 100_000)
 	rand.New(rand.NewPCG(1, 2)).Shuffle(len(tokens), func(i, j int) { tokens[i], tokens[j] = tokens[j], tokens[i] })
+	loadSetSave(b, st, tokens)
+}
+
+// loadSetSave times Load, Set one key, Save, on each of tokens in turn.
+func loadSetSave(b *testing.B, st *Store, tokens []string) {
 	ctx := b.Context()
 	b.ReportAllocs()
 	i := 0

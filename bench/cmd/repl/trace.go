@@ -12,7 +12,7 @@ import (
 )
 
 // A node's execution trace, reduced to what the stall report needs: the
-// garbage collector's phases and, for the goroutines that carry
+// garbage collector's mark phases and, for the goroutines that carry
 // replication (and the writers that feed it), the intervals each spent
 // running, runnable (waiting for a P) or blocked, on the wall clock.
 
@@ -33,10 +33,8 @@ type state struct {
 
 // traced is one node's trace.
 type traced struct {
-	marks  []span             // GC concurrent mark phases
-	stws   []span             // stop-the-world pauses
-	assist []span             // mark assists of 1 ms or more
-	roles  map[string][]state // role -> states of every goroutine in it
+	marks []span             // GC concurrent mark phases
+	roles map[string][]state // role -> states of every goroutine in it
 }
 
 // roleMarks name what a goroutine does by a function on its stack.
@@ -158,14 +156,8 @@ func readTrace(data []byte) (*traced, error) {
 		return nil, fmt.Errorf("the trace has no clock snapshot (a Go 1.25 or later node is needed)")
 	}
 	for _, p := range pending {
-		s := span{wall(p.from), wall(p.to)}
-		switch {
-		case p.name == "GC concurrent mark phase":
-			t.marks = append(t.marks, s)
-		case strings.HasPrefix(p.name, "stop-the-world"):
-			t.stws = append(t.stws, s)
-		case p.name == "GC mark assist" && s.to-s.from >= int64(time.Millisecond):
-			t.assist = append(t.assist, s)
+		if p.name == "GC concurrent mark phase" {
+			t.marks = append(t.marks, span{wall(p.from), wall(p.to)})
 		}
 	}
 	for role, ss := range t.roles {

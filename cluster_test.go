@@ -448,6 +448,37 @@ func TestSyncWriteIsOnAPeerWhenItReturns(t *testing.T) {
 	}
 }
 
+// A Sync write the peer refuses (here its store is full) fails with
+// ErrNotReplicated instead of reporting a copy the peer does not hold; the
+// writing node keeps the change, and the next write the peer accepts
+// succeeds.
+func TestSyncWriteThePeerRefusesFails(t *testing.T) {
+	tc := newTestCluster(t, func(c *Config) {
+		c.Cluster.Consistency = Sync
+		if c.Cluster.Name == "b" {
+			c.MaxSessions = 2
+		}
+	})
+	nodes := tc.startAll("a", "b")
+	a, b := nodes[0], nodes[1]
+	first := create(t, a, map[string]any{"n": "1"})
+	create(t, a, map[string]any{"n": "2"})
+
+	s := a.NewSession(t.Context())
+	require.NoError(t, s.Set("n", "3"))
+	_, err := a.Save(t.Context(), s)
+	require.ErrorIs(t, err, ErrNotReplicated)
+	require.ErrorContains(t, err, "refused")
+	require.Equal(t, 3, a.Len())
+	require.Equal(t, 2, b.Len())
+	require.EqualValues(t, 1, a.Stats().Replication.Peers["b"].Refused)
+	require.EqualValues(t, 1, b.Stats().Refused)
+
+	// b accepts changes to the sessions it holds.
+	tok := update(t, a, first, map[string]any{"n": "1b"})
+	require.Equal(t, "1b", value(b, tok, "n"))
+}
+
 func TestGracefulCloseFlushesAndLeaves(t *testing.T) {
 	tc := newTestCluster(t, nil)
 	nodes := tc.startAll("a", "b")

@@ -36,8 +36,10 @@ func appendedEntries(msg any) int {
 		return 3 + recordsEntries(m.Records)
 	case SyncChunk:
 		return 3 + recordsEntries(m.Records)
-	case *Ack, Ack:
-		return 1
+	case *Ack:
+		return ackEntries(*m)
+	case Ack:
+		return ackEntries(m)
 	}
 	return 0
 }
@@ -71,4 +73,13 @@ func recordsEntries(recs []Record) int {
 		}
 	}
 	return n
+}
+
+// ackEntries returns the map entries appendAck writes for a: "s", and
+// "f" when Refused is set.
+func ackEntries(a Ack) int {
+	if a.Refused != 0 {
+		return 2
+	}
+	return 1
 }

@@ -28,22 +28,36 @@ func encodeBody(enc *msgpack.Encoder, msg any) error {
 	case SyncChunk:
 		return encodeRecordsMsg(enc, "q", m.Req, m.Records, &m.Done)
 	case *Ack:
-		return encodeAck(enc, m.Seq)
+		return encodeAck(enc, m.Seq, m.Refused)
 	case Ack:
-		return encodeAck(enc, m.Seq)
+		return encodeAck(enc, m.Seq, m.Refused)
 	}
 	return enc.Encode(msg)
 }
 
-// encodeAck writes an Ack as msgpack does: a map of "s".
-func encodeAck(enc *msgpack.Encoder, seq uint64) error {
-	if err := enc.EncodeMapLen(1); err != nil {
+// encodeAck writes an Ack as msgpack does: a map of "s", and of "f" when
+// refused is not zero (omitempty).
+func encodeAck(enc *msgpack.Encoder, seq, refused uint64) error {
+	n := 1
+	if refused != 0 {
+		n = 2
+	}
+	if err := enc.EncodeMapLen(n); err != nil {
 		return err
 	}
 	if err := enc.EncodeString("s"); err != nil {
 		return err
 	}
-	return enc.EncodeUint64(seq)
+	if err := enc.EncodeUint64(seq); err != nil {
+		return err
+	}
+	if refused == 0 {
+		return nil
+	}
+	if err := enc.EncodeString("f"); err != nil {
+		return err
+	}
+	return enc.EncodeUint64(refused)
 }
 
 // encodeRecordsMsg writes a Batch (done nil) or a SyncChunk: a map of the

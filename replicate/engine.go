@@ -352,13 +352,13 @@ func (e *Engine) HandleFrame(from string, frame []byte) {
 	}
 	switch m := msg.(type) {
 	case *Batch:
-		e.apply(from, m.Records)
+		refused := e.apply(from, m.Records)
 		if p != nil {
-			p.sendAck(m.Seq)
+			p.sendAck(m.Seq, refused)
 		}
 	case *Ack:
 		if p != nil {
-			p.handleAck(m.Seq)
+			p.handleAck(m.Seq, m.Refused)
 		}
 	case *SyncRequest:
 		e.handleSyncRequest(p, m)
@@ -421,9 +421,11 @@ func (rx *rxBatch) reset() bool {
 // from too far in the future (see skewed) and observing the newest
 // version of the rest. It filters recs in place: they must be the
 // engine's own (a decoded message).
-func (e *Engine) apply(from string, recs []Record) {
+// apply applies recs from peer from and returns how many of them were
+// not applied: refused for clock skew or by the store.
+func (e *Engine) apply(from string, recs []Record) (refused int) {
 	if len(recs) == 0 {
-		return
+		return 0
 	}
 	var newest Version
 	ok := recs[:0]
@@ -442,13 +444,14 @@ func (e *Engine) apply(from string, recs []Record) {
 		e.refuseSkewed(from, skew)
 	}
 	if len(ok) == 0 {
-		return
+		return len(skew)
 	}
 	e.cfg.Clock.Observe(newest)
-	refused := e.cfg.Store.Apply(ok)
+	refused = e.cfg.Store.Apply(ok)
 	refused = min(max(refused, 0), len(ok))
 	e.st.applied.Add(uint64(len(ok) - refused))
 	e.st.refused.Add(uint64(refused))
+	return refused + len(skew)
 }
 
 // skewed reports whether v is more than MaxClockSkew ahead of this

@@ -56,9 +56,15 @@ type Batch struct {
 	Records []Record `msgpack:"r"`
 }
 
-// Ack acknowledges that the Batch with this Seq was applied.
+// Ack acknowledges that the Batch with this Seq was handled. Refused is
+// how many of its records the receiver did not apply: refused by its store
+// (a change to a session expired there, over its size or session limits, a
+// malformed value) or for a version too far in its future. The sender does
+// not count the changes of a Batch with refusals as acknowledged: a Sync
+// write among them fails rather than report a copy the peer does not hold.
 type Ack struct {
-	Seq uint64 `msgpack:"s"`
+	Seq     uint64 `msgpack:"s"`
+	Refused uint64 `msgpack:"f,omitempty"`
 }
 
 // SyncRequest asks a peer for state, at join time. Without Digest it asks

@@ -45,14 +45,17 @@ func TestDecodeSharesKeyNames(t *testing.T) {
 // in other forms (array, extra fields, other integer widths, nil, wrong
 // types).
 func TestAckCodecMatchesMsgpack(t *testing.T) {
-	for _, seq := range []uint64{0, 1, 127, 128, 255, 256, 65535, 65536, 1<<32 - 1, 1 << 32, 1<<64 - 1} {
-		a := Ack{Seq: seq}
-		want, err := msgpack.Marshal(&a)
-		require.NoError(t, err)
-		requireEncodeBody(t, want, &a, a)
-		var got Ack
-		require.NoError(t, decodeBody(want, &got))
-		require.Equal(t, a, got)
+	edges := []uint64{0, 1, 127, 128, 255, 256, 65535, 65536, 1<<32 - 1, 1 << 32, 1<<64 - 1}
+	for _, seq := range edges {
+		for _, refused := range edges {
+			a := Ack{Seq: seq, Refused: refused}
+			want, err := msgpack.Marshal(&a)
+			require.NoError(t, err)
+			requireEncodeBody(t, want, &a, a)
+			var got Ack
+			require.NoError(t, decodeBody(want, &got))
+			require.Equal(t, a, got)
+		}
 	}
 	bodies := map[string][]byte{
 		"nil":         {0xc0},
@@ -78,6 +81,21 @@ func TestAckCodecMatchesMsgpack(t *testing.T) {
 			_ = e.EncodeUint(2)
 		}),
 		"not a struct": rawBody(t, func(e *msgpack.Encoder) { _ = e.EncodeString("s") }),
+		"refused first": rawBody(t, func(e *msgpack.Encoder) {
+			_ = e.EncodeMapLen(2)
+			_ = e.EncodeString("f")
+			_ = e.EncodeUint(3)
+			_ = e.EncodeString("s")
+			_ = e.EncodeUint(9)
+		}),
+		"full array": rawBody(t, func(e *msgpack.Encoder) { _ = e.EncodeArrayLen(2); _ = e.EncodeUint(9); _ = e.EncodeUint(3) }),
+		"negative refused": rawBody(t, func(e *msgpack.Encoder) {
+			_ = e.EncodeMapLen(2)
+			_ = e.EncodeString("s")
+			_ = e.EncodeUint(9)
+			_ = e.EncodeString("f")
+			_ = e.EncodeInt(-1)
+		}),
 	}
 	for name, body := range bodies {
 		var ref, got Ack

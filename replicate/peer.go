@@ -84,12 +84,13 @@ type queued struct {
 
 // ctrlFrame is a control frame waiting for the sender; sent, if not nil,
 // is closed once Network.Send has taken it. An Ack (one per Batch
-// received) is queued as just its Seq, with frame nil, and encoded by the
-// sender into a buffer it reuses.
+// received) is queued as just its fields, with frame nil, and encoded by
+// the sender into a buffer it reuses.
 type ctrlFrame struct {
-	frame  []byte
-	sent   chan struct{}
-	ackSeq uint64 // frame is nil: an Ack for Batch ackSeq
+	frame      []byte
+	sent       chan struct{}
+	ackSeq     uint64 // frame is nil: an Ack for Batch ackSeq
+	ackRefused uint64 // and the Batch's records not applied
 }
 
 func newPeer(e *Engine, id string) *peer {
@@ -288,12 +289,13 @@ func (p *peer) sendEncodedWait(frame []byte, err error) bool {
 	return p.sendCtrlWait(frame)
 }
 
-// sendAck queues the Ack for Batch seq.
-func (p *peer) sendAck(seq uint64) {
+// sendAck queues the Ack for Batch seq, refused of whose records were not
+// applied.
+func (p *peer) sendAck(seq uint64, refused int) {
 	p.mu.Lock()
 	ok := !p.down.Load() && len(p.ctrl) < maxCtrlQueue
 	if ok {
-		p.ctrl = append(p.ctrl, ctrlFrame{ackSeq: seq})
+		p.ctrl = append(p.ctrl, ctrlFrame{ackSeq: seq, ackRefused: uint64(max(refused, 0))})
 	}
 	p.mu.Unlock()
 	if !ok {
@@ -303,10 +305,11 @@ func (p *peer) sendAck(seq uint64) {
 	p.signal()
 }
 
-// ackFrame encodes the Ack for Batch seq into the sender's ack buffer;
-// the frame is valid until the next call. Only the sender calls it.
-func (p *peer) ackFrame(seq uint64) ([]byte, error) {
-	p.ack.Seq = seq
+// ackFrame encodes the Ack for Batch seq (refused of whose records were
+// not applied) into the sender's ack buffer; the frame is valid until the
+// next call. Only the sender calls it.
+func (p *peer) ackFrame(seq, refused uint64) ([]byte, error) {
+	p.ack = Ack{Seq: seq, Refused: refused}
 	return encodeTo(&p.ackBuf, MsgAck, &p.ack)
 }
 
@@ -395,7 +398,7 @@ func (p *peer) sendControl() bool {
 		frame := c.frame
 		if frame == nil {
 			var err error
-			if frame, err = p.ackFrame(c.ackSeq); err != nil {
+			if frame, err = p.ackFrame(c.ackSeq, c.ackRefused); err != nil {
 				p.e.log.Error("replicate: encode ack", "err", err)
 			}
 		}

@@ -66,17 +66,24 @@ func appendBody(b []byte, msg any) ([]byte, bool) {
 	case SyncChunk:
 		return appendRecordsMsg(b, 'q', m.Req, m.Records, &m.Done), true
 	case *Ack:
-		return appendAck(b, m.Seq), true
+		return appendAck(b, m.Seq, m.Refused), true
 	case Ack:
-		return appendAck(b, m.Seq), true
+		return appendAck(b, m.Seq, m.Refused), true
 	}
 	return b, false
 }
 
-// appendAck appends an Ack: the map {"s": seq}, seq as a uint64.
-func appendAck(b []byte, seq uint64) []byte {
-	b = append(b, mpFixMap|1, mpFixStr|1, 's')
-	return appendUint64(b, seq)
+// appendAck appends an Ack: the map {"s": seq}, or {"s": seq, "f":
+// refused} when refused is not zero (omitempty), each a uint64.
+func appendAck(b []byte, seq, refused uint64) []byte {
+	if refused == 0 {
+		b = append(b, mpFixMap|1, mpFixStr|1, 's')
+		return appendUint64(b, seq)
+	}
+	b = append(b, mpFixMap|2, mpFixStr|1, 's')
+	b = appendUint64(b, seq)
+	b = append(b, mpFixStr|1, 'f')
+	return appendUint64(b, refused)
 }
 
 // appendRecordsMsg appends a Batch (done nil) or a SyncChunk: a map of the

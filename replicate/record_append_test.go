@@ -138,6 +138,8 @@ func TestAppendMatchesEncoderTable(t *testing.T) {
 	for _, seq := range uint64Edges {
 		requireAppendMatches(t, Ack{Seq: seq})
 		requireAppendMatches(t, &Ack{Seq: seq})
+		requireAppendMatches(t, &Ack{Seq: 7, Refused: seq}) // zero: omitted
+		requireAppendMatches(t, Ack{Seq: seq, Refused: seq})
 		requireAppendMatches(t, &Batch{Seq: seq})
 	}
 }
@@ -166,6 +168,7 @@ func TestAppendMatchesEncoderRandom(t *testing.T) {
 			{MsgSyncChunk, &SyncChunk{Req: seq, Records: recs, Done: i%3 == 0}},
 			{MsgSyncChunk, SyncChunk{Req: seq, Records: recs, Done: i%3 == 1}},
 			{MsgAck, &Ack{Seq: seq}},
+			{MsgAck, Ack{Seq: seq, Refused: seq >> rng.IntN(65)}},
 		}
 		for _, m := range msgs {
 			requireAppendMatches(t, m.msg)
@@ -366,6 +369,7 @@ func FuzzAppendMatchesEncoder(f *testing.F) {
 			{MsgBatch, &Batch{Seq: seq, Records: recs}},
 			{MsgSyncChunk, SyncChunk{Req: seq, Records: recs, Done: done}},
 			{MsgAck, &Ack{Seq: seq}},
+			{MsgAck, &Ack{Seq: seq, Refused: uint64(nrecs) << (seq % 64)}},
 		} {
 			requireAppendMatches(t, m.msg)
 			requireEncodeMatchesOld(t, m.t, m.msg)

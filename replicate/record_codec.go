@@ -426,7 +426,7 @@ func (r *reader) version(v *Version) error {
 // array form.
 var (
 	batchFields     = []string{"s", "r"}
-	ackFields       = []string{"s"}
+	ackFields       = []string{"s", "f"}
 	syncChunkFields = []string{"q", "r", "d"}
 )
 
@@ -495,8 +495,12 @@ func (r *reader) batch(b *Batch) error {
 
 // ack decodes an Ack: one per Batch, so it skips msgpack's reflection too.
 func (r *reader) ack(a *Ack) error {
-	return r.object(ackFields, func() { *a = Ack{} }, func(int) (err error) {
-		a.Seq, err = r.uint64()
+	return r.object(ackFields, func() { *a = Ack{} }, func(i int) (err error) {
+		if i == 0 {
+			a.Seq, err = r.uint64()
+		} else {
+			a.Refused, err = r.uint64()
+		}
 		return err
 	})
 }

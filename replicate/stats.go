@@ -39,8 +39,10 @@ type PeerStats struct {
 	// Sent counts records sent in batches, and Batches the batches (first
 	// sends; resends are Retries).
 	Sent, Batches uint64
-	// Acked counts records in acknowledged batches.
-	Acked uint64
+	// Acked counts records in acknowledged batches that the peer applied;
+	// Refused those it reported it did not (refused by its store, or for
+	// clock skew: its log says why).
+	Acked, Refused uint64
 	// Failed counts Network.Send errors (each retried).
 	Failed uint64
 	// Dropped counts changes for this peer that were dropped.
@@ -61,7 +63,7 @@ type engineCounters struct {
 
 // peerCounters are a peer's counters.
 type peerCounters struct {
-	sent, batches, acked, failed, dropped, retries atomic.Uint64
+	sent, batches, acked, refused, failed, dropped, retries atomic.Uint64
 
 	mu      sync.Mutex // guards lastAck and ackLag
 	lastAck time.Time
@@ -101,6 +103,7 @@ func (e *Engine) Stats() Stats {
 			Sent:    c.sent.Load(),
 			Batches: c.batches.Load(),
 			Acked:   c.acked.Load(),
+			Refused: c.refused.Load(),
 			Failed:  c.failed.Load(),
 			Dropped: c.dropped.Load(),
 			Retries: c.retries.Load(),

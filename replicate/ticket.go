@@ -25,7 +25,7 @@ type Ticket struct {
 type ticketRef struct {
 	p       *peer
 	gen     uint64 // acked once p.ackedGen reaches it
-	dropped bool   // the queue limit dropped some of the changes: never acked (nor if p.lostGen(gen))
+	dropped bool   // the queue limit dropped some of the changes: never acked (nor if p.lostGen(gen): not encodable, or refused by p)
 }
 
 // Wait waits until minAcks distinct peers have applied the ticket's
@@ -80,8 +80,9 @@ func (t *Ticket) check(minAcks int) (acked int, done bool, err error) {
 	for _, r := range t.refs {
 		down := r.p.down.Load()
 		// A change dropped by the queue limit, or from a batch because
-		// it did not encode, is never acknowledged: the peer's Ack for
-		// the batch does not cover it.
+		// it did not encode, or in a batch the peer refused records of,
+		// is never acknowledged: the peer's Ack for the batch does not
+		// cover it.
 		dropped := r.dropped || r.p.lostGen(r.gen)
 		switch {
 		case r.p.ackedGen.Load() >= r.gen && !dropped:
@@ -98,7 +99,7 @@ func (t *Ticket) check(minAcks int) (acked int, done bool, err error) {
 	}
 	if minAcks < 0 {
 		if failed > 0 {
-			return acked, false, fmt.Errorf("%w: %d live peers dropped the changes (queue full, or they did not encode)", ErrNotEnoughPeers, failed)
+			return acked, false, fmt.Errorf("%w: %d live peers dropped or refused the changes (queue full, not encodable, or refused by the peer: see its log)", ErrNotEnoughPeers, failed)
 		}
 		return acked, mustAck == 0, nil
 	}
@@ -106,7 +107,7 @@ func (t *Ticket) check(minAcks int) (acked int, done bool, err error) {
 		return acked, true, nil
 	}
 	if possible < minAcks {
-		return acked, false, fmt.Errorf("%w: %d acknowledgements wanted, only %d peers can still give one (others went down or dropped the changes)",
+		return acked, false, fmt.Errorf("%w: %d acknowledgements wanted, only %d peers can still give one (others went down, or dropped or refused the changes)",
 			ErrNotEnoughPeers, minAcks, possible)
 	}
 	return acked, false, nil

@@ -26,8 +26,10 @@ type batch struct {
 
 // handleAck marks the in-flight batch with Seq seq acknowledged and
 // retires the acknowledged head of the window; stale and duplicate acks
-// are ignored.
-func (p *peer) handleAck(seq uint64) {
+// are ignored. An Ack reporting refused records makes the batch's changes
+// lost (see loseLocked): the window moves on, but a Ticket for one of them
+// is never acknowledged by this peer.
+func (p *peer) handleAck(seq, refused uint64) {
 	now := time.Now()
 	p.mu.Lock()
 	var b *batch
@@ -42,13 +44,21 @@ func (p *peer) handleAck(seq uint64) {
 		return
 	}
 	b.acked = true
-	n := b.n // once retired, b may be reused
+	n := uint64(b.n) // once retired, b may be reused
+	refused = min(refused, n)
+	if refused > 0 {
+		p.loseLocked(b.oldest, b.newest)
+	}
 	p.counters.setAck(now, now.Sub(b.sentAt))
 	retired := p.retireLocked()
 	p.mu.Unlock()
-	p.counters.acked.Add(uint64(n))
+	p.counters.acked.Add(n - refused)
 	p.signal()
-	if retired > 0 {
+	if refused > 0 {
+		p.counters.refused.Add(refused)
+		p.e.log.Debug("replicate: peer refused changes (its log says why)", "peer", p.id, "refused", refused, "batch", n)
+	}
+	if retired > 0 || refused > 0 {
 		p.e.broadcast()
 	}
 }
@@ -252,8 +262,9 @@ const maxLostRanges = 16
 type genRange struct{ lo, hi uint64 }
 
 // loseLocked records that changes of generations lo..hi may have been
-// dropped from a batch (they did not encode): a Ticket for one of them is
-// never acknowledged by this peer, as if the queue limit had dropped it.
+// dropped from a batch (they did not encode) or refused by the peer: a
+// Ticket for one of them is never acknowledged by this peer, as if the
+// queue limit had dropped it.
 // The range can hold changes that were sent, coalesced with dropped ones
 // or in the same batch: failing a write that did replicate is the safe
 // error.

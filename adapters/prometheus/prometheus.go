@@ -77,6 +77,7 @@ var (
 	mSent     = newMetric("peer_sent_total", "Changes sent to the peer.", counter, "peer")
 	mBatches  = newMetric("peer_batches_total", "Frames (batches of changes) sent to the peer, resends excluded.", counter, "peer")
 	mAcked    = newMetric("peer_acked_total", "Changes the peer acknowledged as applied.", counter, "peer")
+	mPRefused = newMetric("peer_refused_total", "Changes the peer reported it refused (store full, session expired there, clock skew; its log says why).", counter, "peer")
 	mFailed   = newMetric("peer_send_failures_total", "Sends to the peer that failed (each is retried).", counter, "peer")
 	mPDropped = newMetric("peer_dropped_total", "Changes dropped for the peer.", counter, "peer")
 	mRetries  = newMetric("peer_retries_total", "Batches sent to the peer again after an acknowledgement timeout.", counter, "peer")
@@ -88,7 +89,7 @@ var allMetrics = []metric{
 	mSessions, mBytes, mCreated, mDestroyed, mExpired, mCommitErr, mLate, mFetches, mFetchHits, mRefused,
 	mMembers,
 	mApplied, mRejected, mRepairs, mTransfers, mDeltas, mSyncDur, mDropped,
-	mQueue, mSent, mBatches, mAcked, mFailed, mPDropped, mRetries, mAckLag, mLastAck,
+	mQueue, mSent, mBatches, mAcked, mPRefused, mFailed, mPDropped, mRetries, mAckLag, mLastAck,
 }
 
 // Describe sends the descriptors of every metric the Collector exports.
@@ -140,6 +141,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		send(mSent, float64(p.Sent), peer)
 		send(mBatches, float64(p.Batches), peer)
 		send(mAcked, float64(p.Acked), peer)
+		send(mPRefused, float64(p.Refused), peer)
 		send(mFailed, float64(p.Failed), peer)
 		send(mPDropped, float64(p.Dropped), peer)
 		send(mRetries, float64(p.Retries), peer)

@@ -392,7 +392,7 @@ func quiesce(st *peersession.Store, limit time.Duration) {
 		}
 		busy := false
 		for _, p := range rs.Peers {
-			busy = busy || p.Queued > 0 || p.Acked < p.Sent
+			busy = busy || p.Queued > 0 || p.Acked+p.Refused < p.Sent
 		}
 		if !busy {
 			return

@@ -31,7 +31,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		log.Fatal("usage: repl run|stalls|node [flags]")
+		log.Fatal("usage: repl run|stalls|node|wake [flags]")
 	}
 	switch os.Args[1] {
 	case "node":
@@ -40,8 +40,10 @@ func main() {
 		runDriver(os.Args[2:])
 	case "stalls":
 		runStalls(os.Args[2:])
+	case "wake":
+		runWake(os.Args[2:])
 	default:
-		log.Fatalf("repl: unknown command %q: want run, stalls or node", os.Args[1])
+		log.Fatalf("repl: unknown command %q: want run, stalls, node or wake", os.Args[1])
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -61,10 +63,19 @@ func runStalls(args []string) {
 			traces[i], _ = get(p.URL + "/debug/pprof/trace?seconds=" + fmt.Sprint((*dur + 300*time.Millisecond).Seconds()))
 		})
 	}
+	// The machine's baseline through the same round: an idle process's
+	// lateness waking from short sleeps.
+	var wakeOut bytes.Buffer
+	wake := exec.Command(*bin, "wake", "-for", dur.String())
+	wake.Stdout, wake.Stderr = &wakeOut, os.Stderr
+	must(wake.Start())
 	schedA, schedB := schedOf(a.Pid()), schedOf(b.Pid())
 	var w writeResult
 	must(call(a, "/write", url.Values{"kind": {"update"}, "rate": {fmt.Sprint(*rate)}, "workers": {"4"}, "sessions": {"4096"}, "probe": {"1000"}, "dur": {dur.String()}}, &w))
 	schedA, schedB = schedOf(a.Pid()).minus(schedA), schedOf(b.Pid()).minus(schedB)
+	must(wake.Wait())
+	var woke figures
+	must(json.Unmarshal(wakeOut.Bytes(), &woke))
 	wg.Wait()
 	since := url.Values{"since": {fmt.Sprint(w.StartNS)}}
 	must(waitVisible(b, since, w.Probes))
@@ -87,6 +98,8 @@ func runStalls(args []string) {
 		fmt.Fprintf(&rep, "During the round's writes (%v), by the kernel's accounting (/proc/PID/task/*/schedstat, every thread of the node summed): node a ran %.2f s and waited %.2f s in the run queue (%d time slices); node b ran %.2f s and waited %.2f s (%d). Time in the run queue is time a thread was ready but no CPU was free.\n\n",
 			*dur, schedA.run.Seconds(), schedA.wait.Seconds(), schedA.slices, schedB.run.Seconds(), schedB.wait.Seconds(), schedB.slices)
 	}
+	fmt.Fprintf(&rep, "Through the same round, a process of its own sleeping 1 ms at a time on one P (`repl wake`: no node's Go scheduler involved) woke p50 %.2f ms, p99 %.2f ms, max %.2f ms late (%d sleeps): the wait the machine alone imposes on a thread that is mostly idle. The probes' p99 is %.1f× that p99.\n\n",
+		woke.P50/1000, woke.P99/1000, woke.Max/1000, woke.Count, vis.P99/max(woke.P99, 1))
 	fmt.Fprintf(&rep, "A stall is a run of probes slower than %v, from the first one's creation to the last one's arrival on b. For each: the share of it node a and node b spent in a GC mark phase, and what the replication goroutines did (a's writers feed a's sender; b's reader applies and acks).\n\n", *slow)
 	var inGC, total time.Duration
 	sums := map[string]time.Duration{} // "node role: state" over every stall

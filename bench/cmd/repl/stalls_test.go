@@ -108,3 +108,13 @@ func TestDuringSumsStatesWithinTheWindow(t *testing.T) {
 	}, got)
 	assert.Equal(t, "blocked (select in x.run) 1.0 ms", got[2].String())
 }
+
+// wakeLateness takes one sample per sleep, and a sleep never ends early.
+func TestWakeLatenessSamplesEachSleep(t *testing.T) {
+	late := wakeLateness(20*time.Millisecond, time.Millisecond)
+	require.NotEmpty(t, late)
+	assert.LessOrEqual(t, len(late), 21)
+	for _, d := range late {
+		assert.GreaterOrEqual(t, d, time.Duration(0))
+	}
+}

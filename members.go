@@ -76,7 +76,7 @@ type PeerStats struct {
 	Sent    uint64        // changes sent
 	Batches uint64        // frames sent
 	Acked   uint64        // changes the peer acknowledged as applied
-	Refused uint64        // changes the peer reported it refused (its log says why)
+	Refused uint64        // changes the peer reported it refused (its store full, the session expired there, its clock behind)
 	Failed  uint64        // sends that failed (each retried)
 	Dropped uint64        // changes dropped for this peer
 	Retries uint64        // batches sent again after an ack timeout

@@ -419,10 +419,9 @@ func (rx *rxBatch) reset() bool {
 
 // apply applies recs from peer from to the store, after refusing those
 // from too far in the future (see skewed) and observing the newest
-// version of the rest. It filters recs in place: they must be the
+// version of the rest, and returns how many it did not apply: refused for
+// clock skew or by the store. It filters recs in place: they must be the
 // engine's own (a decoded message).
-// apply applies recs from peer from and returns how many of them were
-// not applied: refused for clock skew or by the store.
 func (e *Engine) apply(from string, recs []Record) (refused int) {
 	if len(recs) == 0 {
 		return 0

@@ -41,7 +41,7 @@ type PeerStats struct {
 	Sent, Batches uint64
 	// Acked counts records in acknowledged batches that the peer applied;
 	// Refused those it reported it did not (refused by its store, or for
-	// clock skew: its log says why).
+	// clock skew: the peer's Refused and Skewed count them).
 	Acked, Refused uint64
 	// Failed counts Network.Send errors (each retried).
 	Failed uint64

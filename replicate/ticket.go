@@ -99,7 +99,7 @@ func (t *Ticket) check(minAcks int) (acked int, done bool, err error) {
 	}
 	if minAcks < 0 {
 		if failed > 0 {
-			return acked, false, fmt.Errorf("%w: %d live peers dropped or refused the changes (queue full, not encodable, or refused by the peer: see its log)", ErrNotEnoughPeers, failed)
+			return acked, false, fmt.Errorf("%w: %d live peers dropped or refused the changes (queue full, not encodable, or refused by the peer: its store full, the session expired there, or its clock behind)", ErrNotEnoughPeers, failed)
 		}
 		return acked, mustAck == 0, nil
 	}

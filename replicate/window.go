@@ -56,7 +56,7 @@ func (p *peer) handleAck(seq, refused uint64) {
 	p.signal()
 	if refused > 0 {
 		p.counters.refused.Add(refused)
-		p.e.log.Debug("replicate: peer refused changes (its log says why)", "peer", p.id, "refused", refused, "batch", n)
+		p.e.log.Debug("replicate: peer refused changes (its Stats count them as Refused or Skewed)", "peer", p.id, "refused", refused, "batch", n)
 	}
 	if retired > 0 || refused > 0 {
 		p.e.broadcast()

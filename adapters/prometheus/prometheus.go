@@ -77,7 +77,7 @@ var (
 	mSent     = newMetric("peer_sent_total", "Changes sent to the peer.", counter, "peer")
 	mBatches  = newMetric("peer_batches_total", "Frames (batches of changes) sent to the peer, resends excluded.", counter, "peer")
 	mAcked    = newMetric("peer_acked_total", "Changes the peer acknowledged as applied.", counter, "peer")
-	mPRefused = newMetric("peer_refused_total", "Changes the peer reported it refused (store full, session expired there, clock skew; its log says why).", counter, "peer")
+	mPRefused = newMetric("peer_refused_total", "Changes the peer reported it refused (its store full, the session expired there, or its clock behind).", counter, "peer")
 	mFailed   = newMetric("peer_send_failures_total", "Sends to the peer that failed (each is retried).", counter, "peer")
 	mPDropped = newMetric("peer_dropped_total", "Changes dropped for the peer.", counter, "peer")
 	mRetries  = newMetric("peer_retries_total", "Batches sent to the peer again after an acknowledgement timeout.", counter, "peer")

@@ -389,6 +389,7 @@ func (a replStore) Apply(recs []replicate.Record) (refused int) {
 		}
 		prev, next, err := a.st.mergeIn(rec, opts)
 		if err != nil {
+			a.st.refusals.note(a.st.cfg.Logger, opts.now, rec.ID, err)
 			refused++
 			continue
 		}

@@ -41,6 +41,7 @@ type Store struct {
 	shards     *shards
 	principals principalIndex
 	stats      counters
+	refusals   refusalLog   // changes from peers the store refused
 	repl       *replication // nil on a single node
 
 	count atomic.Int64 // entries that are not tombstones

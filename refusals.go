@@ -1,0 +1,39 @@
+package peersession
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// refusalLogEvery is the least time between two log lines about changes
+// from peers that the store refused.
+const refusalLogEvery = 10 * time.Second
+
+// refusalLog reports the changes from peers that this node's store refused
+// (full, over a size limit, for a session expired here): the first at
+// once, then at most one line per refusalLogEvery with the count since the
+// last, so that a full store does not flood the log. The sending node's
+// Sync writes fail for these changes; this is where its operator finds
+// out why.
+type refusalLog struct {
+	mu      sync.Mutex // guards last and pending
+	last    time.Time  // when the last line was logged; zero before the first
+	pending int        // refusals not yet logged
+}
+
+// note counts the refusal of a change to session id for err and logs the
+// count if the last line is old enough.
+func (l *refusalLog) note(log *slog.Logger, now time.Time, id string, err error) {
+	l.mu.Lock()
+	l.pending++
+	if !l.last.IsZero() && now.Sub(l.last) < refusalLogEvery {
+		l.mu.Unlock()
+		return
+	}
+	n := l.pending
+	l.pending, l.last = 0, now
+	l.mu.Unlock()
+	log.Warn("peersession: refusing changes from peers (Sync writes on the sending node fail for them)",
+		"refused", n, "session", id, "err", err)
+}

@@ -104,8 +104,8 @@ type ClusterConfig struct {
 // ErrNotReplicated is returned by a Sync-mode commit whose change was not
 // acknowledged by ClusterConfig.MinAcks peers within SyncTimeout, or that
 // a peer refused (its store full, the session expired there, its clock a
-// minute or more behind this node's: the peer's Stats count them as
-// Refused or, for the clock, Replication.Skewed). The change
+// minute or more behind this node's: the peer logs why, and its Stats
+// count them as Refused or, for the clock, Replication.Skewed). The change
 // is applied locally and keeps replicating.
 var ErrNotReplicated = errors.New("peersession: change not acknowledged by enough peers in time")
 

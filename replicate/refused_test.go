@@ -96,3 +96,31 @@ func TestRefusalFailsEveryChangeOfItsBatch(t *testing.T) {
 
 	require.NoError(t, a.publish(a.write("later", "k", "v")).Wait(ctxTimeout(t, 5*time.Second), 1))
 }
+
+// Past maxLostRanges the two closest lost ranges merge: every lost
+// generation stays lost, only the gap between those two is added, and
+// generations between the others are still not lost.
+func TestLostRangesMergeTheClosestTwo(t *testing.T) {
+	p := &peer{}
+	lose := func(lo, hi uint64) {
+		p.mu.Lock()
+		p.loseLocked(lo, hi)
+		p.mu.Unlock()
+	}
+	for k := uint64(1); k <= maxLostRanges; k++ {
+		lose(100*k, 100*k+9) // [100,109], [200,209], ... [1600,1609]
+	}
+	lose(112, 115) // out of order, 3 past [100,109]: the closest pair
+	require.Len(t, p.lost, maxLostRanges)
+	for k := uint64(1); k <= maxLostRanges; k++ {
+		for _, g := range []uint64{100 * k, 100*k + 9} {
+			require.True(t, p.lostGen(g), g)
+		}
+		require.False(t, p.lostGen(100*k+50), 100*k+50)
+	}
+	for g := uint64(110); g <= 115; g++ {
+		require.True(t, p.lostGen(g), g) // the merged gap, and the new range
+	}
+	require.False(t, p.lostGen(116))
+	require.False(t, p.lostGen(99))
+}

@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"bytes"
+	"slices"
 	"time"
 )
 
@@ -254,8 +255,8 @@ func (p *peer) reuseDrainedLocked(recs []Record) {
 }
 
 // maxLostRanges bounds the generation ranges a peer remembers as lost;
-// beyond it they are merged into one, which may fail tickets whose
-// changes did arrive (never the reverse).
+// beyond it the two closest are merged into one, which may fail tickets
+// whose changes, between them, did arrive (never the reverse).
 const maxLostRanges = 16
 
 // genRange is an inclusive range of publish generations.
@@ -268,15 +269,30 @@ type genRange struct{ lo, hi uint64 }
 // The range can hold changes that were sent, coalesced with dropped ones
 // or in the same batch: failing a write that did replicate is the safe
 // error.
+//
+// The ranges are kept sorted by their start. Past maxLostRanges the two
+// neighbours with the smallest gap between them are merged, so that the
+// generations wrongly counted as lost are as few as the bound allows (a
+// peer that refuses changes now and then must not fail every Sync write
+// made since the first refusal).
 func (p *peer) loseLocked(lo, hi uint64) {
-	if len(p.lost) >= maxLostRanges {
-		all := genRange{lo: lo, hi: hi}
-		for _, r := range p.lost {
-			all.lo, all.hi = min(all.lo, r.lo), max(all.hi, r.hi)
+	i := len(p.lost)
+	for i > 0 && p.lost[i-1].lo > lo {
+		i--
+	}
+	p.lost = slices.Insert(p.lost, i, genRange{lo: lo, hi: hi})
+	if len(p.lost) > maxLostRanges {
+		gap := func(j int) uint64 { // between p.lost[j] and p.lost[j+1]; 0 if they overlap
+			return p.lost[j+1].lo - min(p.lost[j].hi, p.lost[j+1].lo)
 		}
-		p.lost = append(p.lost[:0], all)
-	} else {
-		p.lost = append(p.lost, genRange{lo: lo, hi: hi})
+		best := 0
+		for j := 1; j+1 < len(p.lost); j++ {
+			if gap(j) < gap(best) {
+				best = j
+			}
+		}
+		p.lost[best].hi = max(p.lost[best].hi, p.lost[best+1].hi)
+		p.lost = slices.Delete(p.lost, best+1, best+2)
 	}
 	p.lostAny.Store(true)
 }

@@ -2,8 +2,9 @@ package peersession
 
 import (
 	"log/slog"
-	"sync"
 	"time"
+
+	"github.com/peersession/peersession/internal/ratelog"
 )
 
 // refusalLogEvery is the least time between two log lines about changes
@@ -16,24 +17,17 @@ const refusalLogEvery = 10 * time.Second
 // last, so that a full store does not flood the log. The sending node's
 // Sync writes fail for these changes; this is where its operator finds
 // out why.
-type refusalLog struct {
-	mu      sync.Mutex // guards last and pending
-	last    time.Time  // when the last line was logged; zero before the first
-	pending int        // refusals not yet logged
+type refusalLog struct{ lim ratelog.Limiter }
+
+func newRefusalLog() refusalLog {
+	return refusalLog{lim: ratelog.Limiter{Every: refusalLogEvery}}
 }
 
 // note counts the refusal of a change to session id for err and logs the
 // count if the last line is old enough.
 func (l *refusalLog) note(log *slog.Logger, now time.Time, id string, err error) {
-	l.mu.Lock()
-	l.pending++
-	if !l.last.IsZero() && now.Sub(l.last) < refusalLogEvery {
-		l.mu.Unlock()
-		return
+	if n, ok := l.lim.Allow(now, 1); ok {
+		log.Warn("peersession: refusing changes from peers (Sync writes on the sending node fail for them)",
+			"refused", n, "session", id, "err", err)
 	}
-	n := l.pending
-	l.pending, l.last = 0, now
-	l.mu.Unlock()
-	log.Warn("peersession: refusing changes from peers (Sync writes on the sending node fail for them)",
-		"refused", n, "session", id, "err", err)
 }

@@ -63,9 +63,10 @@ func New(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	st := &Store{
-		cfg:    cfg,
-		shards: newShards(),
-		stop:   make(chan struct{}),
+		cfg:      cfg,
+		shards:   newShards(),
+		refusals: newRefusalLog(),
+		stop:     make(chan struct{}),
 	}
 	st.clock = replicate.NewClock(nodeID(), cfg.Now)
 	if cfg.Cluster != nil {

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/peersession/peersession/internal/ratelog"
 )
 
 // Errors callers branch on with errors.Is.
@@ -31,6 +33,9 @@ const (
 )
 
 const (
+	// logEvery is the least time between two warnings about frames or
+	// records refused or rejected.
+	logEvery = 10 * time.Second
 	// maxCtrlQueue bounds the control frames (acks, replies) waiting for
 	// one peer's sender; beyond it they are dropped (the peer resends or
 	// asks again).
@@ -119,6 +124,10 @@ type Engine struct {
 	syncs   map[uint64]*syncCall
 
 	st engineCounters
+
+	// skewLog and rejectLog hold back the warnings about refused and
+	// rejected frames: one line per logEvery at most, with the count.
+	skewLog, rejectLog ratelog.Limiter
 }
 
 // New validates cfg and returns a running Engine with no peers. Call
@@ -174,6 +183,8 @@ func New(cfg Config) (*Engine, error) {
 		peers:       make(map[string]*peer),
 		fetches:     make(map[uint64]*fetchCall),
 		syncs:       make(map[uint64]*syncCall),
+		skewLog:     ratelog.Limiter{Every: logEvery},
+		rejectLog:   ratelog.Limiter{Every: logEvery},
 	}
 	if cfg.AntiEntropyInterval > 0 {
 		e.spawn(e.antiEntropyLoop)
@@ -464,22 +475,31 @@ func (e *Engine) skewedAt(v Version, wall int64) bool {
 	return e.cfg.MaxClockSkew > 0 && v.Wall-wall > int64(e.cfg.MaxClockSkew)
 }
 
-// refuseSkewed counts and logs records refused for their clock skew.
+// refuseSkewed counts and logs records refused for their clock skew (one
+// line per logEvery at most, with the records since the last).
 func (e *Engine) refuseSkewed(from string, recs []Record) {
 	e.st.skewed.Add(uint64(len(recs)))
+	wall := e.cfg.Clock.Wall()
+	n, ok := e.skewLog.Allow(wall, len(recs))
+	if !ok {
+		return
+	}
 	var newest Version
 	for i := range recs {
 		newest = MaxVersion(newest, recs[i].MaxVersion())
 	}
-	ahead := time.Duration(newest.Wall - e.cfg.Clock.Wall().UnixNano())
+	ahead := time.Duration(newest.Wall - wall.UnixNano())
 	e.log.Warn("replicate: records from the future refused: the peer's clock (or a writer's) is ahead of ours",
-		"peer", from, "records", len(recs), "ahead", ahead, "max_skew", e.cfg.MaxClockSkew, "example", recs[0].ID)
+		"peer", from, "records", n, "ahead", ahead, "max_skew", e.cfg.MaxClockSkew, "example", recs[0].ID)
 }
 
-// reject counts and logs a frame that failed to decode.
+// reject counts and logs a frame that failed to decode (one line per
+// logEvery at most, with the frames since the last).
 func (e *Engine) reject(from string, err error) {
 	e.st.rejected.Add(1)
-	e.log.Warn("replicate: frame rejected", "peer", from, "err", err)
+	if n, ok := e.rejectLog.Allow(e.cfg.Clock.Wall(), 1); ok {
+		e.log.Warn("replicate: frame rejected", "peer", from, "frames", n, "err", err)
+	}
 }
 
 // spawn runs fn in a goroutine Close waits for; it returns false (and

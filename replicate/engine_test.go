@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -293,7 +294,14 @@ func TestFlush(t *testing.T) {
 }
 
 func TestHostileFramesRejected(t *testing.T) {
-	_, nodes := newCluster(t, 2, nil)
+	var logs syncBuffer
+	wall := &fakeWall{t: time.Now()} // stands still: every frame within logEvery
+	_, nodes := newCluster(t, 2, func(c *Config) {
+		if c.Self == "A" {
+			c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			c.Clock = NewClock(1, wall.now)
+		}
+	})
 	a, b := nodes[0], nodes[1]
 	bad := [][]byte{
 		nil,
@@ -313,6 +321,8 @@ func TestHostileFramesRejected(t *testing.T) {
 	}
 	require.EqualValues(t, 2*len(bad), a.e.Stats().Rejected)
 	require.Zero(t, a.store.len())
+	// A stream of bad frames costs the log one line per logEvery.
+	require.Equal(t, 1, strings.Count(logs.String(), "frame rejected"), logs.String())
 
 	// Well-formed but unexpected frames are ignored, not rejected.
 	for _, m := range []struct {
@@ -494,6 +504,11 @@ func TestClockSkewRefused(t *testing.T) {
 	wall.set(start.Add(2 * time.Hour))
 	a.e.HandleFrame("B", frame)
 	require.EqualValues(t, 5, a.e.Stats().Skewed)
+	// One warning per logEvery at most: the fetched record's refusal was
+	// held back, and the next line counts it.
+	warnings := strings.Count(logs.String(), "records from the future")
+	require.Equal(t, 2, warnings)
+	require.Contains(t, logs.String(), "records=2")
 	_, ok := a.store.Lookup("key")
 	require.True(t, ok)
 	_, ok = a.store.Lookup("dead")

@@ -41,7 +41,9 @@ func (n *Node) acceptLoop() {
 		case n.hsSem <- struct{}{}:
 		default:
 			n.stats.handshakesFailed.Add(1)
-			n.log.Warn("cluster: too many pending stream handshakes, refusing", "remote", conn.RemoteAddr())
+			if refused, ok := n.hsLog.Allow(time.Now(), 1); ok {
+				n.log.Warn("cluster: too many pending stream handshakes, refusing", "remote", conn.RemoteAddr(), "refused", refused)
+			}
 			conn.Close()
 			continue
 		}

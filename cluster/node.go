@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/peersession/peersession/internal/ratelog"
 )
 
 // Node is one running member of a cluster. Create it with New, then Join;
@@ -29,7 +31,8 @@ type Node struct {
 	ln       net.Listener
 	prologue []byte
 	stats    counters
-	hsSem    chan struct{} // bounds connections still in their handshake
+	hsSem    chan struct{}   // bounds connections still in their handshake
+	hsLog    ratelog.Limiter // holds back the warning about handshakes refused for hsSem
 
 	lifeMu sync.Mutex // guards closed, and orders wg.Add against Close's wg.Wait
 	closed bool
@@ -73,6 +76,7 @@ func New(cfg Config) (*Node, error) {
 		log:      cfg.Logger,
 		prologue: append([]byte(prologuePrefix), cfg.Label...),
 		hsSem:    make(chan struct{}, maxPendingHandshakes),
+		hsLog:    ratelog.Limiter{Every: 10 * time.Second},
 		stop:     make(chan struct{}),
 		members:  make(map[string]*Member),
 		leaving:  make(map[string]bool),

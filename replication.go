@@ -383,7 +383,7 @@ func (a replStore) Apply(recs []replicate.Record) (refused int) {
 	opts := applyOpts{now: a.st.cfg.Now()}
 	for _, rec := range recs {
 		if err := checkValues(&rec); err != nil {
-			a.st.cfg.Logger.Warn("peersession: refusing a peer's change with a malformed value", "session", rec.ID, "err", err)
+			a.st.refusals.note(a.st.cfg.Logger, opts.now, rec.ID, fmt.Errorf("malformed value: %w", err))
 			refused++
 			continue
 		}

@@ -13,11 +13,10 @@ const refusalLogEvery = 10 * time.Second
 
 // refusalLog reports the changes from peers that this node's store refused
 // (full, over a size limit, for a session expired here, a malformed
-// value): the first at
-// once, then at most one line per refusalLogEvery with the count since the
-// last, so that a full store does not flood the log. The sending node's
-// Sync writes fail for these changes; this is where its operator finds
-// out why.
+// value): the first at once, then at most one line per refusalLogEvery
+// with the count since the last, so that a full store does not flood the
+// log. The sending node's Sync writes fail for these changes; this is
+// where its operator finds out why.
 type refusalLog struct{ lim ratelog.Limiter }
 
 func newRefusalLog() refusalLog {

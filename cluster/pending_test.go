@@ -1,41 +1,22 @@
 package cluster
 
 import (
-	"bytes"
 	"log/slog"
 	"net"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/peersession/peersession/internal/testlog"
 )
-
-// lockedLog is a log sink safe for the node's goroutines.
-type lockedLog struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), s)
-}
 
 // Connections that never finish their handshake hold at most
 // maxPendingHandshakes slots; further ones are closed at once and counted,
 // and the warning about them is one line, not one per connection.
 func TestPendingHandshakesAreBounded(t *testing.T) {
 	t.Parallel()
-	var logs lockedLog
+	var logs testlog.Buffer
 	a := newTestNode(t, func(c *Config) {
 		c.DialTimeout = time.Minute // the silent connections keep their slots
 		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
@@ -55,5 +36,5 @@ func TestPendingHandshakesAreBounded(t *testing.T) {
 		c.Close()
 	}
 	require.EqualValues(t, extra, a.Stats().HandshakesFailed)
-	require.Equal(t, 1, logs.count("too many pending stream handshakes"))
+	require.Equal(t, 1, logs.Count("too many pending stream handshakes"))
 }

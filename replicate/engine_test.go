@@ -1,17 +1,16 @@
 package replicate
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/vmihailenco/msgpack/v5"
 	"go.uber.org/goleak"
+
+	"github.com/peersession/peersession/internal/testlog"
 )
 
 func TestMain(m *testing.M) {
@@ -294,7 +293,7 @@ func TestFlush(t *testing.T) {
 }
 
 func TestHostileFramesRejected(t *testing.T) {
-	var logs syncBuffer
+	var logs testlog.Buffer
 	wall := &fakeWall{t: time.Now()} // stands still: every frame within logEvery
 	_, nodes := newCluster(t, 2, func(c *Config) {
 		if c.Self == "A" {
@@ -322,7 +321,7 @@ func TestHostileFramesRejected(t *testing.T) {
 	require.EqualValues(t, 2*len(bad), a.e.Stats().Rejected)
 	require.Zero(t, a.store.len())
 	// A stream of bad frames costs the log one line per logEvery.
-	require.Equal(t, 1, strings.Count(logs.String(), "frame rejected"), logs.String())
+	require.Equal(t, 1, logs.Count("frame rejected"), logs.String())
 
 	// Well-formed but unexpected frames are ignored, not rejected.
 	for _, m := range []struct {
@@ -427,28 +426,10 @@ func TestStalledSendDoesNotBlockOthers(t *testing.T) {
 	require.EqualValues(t, 0, peerStats(a, "B").Queued)
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writes, for logs.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestClockSkewRefused(t *testing.T) {
 	start := time.Unix(1_700_000_000, 0)
 	wall := &fakeWall{t: start}
-	var logs syncBuffer
+	var logs testlog.Buffer
 	net, nodes := newCluster(t, 2, func(c *Config) {
 		if c.Self == "A" {
 			c.Clock = NewClock(1, wall.now)
@@ -506,7 +487,7 @@ func TestClockSkewRefused(t *testing.T) {
 	require.EqualValues(t, 5, a.e.Stats().Skewed)
 	// One warning per logEvery at most: the fetched record's refusal was
 	// held back, and the next line counts it.
-	warnings := strings.Count(logs.String(), "records from the future")
+	warnings := logs.Count("records from the future")
 	require.Equal(t, 2, warnings)
 	require.Contains(t, logs.String(), "records=2")
 	_, ok := a.store.Lookup("key")

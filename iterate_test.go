@@ -2,9 +2,12 @@ package peersession
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/peersession/peersession/replicate"
 )
 
 func TestLoadOrCreateUsesTheGivenToken(t *testing.T) {
@@ -54,4 +57,41 @@ func TestAllIteratesReadOnlySnapshots(t *testing.T) {
 		assert.ErrorIs(t, err, ErrReadOnly)
 	}
 	assert.ElementsMatch(t, ids, seen)
+}
+
+// The anti-entropy digest hashes every session through Range; a write to
+// a session of the shard being walked must not wait for the walk.
+func TestRangeLetsTheShardsWritersIn(t *testing.T) {
+	st := newTestStore(t, Config{})
+	tok := create(t, st, map[string]any{"n": 1})
+
+	walked := 0
+	replStore{st}.Range(func(replicate.Record) bool {
+		walked++
+		saved := make(chan error, 1)
+		go func() {
+			s, err := st.Load(t.Context(), tok)
+			if err == nil {
+				_ = s.Set("n", 2)
+				_, err = st.Save(t.Context(), s)
+			}
+			saved <- err
+		}()
+		select {
+		case err := <-saved:
+			require.NoError(t, err)
+		case <-time.After(10 * time.Second):
+			require.FailNow(t, "a Save of the session being walked waited for Range: the walk holds its shard's lock while fn runs")
+		}
+		return true
+	})
+	require.Equal(t, 1, walked)
+
+	s, err := st.Load(t.Context(), tok)
+	require.NoError(t, err)
+	var n int
+	found, err := s.Get("n", &n)
+	require.NoError(t, err)
+	require.True(t, found)
+	require.Equal(t, 2, n)
 }

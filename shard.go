@@ -101,18 +101,26 @@ func (ss *shards) getBytes(id []byte) *entry {
 	return e
 }
 
-// each calls fn with every entry, one shard at a time, holding that
-// shard's read lock; fn must not call back into the shards.
+// each calls fn with every entry, one shard at a time. It copies a
+// shard's entries under its read lock and calls fn after releasing it
+// (entries are immutable), so a slow fn (an anti-entropy digest hashing
+// every session) never holds back the shard's writers, and fn may call
+// back into the shards. An entry replaced after its shard was copied is
+// seen as it was when copied.
 func (ss *shards) each(fn func(*entry) bool) {
+	var buf []*entry
 	for i := range ss.s {
 		sh := &ss.s[i]
 		sh.mu.RLock()
 		for _, e := range sh.m {
+			buf = append(buf, e)
+		}
+		sh.mu.RUnlock()
+		for _, e := range buf {
 			if !fn(e) {
-				sh.mu.RUnlock()
 				return
 			}
 		}
-		sh.mu.RUnlock()
+		buf = buf[:0]
 	}
 }

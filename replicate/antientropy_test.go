@@ -61,6 +61,26 @@ func equalDigest(a, b []uint64) bool {
 	return true
 }
 
+// Digests are compared across processes and releases: a record's hash and
+// bucket are fixed functions of its ID and versions, pinned here.
+func TestDigestHashesAreFixed(t *testing.T) {
+	r := Record{
+		ID:           "s3cr3t-session-id-0123456789abcdefghijklmno",
+		PrincipalVer: Version{Wall: 1700000000000000000, Seq: 3, Node: 7},
+		Keys: []KeyValue{
+			{Key: "cart", Value: Value{Data: []byte{0x01}, Ver: Version{Wall: 1700000000000000001, Seq: 1, Node: 7}}},
+			{Key: "gone", Value: Value{Ver: Version{Wall: 1700000000000000002, Node: 9}, Deleted: true}},
+		},
+		Access: 123, // not hashed
+	}
+	dead := Record{ID: "another", Dead: Version{Wall: 5, Seq: 6, Node: 7}}
+
+	require.Equal(t, uint64(0x4ac556663a7857c6), recordHash(&r))
+	require.Equal(t, 167, bucketOf(r.ID))
+	require.Equal(t, uint64(0x6ca6fbe295c60cea), recordHash(&dead))
+	require.Equal(t, 166, bucketOf(dead.ID))
+}
+
 func TestDigest(t *testing.T) {
 	net := newMemNet(t)
 	a := newNode(t, net, "A", 1, nil)

@@ -31,7 +31,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		log.Fatal("usage: repl run|stalls|node|wake [flags]")
+		log.Fatal("usage: repl run|stalls|node|wake|faults [flags]")
 	}
 	switch os.Args[1] {
 	case "node":
@@ -42,8 +42,10 @@ func main() {
 		runStalls(os.Args[2:])
 	case "wake":
 		runWake(os.Args[2:])
+	case "faults":
+		runFaults(os.Args[2:])
 	default:
-		log.Fatalf("repl: unknown command %q: want run, stalls, node or wake", os.Args[1])
+		log.Fatalf("repl: unknown command %q: want run, stalls, node, wake or faults", os.Args[1])
 	}
 }
 

@@ -73,7 +73,7 @@ type ReplicationStats struct {
 // PeerStats are the replication figures for one peer.
 type PeerStats struct {
 	Queued  int           // changes waiting to be sent now
-	Sent    uint64        // changes sent
+	Sent    uint64        // changes sent (a session too large for one wire record counts once per part, here and below)
 	Batches uint64        // frames sent
 	Acked   uint64        // changes the peer acknowledged as applied
 	Refused uint64        // changes the peer reported it refused (its store full, the session expired there, its clock behind)

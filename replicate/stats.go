@@ -37,7 +37,9 @@ type PeerStats struct {
 	// Queued is the number of sessions waiting in the queue now.
 	Queued int
 	// Sent counts records sent in batches, and Batches the batches (first
-	// sends; resends are Retries).
+	// sends; resends are Retries). A session sent in parts (over
+	// DefaultLimits' keys or bytes per record) counts once per part,
+	// here and in Acked and Refused.
 	Sent, Batches uint64
 	// Acked counts records in acknowledged batches that the peer applied;
 	// Refused those it reported it did not (refused by its store, or for

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/peersession/peersession/cluster"
 	"github.com/peersession/peersession/replicate"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -542,6 +543,34 @@ func TestNodeStartedAloneSyncsWhenAPeerAppears(t *testing.T) {
 	require.NoError(t, b.WaitReady(t.Context()))
 	require.Eventually(t, func() bool { return value(b, tok, "made") == "while alone" }, waitFor, tick,
 		"the node that came up later never got the session")
+}
+
+// A node that another joins while it is still starting (its cluster node
+// is up, its replication engine not yet) still replicates with it: here
+// a's re-join loop reaches b in that window, and b must sync a's session
+// from a and a must get b's writes.
+func TestNodeJoinedWhileStartingReplicatesWithThePeer(t *testing.T) {
+	port := freeGossipPort(t)
+	a, err := New(Config{Cluster: &ClusterConfig{Name: "a", Join: []string{fmt.Sprintf("127.0.0.1:%d", port)},
+		Label: "test", Keys: [][]byte{testKey}, AntiEntropyInterval: -1, RejoinInterval: 200 * time.Millisecond,
+		Memberlist: fastTimers}}) // b is not up yet
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+	require.NoError(t, a.WaitReady(t.Context()))
+	tok := create(t, a, map[string]any{"made": "on a"})
+
+	b, err := New(Config{Cluster: &ClusterConfig{Name: "b", BindPort: port, Label: "test", Keys: [][]byte{testKey},
+		AntiEntropyInterval: -1, Memberlist: fastTimers, Consistency: Sync,
+		nodeStarted: func(n *cluster.Node) {
+			require.Eventually(t, func() bool { return n.NumAlive() == 2 }, waitFor, tick, "a never re-joined b")
+		}}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close() })
+	require.NoError(t, b.WaitReady(t.Context()))
+	require.Eventually(t, func() bool { return value(b, tok, "made") == "on a" }, waitFor, tick,
+		"b never got a's session")
+	update(t, b, tok, map[string]any{"made": "on b"}) // Sync: a acknowledged it
+	assert.Equal(t, "on b", value(a, tok, "made"))
 }
 
 // freeGossipPort returns a loopback port free for both TCP and UDP.

@@ -99,6 +99,9 @@ type ClusterConfig struct {
 	// faults, set only by this package's tests, plugs a fault-injecting
 	// network (internal/faultnet) into the cluster configuration.
 	faults func(*cluster.Config)
+	// nodeStarted, set only by this package's tests, runs between starting
+	// the cluster node and starting the replication engine.
+	nodeStarted func(*cluster.Node)
 }
 
 // ErrNotReplicated is returned by a Sync-mode commit whose change was not
@@ -125,8 +128,10 @@ type replication struct {
 	stopSync context.CancelFunc
 }
 
-// handler adapts cluster's callbacks to the engine; the engine is set
-// before the node joins anybody.
+// handler adapts cluster's callbacks to the engine. The engine is set
+// before the node's Join, and cluster calls the handler only from Join on:
+// a peer that joins this node first (between cluster.New and Join) is not
+// missed but delivered then.
 type handler struct {
 	eng  atomic.Pointer[replicate.Engine]
 	repl atomic.Pointer[replication]
@@ -189,6 +194,9 @@ func startReplication(st *Store, cfg ClusterConfig) (*replication, error) {
 	node, err := cluster.New(cc)
 	if err != nil {
 		return nil, fmt.Errorf("peersession: start cluster node: %w", err)
+	}
+	if cfg.nodeStarted != nil {
+		cfg.nodeStarted(node)
 	}
 	eng, err := replicate.New(replicate.Config{
 		Self:                node.Self().ID,

@@ -3,7 +3,8 @@ package cluster
 // Handler receives membership events and frames from a Node.
 //
 // Calls are made from the Node's own goroutines, never from inside a
-// memberlist callback, and never after Close has returned. PeerUp and
+// memberlist callback, never before the first Join (what arrives earlier
+// waits for it) and never after Close has returned. PeerUp and
 // PeerDown are delivered in order from a single goroutine. Frame calls for
 // one peer are serialized and in stream order; calls for different peers
 // may overlap, and Frame may overlap PeerUp/PeerDown. A slow Handler slows

@@ -133,6 +133,13 @@ var errProtocol = errors.New("cluster: stream protocol violation")
 // allocates nothing, and a run of large ones (a state transfer) neither
 // allocates nor faults in fresh memory per frame.
 func (n *Node) readFrames(r io.Reader, id string, recv *streamCipher) error {
+	// No frame reaches the Handler before the first Join (see New); until
+	// then the peer's frames wait in TCP's buffers.
+	select {
+	case <-n.stop:
+		return net.ErrClosed
+	case <-n.joined:
+	}
 	buf := make([]byte, noise.MaxMsgLen)
 	var acc []byte   // reassembles a chunked frame; kept up to retainBuf
 	inFrame := false // a chunk of the current frame is in acc

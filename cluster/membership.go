@@ -11,8 +11,14 @@ import (
 const maxGone = 64
 
 // dispatch is the single goroutine that turns queued memberlist events into
-// membership changes and PeerUp/PeerDown calls, in order.
+// membership changes and PeerUp/PeerDown calls, in order, from the first
+// Join on (events before it wait in the queue).
 func (n *Node) dispatch() {
+	select {
+	case <-n.stop:
+		return
+	case <-n.joined:
+	}
 	for {
 		select {
 		case <-n.stop:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -132,10 +133,35 @@ func TestJoinNoSeedReachableThenRejoin(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "no seed reachable")
 
-	// The seed comes up later and never joins anyone: the re-join loop
-	// finds it.
+	// The seed comes up later and has no seeds of its own: the re-join
+	// loop finds it.
 	a := newTestNode(t, func(c *Config) { c.BindPort = port })
+	join(t, a)
 	waitPeers(t, a, b)
+}
+
+// A node can be joined as soon as New returns, but its Handler hears of
+// the peers and their frames only from its first Join on: a caller wires
+// its Handler up between New and Join without missing anything, because
+// everything that arrived before is delivered then, in order.
+func TestHandlerHearsNothingBeforeJoin(t *testing.T) {
+	t.Parallel()
+	a := newTestNode(t, nil)
+	b := newTestNode(t, seeds(a))
+	join(t, b)
+	require.Eventually(t, func() bool { _, ok := b.alivePeer(a.Self().ID); return ok }, waitFor, tick)
+	sendRetry(t, b.Node, a.Self().ID, []byte("before a's Join"))
+	require.Eventually(t, func() bool { return a.NumAlive() == 2 }, waitFor, tick, "a's memberlist never learnt of b")
+
+	assert.Empty(t, a.rec.upIDs(), "PeerUp before Join")
+	assert.Empty(t, a.rec.framesFrom(b.Self().ID), "Frame before Join")
+	assert.Empty(t, a.Peers())
+
+	join(t, a)
+	require.Eventually(t, func() bool {
+		return slices.Equal(a.rec.upIDs(), []string{b.Self().ID}) && len(a.rec.framesFrom(b.Self().ID)) == 1
+	}, waitFor, tick)
+	assert.Equal(t, "before a's Join", string(a.rec.framesFrom(b.Self().ID)[0]))
 }
 
 func TestJoinWithoutSeedsOrOnlySelf(t *testing.T) {

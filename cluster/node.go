@@ -40,6 +40,7 @@ type Node struct {
 	wg     sync.WaitGroup
 
 	joinOnce sync.Once
+	joined   chan struct{} // closed by the first Join: Handler calls wait for it
 
 	leaveMu sync.Mutex  // serializes Leave, and Leave against memberlist shutdown in Close
 	left    atomic.Bool // Leave has begun
@@ -61,7 +62,10 @@ type Node struct {
 const maxPendingHandshakes = 64
 
 // New validates cfg and starts memberlist and the stream listener. It does
-// not contact any other node: call Join for that.
+// not contact any other node: call Join for that. Other nodes may join
+// this one and open streams to it as soon as New returns, but the Handler
+// hears of them only once Join is called (see Handler), so a caller can
+// finish wiring its Handler up between New and Join without missing any.
 func New(cfg Config) (*Node, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -78,6 +82,7 @@ func New(cfg Config) (*Node, error) {
 		hsSem:    make(chan struct{}, maxPendingHandshakes),
 		hsLog:    ratelog.Limiter{Every: 10 * time.Second},
 		stop:     make(chan struct{}),
+		joined:   make(chan struct{}),
 		members:  make(map[string]*Member),
 		leaving:  make(map[string]bool),
 		outs:     make(map[string]*outPeer),
@@ -195,7 +200,9 @@ func (n *Node) isClosed() bool {
 
 // Join contacts Seeds (except this node's own address) and starts the
 // background re-join loop, which joins Seeds again every RejoinInterval
-// while this node sees fewer live peers than it has seeds.
+// while this node sees fewer live peers than it has seeds. The first Join
+// also starts the Handler calls: the membership events and streams that
+// arrived since New are delivered from then on, in order.
 //
 // Join returns nil when there are no other seeds (the first node of a
 // cluster) or when at least one seed answered. When seeds exist but none
@@ -208,6 +215,7 @@ func (n *Node) Join(ctx context.Context) error {
 	}
 	seeds := n.otherSeeds()
 	n.joinOnce.Do(func() {
+		close(n.joined)
 		if len(seeds) > 0 {
 			n.goroutine(func() { n.rejoinLoop(seeds) })
 		}

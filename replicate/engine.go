@@ -345,21 +345,24 @@ func (e *Engine) HandleFrame(from string, frame []byte) {
 	}
 	e.mu.RLock()
 	p := e.peers[from] // nil for a peer not (or no longer) up: replies are dropped
-	e.mu.RUnlock()
+	parked := false
 	if p == nil {
-		switch m := msg.(type) {
-		case *Batch:
-			// Apply now; the copy parked for PeerUp applies again
-			// (idempotent) and is acknowledged then.
-			e.apply(from, m.Records)
-			e.early.park(from, frame)
-			return
-		case *SyncRequest, *Fetch:
-			// Needs an answer: keep it until PeerUp (see early.go).
-			if e.early.park(from, frame) {
-				return
-			}
+		switch msg.(type) {
+		case *Batch, *SyncRequest, *Fetch:
+			// Needs an answer: keep it until PeerUp (see early.go). Parked
+			// under e.mu, which PeerUp holds to take the parked frames, so
+			// a PeerUp running meanwhile cannot miss it.
+			parked = e.early.park(from, frame)
 		}
+	}
+	e.mu.RUnlock()
+	if parked {
+		if m, ok := msg.(*Batch); ok {
+			// Apply now; the parked copy applies again (idempotent) and
+			// is acknowledged at PeerUp.
+			e.apply(from, m.Records)
+		}
+		return
 	}
 	switch m := msg.(type) {
 	case *Batch:

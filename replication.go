@@ -214,6 +214,7 @@ func startReplication(st *Store, cfg ClusterConfig) (*replication, error) {
 	r := &replication{st: st, cfg: cfg, node: node, eng: eng, ready: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.ctx, r.stopSync = ctx, cancel
+	h.repl.Store(r) // before Join too: a PeerUp may come right after it
 	joined := true
 	if err := node.Join(ctx); err != nil {
 		joined = false
@@ -230,10 +231,12 @@ func startReplication(st *Store, cfg ClusterConfig) (*replication, error) {
 		r.syncDur.Store(int64(max(time.Since(start), 1)))
 		if r.readyErr == nil && len(eng.Stats().Peers) == 0 {
 			r.alone.Store(true) // ready with nobody to sync from
+			if len(eng.Stats().Peers) > 0 {
+				r.peerUp() // one came up since: its PeerUp found alone unset
+			}
 		}
 		close(r.ready)
 	}()
-	h.repl.Store(r)
 	return r, nil
 }
 

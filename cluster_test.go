@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http/httptest"
 	"os"
 	"slices"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/peersession/peersession/cluster"
+	"github.com/peersession/peersession/internal/testnet"
 	"github.com/peersession/peersession/replicate"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -526,7 +526,7 @@ func TestTypedValuesReplicate(t *testing.T) {
 // with what it has; when a peer appears later, it pulls that peer's state
 // at once (anti-entropy is off here, so only that can deliver it).
 func TestNodeStartedAloneSyncsWhenAPeerAppears(t *testing.T) {
-	port := freeGossipPort(t)
+	port, release := testnet.ReservePort(t)
 	cfg := func(name string, bind int, join ...string) Config {
 		return Config{Cluster: &ClusterConfig{Name: name, BindPort: bind, Join: join, Label: "test", Keys: [][]byte{testKey},
 			AntiEntropyInterval: -1, RejoinInterval: 200 * time.Millisecond, Memberlist: fastTimers}}
@@ -537,6 +537,7 @@ func TestNodeStartedAloneSyncsWhenAPeerAppears(t *testing.T) {
 	require.NoError(t, a.WaitReady(t.Context()))
 	tok := create(t, a, map[string]any{"made": "while alone"})
 
+	release()
 	b, err := New(cfg("b", port))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = b.Close() })
@@ -550,7 +551,7 @@ func TestNodeStartedAloneSyncsWhenAPeerAppears(t *testing.T) {
 // a's re-join loop reaches b in that window, and b must sync a's session
 // from a and a must get b's writes.
 func TestNodeJoinedWhileStartingReplicatesWithThePeer(t *testing.T) {
-	port := freeGossipPort(t)
+	port, release := testnet.ReservePort(t)
 	a, err := New(Config{Cluster: &ClusterConfig{Name: "a", Join: []string{fmt.Sprintf("127.0.0.1:%d", port)},
 		Label: "test", Keys: [][]byte{testKey}, AntiEntropyInterval: -1, RejoinInterval: 200 * time.Millisecond,
 		Memberlist: fastTimers}}) // b is not up yet
@@ -559,6 +560,7 @@ func TestNodeJoinedWhileStartingReplicatesWithThePeer(t *testing.T) {
 	require.NoError(t, a.WaitReady(t.Context()))
 	tok := create(t, a, map[string]any{"made": "on a"})
 
+	release()
 	b, err := New(Config{Cluster: &ClusterConfig{Name: "b", BindPort: port, Label: "test", Keys: [][]byte{testKey},
 		AntiEntropyInterval: -1, Memberlist: fastTimers, Consistency: Sync,
 		nodeStarted: func(n *cluster.Node) {
@@ -571,22 +573,4 @@ func TestNodeJoinedWhileStartingReplicatesWithThePeer(t *testing.T) {
 		"b never got a's session")
 	update(t, b, tok, map[string]any{"made": "on b"}) // Sync: a acknowledged it
 	assert.Equal(t, "on b", value(a, tok, "made"))
-}
-
-// freeGossipPort returns a loopback port free for both TCP and UDP.
-func freeGossipPort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", l.Addr().String())
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port for TCP and UDP")
-	return 0
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peersession/peersession/internal/testnet"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -119,22 +120,20 @@ func TestRestartWithSameNameRejoins(t *testing.T) {
 func TestJoinNoSeedReachableThenRejoin(t *testing.T) {
 	t.Parallel()
 	// Reserve a port for a node that is not running yet.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	require.NoError(t, l.Close())
+	port, release := testnet.ReservePort(t)
 
 	b := newTestNode(t, func(c *Config) {
 		c.Seeds = []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	err = b.Join(ctx)
+	err := b.Join(ctx)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "no seed reachable")
 
 	// The seed comes up later and has no seeds of its own: the re-join
 	// loop finds it.
+	release()
 	a := newTestNode(t, func(c *Config) { c.BindPort = port })
 	join(t, a)
 	waitPeers(t, a, b)

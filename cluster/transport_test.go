@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/peersession/peersession/internal/testnet"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -69,10 +70,8 @@ func TestFixedBindPortIsAdvertised(t *testing.T) {
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			require.NoError(t, err)
-			port := l.Addr().(*net.TCPAddr).Port
-			require.NoError(t, l.Close())
+			port, release := testnet.ReservePort(t)
+			release()
 			n := newTestNode(t, func(c *Config) {
 				c.BindPort = port
 				if mod != nil {

@@ -4,34 +4,39 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/peersession/peersession/internal/testlog"
+	"github.com/peersession/peersession/internal/testnet"
 	"github.com/stretchr/testify/require"
 )
 
-// TestRunNode runs two nodes as two `-node` processes would, with a key
-// file, and checks that each lists both members on /cluster.
+// TestRunNode runs two nodes as two `-node` processes would, started at
+// once, each joining the other, with a key file, and checks that each
+// lists both members on /cluster.
 func TestRunNode(t *testing.T) {
 	keyFile := filepath.Join(t.TempDir(), "cluster.key")
 	key := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
 	require.NoError(t, os.WriteFile(keyFile, []byte(key+"\n"), 0o600))
 
-	gossip := []string{freeAddr(t), freeAddr(t)}
+	var gossip [2]string
+	var release [2]func()
+	for i := range gossip {
+		gossip[i], release[i] = testnet.ReserveAddr(t)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	var urls []string
+	var outs [2]testlog.Buffer // each prints its URL once serving
 	done := make(chan error, 2)
 	for i, name := range []string{"a", "b"} {
-		httpAddr := freeAddr(t)
-		urls = append(urls, "http://"+httpAddr)
-		f := nodeFlags{name: name, http: httpAddr, gossip: gossip[i], join: gossip[1-i], keyFile: keyFile, consistency: "sync"}
-		go func() { done <- runNode(ctx, f, io.Discard) }()
+		f := nodeFlags{name: name, http: "127.0.0.1:0", gossip: gossip[i], join: gossip[1-i], keyFile: keyFile, consistency: "sync"}
+		release[i]()
+		go func() { done <- runNode(ctx, f, &outs[i]) }()
 	}
 	t.Cleanup(func() {
 		cancel()
@@ -39,7 +44,16 @@ func TestRunNode(t *testing.T) {
 			require.NoError(t, <-done)
 		}
 	})
-	for _, u := range urls {
+	serving := regexp.MustCompile(`serving (http://\S+)`)
+	for i := range outs {
+		var u string
+		require.Eventually(t, func() bool {
+			m := serving.FindStringSubmatch(outs[i].String())
+			if m != nil {
+				u = m[1]
+			}
+			return m != nil
+		}, 30*time.Second, 20*time.Millisecond, "node %d never served", i)
 		require.Eventually(t, func() bool {
 			resp, err := http.Get(u + "/cluster")
 			if err != nil {
@@ -62,21 +76,4 @@ func TestNodeFlagsErrors(t *testing.T) {
 		_, err := f.config()
 		require.Error(t, err, name)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	for range 10 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		addr := l.Addr().String()
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err == nil {
-			u.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port")
-	return ""
 }

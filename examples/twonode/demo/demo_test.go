@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/peersession/peersession"
 	"github.com/peersession/peersession/examples/twonode/demo"
+	"github.com/peersession/peersession/internal/testnet"
 	"github.com/stretchr/testify/require"
 )
 
@@ -48,7 +48,17 @@ func TestNodesWithKeyFile(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, key, got)
 
-	gossip := []string{freeAddr(t), freeAddr(t)}
+	// Both ports are released before a starts: a, joining b, would
+	// otherwise wait for memberlist's TCP timeout on b's held port.
+	var gossip []string
+	var releases []func()
+	for range 2 {
+		addr, release := testnet.ReserveAddr(t)
+		gossip, releases = append(gossip, addr), append(releases, release)
+	}
+	for _, release := range releases {
+		release()
+	}
 	var nodes []*demo.Node
 	for i, name := range []string{"a", "b"} {
 		n, err := demo.StartNode(ctx, demo.NodeConfig{
@@ -158,22 +168,4 @@ func postJSON(t *testing.T, c *http.Client, u string, form url.Values, v any) {
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(v))
-}
-
-// freeAddr returns a loopback address whose port is free for TCP and UDP.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	for range 10 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		addr := l.Addr().String()
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err == nil {
-			u.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port")
-	return ""
 }

@@ -7,6 +7,7 @@ package peersession
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
@@ -544,6 +545,57 @@ func TestNodeStartedAloneSyncsWhenAPeerAppears(t *testing.T) {
 	require.NoError(t, b.WaitReady(t.Context()))
 	require.Eventually(t, func() bool { return value(b, tok, "made") == "while alone" }, waitFor, tick,
 		"the node that came up later never got the session")
+}
+
+// Nodes started at once, each given every node's address (a deployment's
+// replicas coming up together), all end up replicating with each other:
+// with MinAcks 2, a Sync save on any of the three returns only once both
+// others applied it. Anti-entropy is off: only the peers' streams carry
+// the changes.
+func TestNodesStartedAtOnceAllReplicate(t *testing.T) {
+	names := []string{"a", "b", "c"}
+	ports := make([]int, len(names))
+	var addrs []string
+	for i := range names {
+		var release func()
+		ports[i], release = testnet.ReservePort(t)
+		release() // just below, every node binds its own at once
+		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", ports[i]))
+	}
+	stores := make([]*Store, len(names))
+	errs := make(chan error, len(names))
+	for i, name := range names {
+		go func() {
+			var err error
+			stores[i], err = New(Config{Cluster: &ClusterConfig{Name: name, BindPort: ports[i], Join: addrs,
+				Label: "test", Keys: [][]byte{testKey}, AntiEntropyInterval: -1, RejoinInterval: 200 * time.Millisecond,
+				Memberlist: fastTimers, Consistency: Sync, MinAcks: 2, SyncTimeout: waitFor}})
+			if err == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+				defer cancel()
+				err = stores[i].WaitReady(ctx)
+			}
+			errs <- err
+		}()
+	}
+	var err error
+	for range names {
+		err = errors.Join(err, <-errs)
+	}
+	for _, st := range stores {
+		if st != nil {
+			t.Cleanup(func() { _ = st.Close() })
+		}
+	}
+	require.NoError(t, err)
+	tc := &testCluster{t: t}
+	tc.waitMembers(len(names), stores...)
+	for i, st := range stores {
+		tok := create(t, st, map[string]any{"made": "on " + names[i]}) // Sync: both others applied it
+		for _, other := range stores {
+			assert.Equal(t, "on "+names[i], value(other, tok, "made"))
+		}
+	}
 }
 
 // A node that another joins while it is still starting (its cluster node

@@ -7,7 +7,6 @@ package peersession
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
@@ -18,8 +17,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
-	"github.com/peersession/peersession/cluster"
-	"github.com/peersession/peersession/internal/testnet"
 	"github.com/peersession/peersession/replicate"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -521,108 +518,4 @@ func TestTypedValuesReplicate(t *testing.T) {
 	assert.True(t, when.Equal(gotWhen))
 	assert.Equal(t, []string{"apple"}, gotCart.Items)
 	assert.Zero(t, nodes[1].Stats().Refused)
-}
-
-// A node whose seeds were all unreachable when it started becomes ready
-// with what it has; when a peer appears later, it pulls that peer's state
-// at once (anti-entropy is off here, so only that can deliver it).
-func TestNodeStartedAloneSyncsWhenAPeerAppears(t *testing.T) {
-	port, release := testnet.ReservePort(t)
-	cfg := func(name string, bind int, join ...string) Config {
-		return Config{Cluster: &ClusterConfig{Name: name, BindPort: bind, Join: join, Label: "test", Keys: [][]byte{testKey},
-			AntiEntropyInterval: -1, RejoinInterval: 200 * time.Millisecond, Memberlist: fastTimers}}
-	}
-	a, err := New(cfg("a", 0, fmt.Sprintf("127.0.0.1:%d", port))) // b is not up yet
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = a.Close() })
-	require.NoError(t, a.WaitReady(t.Context()))
-	tok := create(t, a, map[string]any{"made": "while alone"})
-
-	release()
-	b, err := New(cfg("b", port))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = b.Close() })
-	require.NoError(t, b.WaitReady(t.Context()))
-	require.Eventually(t, func() bool { return value(b, tok, "made") == "while alone" }, waitFor, tick,
-		"the node that came up later never got the session")
-}
-
-// Nodes started at once, each given every node's address (a deployment's
-// replicas coming up together), all end up replicating with each other:
-// with MinAcks 2, a Sync save on any of the three returns only once both
-// others applied it. Anti-entropy is off: only the peers' streams carry
-// the changes.
-func TestNodesStartedAtOnceAllReplicate(t *testing.T) {
-	names := []string{"a", "b", "c"}
-	ports := make([]int, len(names))
-	var addrs []string
-	for i := range names {
-		var release func()
-		ports[i], release = testnet.ReservePort(t)
-		release() // just below, every node binds its own at once
-		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", ports[i]))
-	}
-	stores := make([]*Store, len(names))
-	errs := make(chan error, len(names))
-	for i, name := range names {
-		go func() {
-			var err error
-			stores[i], err = New(Config{Cluster: &ClusterConfig{Name: name, BindPort: ports[i], Join: addrs,
-				Label: "test", Keys: [][]byte{testKey}, AntiEntropyInterval: -1, RejoinInterval: 200 * time.Millisecond,
-				Memberlist: fastTimers, Consistency: Sync, MinAcks: 2, SyncTimeout: waitFor}})
-			if err == nil {
-				ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-				defer cancel()
-				err = stores[i].WaitReady(ctx)
-			}
-			errs <- err
-		}()
-	}
-	var err error
-	for range names {
-		err = errors.Join(err, <-errs)
-	}
-	for _, st := range stores {
-		if st != nil {
-			t.Cleanup(func() { _ = st.Close() })
-		}
-	}
-	require.NoError(t, err)
-	tc := &testCluster{t: t}
-	tc.waitMembers(len(names), stores...)
-	for i, st := range stores {
-		tok := create(t, st, map[string]any{"made": "on " + names[i]}) // Sync: both others applied it
-		for _, other := range stores {
-			assert.Equal(t, "on "+names[i], value(other, tok, "made"))
-		}
-	}
-}
-
-// A node that another joins while it is still starting (its cluster node
-// is up, its replication engine not yet) still replicates with it: here
-// a's re-join loop reaches b in that window, and b must sync a's session
-// from a and a must get b's writes.
-func TestNodeJoinedWhileStartingReplicatesWithThePeer(t *testing.T) {
-	port, release := testnet.ReservePort(t)
-	a, err := New(Config{Cluster: &ClusterConfig{Name: "a", Join: []string{fmt.Sprintf("127.0.0.1:%d", port)},
-		Label: "test", Keys: [][]byte{testKey}, AntiEntropyInterval: -1, RejoinInterval: 200 * time.Millisecond,
-		Memberlist: fastTimers}}) // b is not up yet
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = a.Close() })
-	require.NoError(t, a.WaitReady(t.Context()))
-	tok := create(t, a, map[string]any{"made": "on a"})
-
-	release()
-	b, err := New(Config{Cluster: &ClusterConfig{Name: "b", BindPort: port, Label: "test", Keys: [][]byte{testKey},
-		AntiEntropyInterval: -1, Memberlist: fastTimers, Consistency: Sync,
-		nodeStarted: func(n *cluster.Node) {
-			require.Eventually(t, func() bool { return n.NumAlive() == 2 }, waitFor, tick, "a never re-joined b")
-		}}})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = b.Close() })
-	require.NoError(t, b.WaitReady(t.Context()))
-	require.Eventually(t, func() bool { return value(b, tok, "made") == "on a" }, waitFor, tick,
-		"b never got a's session")
-	update(t, b, tok, map[string]any{"made": "on b"}) // Sync: a acknowledged it
-	assert.Equal(t, "on b", value(a, tok, "made"))
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"syscall"
 	"testing"
 	"time"
 
@@ -59,10 +60,18 @@ func TestNodesStartedAtOnceAllReplicate(t *testing.T) {
 	errs := make(chan error, len(names))
 	for i, name := range names {
 		go func() {
-			var err error
-			stores[i], err = New(Config{Cluster: &ClusterConfig{Name: name, BindPort: ports[i], Join: addrs,
+			cfg := Config{Cluster: &ClusterConfig{Name: name, BindPort: ports[i], Join: addrs,
 				Label: "test", Keys: [][]byte{testKey}, AntiEntropyInterval: -1, RejoinInterval: 200 * time.Millisecond,
-				Memberlist: fastTimers, Consistency: Sync, MinAcks: 2, SyncTimeout: waitFor}})
+				Memberlist: fastTimers, Consistency: Sync, MinAcks: 2, SyncTimeout: waitFor}}
+			var err error
+			stores[i], err = New(cfg)
+			if errors.Is(err, syscall.EADDRINUSE) {
+				// Taken since it was released (a local port of another
+				// node's connection): any port will do, this node
+				// joins the others all the same.
+				cfg.Cluster.BindPort = 0
+				stores[i], err = New(cfg)
+			}
 			if err == nil {
 				ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 				defer cancel()

@@ -128,6 +128,14 @@ var nodeSeq struct {
 // mod may change the Config. It does not join.
 func newTestNode(t *testing.T, mod func(*Config)) testNode {
 	t.Helper()
+	n, err := startTestNode(t, mod)
+	require.NoError(t, err)
+	return n
+}
+
+// startTestNode is newTestNode returning New's error.
+func startTestNode(t *testing.T, mod func(*Config)) (testNode, error) {
+	t.Helper()
 	nodeSeq.mu.Lock()
 	nodeSeq.n++
 	name := fmt.Sprintf("n%d", nodeSeq.n)
@@ -149,9 +157,11 @@ func newTestNode(t *testing.T, mod func(*Config)) testNode {
 		mod(&cfg)
 	}
 	n, err := New(cfg)
-	require.NoError(t, err)
+	if err != nil {
+		return testNode{}, err
+	}
 	t.Cleanup(func() { n.Close() })
-	return testNode{n, rec}
+	return testNode{n, rec}, nil
 }
 
 // gossipAddr is the node's memberlist address, for Seeds.

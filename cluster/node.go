@@ -94,9 +94,9 @@ func New(cfg Config) (*Node, error) {
 	n.self.Name = cfg.Name
 	n.log = n.log.With("node", n.self.ID)
 
-	n.ln, err = net.Listen("tcp", net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.StreamPort)))
+	n.ln, err = listenStream(net.Listen, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: stream listener: %w", err)
+		return nil, err
 	}
 	port := n.ln.Addr().(*net.TCPAddr).Port
 	if cfg.WrapListener != nil {
@@ -156,7 +156,7 @@ func New(cfg Config) (*Node, error) {
 		n.ln.Close()
 		n.markClosed()
 		n.wg.Wait()
-		return nil, fmt.Errorf("cluster: memberlist: %w", err)
+		return nil, fmt.Errorf("cluster: memberlist: %w", withErrno(err))
 	}
 	n.goroutine(n.acceptLoop)
 	if len(cfg.Keys) == 0 {
@@ -164,6 +164,28 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.log.Debug("cluster node started", "gossip", n.ml.LocalNode().Address(), "stream", n.self.Addr)
 	return n, nil
+}
+
+// listenStream opens the stream listener on BindAddr and StreamPort. A
+// StreamPort of 0 takes a free port other than BindPort, which memberlist
+// binds next: the kernel may offer a port just freed, such as a BindPort
+// that a caller found free and released a moment ago. Such a port is held
+// while another is taken, so that it cannot be offered again.
+func listenStream(listen func(network, addr string) (net.Listener, error), cfg Config) (net.Listener, error) {
+	addr := net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.StreamPort))
+	ln, err := listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: stream listener: %w", err)
+	}
+	if cfg.StreamPort != 0 || cfg.BindPort == 0 || ln.Addr().(*net.TCPAddr).Port != cfg.BindPort {
+		return ln, nil
+	}
+	defer ln.Close() // the gossip port: free it for memberlist once another is bound
+	other, err := listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: stream listener: %w", err)
+	}
+	return other, nil
 }
 
 // setMeta encodes this node's metadata for the delegate to hand out.

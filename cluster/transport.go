@@ -43,7 +43,7 @@ func wrapTransport(mlc *memberlist.Config, wrap func(memberlist.NodeAwareTranspo
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("cluster: memberlist transport: %w", err)
+		return fmt.Errorf("cluster: memberlist transport: %w", withErrno(err))
 	}
 	if mlc.BindPort == 0 {
 		mlc.BindPort = nt.GetAutoBindPort()

@@ -2,9 +2,11 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -70,15 +72,74 @@ func TestFixedBindPortIsAdvertised(t *testing.T) {
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			port, release := testnet.ReservePort(t)
-			release()
-			n := newTestNode(t, func(c *Config) {
-				c.BindPort = port
+			var n testNode
+			var port int
+			for try := 0; n.Node == nil; try++ {
+				var release func()
+				port, release = testnet.ReservePort(t)
+				release()
+				var err error
+				n, err = startTestNode(t, func(c *Config) {
+					c.BindPort = port
+					if mod != nil {
+						mod(c)
+					}
+				})
+				if !errors.Is(err, syscall.EADDRINUSE) || try == 4 {
+					require.NoError(t, err)
+				} // else taken between release and bind, as any free port may be: another
+			}
+			assert.Equal(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), n.GossipAddr())
+		})
+	}
+}
+
+// A gossip port already in use fails New with an error that says so and
+// that errors.Is matches to syscall.EADDRINUSE (memberlist's own error
+// drops the errno), with and without the transport hook.
+func TestPortInUseIsEADDRINUSE(t *testing.T) {
+	for name, mod := range map[string]func(*Config){
+		"plain": nil,
+		"wrapped": func(c *Config) {
+			c.WrapTransport = func(tr memberlist.NodeAwareTransport) memberlist.NodeAwareTransport { return tr }
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			taken, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			defer taken.Close()
+			_, err = startTestNode(t, func(c *Config) {
+				c.BindPort = taken.Addr().(*net.TCPAddr).Port
 				if mod != nil {
 					mod(c)
 				}
 			})
-			assert.Equal(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), n.GossipAddr())
+			require.ErrorIs(t, err, syscall.EADDRINUSE)
+			assert.Contains(t, err.Error(), "address already in use")
 		})
 	}
+}
+
+// The kernel may offer the stream listener (port 0) the very port that
+// memberlist is about to bind as BindPort, when that port was just freed.
+// The stream listener then takes another and frees that one for memberlist.
+func TestStreamListenerLeavesTheGossipPortFree(t *testing.T) {
+	offered, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	gossip := offered.Addr().(*net.TCPAddr).Port
+	calls := 0
+	listen := func(network, addr string) (net.Listener, error) {
+		calls++
+		if calls == 1 {
+			return offered, nil // as if the kernel picked the gossip port
+		}
+		return net.Listen(network, addr)
+	}
+	ln, err := listenStream(listen, Config{BindAddr: "127.0.0.1", BindPort: gossip})
+	require.NoError(t, err)
+	defer ln.Close()
+	assert.NotEqual(t, gossip, ln.Addr().(*net.TCPAddr).Port)
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(gossip)))
+	require.NoError(t, err, "the gossip port was not freed")
+	l.Close()
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -61,14 +63,21 @@ func TestNodesWithKeyFile(t *testing.T) {
 	}
 	var nodes []*demo.Node
 	for i, name := range []string{"a", "b"} {
-		n, err := demo.StartNode(ctx, demo.NodeConfig{
+		cfg := demo.NodeConfig{
 			Name:        name,
 			GossipAddr:  gossip[i],
 			Join:        gossip, // its own address is skipped
 			Keys:        [][]byte{got},
 			Consistency: peersession.Sync,
 			Memberlist:  demo.FastFailureDetection,
-		})
+		}
+		n, err := demo.StartNode(ctx, cfg)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			// Taken since it was released: any port will do, the nodes
+			// still find each other through the other address.
+			cfg.GossipAddr = "127.0.0.1:0"
+			n, err = demo.StartNode(ctx, cfg)
+		}
 		require.NoError(t, err)
 		t.Cleanup(func() { require.NoError(t, n.Stop(context.Background())) })
 		nodes = append(nodes, n)

@@ -43,6 +43,8 @@ type ClusterConfig struct {
 	// (or Insecure).
 	BindAddr string
 	// BindPort is the gossip port (TCP and UDP); zero picks a free port.
+	// When it is taken, New fails with an error that errors.Is matches to
+	// syscall.EADDRINUSE.
 	BindPort int
 	// AdvertiseAddr and AdvertisePort are what peers dial; empty and zero
 	// mean BindAddr and the bound port. Set them behind NAT.

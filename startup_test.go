@@ -128,3 +128,13 @@ func TestNodeJoinedWhileStartingReplicatesWithThePeer(t *testing.T) {
 	update(t, b, tok, map[string]any{"made": "on b"}) // Sync: a acknowledged it
 	assert.Equal(t, "on b", value(a, tok, "made"))
 }
+
+// A gossip port already taken fails New with an error that says so and
+// that errors.Is matches to syscall.EADDRINUSE, so a caller can pick
+// another port.
+func TestNewOnATakenPortIsEADDRINUSE(t *testing.T) {
+	port, _ := testnet.ReservePort(t) // held: taken
+	_, err := New(Config{Cluster: &ClusterConfig{Name: "a", BindPort: port, Label: "test", Keys: [][]byte{testKey}}})
+	require.ErrorIs(t, err, syscall.EADDRINUSE)
+	assert.Contains(t, err.Error(), "address already in use")
+}

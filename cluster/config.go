@@ -33,6 +33,8 @@ type Config struct {
 	// means 127.0.0.1.
 	BindAddr string
 	// BindPort is the gossip port (TCP and UDP); 0 picks a free port.
+	// When it is taken, New fails with an error that errors.Is matches to
+	// syscall.EADDRINUSE.
 	BindPort int
 	// AdvertiseAddr is the IP other nodes reach this one at; "" means
 	// BindAddr. Binding 0.0.0.0 or :: without an AdvertiseAddr is an error.

@@ -62,15 +62,19 @@ func TestNetworkHooksCarryTheTraffic(t *testing.T) {
 	assert.Positive(t, accepted.Load(), "the stream was not accepted through WrapListener")
 }
 
+// transports are the two ways a Node builds memberlist's transport: its
+// own (plain), or through Config.WrapTransport (here a pass-through).
+var transports = map[string]func(*Config){
+	"plain": nil,
+	"wrapped": func(c *Config) {
+		c.WrapTransport = func(tr memberlist.NodeAwareTransport) memberlist.NodeAwareTransport { return tr }
+	},
+}
+
 // A fixed BindPort is the advertised port when AdvertisePort is zero
 // (memberlist alone would advertise port 0), with and without the hooks.
 func TestFixedBindPortIsAdvertised(t *testing.T) {
-	for name, mod := range map[string]func(*Config){
-		"plain": nil,
-		"wrapped": func(c *Config) {
-			c.WrapTransport = func(tr memberlist.NodeAwareTransport) memberlist.NodeAwareTransport { return tr }
-		},
-	} {
+	for name, mod := range transports {
 		t.Run(name, func(t *testing.T) {
 			var n testNode
 			var port int
@@ -98,12 +102,7 @@ func TestFixedBindPortIsAdvertised(t *testing.T) {
 // that errors.Is matches to syscall.EADDRINUSE (memberlist's own error
 // drops the errno), with and without the transport hook.
 func TestPortInUseIsEADDRINUSE(t *testing.T) {
-	for name, mod := range map[string]func(*Config){
-		"plain": nil,
-		"wrapped": func(c *Config) {
-			c.WrapTransport = func(tr memberlist.NodeAwareTransport) memberlist.NodeAwareTransport { return tr }
-		},
-	} {
+	for name, mod := range transports {
 		t.Run(name, func(t *testing.T) {
 			taken, err := net.Listen("tcp", "127.0.0.1:0")
 			require.NoError(t, err)

@@ -10,6 +10,8 @@
 #   ./run.sh stalls           where the visibility tail at 200,000 key
 #                             updates/s comes from: both nodes traced
 #                             through a round, each stall explained; ~1 min
+#                             (bench/diag/stalls, a one-machine diagnosis:
+#                             see diag/README.md)
 #   ./run.sh all              compare, then repl
 #
 # Environment: ROUNDS (5), DURATION (3s per variant, mode and round),
@@ -61,9 +63,9 @@ apt_install() { # package...
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
-build() {
+build() { # [package...]: also build these (e.g. ./diag/stalls)
 	echo "== building into $bin" >&2
-	go build -o "$bin/" ./cmd/...
+	go build -o "$bin/" ./cmd/... "$@"
 	if ! command -v benchstat >/dev/null && [ -z "${NO_BENCHSTAT:-}" ]; then
 		# Optional: for comparing results/*.bench.txt between runs.
 		GOBIN="$bin" go install golang.org/x/perf/cmd/benchstat@latest 2>/dev/null || true
@@ -103,7 +105,7 @@ run_repl() {
 
 run_stalls() {
 	echo "== stalls: key updates at 200,000/s, the last of 8 rounds traced" >&2
-	"$bin/repl" stalls -bin "$bin/repl" -duration "$REPL_DURATION" -out "$here/results/stalls.md"
+	"$bin/stalls" -repl "$bin/repl" -duration "$REPL_DURATION" -out "$here/results/stalls.md"
 }
 
 # soak: node A in namespace psA (10.99.0.1), node B and the load generator
@@ -135,7 +137,7 @@ mkdir -p results
 case "$mode" in
 compare) build; run_compare ;;
 repl) build; run_repl ;;
-stalls) build; run_stalls ;;
+stalls) build ./diag/stalls; run_stalls ;;
 soak) build; run_soak "${2:-10m}" ;;
 all) build; run_compare; run_repl ;;
 *) echo "usage: $0 [compare|repl|stalls|soak [duration]|all]" >&2; exit 2 ;;

@@ -14,7 +14,6 @@ import (
 	"os/signal"
 	"runtime"
 	rpprof "runtime/pprof"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,7 +21,7 @@ import (
 	"time"
 
 	"github.com/peersession/peersession"
-	"github.com/peersession/peersession/bench/loadgen"
+	rd "github.com/peersession/peersession/bench/internal/repldrive"
 )
 
 // recorder keeps the write-to-visible delays of sessions created on a peer.
@@ -79,25 +78,6 @@ func (r *recorder) take(since int64) []time.Duration {
 		}
 	}
 	return d
-}
-
-// figures are latency quantiles in microseconds.
-type figures struct {
-	Count int     `json:"count"`
-	P50   float64 `json:"p50_us"`
-	P99   float64 `json:"p99_us"`
-	Max   float64 `json:"max_us"`
-}
-
-func figuresOf(d []time.Duration) figures {
-	slices.Sort(d)
-	f := figures{Count: len(d)}
-	if len(d) > 0 {
-		f.P50 = float64(loadgen.Quantile(d, 0.5)) / 1e3
-		f.P99 = float64(loadgen.Quantile(d, 0.99)) / 1e3
-		f.Max = float64(d[len(d)-1]) / 1e3
-	}
-	return f
 }
 
 // runNode is "repl node": a cluster node with a control endpoint.
@@ -183,7 +163,7 @@ func runNode(args []string) {
 		}
 	})
 	mux.HandleFunc("/vis", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, figuresOf(rec.take(since(r))))
+		reply(w, rd.FiguresOf(rec.take(since(r))))
 	})
 	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Has("gc") {
@@ -229,22 +209,6 @@ func runNode(args []string) {
 	}
 }
 
-type writeResult struct {
-	Writes    int     `json:"writes"`
-	Errors    int     `json:"errors"`
-	FirstErr  string  `json:"first_error,omitempty"`
-	ElapsedMS float64 `json:"elapsed_ms"`
-	Rate      float64 `json:"rate"`
-	Save      figures `json:"save"` // Save latency on the writer
-	// StartNS is when the timed writing began (Unix nanoseconds), after
-	// an update phase created its sessions.
-	StartNS int64 `json:"start_unix_ns"`
-	// Probes counts the probe sessions saved (not in Writes or Rate);
-	// ProbeErrors the probe saves that failed.
-	Probes      int `json:"probes"`
-	ProbeErrors int `json:"probe_errors"`
-}
-
 // write runs one writing phase on this node: kind "create" makes a new
 // session per write (the peer times its arrival with OnCreate); "update"
 // changes one key of one of `sessions` existing sessions per write. rate 0
@@ -254,7 +218,7 @@ type writeResult struct {
 // small key at probe per second: the peer's OnCreate hook times them, so
 // their visibility is the replication lag under the update load (the
 // driver asks the peer only for sessions created since StartNS).
-func write(st *peersession.Store, kind string, rate, workers, n, size, sessions, probe int, dur time.Duration) writeResult {
+func write(st *peersession.Store, kind string, rate, workers, n, size, sessions, probe int, dur time.Duration) rd.WriteResult {
 	ctx := context.Background()
 	val := strings.Repeat("v", size)
 	var tokens []string
@@ -265,7 +229,7 @@ func write(st *peersession.Store, kind string, rate, workers, n, size, sessions,
 			_ = s.Set("t", int64(0))
 			t, err := st.Save(ctx, s)
 			if err != nil {
-				return writeResult{Errors: 1, FirstErr: err.Error()}
+				return rd.WriteResult{Errors: 1, FirstErr: err.Error()}
 			}
 			tokens = append(tokens, t)
 		}
@@ -274,7 +238,7 @@ func write(st *peersession.Store, kind string, rate, workers, n, size, sessions,
 		quiesce(st, 10*time.Second)
 	}
 	var mu sync.Mutex
-	res := writeResult{}
+	res := rd.WriteResult{}
 	var lat []time.Duration
 	start := time.Now()
 	res.StartNS = start.UnixNano()
@@ -378,7 +342,7 @@ func write(st *peersession.Store, kind string, rate, workers, n, size, sessions,
 	res.Probes, res.ProbeErrors = probes, probeErrs
 	res.ElapsedMS = float64(el.Microseconds()) / 1e3
 	res.Rate = float64(res.Writes) / el.Seconds()
-	res.Save = figuresOf(lat)
+	res.Save = rd.FiguresOf(lat)
 	return res
 }
 

@@ -1,3 +1,10 @@
+// Command faults prints what a page fault costs on this machine: it maps
+// -mib of fresh anonymous memory, touches it one page at a time -rounds
+// times (a fresh mapping each round) and prints the cost per page. A Go
+// heap that grows, or a larger GOGC, pays this for every page it has not
+// touched before.
+//
+//	go run ./diag/faults [-mib 256] [-rounds 3]    (in bench/)
 package main
 
 import (
@@ -8,16 +15,10 @@ import (
 	"time"
 )
 
-// runFaults is "repl faults": what a page fault costs on this machine. It
-// maps -mib of fresh anonymous memory, touches it one page at a time
-// -rounds times (a fresh mapping each round) and prints the cost per
-// page. A Go heap that grows, or a larger GOGC, pays this for every page it
-// has not touched before.
-func runFaults(args []string) {
-	fs := flag.NewFlagSet("faults", flag.ExitOnError)
-	mib := fs.Int("mib", 256, "memory touched per round, MiB")
-	rounds := fs.Int("rounds", 3, "rounds")
-	_ = fs.Parse(args)
+func main() {
+	mib := flag.Int("mib", 256, "memory touched per round, MiB")
+	rounds := flag.Int("rounds", 3, "rounds")
+	flag.Parse()
 	for range *rounds {
 		per, err := faultCost(*mib << 20)
 		if err != nil {

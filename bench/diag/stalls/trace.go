@@ -41,7 +41,7 @@ type traced struct {
 var roleMarks = []struct{ fn, role string }{
 	{"replicate.(*peer).run", "sender"},
 	{"cluster.(*Node).readFrames", "reader"},
-	{"main.write.func", "writer"}, // the harness's writers, closures in write
+	{"main.write.func", "writer"}, // the harness's writers: closures in write, bench/cmd/repl/node.go
 }
 
 // roleOf names what a goroutine does, from any of its stacks.

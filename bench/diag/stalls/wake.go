@@ -7,9 +7,11 @@ import (
 	"os"
 	"runtime"
 	"time"
+
+	rd "github.com/peersession/peersession/bench/internal/repldrive"
 )
 
-// runWake is "repl wake": the machine's own share of the stall report. In
+// runWake is "stalls wake": the machine's own share of the stall report. In
 // a process of its own (so that no node's Go scheduler is involved) and on
 // one P, it sleeps -every at a time for -for and prints, as JSON figures,
 // how late each sleep ended: what the machine alone costs a thread that is
@@ -20,7 +22,7 @@ func runWake(args []string) {
 	every := fs.Duration("every", time.Millisecond, "each sleep")
 	_ = fs.Parse(args)
 	runtime.GOMAXPROCS(1)
-	if err := json.NewEncoder(os.Stdout).Encode(figuresOf(wakeLateness(*d, *every))); err != nil {
+	if err := json.NewEncoder(os.Stdout).Encode(rd.FiguresOf(wakeLateness(*d, *every))); err != nil {
 		log.Fatal(err)
 	}
 }

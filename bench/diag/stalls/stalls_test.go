@@ -36,7 +36,7 @@ func TestStallsGroupOverlappingSlowProbes(t *testing.T) {
 // readTrace understands what this Go's runtime/trace writes: the wall
 // clock, the GC's mark phases, and goroutine states by role.
 func TestReadTraceOfThisProcess(t *testing.T) {
-	roleMarks = append(roleMarks, struct{ fn, role string }{"repl.testWriter", "writer"})
+	roleMarks = append(roleMarks, struct{ fn, role string }{"stalls.testWriter", "writer"})
 	var buf bytes.Buffer
 	require.NoError(t, trace.Start(&buf))
 	before := time.Now().UnixNano()
@@ -44,7 +44,7 @@ func TestReadTraceOfThisProcess(t *testing.T) {
 	var mu sync.Mutex
 	mu.Lock()
 	wg.Go(func() { testWriter(&mu) })
-	require.Eventually(t, func() bool { return waitingOnMutex("repl.testWriter") }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return waitingOnMutex("stalls.testWriter") }, 10*time.Second, time.Millisecond)
 	mu.Unlock()
 	wg.Wait()
 	runtime.GC()
@@ -59,7 +59,7 @@ func TestReadTraceOfThisProcess(t *testing.T) {
 	}
 	var blocked time.Duration
 	for _, s := range tr.roles["writer"] {
-		if s.what == "blocked" && s.where == "sync in repl.testWriter" {
+		if s.what == "blocked" && s.where == "sync in stalls.testWriter" {
 			assert.True(t, before <= s.from && s.to <= after, "state %v on the wall clock within [%d, %d]", s, before, after)
 			blocked += time.Duration(s.to - s.from)
 		}

@@ -1,3 +1,19 @@
+// Command stalls finds where the tail of the visibility latency under key
+// updates comes from, on the machine it runs on:
+//
+//	stalls [flags]       starts two `repl node` processes (-repl), runs
+//	                     -rounds rounds of key updates at -rate with
+//	                     probes (the sessions accumulate, as in the
+//	                     replication report), traces both nodes through
+//	                     the last round, and reports each stall (probes
+//	                     slower than -slow, grouped) with what the
+//	                     garbage collectors and the replication goroutines
+//	                     of both nodes did during it
+//	stalls wake [flags]  the machine's own share: an idle process's
+//	                     lateness waking from short sleeps (the report
+//	                     runs it beside the traced round)
+//
+// bench/run.sh stalls builds it and bench/cmd/repl and runs it.
 package main
 
 import (
@@ -20,42 +36,49 @@ import (
 	"time"
 
 	"github.com/peersession/peersession/bench/internal/proc"
+	rd "github.com/peersession/peersession/bench/internal/repldrive"
 )
 
-// runStalls is "repl stalls": where the tail of the visibility latency
-// under key updates comes from. It starts two nodes, runs `rounds` rounds
-// of key updates at rate with probes (the sessions accumulate as in the
-// replication report), traces both nodes through the last round, and
-// reports each stall (probes slower than -slow, grouped) with what the
-// garbage collectors and the replication goroutines of both nodes did
-// during it.
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "wake" {
+		runWake(os.Args[2:])
+		return
+	}
+	runStalls(os.Args[1:])
+}
+
+// runStalls is the stall report.
 func runStalls(args []string) {
 	fs := flag.NewFlagSet("stalls", flag.ExitOnError)
-	bin := fs.String("bin", os.Args[0], "this binary (started as the nodes)")
+	repl := fs.String("repl", filepath.Join(filepath.Dir(os.Args[0]), "repl"), "the bench/cmd/repl binary (started as the nodes)")
 	rate := fs.Int("rate", 200_000, "key updates per second on node a")
 	rounds := fs.Int("rounds", 8, "rounds of updates; the last is traced")
 	dur := fs.Duration("duration", 3*time.Second, "length of each round")
 	slow := fs.Duration("slow", 5*time.Millisecond, "a probe slower than this is part of a stall")
 	out := fs.String("out", "results/stalls.md", "markdown output ('' for none)")
 	_ = fs.Parse(args)
+	self, err := os.Executable()
+	if err != nil {
+		log.Fatal(err)
+	}
 
-	c := &cluster{bin: *bin}
-	defer c.stop()
+	c := &rd.Cluster{Bin: *repl}
+	defer c.Stop()
 	must := func(err error) {
 		if err != nil {
-			c.stop()
+			c.Stop()
 			log.Fatal(err)
 		}
 	}
-	must(c.start("async", 2))
-	a, b := c.nodes[0], c.nodes[1]
+	must(c.Start("async", 2))
+	a, b := c.Nodes[0], c.Nodes[1]
 	for i := 1; i < *rounds; i++ {
-		r := updatePhase(a, b, *rate, 1000, *dur, must)
-		log.Printf("round %d: %.0f updates/s, probes p99 %.1f ms", i, r.w.Rate, r.vis.P99/1000)
+		r := rd.UpdatePhase(a, b, *rate, 1000, *dur, must)
+		log.Printf("round %d: %.0f updates/s, probes p99 %.1f ms", i, r.W.Rate, r.Vis.P99/1000)
 	}
-	settle(a, b)
-	var vis figures
-	must(call(b, "/vis", nil, &vis)) // reset
+	rd.Settle(a, b)
+	var vis rd.Figures
+	must(rd.Call(b, "/vis", nil, &vis)) // reset
 	traces := make([][]byte, 2)
 	var wg sync.WaitGroup
 	for i, p := range []*proc.Proc{a, b} {
@@ -66,22 +89,22 @@ func runStalls(args []string) {
 	// The machine's baseline through the same round: an idle process's
 	// lateness waking from short sleeps.
 	var wakeOut bytes.Buffer
-	wake := exec.Command(*bin, "wake", "-for", dur.String())
+	wake := exec.Command(self, "wake", "-for", dur.String())
 	wake.Stdout, wake.Stderr = &wakeOut, os.Stderr
 	must(wake.Start())
 	schedA, schedB := schedOf(a.Pid()), schedOf(b.Pid())
-	var w writeResult
-	must(call(a, "/write", url.Values{"kind": {"update"}, "rate": {fmt.Sprint(*rate)}, "workers": {"4"}, "sessions": {"4096"}, "probe": {"1000"}, "dur": {dur.String()}}, &w))
+	var w rd.WriteResult
+	must(rd.Call(a, "/write", url.Values{"kind": {"update"}, "rate": {fmt.Sprint(*rate)}, "workers": {"4"}, "sessions": {"4096"}, "probe": {"1000"}, "dur": {dur.String()}}, &w))
 	schedA, schedB = schedOf(a.Pid()).minus(schedA), schedOf(b.Pid()).minus(schedB)
 	must(wake.Wait())
-	var woke figures
+	var woke rd.Figures
 	must(json.Unmarshal(wakeOut.Bytes(), &woke))
 	wg.Wait()
 	since := url.Values{"since": {fmt.Sprint(w.StartNS)}}
-	must(waitVisible(b, since, w.Probes))
+	must(rd.WaitVisible(b, since, w.Probes))
 	raw, err := get(b.URL + "/raw")
 	must(err)
-	must(call(b, "/vis", since, &vis))
+	must(rd.Call(b, "/vis", since, &vis))
 	log.Printf("round %d (traced): %.0f updates/s, probes p99 %.1f ms", *rounds, w.Rate, vis.P99/1000)
 
 	ta, err := readTrace(traces[0])
@@ -98,7 +121,7 @@ func runStalls(args []string) {
 		fmt.Fprintf(&rep, "During the round's writes (%v), by the kernel's accounting (/proc/PID/task/*/schedstat, every thread of the node summed): node a ran %.2f s and waited %.2f s in the run queue (%d time slices); node b ran %.2f s and waited %.2f s (%d). Time in the run queue is time a thread was ready but no CPU was free.\n\n",
 			*dur, schedA.run.Seconds(), schedA.wait.Seconds(), schedA.slices, schedB.run.Seconds(), schedB.wait.Seconds(), schedB.slices)
 	}
-	fmt.Fprintf(&rep, "Through the same round, a process of its own sleeping 1 ms at a time on one P (`repl wake`: no node's Go scheduler involved) woke p50 %.2f ms, p99 %.2f ms, max %.2f ms late (%d sleeps): the wait the machine alone imposes on a thread that is mostly idle. The probes' p99 is %.1f× that p99.\n\n",
+	fmt.Fprintf(&rep, "Through the same round, a process of its own sleeping 1 ms at a time on one P (`stalls wake`: no node's Go scheduler involved) woke p50 %.2f ms, p99 %.2f ms, max %.2f ms late (%d sleeps): the wait the machine alone imposes on a thread that is mostly idle. The probes' p99 is %.1f× that p99.\n\n",
 		woke.P50/1000, woke.P99/1000, woke.Max/1000, woke.Count, vis.P99/max(woke.P99, 1))
 	fmt.Fprintf(&rep, "A stall is a run of probes slower than %v, from the first one's creation to the last one's arrival on b. For each: the share of it node a and node b spent in a GC mark phase, and what the replication goroutines did (a's writers feed a's sender; b's reader applies and acks).\n\n", *slow)
 	var inGC, total time.Duration

@@ -3,9 +3,11 @@
 # library, the examples, the adapters and the browser test), the library's
 # suite again without it, and a short run of every fuzz target. Needs Go;
 # installs Debian's chromium for the browser test when it is missing (as
-# root, or with sudo).
+# root, or with sudo). Each stage starts with a "== stage" line.
 set -euo pipefail
 cd "$(dirname "$0")"
+
+stage() { printf '\n== %s\n' "$*"; }
 
 if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
   sudo=""
@@ -14,40 +16,55 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; 
   $sudo apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
 fi
+stage vet
 go vet ./...
+stage "tests with -race (library and examples)"
 go test -race -count=1 ./...
 # Once more at full speed: the race detector slows every node several
 # times over, which hid a bug that only a faster writer reached (a session
 # outgrowing one wire record). The library only; about 30 s.
+stage "tests without -race (library and examples)"
 go test -count=1 ./...
 # The modules kept apart so their dependencies stay out of the library's
 # go.mod: the scs/gorilla/Prometheus adapters and the browser test.
 for mod in adapters e2e; do
+  stage "$mod (vet, tests with -race)"
   (cd "$mod" && go vet ./... && go test -race -count=1 ./...)
 done
 # The benchmark harness (bench/run.sh runs it): it must keep building, and
-# its stall report's trace reading must keep understanding this Go.
+# its stall report's trace reading (bench/diag/stalls) must keep
+# understanding this Go.
+stage "bench module (vet, build, tests with -race)"
 (cd bench && go vet ./... && go build ./... && go test -race -count=1 ./...)
 # Benchmarks as a smoke test only (one iteration each): the figures come
 # from bench/run.sh, never from timed tests.
+stage "benchmarks smoke (one iteration each)"
 go test -run='^$' -bench=. -benchtime=1x ./... >/dev/null
 # Every fuzz target, briefly (go test -fuzz takes one target and package
 # at a time). Go 1.26's fuzz coordinator can report a bare "context
 # deadline exceeded" as -fuzztime ends while a worker is mid-input
 # (golang/go#75804, fixed in Go 1.27): a failure counts only when a
 # failing input was written to testdata/fuzz/, as every real one is.
+# Each run's output is kept back and printed only when the run fails, so a
+# run counted as passing shows no FAIL lines.
 for pkg in $(go list ./...); do
   dir=$(go list -f '{{.Dir}}' "$pkg")
   for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
+    stage "fuzz: $target ($pkg, ${FUZZTIME:-10s})"
     before=$(ls "$dir/testdata/fuzz/$target" 2>/dev/null | sort || true)
     out=$(mktemp)
     # -fuzzminimizetime bounds the minimizing of each new interesting
     # input (60s by default), which otherwise can take the whole run.
-    if ! go test -run='^$' -fuzz="^${target}\$" -fuzztime="${FUZZTIME:-10s}" -fuzzminimizetime=1000x "$pkg" 2>&1 | tee "$out"; then
+    if go test -run='^$' -fuzz="^${target}\$" -fuzztime="${FUZZTIME:-10s}" -fuzzminimizetime=1000x "$pkg" >"$out" 2>&1; then
+      okline=$(grep '^ok' "$out" | tail -n 1 || true)
+      echo "${okline:-fuzz: $target ok}"
+    else
       after=$(ls "$dir/testdata/fuzz/$target" 2>/dev/null | sort || true)
       if [ "$before" = "$after" ] && grep -q '^    context deadline exceeded$' "$out"; then
         echo "test.sh: $target: Go's fuzz coordinator race at the end of -fuzztime (golang/go#75804), no failing input written: not a failure"
       else
+        cat "$out"
+        echo "test.sh: $target: FAILED" >&2
         rm -f "$out"
         exit 1
       fi

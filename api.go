@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/peersession/peersession/replicate"
+	"github.com/peersession/peersession/replicate/model"
 )
 
 // Load returns the session named by token (a cookie or header value as
@@ -110,7 +110,7 @@ func nodeID() uint64 {
 
 // replicateOut hands local changes to replication; in Sync mode it waits
 // for the acknowledgements. A single node has nothing to do.
-func (st *Store) replicateOut(ctx context.Context, deltas ...replicate.Record) error {
+func (st *Store) replicateOut(ctx context.Context, deltas ...model.Record) error {
 	if st.repl == nil {
 		return nil
 	}

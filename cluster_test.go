@@ -17,9 +17,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
-	"github.com/peersession/peersession/replicate"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/peersession/peersession/replicate/model"
 )
 
 const (
@@ -338,7 +339,7 @@ func TestJoiningNodeGetsASessionOnlyOneMemberHolds(t *testing.T) {
 	onlyB := create(t, solo, map[string]any{"on": "b"})
 	plant := func(st *Store, tok string) {
 		tok, _ = parseValue(tok)
-		require.Zero(t, replStore{st}.Apply([]replicate.Record{solo.lookup(idOf(tok)).rec}))
+		require.Zero(t, replStore{st}.Apply([]model.Record{solo.lookup(idOf(tok)).rec}))
 	}
 	plant(a, onlyA)
 	plant(b, onlyB)

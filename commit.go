@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/peersession/peersession/replicate"
+	"github.com/peersession/peersession/replicate/model"
 )
 
 // commitResult tells the middleware what the client must be told after a
@@ -54,8 +54,8 @@ func (st *Store) commitLocked(ctx context.Context, s *Session) (commitResult, er
 // sorted), stamped in place: a commit that succeeds drops s.dirty
 // (resetLocked) before the delta goes to replication, which may keep it; one
 // that fails keeps s.dirty, and the next attempt stamps it again.
-func (st *Store) deltaLocked(s *Session, id string) replicate.Record {
-	d := replicate.Record{ID: id}
+func (st *Store) deltaLocked(s *Session, id string) model.Record {
+	d := model.Record{ID: id}
 	if len(s.dirty) > 0 {
 		for i := range s.dirty {
 			s.dirty[i].Value.Ver = st.clock.Now()
@@ -129,8 +129,8 @@ func (st *Store) commitRenewLocked(ctx context.Context, s *Session) (commitResul
 	}
 	token := newToken()
 	now := st.cfg.Now()
-	full := replicate.Merge(cur.rec, st.deltaLocked(s, oldID))
-	d := replicate.Record{
+	full := model.Merge(cur.rec, st.deltaLocked(s, oldID))
+	d := model.Record{
 		ID:          idOf(token),
 		Created:     full.Created,
 		Deadline:    full.Deadline, // renewal does not extend the lifetime
@@ -144,7 +144,7 @@ func (st *Store) commitRenewLocked(ctx context.Context, s *Session) (commitResul
 	for _, kv := range full.Keys { // in order, so d.Keys is sorted too
 		if !kv.Value.Deleted {
 			if d.Keys == nil {
-				d.Keys = make([]replicate.KeyValue, 0, len(full.Keys))
+				d.Keys = make([]model.KeyValue, 0, len(full.Keys))
 			}
 			kv.Value.Ver = st.clock.Now()
 			d.Keys = append(d.Keys, kv)
@@ -167,7 +167,7 @@ func (st *Store) commitRenewLocked(ctx context.Context, s *Session) (commitResul
 }
 
 func (st *Store) commitDestroyLocked(ctx context.Context, s *Session) (commitResult, error) {
-	var tomb replicate.Record
+	var tomb model.Record
 	if s.ended != nil {
 		tomb = st.tombstone(s.ended.rec.ID, s.ended.rec.Deadline)
 		prev, next, err := st.mergeIn(tomb, applyOpts{})

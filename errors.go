@@ -8,7 +8,7 @@ var (
 	ErrClosed = errors.New("peersession: store closed")
 	// ErrTooLarge is returned when a session would exceed
 	// Config.MaxSessionBytes, or a key name or one encoded value would
-	// exceed what replication carries (replicate.DefaultLimits: 1,024
+	// exceed what replication carries (the wire codec's DefaultLimits: 1,024
 	// bytes, 1 MiB); the stored session is left as it was.
 	ErrTooLarge = errors.New("peersession: session too large")
 	// ErrTooManySessions is returned when a new session would exceed

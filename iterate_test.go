@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/peersession/peersession/replicate"
+	"github.com/peersession/peersession/replicate/model"
 )
 
 func TestLoadOrCreateUsesTheGivenToken(t *testing.T) {
@@ -66,7 +66,7 @@ func TestRangeLetsTheShardsWritersIn(t *testing.T) {
 	tok := create(t, st, map[string]any{"n": "before"})
 
 	walked := 0
-	replStore{st}.Range(func(replicate.Record) bool {
+	replStore{st}.Range(func(model.Record) bool {
 		walked++
 		saved := make(chan error, 1)
 		go func() {

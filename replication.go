@@ -8,8 +8,11 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
 	"github.com/peersession/peersession/cluster"
 	"github.com/peersession/peersession/replicate"
+	"github.com/peersession/peersession/replicate/model"
+	"github.com/peersession/peersession/replicate/wire"
 )
 
 // Consistency says when a write counts as done in a cluster.
@@ -310,7 +313,7 @@ func (r *replication) syncLoop(ctx context.Context) error {
 
 // publish replicates local changes; in Sync mode it waits for MinAcks
 // acknowledgements.
-func (r *replication) publish(ctx context.Context, deltas []replicate.Record) error {
+func (r *replication) publish(ctx context.Context, deltas []model.Record) error {
 	if r.cfg.Consistency != Sync {
 		r.eng.Enqueue(deltas...) // nothing waits: no Ticket
 		return nil
@@ -389,7 +392,7 @@ type replStore struct{ st *Store }
 // hold yet (it arrived before the state transfer or a repair brought the
 // session) is kept as a partial record, invisible until the rest arrives,
 // so that the acknowledgement sent for it is true.
-func (a replStore) Apply(recs []replicate.Record) (refused int) {
+func (a replStore) Apply(recs []model.Record) (refused int) {
 	// One clock reading for the whole batch. mergeIn copies each record's
 	// keys into the session's own entry: a record's Keys slice is the
 	// engine's (replicate.Store).
@@ -415,12 +418,12 @@ func (a replStore) Apply(recs []replicate.Record) (refused int) {
 // checkValues checks that every value of a remote record is well-formed
 // msgpack, so that a later Get cannot be made to allocate what a peer
 // declared but did not send.
-func checkValues(rec *replicate.Record) error {
+func checkValues(rec *model.Record) error {
 	for _, kv := range rec.Keys {
 		if kv.Value.Deleted {
 			continue
 		}
-		if err := replicate.CheckValue(kv.Value.Data, replicate.Limits{}); err != nil {
+		if err := wire.CheckValue(kv.Value.Data, wire.Limits{}); err != nil {
 			return fmt.Errorf("key %q: %w", kv.Key, err)
 		}
 	}
@@ -428,16 +431,16 @@ func checkValues(rec *replicate.Record) error {
 }
 
 // Lookup returns the record for id, tombstones included, unless expired.
-func (a replStore) Lookup(id string) (replicate.Record, bool) {
+func (a replStore) Lookup(id string) (model.Record, bool) {
 	e := a.st.shards.get(id)
 	if e == nil || (!e.rec.IsDead() && e.rec.Expired(a.st.cfg.Now())) {
-		return replicate.Record{}, false
+		return model.Record{}, false
 	}
 	return e.rec, true
 }
 
 // Range calls fn with every live session and tombstone.
-func (a replStore) Range(fn func(replicate.Record) bool) {
+func (a replStore) Range(fn func(model.Record) bool) {
 	now := a.st.cfg.Now()
 	a.st.shards.each(func(e *entry) bool {
 		if !e.rec.IsDead() && e.rec.Expired(now) {

@@ -8,9 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/peersession/peersession/replicate"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/peersession/peersession/replicate/model"
+	"github.com/peersession/peersession/replicate/wire"
 )
 
 func TestNonLoopbackWithoutKeyRefusesToStart(t *testing.T) {
@@ -33,7 +35,7 @@ func TestReplayedCreateCannotResurrectDestroyedSession(t *testing.T) {
 
 	// The attacker (or a confused peer) recorded the create.
 	token, _ := parseValue(tok)
-	captured, err := replicate.Encode(replicate.MsgBatch, &replicate.Batch{Seq: 1, Records: []replicate.Record{a.shards.get(idOf(token)).rec}})
+	captured, err := wire.Encode(wire.MsgBatch, &wire.Batch{Seq: 1, Records: []model.Record{a.shards.get(idOf(token)).rec}})
 	require.NoError(t, err)
 	replay := func() { b.repl.eng.HandleFrame(a.repl.node.Self().ID, bytes.Clone(captured)) }
 
@@ -120,12 +122,12 @@ func TestHostileValueFromPeerIsRefused(t *testing.T) {
 	nodes := tc.startAll("a", "b")
 	a, b := nodes[0], nodes[1]
 	now := time.Now().UnixNano()
-	good := replicate.Record{ID: idOf(newToken()), Created: now, Access: now, Deadline: now + int64(time.Hour), IdleTimeout: int64(time.Hour),
-		Keys: []replicate.KeyValue{{Key: "k", Value: replicate.Value{Data: []byte{0xa1, 'v'}, Ver: a.clock.Now()}}}}
+	good := model.Record{ID: idOf(newToken()), Created: now, Access: now, Deadline: now + int64(time.Hour), IdleTimeout: int64(time.Hour),
+		Keys: []model.KeyValue{{Key: "k", Value: model.Value{Data: []byte{0xa1, 'v'}, Ver: a.clock.Now()}}}}
 	bad := good.Clone()
 	bad.ID = idOf(newToken())
-	bad.Keys[0].Value = replicate.Value{Data: []byte{0xdd, 0xff, 0xff, 0xff, 0xff}, Ver: a.clock.Now()} // "k": an array of 4G elements, no bytes
-	frame, err := replicate.Encode(replicate.MsgBatch, &replicate.Batch{Seq: 1, Records: []replicate.Record{bad, good}})
+	bad.Keys[0].Value = model.Value{Data: []byte{0xdd, 0xff, 0xff, 0xff, 0xff}, Ver: a.clock.Now()} // "k": an array of 4G elements, no bytes
+	frame, err := wire.Encode(wire.MsgBatch, &wire.Batch{Seq: 1, Records: []model.Record{bad, good}})
 	require.NoError(t, err)
 	refused := b.Stats().Refused
 	b.repl.eng.HandleFrame(a.repl.node.Self().ID, frame)

@@ -6,7 +6,8 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/peersession/peersession/replicate"
+	"github.com/peersession/peersession/replicate/model"
+	"github.com/peersession/peersession/replicate/wire"
 )
 
 // Session is one request's view of a session: the stored snapshot it
@@ -27,9 +28,9 @@ type Session struct {
 	stamp int64  // version stamp the client presented (read-your-writes)
 	base  *entry // the snapshot loaded; nil for a new session
 	// dirty holds this request's changes, sorted by key without repeats
-	// (as replicate.Record.Keys), their versions unset until the commit,
+	// (as model.Record.Keys), their versions unset until the commit,
 	// which hands the slice over to the delta it stores and replicates.
-	dirty      []replicate.KeyValue
+	dirty      []model.KeyValue
 	size       int     // base.size adjusted for dirty, for the early size check
 	principal  *string // a SetPrincipal not yet committed
 	loaded     bool    // load has run
@@ -118,21 +119,21 @@ func (s *Session) Set(key string, v any) error {
 	if err != nil {
 		return fmt.Errorf("peersession: encode key %q (%T): %w", key, v, err)
 	}
-	return s.put(key, replicate.Value{Data: data})
+	return s.put(key, model.Value{Data: data})
 }
 
 // Delete removes key. Removing a missing key is not an error.
 func (s *Session) Delete(key string) {
-	_ = s.put(key, replicate.Value{Deleted: true})
+	_ = s.put(key, model.Value{Deleted: true})
 }
 
-func (s *Session) put(key string, v replicate.Value) error {
+func (s *Session) put(key string, v model.Value) error {
 	// What one key may hold is bounded by what a peer accepts: a key or
 	// value past these could be stored here but never replicated.
-	if lim := replicate.DefaultLimits.MaxKeyLen; len(key) > lim {
+	if lim := wire.DefaultLimits.MaxKeyLen; len(key) > lim {
 		return fmt.Errorf("%w: a key name of %d bytes, over the %d-byte limit; use a shorter name", ErrTooLarge, len(key), lim)
 	}
-	if lim := replicate.DefaultLimits.MaxValue; len(v.Data) > lim {
+	if lim := wire.DefaultLimits.MaxValue; len(v.Data) > lim {
 		return fmt.Errorf("%w: the value for %q is %d bytes encoded, over the %d-byte limit for one value (replication carries no larger); split it over several keys", ErrTooLarge, key, len(v.Data), lim)
 	}
 	s.mu.Lock()
@@ -152,21 +153,21 @@ func (s *Session) put(key string, v replicate.Value) error {
 	if !had && v.Deleted && s.base == nil {
 		return nil // nothing to remove from a session that does not exist
 	}
-	if i, ok := replicate.SearchKeys(s.dirty, key); ok {
+	if i, ok := model.SearchKeys(s.dirty, key); ok {
 		s.dirty[i].Value = v
 	} else {
-		s.dirty = slices.Insert(s.dirty, i, replicate.KeyValue{Key: key, Value: v})
+		s.dirty = slices.Insert(s.dirty, i, model.KeyValue{Key: key, Value: v})
 	}
 	s.size = size
 	return nil
 }
 
 // dirtyLocked returns this request's change to key, if any.
-func (s *Session) dirtyLocked(key string) (replicate.Value, bool) {
-	if i, ok := replicate.SearchKeys(s.dirty, key); ok {
+func (s *Session) dirtyLocked(key string) (model.Value, bool) {
+	if i, ok := model.SearchKeys(s.dirty, key); ok {
 		return s.dirty[i].Value, true
 	}
-	return replicate.Value{}, false
+	return model.Value{}, false
 }
 
 // currentLocked returns key's current encoded value.
@@ -204,9 +205,9 @@ func (s *Session) Keys() []string {
 	return keys
 }
 
-func (e *entry) keysHas(k string) (replicate.Value, bool) {
+func (e *entry) keysHas(k string) (model.Value, bool) {
 	if e == nil {
-		return replicate.Value{}, false
+		return model.Value{}, false
 	}
 	return e.rec.Get(k)
 }

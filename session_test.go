@@ -4,9 +4,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/peersession/peersession/replicate"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/peersession/peersession/replicate/wire"
 )
 
 // requireIDOf checks the Session's cached ID against its token and the
@@ -242,15 +243,15 @@ func TestSetRefusesWhatCannotBeReplicated(t *testing.T) {
 	s, err := st.Load(t.Context(), tok)
 	require.NoError(t, err)
 
-	err = s.Set(strings.Repeat("k", replicate.DefaultLimits.MaxKeyLen+1), 1)
+	err = s.Set(strings.Repeat("k", wire.DefaultLimits.MaxKeyLen+1), 1)
 	require.ErrorIs(t, err, ErrTooLarge)
 	assert.Contains(t, err.Error(), "key name")
-	require.NoError(t, s.Set(strings.Repeat("k", replicate.DefaultLimits.MaxKeyLen), 1), "a key at the limit is fine")
+	require.NoError(t, s.Set(strings.Repeat("k", wire.DefaultLimits.MaxKeyLen), 1), "a key at the limit is fine")
 
-	err = s.Set("big", make([]byte, replicate.DefaultLimits.MaxValue))
+	err = s.Set("big", make([]byte, wire.DefaultLimits.MaxValue))
 	require.ErrorIs(t, err, ErrTooLarge, "over the limit once encoded (a bin header)")
 	assert.Contains(t, err.Error(), "split it over several keys")
-	require.NoError(t, s.Set("fits", make([]byte, replicate.DefaultLimits.MaxValue-16)))
+	require.NoError(t, s.Set("fits", make([]byte, wire.DefaultLimits.MaxValue-16)))
 	assert.False(t, s.Has("big"))
 	_, err = st.Save(t.Context(), s)
 	require.NoError(t, err)

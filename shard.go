@@ -4,7 +4,7 @@ import (
 	"hash/maphash"
 	"sync"
 
-	"github.com/peersession/peersession/replicate"
+	"github.com/peersession/peersession/replicate/model"
 )
 
 // shardCount spreads sessions over this many independently locked maps, so
@@ -16,7 +16,7 @@ const shardCount = 64
 // builds a new entry and swaps the map's pointer, so a reader holding an
 // entry needs no lock.
 type entry struct {
-	rec   replicate.Record
+	rec   model.Record
 	size  int   // rec.Size(), cached
 	stamp int64 // rec.MaxVersion().Wall, cached: the session's version stamp
 }
@@ -25,36 +25,36 @@ type entry struct {
 // that, for up to 8 keys, share one allocation: a write replaces a
 // session's entry and keys together, so a session costs the collector one
 // object instead of two. The slice's capacity is exactly n.
-func newEntry(n int) (*entry, []replicate.KeyValue) {
+func newEntry(n int) (*entry, []model.KeyValue) {
 	switch {
 	case n <= 0:
 		return new(entry), nil
 	case n == 1:
 		x := new(struct {
 			e entry
-			k [1]replicate.KeyValue
+			k [1]model.KeyValue
 		})
 		return &x.e, x.k[:0:n]
 	case n == 2:
 		x := new(struct {
 			e entry
-			k [2]replicate.KeyValue
+			k [2]model.KeyValue
 		})
 		return &x.e, x.k[:0:n]
 	case n <= 4:
 		x := new(struct {
 			e entry
-			k [4]replicate.KeyValue
+			k [4]model.KeyValue
 		})
 		return &x.e, x.k[:0:n]
 	case n <= 8:
 		x := new(struct {
 			e entry
-			k [8]replicate.KeyValue
+			k [8]model.KeyValue
 		})
 		return &x.e, x.k[:0:n]
 	}
-	return new(entry), make([]replicate.KeyValue, 0, n)
+	return new(entry), make([]model.KeyValue, 0, n)
 }
 
 // shard is one part of the session map.

@@ -29,7 +29,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/peersession/peersession/replicate"
+	"github.com/peersession/peersession/replicate/model"
 )
 
 // Store holds sessions in a sharded in-memory map and, when Config.Cluster
@@ -37,7 +37,7 @@ import (
 // concurrent use. Close it when done.
 type Store struct {
 	cfg        Config
-	clock      *replicate.Clock
+	clock      *model.Clock
 	shards     *shards
 	principals principalIndex
 	stats      counters
@@ -68,7 +68,7 @@ func New(cfg Config) (*Store, error) {
 		refusals: newRefusalLog(),
 		stop:     make(chan struct{}),
 	}
-	st.clock = replicate.NewClock(nodeID(), cfg.Now)
+	st.clock = model.NewClock(nodeID(), cfg.Now)
 	if cfg.Cluster != nil {
 		if st.repl, err = startReplication(st, *cfg.Cluster); err != nil {
 			return nil, err
@@ -130,7 +130,7 @@ type applyOpts struct {
 // refuses changes that would bring back an expired session, leaving the
 // stored session untouched on error. prev == next means delta held nothing
 // new.
-func (st *Store) mergeIn(delta replicate.Record, o applyOpts) (prev, next *entry, err error) {
+func (st *Store) mergeIn(delta model.Record, o applyOpts) (prev, next *entry, err error) {
 	now := o.now
 	if now.IsZero() {
 		now = st.cfg.Now()
@@ -140,7 +140,7 @@ func (st *Store) mergeIn(delta replicate.Record, o applyOpts) (prev, next *entry
 	defer sh.mu.Unlock()
 
 	prev = sh.m[delta.ID]
-	var base replicate.Record
+	var base model.Record
 	if prev != nil {
 		base = prev.rec
 	}
@@ -148,11 +148,11 @@ func (st *Store) mergeIn(delta replicate.Record, o applyOpts) (prev, next *entry
 	if o.mustExist && !wasLive {
 		return prev, prev, ErrSessionEnded
 	}
-	if prev != nil && !replicate.Newer(base, delta) {
+	if prev != nil && !model.Newer(base, delta) {
 		return prev, prev, nil
 	}
-	next, keys := newEntry(replicate.MergedLen(base, delta))
-	merged := replicate.MergeInto(base, delta, keys)
+	next, keys := newEntry(model.MergedLen(base, delta))
+	merged := model.MergeInto(base, delta, keys)
 	switch {
 	case merged.IsDead():
 		if merged.Deadline != 0 && now.UnixNano() >= merged.Deadline+int64(tombstoneGrace) {
@@ -230,9 +230,9 @@ func (st *Store) destroyID(ctx context.Context, id string) (bool, error) {
 }
 
 // tombstone returns the change that ends session id.
-func (st *Store) tombstone(id string, deadline int64) replicate.Record {
+func (st *Store) tombstone(id string, deadline int64) model.Record {
 	if deadline == 0 {
 		deadline = st.cfg.Now().Add(st.cfg.Lifetime).UnixNano()
 	}
-	return replicate.Record{ID: id, Dead: st.clock.Now(), Deadline: deadline}
+	return model.Record{ID: id, Dead: st.clock.Now(), Deadline: deadline}
 }

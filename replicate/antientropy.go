@@ -5,6 +5,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/peersession/peersession/replicate/model"
+	"github.com/peersession/peersession/replicate/wire"
 )
 
 // Anti-entropy repairs what the queues lost (changes dropped by a full
@@ -64,8 +67,8 @@ const (
 // hashes are fixed (FNV-1a with a finalizer), so digests compare across
 // processes and releases.
 func (e *Engine) Digest() []uint64 {
-	d := make([]uint64, DigestBuckets)
-	e.cfg.Store.Range(func(r Record) bool {
+	d := make([]uint64, wire.DigestBuckets)
+	e.cfg.Store.Range(func(r model.Record) bool {
 		d[bucketOf(r.ID)] ^= recordHash(&r)
 		return true
 	})
@@ -94,7 +97,7 @@ func fnvUint64(h, v uint64) uint64 {
 	return h
 }
 
-func fnvVersion(h uint64, v Version) uint64 {
+func fnvVersion(h uint64, v model.Version) uint64 {
 	return fnvUint64(fnvUint64(fnvUint64(h, uint64(v.Wall)), uint64(v.Seq)), v.Node)
 }
 
@@ -110,13 +113,13 @@ func fmix64(h uint64) uint64 {
 
 // bucketOf returns the digest bucket of session id.
 func bucketOf(id string) int {
-	return int(fmix64(fnvString(fnvOffset, id)) % DigestBuckets)
+	return int(fmix64(fnvString(fnvOffset, id)) % wire.DigestBuckets)
 }
 
 // recordHash returns r's digest hash. Keys are combined with XOR, so
 // their order does not matter; each key's hash is seeded with the ID's, so
 // equal keys of two sessions in one bucket do not cancel out.
-func recordHash(r *Record) uint64 {
+func recordHash(r *model.Record) uint64 {
 	idh := fnvString(fnvOffset, r.ID)
 	h := fnvVersion(fnvVersion(fnvUint64(idh, 0), r.Dead), r.PrincipalVer)
 	sum := fmix64(h)
@@ -183,7 +186,7 @@ func (e *Engine) antiEntropyRound(force bool) bool {
 		}
 		p = live[start]
 	}
-	frame, err := Encode(MsgDigest, &Digest{Buckets: e.Digest()})
+	frame, err := wire.Encode(wire.MsgDigest, &wire.Digest{Buckets: e.Digest()})
 	if err != nil {
 		e.log.Error("replicate: encode digest", "err", err)
 		return false
@@ -208,7 +211,7 @@ func (e *Engine) queueAntiEntropy(p *peer, msg any) {
 		return
 	}
 	ids := 0
-	if s, ok := msg.(*Summary); ok {
+	if s, ok := msg.(*wire.Summary); ok {
 		ids = len(s.IDs)
 	}
 	if len(p.ae) >= maxAEPending || p.aeIDs+ids > maxAEPendingIDs {
@@ -241,13 +244,13 @@ func (e *Engine) aeLoop(p *peer) {
 			return
 		}
 		p.mu.Unlock()
-		var digest *Digest
-		var sums []*Summary
+		var digest *wire.Digest
+		var sums []*wire.Summary
 		for _, m := range msgs {
 			switch m := m.(type) {
-			case *Digest:
+			case *wire.Digest:
 				digest = m // the latest supersedes the others
-			case *Summary:
+			case *wire.Summary:
 				sums = append(sums, m)
 			}
 		}
@@ -286,13 +289,13 @@ type entry struct {
 // scan walks the store once and calls fn with each record in any of
 // scopes, its digest hash and the indices of the scopes it is in (fn must
 // not keep in).
-func (e *Engine) scan(scopes []scope, fn func(r *Record, hash uint64, in []int)) {
-	var byBucket [DigestBuckets][]int
+func (e *Engine) scan(scopes []scope, fn func(r *model.Record, hash uint64, in []int)) {
+	var byBucket [wire.DigestBuckets][]int
 	for i, s := range scopes {
 		byBucket[s.bucket] = append(byBucket[s.bucket], i)
 	}
 	var in []int
-	e.cfg.Store.Range(func(r Record) bool {
+	e.cfg.Store.Range(func(r model.Record) bool {
 		in = in[:0]
 		for _, i := range byBucket[bucketOf(r.ID)] {
 			if scopes[i].has(r.ID) {
@@ -327,7 +330,7 @@ func (e *Engine) answerDigest(p *peer, theirs []uint64) {
 		return
 	}
 	entries := make([][]entry, len(scopes))
-	e.scan(scopes, func(r *Record, h uint64, in []int) {
+	e.scan(scopes, func(r *model.Record, h uint64, in []int) {
 		for _, i := range in {
 			entries[i] = append(entries[i], entry{r.ID, h})
 		}
@@ -339,7 +342,7 @@ func (e *Engine) answerDigest(p *peer, theirs []uint64) {
 // handleSummaries queues for p our records in the Summaries' scopes that
 // they lack or hold another version of, and answers those that are not
 // replies with our own Summaries of the same scopes.
-func (e *Engine) handleSummaries(p *peer, sums []*Summary) {
+func (e *Engine) handleSummaries(p *peer, sums []*wire.Summary) {
 	var scopes []scope
 	var owner []int // owner[i] is the index in sums of scopes[i]
 	hashes := make([]map[string]uint64, len(sums))
@@ -354,8 +357,8 @@ func (e *Engine) handleSummaries(p *peer, sums []*Summary) {
 		}
 	}
 	entries := make([][]entry, len(scopes))
-	var push []Record
-	e.scan(scopes, func(r *Record, h uint64, in []int) {
+	var push []model.Record
+	e.scan(scopes, func(r *model.Record, h uint64, in []int) {
 		differs := false
 		for _, i := range in {
 			j := owner[i]
@@ -401,24 +404,24 @@ func (e *Engine) handleSummaries(p *peer, sums []*Summary) {
 // false if it stopped early (p went down, or a frame did not encode).
 func (e *Engine) sendSummaries(p *peer, scopes []scope, entries [][]entry, reply bool) (int, bool) {
 	sent := 0
-	send := func(s *Summary) bool {
+	send := func(s *wire.Summary) bool {
 		s.Reply = reply
-		if !p.sendEncodedWait(Encode(MsgSummary, s)) {
+		if !p.sendEncodedWait(wire.Encode(wire.MsgSummary, s)) {
 			return false
 		}
 		sent++
 		return true
 	}
-	var cur Summary // whole buckets packed so far
+	var cur wire.Summary // whole buckets packed so far
 	flush := func() bool {
 		if len(cur.Buckets) == 0 {
 			return true
 		}
 		ok := send(&cur)
-		cur = Summary{}
+		cur = wire.Summary{}
 		return ok
 	}
-	add := func(s *Summary, es []entry) {
+	add := func(s *wire.Summary, es []entry) {
 		for _, en := range es {
 			s.IDs = append(s.IDs, en.id)
 			s.Hashes = append(s.Hashes, en.hash)
@@ -439,7 +442,7 @@ func (e *Engine) sendSummaries(p *peer, scopes []scope, entries [][]entry, reply
 		slices.SortFunc(es, func(a, b entry) int { return strings.Compare(a.id, b.id) })
 		for lo := 0; ; lo += e.summaryMax {
 			hi := min(lo+e.summaryMax, len(es))
-			s := Summary{Buckets: []uint32{sc.bucket}, Lo: sc.lo, Hi: sc.hi}
+			s := wire.Summary{Buckets: []uint32{sc.bucket}, Lo: sc.lo, Hi: sc.hi}
 			if lo > 0 {
 				s.Lo = es[lo].id
 			}

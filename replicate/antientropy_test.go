@@ -6,6 +6,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/peersession/peersession/replicate/model"
+	"github.com/peersession/peersession/replicate/wire"
 )
 
 func TestAntiEntropyRepairsAfterPartition(t *testing.T) {
@@ -28,7 +31,7 @@ func TestAntiEntropyRepairsAfterPartition(t *testing.T) {
 	}
 	c.publish(c.write(sessionID(30), "k", "from C"))
 	// A write no queue ever carries: only anti-entropy can move it.
-	b.store.Apply([]Record{b.write(sessionID(40), "k", "B only")})
+	b.store.Apply([]model.Record{b.write(sessionID(40), "k", "B only")})
 	require.NotEqual(t, a.e.Digest(), b.e.Digest())
 
 	for _, other := range []*testNode{b, c} {
@@ -64,16 +67,16 @@ func equalDigest(a, b []uint64) bool {
 // Digests are compared across processes and releases: a record's hash and
 // bucket are fixed functions of its ID and versions, pinned here.
 func TestDigestHashesAreFixed(t *testing.T) {
-	r := Record{
+	r := model.Record{
 		ID:           "s3cr3t-session-id-0123456789abcdefghijklmno",
-		PrincipalVer: Version{Wall: 1700000000000000000, Seq: 3, Node: 7},
-		Keys: []KeyValue{
-			{Key: "cart", Value: Value{Data: []byte{0x01}, Ver: Version{Wall: 1700000000000000001, Seq: 1, Node: 7}}},
-			{Key: "gone", Value: Value{Ver: Version{Wall: 1700000000000000002, Node: 9}, Deleted: true}},
+		PrincipalVer: model.Version{Wall: 1700000000000000000, Seq: 3, Node: 7},
+		Keys: []model.KeyValue{
+			{Key: "cart", Value: model.Value{Data: []byte{0x01}, Ver: model.Version{Wall: 1700000000000000001, Seq: 1, Node: 7}}},
+			{Key: "gone", Value: model.Value{Ver: model.Version{Wall: 1700000000000000002, Node: 9}, Deleted: true}},
 		},
 		Access: 123, // not hashed
 	}
-	dead := Record{ID: "another", Dead: Version{Wall: 5, Seq: 6, Node: 7}}
+	dead := model.Record{ID: "another", Dead: model.Version{Wall: 5, Seq: 6, Node: 7}}
 
 	require.Equal(t, uint64(0x4ac556663a7857c6), recordHash(&r))
 	require.Equal(t, 167, bucketOf(r.ID))
@@ -85,33 +88,33 @@ func TestDigest(t *testing.T) {
 	net := newMemNet(t)
 	a := newNode(t, net, "A", 1, nil)
 	b := newNode(t, net, "B", 2, nil)
-	require.Len(t, a.e.Digest(), DigestBuckets)
-	require.Equal(t, make([]uint64, DigestBuckets), a.e.Digest())
+	require.Len(t, a.e.Digest(), wire.DigestBuckets)
+	require.Equal(t, make([]uint64, wire.DigestBuckets), a.e.Digest())
 
 	r := a.write("s", "k1", "v1", "k2", "v2")
-	a.store.Apply([]Record{r})
-	b.store.Apply([]Record{r})
+	a.store.Apply([]model.Record{r})
+	b.store.Apply([]model.Record{r})
 	require.Equal(t, a.e.Digest(), b.e.Digest())
 
 	// Access is excluded.
-	b.store.Apply([]Record{{ID: "s", Access: 12345}})
+	b.store.Apply([]model.Record{{ID: "s", Access: 12345}})
 	require.Equal(t, a.e.Digest(), b.e.Digest())
 
 	// A missing older key shows even though the newest version is equal.
-	old := Record{ID: "t", Keys: []KeyValue{{"old", Value{Data: []byte("x"), Ver: a.clock.Now()}}}}
-	newer := Record{ID: "t", Keys: []KeyValue{{"new", Value{Data: []byte("y"), Ver: a.clock.Now()}}}}
-	a.store.Apply([]Record{old, newer})
-	b.store.Apply([]Record{newer})
+	old := model.Record{ID: "t", Keys: []model.KeyValue{{"old", model.Value{Data: []byte("x"), Ver: a.clock.Now()}}}}
+	newer := model.Record{ID: "t", Keys: []model.KeyValue{{"new", model.Value{Data: []byte("y"), Ver: a.clock.Now()}}}}
+	a.store.Apply([]model.Record{old, newer})
+	b.store.Apply([]model.Record{newer})
 	require.NotEqual(t, a.e.Digest(), b.e.Digest())
-	b.store.Apply([]Record{old})
+	b.store.Apply([]model.Record{old})
 	require.Equal(t, a.e.Digest(), b.e.Digest())
 
 	// Tombstones count.
-	a.store.Apply([]Record{{ID: "s", Dead: a.clock.Now()}})
+	a.store.Apply([]model.Record{{ID: "s", Dead: a.clock.Now()}})
 	require.NotEqual(t, a.e.Digest(), b.e.Digest())
 
 	// Fixed across processes: the hash of a known record never changes.
-	known := Record{ID: "id", Keys: []KeyValue{{"k", Value{Ver: Version{Wall: 1, Seq: 2, Node: 3}}}}}
+	known := model.Record{ID: "id", Keys: []model.KeyValue{{"k", model.Value{Ver: model.Version{Wall: 1, Seq: 2, Node: 3}}}}}
 	require.Equal(t, uint64(0xe036b66f0f7b63e7), recordHash(&known), "%#x", recordHash(&known))
 	require.Equal(t, 54, bucketOf("id"))
 }
@@ -121,7 +124,7 @@ func TestDigest(t *testing.T) {
 // sessions a lacks, none of which any queue carries.
 func diverge(t *testing.T, a, b *testNode, n, differ int) {
 	t.Helper()
-	shared := make([]Record, 0, n)
+	shared := make([]model.Record, 0, n)
 	for i := range n {
 		shared = append(shared, a.write(sessionID(i), "k", "v", "p", "q"))
 	}
@@ -129,8 +132,8 @@ func diverge(t *testing.T, a, b *testNode, n, differ int) {
 	b.store.Apply(shared)
 	require.Equal(t, a.e.Digest(), b.e.Digest())
 	for i := range differ / 2 {
-		a.store.Apply([]Record{a.write(sessionID(i*(n/differ)), "k", "from A")})
-		b.store.Apply([]Record{b.write(sessionID(n+i), "k", "from B")})
+		a.store.Apply([]model.Record{a.write(sessionID(i*(n/differ)), "k", "from A")})
+		b.store.Apply([]model.Record{b.write(sessionID(n+i), "k", "from B")})
 	}
 	require.NotEqual(t, a.e.Digest(), b.e.Digest())
 }
@@ -157,22 +160,22 @@ func TestAntiEntropyRepairsOnlyDifferences(t *testing.T) {
 
 	repairs := a.e.Stats().Repairs + b.e.Stats().Repairs
 	t.Logf("%d differences among %d sessions: %d repairs, %d+%d summaries", differ, n, repairs,
-		net.link("B", "A").count(MsgSummary), net.link("A", "B").count(MsgSummary))
+		net.link("B", "A").count(wire.MsgSummary), net.link("A", "B").count(wire.MsgSummary))
 	// A changed record is pushed both ways (one side's version is older:
 	// the merge ignores it); a new one only by the side that has it.
 	require.GreaterOrEqual(t, repairs, uint64(differ))
 	require.LessOrEqual(t, repairs, uint64(3*differ))
-	require.Equal(t, 1, net.link("A", "B").count(MsgDigest))
-	require.Equal(t, 1, net.link("B", "A").count(MsgSummary))
-	require.Equal(t, 1, net.link("A", "B").count(MsgSummary))
-	require.Zero(t, net.link("A", "B").count(MsgBuckets)+net.link("B", "A").count(MsgBuckets))
+	require.Equal(t, 1, net.link("A", "B").count(wire.MsgDigest))
+	require.Equal(t, 1, net.link("B", "A").count(wire.MsgSummary))
+	require.Equal(t, 1, net.link("A", "B").count(wire.MsgSummary))
+	require.Zero(t, net.link("A", "B").count(wire.MsgBuckets)+net.link("B", "A").count(wire.MsgBuckets))
 
 	// Equal digests: a round costs one Digest and nothing else.
 	require.True(t, b.e.antiEntropyRound(false))
 	waitFor(t, "A handled the digest", func() bool {
-		return net.link("B", "A").delivered(MsgDigest) == 1 && aeIdle(a, "B")
+		return net.link("B", "A").delivered(wire.MsgDigest) == 1 && aeIdle(a, "B")
 	})
-	require.Equal(t, 1, net.link("A", "B").count(MsgSummary))
+	require.Equal(t, 1, net.link("A", "B").count(wire.MsgSummary))
 	require.Equal(t, repairs, a.e.Stats().Repairs+b.e.Stats().Repairs)
 }
 
@@ -187,7 +190,7 @@ func TestAntiEntropySplitsSummaries(t *testing.T) {
 	require.True(t, b.e.antiEntropyRound(false))
 	waitConverged(t, a, b)
 	repairs := a.e.Stats().Repairs + b.e.Stats().Repairs
-	ab, ba := net.link("A", "B").count(MsgSummary), net.link("B", "A").count(MsgSummary)
+	ab, ba := net.link("A", "B").count(wire.MsgSummary), net.link("B", "A").count(wire.MsgSummary)
 	t.Logf("%d repairs, %d+%d summaries", repairs, ab, ba)
 	require.LessOrEqual(t, repairs, uint64(3*differ))
 	require.Greater(t, ab, differ/2)
@@ -207,25 +210,25 @@ func TestAntiEntropyQuietWhileReplicating(t *testing.T) {
 	require.False(t, a.e.antiEntropyRound(false))
 	require.True(t, b.e.antiEntropyRound(false))
 	waitFor(t, "A handled the digest", func() bool {
-		return net.link("B", "A").delivered(MsgDigest) == 1 && aeIdle(a, "B")
+		return net.link("B", "A").delivered(wire.MsgDigest) == 1 && aeIdle(a, "B")
 	})
-	require.Zero(t, link.count(MsgSummary))
+	require.Zero(t, link.count(wire.MsgSummary))
 	require.Zero(t, a.e.Stats().Repairs+b.e.Stats().Repairs)
 
 	// Load that never ends does not starve anti-entropy: a forced round
 	// goes ahead, and so does the digest after maxAESkips declined in a
 	// row.
 	require.True(t, a.e.antiEntropyRound(true))
-	waitFor(t, "forced digest sent", func() bool { return link.count(MsgDigest) == 1 })
+	waitFor(t, "forced digest sent", func() bool { return link.count(wire.MsgDigest) == 1 })
 	for i := 2; i <= maxAESkips; i++ {
 		require.True(t, b.e.antiEntropyRound(false))
 		waitFor(t, "A handled the digest", func() bool {
-			return net.link("B", "A").delivered(MsgDigest) == i && aeIdle(a, "B")
+			return net.link("B", "A").delivered(wire.MsgDigest) == i && aeIdle(a, "B")
 		})
 	}
-	require.Zero(t, link.count(MsgSummary))
+	require.Zero(t, link.count(wire.MsgSummary))
 	require.True(t, b.e.antiEntropyRound(false))
-	waitFor(t, "A answered a digest", func() bool { return link.count(MsgSummary) > 0 })
+	waitFor(t, "A answered a digest", func() bool { return link.count(wire.MsgSummary) > 0 })
 
 	link.set(func(l *memLink) { l.blocked = false })
 	waitConverged(t, a, b)
@@ -246,12 +249,12 @@ func aeIdle(tn *testNode, peer string) bool {
 func TestAntiEntropyHostileSummary(t *testing.T) {
 	net, nodes := newCluster(t, 2, nil)
 	a, b := nodes[0], nodes[1]
-	a.store.Apply([]Record{a.write("s", "k", "v")})
+	a.store.Apply([]model.Record{a.write("s", "k", "v")})
 	bad := [][]byte{
-		rawFrame(t, FormatVersion, MsgSummary, map[string]any{"b": []uint32{uint32(bucketOf("s"))}, "i": []string{"s", "t"}, "h": []uint64{1}}),
-		rawFrame(t, FormatVersion, MsgSummary, map[string]any{"b": []uint32{DigestBuckets + 5}}),
-		rawFrame(t, FormatVersion, MsgSummary, map[string]any{"b": []uint32{1}, "i": []string{""}, "h": []uint64{1}}),
-		rawFrame(t, FormatVersion, MsgSummary, &Summary{Buckets: []uint32{1}, IDs: make([]string, DefaultLimits.MaxRecords+1), Hashes: make([]uint64, DefaultLimits.MaxRecords+1)}),
+		rawFrame(t, wire.FormatVersion, wire.MsgSummary, map[string]any{"b": []uint32{uint32(bucketOf("s"))}, "i": []string{"s", "t"}, "h": []uint64{1}}),
+		rawFrame(t, wire.FormatVersion, wire.MsgSummary, map[string]any{"b": []uint32{wire.DigestBuckets + 5}}),
+		rawFrame(t, wire.FormatVersion, wire.MsgSummary, map[string]any{"b": []uint32{1}, "i": []string{""}, "h": []uint64{1}}),
+		rawFrame(t, wire.FormatVersion, wire.MsgSummary, &wire.Summary{Buckets: []uint32{1}, IDs: make([]string, wire.DefaultLimits.MaxRecords+1), Hashes: make([]uint64, wire.DefaultLimits.MaxRecords+1)}),
 	}
 	for _, f := range bad {
 		a.e.HandleFrame("B", f)
@@ -262,12 +265,12 @@ func TestAntiEntropyHostileSummary(t *testing.T) {
 
 	// A valid Summary that lists IDs in other buckets, or none at all,
 	// costs only the pushes of what really differs.
-	f, err := Encode(MsgSummary, &Summary{Buckets: []uint32{uint32(bucketOf("s"))}, IDs: []string{"elsewhere"}, Hashes: []uint64{7}, Reply: true})
+	f, err := wire.Encode(wire.MsgSummary, &wire.Summary{Buckets: []uint32{uint32(bucketOf("s"))}, IDs: []string{"elsewhere"}, Hashes: []uint64{7}, Reply: true})
 	require.NoError(t, err)
 	a.e.HandleFrame("B", f)
 	waitFor(t, "B has s", func() bool { return b.value("s", "k") == "v" })
 	require.EqualValues(t, 1, a.e.Stats().Repairs)
-	require.Zero(t, net.link("A", "B").count(MsgSummary), "a reply is not answered")
+	require.Zero(t, net.link("A", "B").count(wire.MsgSummary), "a reply is not answered")
 }
 
 // TestAntiEntropyWaitsForSync checks that a node whose state transfer runs
@@ -276,7 +279,7 @@ func TestAntiEntropyHostileSummary(t *testing.T) {
 func TestAntiEntropyWaitsForSync(t *testing.T) {
 	net, nodes := newCluster(t, 2, nil)
 	a, b := nodes[0], nodes[1]
-	b.store.Apply([]Record{b.write("s", "k", "v")})
+	b.store.Apply([]model.Record{b.write("s", "k", "v")})
 	net.link("B", "A").set(func(l *memLink) { l.blocked = true }) // B's chunks wait
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
@@ -284,11 +287,11 @@ func TestAntiEntropyWaitsForSync(t *testing.T) {
 	waitFor(t, "sync running", a.e.syncing)
 
 	require.False(t, a.e.antiEntropyRound(false))
-	f, err := Encode(MsgDigest, &Digest{Buckets: b.e.Digest()})
+	f, err := wire.Encode(wire.MsgDigest, &wire.Digest{Buckets: b.e.Digest()})
 	require.NoError(t, err)
 	a.e.HandleFrame("B", f)
 	waitFor(t, "A handled the digest", func() bool { return aeIdle(a, "B") })
-	require.Zero(t, net.link("A", "B").count(MsgSummary))
+	require.Zero(t, net.link("A", "B").count(wire.MsgSummary))
 	require.True(t, a.e.antiEntropyRound(true), "a forced round goes ahead")
 
 	cancel()

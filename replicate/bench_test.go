@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/peersession/peersession/replicate/model"
 )
 
 // BenchmarkPublishApply publishes one-key changes to distinct sessions on
@@ -15,7 +17,7 @@ func BenchmarkPublishApply(b *testing.B) {
 	val := make([]byte, 100)
 	b.ResetTimer()
 	for i := range b.N {
-		a.e.Publish(Record{ID: sessionID(i % 100000), Keys: []KeyValue{{"k", Value{Data: val, Ver: a.clock.Now()}}}})
+		a.e.Publish(model.Record{ID: sessionID(i % 100000), Keys: []model.KeyValue{{"k", model.Value{Data: val, Ver: a.clock.Now()}}}})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -30,21 +32,21 @@ func BenchmarkPublishApply(b *testing.B) {
 // BenchmarkMergeBatch merges a batch of 100 one-key deltas into 10-key
 // records, as a store's Apply does.
 func BenchmarkMergeBatch(b *testing.B) {
-	c := NewClock(1, nil)
-	cur := make([]Record, 100)
-	deltas := make([]Record, 100)
+	c := model.NewClock(1, nil)
+	cur := make([]model.Record, 100)
+	deltas := make([]model.Record, 100)
 	for i := range cur {
-		cur[i] = Record{ID: sessionID(i), Keys: make([]KeyValue, 0, 10)}
+		cur[i] = model.Record{ID: sessionID(i), Keys: make([]model.KeyValue, 0, 10)}
 		for k := range 10 { // key0 … key9: in order
-			cur[i].Keys = append(cur[i].Keys, KeyValue{"key" + itoa(k), Value{Data: make([]byte, 50), Ver: c.Now()}})
+			cur[i].Keys = append(cur[i].Keys, model.KeyValue{"key" + itoa(k), model.Value{Data: make([]byte, 50), Ver: c.Now()}})
 		}
-		deltas[i] = Record{ID: sessionID(i), Keys: []KeyValue{{"key3", Value{Data: make([]byte, 50), Ver: c.Now()}}}}
+		deltas[i] = model.Record{ID: sessionID(i), Keys: []model.KeyValue{{"key3", model.Value{Data: make([]byte, 50), Ver: c.Now()}}}}
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
 		for i := range deltas {
-			_ = Merge(cur[i], deltas[i])
+			_ = model.Merge(cur[i], deltas[i])
 		}
 	}
 	b.ReportMetric(float64(b.N*len(deltas))/b.Elapsed().Seconds(), "records/s")
@@ -56,7 +58,7 @@ func BenchmarkMergeBatch(b *testing.B) {
 func BenchmarkDigest(b *testing.B) {
 	_, nodes := newCluster(b, 1, nil)
 	a := nodes[0]
-	recs := make([]Record, 10000)
+	recs := make([]model.Record, 10000)
 	for i := range recs {
 		recs[i] = a.write(sessionID(i), "cart", "three items", "user", "ann")
 	}

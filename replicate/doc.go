@@ -1,25 +1,17 @@
-// Package replicate is peersession's replication protocol and engine.
+// Package replicate is peersession's replication engine.
 //
-// It defines the wire messages and their validated msgpack codec, the hybrid
-// logical clock that versions every write, the pure merge rules that make
-// replicas converge, and the engine that queues changes per peer, batches
-// them, collects acknowledgements, transfers state to a joining node and runs
-// anti-entropy.
+// It queues changes per peer, batches them, collects acknowledgements,
+// transfers state to a joining node, fetches single sessions for
+// read-your-writes and runs anti-entropy. It builds on two packages of its
+// own: model (the data model: versions, records and their pure merge
+// rules) and wire (the messages and their validated msgpack codec).
 //
-// A joining node's state transfer (Engine.Sync) costs one full copy of the
-// state: one peer sends all of it, then every other peer only its records
-// in the digest buckets where it differs from the joining node, which is
-// what the first peer had not received yet (transfer.go).
+// A joining node's state transfer (Engine.Transfer) costs one full copy of
+// the state: one peer sends all of it, then every other peer only its
+// records in the digest buckets where it differs from the joining node,
+// which is what the first peer had not received yet (transfer.go).
 //
 // The package imports neither the root package nor cluster/. It talks to the
 // network through the Network interface and to the session store through the
 // Store interface, both defined here where they are used.
-//
-// # Data model
-//
-// A session's replicated state is a Record. A Record is a join-semilattice
-// element (a state-based CRDT): Merge is commutative, associative and
-// idempotent, so a change (a delta: a Record holding only the keys that
-// changed) can be delivered any number of times, in any order, and every
-// replica that has seen the same set of changes holds the same Record.
 package replicate

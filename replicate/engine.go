@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/peersession/peersession/internal/ratelog"
+	"github.com/peersession/peersession/replicate/model"
+	"github.com/peersession/peersession/replicate/wire"
 )
 
 // Errors callers branch on with errors.Is.
@@ -59,7 +61,7 @@ type Config struct {
 	Store Store
 	// Clock is this node's clock; the engine observes every remote
 	// version it applies.
-	Clock *Clock
+	Clock *model.Clock
 	// Logger receives the engine's logs; nil discards them.
 	Logger *slog.Logger
 	// QueueLimit is the most distinct sessions queued per peer; changes
@@ -144,9 +146,9 @@ func New(cfg Config) (*Engine, error) {
 		return nil, errors.New("replicate: Config.Clock is nil; create one with NewClock")
 	case cfg.QueueLimit < 0, cfg.MaxBatchBytes < 0, cfg.AckTimeout < 0, cfg.MaxTransfers < 0, cfg.MaxInflight < 0:
 		return nil, errors.New("replicate: Config.QueueLimit, MaxBatchBytes, AckTimeout, MaxTransfers and MaxInflight must not be negative; zero means the default")
-	case cfg.MaxBatchBytes > DefaultLimits.MaxFrame/2:
+	case cfg.MaxBatchBytes > wire.DefaultLimits.MaxFrame/2:
 		return nil, fmt.Errorf("replicate: Config.MaxBatchBytes %d is over %d (half the largest frame a peer accepts)",
-			cfg.MaxBatchBytes, DefaultLimits.MaxFrame/2)
+			cfg.MaxBatchBytes, wire.DefaultLimits.MaxFrame/2)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -278,7 +280,7 @@ func (e *Engine) PeerDown(id string, left bool) {
 // for a peer is merged into the queued record. The caller must not modify
 // recs (or their Keys) afterwards. Publish never blocks on the
 // network; a caller that does not wait may drop the ticket.
-func (e *Engine) Publish(recs ...Record) *Ticket {
+func (e *Engine) Publish(recs ...model.Record) *Ticket {
 	e.mu.RLock()
 	live, closed := e.live, e.closed
 	e.mu.RUnlock()
@@ -303,7 +305,7 @@ func (e *Engine) Publish(recs ...Record) *Ticket {
 // Enqueue queues changes for every live peer as Publish does, for a
 // caller that will not wait for their acknowledgements: it allocates no
 // Ticket. The caller must not modify recs (or their Keys) afterwards.
-func (e *Engine) Enqueue(recs ...Record) {
+func (e *Engine) Enqueue(recs ...model.Record) {
 	if len(recs) == 0 {
 		return
 	}
@@ -327,19 +329,9 @@ func (e *Engine) HandleFrame(from string, frame []byte) {
 	if e.ctx.Err() != nil {
 		return
 	}
-	var reuse *Batch
-	var keys *[]KeyValue
-	if len(frame) >= 2 && MsgType(frame[1]) == MsgBatch {
-		rx := batchPool.Get().(*rxBatch)
-		defer putBatch(rx)
-		reuse, keys = &rx.b, &rx.keys
-	}
-	_, msg, err := decodeFrame(frame, DefaultLimits, reuse, keys)
+	_, msg, pooled, err := wire.DecodePooled(frame)
+	defer pooled.Release()
 	if err != nil {
-		if reuse != nil {
-			// The decoder may have filled records past the length.
-			reuse.Records = reuse.Records[:cap(reuse.Records)]
-		}
 		e.reject(from, err)
 		return
 	}
@@ -348,7 +340,7 @@ func (e *Engine) HandleFrame(from string, frame []byte) {
 	parked := false
 	if p == nil {
 		switch msg.(type) {
-		case *Batch, *SyncRequest, *Fetch:
+		case *wire.Batch, *wire.SyncRequest, *wire.Fetch:
 			// Needs an answer: keep it until PeerUp (see early.go). Parked
 			// under e.mu, which PeerUp holds to take the parked frames, so
 			// a PeerUp running meanwhile cannot miss it.
@@ -357,7 +349,7 @@ func (e *Engine) HandleFrame(from string, frame []byte) {
 	}
 	e.mu.RUnlock()
 	if parked {
-		if m, ok := msg.(*Batch); ok {
+		if m, ok := msg.(*wire.Batch); ok {
 			// Apply now; the parked copy applies again (idempotent) and
 			// is acknowledged at PeerUp.
 			e.apply(from, m.Records)
@@ -365,70 +357,28 @@ func (e *Engine) HandleFrame(from string, frame []byte) {
 		return
 	}
 	switch m := msg.(type) {
-	case *Batch:
+	case *wire.Batch:
 		refused := e.apply(from, m.Records)
 		if p != nil {
 			p.sendAck(m.Seq, refused)
 		}
-	case *Ack:
+	case *wire.Ack:
 		if p != nil {
 			p.handleAck(m.Seq, m.Refused)
 		}
-	case *SyncRequest:
+	case *wire.SyncRequest:
 		e.handleSyncRequest(p, m)
-	case *SyncChunk:
+	case *wire.SyncChunk:
 		e.handleSyncChunk(p, from, m)
-	case *Digest:
+	case *wire.Digest:
 		e.queueAntiEntropy(p, m)
-	case *Summary:
+	case *wire.Summary:
 		e.queueAntiEntropy(p, m)
-	case *Fetch:
+	case *wire.Fetch:
 		e.handleFetch(p, m)
-	case *FetchReply:
+	case *wire.FetchReply:
 		e.handleFetchReply(p, m)
 	}
-}
-
-// batchPool holds the Batches HandleFrame decodes into, with the arrays
-// their records and the records' Keys are decoded into: nothing keeps a
-// received Batch, its record array or its Keys once it returns
-// (Store.Apply may keep records' strings and values, not the slices), so
-// a stream of Batches allocates none of them per Batch.
-var batchPool = sync.Pool{New: func() any { return new(rxBatch) }}
-
-// rxBatch is a received Batch and the key arena of its records (see
-// reader.keyArena).
-type rxBatch struct {
-	b    Batch
-	keys []KeyValue
-}
-
-// maxKeyArenaKept is the largest key arena (in entries) a pooled rxBatch
-// keeps: a Batch of very large sessions does not pin its array.
-const maxKeyArenaKept = 1 << 14
-
-// putBatch clears rx, so that it pins no session data, and pools it unless
-// its arrays are large. Only the records up to the Batch's length are
-// cleared: the array is zero past it (decodeFrame's contract, which
-// HandleFrame keeps by extending the length over the whole array when a
-// decode fails), and a small Batch in a large array clears only itself.
-func putBatch(rx *rxBatch) {
-	if rx.reset() {
-		batchPool.Put(rx)
-	}
-}
-
-// reset clears rx for the next Batch (see putBatch) and reports whether
-// its arrays are small enough to keep.
-func (rx *rxBatch) reset() bool {
-	recs := rx.b.Records
-	if cap(recs) > maxDrainedKept || cap(rx.keys) > maxKeyArenaKept {
-		return false
-	}
-	clear(recs)
-	clear(rx.keys)
-	*rx = rxBatch{b: Batch{Records: recs[:0]}, keys: rx.keys[:0]}
-	return true
 }
 
 // apply applies recs from peer from to the store, after refusing those
@@ -436,13 +386,13 @@ func (rx *rxBatch) reset() bool {
 // version of the rest, and returns how many it did not apply: refused for
 // clock skew or by the store. It filters recs in place: they must be the
 // engine's own (a decoded message).
-func (e *Engine) apply(from string, recs []Record) (refused int) {
+func (e *Engine) apply(from string, recs []model.Record) (refused int) {
 	if len(recs) == 0 {
 		return 0
 	}
-	var newest Version
+	var newest model.Version
 	ok := recs[:0]
-	var skew []Record
+	var skew []model.Record
 	wall := e.cfg.Clock.Wall().UnixNano() // one reading for the whole batch
 	for _, r := range recs {
 		v := r.MaxVersion()
@@ -450,7 +400,7 @@ func (e *Engine) apply(from string, recs []Record) (refused int) {
 			skew = append(skew, r)
 			continue
 		}
-		newest = MaxVersion(newest, v)
+		newest = model.MaxVersion(newest, v)
 		ok = append(ok, r)
 	}
 	if len(skew) > 0 {
@@ -469,27 +419,27 @@ func (e *Engine) apply(from string, recs []Record) (refused int) {
 
 // skewed reports whether v is more than MaxClockSkew ahead of this
 // node's wall clock.
-func (e *Engine) skewed(v Version) bool {
+func (e *Engine) skewed(v model.Version) bool {
 	return e.skewedAt(v, e.cfg.Clock.Wall().UnixNano())
 }
 
 // skewedAt is skewed against the wall clock reading wall.
-func (e *Engine) skewedAt(v Version, wall int64) bool {
+func (e *Engine) skewedAt(v model.Version, wall int64) bool {
 	return e.cfg.MaxClockSkew > 0 && v.Wall-wall > int64(e.cfg.MaxClockSkew)
 }
 
 // refuseSkewed counts and logs records refused for their clock skew (one
 // line per logEvery at most, with the records since the last).
-func (e *Engine) refuseSkewed(from string, recs []Record) {
+func (e *Engine) refuseSkewed(from string, recs []model.Record) {
 	e.st.skewed.Add(uint64(len(recs)))
 	wall := e.cfg.Clock.Wall()
 	n, ok := e.skewLog.Allow(wall, len(recs))
 	if !ok {
 		return
 	}
-	var newest Version
+	var newest model.Version
 	for i := range recs {
-		newest = MaxVersion(newest, recs[i].MaxVersion())
+		newest = model.MaxVersion(newest, recs[i].MaxVersion())
 	}
 	ahead := time.Duration(newest.Wall - wall.UnixNano())
 	e.log.Warn("replicate: records from the future refused: the peer's clock (or a writer's) is ahead of ours",
@@ -588,13 +538,4 @@ func (e *Engine) Flush(ctx context.Context) error {
 		return fmt.Errorf("replicate: flush: %w", err)
 	}
 	return nil
-}
-
-// recordSize estimates the encoded size of r in bytes.
-func recordSize(r *Record) int {
-	n := 64 + len(r.ID) + len(r.Principal)
-	for _, kv := range r.Keys {
-		n += 32 + len(kv.Key) + len(kv.Value.Data)
-	}
-	return n
 }

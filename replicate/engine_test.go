@@ -11,6 +11,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/peersession/peersession/internal/testlog"
+	"github.com/peersession/peersession/replicate/internal/testrec"
+	"github.com/peersession/peersession/replicate/model"
+	"github.com/peersession/peersession/replicate/wire"
 )
 
 func TestMain(m *testing.M) {
@@ -19,7 +22,7 @@ func TestMain(m *testing.M) {
 
 func TestNewValidatesConfig(t *testing.T) {
 	net := newMemNet(t)
-	good := Config{Self: "A", Network: net.endpoint("A"), Store: newMemStore(), Clock: NewClock(1, nil)}
+	good := Config{Self: "A", Network: net.endpoint("A"), Store: newMemStore(), Clock: model.NewClock(1, nil)}
 	for name, mut := range map[string]func(*Config){
 		"self":      func(c *Config) { c.Self = "" },
 		"network":   func(c *Config) { c.Network = nil },
@@ -103,9 +106,9 @@ func TestQueueCoalescesAcrossCompaction(t *testing.T) {
 	p := newPeer(a.e, "B") // no sender: the test drains by hand
 	const n = 5000
 	for i := range n {
-		p.enqueue([]Record{a.write(sessionID(i), "k", "v0")}, false)
+		p.enqueue([]model.Record{a.write(sessionID(i), "k", "v0")}, false)
 	}
-	var got []Record
+	var got []model.Record
 	drain := func() int {
 		p.mu.Lock()
 		defer p.mu.Unlock()
@@ -119,7 +122,7 @@ func TestQueueCoalescesAcrossCompaction(t *testing.T) {
 	require.Less(t, p.head, 1024, "the drained head was compacted away")
 	drained := len(got)
 	for i := range n { // every session again: the queued ones coalesce
-		p.enqueue([]Record{a.write(sessionID(i), "k2", "v1")}, false)
+		p.enqueue([]model.Record{a.write(sessionID(i), "k2", "v1")}, false)
 	}
 	require.Equal(t, n, len(p.queue), "the drained sessions are queued anew, the others coalesced")
 	for drain() > 0 {
@@ -294,25 +297,25 @@ func TestFlush(t *testing.T) {
 
 func TestHostileFramesRejected(t *testing.T) {
 	var logs testlog.Buffer
-	wall := &fakeWall{t: time.Now()} // stands still: every frame within logEvery
+	wall := testrec.NewWall(time.Now()) // stands still: every frame within logEvery
 	_, nodes := newCluster(t, 2, func(c *Config) {
 		if c.Self == "A" {
 			c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-			c.Clock = NewClock(1, wall.now)
+			c.Clock = model.NewClock(1, wall.Now)
 		}
 	})
 	a, b := nodes[0], nodes[1]
 	bad := [][]byte{
 		nil,
-		{FormatVersion},
-		{99, byte(MsgBatch)},
-		{FormatVersion, 200},
-		{FormatVersion, byte(MsgBatch), 0xc1},
-		{FormatVersion, byte(MsgBatch), 0xdd, 0xff, 0xff, 0xff, 0xff}, // huge array, no bytes
-		mustEncodeRaw(t, MsgBatch, map[string]any{"s": 1, "r": []map[string]any{{"i": ""}}}),
-		mustEncodeRaw(t, MsgDigest, map[string]any{"b": []uint64{1, 2, 3}}),
-		mustEncodeRaw(t, MsgSyncRequest, map[string]any{"q": 1, "d": []uint64{1, 2, 3}}),
-		mustEncodeRaw(t, MsgBuckets, map[string]any{"b": []uint32{9999}}),
+		{wire.FormatVersion},
+		{99, byte(wire.MsgBatch)},
+		{wire.FormatVersion, 200},
+		{wire.FormatVersion, byte(wire.MsgBatch), 0xc1},
+		{wire.FormatVersion, byte(wire.MsgBatch), 0xdd, 0xff, 0xff, 0xff, 0xff}, // huge array, no bytes
+		mustEncodeRaw(t, wire.MsgBatch, map[string]any{"s": 1, "r": []map[string]any{{"i": ""}}}),
+		mustEncodeRaw(t, wire.MsgDigest, map[string]any{"b": []uint64{1, 2, 3}}),
+		mustEncodeRaw(t, wire.MsgSyncRequest, map[string]any{"q": 1, "d": []uint64{1, 2, 3}}),
+		mustEncodeRaw(t, wire.MsgBuckets, map[string]any{"b": []uint32{9999}}),
 	}
 	for _, f := range bad {
 		require.NotPanics(t, func() { a.e.HandleFrame("B", f) })
@@ -325,15 +328,15 @@ func TestHostileFramesRejected(t *testing.T) {
 
 	// Well-formed but unexpected frames are ignored, not rejected.
 	for _, m := range []struct {
-		t   MsgType
+		t   wire.MsgType
 		msg any
 	}{
-		{MsgAck, &Ack{Seq: 77}},
-		{MsgSyncChunk, &SyncChunk{Req: 5, Done: true}},
-		{MsgFetchReply, &FetchReply{Req: 9}},
-		{MsgBatch, &Batch{Seq: 1, Records: []Record{b.write("s", "k", "v")}}},
+		{wire.MsgAck, &wire.Ack{Seq: 77}},
+		{wire.MsgSyncChunk, &wire.SyncChunk{Req: 5, Done: true}},
+		{wire.MsgFetchReply, &wire.FetchReply{Req: 9}},
+		{wire.MsgBatch, &wire.Batch{Seq: 1, Records: []model.Record{b.write("s", "k", "v")}}},
 	} {
-		f, err := Encode(m.t, m.msg)
+		f, err := wire.Encode(m.t, m.msg)
 		require.NoError(t, err)
 		a.e.HandleFrame("stranger", f)
 	}
@@ -344,11 +347,11 @@ func TestHostileFramesRejected(t *testing.T) {
 // mustEncodeRaw encodes an arbitrary body under a message type header,
 // bypassing Encode's validation.
 
-func mustEncodeRaw(t *testing.T, typ MsgType, body any) []byte {
+func mustEncodeRaw(t *testing.T, typ wire.MsgType, body any) []byte {
 	t.Helper()
 	b, err := msgpack.Marshal(body)
 	require.NoError(t, err)
-	return append([]byte{FormatVersion, byte(typ)}, b...)
+	return append([]byte{wire.FormatVersion, byte(typ)}, b...)
 }
 
 func TestCloseIdempotent(t *testing.T) {
@@ -361,7 +364,7 @@ func TestCloseIdempotent(t *testing.T) {
 	go func() { errc <- tk.Wait(context.Background(), 1) }()
 	go func() { errc <- a.e.Flush(context.Background()) }()
 	go func() { _, _, err := a.e.Fetch(context.Background(), "s"); errc <- err }()
-	waitFor(t, "fetch sent", func() bool { return net.link("A", "C").count(MsgFetch) == 1 })
+	waitFor(t, "fetch sent", func() bool { return net.link("A", "C").count(wire.MsgFetch) == 1 })
 
 	a.e.Close()
 	a.e.Close()
@@ -417,7 +420,7 @@ func TestStalledSendDoesNotBlockOthers(t *testing.T) {
 	}
 	require.Equal(t, 10, b.store.len())
 	// C's replies to A still flow while A's sender to C is stuck.
-	nodes[2].store.Apply([]Record{nodes[2].write("c", "k", "from C")})
+	nodes[2].store.Apply([]model.Record{nodes[2].write("c", "k", "from C")})
 	_, found, err := b.e.Fetch(ctxTimeout(t, 5*time.Second), "c")
 	require.NoError(t, err)
 	require.True(t, found)
@@ -428,28 +431,28 @@ func TestStalledSendDoesNotBlockOthers(t *testing.T) {
 
 func TestClockSkewRefused(t *testing.T) {
 	start := time.Unix(1_700_000_000, 0)
-	wall := &fakeWall{t: start}
+	wall := testrec.NewWall(start)
 	var logs testlog.Buffer
 	net, nodes := newCluster(t, 2, func(c *Config) {
 		if c.Self == "A" {
-			c.Clock = NewClock(1, wall.now)
+			c.Clock = model.NewClock(1, wall.Now)
 			c.MaxClockSkew = time.Minute
 			c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 		}
 	})
 	a, b := nodes[0], nodes[1]
-	at := func(d time.Duration) Version { return Version{Wall: start.Add(d).UnixNano(), Node: 2} }
-	key := func(id string, v Version) Record {
-		return Record{ID: id, Keys: []KeyValue{{"k", Value{Data: []byte("v"), Ver: v}}}}
+	at := func(d time.Duration) model.Version { return model.Version{Wall: start.Add(d).UnixNano(), Node: 2} }
+	key := func(id string, v model.Version) model.Record {
+		return model.Record{ID: id, Keys: []model.KeyValue{{"k", model.Value{Data: []byte("v"), Ver: v}}}}
 	}
-	recs := []Record{
+	recs := []model.Record{
 		key("near", at(59*time.Second)),
 		key("key", at(61*time.Second)),
 		{ID: "principal", Principal: "u", PrincipalVer: at(time.Hour)},
 		{ID: "dead", Dead: at(24 * time.Hour)},
 		key("past", at(-time.Hour)),
 	}
-	frame, err := Encode(MsgBatch, &Batch{Seq: 1, Records: recs})
+	frame, err := wire.Encode(wire.MsgBatch, &wire.Batch{Seq: 1, Records: recs})
 	require.NoError(t, err)
 	a.e.HandleFrame("B", frame)
 
@@ -473,7 +476,7 @@ func TestClockSkewRefused(t *testing.T) {
 
 	// A fetched record from the future is ignored as well: Fetch would
 	// observe it.
-	b.store.Apply([]Record{key("fetched", at(time.Hour))})
+	b.store.Apply([]model.Record{key("fetched", at(time.Hour))})
 	_, found, err := a.e.Fetch(ctxTimeout(t, 5*time.Second), "fetched")
 	require.NoError(t, err)
 	require.False(t, found)
@@ -482,7 +485,7 @@ func TestClockSkewRefused(t *testing.T) {
 
 	// Once the local clock catches up, the same records are accepted
 	// (but the tombstone from a day ahead).
-	wall.set(start.Add(2 * time.Hour))
+	wall.Set(start.Add(2 * time.Hour))
 	a.e.HandleFrame("B", frame)
 	require.EqualValues(t, 5, a.e.Stats().Skewed)
 	// One warning per logEvery at most: the fetched record's refusal was
@@ -495,7 +498,7 @@ func TestClockSkewRefused(t *testing.T) {
 	_, ok = a.store.Lookup("dead")
 	require.False(t, ok)
 	require.Equal(t, "u", func() string { r, _ := a.store.Lookup("principal"); return r.Principal }())
-	require.Zero(t, net.link("A", "B").count(MsgSummary))
+	require.Zero(t, net.link("A", "B").count(wire.MsgSummary))
 }
 
 func TestClockSkewDefaultAndDisabled(t *testing.T) {
@@ -506,9 +509,9 @@ func TestClockSkewDefaultAndDisabled(t *testing.T) {
 	})
 	a, b := nodes[0], nodes[1]
 	require.Equal(t, DefaultMaxClockSkew, a.e.cfg.MaxClockSkew)
-	future := Record{ID: "s", Keys: []KeyValue{{"k", Value{Data: []byte("v"),
-		Ver: Version{Wall: time.Now().Add(time.Hour).UnixNano(), Node: 9}}}}}
-	frame, err := Encode(MsgBatch, &Batch{Seq: 1, Records: []Record{future}})
+	future := model.Record{ID: "s", Keys: []model.KeyValue{{"k", model.Value{Data: []byte("v"),
+		Ver: model.Version{Wall: time.Now().Add(time.Hour).UnixNano(), Node: 9}}}}}
+	frame, err := wire.Encode(wire.MsgBatch, &wire.Batch{Seq: 1, Records: []model.Record{future}})
 	require.NoError(t, err)
 	a.e.HandleFrame("B", frame)
 	b.e.HandleFrame("A", frame)

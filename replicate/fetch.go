@@ -3,6 +3,9 @@ package replicate
 import (
 	"context"
 	"fmt"
+
+	"github.com/peersession/peersession/replicate/model"
+	"github.com/peersession/peersession/replicate/wire"
 )
 
 // fetchCall is a Fetch waiting for replies.
@@ -11,7 +14,7 @@ type fetchCall struct {
 	pending  map[*peer]bool // peers asked that are up and have not answered
 	answered int
 	found    bool
-	rec      Record        // the merge of the records found so far
+	rec      model.Record  // the merge of the records found so far
 	done     chan struct{} // closed once pending is empty
 }
 
@@ -24,18 +27,18 @@ type fetchCall struct {
 //
 // Fetch does not apply the record to the local store (the caller decides),
 // but it observes its versions, so writes that follow it order after it.
-func (e *Engine) Fetch(ctx context.Context, id string) (Record, bool, error) {
+func (e *Engine) Fetch(ctx context.Context, id string) (model.Record, bool, error) {
 	live, closed := e.livePeers()
 	if closed {
-		return Record{}, false, ErrClosed
+		return model.Record{}, false, ErrClosed
 	}
 	if len(live) == 0 {
-		return Record{}, false, nil
+		return model.Record{}, false, nil
 	}
 	req := e.reqSeq.Add(1)
-	frame, err := Encode(MsgFetch, &Fetch{Req: req, ID: id})
+	frame, err := wire.Encode(wire.MsgFetch, &wire.Fetch{Req: req, ID: id})
 	if err != nil {
-		return Record{}, false, err
+		return model.Record{}, false, err
 	}
 	call := &fetchCall{id: id, pending: make(map[*peer]bool, len(live)), done: make(chan struct{})}
 	for _, p := range live {
@@ -66,9 +69,9 @@ func (e *Engine) Fetch(ctx context.Context, id string) (Record, bool, error) {
 	e.callMu.Unlock()
 	if ctxErr != nil && answered == 0 {
 		if ctxErr == ErrClosed {
-			return Record{}, false, ErrClosed
+			return model.Record{}, false, ErrClosed
 		}
-		return Record{}, false, fmt.Errorf("replicate: fetch: no peer answered: %w", ctxErr)
+		return model.Record{}, false, fmt.Errorf("replicate: fetch: no peer answered: %w", ctxErr)
 	}
 	if found {
 		e.cfg.Clock.Observe(rec.MaxVersion())
@@ -88,28 +91,28 @@ func (e *Engine) fetchDoneLocked(call *fetchCall, p *peer) {
 }
 
 // handleFetch answers a Fetch with our record, through p's control queue.
-func (e *Engine) handleFetch(p *peer, m *Fetch) {
+func (e *Engine) handleFetch(p *peer, m *wire.Fetch) {
 	if p == nil {
 		return
 	}
 	rec, ok := e.cfg.Store.Lookup(m.ID)
 	if !ok {
-		e.sendFetchReply(p, &FetchReply{Req: m.Req})
+		e.sendFetchReply(p, &wire.FetchReply{Req: m.Req})
 		return
 	}
 	// A session over one record's limits goes in parts, the last one
 	// closing the answer (see FetchReply).
-	parts := appendParts(nil, rec, &DefaultLimits)
+	parts := wire.AppendParts(nil, rec, &wire.DefaultLimits)
 	for i, part := range parts {
-		if !e.sendFetchReply(p, &FetchReply{Req: m.Req, Found: true, Record: part, More: i < len(parts)-1}) {
+		if !e.sendFetchReply(p, &wire.FetchReply{Req: m.Req, Found: true, Record: part, More: i < len(parts)-1}) {
 			return
 		}
 	}
 }
 
 // sendFetchReply queues one FetchReply for p; false means it was not sent.
-func (e *Engine) sendFetchReply(p *peer, reply *FetchReply) bool {
-	frame, err := Encode(MsgFetchReply, reply)
+func (e *Engine) sendFetchReply(p *peer, reply *wire.FetchReply) bool {
+	frame, err := wire.Encode(wire.MsgFetchReply, reply)
 	if err != nil {
 		e.log.Error("replicate: encode fetch reply", "peer", p.id, "err", err)
 		return false
@@ -124,7 +127,7 @@ func (e *Engine) sendFetchReply(p *peer, reply *FetchReply) bool {
 // handleFetchReply merges a reply into the Fetch waiting for it, if any.
 // A reply for another session ID than asked is ignored, and so is a record
 // from too far in the future (counted as Skewed): Fetch observes it.
-func (e *Engine) handleFetchReply(p *peer, m *FetchReply) {
+func (e *Engine) handleFetchReply(p *peer, m *wire.FetchReply) {
 	if p == nil {
 		return
 	}
@@ -140,9 +143,9 @@ func (e *Engine) handleFetchReply(p *peer, m *FetchReply) {
 	switch {
 	case !m.Found || m.Record.ID != call.id:
 	case e.skewed(m.Record.MaxVersion()):
-		e.refuseSkewed(p.id, []Record{m.Record}) // as if not found
+		e.refuseSkewed(p.id, []model.Record{m.Record}) // as if not found
 	case call.found:
-		call.rec = Merge(call.rec, m.Record)
+		call.rec = model.Merge(call.rec, m.Record)
 	default:
 		call.rec, call.found = m.Record, true
 	}

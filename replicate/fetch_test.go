@@ -6,19 +6,23 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/peersession/peersession/replicate/internal/testrec"
+	"github.com/peersession/peersession/replicate/model"
+	"github.com/peersession/peersession/replicate/wire"
 )
 
 func TestFetch(t *testing.T) {
 	net, nodes := newCluster(t, 3, nil)
 	a, b, c := nodes[0], nodes[1], nodes[2]
-	b.store.Apply([]Record{b.write("s", "k1", "from B")})
-	c.store.Apply([]Record{c.write("s", "k2", "from C")})
+	b.store.Apply([]model.Record{b.write("s", "k1", "from B")})
+	c.store.Apply([]model.Record{c.write("s", "k2", "from C")})
 
 	rec, found, err := a.e.Fetch(ctxTimeout(t, 5*time.Second), "s")
 	require.NoError(t, err)
 	require.True(t, found)
-	require.Equal(t, "from B", string(rec.key("k1").Data))
-	require.Equal(t, "from C", string(rec.key("k2").Data))
+	require.Equal(t, "from B", string(testrec.Key(rec, "k1").Data))
+	require.Equal(t, "from C", string(testrec.Key(rec, "k2").Data))
 	require.False(t, a.clock.Now().Less(rec.MaxVersion()))
 
 	_, found, err = a.e.Fetch(ctxTimeout(t, 5*time.Second), "missing")
@@ -31,7 +35,7 @@ func TestFetch(t *testing.T) {
 	rec, found, err = a.e.Fetch(ctxTimeout(t, 50*time.Millisecond), "s")
 	require.NoError(t, err)
 	require.True(t, found)
-	require.Equal(t, "from B", string(rec.key("k1").Data))
+	require.Equal(t, "from B", string(testrec.Key(rec, "k1").Data))
 	require.Less(t, time.Since(start), 2*time.Second)
 
 	// Only frozen C: no answer at all is an error.
@@ -41,12 +45,12 @@ func TestFetch(t *testing.T) {
 
 	// C going down releases the Fetch.
 	errc := make(chan error, 1)
-	before := net.link("A", "C").count(MsgFetch)
+	before := net.link("A", "C").count(wire.MsgFetch)
 	go func() {
 		_, _, err := a.e.Fetch(context.Background(), "s")
 		errc <- err
 	}()
-	waitFor(t, "fetch sent", func() bool { return net.link("A", "C").count(MsgFetch) == before+1 })
+	waitFor(t, "fetch sent", func() bool { return net.link("A", "C").count(wire.MsgFetch) == before+1 })
 	a.e.PeerDown("C", false)
 	require.NoError(t, <-errc)
 

@@ -1,6 +1,10 @@
 package replicate
 
-import "context"
+import (
+	"context"
+
+	"github.com/peersession/peersession/replicate/model"
+)
 
 // Network moves frames to peers. cluster.Node implements it.
 //
@@ -27,10 +31,10 @@ type Store interface {
 	// slice nor any record's Keys slice: the engine reuses both once
 	// Apply returns (the Keys of a Batch's records share one pooled
 	// array).
-	Apply(recs []Record) (refused int)
+	Apply(recs []model.Record) (refused int)
 	// Lookup returns the local record with this ID, tombstones included.
-	Lookup(id string) (Record, bool)
+	Lookup(id string) (model.Record, bool)
 	// Range calls fn with each record, tombstones included, until fn
 	// returns false. fn must not call back into the Store.
-	Range(fn func(Record) bool)
+	Range(fn func(model.Record) bool)
 }

@@ -10,6 +10,11 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/peersession/peersession/replicate/internal/testrec"
+	"github.com/peersession/peersession/replicate/model"
+	"github.com/peersession/peersession/replicate/wire"
 )
 
 // memNet is an in-memory Network connecting engines. Each directed link
@@ -37,8 +42,8 @@ type memLink struct {
 	blocked     bool
 	stalled     bool // Send itself blocks until unstalled or its ctx ends
 	closed      bool
-	sent        map[MsgType]int // frames accepted by Send, by type
-	handled     map[MsgType]int // frames HandleFrame returned from, by type
+	sent        map[wire.MsgType]int // frames accepted by Send, by type
+	handled     map[wire.MsgType]int // frames HandleFrame returned from, by type
 }
 
 var errPartitioned = errors.New("memnet: link partitioned")
@@ -71,7 +76,7 @@ func (n *memNet) link(from, to string) *memLink {
 	key := [2]string{from, to}
 	l := n.links[key]
 	if l == nil {
-		l = &memLink{from: from, to: to, sent: make(map[MsgType]int), handled: make(map[MsgType]int), closed: n.closed}
+		l = &memLink{from: from, to: to, sent: make(map[wire.MsgType]int), handled: make(map[wire.MsgType]int), closed: n.closed}
 		l.cond = sync.NewCond(&l.mu)
 		n.links[key] = l
 		if !n.closed {
@@ -97,9 +102,9 @@ func (n *memNet) deliver(l *memLink) {
 		l.q[0] = nil
 		l.q = l.q[1:]
 		l.mu.Unlock()
-		var typ MsgType
+		var typ wire.MsgType
 		if len(f) >= 2 {
-			typ = MsgType(f[1])
+			typ = wire.MsgType(f[1])
 		}
 		if e := n.engine(l.to); e != nil {
 			e.HandleFrame(l.from, f)
@@ -141,14 +146,14 @@ func (l *memLink) set(fn func(*memLink)) {
 }
 
 // count returns how many frames of type t Send accepted.
-func (l *memLink) count(t MsgType) int {
+func (l *memLink) count(t wire.MsgType) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.sent[t]
 }
 
 // delivered returns how many frames of type t the receiver has handled.
-func (l *memLink) delivered(t MsgType) int {
+func (l *memLink) delivered(t wire.MsgType) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.handled[t]
@@ -189,7 +194,7 @@ func (ep memEndpoint) Send(ctx context.Context, peer string, frame []byte) error
 		return errPartitioned
 	}
 	if len(frame) >= 2 {
-		l.sent[MsgType(frame[1])]++
+		l.sent[wire.MsgType(frame[1])]++
 	}
 	if l.dropping {
 		return nil
@@ -206,13 +211,13 @@ func (ep memEndpoint) Send(ctx context.Context, peer string, frame []byte) error
 // memStore is a Store over a map.
 type memStore struct {
 	mu     sync.Mutex // guards recs and refuse
-	recs   map[string]Record
-	refuse func(Record) bool // nil accepts everything
+	recs   map[string]model.Record
+	refuse func(model.Record) bool // nil accepts everything
 }
 
-func newMemStore() *memStore { return &memStore{recs: make(map[string]Record)} }
+func newMemStore() *memStore { return &memStore{recs: make(map[string]model.Record)} }
 
-func (s *memStore) Apply(recs []Record) int {
+func (s *memStore) Apply(recs []model.Record) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	refused := 0
@@ -222,7 +227,7 @@ func (s *memStore) Apply(recs []Record) int {
 			continue
 		}
 		if cur, ok := s.recs[r.ID]; ok {
-			s.recs[r.ID] = Merge(cur, r)
+			s.recs[r.ID] = model.Merge(cur, r)
 		} else {
 			s.recs[r.ID] = r.Clone()
 		}
@@ -230,16 +235,16 @@ func (s *memStore) Apply(recs []Record) int {
 	return refused
 }
 
-func (s *memStore) Lookup(id string) (Record, bool) {
+func (s *memStore) Lookup(id string) (model.Record, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.recs[id]
 	return r, ok
 }
 
-func (s *memStore) Range(fn func(Record) bool) {
+func (s *memStore) Range(fn func(model.Record) bool) {
 	s.mu.Lock()
-	recs := make([]Record, 0, len(s.recs))
+	recs := make([]model.Record, 0, len(s.recs))
 	for _, r := range s.recs {
 		recs = append(recs, r)
 	}
@@ -257,7 +262,7 @@ func (s *memStore) len() int {
 	return len(s.recs)
 }
 
-func (s *memStore) snapshot() map[string]Record {
+func (s *memStore) snapshot() map[string]model.Record {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return maps.Clone(s.recs)
@@ -268,13 +273,13 @@ type testNode struct {
 	name  string
 	e     *Engine
 	store *memStore
-	clock *Clock
+	clock *model.Clock
 }
 
 // newNode adds a node named name to n without telling anyone.
 func newNode(t testing.TB, n *memNet, name string, id uint64, opt func(*Config)) *testNode {
 	t.Helper()
-	tn := &testNode{name: name, store: newMemStore(), clock: NewClock(id, nil)}
+	tn := &testNode{name: name, store: newMemStore(), clock: model.NewClock(id, nil)}
 	cfg := Config{
 		Self:                name,
 		Network:             n.endpoint(name),
@@ -326,17 +331,17 @@ func connectAll(nodes []*testNode) {
 
 // write returns a change to session id setting key k to v at the node's
 // clock.
-func (tn *testNode) write(id string, kv ...string) Record {
-	r := Record{ID: id, Keys: make([]KeyValue, 0, len(kv)/2)}
+func (tn *testNode) write(id string, kv ...string) model.Record {
+	r := model.Record{ID: id, Keys: make([]model.KeyValue, 0, len(kv)/2)}
 	for i := 0; i+1 < len(kv); i += 2 {
-		r.setKey(kv[i], Value{Data: []byte(kv[i+1]), Ver: tn.clock.Now()})
+		r.Set(kv[i], model.Value{Data: []byte(kv[i+1]), Ver: tn.clock.Now()})
 	}
 	return r
 }
 
 // publish applies changes locally, as the root store does, and publishes
 // them.
-func (tn *testNode) publish(recs ...Record) *Ticket {
+func (tn *testNode) publish(recs ...model.Record) *Ticket {
 	tn.store.Apply(recs)
 	return tn.e.Publish(recs...)
 }
@@ -347,7 +352,7 @@ func (tn *testNode) value(id, k string) string {
 	if !ok {
 		return ""
 	}
-	return string(r.key(k).Data)
+	return string(testrec.Key(r, k).Data)
 }
 
 func waitFor(t testing.TB, what string, cond func() bool) {
@@ -364,3 +369,13 @@ func ctxTimeout(t testing.TB, d time.Duration) context.Context {
 func peerStats(tn *testNode, peer string) PeerStats { return tn.e.Stats().Peers[peer] }
 
 func sessionID(i int) string { return fmt.Sprintf("session-%06d", i) }
+
+// rawFrame encodes v with msgpack behind a header, bypassing Encode's
+// checks, to build frames Encode refuses. v must carry no records (the
+// wire codec alone writes those in their wire form).
+func rawFrame(t testing.TB, version byte, mt wire.MsgType, v any) []byte {
+	t.Helper()
+	body, err := msgpack.Marshal(v)
+	require.NoError(t, err)
+	return append([]byte{version, byte(mt)}, body...)
+}

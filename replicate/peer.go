@@ -6,6 +6,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/peersession/peersession/replicate/model"
+	"github.com/peersession/peersession/replicate/wire"
 )
 
 // peer is one live peer: a queue of changes coalesced per session, a
@@ -52,12 +55,12 @@ type peer struct {
 	queue     map[string]int // session ID -> its entry's index in order
 	order     []queued       // the queued sessions, oldest first, from head on
 	head      int
-	gen       uint64     // publish generation: incremented by every enqueue
-	overflow  bool       // the queue is full (logged once per episode)
-	inflight  []*batch   // sent and not yet retired, oldest first; at most MaxInflight
-	lost      []genRange // generations whose changes a batch dropped (see loseLocked)
-	spare     []*batch   // retired batches, for reuse (see window.go)
-	drained   []Record   // the last batch's record slice, cleared, for the next drain
+	gen       uint64         // publish generation: incremented by every enqueue
+	overflow  bool           // the queue is full (logged once per episode)
+	inflight  []*batch       // sent and not yet retired, oldest first; at most MaxInflight
+	lost      []genRange     // generations whose changes a batch dropped (see loseLocked)
+	spare     []*batch       // retired batches, for reuse (see window.go)
+	drained   []model.Record // the last batch's record slice, cleared, for the next drain
 	ctrl      []ctrlFrame
 	ctrlSends int   // control frames taken from ctrl and not yet sent
 	ae        []any // *Digest and *Summary from p waiting for aeLoop
@@ -65,9 +68,9 @@ type peer struct {
 	aeRunning bool  // an aeLoop goroutine runs for p
 
 	// Used by the sender goroutine only.
-	ack    Ack          // the Ack being encoded
+	ack    wire.Ack     // the Ack being encoded
 	ackBuf bytes.Buffer // holds the Ack frame being sent
-	out    Batch        // the Batch being encoded (no allocation to box one)
+	out    wire.Batch   // the Batch being encoded (no allocation to box one)
 }
 
 // maxOrderKept is the most queue entries whose array an emptied queue
@@ -78,7 +81,7 @@ const maxOrderKept = 4096
 // entries live in a slice, and the map holds their indices, not the
 // entries: a map value over 128 bytes is stored (and allocated) apart.
 type queued struct {
-	rec Record
+	rec model.Record
 	gen uint64 // generation that first queued it
 }
 
@@ -138,7 +141,7 @@ func (p *peer) stop() int {
 // enqueue merges recs into the queue under a new generation, which it
 // returns with how many records the queue limit dropped; ok is false if
 // the peer is down. Repairs (anti-entropy pushes) are counted as such.
-func (p *peer) enqueue(recs []Record, repair bool) (gen uint64, dropped int, ok bool) {
+func (p *peer) enqueue(recs []model.Record, repair bool) (gen uint64, dropped int, ok bool) {
 	p.mu.Lock()
 	if p.down.Load() {
 		p.mu.Unlock()
@@ -151,7 +154,7 @@ func (p *peer) enqueue(recs []Record, repair bool) (gen uint64, dropped int, ok 
 		r := &recs[i]
 		if at, ok := p.queue[r.ID]; ok {
 			q := &p.order[at]
-			q.rec = Merge(q.rec, *r)
+			q.rec = model.Merge(q.rec, *r)
 			continue
 		}
 		if len(p.queue) >= limit {
@@ -183,27 +186,27 @@ func (p *peer) enqueue(recs []Record, repair bool) (gen uint64, dropped int, ok 
 // least one) and DefaultLimits.MaxRecords, into a new batch.
 func (p *peer) drainLocked() *batch {
 	budget := p.e.cfg.MaxBatchBytes
-	maxRecs := DefaultLimits.MaxRecords
-	// Every record is estimated at over 100 bytes (recordSize).
+	maxRecs := wire.DefaultLimits.MaxRecords
+	// Every record is estimated at over 100 bytes (EstSize).
 	recs := p.drained
 	p.drained = nil
 	if want := min(len(p.queue), maxRecs, budget/100+1); cap(recs) < want {
-		recs = make([]Record, 0, want)
+		recs = make([]model.Record, 0, want)
 	}
 	size := 0
 	oldest := uint64(0) // the oldest generation queued in the batch
 	for p.head < len(p.order) && len(recs) < maxRecs {
 		q := &p.order[p.head]
-		sz := recordSize(&q.rec)
+		sz := q.rec.EstSize()
 		if len(recs) > 0 && size+sz > budget {
 			break
 		}
-		if fits(&q.rec, sz, &DefaultLimits) {
+		if wire.Fits(&q.rec, sz, &wire.DefaultLimits) {
 			recs = append(recs, q.rec)
 		} else {
 			// Changes coalesced (or a repair) into more keys or bytes
 			// than one record may carry: sent in parts.
-			parts := appendParts(recs, q.rec, &DefaultLimits)
+			parts := wire.AppendParts(recs, q.rec, &wire.DefaultLimits)
 			if len(recs) > 0 && len(parts) > maxRecs {
 				clear(parts[len(recs):])
 				recs = parts[:len(recs)]
@@ -309,8 +312,8 @@ func (p *peer) sendAck(seq uint64, refused int) {
 // not applied) into the sender's ack buffer; the frame is valid until the
 // next call. Only the sender calls it.
 func (p *peer) ackFrame(seq, refused uint64) ([]byte, error) {
-	p.ack = Ack{Seq: seq, Refused: refused}
-	return encodeTo(&p.ackBuf, MsgAck, &p.ack)
+	p.ack = wire.Ack{Seq: seq, Refused: refused}
+	return wire.EncodeTo(&p.ackBuf, wire.MsgAck, &p.ack)
 }
 
 // replicating reports whether changes wait in p's queue, a batch waits

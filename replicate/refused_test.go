@@ -5,6 +5,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/peersession/peersession/replicate/internal/testrec"
+	"github.com/peersession/peersession/replicate/model"
+	"github.com/peersession/peersession/replicate/wire"
 )
 
 // A change the peer's store refuses is acknowledged (the window moves on)
@@ -14,7 +18,7 @@ func TestTicketFailsForChangeThePeerRefused(t *testing.T) {
 	_, nodes := newCluster(t, 2, nil)
 	a, b := nodes[0], nodes[1]
 	b.store.mu.Lock()
-	b.store.refuse = func(r Record) bool { return r.ID == "refused" }
+	b.store.refuse = func(r model.Record) bool { return r.ID == "refused" }
 	b.store.mu.Unlock()
 
 	err := a.publish(a.write("refused", "k", "v")).Wait(ctxTimeout(t, 5*time.Second), 1)
@@ -44,16 +48,16 @@ func TestTicketFailsForChangeThePeerRefused(t *testing.T) {
 // not get its writes confirmed.
 func TestTicketFailsForChangeRefusedForClockSkew(t *testing.T) {
 	start := time.Unix(1_700_000_000, 0)
-	wall := &fakeWall{t: start}
+	wall := testrec.NewWall(start)
 	_, nodes := newCluster(t, 2, func(c *Config) {
 		if c.Self == "B" {
-			c.Clock = NewClock(2, wall.now)
+			c.Clock = model.NewClock(2, wall.Now)
 			c.MaxClockSkew = time.Minute
 		}
 	})
 	a, b := nodes[0], nodes[1]
-	ahead := Version{Wall: start.Add(2 * time.Minute).UnixNano(), Node: 1}
-	skewed := Record{ID: "ahead", Keys: []KeyValue{{"k", Value{Data: []byte("v"), Ver: ahead}}}}
+	ahead := model.Version{Wall: start.Add(2 * time.Minute).UnixNano(), Node: 1}
+	skewed := model.Record{ID: "ahead", Keys: []model.KeyValue{{"k", model.Value{Data: []byte("v"), Ver: ahead}}}}
 	err := a.publish(skewed).Wait(ctxTimeout(t, 5*time.Second), 1)
 	require.ErrorIs(t, err, ErrNotEnoughPeers)
 	require.EqualValues(t, 1, b.e.Stats().Skewed)
@@ -62,8 +66,8 @@ func TestTicketFailsForChangeRefusedForClockSkew(t *testing.T) {
 	require.False(t, ok)
 
 	// Within the allowed skew it is applied and acknowledged.
-	near := Version{Wall: start.Add(30 * time.Second).UnixNano(), Node: 1}
-	ok2 := Record{ID: "near", Keys: []KeyValue{{"k", Value{Data: []byte("v"), Ver: near}}}}
+	near := model.Version{Wall: start.Add(30 * time.Second).UnixNano(), Node: 1}
+	ok2 := model.Record{ID: "near", Keys: []model.KeyValue{{"k", model.Value{Data: []byte("v"), Ver: near}}}}
 	require.NoError(t, a.publish(ok2).Wait(ctxTimeout(t, 5*time.Second), 1))
 	require.Equal(t, "v", b.value("near", "k"))
 }
@@ -74,13 +78,13 @@ func TestTicketFailsForChangeRefusedForClockSkew(t *testing.T) {
 func TestRefusalFailsEveryChangeOfItsBatch(t *testing.T) {
 	_, a, b, link := frozenPair(t, func(c *Config) { c.MaxInflight = 1 })
 	b.store.mu.Lock()
-	b.store.refuse = func(r Record) bool { return r.ID == "refused" }
+	b.store.refuse = func(r model.Record) bool { return r.ID == "refused" }
 	b.store.mu.Unlock()
 
 	// Stop-and-wait behind a held Batch: the next two changes queue and
 	// go together in the next Batch.
 	t0 := a.publish(a.write("first", "k", "v"))
-	waitFor(t, "the first Batch sent", func() bool { return link.count(MsgBatch) == 1 })
+	waitFor(t, "the first Batch sent", func() bool { return link.count(wire.MsgBatch) == 1 })
 	t1 := a.publish(a.write("refused", "k", "v"))
 	t2 := a.publish(a.write("neighbour", "k", "v"))
 	link.set(func(l *memLink) { l.blocked = false })
@@ -88,7 +92,7 @@ func TestRefusalFailsEveryChangeOfItsBatch(t *testing.T) {
 	require.NoError(t, t0.Wait(ctxTimeout(t, 5*time.Second), 1))
 	require.ErrorIs(t, t1.Wait(ctxTimeout(t, 5*time.Second), 1), ErrNotEnoughPeers)
 	require.ErrorIs(t, t2.Wait(ctxTimeout(t, 5*time.Second), 1), ErrNotEnoughPeers)
-	require.Equal(t, 2, link.count(MsgBatch))
+	require.Equal(t, 2, link.count(wire.MsgBatch))
 	require.Equal(t, "v", b.value("neighbour", "k"))
 	st := peerStats(a, "B")
 	require.EqualValues(t, 1, st.Refused)

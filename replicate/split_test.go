@@ -6,6 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peersession/peersession/replicate/internal/testrec"
+	"github.com/peersession/peersession/replicate/model"
+	"github.com/peersession/peersession/replicate/wire"
+
 	"github.com/stretchr/testify/require"
 )
 
@@ -18,7 +22,7 @@ import (
 
 // bigSession returns session id with n keys k0..k<n-1>, written at tn's
 // clock.
-func bigSession(tn *testNode, id string, n int) Record {
+func bigSession(tn *testNode, id string, n int) model.Record {
 	kv := make([]string, 0, 2*n)
 	for i := range n {
 		kv = append(kv, fmt.Sprintf("k%d", i), fmt.Sprint(i))
@@ -29,7 +33,7 @@ func bigSession(tn *testNode, id string, n int) Record {
 }
 
 // holdsAll reports whether tn holds every key of r at r's versions.
-func holdsAll(tn *testNode, r Record) bool {
+func holdsAll(tn *testNode, r model.Record) bool {
 	got, ok := tn.store.Lookup(r.ID)
 	if !ok || got.Created != r.Created || len(got.Keys) != len(r.Keys) {
 		return false
@@ -42,32 +46,6 @@ func holdsAll(tn *testNode, r Record) bool {
 	return true
 }
 
-func TestSplitRecord(t *testing.T) {
-	lim := DefaultLimits
-	lim.MaxKeys, lim.MaxRecordBytes = 3, 40
-	r := Record{ID: "s", Created: 5, Deadline: 9, Access: 7, IdleTimeout: 3, Principal: "alice", PrincipalVer: Version{Wall: 4}}
-	for i := range 8 {
-		r.setKey(fmt.Sprintf("key%d", i), Value{Data: []byte("value"), Ver: Version{Wall: int64(i + 1)}})
-	}
-
-	parts := appendParts(nil, r, &lim)
-	require.Greater(t, len(parts), 2)
-	merged := Record{}
-	for i, p := range parts {
-		require.NoError(t, validateRecord(&p, &lim, true), "part %d", i)
-		require.Equal(t, i == len(parts)-1, p.Created != 0, "only the last part carries the creation: a session is not visible half-sent")
-		merged = Merge(merged, p)
-	}
-	require.Equal(t, r, merged, "the parts merge back into the record")
-
-	// A record within the limits is sent as it is.
-	small := Record{ID: "s", Created: 5, Keys: r.Keys[:2]}
-	require.Equal(t, []Record{small}, appendParts(nil, small, &lim))
-}
-
-// A change coalesced in a peer's queue into a record of more than MaxKeys
-// keys reaches the peer, and a Sync write counting on the peer's ack is on
-// the peer when the ack arrives.
 func TestCoalescedRecordOverMaxKeysReachesPeer(t *testing.T) {
 	_, a, b, link := frozenPair(t, func(c *Config) { c.MaxInflight = 1 })
 	a.publish(a.write("other", "k", "v"))
@@ -75,13 +53,13 @@ func TestCoalescedRecordOverMaxKeysReachesPeer(t *testing.T) {
 
 	const n = 3 * 1024
 	var last *Ticket
-	var want Record
+	var want model.Record
 	for i := range n {
 		w := a.write("big", fmt.Sprintf("k%d", i), fmt.Sprint(i))
 		if i == 0 {
 			w.Created = 1
 		}
-		want = Merge(want, w)
+		want = model.Merge(want, w)
 		last = a.publish(w)
 	}
 	require.Equal(t, 1, peerStats(a, "B").Queued, "the writes coalesced into one record")
@@ -98,7 +76,7 @@ func TestAntiEntropyRepairsSessionOverMaxKeys(t *testing.T) {
 	_, nodes := newCluster(t, 2, func(c *Config) { c.AntiEntropyInterval = 5 * time.Millisecond })
 	a, b := nodes[0], nodes[1]
 	big := bigSession(a, "big", 3000)
-	a.store.Apply([]Record{big})
+	a.store.Apply([]model.Record{big})
 	waitConverged(t, a, b)
 	require.True(t, holdsAll(b, big))
 	require.Zero(t, a.e.Stats().Dropped+b.e.Stats().Dropped)
@@ -110,7 +88,7 @@ func TestSyncTransfersSessionOverMaxKeys(t *testing.T) {
 	net := newMemNet(t)
 	a := newNode(t, net, "A", 1, nil)
 	big := bigSession(a, "big", 5000)
-	a.store.Apply([]Record{big, a.write("small", "k", "v")})
+	a.store.Apply([]model.Record{big, a.write("small", "k", "v")})
 	b := newNode(t, net, "B", 2, nil)
 	connectAll([]*testNode{a, b})
 	err := b.e.Sync(ctxTimeout(t, 5*time.Second))
@@ -126,13 +104,13 @@ func TestSyncTransfersSessionOverMaxKeys(t *testing.T) {
 func TestFetchGetsSessionOverMaxKeys(t *testing.T) {
 	net, nodes := newCluster(t, 2, nil)
 	a, b := nodes[0], nodes[1]
-	big := bigSession(b, "big", 2*DefaultLimits.MaxKeys+500)
-	b.store.Apply([]Record{big})
-	before := net.link("B", "A").count(MsgFetchReply)
+	big := bigSession(b, "big", 2*wire.DefaultLimits.MaxKeys+500)
+	b.store.Apply([]model.Record{big})
+	before := net.link("B", "A").count(wire.MsgFetchReply)
 
 	rec, found, err := a.e.Fetch(ctxTimeout(t, 5*time.Second), "big")
 	require.NoError(t, err)
 	require.True(t, found)
-	require.Equal(t, normRecord(big), normRecord(rec), "every key, and the creation time from the last part")
-	require.Equal(t, before+3, net.link("B", "A").count(MsgFetchReply), "three parts, three replies")
+	require.Equal(t, testrec.Norm(big), testrec.Norm(rec), "every key, and the creation time from the last part")
+	require.Equal(t, before+3, net.link("B", "A").count(wire.MsgFetchReply), "three parts, three replies")
 }

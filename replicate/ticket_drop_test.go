@@ -5,6 +5,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/peersession/peersession/replicate/model"
+	"github.com/peersession/peersession/replicate/wire"
 )
 
 // A change that cannot be sent at all (a value over Limits.MaxValue) is
@@ -13,7 +16,7 @@ import (
 func TestTicketFailsForChangeThatCannotBeEncoded(t *testing.T) {
 	_, nodes := newCluster(t, 2, nil)
 	a, b := nodes[0], nodes[1]
-	huge := Record{ID: "huge", Keys: []KeyValue{{"k", Value{Data: make([]byte, DefaultLimits.MaxValue+1), Ver: a.clock.Now()}}}}
+	huge := model.Record{ID: "huge", Keys: []model.KeyValue{{"k", model.Value{Data: make([]byte, wire.DefaultLimits.MaxValue+1), Ver: a.clock.Now()}}}}
 	tk := a.publish(huge)
 	err := tk.Wait(ctxTimeout(t, 5*time.Second), 1)
 	require.ErrorIs(t, err, ErrNotEnoughPeers)

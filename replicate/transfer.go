@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"time"
+
+	"github.com/peersession/peersession/replicate/wire"
 )
 
 // The join-time state transfer (Sync) costs one full copy of the state,
@@ -98,7 +100,7 @@ func (e *Engine) Sync(ctx context.Context) error {
 // syncFull asks the peers in order, one at a time, for their whole state
 // until one has sent all of it, and returns that one.
 func (e *Engine) syncFull(ctx context.Context, call *syncCall, req uint64, order []*peer) (*peer, error) {
-	frame, err := Encode(MsgSyncRequest, &SyncRequest{Req: req})
+	frame, err := wire.Encode(wire.MsgSyncRequest, &wire.SyncRequest{Req: req})
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +135,7 @@ func (e *Engine) syncDeltas(ctx context.Context, call *syncCall, req uint64, ord
 		}
 		if frame == nil {
 			var err error
-			frame, err = Encode(MsgSyncRequest, &SyncRequest{Req: req, Digest: e.Digest()})
+			frame, err = wire.Encode(wire.MsgSyncRequest, &wire.SyncRequest{Req: req, Digest: e.Digest()})
 			if err != nil {
 				return 0, err
 			}
@@ -229,7 +231,7 @@ func (e *Engine) syncChangedLocked(call *syncCall, p *peer, st syncState) {
 // The Sync hears of the last chunk only once all of the peer's chunks
 // are applied: they arrive in order and are applied on the peer's reader
 // goroutine.
-func (e *Engine) handleSyncChunk(p *peer, from string, m *SyncChunk) {
+func (e *Engine) handleSyncChunk(p *peer, from string, m *wire.SyncChunk) {
 	e.apply(from, m.Records)
 	if !m.Done || p == nil {
 		return

@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/peersession/peersession/replicate/model"
+	"github.com/peersession/peersession/replicate/wire"
 )
 
 // joinSetup returns node A, empty, up to B and C, which both hold n
@@ -21,15 +24,15 @@ func joinSetup(t *testing.T, n int, own bool, opt func(*Config)) (net *memNet, a
 	t.Helper()
 	net, nodes := newCluster(t, 3, opt)
 	a, b, c = nodes[0], nodes[1], nodes[2]
-	shared := make([]Record, 0, n)
+	shared := make([]model.Record, 0, n)
 	for i := range n {
 		shared = append(shared, b.write(sessionID(i), "k", "shared"))
 	}
 	b.store.Apply(shared)
 	c.store.Apply(shared)
 	if own {
-		b.store.Apply([]Record{b.write("only-on-B", "k", "B")})
-		c.store.Apply([]Record{c.write("only-on-C", "k", "C")})
+		b.store.Apply([]model.Record{b.write("only-on-B", "k", "B")})
+		c.store.Apply([]model.Record{c.write("only-on-C", "k", "C")})
 	}
 	return net, a, b, c
 }
@@ -61,8 +64,8 @@ func TestSyncTakesOneFullCopyAndOnlyTheDifferencesFromOtherPeers(t *testing.T) {
 	source, other := sourceOf(t, b, c, 2)
 	require.EqualValues(t, 0, source.e.Stats().DeltaTransfers)
 	require.EqualValues(t, 1, other.e.Stats().DeltaTransfers)
-	require.Equal(t, 1, net.link("A", source.name).count(MsgSyncRequest))
-	require.Equal(t, 1, net.link("A", other.name).count(MsgSyncRequest))
+	require.Equal(t, 1, net.link("A", source.name).count(wire.MsgSyncRequest))
+	require.Equal(t, 1, net.link("A", other.name).count(wire.MsgSyncRequest))
 
 	// The other peer sent only its records in the buckets that differ:
 	// those of the two sessions each peer alone held.
@@ -75,7 +78,7 @@ func TestSyncTakesOneFullCopyAndOnlyTheDifferencesFromOtherPeers(t *testing.T) {
 	}
 	require.Less(t, delta, n/20, "a delta, not a copy")
 	require.EqualValues(t, n+1+delta, a.e.Stats().Applied, "one full copy plus the delta")
-	require.Equal(t, 1, net.link(other.name, "A").count(MsgSyncChunk))
+	require.Equal(t, 1, net.link(other.name, "A").count(wire.MsgSyncChunk))
 }
 
 func TestSyncDeltaFromAPeerThatDiffersInNothingIsOneEmptyChunk(t *testing.T) {
@@ -87,7 +90,7 @@ func TestSyncDeltaFromAPeerThatDiffersInNothingIsOneEmptyChunk(t *testing.T) {
 	require.Equal(t, n, a.store.len())
 	_, other := sourceOf(t, b, c, 2)
 	require.EqualValues(t, 1, other.e.Stats().DeltaTransfers)
-	require.Equal(t, 1, net.link(other.name, "A").count(MsgSyncChunk), "one chunk")
+	require.Equal(t, 1, net.link(other.name, "A").count(wire.MsgSyncChunk), "one chunk")
 	require.EqualValues(t, n, a.e.Stats().Applied, "the source's records only: the delta chunk was empty")
 }
 
@@ -101,14 +104,14 @@ func TestSyncSourceDownMidTransferAnotherPeerSendsTheWholeState(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() { errc <- a.e.Sync(context.Background()) }()
 	source, other := sourceOf(t, b, c, 1) // every chunk queued on the blocked link
-	require.Zero(t, net.link("A", other.name).count(MsgSyncRequest), "no one else asked before the source finished")
+	require.Zero(t, net.link("A", other.name).count(wire.MsgSyncRequest), "no one else asked before the source finished")
 
 	// A applies the source's first two chunks; the rest, the last one with
 	// them, are lost as the source goes down.
 	src := net.link(source.name, "A")
-	require.Greater(t, src.count(MsgSyncChunk), 3)
+	require.Greater(t, src.count(wire.MsgSyncChunk), 3)
 	src.set(func(l *memLink) { l.q, l.dropping, l.blocked = l.q[:2], true, false })
-	waitFor(t, "two chunks applied", func() bool { return src.delivered(MsgSyncChunk) == 2 })
+	waitFor(t, "two chunks applied", func() bool { return src.delivered(wire.MsgSyncChunk) == 2 })
 	partial := a.store.len()
 	require.Greater(t, partial, 0)
 	require.Less(t, partial, n)
@@ -133,7 +136,7 @@ func TestSyncSourceDownMidTransferAnotherPeerSendsTheWholeState(t *testing.T) {
 func TestServeDeltaSendsTheDifferingBuckets(t *testing.T) {
 	net, nodes := newCluster(t, 2, nil)
 	a, b := nodes[0], nodes[1]
-	var recs []Record
+	var recs []model.Record
 	for i := range 300 {
 		recs = append(recs, b.write(sessionID(i), "k", "v"))
 	}
@@ -145,8 +148,8 @@ func TestServeDeltaSendsTheDifferingBuckets(t *testing.T) {
 	a.store.mu.Lock()
 	delete(a.store.recs, lacked)
 	a.store.mu.Unlock()
-	b.store.Apply([]Record{b.write(stale, "k", "newer")})
-	a.store.Apply([]Record{a.write("only-on-A", "k", "A")})
+	b.store.Apply([]model.Record{b.write(stale, "k", "newer")})
+	a.store.Apply([]model.Record{a.write("only-on-A", "k", "A")})
 	differ := map[int]bool{bucketOf(lacked): true, bucketOf(stale): true, bucketOf("only-on-A"): true}
 	want := 0
 	for id := range b.store.snapshot() {
@@ -156,11 +159,11 @@ func TestServeDeltaSendsTheDifferingBuckets(t *testing.T) {
 	}
 
 	// A delta request for this Req, as Sync sends it; nobody waits for it.
-	f, err := Encode(MsgSyncRequest, &SyncRequest{Req: 42, Digest: a.e.Digest()})
+	f, err := wire.Encode(wire.MsgSyncRequest, &wire.SyncRequest{Req: 42, Digest: a.e.Digest()})
 	require.NoError(t, err)
 	b.e.HandleFrame("A", f)
 	waitFor(t, "delta served", func() bool {
-		return b.e.Stats().DeltaTransfers == 1 && net.link("B", "A").delivered(MsgSyncChunk) == 1
+		return b.e.Stats().DeltaTransfers == 1 && net.link("B", "A").delivered(wire.MsgSyncChunk) == 1
 	})
 	require.EqualValues(t, want, a.e.Stats().Applied, "B's records in the differing buckets, no others")
 	require.Equal(t, "v", a.value(lacked, "k"))
@@ -171,15 +174,15 @@ func TestServeDeltaSendsTheDifferingBuckets(t *testing.T) {
 func TestSyncRequestWithADigestOfTheWrongLengthIsRejected(t *testing.T) {
 	net, nodes := newCluster(t, 2, nil)
 	a, b := nodes[0], nodes[1]
-	b.store.Apply([]Record{b.write("s", "k", "v")})
-	for _, n := range []int{1, DigestBuckets - 1, DigestBuckets + 1} {
-		b.e.HandleFrame("A", rawFrame(t, FormatVersion, MsgSyncRequest, &SyncRequest{Req: 1, Digest: make([]uint64, n)}))
+	b.store.Apply([]model.Record{b.write("s", "k", "v")})
+	for _, n := range []int{1, wire.DigestBuckets - 1, wire.DigestBuckets + 1} {
+		b.e.HandleFrame("A", rawFrame(t, wire.FormatVersion, wire.MsgSyncRequest, &wire.SyncRequest{Req: 1, Digest: make([]uint64, n)}))
 	}
 	require.EqualValues(t, 3, b.e.Stats().Rejected)
 
 	// None was answered: the chunk answering A's Sync is the only one.
 	require.NoError(t, a.e.Sync(ctxTimeout(t, 10*time.Second)))
 	require.Equal(t, "v", a.value("s", "k"))
-	require.Equal(t, 1, net.link("B", "A").count(MsgSyncChunk))
+	require.Equal(t, 1, net.link("B", "A").count(wire.MsgSyncChunk))
 	require.Zero(t, b.e.Stats().DeltaTransfers)
 }

@@ -3,12 +3,15 @@ package replicate
 import (
 	"bytes"
 	"time"
+
+	"github.com/peersession/peersession/replicate/model"
+	"github.com/peersession/peersession/replicate/wire"
 )
 
 // handleSyncRequest starts serving a state transfer to p, the whole state
 // or, when m carries a digest, a delta (see serveSync), unless p already
 // has maxPeerTransfers waiting or running.
-func (e *Engine) handleSyncRequest(p *peer, m *SyncRequest) {
+func (e *Engine) handleSyncRequest(p *peer, m *wire.SyncRequest) {
 	if p == nil {
 		return
 	}
@@ -50,16 +53,16 @@ func (e *Engine) serveSync(p *peer, req uint64, digest []uint64) {
 	var ids []string
 	if delta {
 		if scopes := e.differingBuckets(digest); len(scopes) > 0 {
-			e.scan(scopes, func(r *Record, _ uint64, _ []int) { ids = append(ids, r.ID) })
+			e.scan(scopes, func(r *model.Record, _ uint64, _ []int) { ids = append(ids, r.ID) })
 		}
 	} else {
-		e.cfg.Store.Range(func(r Record) bool {
+		e.cfg.Store.Range(func(r model.Record) bool {
 			ids = append(ids, r.ID)
 			return true
 		})
 	}
-	budget, maxRecs := e.cfg.MaxBatchBytes, DefaultLimits.MaxRecords
-	var chunk []Record
+	budget, maxRecs := e.cfg.MaxBatchBytes, wire.DefaultLimits.MaxRecords
+	var chunk []model.Record
 	size, chunks, sent := 0, 0, 0
 	// Each chunk is encoded into buf: sendCtrlWait returns once the frame
 	// was sent, so the next chunk can reuse it (a 1 MiB allocation per
@@ -68,7 +71,7 @@ func (e *Engine) serveSync(p *peer, req uint64, digest []uint64) {
 	// being sent, is not used again.
 	var buf bytes.Buffer
 	send := func(done bool) bool {
-		if !p.sendEncodedWait(encodeTo(&buf, MsgSyncChunk, &SyncChunk{Req: req, Records: chunk, Done: done})) {
+		if !p.sendEncodedWait(wire.EncodeTo(&buf, wire.MsgSyncChunk, &wire.SyncChunk{Req: req, Records: chunk, Done: done})) {
 			return false
 		}
 		chunks++
@@ -76,7 +79,7 @@ func (e *Engine) serveSync(p *peer, req uint64, digest []uint64) {
 		chunk, size = chunk[:0], 0
 		return true
 	}
-	var parts []Record // a session too large for one record, in parts (see appendParts)
+	var parts []model.Record // a session too large for one record, in parts (see wire.AppendParts)
 	for _, id := range ids {
 		if p.ctx.Err() != nil {
 			return
@@ -85,10 +88,10 @@ func (e *Engine) serveSync(p *peer, req uint64, digest []uint64) {
 		if !ok {
 			continue
 		}
-		sz := recordSize(&r)
+		sz := r.EstSize()
 		n := 1
-		if !fits(&r, sz, &DefaultLimits) {
-			parts = appendParts(parts[:0], r, &DefaultLimits)
+		if !wire.Fits(&r, sz, &wire.DefaultLimits) {
+			parts = wire.AppendParts(parts[:0], r, &wire.DefaultLimits)
 			n = len(parts)
 		}
 		if len(chunk) > 0 && (size+sz > budget || len(chunk)+n > maxRecs) {

@@ -6,6 +6,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/peersession/peersession/replicate/model"
+	"github.com/peersession/peersession/replicate/wire"
 )
 
 func TestSyncTransfersStateInChunks(t *testing.T) {
@@ -13,7 +16,7 @@ func TestSyncTransfersStateInChunks(t *testing.T) {
 	opt := func(c *Config) { c.MaxBatchBytes = 64 << 10 }
 	a := newNode(t, net, "A", 1, opt)
 	const n = 10000
-	recs := make([]Record, 0, n)
+	recs := make([]model.Record, 0, n)
 	for i := range n {
 		recs = append(recs, a.write(sessionID(i), "k", "some value of a session"))
 	}
@@ -25,7 +28,7 @@ func TestSyncTransfersStateInChunks(t *testing.T) {
 	require.NoError(t, b.e.Sync(ctxTimeout(t, 10*time.Second)))
 	require.Equal(t, n, b.store.len())
 	require.Equal(t, a.e.Digest(), b.e.Digest())
-	chunks := net.link("A", "B").count(MsgSyncChunk)
+	chunks := net.link("A", "B").count(wire.MsgSyncChunk)
 	require.Greater(t, chunks, 5, "chunks")
 	require.EqualValues(t, 1, a.e.Stats().Transfers)
 	require.EqualValues(t, n, b.e.Stats().Applied)
@@ -35,16 +38,16 @@ func TestSyncTransfersStateInChunks(t *testing.T) {
 func TestSyncWithFrozenAndDownPeers(t *testing.T) {
 	net, nodes := newCluster(t, 3, nil)
 	a, b := nodes[0], nodes[1]
-	b.store.Apply([]Record{b.write("s", "k", "v")})
+	b.store.Apply([]model.Record{b.write("s", "k", "v")})
 	net.link("A", "C").set(func(l *memLink) { l.blocked = true }) // C never answers
 	// Sync waits for every peer asked: frozen C, whether asked for the
 	// whole state or (after B sent it) for a delta, holds it up until
 	// failure detection takes C down.
 	require.ErrorIs(t, a.e.Sync(ctxTimeout(t, 100*time.Millisecond)), context.DeadlineExceeded)
 	errc := make(chan error, 1)
-	before := net.link("A", "C").count(MsgSyncRequest)
+	before := net.link("A", "C").count(wire.MsgSyncRequest)
 	go func() { errc <- a.e.Sync(context.Background()) }()
-	waitFor(t, "C asked", func() bool { return net.link("A", "C").count(MsgSyncRequest) == before+1 })
+	waitFor(t, "C asked", func() bool { return net.link("A", "C").count(wire.MsgSyncRequest) == before+1 })
 	a.e.PeerDown("C", false)
 	require.NoError(t, <-errc, "B sent its whole state, C went down")
 	require.Equal(t, "v", a.value("s", "k"))
@@ -56,9 +59,9 @@ func TestSyncWithFrozenAndDownPeers(t *testing.T) {
 
 	// C goes down while Sync waits for it.
 	errc = make(chan error, 1)
-	before = net.link("A", "C").count(MsgSyncRequest)
+	before = net.link("A", "C").count(wire.MsgSyncRequest)
 	go func() { errc <- a.e.Sync(context.Background()) }()
-	waitFor(t, "sync request sent", func() bool { return net.link("A", "C").count(MsgSyncRequest) == before+1 })
+	waitFor(t, "sync request sent", func() bool { return net.link("A", "C").count(wire.MsgSyncRequest) == before+1 })
 	a.e.PeerDown("C", false)
 	require.ErrorIs(t, <-errc, ErrNotEnoughPeers)
 }
@@ -70,9 +73,9 @@ func TestSyncLargeState(t *testing.T) {
 	a := newNode(t, net, "A", 1, nil)
 	const n = 100000
 	val := make([]byte, 1024)
-	recs := make([]Record, 0, n)
+	recs := make([]model.Record, 0, n)
 	for i := range n {
-		recs = append(recs, Record{ID: sessionID(i), Keys: []KeyValue{{"k", Value{Data: val, Ver: a.clock.Now()}}}})
+		recs = append(recs, model.Record{ID: sessionID(i), Keys: []model.KeyValue{{"k", model.Value{Data: val, Ver: a.clock.Now()}}}})
 	}
 	a.store.Apply(recs)
 	recs = nil
@@ -80,7 +83,7 @@ func TestSyncLargeState(t *testing.T) {
 	connectAll([]*testNode{a, b})
 	require.NoError(t, b.e.Sync(ctxTimeout(t, time.Minute)))
 	require.Equal(t, n, b.store.len())
-	chunks := net.link("A", "B").count(MsgSyncChunk)
+	chunks := net.link("A", "B").count(wire.MsgSyncChunk)
 	require.Greater(t, chunks, 90)
 	t.Logf("%d records of 1 KiB in %d chunks", n, chunks)
 }
@@ -92,7 +95,7 @@ func TestSyncLargeState(t *testing.T) {
 func TestFramesBeforePeerUpAreAnsweredOnceUp(t *testing.T) {
 	net := newMemNet(t)
 	a := newNode(t, net, "A", 1, nil)
-	a.store.Apply([]Record{a.write("old", "k", "on A")})
+	a.store.Apply([]model.Record{a.write("old", "k", "on A")})
 	b := newNode(t, net, "B", 2, nil)
 	b.e.PeerUp("A") // B knows A; A does not know B yet
 
@@ -100,10 +103,10 @@ func TestFramesBeforePeerUpAreAnsweredOnceUp(t *testing.T) {
 	synced := make(chan error, 1)
 	go func() { synced <- b.e.Sync(ctxTimeout(t, 10*time.Second)) }()
 	waitFor(t, "A handled B's batch and sync request", func() bool {
-		return net.link("B", "A").delivered(MsgBatch) == 1 && net.link("B", "A").delivered(MsgSyncRequest) == 1
+		return net.link("B", "A").delivered(wire.MsgBatch) == 1 && net.link("B", "A").delivered(wire.MsgSyncRequest) == 1
 	})
 	require.Equal(t, "from B", a.value("new", "k"), "a batch is applied at once")
-	require.Zero(t, net.link("A", "B").count(MsgAck)+net.link("A", "B").count(MsgSyncChunk), "no answer before PeerUp")
+	require.Zero(t, net.link("A", "B").count(wire.MsgAck)+net.link("A", "B").count(wire.MsgSyncChunk), "no answer before PeerUp")
 
 	a.e.PeerUp("B")
 	require.NoError(t, <-synced)

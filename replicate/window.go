@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"slices"
 	"time"
+
+	"github.com/peersession/peersession/replicate/model"
+	"github.com/peersession/peersession/replicate/wire"
 )
 
 // The in-flight window of a peer: Batches sent and not yet acknowledged
@@ -13,8 +16,8 @@ import (
 // batch is a Batch in flight to a peer.
 type batch struct {
 	seq    uint64
-	recs   []Record // nil once encoded
-	n      int      // records in the batch
+	recs   []model.Record // nil once encoded
+	n      int            // records in the batch
 	frame  []byte
 	buf    *bytes.Buffer // holds frame
 	covers uint64        // every generation up to this one is in this or an earlier batch
@@ -176,17 +179,17 @@ func (p *peer) nextBatch() *batch {
 // records in it. If that fails (a record over a Limits field), it drops the
 // records that cannot be encoded on their own, counts and logs them, and
 // encodes the rest; an error means nothing was left.
-func (p *peer) encode(b *batch, recs []Record) ([]byte, []Record, error) {
+func (p *peer) encode(b *batch, recs []model.Record) ([]byte, []model.Record, error) {
 	buf, seq := b.buf, b.seq
-	p.out = Batch{Seq: seq, Records: recs}
-	frame, err := encodeTo(buf, MsgBatch, &p.out)
-	p.out = Batch{}
+	p.out = wire.Batch{Seq: seq, Records: recs}
+	frame, err := wire.EncodeTo(buf, wire.MsgBatch, &p.out)
+	p.out = wire.Batch{}
 	if err == nil {
 		return frame, recs, nil
 	}
 	good := recs[:0:0]
 	for _, r := range recs {
-		if _, err1 := Encode(MsgBatch, &Batch{Records: []Record{r}}); err1 != nil {
+		if _, err1 := wire.Encode(wire.MsgBatch, &wire.Batch{Records: []model.Record{r}}); err1 != nil {
 			p.e.log.Error("replicate: change cannot be encoded, dropped", "peer", p.id, "err", err1)
 			continue
 		}
@@ -199,9 +202,9 @@ func (p *peer) encode(b *batch, recs []Record) ([]byte, []Record, error) {
 	if len(good) == 0 {
 		return nil, nil, err
 	}
-	p.out = Batch{Seq: seq, Records: good}
-	frame, err = encodeTo(buf, MsgBatch, &p.out)
-	p.out = Batch{}
+	p.out = wire.Batch{Seq: seq, Records: good}
+	frame, err = wire.EncodeTo(buf, wire.MsgBatch, &p.out)
+	p.out = wire.Batch{}
 	if err != nil {
 		p.counters.dropped.Add(uint64(len(good)))
 		p.e.st.dropped.Add(uint64(len(good)))
@@ -236,7 +239,7 @@ func (p *peer) takeSpareLocked() *batch {
 // spareLocked keeps retired batch b for a later one, unless its frame
 // buffer is large or enough are kept.
 func (p *peer) spareLocked(b *batch) {
-	if b.buf != nil && b.buf.Cap() <= maxPooledBuf && len(p.spare) < p.e.cfg.MaxInflight {
+	if b.buf != nil && b.buf.Cap() <= wire.MaxPooledBuf && len(p.spare) < p.e.cfg.MaxInflight {
 		p.spare = append(p.spare, b)
 	}
 }
@@ -246,7 +249,7 @@ const maxDrainedKept = 4096
 
 // reuseDrainedLocked keeps recs, a batch's records once encoded, for the
 // next drainLocked, cleared so that they pin no session data.
-func (p *peer) reuseDrainedLocked(recs []Record) {
+func (p *peer) reuseDrainedLocked(recs []model.Record) {
 	if cap(recs) > maxDrainedKept {
 		return
 	}

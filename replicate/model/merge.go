@@ -1,4 +1,4 @@
-package replicate
+package model
 
 // Merge returns the join of a and b, two states of (or changes to) the same
 // session. It is a pure function and a semilattice join:

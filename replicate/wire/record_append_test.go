@@ -1,4 +1,4 @@
-package replicate
+package wire
 
 import (
 	"bytes"
@@ -6,23 +6,22 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/peersession/peersession/replicate/model"
 
 	"github.com/stretchr/testify/require"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
 // requireAppendMatches checks that appendBody writes for msg the bytes of
-// the reference Encoder path (encodeBody) and of msgpack.Marshal (the
-// public CustomEncoder path), after any prefix, and that appendedEntries
+// the reference Encoder path (encodeBody), after any prefix, and that appendedEntries
 // counts the map entries checkStructure's walker counts in them.
 func requireAppendMatches(t testing.TB, msg any) {
 	t.Helper()
 	want := rawBody(t, func(e *msgpack.Encoder) { require.NoError(t, encodeBody(e, msg)) })
-	marshalled, err := msgpack.Marshal(msg)
-	require.NoError(t, err)
-	require.Equal(t, want, marshalled, "encodeBody and msgpack.Marshal disagree")
 
 	got, ok := appendBody(nil, msg)
 	require.True(t, ok, "%T", msg)
@@ -77,64 +76,67 @@ var uint64Edges = []uint64{0, 1, 127, 128, 255, 256, 65535, 65536, math.MaxUint3
 	1 << 63, math.MaxUint64}
 
 func TestAppendMatchesEncoderTable(t *testing.T) {
-	v := Version{Wall: 1_700_000_000_000_000_000, Seq: 7, Node: 3}
-	maxVer := Version{Wall: math.MaxInt64, Seq: math.MaxUint32, Node: math.MaxUint64}
-	var recs []Record
+	v := model.Version{Wall: 1_700_000_000_000_000_000, Seq: 7, Node: 3}
+	maxVer := model.Version{Wall: math.MaxInt64, Seq: math.MaxUint32, Node: math.MaxUint64}
+	var recs []model.Record
 	for _, n := range lengthEdges {
 		s := strings.Repeat("s", n)
 		recs = append(recs,
-			Record{ID: s},
-			Record{ID: "p", Principal: s, PrincipalVer: v},
-			Record{ID: "k", Keys: []KeyValue{{s, Value{Ver: v}}}},
-			Record{ID: "d", Keys: []KeyValue{{"k", Value{Data: bytes.Repeat([]byte{0xc1}, n), Ver: v}}}},
+			model.Record{ID: s},
+			model.Record{ID: "p", Principal: s, PrincipalVer: v},
+			model.Record{ID: "k", Keys: []model.KeyValue{{Key: s, Value: model.Value{Ver: v}}}},
+			model.Record{ID: "d", Keys: []model.KeyValue{{Key: "k", Value: model.Value{Data: bytes.Repeat([]byte{0xc1}, n), Ver: v}}}},
 		)
 	}
 	for _, n := range []int{15, 16, 65535, 65536} { // fixmap, map16, map32 Keys
-		r := Record{ID: "many", Keys: make([]KeyValue, n)}
+		r := model.Record{ID: "many", Keys: make([]model.KeyValue, n)}
 		for i := range r.Keys {
-			r.Keys[i] = KeyValue{strings.Repeat("k", i%3) + string(rune('0'+i%10)), Value{Ver: Version{Seq: uint32(i)}, Deleted: i%2 == 0}}
+			r.Keys[i] = model.KeyValue{Key: strings.Repeat("k", i%3) + string(rune('0'+i%10)), Value: model.Value{Ver: model.Version{Seq: uint32(i)}, Deleted: i%2 == 0}}
 		}
 		recs = append(recs, r)
 	}
 	for _, x := range int64Edges {
 		recs = append(recs,
-			Record{ID: "t", Created: x, Deadline: -x, IdleTimeout: x / 2, Access: x ^ 1},
-			Record{ID: "v", PrincipalVer: Version{Wall: x}, Dead: Version{Wall: -x, Seq: uint32(x), Node: uint64(x)}},
+			model.Record{ID: "t", Created: x, Deadline: -x, IdleTimeout: x / 2, Access: x ^ 1},
+			model.Record{ID: "v", PrincipalVer: model.Version{Wall: x}, Dead: model.Version{Wall: -x, Seq: uint32(x), Node: uint64(x)}},
 		)
 	}
 	recs = append(recs,
-		Record{},                                // every field zero: i "" and both versions
-		Record{ID: "nil keys"},                  // k left out
-		Record{ID: "empty", Keys: []KeyValue{}}, // k left out too
-		Record{ID: "dead", Dead: v},
-		Record{ID: "max", Created: math.MaxInt64, Principal: "u", PrincipalVer: maxVer, Dead: maxVer},
-		Record{ID: "values", Keys: []KeyValue{
-			{"", Value{}}, // empty key, zero value
-			{"deleted", Value{Ver: v, Deleted: true}},     // x true
-			{"empty data", Value{Data: []byte{}, Ver: v}}, // d left out
-			{"nil data", Value{Data: nil, Ver: maxVer}},   // d left out
-			{"data", Value{Data: []byte{0x93, 1, 2, 3}, Ver: v}},
-			{"deleted with data", Value{Data: []byte("x"), Ver: v, Deleted: true}}, // validate refuses; the codec writes it
+		model.Record{},               // every field zero: i "" and both versions
+		model.Record{ID: "nil keys"}, // k left out
+		model.Record{ID: "empty", Keys: []model.KeyValue{}}, // k left out too
+		model.Record{ID: "dead", Dead: v},
+		model.Record{ID: "max", Created: math.MaxInt64, Principal: "u", PrincipalVer: maxVer, Dead: maxVer},
+		model.Record{ID: "values", Keys: []model.KeyValue{
+			{Key: "", Value: model.Value{}},                                 // empty key, zero value
+			{Key: "deleted", Value: model.Value{Ver: v, Deleted: true}},     // x true
+			{Key: "empty data", Value: model.Value{Data: []byte{}, Ver: v}}, // d left out
+			{Key: "nil data", Value: model.Value{Data: nil, Ver: maxVer}},   // d left out
+			{Key: "data", Value: model.Value{Data: []byte{0x93, 1, 2, 3}, Ver: v}},
+			{Key: "deleted with data", Value: model.Value{Data: []byte("x"), Ver: v, Deleted: true}}, // validate refuses; the codec writes it
 		}},
 		codecRecord("full", 20, 300),
 	)
 	for i, r := range recs {
 		for _, seq := range []uint64{0, uint64(i), math.MaxUint64} {
-			requireAppendMatches(t, &Batch{Seq: seq, Records: []Record{r}})
-			requireAppendMatches(t, SyncChunk{Req: seq, Records: []Record{r}, Done: i%2 == 0})
+			requireAppendMatches(t, &Batch{Seq: seq, Records: []model.Record{r}})
+			requireAppendMatches(t, SyncChunk{Req: seq, Records: []model.Record{r}, Done: i%2 == 0})
+			requireAppendMatches(t, &FetchReply{Req: seq, Found: true, Record: r, More: i%2 == 0})
 		}
 	}
 	requireAppendMatches(t, &Batch{Seq: 1, Records: recs}) // array16 of records
 	for _, n := range []int{0, 15, 16, 65535, 65536} {     // records: fixarray to array32
-		requireAppendMatches(t, Batch{Seq: 2, Records: make([]Record, n)})
+		requireAppendMatches(t, Batch{Seq: 2, Records: make([]model.Record, n)})
 	}
 	for _, done := range []bool{false, true} {
-		requireAppendMatches(t, &SyncChunk{Req: 3, Done: done})                      // nil records: nil
-		requireAppendMatches(t, &SyncChunk{Req: 3, Records: []Record{}, Done: done}) // empty: an empty array
+		requireAppendMatches(t, &SyncChunk{Req: 3, Done: done})                            // nil records: nil
+		requireAppendMatches(t, &SyncChunk{Req: 3, Records: []model.Record{}, Done: done}) // empty: an empty array
 		requireAppendMatches(t, SyncChunk{Req: 4, Records: recs, Done: done})
 	}
 	requireAppendMatches(t, Batch{})
-	requireAppendMatches(t, &Batch{Records: []Record{}})
+	requireAppendMatches(t, FetchReply{})
+	requireAppendMatches(t, &FetchReply{Req: 5, More: true})
+	requireAppendMatches(t, &Batch{Records: []model.Record{}})
 	for _, seq := range uint64Edges {
 		requireAppendMatches(t, Ack{Seq: seq})
 		requireAppendMatches(t, &Ack{Seq: seq})
@@ -156,7 +158,7 @@ func TestAppendMatchesEncoderRandom(t *testing.T) {
 		case len(recs) == 0 && i%2 == 0:
 			recs = nil
 		case len(recs) == 0:
-			recs = []Record{}
+			recs = []model.Record{}
 		}
 		seq := uint64Edges[rng.IntN(len(uint64Edges))] ^ rng.Uint64()>>rng.IntN(65)
 		msgs := []struct {
@@ -198,17 +200,17 @@ func TestEncodeMaxEntries(t *testing.T) {
 	// A record of k removed keys has 4 + 3k entries: i, pv, x, k, and for
 	// each key its Keys entry and its value's v and x. The Batch has 2
 	// more (s, r): 2 + 349*(4+3*1000) + (4+3*58) is exactly 1<<20.
-	keys := func(k int) []KeyValue {
-		kvs := make([]KeyValue, k)
+	keys := func(k int) []model.KeyValue {
+		kvs := make([]model.KeyValue, k)
 		for i := range kvs {
-			kvs[i] = KeyValue{itoa(i), Value{Ver: Version{Wall: 1}, Deleted: true}}
+			kvs[i] = model.KeyValue{Key: strconv.Itoa(i), Value: model.Value{Ver: model.Version{Wall: 1}, Deleted: true}}
 		}
 		return kvs
 	}
 	thousand := keys(1000)
-	recs := make([]Record, 350)
+	recs := make([]model.Record, 350)
 	for i := range recs {
-		recs[i] = Record{ID: "s" + itoa(i), Keys: thousand}
+		recs[i] = model.Record{ID: "s" + strconv.Itoa(i), Keys: thousand}
 	}
 	recs[349].Keys = keys(58)
 	b := &Batch{Seq: 1, Records: recs}
@@ -232,14 +234,14 @@ func TestEncodeMaxEntries(t *testing.T) {
 	require.ErrorIs(t, err, ErrTooLarge)
 }
 
-// TestEncodeToReusesBuffer checks encodeTo's contract with the appender:
+// TestEncodeToReusesBuffer checks EncodeTo's contract with the appender:
 // the frame is buf's bytes, and a buffer large enough is not replaced.
 func TestEncodeToReusesBuffer(t *testing.T) {
 	var buf bytes.Buffer
-	big, err := encodeTo(&buf, MsgBatch, codecBatch(8, 4, 100))
+	big, err := EncodeTo(&buf, MsgBatch, codecBatch(8, 4, 100))
 	require.NoError(t, err)
 	require.Equal(t, big, buf.Bytes())
-	small, err := encodeTo(&buf, MsgAck, &Ack{Seq: 5})
+	small, err := EncodeTo(&buf, MsgAck, &Ack{Seq: 5})
 	require.NoError(t, err)
 	require.Equal(t, small, buf.Bytes())
 	require.Same(t, &big[0], &small[0], "the second frame reuses the first one's array")
@@ -309,17 +311,17 @@ func (s *fuzzSource) data() []byte {
 }
 
 // version returns a Version, zero half the time.
-func (s *fuzzSource) version() Version {
+func (s *fuzzSource) version() model.Version {
 	if s.byte()%2 == 0 {
-		return Version{}
+		return model.Version{}
 	}
-	return Version{Wall: int64(s.u64()), Seq: uint32(s.u64()), Node: s.u64()}
+	return model.Version{Wall: int64(s.u64()), Seq: uint32(s.u64()), Node: s.u64()}
 }
 
 // record returns a Record from the input.
-func (s *fuzzSource) record() Record {
+func (s *fuzzSource) record() model.Record {
 	flags := s.byte()
-	r := Record{ID: s.str()}
+	r := model.Record{ID: s.str()}
 	for i, p := range [...]*int64{&r.Created, &r.Deadline, &r.IdleTimeout, &r.Access} {
 		if flags&(1<<i) != 0 {
 			*p = int64(s.u64())
@@ -331,12 +333,12 @@ func (s *fuzzSource) record() Record {
 	r.PrincipalVer = s.version()
 	switch {
 	case flags&0x20 != 0:
-		r.Keys = make([]KeyValue, int(s.byte()%20))
+		r.Keys = make([]model.KeyValue, int(s.byte()%20))
 		for i := range r.Keys {
-			r.Keys[i] = KeyValue{s.str(), Value{Data: s.data(), Ver: s.version(), Deleted: s.byte()%2 == 0}}
+			r.Keys[i] = model.KeyValue{Key: s.str(), Value: model.Value{Data: s.data(), Ver: s.version(), Deleted: s.byte()%2 == 0}}
 		}
 	case flags&0x40 != 0:
-		r.Keys = []KeyValue{}
+		r.Keys = []model.KeyValue{}
 	}
 	if flags&0x80 != 0 {
 		r.Dead = s.version()
@@ -355,9 +357,9 @@ func FuzzAppendMatchesEncoder(f *testing.F) {
 	f.Add(uint64(128), false, uint8(4), []byte{0xe5, 0xe6, 0xe7, 0xe8, 0xe9, 0xea})
 	f.Fuzz(func(t *testing.T, seq uint64, done bool, nrecs uint8, data []byte) {
 		src := &fuzzSource{b: data}
-		var recs []Record
+		var recs []model.Record
 		if nrecs%8 != 0 || done {
-			recs = make([]Record, nrecs%8)
+			recs = make([]model.Record, nrecs%8)
 		}
 		for i := range recs {
 			recs[i] = src.record()

@@ -1,10 +1,12 @@
-package replicate
+package wire
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/peersession/peersession/replicate/model"
 
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
@@ -31,7 +33,7 @@ type reader struct {
 	// with it, so a stream of Batches decodes its keys without
 	// allocating; what the records' Keys point to is then only valid
 	// until the Batch is reused (see Store.Apply).
-	keyArena *[]KeyValue
+	keyArena *[]model.KeyValue
 }
 
 // errArrayStruct is what msgpack says of a struct array of the wrong length.

@@ -1,12 +1,16 @@
-package replicate
+package wire
 
 import (
 	"bytes"
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/peersession/peersession/replicate/internal/testrec"
+	"github.com/peersession/peersession/replicate/model"
 
 	"github.com/stretchr/testify/require"
 	"github.com/vmihailenco/msgpack/v5"
@@ -19,10 +23,15 @@ import (
 // but not its EncodeMsgpack. They are the reference the hand-written
 // codec must match byte for byte and value for value.
 
-type versionReflect Version
+type versionReflect model.Version
 
 func (v *versionReflect) DecodeMsgpack(d *msgpack.Decoder) error {
-	return (*Version)(v).DecodeMsgpack(d)
+	raw, err := d.DecodeRaw()
+	if err != nil {
+		return err
+	}
+	rd := reader{b: raw}
+	return rd.version((*model.Version)(v))
 }
 
 type valueReflect struct {
@@ -54,7 +63,7 @@ type syncChunkReflect struct {
 	Done    bool            `msgpack:"d"`
 }
 
-func toReflect(r Record) recordReflect {
+func toReflect(r model.Record) recordReflect {
 	rr := recordReflect{ID: r.ID, Created: r.Created, Deadline: r.Deadline, IdleTimeout: r.IdleTimeout,
 		Access: r.Access, Principal: r.Principal, PrincipalVer: versionReflect(r.PrincipalVer), Dead: versionReflect(r.Dead)}
 	if r.Keys != nil {
@@ -68,24 +77,24 @@ func toReflect(r Record) recordReflect {
 
 // fromReflect converts back, keeping nil and empty apart, so that
 // require.Equal compares decoders exactly.
-func fromReflect(rr recordReflect) Record {
-	r := Record{ID: rr.ID, Created: rr.Created, Deadline: rr.Deadline, IdleTimeout: rr.IdleTimeout,
-		Access: rr.Access, Principal: rr.Principal, PrincipalVer: Version(rr.PrincipalVer), Dead: Version(rr.Dead)}
+func fromReflect(rr recordReflect) model.Record {
+	r := model.Record{ID: rr.ID, Created: rr.Created, Deadline: rr.Deadline, IdleTimeout: rr.IdleTimeout,
+		Access: rr.Access, Principal: rr.Principal, PrincipalVer: model.Version(rr.PrincipalVer), Dead: model.Version(rr.Dead)}
 	if rr.Keys != nil {
-		m := make(map[string]Value, len(rr.Keys))
+		m := make(map[string]model.Value, len(rr.Keys))
 		for k, v := range rr.Keys {
-			m[k] = Value{Data: v.Data, Ver: Version(v.Ver), Deleted: v.Deleted}
+			m[k] = model.Value{Data: v.Data, Ver: model.Version(v.Ver), Deleted: v.Deleted}
 		}
-		r.Keys = keysOf(m)
+		r.Keys = testrec.KeysOf(m)
 	}
 	return r
 }
 
-func fromReflectAll(rrs []recordReflect) []Record {
+func fromReflectAll(rrs []recordReflect) []model.Record {
 	if rrs == nil {
 		return nil
 	}
-	out := make([]Record, len(rrs))
+	out := make([]model.Record, len(rrs))
 	for i, rr := range rrs {
 		out[i] = fromReflect(rr)
 	}
@@ -93,8 +102,8 @@ func fromReflectAll(rrs []recordReflect) []Record {
 }
 
 // randRecords returns n records from randRecord.
-func randRecords(rng *rand.Rand, n int) []Record {
-	recs := make([]Record, n)
+func randRecords(rng *rand.Rand, n int) []model.Record {
+	recs := make([]model.Record, n)
 	for i := range recs {
 		recs[i] = randRecord(rng)
 	}
@@ -106,7 +115,7 @@ func randRecords(rng *rand.Rand, n int) []Record {
 // zero and random versions, nil, empty and large Keys (a map16 on the wire), and
 // values nil, empty, small and large (bin8, bin16, bin32), deleted or not.
 // It need not pass validate: the codec encodes what it is given.
-func randRecord(rng *rand.Rand) Record {
+func randRecord(rng *rand.Rand) model.Record {
 	str := func() string {
 		n := [...]int{0, 1, 2, 5, 31, 32, 255, 256, 300}[rng.IntN(9)]
 		b := make([]byte, n)
@@ -124,13 +133,13 @@ func randRecord(rng *rand.Rand) Record {
 		}
 		return rng.Int64()
 	}
-	ver := func() Version {
+	ver := func() model.Version {
 		if rng.IntN(3) == 0 {
-			return Version{}
+			return model.Version{}
 		}
-		return Version{Wall: i64(), Seq: rng.Uint32() >> rng.IntN(33), Node: rng.Uint64() >> rng.IntN(65)}
+		return model.Version{Wall: i64(), Seq: rng.Uint32() >> rng.IntN(33), Node: rng.Uint64() >> rng.IntN(65)}
 	}
-	r := Record{ID: str(), Created: i64(), Deadline: i64(), IdleTimeout: i64(), Access: i64(),
+	r := model.Record{ID: str(), Created: i64(), Deadline: i64(), IdleTimeout: i64(), Access: i64(),
 		PrincipalVer: ver(), Dead: ver()}
 	if rng.IntN(2) == 0 {
 		r.Principal = str()
@@ -138,12 +147,12 @@ func randRecord(rng *rand.Rand) Record {
 	switch rng.IntN(6) {
 	case 0: // nil Keys
 	case 1:
-		r.Keys = []KeyValue{}
+		r.Keys = []model.KeyValue{}
 	default:
 		n := 1 + rng.IntN([...]int{1, 4, 20}[rng.IntN(3)])
-		r.Keys = make([]KeyValue, 0, n)
+		r.Keys = make([]model.KeyValue, 0, n)
 		for range n {
-			v := Value{Ver: ver(), Deleted: rng.IntN(4) == 0}
+			v := model.Value{Ver: ver(), Deleted: rng.IntN(4) == 0}
 			switch rng.IntN(7) {
 			case 0: // nil
 			case 1:
@@ -157,7 +166,7 @@ func randRecord(rng *rand.Rand) Record {
 			default:
 				v.Data = []byte(str())
 			}
-			r.setKey(str(), v)
+			r.Set(str(), v)
 		}
 	}
 	return r
@@ -177,13 +186,12 @@ func TestRecordCodecMatchesReflection(t *testing.T) {
 	}
 	for i := range n {
 		r := randRecord(rng)
-		want := normRecord(r) // what survives the wire: empty is omitted
+		want := testrec.Norm(r) // what survives the wire: empty is omitted
 
 		old, err := msgpack.Marshal(toReflect(r))
 		require.NoError(t, err)
-		neu, err := msgpack.Marshal(&r)
-		require.NoError(t, err)
-		byValue, err := msgpack.Marshal(r)
+		neu := appendRecord(nil, &r)
+		byValue, err := msgpack.Marshal(refCodecRecord(r))
 		require.NoError(t, err)
 		require.Len(t, neu, len(old), "record %d", i)
 		require.Len(t, byValue, len(old), "record %d", i)
@@ -195,17 +203,16 @@ func TestRecordCodecMatchesReflection(t *testing.T) {
 			v := kv.Value
 			ov, err := msgpack.Marshal(valueReflect{Data: v.Data, Ver: versionReflect(v.Ver), Deleted: v.Deleted})
 			require.NoError(t, err)
-			nv, err := msgpack.Marshal(v)
-			require.NoError(t, err)
+			nv := appendValue(nil, &v)
 			require.Equal(t, ov, nv, "record %d key %q", i, kv.Key)
 		}
 
 		// Old bytes, new decoders: msgpack's (through DecodeMsgpack) and
 		// reader's (what Decode uses).
-		var got Record
-		require.NoError(t, msgpack.Unmarshal(old, &got))
+		var got model.Record
+		require.NoError(t, msgpack.Unmarshal(old, (*refCodecRecord)(&got)))
 		require.Equal(t, want, got, "record %d", i)
-		var got2 Record
+		var got2 model.Record
 		rd := reader{b: old}
 		require.NoError(t, rd.record(&got2))
 		require.Equal(t, len(old), rd.pos)
@@ -234,8 +241,7 @@ func TestRecordCodecBatchMatchesReflection(t *testing.T) {
 		b := Batch{Seq: rng.Uint64(), Records: recs}
 		old, err := msgpack.Marshal(batchReflect{Seq: b.Seq, Records: rrs})
 		require.NoError(t, err)
-		neu, err := msgpack.Marshal(&b)
-		require.NoError(t, err)
+		neu, _ := appendBody(nil, &b)
 		require.Len(t, neu, len(old))
 		// Encode writes Batch by hand (encodeBody): the same bytes as
 		// msgpack.
@@ -254,8 +260,7 @@ func TestRecordCodecBatchMatchesReflection(t *testing.T) {
 		c := SyncChunk{Req: rng.Uint64(), Records: recs, Done: i%3 == 0}
 		old, err = msgpack.Marshal(syncChunkReflect{Req: c.Req, Records: rrs, Done: c.Done})
 		require.NoError(t, err)
-		neuc, err := msgpack.Marshal(&c)
-		require.NoError(t, err)
+		neuc, _ := appendBody(nil, &c)
 		requireEncodeBody(t, neuc, &c, c)
 		var gotc SyncChunk
 		require.NoError(t, decodeBody(old, &gotc))
@@ -285,22 +290,22 @@ func requireEncodeBody(t testing.TB, want []byte, msgs ...any) {
 }
 
 // recordDecodings decodes body as a Record three ways: by reflection (the
-// reference), with Record.DecodeMsgpack, and with reader. It returns the
+// reference), through msgpack's Decoder (refCodecRecord), and with reader. It returns the
 // three results and errors.
-func recordDecodings(body []byte) (ref, custom, fast Record, refErr, customErr, fastErr error) {
+func recordDecodings(body []byte) (ref, custom, fast model.Record, refErr, customErr, fastErr error) {
 	var rr recordReflect
 	if refErr = msgpack.Unmarshal(body, &rr); refErr == nil {
 		ref = fromReflect(rr)
 	}
-	customErr = msgpack.Unmarshal(body, &custom)
+	customErr = msgpack.Unmarshal(body, (*refCodecRecord)(&custom))
 	rd := reader{b: body}
 	fastErr = rd.record(&fast)
 	return
 }
 
 func TestRecordCodecEdgeCases(t *testing.T) {
-	v1 := Version{Wall: 1, Seq: 2, Node: 3}
-	v2 := Version{Wall: 4, Seq: 5, Node: 6}
+	v1 := model.Version{Wall: 1, Seq: 2, Node: 3}
+	v2 := model.Version{Wall: 4, Seq: 5, Node: 6}
 	enc := func(e *msgpack.Encoder, kv ...any) { // a map of the pairs in kv
 		_ = e.EncodeMapLen(len(kv) / 2)
 		for _, x := range kv {
@@ -311,87 +316,87 @@ func TestRecordCodecEdgeCases(t *testing.T) {
 	tests := []struct {
 		name  string
 		body  func(e *msgpack.Encoder)
-		want  *Record // nil: just agree with reflection
+		want  *model.Record // nil: just agree with reflection
 		isErr bool
 	}{
 		{"fields reversed", func(e *msgpack.Encoder) {
-			enc(e, "x", v1, "k", map[string]Value{"a": {Data: []byte("1"), Ver: v1}}, "pv", v1, "p", "u",
+			enc(e, "x", v1, "k", map[string]model.Value{"a": {Data: []byte("1"), Ver: v1}}, "pv", v1, "p", "u",
 				"a", 4, "t", 3, "e", 2, "c", 1, "i", "id")
-		}, &Record{ID: "id", Created: 1, Deadline: 2, IdleTimeout: 3, Access: 4, Principal: "u", PrincipalVer: v1,
-			Keys: []KeyValue{{"a", Value{Data: []byte("1"), Ver: v1}}}, Dead: v1}, false},
+		}, &model.Record{ID: "id", Created: 1, Deadline: 2, IdleTimeout: 3, Access: 4, Principal: "u", PrincipalVer: v1,
+			Keys: []model.KeyValue{{Key: "a", Value: model.Value{Data: []byte("1"), Ver: v1}}}, Dead: v1}, false},
 		{"unknown fields skipped", func(e *msgpack.Encoder) {
 			enc(e, "zz", map[string]any{"n": []any{1, "x", nil, 2.5, true}}, "i", "id", "",
 				[]byte{1, 2}, strings.Repeat("long", 20), float32(1.5), "q", nil, "w", uint64(math.MaxUint64), "u", -5)
-		}, &Record{ID: "id"}, false},
+		}, &model.Record{ID: "id"}, false},
 		{"nil for every field", func(e *msgpack.Encoder) {
 			enc(e, "i", nil, "c", nil, "e", nil, "t", nil, "a", nil, "p", nil, "pv", nil, "k", nil, "x", nil)
-		}, &Record{}, false},
-		{"nil record", func(e *msgpack.Encoder) { _ = e.EncodeNil() }, &Record{}, false},
-		{"empty map record", func(e *msgpack.Encoder) { _ = e.EncodeMapLen(0) }, &Record{}, false},
-		{"empty keys stay a map", func(e *msgpack.Encoder) { enc(e, "i", "a", "k", map[string]Value{}) },
-			&Record{ID: "a", Keys: []KeyValue{}}, false},
+		}, &model.Record{}, false},
+		{"nil record", func(e *msgpack.Encoder) { _ = e.EncodeNil() }, &model.Record{}, false},
+		{"empty map record", func(e *msgpack.Encoder) { _ = e.EncodeMapLen(0) }, &model.Record{}, false},
+		{"empty keys stay a map", func(e *msgpack.Encoder) { enc(e, "i", "a", "k", map[string]model.Value{}) },
+			&model.Record{ID: "a", Keys: []model.KeyValue{}}, false},
 		{"value fields nil", func(e *msgpack.Encoder) {
 			enc(e, "i", "a", "k", map[string]any{"k": map[string]any{"d": nil, "v": nil, "x": nil}})
-		}, &Record{ID: "a", Keys: []KeyValue{{"k", Value{}}}}, false},
+		}, &model.Record{ID: "a", Keys: []model.KeyValue{{Key: "k", Value: model.Value{}}}}, false},
 		{"nil value", func(e *msgpack.Encoder) { enc(e, "i", "a", "k", map[string]any{"k": nil}) },
-			&Record{ID: "a", Keys: []KeyValue{{"k", Value{}}}}, false},
+			&model.Record{ID: "a", Keys: []model.KeyValue{{Key: "k", Value: model.Value{}}}}, false},
 		{"empty data", func(e *msgpack.Encoder) { enc(e, "k", map[string]any{"k": map[string]any{"d": []byte{}}}) },
-			&Record{Keys: []KeyValue{{"k", Value{Data: []byte{}}}}}, false},
+			&model.Record{Keys: []model.KeyValue{{Key: "k", Value: model.Value{Data: []byte{}}}}}, false},
 		{"deleted without data", func(e *msgpack.Encoder) {
 			enc(e, "i", "a", "k", map[string]any{"k": map[string]any{"x": true, "v": v1}})
-		}, &Record{ID: "a", Keys: []KeyValue{{"k", Value{Ver: v1, Deleted: true}}}}, false},
+		}, &model.Record{ID: "a", Keys: []model.KeyValue{{Key: "k", Value: model.Value{Ver: v1, Deleted: true}}}}, false},
 		{"value unknown fields and order", func(e *msgpack.Encoder) {
 			enc(e, "k", map[string]any{"k": map[string]any{"x": false, "?": []int{1}, "v": v1, "d": "str as bytes"}})
-		}, &Record{Keys: []KeyValue{{"k", Value{Data: []byte("str as bytes"), Ver: v1}}}}, false},
+		}, &model.Record{Keys: []model.KeyValue{{Key: "k", Value: model.Value{Data: []byte("str as bytes"), Ver: v1}}}}, false},
 		{"int widths", func(e *msgpack.Encoder) {
 			enc(e, "c", uint8(200), "e", int8(-3), "t", uint16(60000), "a", int32(-70000), "i", []byte("bin id"))
-		}, &Record{ID: "bin id", Created: 200, Deadline: -3, IdleTimeout: 60000, Access: -70000}, false},
+		}, &model.Record{ID: "bin id", Created: 200, Deadline: -3, IdleTimeout: 60000, Access: -70000}, false},
 		{"version widths", func(e *msgpack.Encoder) {
 			enc(e, "pv", []any{5, uint8(6), uint16(7)}, "x", []any{-1})
-		}, &Record{PrincipalVer: Version{Wall: 5, Seq: 6, Node: 7}, Dead: Version{Wall: -1}}, false},
+		}, &model.Record{PrincipalVer: model.Version{Wall: 5, Seq: 6, Node: 7}, Dead: model.Version{Wall: -1}}, false},
 		{"version extra elements", func(e *msgpack.Encoder) { enc(e, "x", []any{1, 2, 3, "more", []int{4}}) },
-			&Record{Dead: Version{Wall: 1, Seq: 2, Node: 3}}, false},
+			&model.Record{Dead: model.Version{Wall: 1, Seq: 2, Node: 3}}, false},
 		{"field twice", func(e *msgpack.Encoder) {
-			enc(e, "i", "a", "k", map[string]Value{"1": {Ver: v1}}, "i", "b", "k", map[string]Value{"2": {Ver: v1}})
-		}, &Record{ID: "b", Keys: []KeyValue{{"1", Value{Ver: v1}}, {"2", Value{Ver: v1}}}}, false},
+			enc(e, "i", "a", "k", map[string]model.Value{"1": {Ver: v1}}, "i", "b", "k", map[string]model.Value{"2": {Ver: v1}})
+		}, &model.Record{ID: "b", Keys: []model.KeyValue{{Key: "1", Value: model.Value{Ver: v1}}, {Key: "2", Value: model.Value{Ver: v1}}}}, false},
 		{"keys out of order", func(e *msgpack.Encoder) {
 			_ = e.EncodeMapLen(1)
 			_ = e.EncodeString("k")
 			_ = e.EncodeMapLen(3)
 			for _, k := range []string{"c", "a", "b"} {
 				_ = e.EncodeString(k)
-				_ = e.Encode(Value{Data: []byte(k), Ver: v1})
+				_ = e.Encode(model.Value{Data: []byte(k), Ver: v1})
 			}
-		}, &Record{Keys: []KeyValue{{"a", Value{Data: []byte("a"), Ver: v1}}, {"b", Value{Data: []byte("b"), Ver: v1}},
-			{"c", Value{Data: []byte("c"), Ver: v1}}}}, false},
+		}, &model.Record{Keys: []model.KeyValue{{Key: "a", Value: model.Value{Data: []byte("a"), Ver: v1}}, {Key: "b", Value: model.Value{Data: []byte("b"), Ver: v1}},
+			{Key: "c", Value: model.Value{Data: []byte("c"), Ver: v1}}}}, false},
 		{"key repeated: last wins", func(e *msgpack.Encoder) {
 			_ = e.EncodeMapLen(1)
 			_ = e.EncodeString("k")
 			_ = e.EncodeMapLen(4)
 			for i, k := range []string{"b", "a", "b", "a"} {
 				_ = e.EncodeString(k)
-				_ = e.Encode(Value{Data: []byte{byte('0' + i)}, Ver: v1})
+				_ = e.Encode(model.Value{Data: []byte{byte('0' + i)}, Ver: v1})
 			}
-		}, &Record{Keys: []KeyValue{{"a", Value{Data: []byte("3"), Ver: v1}}, {"b", Value{Data: []byte("2"), Ver: v1}}}}, false},
+		}, &model.Record{Keys: []model.KeyValue{{Key: "a", Value: model.Value{Data: []byte("3"), Ver: v1}}, {Key: "b", Value: model.Value{Data: []byte("2"), Ver: v1}}}}, false},
 		{"key repeated across fields", func(e *msgpack.Encoder) {
-			enc(e, "k", map[string]Value{"1": {Ver: v1}, "2": {Ver: v1}}, "k", map[string]Value{"1": {Ver: v2}})
-		}, &Record{Keys: []KeyValue{{"1", Value{Ver: v2}}, {"2", Value{Ver: v1}}}}, false},
-		{"keys then nil", func(e *msgpack.Encoder) { enc(e, "k", map[string]Value{"1": {Ver: v1}}, "k", nil) },
-			&Record{}, false},
+			enc(e, "k", map[string]model.Value{"1": {Ver: v1}, "2": {Ver: v1}}, "k", map[string]model.Value{"1": {Ver: v2}})
+		}, &model.Record{Keys: []model.KeyValue{{Key: "1", Value: model.Value{Ver: v2}}, {Key: "2", Value: model.Value{Ver: v1}}}}, false},
+		{"keys then nil", func(e *msgpack.Encoder) { enc(e, "k", map[string]model.Value{"1": {Ver: v1}}, "k", nil) },
+			&model.Record{}, false},
 		{"map16 header", func(e *msgpack.Encoder) {
 			_ = e.EncodeMapLen(17) // more than a fixmap holds
 			for i := range 16 {
-				_ = e.EncodeString("u" + itoa(i))
+				_ = e.EncodeString("u" + strconv.Itoa(i))
 				_ = e.EncodeInt(int64(i))
 			}
 			_ = e.EncodeString("i")
 			_ = e.EncodeString("a")
-		}, &Record{ID: "a"}, false},
+		}, &model.Record{ID: "a"}, false},
 		{"array form", func(e *msgpack.Encoder) {
 			_ = e.Encode([]any{"id", 1, 2, 3, 4, "p", v1, map[string]any{"k": []any{[]byte("d"), v1, true}}, v1})
-		}, &Record{ID: "id", Created: 1, Deadline: 2, IdleTimeout: 3, Access: 4, Principal: "p", PrincipalVer: v1,
-			Keys: []KeyValue{{"k", Value{Data: []byte("d"), Ver: v1, Deleted: true}}}, Dead: v1}, false},
-		{"empty array", func(e *msgpack.Encoder) { _ = e.EncodeArrayLen(0) }, &Record{}, false},
+		}, &model.Record{ID: "id", Created: 1, Deadline: 2, IdleTimeout: 3, Access: 4, Principal: "p", PrincipalVer: v1,
+			Keys: []model.KeyValue{{Key: "k", Value: model.Value{Data: []byte("d"), Ver: v1, Deleted: true}}}, Dead: v1}, false},
+		{"empty array", func(e *msgpack.Encoder) { _ = e.EncodeArrayLen(0) }, &model.Record{}, false},
 		{"short array", func(e *msgpack.Encoder) { _ = e.Encode([]any{"id", 1}) }, nil, true},
 		{"value short array", func(e *msgpack.Encoder) { enc(e, "k", map[string]any{"k": []any{1}}) }, nil, true},
 		{"int as string", func(e *msgpack.Encoder) { enc(e, "c", "1") }, nil, true},
@@ -399,13 +404,13 @@ func TestRecordCodecEdgeCases(t *testing.T) {
 		{"string as int", func(e *msgpack.Encoder) { enc(e, "i", 1) }, nil, true},
 		{"int field name", func(e *msgpack.Encoder) { _ = e.EncodeMapLen(1); _ = e.EncodeInt(1); _ = e.EncodeInt(2) }, nil, true},
 		{"keys as array", func(e *msgpack.Encoder) { enc(e, "k", []int{1}) }, nil, true},
-		{"key as int", func(e *msgpack.Encoder) { enc(e, "k", map[int]Value{1: {}}) }, nil, true},
+		{"key as int", func(e *msgpack.Encoder) { enc(e, "k", map[int]model.Value{1: {}}) }, nil, true},
 		{"bool as int", func(e *msgpack.Encoder) { enc(e, "k", map[string]any{"k": map[string]any{"x": 1}}) }, nil, true},
 		{"version as map", func(e *msgpack.Encoder) { enc(e, "pv", map[string]any{"Wall": 1}) }, nil, true},
 		{"not a map", func(e *msgpack.Encoder) { _ = e.EncodeString("record") }, nil, true},
 		{"truncated", func(e *msgpack.Encoder) { _ = e.EncodeMapLen(2); _ = e.EncodeString("i") }, nil, true},
 		{"raw version", func(e *msgpack.Encoder) { _ = e.EncodeMapLen(1); _ = e.EncodeString("x"); rawVer(e) },
-			&Record{Dead: v1}, false},
+			&model.Record{Dead: v1}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -434,17 +439,16 @@ func TestRecordCodecEdgeCases(t *testing.T) {
 func TestRecordCodecPinnedBytes(t *testing.T) {
 	zeroVer := "93d30000000000000000ce00000000cf0000000000000000"
 	for _, tc := range []struct {
-		r    Record
+		r    model.Record
 		want string
 	}{
-		{Record{ID: "a"}, "83a169a161a27076" + zeroVer + "a178" + zeroVer},
-		{Record{ID: "a", Dead: Version{Wall: 1, Seq: 2, Node: 3}},
+		{model.Record{ID: "a"}, "83a169a161a27076" + zeroVer + "a178" + zeroVer},
+		{model.Record{ID: "a", Dead: model.Version{Wall: 1, Seq: 2, Node: 3}},
 			"83a169a161a27076" + zeroVer + "a178" + "93d30000000000000001ce00000002cf0000000000000003"},
-		{Record{ID: "a", Created: 1, Keys: []KeyValue{{"k", Value{Ver: Version{}, Deleted: true}}}},
+		{model.Record{ID: "a", Created: 1, Keys: []model.KeyValue{{Key: "k", Value: model.Value{Ver: model.Version{}, Deleted: true}}}},
 			"85a169a161a163d30000000000000001a27076" + zeroVer + "a16b81a16b82a176" + zeroVer + "a178c3a178" + zeroVer},
 	} {
-		got, err := msgpack.Marshal(tc.r)
-		require.NoError(t, err)
+		got := appendRecord(nil, &tc.r)
 		require.Equal(t, tc.want, bytesHex(got))
 		old, err := msgpack.Marshal(toReflect(tc.r))
 		require.NoError(t, err)
@@ -481,7 +485,7 @@ func TestRecordCodecHostileLengths(t *testing.T) {
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
 			for range 100 {
-				var r Record
+				var r model.Record
 				rd := reader{b: body}
 				require.Error(t, rd.record(&r))
 				var b Batch
@@ -531,11 +535,10 @@ func FuzzRecordCodec(f *testing.F) {
 		if refErr == nil {
 			require.Equal(t, ref, custom)
 			require.Equal(t, ref, fast)
-			again, err := msgpack.Marshal(fast)
-			require.NoError(t, err)
+			again := appendRecord(nil, &fast)
 			var rr recordReflect
 			require.NoError(t, msgpack.Unmarshal(again, &rr))
-			require.Equal(t, normRecord(fast), fromReflect(rr))
+			require.Equal(t, testrec.Norm(fast), fromReflect(rr))
 		}
 
 		var rb batchReflect
@@ -567,7 +570,7 @@ func BenchmarkRecordCodec(b *testing.B) {
 	b.Run("encode/custom", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			_, _ = msgpack.Marshal(&r)
+			_ = appendRecord(nil, &r)
 		}
 	})
 	b.Run("decode/reflect", func(b *testing.B) {
@@ -580,7 +583,7 @@ func BenchmarkRecordCodec(b *testing.B) {
 	b.Run("decode/reader", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			var out Record
+			var out model.Record
 			rd := reader{b: frame}
 			_ = rd.record(&out)
 		}

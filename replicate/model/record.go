@@ -1,4 +1,4 @@
-package replicate
+package model
 
 import (
 	"slices"
@@ -85,6 +85,16 @@ func (r *Record) Size() int {
 	n := len(r.Principal)
 	for _, kv := range r.Keys {
 		n += len(kv.Key) + len(kv.Value.Data)
+	}
+	return n
+}
+
+// EstSize returns a quick estimate of r's encoded size in bytes, never
+// less than Size, for the hot paths that only compare against a limit.
+func (r *Record) EstSize() int {
+	n := 64 + len(r.ID) + len(r.Principal)
+	for _, kv := range r.Keys {
+		n += 32 + len(kv.Key) + len(kv.Value.Data)
 	}
 	return n
 }

@@ -1,8 +1,10 @@
-package replicate
+package wire
 
 import (
 	"encoding/binary"
 	"strconv"
+
+	"github.com/peersession/peersession/replicate/model"
 )
 
 // This file holds the two checks around msgpack decoding: checkStructure,
@@ -260,7 +262,7 @@ func validate(msg any, lim *Limits) error {
 	return nil // Ack: nothing to check
 }
 
-func validateRecords(recs []Record, lim *Limits) error {
+func validateRecords(recs []model.Record, lim *Limits) error {
 	if len(recs) > lim.MaxRecords {
 		return tooLarge("%d records, limit %d (MaxRecords)", len(recs), lim.MaxRecords)
 	}
@@ -282,7 +284,7 @@ func withRecord(err error, i int) error {
 
 // validateRecord checks one record. needID is false for the record of a
 // FetchReply that found nothing.
-func validateRecord(r *Record, lim *Limits, needID bool) error {
+func validateRecord(r *model.Record, lim *Limits, needID bool) error {
 	if needID && r.ID == "" {
 		return malformed("empty session ID")
 	}

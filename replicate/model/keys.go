@@ -1,4 +1,4 @@
-package replicate
+package model
 
 import (
 	"slices"
@@ -40,6 +40,21 @@ func SearchKeys(kvs []KeyValue, key string) (int, bool) {
 	}
 	return lo, lo < len(kvs) && kvs[lo].Key == key
 }
+
+// SetKey returns kvs with key set to v, kvs being sorted by key without
+// repeats: v replaces key's value where kvs has it, and is inserted in
+// order where it does not. kvs's array is reused when it has room.
+func SetKey(kvs []KeyValue, key string, v Value) []KeyValue {
+	i, ok := SearchKeys(kvs, key)
+	if ok {
+		kvs[i].Value = v
+		return kvs
+	}
+	return slices.Insert(kvs, i, KeyValue{Key: key, Value: v})
+}
+
+// Set sets key to v in r.Keys, keeping them sorted (see SetKey).
+func (r *Record) Set(key string, v Value) { r.Keys = SetKey(r.Keys, key, v) }
 
 // SortKeys sorts kvs by key in place and drops repeated keys, the last of
 // each winning (as a msgpack map's does), and returns the result: kvs

@@ -1,10 +1,12 @@
-package replicate
+package wire
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/peersession/peersession/replicate/model"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -139,11 +141,12 @@ func tooLarge(format string, args ...any) error {
 // is reused as soon as Encode returns.
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// maxPooledBuf is the largest buffer returned to bufPool: room for a
+// MaxPooledBuf is the largest encoding buffer worth keeping (bufPool keeps
+// none larger): room for a
 // full batch or state-transfer chunk (MaxBatchBytes is 1 MiB by default,
 // and a buffer grows by doubling), so that a run of them reuses buffers;
 // a larger one, from a huge chunk, is not pinned.
-const maxPooledBuf = 4 << 20
+const MaxPooledBuf = 4 << 20
 
 // Encode returns a frame: FormatVersion, t, then the msgpack body of msg.
 // msg is the message struct for t, or a pointer to it (Batch or *Batch for
@@ -154,20 +157,20 @@ const maxPooledBuf = 4 << 20
 // limit wraps ErrTooLarge (split the batch), any other wraps ErrMalformed.
 func Encode(t MsgType, msg any) ([]byte, error) {
 	buf := bufPool.Get().(*bytes.Buffer)
-	frame, err := encodeTo(buf, t, msg)
+	frame, err := EncodeTo(buf, t, msg)
 	if err == nil {
 		frame = bytes.Clone(frame)
 	}
-	if buf.Cap() <= maxPooledBuf {
+	if buf.Cap() <= MaxPooledBuf {
 		bufPool.Put(buf)
 	}
 	return frame, err
 }
 
-// encodeTo is Encode writing the frame into buf (reset first): the frame
+// EncodeTo is Encode writing the frame into buf (reset first): the frame
 // returned is buf's bytes, valid until buf is used again. A sender that
 // keeps a frame until it is acknowledged reuses buffers this way.
-func encodeTo(buf *bytes.Buffer, t MsgType, msg any) ([]byte, error) {
+func EncodeTo(buf *bytes.Buffer, t MsgType, msg any) ([]byte, error) {
 	mt, ok := msgType(msg)
 	if !ok {
 		return nil, fmt.Errorf("replicate: encode %s: unsupported message %T", t, msg)
@@ -253,7 +256,7 @@ func DecodeLimits(frame []byte, lim Limits) (MsgType, any, error) {
 // capacity: the decoder reuses that array. When keys is not nil, the
 // records' Keys are carved out of the array *keys holds (see
 // reader.keyArena), which must be cleared likewise.
-func decodeFrame(frame []byte, lim Limits, b *Batch, keys *[]KeyValue) (MsgType, any, error) {
+func decodeFrame(frame []byte, lim Limits, b *Batch, keys *[]model.KeyValue) (MsgType, any, error) {
 	lim = lim.withDefaults()
 	if len(frame) > lim.MaxFrame {
 		return 0, nil, tooLarge("frame of %d bytes, limit %d (MaxFrame)", len(frame), lim.MaxFrame)
@@ -297,7 +300,7 @@ func decodeBody(body []byte, msg any) error {
 
 // decodeBodyKeys is decodeBody with the records' Keys appended to *keys
 // (see reader.keyArena) when keys is not nil.
-func decodeBodyKeys(body []byte, msg any, keys *[]KeyValue) error {
+func decodeBodyKeys(body []byte, msg any, keys *[]model.KeyValue) error {
 	rd := reader{b: body, keyArena: keys}
 	switch m := msg.(type) {
 	case *Batch:
@@ -306,6 +309,8 @@ func decodeBodyKeys(body []byte, msg any, keys *[]KeyValue) error {
 		return rd.syncChunk(m)
 	case *Ack:
 		return rd.ack(m)
+	case *FetchReply:
+		return rd.fetchReply(m)
 	}
 	return msgpack.Unmarshal(body, msg)
 }
@@ -373,35 +378,3 @@ func msgType(msg any) (MsgType, bool) {
 	}
 	return 0, false
 }
-
-// DecodeMsgpack decodes a Version from its wire form, the array [wall,
-// seq, node], or nil for the zero Version; missing trailing elements are
-// zero and extra ones are skipped. It does what msgpack's as_array decoding
-// does, without its reflection and the error it allocates per Version
-// (msgpack v5.4.1 first tries the struct as a map). EncodeMsgpack
-// (record_codec.go) writes the same array.
-func (v *Version) DecodeMsgpack(d *msgpack.Decoder) error {
-	n, err := d.DecodeArrayLen()
-	if err != nil {
-		return err
-	}
-	*v = Version{}
-	for i := 0; i < n; i++ {
-		switch i {
-		case 0:
-			v.Wall, err = d.DecodeInt64()
-		case 1:
-			v.Seq, err = d.DecodeUint32()
-		case 2:
-			v.Node, err = d.DecodeUint64()
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-var _ msgpack.CustomDecoder = (*Version)(nil)

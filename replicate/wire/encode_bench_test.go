@@ -1,4 +1,4 @@
-package replicate
+package wire
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ func BenchmarkEncodeToBatch(b *testing.B) {
 	var buf bytes.Buffer
 	b.ReportAllocs()
 	for b.Loop() {
-		frame, err := encodeTo(&buf, MsgBatch, batch)
+		frame, err := EncodeTo(&buf, MsgBatch, batch)
 		if err != nil {
 			b.Fatal(err)
 		}

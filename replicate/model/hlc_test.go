@@ -1,4 +1,4 @@
-package replicate
+package model_test
 
 import (
 	"math"
@@ -7,37 +7,22 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/peersession/peersession/replicate/internal/testrec"
+	"github.com/peersession/peersession/replicate/model"
 )
-
-// fakeWall is an injectable wall clock that moves only when told.
-type fakeWall struct {
-	mu sync.Mutex // guards t
-	t  time.Time
-}
-
-func (f *fakeWall) now() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.t
-}
-
-func (f *fakeWall) set(t time.Time) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.t = t
-}
 
 func TestVersionCompare(t *testing.T) {
 	tests := []struct {
-		a, b Version
+		a, b model.Version
 		want int
 	}{
 		{ver(1, 0, 0), ver(1, 0, 0), 0},
 		{ver(1, 0, 0), ver(2, 0, 0), -1},
-		{ver(2, 0, 0), ver(1, 9, 9), 1},  // wall first
-		{ver(1, 1, 0), ver(1, 0, 9), 1},  // then seq
-		{ver(1, 0, 1), ver(1, 0, 2), -1}, // then node, the tie-break
-		{ver(-1, 0, 0), Version{}, -1},   // signed wall
+		{ver(2, 0, 0), ver(1, 9, 9), 1},      // wall first
+		{ver(1, 1, 0), ver(1, 0, 9), 1},      // then seq
+		{ver(1, 0, 1), ver(1, 0, 2), -1},     // then node, the tie-break
+		{ver(-1, 0, 0), model.Version{}, -1}, // signed wall
 		{ver(1, math.MaxUint32, 0), ver(2, 0, 0), -1},
 		{ver(0, 0, math.MaxUint64), ver(0, 1, 0), -1},
 	}
@@ -46,18 +31,18 @@ func TestVersionCompare(t *testing.T) {
 		require.Equal(t, -tc.want, tc.b.Compare(tc.a), "%v vs %v", tc.b, tc.a)
 		require.Equal(t, tc.want < 0, tc.a.Less(tc.b))
 		if tc.want >= 0 {
-			require.Equal(t, tc.a, MaxVersion(tc.a, tc.b))
-			require.Equal(t, tc.a, MaxVersion(tc.b, tc.a))
+			require.Equal(t, tc.a, model.MaxVersion(tc.a, tc.b))
+			require.Equal(t, tc.a, model.MaxVersion(tc.b, tc.a))
 		}
 	}
-	require.True(t, Version{}.IsZero())
+	require.True(t, model.Version{}.IsZero())
 	require.False(t, ver(0, 0, 1).IsZero())
 	require.False(t, ver(0, 1, 0).IsZero())
 }
 
 func TestClockNowMonotonicFrozen(t *testing.T) {
-	wall := &fakeWall{t: time.Unix(1000, 0)}
-	c := NewClock(7, wall.now)
+	wall := testrec.NewWall(time.Unix(1000, 0))
+	c := model.NewClock(7, wall.Now)
 	require.Equal(t, uint64(7), c.Node())
 	prev := c.Now()
 	require.Equal(t, ver(time.Unix(1000, 0).UnixNano(), 0, 7), prev)
@@ -70,21 +55,21 @@ func TestClockNowMonotonicFrozen(t *testing.T) {
 }
 
 func TestClockNowWallGoesBack(t *testing.T) {
-	wall := &fakeWall{t: time.Unix(1000, 0)}
-	c := NewClock(1, wall.now)
+	wall := testrec.NewWall(time.Unix(1000, 0))
+	c := model.NewClock(1, wall.Now)
 	a := c.Now()
-	wall.set(time.Unix(900, 0)) // NTP step backwards
+	wall.Set(time.Unix(900, 0)) // NTP step backwards
 	b := c.Now()
 	require.True(t, a.Less(b))
 	require.Equal(t, a.Wall, b.Wall)
-	wall.set(time.Unix(1001, 0))
+	wall.Set(time.Unix(1001, 0))
 	d := c.Now()
 	require.Equal(t, ver(time.Unix(1001, 0).UnixNano(), 0, 1), d, "catches up with the wall clock")
 }
 
 func TestClockSeqWraps(t *testing.T) {
-	wall := &fakeWall{t: time.Unix(1000, 0)}
-	c := NewClock(1, wall.now)
+	wall := testrec.NewWall(time.Unix(1000, 0))
+	c := model.NewClock(1, wall.Now)
 	c.Observe(ver(time.Unix(1000, 0).UnixNano(), math.MaxUint32, 2))
 	v := c.Now()
 	require.Equal(t, ver(time.Unix(1000, 0).UnixNano()+1, 0, 1), v, "borrows a nanosecond")
@@ -95,18 +80,18 @@ func TestClockObserve(t *testing.T) {
 	base := time.Unix(1000, 0).UnixNano()
 	tests := []struct {
 		name   string
-		remote Version
+		remote model.Version
 	}{
 		{"remote ahead", ver(base+5e9, 3, 9)},
 		{"same wall, larger seq", ver(base, 40, 9)},
 		{"same wall and seq, larger node", ver(base, 0, 9)},
 		{"remote behind", ver(base-5e9, 99, 9)},
-		{"zero", Version{}},
+		{"zero", model.Version{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			wall := &fakeWall{t: time.Unix(1000, 0)}
-			c := NewClock(1, wall.now)
+			wall := testrec.NewWall(time.Unix(1000, 0))
+			c := model.NewClock(1, wall.Now)
 			local := c.Now()
 			c.Observe(tc.remote)
 			next := c.Now()
@@ -117,8 +102,8 @@ func TestClockObserve(t *testing.T) {
 }
 
 func TestClockTieBreakAcrossNodes(t *testing.T) {
-	wall := &fakeWall{t: time.Unix(1000, 0)}
-	a, b := NewClock(1, wall.now), NewClock(2, wall.now)
+	wall := testrec.NewWall(time.Unix(1000, 0))
+	a, b := model.NewClock(1, wall.Now), model.NewClock(2, wall.Now)
 	va, vb := a.Now(), b.Now()
 	require.Equal(t, va.Wall, vb.Wall)
 	require.Equal(t, va.Seq, vb.Seq)
@@ -127,7 +112,7 @@ func TestClockTieBreakAcrossNodes(t *testing.T) {
 }
 
 func TestClockNowDefaultsToTimeNow(t *testing.T) {
-	c := NewClock(3, nil)
+	c := model.NewClock(3, nil)
 	before := time.Now().UnixNano()
 	v := c.Now()
 	require.GreaterOrEqual(t, v.Wall, before)
@@ -138,17 +123,17 @@ func TestClockConcurrentNowUnique(t *testing.T) {
 	for _, frozen := range []bool{true, false} {
 		var now func() time.Time
 		if frozen {
-			now = (&fakeWall{t: time.Unix(1000, 0)}).now
+			now = testrec.NewWall(time.Unix(1000, 0)).Now
 		}
-		c := NewClock(1, now)
+		c := model.NewClock(1, now)
 		const goroutines, each = 16, 500
-		got := make([][]Version, goroutines)
+		got := make([][]model.Version, goroutines)
 		var wg sync.WaitGroup
 		for g := range goroutines {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				vs := make([]Version, each)
+				vs := make([]model.Version, each)
 				for i := range vs {
 					vs[i] = c.Now()
 					if i%50 == 0 {
@@ -159,7 +144,7 @@ func TestClockConcurrentNowUnique(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		seen := make(map[Version]bool, goroutines*each)
+		seen := make(map[model.Version]bool, goroutines*each)
 		for _, vs := range got {
 			for i, v := range vs {
 				require.False(t, seen[v], "duplicate version %v (frozen=%v)", v, frozen)
@@ -174,7 +159,7 @@ func TestClockConcurrentNowUnique(t *testing.T) {
 
 // BenchmarkClockNow is one HLC tick: what every changed key costs at commit.
 func BenchmarkClockNow(b *testing.B) {
-	c := NewClock(1, nil)
+	c := model.NewClock(1, nil)
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = c.Now()

@@ -1,39 +1,41 @@
-package replicate
+package wire
 
 import (
 	"bytes"
 	"errors"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/peersession/peersession/replicate/internal/testrec"
+	"github.com/peersession/peersession/replicate/model"
 
 	"github.com/stretchr/testify/require"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
 // codecRecord returns a valid record with n keys of size-byte values.
-func codecRecord(id string, n, size int) Record {
-	r := Record{
+func codecRecord(id string, n, size int) model.Record {
+	r := model.Record{
 		ID:           id,
 		Created:      1_700_000_000_000_000_000,
 		Deadline:     1_700_086_400_000_000_000,
 		IdleTimeout:  30 * 60 * 1e9,
 		Access:       1_700_000_100_000_000_000,
 		Principal:    "user-42",
-		PrincipalVer: Version{Wall: 1_700_000_000_000_000_001, Seq: 1, Node: 7},
-		Keys:         make([]KeyValue, 0, n+1),
+		PrincipalVer: model.Version{Wall: 1_700_000_000_000_000_001, Seq: 1, Node: 7},
+		Keys:         make([]model.KeyValue, 0, n+1),
 	}
 	for i := 0; i < n; i++ {
 		k := "key-" + string(rune('a'+i%26)) + strings.Repeat("x", i/26)
-		r.setKey(k, Value{
+		r.Set(k, model.Value{
 			Data: bytes.Repeat([]byte{byte(i)}, size),
-			Ver:  Version{Wall: 1_700_000_000_000_000_000 + int64(i), Seq: uint32(i), Node: 3},
+			Ver:  model.Version{Wall: 1_700_000_000_000_000_000 + int64(i), Seq: uint32(i), Node: 3},
 		})
 	}
 	if n > 0 {
-		r.setKey("gone", Value{Ver: Version{Wall: 1_700_000_000_000_000_500, Node: 4}, Deleted: true})
+		r.Set("gone", model.Value{Ver: model.Version{Wall: 1_700_000_000_000_000_500, Node: 4}, Deleted: true})
 	}
 	return r
 }
@@ -77,7 +79,7 @@ func codecSamples() []struct {
 	}{
 		{"batch", MsgBatch, codecBatch(3, 4, 20)},
 		{"batch/empty", MsgBatch, &Batch{Seq: 1}},
-		{"batch/tombstone", MsgBatch, &Batch{Seq: 2, Records: []Record{{ID: "dead", Dead: Version{Wall: 5, Seq: 1, Node: 2}}}}},
+		{"batch/tombstone", MsgBatch, &Batch{Seq: 2, Records: []model.Record{{ID: "dead", Dead: model.Version{Wall: 5, Seq: 1, Node: 2}}}}},
 		{"ack", MsgAck, &Ack{Seq: 1<<64 - 1}},
 		{"sync-request", MsgSyncRequest, &SyncRequest{Req: 7}},
 		{"sync-request/delta", MsgSyncRequest, &SyncRequest{Req: 9, Digest: codecDigest().Buckets}},
@@ -97,21 +99,20 @@ func codecSamples() []struct {
 // checks, to build frames Encode refuses.
 func rawFrame(t testing.TB, version byte, mt MsgType, v any) []byte {
 	t.Helper()
-	body, err := msgpack.Marshal(v)
-	require.NoError(t, err)
+	body := rawBody(t, func(e *msgpack.Encoder) { require.NoError(t, encodeBody(e, v)) })
 	return append([]byte{version, byte(mt)}, body...)
 }
 
 // normMsg makes equal messages compare equal with require.Equal: nil and
 // empty slices and maps are the same on the wire.
 func normMsg(msg any) any {
-	normRecs := func(rs []Record) []Record {
+	normRecs := func(rs []model.Record) []model.Record {
 		if len(rs) == 0 {
 			return nil
 		}
-		out := make([]Record, len(rs))
+		out := make([]model.Record, len(rs))
 		for i, r := range rs {
-			out[i] = normRecord(r)
+			out[i] = testrec.Norm(r)
 		}
 		return out
 	}
@@ -147,25 +148,10 @@ func normMsg(msg any) any {
 		return &c
 	case *FetchReply:
 		c := *m
-		c.Record = normRecord(c.Record)
+		c.Record = testrec.Norm(c.Record)
 		return &c
 	}
 	return msg
-}
-
-func normRecord(r Record) Record {
-	if len(r.Keys) == 0 {
-		r.Keys = nil
-		return r
-	}
-	kvs := slices.Clone(r.Keys)
-	for i := range kvs {
-		if len(kvs[i].Value.Data) == 0 {
-			kvs[i].Value.Data = nil
-		}
-	}
-	r.Keys = kvs
-	return r
 }
 
 func TestCodecRoundTrip(t *testing.T) {
@@ -217,7 +203,7 @@ func derefMsg(msg any) any {
 
 func TestCodecEncodeRefuses(t *testing.T) {
 	big := codecRecord("big", 1, 0)
-	big.setKey("v", Value{Data: make([]byte, DefaultLimits.MaxValue+1), Ver: Version{Wall: 1}})
+	big.Set("v", model.Value{Data: make([]byte, DefaultLimits.MaxValue+1), Ver: model.Version{Wall: 1}})
 	tests := []struct {
 		name string
 		t    MsgType
@@ -228,9 +214,9 @@ func TestCodecEncodeRefuses(t *testing.T) {
 		{"not a message", MsgAck, 42, nil},
 		{"nil pointer", MsgAck, (*Ack)(nil), nil},
 		{"unknown type", MsgType(200), &Ack{}, nil},
-		{"value over limit", MsgBatch, &Batch{Records: []Record{big}}, ErrTooLarge},
-		{"too many records", MsgBatch, &Batch{Records: make([]Record, DefaultLimits.MaxRecords+1)}, ErrTooLarge},
-		{"empty ID", MsgBatch, &Batch{Records: []Record{{}}}, ErrMalformed},
+		{"value over limit", MsgBatch, &Batch{Records: []model.Record{big}}, ErrTooLarge},
+		{"too many records", MsgBatch, &Batch{Records: make([]model.Record, DefaultLimits.MaxRecords+1)}, ErrTooLarge},
+		{"empty ID", MsgBatch, &Batch{Records: []model.Record{{}}}, ErrMalformed},
 		{"short digest", MsgDigest, &Digest{Buckets: []uint64{1}}, ErrMalformed},
 		{"sync request short digest", MsgSyncRequest, &SyncRequest{Req: 1, Digest: []uint64{1}}, ErrMalformed},
 		{"summary bucket out of range", MsgSummary, &Summary{Buckets: []uint32{DigestBuckets}}, ErrMalformed},
@@ -360,20 +346,20 @@ func TestDecodeHugeLengthsDoNotAllocate(t *testing.T) {
 
 func TestDecodeLimits(t *testing.T) {
 	small := Limits{MaxRecords: 2, MaxKeys: 3, MaxKeyLen: 8, MaxValue: 16, MaxRecordBytes: 40, MaxEntries: 100}
-	rec := func(edit func(*Record)) Record {
-		r := Record{ID: "id", Keys: []KeyValue{{"k", Value{Data: []byte("v"), Ver: Version{Wall: 1}}}}}
+	rec := func(edit func(*model.Record)) model.Record {
+		r := model.Record{ID: "id", Keys: []model.KeyValue{{Key: "k", Value: model.Value{Data: []byte("v"), Ver: model.Version{Wall: 1}}}}}
 		if edit != nil {
 			edit(&r)
 		}
 		return r
 	}
-	batch := func(recs ...Record) []byte {
+	batch := func(recs ...model.Record) []byte {
 		return rawFrame(t, FormatVersion, MsgBatch, &Batch{Seq: 1, Records: recs})
 	}
-	manyKeys := func(n int) func(*Record) {
-		return func(r *Record) {
+	manyKeys := func(n int) func(*model.Record) {
+		return func(r *model.Record) {
 			for i := 0; i < n; i++ {
-				r.setKey("m"+strconv.Itoa(i), Value{Ver: Version{Wall: 1}, Deleted: true})
+				r.Set("m"+strconv.Itoa(i), model.Value{Ver: model.Version{Wall: 1}, Deleted: true})
 			}
 		}
 	}
@@ -384,24 +370,24 @@ func TestDecodeLimits(t *testing.T) {
 		is    error // nil: accepted
 		msg   string
 	}{
-		{"at every limit", batch(rec(manyKeys(2)), rec(func(r *Record) {
+		{"at every limit", batch(rec(manyKeys(2)), rec(func(r *model.Record) {
 			r.ID = "12345678"
-			r.setKey("k", Value{Data: make([]byte, 16), Ver: Version{Wall: 1}})
+			r.Set("k", model.Value{Data: make([]byte, 16), Ver: model.Version{Wall: 1}})
 		})), small, nil, ""},
 		{"records", batch(rec(nil), rec(nil), rec(nil)), small, ErrTooLarge, "3 records, limit 2 (MaxRecords)"},
 		{"keys", batch(rec(manyKeys(3))), small, ErrTooLarge, "record 0: 4 keys, limit 3 (MaxKeys)"},
-		{"key length", batch(rec(func(r *Record) { r.setKey("123456789", Value{Ver: Version{Wall: 1}}) })), small, ErrTooLarge, "key of 9 bytes"},
-		{"ID length", batch(rec(nil), rec(func(r *Record) { r.ID = "123456789" })), small, ErrTooLarge, "record 1: session ID of 9 bytes"},
-		{"principal length", batch(rec(func(r *Record) { r.Principal = "123456789" })), small, ErrTooLarge, "principal of 9 bytes"},
-		{"value", batch(rec(func(r *Record) { r.setKey("k", Value{Data: make([]byte, 17)}) })), small, ErrTooLarge, "string of 17 bytes"},
-		{"record bytes", batch(rec(func(r *Record) {
+		{"key length", batch(rec(func(r *model.Record) { r.Set("123456789", model.Value{Ver: model.Version{Wall: 1}}) })), small, ErrTooLarge, "key of 9 bytes"},
+		{"ID length", batch(rec(nil), rec(func(r *model.Record) { r.ID = "123456789" })), small, ErrTooLarge, "record 1: session ID of 9 bytes"},
+		{"principal length", batch(rec(func(r *model.Record) { r.Principal = "123456789" })), small, ErrTooLarge, "principal of 9 bytes"},
+		{"value", batch(rec(func(r *model.Record) { r.Set("k", model.Value{Data: make([]byte, 17)}) })), small, ErrTooLarge, "string of 17 bytes"},
+		{"record bytes", batch(rec(func(r *model.Record) {
 			r.Principal = "pppppppp"
-			r.setKey("a", Value{Data: make([]byte, 16)})
-			r.setKey("b", Value{Data: make([]byte, 16)})
+			r.Set("a", model.Value{Data: make([]byte, 16)})
+			r.Set("b", model.Value{Data: make([]byte, 16)})
 		})), small, ErrTooLarge, "record of 44 bytes, limit 40 (MaxRecordBytes)"},
 		{"frame", batch(rec(nil)), Limits{MaxFrame: 10}, ErrTooLarge, "(MaxFrame)"},
 		{"entries", batch(rec(manyKeys(2)), rec(manyKeys(2))), Limits{MaxEntries: 20}, ErrTooLarge, "(MaxEntries)"},
-		{"default records", batch(make([]Record, DefaultLimits.MaxRecords+1)...), Limits{}, ErrTooLarge, "limit 10000"},
+		{"default records", batch(make([]model.Record, DefaultLimits.MaxRecords+1)...), Limits{}, ErrTooLarge, "limit 10000"},
 		{"default keys", batch(rec(manyKeys(DefaultLimits.MaxKeys))), Limits{}, ErrTooLarge, "1025 keys, limit 1024 (MaxKeys)"},
 		{"summary at limits", rawFrame(t, FormatVersion, MsgSummary, &Summary{Buckets: []uint32{1}, Lo: "12345678", IDs: []string{"12345678", "b"}, Hashes: []uint64{1, 2}}), small, nil, ""},
 		{"summary IDs", rawFrame(t, FormatVersion, MsgSummary, summaryOf(3)), small, ErrTooLarge, "summary of 3 IDs, limit 2 (MaxRecords)"},
@@ -426,9 +412,9 @@ func TestDecodeLimits(t *testing.T) {
 }
 
 func TestDecodeSemantic(t *testing.T) {
-	v1 := Version{Wall: 1}
-	batch := func(r Record) []byte {
-		return rawFrame(t, FormatVersion, MsgBatch, &Batch{Records: []Record{r}})
+	v1 := model.Version{Wall: 1}
+	batch := func(r model.Record) []byte {
+		return rawFrame(t, FormatVersion, MsgBatch, &Batch{Records: []model.Record{r}})
 	}
 	summary := func(s Summary) []byte { return rawFrame(t, FormatVersion, MsgSummary, &s) }
 	tests := []struct {
@@ -436,13 +422,13 @@ func TestDecodeSemantic(t *testing.T) {
 		frame []byte
 		msg   string
 	}{
-		{"empty record ID", batch(Record{}), "record 0: empty session ID"},
-		{"negative created", batch(Record{ID: "a", Created: -1}), "negative time"},
-		{"negative idle timeout", batch(Record{ID: "a", IdleTimeout: -1}), "negative time"},
-		{"negative key wall", batch(Record{ID: "a", Keys: []KeyValue{{"k", Value{Ver: Version{Wall: -5}}}}}), "negative key version"},
-		{"negative principal wall", batch(Record{ID: "a", PrincipalVer: Version{Wall: -5}}), "negative principal version"},
-		{"negative tombstone wall", batch(Record{ID: "a", Dead: Version{Wall: -5}}), "negative tombstone version"},
-		{"removal with data", batch(Record{ID: "a", Keys: []KeyValue{{"k", Value{Data: []byte("x"), Ver: v1, Deleted: true}}}}), "removed key with 1 bytes"},
+		{"empty record ID", batch(model.Record{}), "record 0: empty session ID"},
+		{"negative created", batch(model.Record{ID: "a", Created: -1}), "negative time"},
+		{"negative idle timeout", batch(model.Record{ID: "a", IdleTimeout: -1}), "negative time"},
+		{"negative key wall", batch(model.Record{ID: "a", Keys: []model.KeyValue{{Key: "k", Value: model.Value{Ver: model.Version{Wall: -5}}}}}), "negative key version"},
+		{"negative principal wall", batch(model.Record{ID: "a", PrincipalVer: model.Version{Wall: -5}}), "negative principal version"},
+		{"negative tombstone wall", batch(model.Record{ID: "a", Dead: model.Version{Wall: -5}}), "negative tombstone version"},
+		{"removal with data", batch(model.Record{ID: "a", Keys: []model.KeyValue{{Key: "k", Value: model.Value{Data: []byte("x"), Ver: v1, Deleted: true}}}}), "removed key with 1 bytes"},
 		{"digest short", rawFrame(t, FormatVersion, MsgDigest, &Digest{Buckets: make([]uint64, DigestBuckets-1)}), "digest of 255 buckets, want 256"},
 		{"digest long", rawFrame(t, FormatVersion, MsgDigest, &Digest{Buckets: make([]uint64, DigestBuckets+1)}), "digest of 257 buckets"},
 		{"digest missing", rawFrame(t, FormatVersion, MsgDigest, map[string]any{}), "digest of 0 buckets"},
@@ -458,13 +444,13 @@ func TestDecodeSemantic(t *testing.T) {
 		{"summary range over buckets", summary(Summary{Buckets: []uint32{1, 2}, Lo: "a"}), "summary ID range over 2 buckets"},
 		{"summary range empty", summary(Summary{Buckets: []uint32{1}, Lo: "b", Hi: "b"}), "summary ID range empty"},
 		{"summary range reversed", summary(Summary{Buckets: []uint32{1}, Lo: "c", Hi: "b"}), "summary ID range empty"},
-		{"tombstone with keys", batch(Record{ID: "a", Dead: v1, Keys: []KeyValue{{"k", Value{Data: []byte("x"), Ver: v1}}}}), "tombstone with 1 keys"},
-		{"tombstone with removed key", batch(Record{ID: "a", Dead: v1, Keys: []KeyValue{{"k", Value{Ver: v1, Deleted: true}}}}), "tombstone with 1 keys"},
-		{"tombstone with principal", batch(Record{ID: "a", Dead: v1, Principal: "u"}), "tombstone with 0 keys or a principal"},
-		{"tombstone with principal version", batch(Record{ID: "a", Dead: v1, PrincipalVer: v1}), "tombstone with 0 keys or a principal"},
+		{"tombstone with keys", batch(model.Record{ID: "a", Dead: v1, Keys: []model.KeyValue{{Key: "k", Value: model.Value{Data: []byte("x"), Ver: v1}}}}), "tombstone with 1 keys"},
+		{"tombstone with removed key", batch(model.Record{ID: "a", Dead: v1, Keys: []model.KeyValue{{Key: "k", Value: model.Value{Ver: v1, Deleted: true}}}}), "tombstone with 1 keys"},
+		{"tombstone with principal", batch(model.Record{ID: "a", Dead: v1, Principal: "u"}), "tombstone with 0 keys or a principal"},
+		{"tombstone with principal version", batch(model.Record{ID: "a", Dead: v1, PrincipalVer: v1}), "tombstone with 0 keys or a principal"},
 		{"fetch empty ID", rawFrame(t, FormatVersion, MsgFetch, &Fetch{Req: 1}), "fetch: empty session ID"},
 		{"found reply without ID", rawFrame(t, FormatVersion, MsgFetchReply, &FetchReply{Found: true}), "empty session ID"},
-		{"sync chunk bad record", rawFrame(t, FormatVersion, MsgSyncChunk, &SyncChunk{Records: []Record{{ID: "a"}, {}}}), "record 1: empty session ID"},
+		{"sync chunk bad record", rawFrame(t, FormatVersion, MsgSyncChunk, &SyncChunk{Records: []model.Record{{ID: "a"}, {}}}), "record 1: empty session ID"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

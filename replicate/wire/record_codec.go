@@ -1,12 +1,14 @@
-package replicate
+package wire
 
-import "github.com/vmihailenco/msgpack/v5"
+import (
+	"github.com/peersession/peersession/replicate/model"
+)
 
 // This file holds hand-written msgpack encoders and decoders for Record,
 // Value and Version, the bulk of every Batch and SyncChunk. They write
 // exactly the bytes msgpack's reflection wrote for these types before they
 // existed, and read whatever it read, into equal values; what they save is
-// the reflection, and an allocation or more per field. (encodeTo writes
+// the reflection, and an allocation or more per field. (EncodeTo writes
 // the frames that carry records with record_append.go's appender, which
 // writes the same bytes without an Encoder; these encoders remain for
 // msgpack's own users.)
@@ -50,166 +52,8 @@ const (
 	valueFields  = 3
 )
 
-var (
-	_ msgpack.CustomEncoder = Record{}
-	_ msgpack.CustomDecoder = (*Record)(nil)
-	_ msgpack.CustomEncoder = Value{}
-	_ msgpack.CustomDecoder = (*Value)(nil)
-	_ msgpack.CustomEncoder = Version{}
-)
-
-// EncodeMsgpack writes r as a msgpack map keyed by its field tags, the
-// zero omitempty fields left out.
-func (r Record) EncodeMsgpack(e *msgpack.Encoder) error {
-	n := 3 // i, pv, x
-	for _, set := range [...]bool{r.Created != 0, r.Deadline != 0, r.IdleTimeout != 0,
-		r.Access != 0, r.Principal != "", len(r.Keys) > 0} {
-		if set {
-			n++
-		}
-	}
-	if err := e.EncodeMapLen(n); err != nil {
-		return err
-	}
-	if err := encodeString(e, "i", r.ID); err != nil {
-		return err
-	}
-	for _, f := range [...]struct {
-		name string
-		v    int64
-	}{{"c", r.Created}, {"e", r.Deadline}, {"t", r.IdleTimeout}, {"a", r.Access}} {
-		if f.v == 0 {
-			continue
-		}
-		if err := e.EncodeString(f.name); err != nil {
-			return err
-		}
-		if err := e.EncodeInt64(f.v); err != nil {
-			return err
-		}
-	}
-	if r.Principal != "" {
-		if err := encodeString(e, "p", r.Principal); err != nil {
-			return err
-		}
-	}
-	if err := e.EncodeString("pv"); err != nil {
-		return err
-	}
-	if err := r.PrincipalVer.EncodeMsgpack(e); err != nil {
-		return err
-	}
-	if len(r.Keys) > 0 {
-		if err := e.EncodeString("k"); err != nil {
-			return err
-		}
-		if err := e.EncodeMapLen(len(r.Keys)); err != nil {
-			return err
-		}
-		for _, kv := range r.Keys {
-			if err := e.EncodeString(kv.Key); err != nil {
-				return err
-			}
-			if err := kv.Value.EncodeMsgpack(e); err != nil {
-				return err
-			}
-		}
-	}
-	if err := e.EncodeString("x"); err != nil {
-		return err
-	}
-	return r.Dead.EncodeMsgpack(e)
-}
-
-// EncodeMsgpack writes v as a msgpack map keyed by its field tags, empty
-// Data and a false Deleted left out.
-func (v Value) EncodeMsgpack(e *msgpack.Encoder) error {
-	n := 1 // v
-	if len(v.Data) > 0 {
-		n++
-	}
-	if v.Deleted {
-		n++
-	}
-	if err := e.EncodeMapLen(n); err != nil {
-		return err
-	}
-	if len(v.Data) > 0 {
-		if err := e.EncodeString("d"); err != nil {
-			return err
-		}
-		if err := e.EncodeBytes(v.Data); err != nil {
-			return err
-		}
-	}
-	if err := e.EncodeString("v"); err != nil {
-		return err
-	}
-	if err := v.Ver.EncodeMsgpack(e); err != nil {
-		return err
-	}
-	if v.Deleted {
-		if err := e.EncodeString("x"); err != nil {
-			return err
-		}
-		return e.EncodeBool(true)
-	}
-	return nil
-}
-
-// EncodeMsgpack writes v as msgpack's reflection does for its as_array
-// tag: [wall, seq, node] as fixed-width int64, uint32 and uint64.
-func (v Version) EncodeMsgpack(e *msgpack.Encoder) error {
-	if err := e.EncodeArrayLen(3); err != nil {
-		return err
-	}
-	if err := e.EncodeInt64(v.Wall); err != nil {
-		return err
-	}
-	if err := e.EncodeUint32(v.Seq); err != nil {
-		return err
-	}
-	return e.EncodeUint64(v.Node)
-}
-
-// encodeString writes the map entry name: s.
-func encodeString(e *msgpack.Encoder, name, s string) error {
-	if err := e.EncodeString(name); err != nil {
-		return err
-	}
-	return e.EncodeString(s)
-}
-
-// DecodeMsgpack reads a Record in any form msgpack's reflection accepts
-// (see the top of this file). Like msgpack, it sets the fields the map
-// holds and leaves the others alone, and adds to r.Keys when it is not
-// nil: decode into a zero Record.
-//
-// It reads the record's bytes out of d, then decodes them with reader;
-// Decode itself skips the copy, decoding Batches and SyncChunks from the
-// frame with reader directly.
-func (r *Record) DecodeMsgpack(d *msgpack.Decoder) error {
-	raw, err := d.DecodeRaw()
-	if err != nil {
-		return err
-	}
-	rd := reader{b: raw}
-	return rd.record(r)
-}
-
-// DecodeMsgpack reads a Value in any form msgpack's reflection accepts
-// (see the top of this file), setting the fields the map holds.
-func (v *Value) DecodeMsgpack(d *msgpack.Decoder) error {
-	raw, err := d.DecodeRaw()
-	if err != nil {
-		return err
-	}
-	rd := reader{b: raw}
-	return rd.value(v)
-}
-
-// record is Record.DecodeMsgpack.
-func (r *reader) record(rec *Record) error {
+// record decodes a Record (see the top of this file).
+func (r *reader) record(rec *model.Record) error {
 	n, isArray, err := r.structLen()
 	if err != nil {
 		return err
@@ -218,7 +62,7 @@ func (r *reader) record(rec *Record) error {
 		return r.recordArray(rec, n)
 	}
 	if n == -1 {
-		*rec = Record{}
+		*rec = model.Record{}
 		return nil
 	}
 	for range n {
@@ -258,9 +102,9 @@ func (r *reader) record(rec *Record) error {
 // recordArray reads the n fields of a Record's array form, as msgpack
 // does: an empty array is the zero Record, and any length but the number
 // of fields is an error.
-func (r *reader) recordArray(rec *Record, n int) error {
+func (r *reader) recordArray(rec *model.Record, n int) error {
 	if n <= 0 {
-		*rec = Record{}
+		*rec = model.Record{}
 		return nil
 	}
 	if n != recordFields {
@@ -290,7 +134,7 @@ func (r *reader) recordArray(rec *Record, n int) error {
 // keys reads a Record's Keys map into *keys, as msgpack reads a map: nil
 // sets it to nil, and entries are added to it when it is not nil, a
 // repeated key's last value winning. The result is sorted (SortKeys).
-func (r *reader) keys(keys *[]KeyValue) error {
+func (r *reader) keys(keys *[]model.KeyValue) error {
 	n, err := r.mapLen()
 	if err != nil {
 		return err
@@ -304,7 +148,7 @@ func (r *reader) keys(keys *[]KeyValue) error {
 		kvs = r.newKeys(n)
 	}
 	for range n {
-		var kv KeyValue
+		var kv model.KeyValue
 		if kv.Key, err = r.key(); err != nil {
 			return err
 		}
@@ -313,7 +157,7 @@ func (r *reader) keys(keys *[]KeyValue) error {
 		}
 		kvs = append(kvs, kv)
 	}
-	*keys = SortKeys(kvs)
+	*keys = model.SortKeys(kvs)
 	return nil
 }
 
@@ -323,14 +167,14 @@ func (r *reader) keys(keys *[]KeyValue) error {
 // length the frame does not back costs a bounded allocation either way),
 // else a new slice. The arena's slots are taken now, so the slice is
 // capped at them and appending n entries never touches another record's.
-func (r *reader) newKeys(n int) []KeyValue {
+func (r *reader) newKeys(n int) []model.KeyValue {
 	if r.keyArena == nil || n > keysPresize {
-		return make([]KeyValue, 0, min(n, keysPresize))
+		return make([]model.KeyValue, 0, min(n, keysPresize))
 	}
 	a := *r.keyArena
 	if cap(a)-len(a) < n {
 		// A new array: the records decoded so far keep the old one.
-		a = make([]KeyValue, 0, max(2*cap(a), keyArenaMin, n))
+		a = make([]model.KeyValue, 0, max(2*cap(a), keyArenaMin, n))
 	}
 	l := len(a)
 	*r.keyArena = a[:l+n]
@@ -341,8 +185,8 @@ func (r *reader) newKeys(n int) []KeyValue {
 // typical Batch.
 const keyArenaMin = 256
 
-// value is Value.DecodeMsgpack.
-func (r *reader) value(v *Value) error {
+// value decodes a Value.
+func (r *reader) value(v *model.Value) error {
 	n, isArray, err := r.structLen()
 	if err != nil {
 		return err
@@ -350,7 +194,7 @@ func (r *reader) value(v *Value) error {
 	if isArray {
 		switch {
 		case n <= 0:
-			*v = Value{}
+			*v = model.Value{}
 			return nil
 		case n != valueFields:
 			return errArrayStruct
@@ -365,7 +209,7 @@ func (r *reader) value(v *Value) error {
 		return err
 	}
 	if n == -1 {
-		*v = Value{}
+		*v = model.Value{}
 		return nil
 	}
 	for range n {
@@ -390,13 +234,13 @@ func (r *reader) value(v *Value) error {
 	return nil
 }
 
-// version is Version.DecodeMsgpack.
-func (r *reader) version(v *Version) error {
+// version decodes a Version.
+func (r *reader) version(v *model.Version) error {
 	n, err := r.arrayLen()
 	if err != nil {
 		return err
 	}
-	*v = Version{}
+	*v = model.Version{}
 	for i := range max(n, 0) {
 		switch i {
 		case 0:
@@ -425,9 +269,10 @@ func (r *reader) version(v *Version) error {
 // The field names of the messages object decodes, in the order of their
 // array form.
 var (
-	batchFields     = []string{"s", "r"}
-	ackFields       = []string{"s", "f"}
-	syncChunkFields = []string{"q", "r", "d"}
+	batchFields      = []string{"s", "r"}
+	ackFields        = []string{"s", "f"}
+	syncChunkFields  = []string{"q", "r", "d"}
+	fetchReplyFields = []string{"q", "f", "r", "m"}
 )
 
 // object reads a message struct as msgpack's struct decoding does: nil or
@@ -520,11 +365,28 @@ func (r *reader) syncChunk(c *SyncChunk) error {
 	})
 }
 
+// fetchReply decodes a FetchReply.
+func (r *reader) fetchReply(f *FetchReply) error {
+	return r.object(fetchReplyFields, func() { *f = FetchReply{} }, func(i int) (err error) {
+		switch i {
+		case 0:
+			f.Req, err = r.uint64()
+		case 1:
+			f.Found, err = r.bool()
+		case 2:
+			err = r.record(&f.Record)
+		default:
+			f.More, err = r.bool()
+		}
+		return err
+	})
+}
+
 // records decodes a []Record as msgpack decodes a slice: nil for nil,
 // empty and not nil for an empty array, and otherwise n elements, the
 // ones *recs already has decoded into (as msgpack does, should a field be
 // given twice).
-func (r *reader) records(recs *[]Record) error {
+func (r *reader) records(recs *[]model.Record) error {
 	n, err := r.arrayLen()
 	switch {
 	case err != nil:
@@ -533,12 +395,12 @@ func (r *reader) records(recs *[]Record) error {
 		*recs = nil
 		return nil
 	case n == 0 && *recs == nil:
-		*recs = []Record{}
+		*recs = []model.Record{}
 		return nil
 	}
 	s := *recs
 	if s == nil {
-		s = make([]Record, 0, min(n, maxRecordsPresize, len(r.b)-r.pos))
+		s = make([]model.Record, 0, min(n, maxRecordsPresize, len(r.b)-r.pos))
 	}
 	if n < len(s) {
 		// A second array for the same field, shorter than the first:
@@ -549,7 +411,7 @@ func (r *reader) records(recs *[]Record) error {
 	s = s[:min(n, cap(s))]
 	for i := range n {
 		if i == len(s) {
-			s = append(s, Record{})
+			s = append(s, model.Record{})
 		}
 		if err := r.record(&s[i]); err != nil {
 			return err

@@ -1,4 +1,6 @@
-package replicate
+package wire
+
+import "github.com/peersession/peersession/replicate/model"
 
 // FormatVersion is the wire format version, the first byte of every frame.
 // A frame with another version is rejected.
@@ -52,8 +54,8 @@ func (t MsgType) String() string {
 // Batch carries changes from one node to a peer. The receiver applies every
 // record, then answers with an Ack carrying the same Seq.
 type Batch struct {
-	Seq     uint64   `msgpack:"s"`
-	Records []Record `msgpack:"r"`
+	Seq     uint64         `msgpack:"s"`
+	Records []model.Record `msgpack:"r"`
 }
 
 // Ack acknowledges that the Batch with this Seq was handled. Refused is
@@ -85,9 +87,9 @@ type SyncRequest struct {
 // SyncChunk is one part of a state transfer answering SyncRequest Req. The
 // last chunk has Done set.
 type SyncChunk struct {
-	Req     uint64   `msgpack:"q"`
-	Records []Record `msgpack:"r"`
-	Done    bool     `msgpack:"d"`
+	Req     uint64         `msgpack:"q"`
+	Records []model.Record `msgpack:"r"`
+	Done    bool           `msgpack:"d"`
 }
 
 // Digest summarises a node's state for anti-entropy: one hash per bucket of
@@ -103,14 +105,14 @@ type Fetch struct {
 }
 
 // FetchReply answers Fetch Req; Found is false when the peer has no record.
-// A record too large for one message (see appendParts) is sent as several
+// A record too large for one message (see AppendParts) is sent as several
 // replies, each a part, More set on all but the last: the asker merges
 // them and counts the peer as answered at the last.
 type FetchReply struct {
-	Req    uint64 `msgpack:"q"`
-	Found  bool   `msgpack:"f"`
-	Record Record `msgpack:"r"`
-	More   bool   `msgpack:"m,omitempty"`
+	Req    uint64       `msgpack:"q"`
+	Found  bool         `msgpack:"f"`
+	Record model.Record `msgpack:"r"`
+	More   bool         `msgpack:"m,omitempty"`
 }
 
 // Summary lists a node's records in some digest buckets, by ID and

@@ -1,6 +1,10 @@
-package replicate
+package wire
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/peersession/peersession/replicate/model"
+)
 
 // This file holds the msgpack appender for the frames a node sends most:
 // Batch, SyncChunk and Ack. It appends to a []byte the exact bytes that
@@ -50,7 +54,7 @@ const (
 	mpFixStr  = 0xa0
 )
 
-// appendBody appends the msgpack body of msg, as encodeTo's Encoder
+// appendBody appends the msgpack body of msg, as EncodeTo's Encoder
 // would write it, when msg is one the appender knows (a Batch, SyncChunk
 // or Ack, or a pointer to one); otherwise it returns b and false, and the
 // caller uses msgpack.Encoder. The type switch mirrors msgType: a struct
@@ -69,6 +73,10 @@ func appendBody(b []byte, msg any) ([]byte, bool) {
 		return appendAck(b, m.Seq, m.Refused), true
 	case Ack:
 		return appendAck(b, m.Seq, m.Refused), true
+	case *FetchReply:
+		return appendFetchReply(b, m), true
+	case FetchReply:
+		return appendFetchReply(b, &m), true
 	}
 	return b, false
 }
@@ -86,11 +94,31 @@ func appendAck(b []byte, seq, refused uint64) []byte {
 	return appendUint64(b, refused)
 }
 
+// appendFetchReply appends a FetchReply: the map q, f, r and, when set
+// (omitempty), m.
+func appendFetchReply(b []byte, m *FetchReply) []byte {
+	n := byte(3)
+	if m.More {
+		n = 4
+	}
+	b = append(b, mpFixMap|n, mpFixStr|1, 'q')
+	b = appendUint64(b, m.Req)
+	b = append(b, mpFixStr|1, 'f')
+	b = appendBool(b, m.Found)
+	b = append(b, mpFixStr|1, 'r')
+	b = appendRecord(b, &m.Record)
+	if m.More {
+		b = append(b, mpFixStr|1, 'm')
+		b = appendBool(b, true)
+	}
+	return b
+}
+
 // appendRecordsMsg appends a Batch (done nil) or a SyncChunk: a map of the
 // uint64 field named seqName, "r" (the records; a nil slice as nil, an
 // empty one as an empty array, as msgpack tells them apart) and, for a
 // SyncChunk, "d". Field names are one byte, so a fixstr each.
-func appendRecordsMsg(b []byte, seqName byte, seq uint64, recs []Record, done *bool) []byte {
+func appendRecordsMsg(b []byte, seqName byte, seq uint64, recs []model.Record, done *bool) []byte {
 	n := byte(2)
 	if done != nil {
 		n = 3
@@ -116,7 +144,7 @@ func appendRecordsMsg(b []byte, seqName byte, seq uint64, recs []Record, done *b
 // appendRecord appends r as Record.EncodeMsgpack writes it: a map of its
 // fields in order i, c, e, t, a, p, pv, k, x, the zero omitempty ones (c,
 // e, t, a, p, k) left out. At most nine fields, so always a fixmap.
-func appendRecord(b []byte, r *Record) []byte {
+func appendRecord(b []byte, r *model.Record) []byte {
 	n := byte(3) // i, pv, x
 	if r.Created != 0 {
 		n++
@@ -173,7 +201,7 @@ func appendOptInt64(b []byte, name byte, v int64) []byte {
 
 // appendValue appends v as Value.EncodeMsgpack writes it: the map d, v, x,
 // d left out when empty and x when false.
-func appendValue(b []byte, v *Value) []byte {
+func appendValue(b []byte, v *model.Value) []byte {
 	n := byte(1) // v
 	if len(v.Data) > 0 {
 		n++
@@ -196,7 +224,7 @@ func appendValue(b []byte, v *Value) []byte {
 
 // appendVersion appends v as Version.EncodeMsgpack writes it: the array
 // [wall, seq, node] of fixed-width ints, 24 bytes whatever the values.
-func appendVersion(b []byte, v Version) []byte {
+func appendVersion(b []byte, v model.Version) []byte {
 	b = append(b, mpFixArr|3)
 	b = appendInt64(b, v.Wall)
 	b = append(b, mpUint32)

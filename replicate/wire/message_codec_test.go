@@ -1,11 +1,15 @@
-package replicate
+package wire
 
 // Tests of the message codec beyond records: Ack against msgpack, the
 // SyncRequest wire form, and key names shared within a decoded frame.
 
 import (
+	"fmt"
+	"strconv"
 	"testing"
 	"unsafe"
+
+	"github.com/peersession/peersession/replicate/model"
 
 	"github.com/stretchr/testify/require"
 	"github.com/vmihailenco/msgpack/v5"
@@ -14,11 +18,11 @@ import (
 // The records of one frame share their key names: each distinct name (up
 // to eight) is allocated once per frame.
 func TestDecodeSharesKeyNames(t *testing.T) {
-	var recs []Record
+	var recs []model.Record
 	for i := range 3 {
-		r := Record{ID: sessionID(i)}
-		for _, k := range []string{"cart", "user", "k" + itoa(i)} {
-			r.setKey(k, Value{Data: []byte{0xc0}, Ver: Version{Wall: 1, Node: 1}})
+		r := model.Record{ID: fmt.Sprintf("session-%06d", i)}
+		for _, k := range []string{"cart", "user", "k" + strconv.Itoa(i)} {
+			r.Set(k, model.Value{Data: []byte{0xc0}, Ver: model.Version{Wall: 1, Node: 1}})
 		}
 		recs = append(recs, r)
 	}
@@ -28,8 +32,8 @@ func TestDecodeSharesKeyNames(t *testing.T) {
 	require.NoError(t, err)
 	got := msg.(*Batch).Records
 	require.Len(t, got, 3)
-	name := func(r Record, k string) *byte {
-		i, ok := SearchKeys(r.Keys, k)
+	name := func(r model.Record, k string) *byte {
+		i, ok := model.SearchKeys(r.Keys, k)
 		require.True(t, ok, k)
 		return unsafe.StringData(r.Keys[i].Key)
 	}

@@ -1,6 +1,8 @@
-package replicate
+package wire
 
-// Why encodeTo need not walk an appended frame with checkStructure.
+import "github.com/peersession/peersession/replicate/model"
+
+// Why EncodeTo need not walk an appended frame with checkStructure.
 //
 // checkStructure (validate.go) checks that a body is one well-formed
 // msgpack object, nested at most maxDepth deep, without extension types,
@@ -40,6 +42,10 @@ func appendedEntries(msg any) int {
 		return ackEntries(*m)
 	case Ack:
 		return ackEntries(m)
+	case *FetchReply:
+		return fetchReplyEntries(m)
+	case FetchReply:
+		return fetchReplyEntries(&m)
 	}
 	return 0
 }
@@ -47,7 +53,7 @@ func appendedEntries(msg any) int {
 // recordsEntries returns the map entries of recs as appendRecord writes
 // them: each record's fields, its Keys map, and each Value's fields.
 // (Versions are arrays, and Data is a bin whatever it holds.)
-func recordsEntries(recs []Record) int {
+func recordsEntries(recs []model.Record) int {
 	n := 0
 	for i := range recs {
 		r := &recs[i]
@@ -82,4 +88,14 @@ func ackEntries(a Ack) int {
 		return 2
 	}
 	return 1
+}
+
+// fetchReplyEntries returns the map entries appendFetchReply writes for
+// m: q, f, r, m when More is set, and the record's.
+func fetchReplyEntries(m *FetchReply) int {
+	n := 3
+	if m.More {
+		n++
+	}
+	return n + recordsEntries([]model.Record{m.Record})
 }

@@ -1,4 +1,6 @@
-package replicate
+package wire
+
+import "github.com/peersession/peersession/replicate/model"
 
 // A session may hold more keys, or more bytes, than one Record on the
 // wire may carry (Limits.MaxKeys, Limits.MaxRecordBytes): the store bounds
@@ -9,14 +11,14 @@ package replicate
 // that could not be encoded would be dropped, and with it every change
 // coalesced into it, and anti-entropy would retry, and fail, forever.
 
-// fits reports whether r, whose recordSize is sz, may be sent as one
-// record under lim. recordSize overestimates Record.Size, so the exact
+// Fits reports whether r, whose EstSize is sz, may be sent as one
+// record under lim. EstSize overestimates Record.Size, so the exact
 // size is computed only for records near the limit.
-func fits(r *Record, sz int, lim *Limits) bool {
+func Fits(r *model.Record, sz int, lim *Limits) bool {
 	return len(r.Keys) <= lim.MaxKeys && (sz <= lim.MaxRecordBytes || r.Size() <= lim.MaxRecordBytes)
 }
 
-// appendParts appends r to dst, split into parts of at most lim.MaxKeys
+// AppendParts appends r to dst, split into parts of at most lim.MaxKeys
 // keys and lim.MaxRecordBytes bytes if it exceeds either, and returns
 // dst. Each part carries the session's times (merge keeps them
 // idempotently); the principal goes in the first part only, and the
@@ -25,8 +27,8 @@ func fits(r *Record, sz int, lim *Limits) bool {
 // last one arrives. A single key over MaxRecordBytes gets a part of its
 // own, which still does not encode (the caller drops it). The parts share
 // r's Keys array.
-func appendParts(dst []Record, r Record, lim *Limits) []Record {
-	if fits(&r, recordSize(&r), lim) {
+func AppendParts(dst []model.Record, r model.Record, lim *Limits) []model.Record {
+	if Fits(&r, r.EstSize(), lim) {
 		return append(dst, r)
 	}
 	keys := r.Keys
@@ -37,7 +39,7 @@ func appendParts(dst []Record, r Record, lim *Limits) []Record {
 	for len(keys) > 0 {
 		p := part
 		if !first {
-			p.Principal, p.PrincipalVer = "", Version{}
+			p.Principal, p.PrincipalVer = "", model.Version{}
 		}
 		first = false
 		size, n := len(p.Principal), 0

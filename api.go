@@ -18,7 +18,7 @@ func (st *Store) Load(ctx context.Context, token string) (*Session, error) {
 	if st.closed.Load() {
 		return nil, ErrClosed
 	}
-	t, stamp := parseValue(token)
+	t, stamp := parseCookie(token)
 	s := st.newSession(t, stamp)
 	s.ctx = ctx
 	s.mu.Lock()
@@ -57,13 +57,13 @@ func (st *Store) Save(ctx context.Context, s *Session) (string, error) {
 	if stamp == 0 {
 		stamp = s.stamp
 	}
-	return formatValue(s.token, stamp), nil
+	return formatCookie(s.token, stamp), nil
 }
 
 // Delete ends the session named by token, everywhere. Deleting an unknown
 // session is not an error.
 func (st *Store) Delete(ctx context.Context, token string) error {
-	t, _ := parseValue(token)
+	t, _ := parseCookie(token)
 	if t == "" {
 		return nil
 	}

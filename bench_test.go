@@ -56,7 +56,7 @@ func BenchmarkLoadGet(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
-			s := st.newSession(parseValue(tokens[i%len(tokens)]))
+			s := st.newSession(parseCookie(tokens[i%len(tokens)]))
 			var n int
 			if ok, err := s.Get("n", &n); !ok || err != nil {
 				b.Fatal("missing", err)
@@ -213,7 +213,7 @@ func BenchmarkReplication(b *testing.B) {
 	// Coalescing may merge several updates of one session into one record:
 	// wait until B holds A's last value of every session.
 	for _, tok := range tokens {
-		t, _ := parseValue(tok)
+		t, _ := parseCookie(tok)
 		id := idOf(t)
 		for {
 			if eb := nb.shards.get(id); eb != nil {

@@ -136,7 +136,7 @@ func alive(st *Store) int {
 // kill stops a node without leaving: its process died.
 func kill(st *Store) {
 	st.closed.Store(true)
-	st.repl.stopSync()
+	st.repl.stopTransfer()
 	st.repl.eng.Close()
 	_ = st.repl.node.Close()
 }
@@ -168,7 +168,7 @@ func update(t *testing.T, st *Store, token string, kv map[string]any) string {
 
 // value returns key's value in token's session on st ("" if missing).
 func value(st *Store, token, key string) string {
-	t, _ := parseValue(token)
+	t, _ := parseCookie(token)
 	e := st.lookup(idOf(t))
 	if e == nil {
 		return ""
@@ -183,7 +183,7 @@ func value(st *Store, token, key string) string {
 
 // has reports whether token names a live session on st.
 func has(st *Store, token string) bool {
-	t, _ := parseValue(token)
+	t, _ := parseCookie(token)
 	return st.lookup(idOf(t)) != nil
 }
 
@@ -338,7 +338,7 @@ func TestJoiningNodeGetsASessionOnlyOneMemberHolds(t *testing.T) {
 	onlyA := create(t, solo, map[string]any{"on": "a"})
 	onlyB := create(t, solo, map[string]any{"on": "b"})
 	plant := func(st *Store, tok string) {
-		tok, _ = parseValue(tok)
+		tok, _ = parseCookie(tok)
 		require.Zero(t, replStore{st}.Apply([]model.Record{solo.lookup(idOf(tok)).rec}))
 	}
 	plant(a, onlyA)

@@ -20,10 +20,10 @@ import (
 // forged stamp therefore costs at most one bounded peer fetch.
 const maxStampLen = 13 // base-36 digits of the largest int64
 
-// parseValue splits a cookie or header value into token and stamp. Anything
+// parseCookie splits a cookie or header value into token and stamp. Anything
 // malformed yields an empty token (no session); a malformed stamp alone is
 // ignored.
-func parseValue(v string) (token string, stamp int64) {
+func parseCookie(v string) (token string, stamp int64) {
 	token, rest, hasStamp := strings.Cut(v, ".")
 	if !validToken(token) {
 		return "", 0
@@ -36,7 +36,9 @@ func parseValue(v string) (token string, stamp int64) {
 	return token, stamp
 }
 
-func formatValue(token string, stamp int64) string {
+// formatCookie is parseCookie's inverse: the token, then "." and the stamp
+// in base 36 when there is one.
+func formatCookie(token string, stamp int64) string {
 	if stamp <= 0 {
 		return token
 	}
@@ -52,13 +54,13 @@ func formatValue(token string, stamp int64) string {
 func (st *Store) readToken(r *http.Request) (string, int64) {
 	if h := st.cfg.Header; h != "" {
 		if v := r.Header.Get(h); v != "" {
-			return parseValue(v)
+			return parseCookie(v)
 		}
 	}
 	// Several cookies of our name can arrive (different paths or
 	// domains); take the first well-formed one.
 	for _, c := range r.CookiesNamed(st.cfg.Cookie.Name) {
-		if t, s := parseValue(c.Value); t != "" {
+		if t, s := parseCookie(c.Value); t != "" {
 			return t, s
 		}
 	}
@@ -83,7 +85,7 @@ func (st *Store) writeToken(w http.ResponseWriter, r *http.Request, res commitRe
 	if res.clear {
 		c.Expires, c.MaxAge = time.Unix(1, 0), -1
 	} else {
-		c.Value = formatValue(res.token, res.stamp)
+		c.Value = formatCookie(res.token, res.stamp)
 		if cc.Persist && res.deadline != 0 {
 			c.Expires = time.Unix(0, res.deadline).UTC()
 		}

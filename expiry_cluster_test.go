@@ -21,7 +21,7 @@ func TestActiveSessionOnOneNodeDoesNotExpireOnAnother(t *testing.T) {
 	a, b := nodes[0], nodes[1]
 	tok := create(t, a, map[string]any{"user": "alice"})
 	eventuallyEverywhere(t, func(st *Store) bool { return has(st, tok) }, "not replicated", b)
-	token, _ := parseValue(tok)
+	token, _ := parseCookie(tok)
 	id := idOf(token)
 
 	for range 6 { // 36 minutes of reads on B only, every 6 minutes

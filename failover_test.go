@@ -261,7 +261,7 @@ func TestFailoverPartitionHeals(t *testing.T) {
 		require.NoError(t, put(ctx, a, tok, "a2", fmt.Sprint(i)))
 		require.NoError(t, put(ctx, nodes[1+i%2], tok, "bc2", fmt.Sprint(i)))
 	}
-	idleID := idOf(func() string { t, _ := parseValue(expiring); return t }())
+	idleID := idOf(func() string { t, _ := parseCookie(expiring); return t }())
 	eventuallyEverywhere(t, func(st *Store) bool { return !has(st, expiring) && st.shards.get(idleID) == nil },
 		"the idle session was not swept", nodes...)
 	require.False(t, sameDigests(nodes...), "the partition changed nothing")

@@ -65,9 +65,9 @@ type ReplicationStats struct {
 	// Dropped counts changes dropped for a peer (queue full, or queued
 	// when it died); anti-entropy repairs them.
 	Dropped uint64
-	// SyncDuration is how long this node's join-time state transfer took;
+	// TransferDuration is how long this node's join-time state transfer took;
 	// zero until it ended.
-	SyncDuration time.Duration
+	TransferDuration time.Duration
 }
 
 // PeerStats are the replication figures for one peer.
@@ -94,7 +94,7 @@ func (r *replication) stats() ReplicationStats {
 		Peers:   make(map[string]PeerStats, len(es.Peers)),
 		Applied: es.Applied, Refused: es.Refused, Rejected: es.Rejected, Skewed: es.Skewed,
 		Repairs: es.Repairs, Transfers: es.Transfers, DeltaTransfers: es.DeltaTransfers, Dropped: es.Dropped,
-		SyncDuration: time.Duration(r.syncDur.Load()),
+		TransferDuration: time.Duration(r.transferDur.Load()),
 	}
 	for id, p := range es.Peers {
 		name := names[id]

@@ -20,7 +20,7 @@ func TestRefusedPeerChangesAreLoggedWithoutFlooding(t *testing.T) {
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	source := newTestStore(t, Config{Now: clock.Now})
 	remote := func() model.Record {
-		tok, _ := parseValue(create(t, source, map[string]any{"k": "v"}))
+		tok, _ := parseCookie(create(t, source, map[string]any{"k": "v"}))
 		return source.lookup(idOf(tok)).rec
 	}
 

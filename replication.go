@@ -125,12 +125,12 @@ type replication struct {
 	node *cluster.Node
 	eng  *replicate.Engine
 
-	syncDur  atomic.Int64 // nanoseconds the state transfer took, once ended
+	transferDur  atomic.Int64 // nanoseconds the state transfer took, once ended
 	alone    atomic.Bool  // became ready without any peer: sync from the first one
 	ctx      context.Context
 	ready    chan struct{} // closed when the join-time state transfer ended
 	readyErr error         // set before ready is closed
-	stopSync context.CancelFunc
+	stopTransfer context.CancelFunc
 }
 
 // handler adapts cluster's callbacks to the engine. The engine is set
@@ -218,7 +218,7 @@ func startReplication(st *Store, cfg ClusterConfig) (*replication, error) {
 	h.eng.Store(eng)
 	r := &replication{st: st, cfg: cfg, node: node, eng: eng, ready: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
-	r.ctx, r.stopSync = ctx, cancel
+	r.ctx, r.stopTransfer = ctx, cancel
 	h.repl.Store(r) // before Join too: a PeerUp may come right after it
 	joined := true
 	if err := node.Join(ctx); err != nil {
@@ -232,8 +232,8 @@ func startReplication(st *Store, cfg ClusterConfig) (*replication, error) {
 		if joined {
 			r.waitPeers(ctx)
 		}
-		r.readyErr = r.syncLoop(ctx)
-		r.syncDur.Store(int64(max(time.Since(start), 1)))
+		r.readyErr = r.transferLoop(ctx)
+		r.transferDur.Store(int64(max(time.Since(start), 1)))
 		if r.readyErr == nil && len(eng.Stats().Peers) == 0 {
 			r.alone.Store(true) // ready with nobody to sync from
 			if len(eng.Stats().Peers) > 0 {
@@ -256,7 +256,7 @@ func (r *replication) peerUp() {
 	r.st.wg.Add(1)
 	go func() {
 		defer r.st.wg.Done()
-		if err := r.syncLoop(r.ctx); err != nil && r.ctx.Err() == nil {
+		if err := r.transferLoop(r.ctx); err != nil && r.ctx.Err() == nil {
 			r.st.cfg.Logger.Warn("peersession: late state transfer failed; anti-entropy will repair", "err", err)
 		}
 	}()
@@ -280,20 +280,20 @@ func (r *replication) waitPeers(ctx context.Context) {
 	}
 }
 
-// syncLoop runs the join-time state transfer (replicate.Engine.Sync: the
+// transferLoop runs the join-time state transfer (replicate.Engine.Transfer: the
 // whole state from one peer, then what differs from each other peer) until
-// it completes, or there is no peer to ask. Sync itself turns to another
+// it completes, or there is no peer to ask. Transfer itself turns to another
 // peer when its source goes away mid-transfer; an attempt that times out,
 // or finds every peer gone (some may be wrongly declared dead under load),
 // is made again.
-func (r *replication) syncLoop(ctx context.Context) error {
+func (r *replication) transferLoop(ctx context.Context) error {
 	backoff := 50 * time.Millisecond
 	attempt := 5 * time.Second // grows: a large state may need longer
 	for {
 		// Bound each attempt: a request or final chunk lost with a broken
 		// connection would otherwise keep the node from ever being ready.
 		actx, cancel := context.WithTimeout(ctx, attempt)
-		err := r.eng.Sync(actx)
+		err := r.eng.Transfer(actx)
 		cancel()
 		if err == nil || ctx.Err() != nil {
 			return err
@@ -361,7 +361,7 @@ func (r *replication) close() error {
 	if err := r.node.Leave(2 * time.Second); err != nil {
 		r.st.cfg.Logger.Info("peersession: leave not confirmed by gossip in time", "err", err)
 	}
-	r.stopSync()
+	r.stopTransfer()
 	r.eng.Close()
 	closeErr := r.node.Close()
 	return errors.Join(flushErr, closeErr)

@@ -34,7 +34,7 @@ func TestReplayedCreateCannotResurrectDestroyedSession(t *testing.T) {
 	eventuallyEverywhere(t, func(st *Store) bool { return has(st, tok) }, "not replicated", b)
 
 	// The attacker (or a confused peer) recorded the create.
-	token, _ := parseValue(tok)
+	token, _ := parseCookie(tok)
 	captured, err := wire.Encode(wire.MsgBatch, &wire.Batch{Seq: 1, Records: []model.Record{a.shards.get(idOf(token)).rec}})
 	require.NoError(t, err)
 	replay := func() { b.repl.eng.HandleFrame(a.repl.node.Self().ID, bytes.Clone(captured)) }

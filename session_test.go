@@ -226,7 +226,7 @@ func TestNewEntryAllocatesOnceForUpToEightKeys(t *testing.T) {
 func TestEntryStampIsTheNewestVersion(t *testing.T) {
 	st := newTestStore(t, Config{})
 	tok := create(t, st, map[string]any{"a": 1})
-	token, _ := parseValue(tok)
+	token, _ := parseCookie(tok)
 	for i := range 5 {
 		update(t, st, tok, map[string]any{"b": i})
 		e := st.lookup(idOf(token))

@@ -30,7 +30,7 @@ func TestStatusHandlerShowsFiguresButNoSecrets(t *testing.T) {
 	require.NotNil(t, s.Stats.Replication)
 	assert.Contains(t, s.Stats.Replication.Peers, "b")
 
-	token, _ := parseValue(tok)
+	token, _ := parseCookie(tok)
 	assert.NotContains(t, body, token, "status shows a token")
 	for _, k := range [][]byte{testKey} {
 		assert.NotContains(t, body, string(k))

@@ -35,7 +35,7 @@ func TestParseValue(t *testing.T) {
 		{strings.Repeat("A", 42) + "B", "", 0}, // stray bits in the last character
 		{tok + tok, "", 0},
 	} {
-		gotTok, gotStamp := parseValue(c.in)
+		gotTok, gotStamp := parseCookie(c.in)
 		assert.Equal(t, c.token, gotTok, c.in)
 		assert.Equal(t, c.stamp, gotStamp, c.in)
 	}
@@ -50,14 +50,14 @@ func FuzzParseValue(f *testing.F) {
 	f.Add("")
 	f.Add("....")
 	f.Fuzz(func(t *testing.T, v string) {
-		tok, stamp := parseValue(v)
+		tok, stamp := parseCookie(v)
 		if tok == "" {
 			return
 		}
 		if !validToken(tok) || stamp < 0 {
 			t.Fatalf("accepted %q as token %q stamp %d", v, tok, stamp)
 		}
-		if t2, s2 := parseValue(formatValue(tok, stamp)); t2 != tok || s2 != stamp {
+		if t2, s2 := parseCookie(formatCookie(tok, stamp)); t2 != tok || s2 != stamp {
 			t.Fatalf("round trip of %q: %q %d", v, t2, s2)
 		}
 	})

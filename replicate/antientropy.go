@@ -18,12 +18,12 @@ import (
 //     bucket of session IDs) to a random live peer to which no change (nor
 //     state transfer) is in flight: while one is, their digests differ by
 //     what is in flight, which needs no repair. Nor does a node whose own
-//     state transfer (Sync) runs. After maxAESkips rounds skipped in a row
+//     state transfer (Transfer) runs. After maxAESkips rounds skipped in a row
 //     a round goes ahead anyway, so constant load cannot starve repairs.
 //  2. The peer compares it with its own Digest and answers with Summary
 //     frames listing (ID, record hash) of each of its records in the
 //     buckets that differ. It declines (ignores the Digest) while changes
-//     of its own are in flight to the node, or its own Sync runs, again at
+//     of its own are in flight to the node, or its own Transfer runs, again at
 //     most maxAESkips times in a row.
 //  3. The node queues for the peer (as ordinary Batches, counted as
 //     Repairs) its records in those buckets that are missing from the
@@ -160,14 +160,14 @@ func jitter(d time.Duration) time.Duration {
 
 // antiEntropyRound sends our digest to a random live peer to which no
 // change is in flight, or, if force is set and there is none, to a random
-// live peer. Unless force is set, it does nothing while a Sync runs. It
+// live peer. Unless force is set, it does nothing while a Transfer runs. It
 // reports whether it sent a digest.
 func (e *Engine) antiEntropyRound(force bool) bool {
 	live, _ := e.livePeers()
 	if len(live) == 0 {
 		return false
 	}
-	if !force && e.syncing() {
+	if !force && e.transferring() {
 		e.log.Debug("replicate: anti-entropy round skipped: state transfer running")
 		return false
 	}
@@ -259,7 +259,7 @@ func (e *Engine) aeLoop(p *peer) {
 		}
 		switch {
 		case digest == nil:
-		case (p.replicating() || e.syncing()) && p.aeDeclined.Add(1) <= maxAESkips:
+		case (p.replicating() || e.transferring()) && p.aeDeclined.Add(1) <= maxAESkips:
 			e.log.Debug("replicate: anti-entropy digest declined: changes in flight", "peer", p.id)
 		default:
 			p.aeDeclined.Store(0)

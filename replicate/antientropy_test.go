@@ -101,8 +101,8 @@ func TestDigest(t *testing.T) {
 	require.Equal(t, a.e.Digest(), b.e.Digest())
 
 	// A missing older key shows even though the newest version is equal.
-	old := model.Record{ID: "t", Keys: []model.KeyValue{{"old", model.Value{Data: []byte("x"), Ver: a.clock.Now()}}}}
-	newer := model.Record{ID: "t", Keys: []model.KeyValue{{"new", model.Value{Data: []byte("y"), Ver: a.clock.Now()}}}}
+	old := model.Record{ID: "t", Keys: []model.KeyValue{{Key: "old", Value: model.Value{Data: []byte("x"), Ver: a.clock.Now()}}}}
+	newer := model.Record{ID: "t", Keys: []model.KeyValue{{Key: "new", Value: model.Value{Data: []byte("y"), Ver: a.clock.Now()}}}}
 	a.store.Apply([]model.Record{old, newer})
 	b.store.Apply([]model.Record{newer})
 	require.NotEqual(t, a.e.Digest(), b.e.Digest())
@@ -114,7 +114,7 @@ func TestDigest(t *testing.T) {
 	require.NotEqual(t, a.e.Digest(), b.e.Digest())
 
 	// Fixed across processes: the hash of a known record never changes.
-	known := model.Record{ID: "id", Keys: []model.KeyValue{{"k", model.Value{Ver: model.Version{Wall: 1, Seq: 2, Node: 3}}}}}
+	known := model.Record{ID: "id", Keys: []model.KeyValue{{Key: "k", Value: model.Value{Ver: model.Version{Wall: 1, Seq: 2, Node: 3}}}}}
 	require.Equal(t, uint64(0xe036b66f0f7b63e7), recordHash(&known), "%#x", recordHash(&known))
 	require.Equal(t, 54, bucketOf("id"))
 }
@@ -283,8 +283,8 @@ func TestAntiEntropyWaitsForSync(t *testing.T) {
 	net.link("B", "A").set(func(l *memLink) { l.blocked = true }) // B's chunks wait
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- a.e.Sync(ctx) }()
-	waitFor(t, "sync running", a.e.syncing)
+	go func() { errc <- a.e.Transfer(ctx) }()
+	waitFor(t, "sync running", a.e.transferring)
 
 	require.False(t, a.e.antiEntropyRound(false))
 	f, err := wire.Encode(wire.MsgDigest, &wire.Digest{Buckets: b.e.Digest()})
@@ -296,6 +296,6 @@ func TestAntiEntropyWaitsForSync(t *testing.T) {
 
 	cancel()
 	require.ErrorIs(t, <-errc, context.Canceled)
-	require.False(t, a.e.syncing())
+	require.False(t, a.e.transferring())
 	net.link("B", "A").set(func(l *memLink) { l.blocked = false })
 }

@@ -17,7 +17,7 @@ func BenchmarkPublishApply(b *testing.B) {
 	val := make([]byte, 100)
 	b.ResetTimer()
 	for i := range b.N {
-		a.e.Publish(model.Record{ID: sessionID(i % 100000), Keys: []model.KeyValue{{"k", model.Value{Data: val, Ver: a.clock.Now()}}}})
+		a.e.Publish(model.Record{ID: sessionID(i % 100000), Keys: []model.KeyValue{{Key: "k", Value: model.Value{Data: val, Ver: a.clock.Now()}}}})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -38,9 +38,9 @@ func BenchmarkMergeBatch(b *testing.B) {
 	for i := range cur {
 		cur[i] = model.Record{ID: sessionID(i), Keys: make([]model.KeyValue, 0, 10)}
 		for k := range 10 { // key0 … key9: in order
-			cur[i].Keys = append(cur[i].Keys, model.KeyValue{"key" + itoa(k), model.Value{Data: make([]byte, 50), Ver: c.Now()}})
+			cur[i].Keys = append(cur[i].Keys, model.KeyValue{Key: "key" + itoa(k), Value: model.Value{Data: make([]byte, 50), Ver: c.Now()}})
 		}
-		deltas[i] = model.Record{ID: sessionID(i), Keys: []model.KeyValue{{"key3", model.Value{Data: make([]byte, 50), Ver: c.Now()}}}}
+		deltas[i] = model.Record{ID: sessionID(i), Keys: []model.KeyValue{{Key: "key3", Value: model.Value{Data: make([]byte, 50), Ver: c.Now()}}}}
 	}
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -7,7 +7,7 @@ import (
 
 // The network may deliver a peer's first frames before it reports the peer
 // up (the peer learned of the membership first). Frames that need an
-// answer — a SyncRequest, a Fetch, a Batch to acknowledge — would then be
+// answer — a TransferRequest, a Fetch, a Batch to acknowledge — would then be
 // lost, and a joining node would wait for its state transfer forever. They
 // are parked here, bounded, and handled once the peer is up.
 const (

@@ -69,7 +69,7 @@ type Config struct {
 	// them). Zero means 65536.
 	QueueLimit int
 	// MaxBatchBytes is the approximate encoded size of one Batch or
-	// SyncChunk frame. Zero means 1 MiB; at most DefaultLimits.MaxFrame/2.
+	// TransferChunk frame. Zero means 1 MiB; at most DefaultLimits.MaxFrame/2.
 	MaxBatchBytes int
 	// AckTimeout is how long an unacknowledged batch waits before it is
 	// sent again. Zero means 2s.
@@ -108,7 +108,7 @@ type Engine struct {
 
 	transferSem chan struct{} // a token per running state transfer
 	summaryMax  int           // most IDs per Summary frame: maxSummaryEntries; tests lower it
-	reqSeq      atomic.Uint64 // last Req of a SyncRequest or Fetch
+	reqSeq      atomic.Uint64 // last Req of a TransferRequest or Fetch
 	batchSeq    atomic.Uint64 // last Seq of a Batch, to any peer
 	flushers    atomic.Int32  // Flush calls waiting
 
@@ -121,9 +121,9 @@ type Engine struct {
 	notifyMu sync.Mutex    // guards notifyCh
 	notifyCh chan struct{} // closed at the next broadcast; nil until someone waits
 
-	callMu  sync.Mutex // guards fetches and syncs, and the calls in them
-	fetches map[uint64]*fetchCall
-	syncs   map[uint64]*syncCall
+	callMu    sync.Mutex // guards fetches and transfers, and the calls in them
+	fetches   map[uint64]*fetchCall
+	transfers map[uint64]*transferCall
 
 	st engineCounters
 
@@ -184,7 +184,7 @@ func New(cfg Config) (*Engine, error) {
 		summaryMax:  maxSummaryEntries,
 		peers:       make(map[string]*peer),
 		fetches:     make(map[uint64]*fetchCall),
-		syncs:       make(map[uint64]*syncCall),
+		transfers:   make(map[uint64]*transferCall),
 		skewLog:     ratelog.Limiter{Every: logEvery},
 		rejectLog:   ratelog.Limiter{Every: logEvery},
 	}
@@ -340,7 +340,7 @@ func (e *Engine) HandleFrame(from string, frame []byte) {
 	parked := false
 	if p == nil {
 		switch msg.(type) {
-		case *wire.Batch, *wire.SyncRequest, *wire.Fetch:
+		case *wire.Batch, *wire.TransferRequest, *wire.Fetch:
 			// Needs an answer: keep it until PeerUp (see early.go). Parked
 			// under e.mu, which PeerUp holds to take the parked frames, so
 			// a PeerUp running meanwhile cannot miss it.
@@ -366,10 +366,10 @@ func (e *Engine) HandleFrame(from string, frame []byte) {
 		if p != nil {
 			p.handleAck(m.Seq, m.Refused)
 		}
-	case *wire.SyncRequest:
-		e.handleSyncRequest(p, m)
-	case *wire.SyncChunk:
-		e.handleSyncChunk(p, from, m)
+	case *wire.TransferRequest:
+		e.handleTransferRequest(p, m)
+	case *wire.TransferChunk:
+		e.handleTransferChunk(p, from, m)
 	case *wire.Digest:
 		e.queueAntiEntropy(p, m)
 	case *wire.Summary:

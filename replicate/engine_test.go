@@ -314,7 +314,7 @@ func TestHostileFramesRejected(t *testing.T) {
 		{wire.FormatVersion, byte(wire.MsgBatch), 0xdd, 0xff, 0xff, 0xff, 0xff}, // huge array, no bytes
 		mustEncodeRaw(t, wire.MsgBatch, map[string]any{"s": 1, "r": []map[string]any{{"i": ""}}}),
 		mustEncodeRaw(t, wire.MsgDigest, map[string]any{"b": []uint64{1, 2, 3}}),
-		mustEncodeRaw(t, wire.MsgSyncRequest, map[string]any{"q": 1, "d": []uint64{1, 2, 3}}),
+		mustEncodeRaw(t, wire.MsgTransferRequest, map[string]any{"q": 1, "d": []uint64{1, 2, 3}}),
 		mustEncodeRaw(t, wire.MsgBuckets, map[string]any{"b": []uint32{9999}}),
 	}
 	for _, f := range bad {
@@ -332,7 +332,7 @@ func TestHostileFramesRejected(t *testing.T) {
 		msg any
 	}{
 		{wire.MsgAck, &wire.Ack{Seq: 77}},
-		{wire.MsgSyncChunk, &wire.SyncChunk{Req: 5, Done: true}},
+		{wire.MsgTransferChunk, &wire.TransferChunk{Req: 5, Done: true}},
 		{wire.MsgFetchReply, &wire.FetchReply{Req: 9}},
 		{wire.MsgBatch, &wire.Batch{Seq: 1, Records: []model.Record{b.write("s", "k", "v")}}},
 	} {
@@ -372,7 +372,7 @@ func TestCloseIdempotent(t *testing.T) {
 		require.ErrorIs(t, <-errc, ErrClosed)
 	}
 	require.ErrorIs(t, a.e.Publish(a.write("s", "k", "w")).Wait(context.Background(), 1), ErrClosed)
-	require.ErrorIs(t, a.e.Sync(context.Background()), ErrClosed)
+	require.ErrorIs(t, a.e.Transfer(context.Background()), ErrClosed)
 	require.ErrorIs(t, a.e.Flush(context.Background()), ErrClosed)
 	_, _, err := a.e.Fetch(context.Background(), "s")
 	require.ErrorIs(t, err, ErrClosed)
@@ -443,7 +443,7 @@ func TestClockSkewRefused(t *testing.T) {
 	a, b := nodes[0], nodes[1]
 	at := func(d time.Duration) model.Version { return model.Version{Wall: start.Add(d).UnixNano(), Node: 2} }
 	key := func(id string, v model.Version) model.Record {
-		return model.Record{ID: id, Keys: []model.KeyValue{{"k", model.Value{Data: []byte("v"), Ver: v}}}}
+		return model.Record{ID: id, Keys: []model.KeyValue{{Key: "k", Value: model.Value{Data: []byte("v"), Ver: v}}}}
 	}
 	recs := []model.Record{
 		key("near", at(59*time.Second)),
@@ -509,7 +509,7 @@ func TestClockSkewDefaultAndDisabled(t *testing.T) {
 	})
 	a, b := nodes[0], nodes[1]
 	require.Equal(t, DefaultMaxClockSkew, a.e.cfg.MaxClockSkew)
-	future := model.Record{ID: "s", Keys: []model.KeyValue{{"k", model.Value{Data: []byte("v"),
+	future := model.Record{ID: "s", Keys: []model.KeyValue{{Key: "k", Value: model.Value{Data: []byte("v"),
 		Ver: model.Version{Wall: time.Now().Add(time.Hour).UnixNano(), Node: 9}}}}}
 	frame, err := wire.Encode(wire.MsgBatch, &wire.Batch{Seq: 1, Records: []model.Record{future}})
 	require.NoError(t, err)

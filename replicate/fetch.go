@@ -154,14 +154,14 @@ func (e *Engine) handleFetchReply(p *peer, m *wire.FetchReply) {
 	}
 }
 
-// peerGone stops every Fetch and Sync from waiting for p.
+// peerGone stops every Fetch and Transfer from waiting for p.
 func (e *Engine) peerGone(p *peer) {
 	e.callMu.Lock()
 	defer e.callMu.Unlock()
 	for _, call := range e.fetches {
 		e.fetchDoneLocked(call, p)
 	}
-	for _, call := range e.syncs {
-		e.syncChangedLocked(call, p, syncGone)
+	for _, call := range e.transfers {
+		e.transferChangedLocked(call, p, transferGone)
 	}
 }

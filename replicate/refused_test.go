@@ -57,7 +57,7 @@ func TestTicketFailsForChangeRefusedForClockSkew(t *testing.T) {
 	})
 	a, b := nodes[0], nodes[1]
 	ahead := model.Version{Wall: start.Add(2 * time.Minute).UnixNano(), Node: 1}
-	skewed := model.Record{ID: "ahead", Keys: []model.KeyValue{{"k", model.Value{Data: []byte("v"), Ver: ahead}}}}
+	skewed := model.Record{ID: "ahead", Keys: []model.KeyValue{{Key: "k", Value: model.Value{Data: []byte("v"), Ver: ahead}}}}
 	err := a.publish(skewed).Wait(ctxTimeout(t, 5*time.Second), 1)
 	require.ErrorIs(t, err, ErrNotEnoughPeers)
 	require.EqualValues(t, 1, b.e.Stats().Skewed)
@@ -67,7 +67,7 @@ func TestTicketFailsForChangeRefusedForClockSkew(t *testing.T) {
 
 	// Within the allowed skew it is applied and acknowledged.
 	near := model.Version{Wall: start.Add(30 * time.Second).UnixNano(), Node: 1}
-	ok2 := model.Record{ID: "near", Keys: []model.KeyValue{{"k", model.Value{Data: []byte("v"), Ver: near}}}}
+	ok2 := model.Record{ID: "near", Keys: []model.KeyValue{{Key: "k", Value: model.Value{Data: []byte("v"), Ver: near}}}}
 	require.NoError(t, a.publish(ok2).Wait(ctxTimeout(t, 5*time.Second), 1))
 	require.Equal(t, "v", b.value("near", "k"))
 }

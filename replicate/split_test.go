@@ -83,15 +83,15 @@ func TestAntiEntropyRepairsSessionOverMaxKeys(t *testing.T) {
 }
 
 // The state transfer carries a session of more than MaxKeys keys, and a
-// joining node's Sync completes.
-func TestSyncTransfersSessionOverMaxKeys(t *testing.T) {
+// joining node's Transfer completes.
+func TestTransferTransfersSessionOverMaxKeys(t *testing.T) {
 	net := newMemNet(t)
 	a := newNode(t, net, "A", 1, nil)
 	big := bigSession(a, "big", 5000)
 	a.store.Apply([]model.Record{big, a.write("small", "k", "v")})
 	b := newNode(t, net, "B", 2, nil)
 	connectAll([]*testNode{a, b})
-	err := b.e.Sync(ctxTimeout(t, 5*time.Second))
+	err := b.e.Transfer(ctxTimeout(t, 5*time.Second))
 	require.False(t, errors.Is(err, ErrNotEnoughPeers))
 	require.NoError(t, err)
 	require.True(t, holdsAll(b, big))

@@ -22,9 +22,9 @@ type Stats struct {
 	Skewed uint64
 	// Repairs counts records anti-entropy queued for a peer.
 	Repairs uint64
-	// Transfers counts full state transfers (SyncRequests without a
+	// Transfers counts full state transfers (TransferRequests without a
 	// digest) this node completed serving; DeltaTransfers counts delta
-	// transfers (SyncRequests with one), which a joining node asks of
+	// transfers (TransferRequests with one), which a joining node asks of
 	// every peer but the one that sent it everything.
 	Transfers, DeltaTransfers uint64
 	// Dropped counts changes dropped for any peer, live or gone: queue

@@ -16,7 +16,7 @@ import (
 func TestTicketFailsForChangeThatCannotBeEncoded(t *testing.T) {
 	_, nodes := newCluster(t, 2, nil)
 	a, b := nodes[0], nodes[1]
-	huge := model.Record{ID: "huge", Keys: []model.KeyValue{{"k", model.Value{Data: make([]byte, wire.DefaultLimits.MaxValue+1), Ver: a.clock.Now()}}}}
+	huge := model.Record{ID: "huge", Keys: []model.KeyValue{{Key: "k", Value: model.Value{Data: make([]byte, wire.DefaultLimits.MaxValue+1), Ver: a.clock.Now()}}}}
 	tk := a.publish(huge)
 	err := tk.Wait(ctxTimeout(t, 5*time.Second), 1)
 	require.ErrorIs(t, err, ErrNotEnoughPeers)

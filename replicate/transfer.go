@@ -10,21 +10,21 @@ import (
 	"github.com/peersession/peersession/replicate/wire"
 )
 
-// The join-time state transfer (Sync) costs one full copy of the state,
+// The join-time state transfer (Transfer) costs one full copy of the state,
 // not one per peer:
 //
 //  1. The joining node asks one live peer, the source, for its whole state
-//     (a SyncRequest without a digest) and applies the SyncChunks as they
+//     (a TransferRequest without a digest) and applies the TransferChunks as they
 //     arrive. If the source goes down before its last chunk, the node asks
 //     the next live peer for the whole state, and so on.
 //  2. Once the source's last chunk is applied, the node computes its own
-//     Digest and sends it, in a SyncRequest, to every other peer it knew
-//     when Sync started. Each answers with SyncChunks holding its records
+//     Digest and sends it, in a TransferRequest, to every other peer it knew
+//     when Transfer started. Each answers with TransferChunks holding its records
 //     in the buckets whose hash differs (one empty chunk if none does):
 //     the writes the source had not received yet, as they were published
 //     before the joining node was anyone's peer. Merging makes the
 //     records the node already holds harmless.
-//  3. Sync ends when the source and every other peer have sent their last
+//  3. Transfer ends when the source and every other peer have sent their last
 //     chunk or gone down.
 //
 // Which peer is the source does not matter for correctness (step 2 covers
@@ -33,27 +33,27 @@ import (
 // members instead of all loading the same one, and a peer slow to serve
 // is not picked by every joiner.
 
-// syncState is where one peer asked by a Sync stands.
-type syncState uint8
+// transferState is where one peer asked by a Sync stands.
+type transferState uint8
 
 const (
-	syncAsked syncState = iota + 1 // asked; its last chunk not applied yet
-	syncDone                       // its last chunk was applied
-	syncGone                       // went down (or the request was dropped) first
+	transferAsked transferState = iota + 1 // asked; its last chunk not applied yet
+	transferDone                           // its last chunk was applied
+	transferGone                           // went down (or the request was dropped) first
 )
 
-// syncCall is one Sync in progress: the peers it asked, each for the
+// transferCall is one Transfer in progress: the peers it asked, each for the
 // whole state or for a delta, and where each stands.
-type syncCall struct {
-	peers   map[*peer]syncState // every peer asked; guarded by Engine.callMu
-	changed chan struct{}       // capacity 1: a state in peers changed
+type transferCall struct {
+	peers   map[*peer]transferState // every peer asked; guarded by Engine.callMu
+	changed chan struct{}           // capacity 1: a state in peers changed
 }
 
-// Sync performs the join-time state transfer described above: the whole
+// Transfer performs the join-time state transfer described above: the whole
 // state from one peer (another if that one goes down first), then, from
-// every other peer live when Sync started, the records in the digest
+// every other peer live when Transfer started, the records in the digest
 // buckets where it differs from this node. Chunks are applied as they
-// arrive. Peers that come up during Sync are not asked.
+// arrive. Peers that come up during Transfer are not asked.
 //
 // It returns nil at once when there are no peers, and once a full
 // transfer completed and every other peer asked has completed its delta
@@ -61,7 +61,7 @@ type syncCall struct {
 // if every peer went down before any full transfer completed, one
 // wrapping ctx.Err() if ctx ends first, and ErrClosed if the engine
 // closes.
-func (e *Engine) Sync(ctx context.Context) error {
+func (e *Engine) Transfer(ctx context.Context) error {
 	live, closed := e.livePeers()
 	if closed {
 		return ErrClosed
@@ -70,25 +70,25 @@ func (e *Engine) Sync(ctx context.Context) error {
 		return nil
 	}
 	req := e.reqSeq.Add(1)
-	call := &syncCall{peers: make(map[*peer]syncState, len(live)), changed: make(chan struct{}, 1)}
+	call := &transferCall{peers: make(map[*peer]transferState, len(live)), changed: make(chan struct{}, 1)}
 	e.callMu.Lock()
-	e.syncs[req] = call
+	e.transfers[req] = call
 	e.callMu.Unlock()
 	defer func() {
 		e.callMu.Lock()
-		delete(e.syncs, req)
+		delete(e.transfers, req)
 		e.callMu.Unlock()
 	}()
 
 	start := time.Now()
 	order := slices.Clone(live)
 	rand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
-	source, err := e.syncFull(ctx, call, req, order)
+	source, err := e.transferFull(ctx, call, req, order)
 	if err != nil {
 		return err
 	}
 	full := time.Since(start)
-	asked, err := e.syncDeltas(ctx, call, req, order)
+	asked, err := e.transferDeltas(ctx, call, req, order)
 	if err != nil {
 		return err
 	}
@@ -97,23 +97,23 @@ func (e *Engine) Sync(ctx context.Context) error {
 	return nil
 }
 
-// syncFull asks the peers in order, one at a time, for their whole state
+// transferFull asks the peers in order, one at a time, for their whole state
 // until one has sent all of it, and returns that one.
-func (e *Engine) syncFull(ctx context.Context, call *syncCall, req uint64, order []*peer) (*peer, error) {
-	frame, err := wire.Encode(wire.MsgSyncRequest, &wire.SyncRequest{Req: req})
+func (e *Engine) transferFull(ctx context.Context, call *transferCall, req uint64, order []*peer) (*peer, error) {
+	frame, err := wire.Encode(wire.MsgTransferRequest, &wire.TransferRequest{Req: req})
 	if err != nil {
 		return nil, err
 	}
 	for _, p := range order {
-		if !e.syncAsk(call, p, frame) {
+		if !e.transferAsk(call, p, frame) {
 			continue
 		}
 		e.log.Info("replicate: state transfer requested", "peer", p.id)
-		err := e.syncWait(ctx, call, func() bool { return call.peers[p] != syncAsked })
+		err := e.transferWait(ctx, call, func() bool { return call.peers[p] != transferAsked })
 		if err != nil {
 			return nil, fmt.Errorf("replicate: sync: the state transfer from %s did not finish: %w", p.id, err)
 		}
-		if e.syncStateOf(call, p) == syncDone {
+		if e.transferStateOf(call, p) == transferDone {
 			return p, nil
 		}
 		e.log.Warn("replicate: state transfer source went down; asking another peer", "peer", p.id)
@@ -121,26 +121,26 @@ func (e *Engine) syncFull(ctx context.Context, call *syncCall, req uint64, order
 	return nil, fmt.Errorf("replicate: sync: %w: every peer went down before sending its whole state", ErrNotEnoughPeers)
 }
 
-// syncDeltas sends this node's Digest to every peer in order but the
+// transferDeltas sends this node's Digest to every peer in order but the
 // source, and waits until each has sent its records in the buckets that
 // differ, or gone down. It returns how many it asked. (A peer that went
 // down is asked again in vain, its peer being down for good; one whose
 // control queue was full is asked again.)
-func (e *Engine) syncDeltas(ctx context.Context, call *syncCall, req uint64, order []*peer) (int, error) {
+func (e *Engine) transferDeltas(ctx context.Context, call *transferCall, req uint64, order []*peer) (int, error) {
 	var frame []byte
 	asked := 0
 	for _, p := range order {
-		if e.syncStateOf(call, p) == syncDone {
+		if e.transferStateOf(call, p) == transferDone {
 			continue // the source
 		}
 		if frame == nil {
 			var err error
-			frame, err = wire.Encode(wire.MsgSyncRequest, &wire.SyncRequest{Req: req, Digest: e.Digest()})
+			frame, err = wire.Encode(wire.MsgTransferRequest, &wire.TransferRequest{Req: req, Digest: e.Digest()})
 			if err != nil {
 				return 0, err
 			}
 		}
-		if e.syncAsk(call, p, frame) {
+		if e.transferAsk(call, p, frame) {
 			asked++
 		}
 	}
@@ -148,9 +148,9 @@ func (e *Engine) syncDeltas(ctx context.Context, call *syncCall, req uint64, ord
 		return 0, nil
 	}
 	e.log.Info("replicate: delta transfers requested", "peers", asked)
-	err := e.syncWait(ctx, call, func() bool {
+	err := e.transferWait(ctx, call, func() bool {
 		for _, st := range call.peers {
-			if st == syncAsked {
+			if st == transferAsked {
 				return false
 			}
 		}
@@ -162,31 +162,31 @@ func (e *Engine) syncDeltas(ctx context.Context, call *syncCall, req uint64, ord
 	return asked, nil
 }
 
-// syncAsk records p as asked by call, then sends it frame. It reports
+// transferAsk records p as asked by call, then sends it frame. It reports
 // whether it did: false if p is down or its control queue is full.
-func (e *Engine) syncAsk(call *syncCall, p *peer, frame []byte) bool {
+func (e *Engine) transferAsk(call *transferCall, p *peer, frame []byte) bool {
 	e.callMu.Lock()
-	call.peers[p] = syncAsked
+	call.peers[p] = transferAsked
 	e.callMu.Unlock()
 	if p.sendCtrl(frame, nil) {
 		return true
 	}
 	e.callMu.Lock()
-	e.syncChangedLocked(call, p, syncGone)
+	e.transferChangedLocked(call, p, transferGone)
 	e.callMu.Unlock()
 	return false
 }
 
-// syncStateOf returns where p stands in call, zero if it was not asked.
-func (e *Engine) syncStateOf(call *syncCall, p *peer) syncState {
+// transferStateOf returns where p stands in call, zero if it was not asked.
+func (e *Engine) transferStateOf(call *transferCall, p *peer) transferState {
 	e.callMu.Lock()
 	defer e.callMu.Unlock()
 	return call.peers[p]
 }
 
-// syncWait waits until cond, called with callMu held, holds. It returns
+// transferWait waits until cond, called with callMu held, holds. It returns
 // ctx's error if ctx ends first, ErrClosed if the engine closes.
-func (e *Engine) syncWait(ctx context.Context, call *syncCall, cond func() bool) error {
+func (e *Engine) transferWait(ctx context.Context, call *transferCall, cond func() bool) error {
 	for {
 		e.callMu.Lock()
 		ok := cond()
@@ -204,19 +204,19 @@ func (e *Engine) syncWait(ctx context.Context, call *syncCall, cond func() bool)
 	}
 }
 
-// syncing reports whether a Sync is running: this node's state is still
+// transferring reports whether a Sync is running: this node's state is still
 // arriving, so anti-entropy would only repair (by a second transfer) what
 // the first is about to deliver.
-func (e *Engine) syncing() bool {
+func (e *Engine) transferring() bool {
 	e.callMu.Lock()
 	defer e.callMu.Unlock()
-	return len(e.syncs) > 0
+	return len(e.transfers) > 0
 }
 
-// syncChangedLocked moves p, if call is waiting for it, to st (syncDone
-// or syncGone) and wakes the Sync. callMu must be held.
-func (e *Engine) syncChangedLocked(call *syncCall, p *peer, st syncState) {
-	if call.peers[p] != syncAsked {
+// transferChangedLocked moves p, if call is waiting for it, to st (transferDone
+// or transferGone) and wakes the Transfer. callMu must be held.
+func (e *Engine) transferChangedLocked(call *transferCall, p *peer, st transferState) {
+	if call.peers[p] != transferAsked {
 		return
 	}
 	call.peers[p] = st
@@ -226,19 +226,19 @@ func (e *Engine) syncChangedLocked(call *syncCall, p *peer, st syncState) {
 	}
 }
 
-// handleSyncChunk applies a chunk and, on the last one, tells the Sync
+// handleTransferChunk applies a chunk and, on the last one, tells the Transfer
 // waiting for it. Chunks are applied whoever asked: merging is idempotent.
-// The Sync hears of the last chunk only once all of the peer's chunks
+// The Transfer hears of the last chunk only once all of the peer's chunks
 // are applied: they arrive in order and are applied on the peer's reader
 // goroutine.
-func (e *Engine) handleSyncChunk(p *peer, from string, m *wire.SyncChunk) {
+func (e *Engine) handleTransferChunk(p *peer, from string, m *wire.TransferChunk) {
 	e.apply(from, m.Records)
 	if !m.Done || p == nil {
 		return
 	}
 	e.callMu.Lock()
 	defer e.callMu.Unlock()
-	if call := e.syncs[m.Req]; call != nil {
-		e.syncChangedLocked(call, p, syncDone)
+	if call := e.transfers[m.Req]; call != nil {
+		e.transferChangedLocked(call, p, transferDone)
 	}
 }

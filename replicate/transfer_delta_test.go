@@ -52,11 +52,11 @@ func sourceOf(t *testing.T, b, c *testNode, want uint64) (source, other *testNod
 	return c, b
 }
 
-func TestSyncTakesOneFullCopyAndOnlyTheDifferencesFromOtherPeers(t *testing.T) {
+func TestTransferTakesOneFullCopyAndOnlyTheDifferencesFromOtherPeers(t *testing.T) {
 	const n = 2000
 	net, a, b, c := joinSetup(t, n, true, nil)
 
-	require.NoError(t, a.e.Sync(ctxTimeout(t, 10*time.Second)))
+	require.NoError(t, a.e.Transfer(ctxTimeout(t, 10*time.Second)))
 
 	require.Equal(t, n+2, a.store.len())
 	require.Equal(t, "B", a.value("only-on-B", "k"))
@@ -64,8 +64,8 @@ func TestSyncTakesOneFullCopyAndOnlyTheDifferencesFromOtherPeers(t *testing.T) {
 	source, other := sourceOf(t, b, c, 2)
 	require.EqualValues(t, 0, source.e.Stats().DeltaTransfers)
 	require.EqualValues(t, 1, other.e.Stats().DeltaTransfers)
-	require.Equal(t, 1, net.link("A", source.name).count(wire.MsgSyncRequest))
-	require.Equal(t, 1, net.link("A", other.name).count(wire.MsgSyncRequest))
+	require.Equal(t, 1, net.link("A", source.name).count(wire.MsgTransferRequest))
+	require.Equal(t, 1, net.link("A", other.name).count(wire.MsgTransferRequest))
 
 	// The other peer sent only its records in the buckets that differ:
 	// those of the two sessions each peer alone held.
@@ -78,23 +78,23 @@ func TestSyncTakesOneFullCopyAndOnlyTheDifferencesFromOtherPeers(t *testing.T) {
 	}
 	require.Less(t, delta, n/20, "a delta, not a copy")
 	require.EqualValues(t, n+1+delta, a.e.Stats().Applied, "one full copy plus the delta")
-	require.Equal(t, 1, net.link(other.name, "A").count(wire.MsgSyncChunk))
+	require.Equal(t, 1, net.link(other.name, "A").count(wire.MsgTransferChunk))
 }
 
-func TestSyncDeltaFromAPeerThatDiffersInNothingIsOneEmptyChunk(t *testing.T) {
+func TestTransferDeltaFromAPeerThatDiffersInNothingIsOneEmptyChunk(t *testing.T) {
 	const n = 500
 	net, a, b, c := joinSetup(t, n, false, nil)
 
-	require.NoError(t, a.e.Sync(ctxTimeout(t, 10*time.Second)))
+	require.NoError(t, a.e.Transfer(ctxTimeout(t, 10*time.Second)))
 
 	require.Equal(t, n, a.store.len())
 	_, other := sourceOf(t, b, c, 2)
 	require.EqualValues(t, 1, other.e.Stats().DeltaTransfers)
-	require.Equal(t, 1, net.link(other.name, "A").count(wire.MsgSyncChunk), "one chunk")
+	require.Equal(t, 1, net.link(other.name, "A").count(wire.MsgTransferChunk), "one chunk")
 	require.EqualValues(t, n, a.e.Stats().Applied, "the source's records only: the delta chunk was empty")
 }
 
-func TestSyncSourceDownMidTransferAnotherPeerSendsTheWholeState(t *testing.T) {
+func TestTransferSourceDownMidTransferAnotherPeerSendsTheWholeState(t *testing.T) {
 	const n = 1000
 	net, a, b, c := joinSetup(t, n, false, func(c *Config) { c.MaxBatchBytes = 4 << 10 })
 	// Hold back what B and C send A, to cut the source's transfer short.
@@ -102,22 +102,22 @@ func TestSyncSourceDownMidTransferAnotherPeerSendsTheWholeState(t *testing.T) {
 		net.link(p, "A").set(func(l *memLink) { l.blocked = true })
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- a.e.Sync(context.Background()) }()
+	go func() { errc <- a.e.Transfer(context.Background()) }()
 	source, other := sourceOf(t, b, c, 1) // every chunk queued on the blocked link
-	require.Zero(t, net.link("A", other.name).count(wire.MsgSyncRequest), "no one else asked before the source finished")
+	require.Zero(t, net.link("A", other.name).count(wire.MsgTransferRequest), "no one else asked before the source finished")
 
 	// A applies the source's first two chunks; the rest, the last one with
 	// them, are lost as the source goes down.
 	src := net.link(source.name, "A")
-	require.Greater(t, src.count(wire.MsgSyncChunk), 3)
+	require.Greater(t, src.count(wire.MsgTransferChunk), 3)
 	src.set(func(l *memLink) { l.q, l.dropping, l.blocked = l.q[:2], true, false })
-	waitFor(t, "two chunks applied", func() bool { return src.delivered(wire.MsgSyncChunk) == 2 })
+	waitFor(t, "two chunks applied", func() bool { return src.delivered(wire.MsgTransferChunk) == 2 })
 	partial := a.store.len()
 	require.Greater(t, partial, 0)
 	require.Less(t, partial, n)
 	select {
 	case err := <-errc:
-		t.Fatalf("Sync returned %v with part of the state", err)
+		t.Fatalf("Transfer returned %v with part of the state", err)
 	default:
 	}
 
@@ -158,12 +158,12 @@ func TestServeDeltaSendsTheDifferingBuckets(t *testing.T) {
 		}
 	}
 
-	// A delta request for this Req, as Sync sends it; nobody waits for it.
-	f, err := wire.Encode(wire.MsgSyncRequest, &wire.SyncRequest{Req: 42, Digest: a.e.Digest()})
+	// A delta request for this Req, as Transfer sends it; nobody waits for it.
+	f, err := wire.Encode(wire.MsgTransferRequest, &wire.TransferRequest{Req: 42, Digest: a.e.Digest()})
 	require.NoError(t, err)
 	b.e.HandleFrame("A", f)
 	waitFor(t, "delta served", func() bool {
-		return b.e.Stats().DeltaTransfers == 1 && net.link("B", "A").delivered(wire.MsgSyncChunk) == 1
+		return b.e.Stats().DeltaTransfers == 1 && net.link("B", "A").delivered(wire.MsgTransferChunk) == 1
 	})
 	require.EqualValues(t, want, a.e.Stats().Applied, "B's records in the differing buckets, no others")
 	require.Equal(t, "v", a.value(lacked, "k"))
@@ -171,18 +171,18 @@ func TestServeDeltaSendsTheDifferingBuckets(t *testing.T) {
 	require.Zero(t, b.e.Stats().Transfers, "a delta is not a full transfer")
 }
 
-func TestSyncRequestWithADigestOfTheWrongLengthIsRejected(t *testing.T) {
+func TestTransferRequestWithADigestOfTheWrongLengthIsRejected(t *testing.T) {
 	net, nodes := newCluster(t, 2, nil)
 	a, b := nodes[0], nodes[1]
 	b.store.Apply([]model.Record{b.write("s", "k", "v")})
 	for _, n := range []int{1, wire.DigestBuckets - 1, wire.DigestBuckets + 1} {
-		b.e.HandleFrame("A", rawFrame(t, wire.FormatVersion, wire.MsgSyncRequest, &wire.SyncRequest{Req: 1, Digest: make([]uint64, n)}))
+		b.e.HandleFrame("A", rawFrame(t, wire.FormatVersion, wire.MsgTransferRequest, &wire.TransferRequest{Req: 1, Digest: make([]uint64, n)}))
 	}
 	require.EqualValues(t, 3, b.e.Stats().Rejected)
 
-	// None was answered: the chunk answering A's Sync is the only one.
-	require.NoError(t, a.e.Sync(ctxTimeout(t, 10*time.Second)))
+	// None was answered: the chunk answering A's Transfer is the only one.
+	require.NoError(t, a.e.Transfer(ctxTimeout(t, 10*time.Second)))
 	require.Equal(t, "v", a.value("s", "k"))
-	require.Equal(t, 1, net.link("B", "A").count(wire.MsgSyncChunk))
+	require.Equal(t, 1, net.link("B", "A").count(wire.MsgTransferChunk))
 	require.Zero(t, b.e.Stats().DeltaTransfers)
 }

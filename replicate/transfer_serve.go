@@ -8,10 +8,10 @@ import (
 	"github.com/peersession/peersession/replicate/wire"
 )
 
-// handleSyncRequest starts serving a state transfer to p, the whole state
-// or, when m carries a digest, a delta (see serveSync), unless p already
+// handleTransferRequest starts serving a state transfer to p, the whole state
+// or, when m carries a digest, a delta (see serveTransfer), unless p already
 // has maxPeerTransfers waiting or running.
-func (e *Engine) handleSyncRequest(p *peer, m *wire.SyncRequest) {
+func (e *Engine) handleTransferRequest(p *peer, m *wire.TransferRequest) {
 	if p == nil {
 		return
 	}
@@ -22,13 +22,13 @@ func (e *Engine) handleSyncRequest(p *peer, m *wire.SyncRequest) {
 	}
 	if !e.spawn(func() {
 		defer p.transfers.Add(-1)
-		e.serveSync(p, m.Req, m.Digest)
+		e.serveTransfer(p, m.Req, m.Digest)
 	}) {
 		p.transfers.Add(-1)
 	}
 }
 
-// serveSync answers SyncRequest req from p with SyncChunks, at most
+// serveTransfer answers TransferRequest req from p with TransferChunks, at most
 // MaxBatchBytes each, one at a time through p's control queue (so only
 // one chunk is held in memory), the last one Done. With no digest they
 // hold our whole state (a full transfer); with p's digest, our records in
@@ -40,7 +40,7 @@ func (e *Engine) handleSyncRequest(p *peer, m *wire.SyncRequest) {
 // locks), then looks each record up as it fills chunks, so the records
 // sent are as fresh as possible and the transfer never holds the whole
 // state.
-func (e *Engine) serveSync(p *peer, req uint64, digest []uint64) {
+func (e *Engine) serveTransfer(p *peer, req uint64, digest []uint64) {
 	select {
 	case e.transferSem <- struct{}{}:
 	case <-p.ctx.Done():
@@ -71,7 +71,7 @@ func (e *Engine) serveSync(p *peer, req uint64, digest []uint64) {
 	// being sent, is not used again.
 	var buf bytes.Buffer
 	send := func(done bool) bool {
-		if !p.sendEncodedWait(wire.EncodeTo(&buf, wire.MsgSyncChunk, &wire.SyncChunk{Req: req, Records: chunk, Done: done})) {
+		if !p.sendEncodedWait(wire.EncodeTo(&buf, wire.MsgTransferChunk, &wire.TransferChunk{Req: req, Records: chunk, Done: done})) {
 			return false
 		}
 		chunks++

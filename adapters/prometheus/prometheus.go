@@ -70,7 +70,7 @@ var (
 	mRepairs   = newMetric("replication_repairs_total", "Records anti-entropy sent to repair a peer.", counter)
 	mTransfers = newMetric("replication_transfers_total", "Join-time full state transfers (the whole state) this node served.", counter)
 	mDeltas    = newMetric("replication_delta_transfers_total", "Join-time delta transfers (the sessions differing from a joining node's digest) this node served.", counter)
-	mSyncDur   = newMetric("state_transfer_seconds", "How long this node's join-time state transfer took (0 until it ended).", gauge)
+	mTransferDur   = newMetric("state_transfer_seconds", "How long this node's join-time state transfer took (0 until it ended).", gauge)
 	mDropped   = newMetric("replication_dropped_total", "Changes dropped for any peer (queue full, or queued when it died); anti-entropy repairs them.", counter)
 
 	mQueue    = newMetric("peer_queue_depth", "Changes waiting to be sent to the peer.", gauge, "peer")
@@ -88,7 +88,7 @@ var (
 var allMetrics = []metric{
 	mSessions, mBytes, mCreated, mDestroyed, mExpired, mCommitErr, mLate, mFetches, mFetchHits, mRefused,
 	mMembers,
-	mApplied, mRejected, mRepairs, mTransfers, mDeltas, mSyncDur, mDropped,
+	mApplied, mRejected, mRepairs, mTransfers, mDeltas, mTransferDur, mDropped,
 	mQueue, mSent, mBatches, mAcked, mPRefused, mFailed, mPDropped, mRetries, mAckLag, mLastAck,
 }
 
@@ -134,7 +134,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	send(mRepairs, float64(r.Repairs))
 	send(mTransfers, float64(r.Transfers))
 	send(mDeltas, float64(r.DeltaTransfers))
-	send(mSyncDur, r.SyncDuration.Seconds())
+	send(mTransferDur, r.TransferDuration.Seconds())
 	send(mDropped, float64(r.Dropped))
 	for peer, p := range r.Peers {
 		send(mQueue, float64(p.Queued), peer)

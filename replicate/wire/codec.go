@@ -41,7 +41,7 @@ var (
 type Limits struct {
 	// MaxFrame is the largest frame in bytes, header included.
 	MaxFrame int
-	// MaxRecords is the most records in one Batch or SyncChunk, and the
+	// MaxRecords is the most records in one Batch or TransferChunk, and the
 	// most entries (IDs) in one Summary.
 	MaxRecords int
 	// MaxKeys is the most keys in one Record.
@@ -68,7 +68,7 @@ type Limits struct {
 // for a typical batch).
 //
 //   - MaxFrame 16 MiB: a state-transfer chunk of many sessions
-//   - MaxRecords 10000 per Batch or SyncChunk, entries per Summary
+//   - MaxRecords 10000 per Batch or TransferChunk, entries per Summary
 //   - MaxKeys 1024 per session
 //   - MaxKeyLen 1 KiB for keys, IDs and principals
 //   - MaxValue and MaxRecordBytes 1 MiB: a session is meant to be small
@@ -305,8 +305,8 @@ func decodeBodyKeys(body []byte, msg any, keys *[]model.KeyValue) error {
 	switch m := msg.(type) {
 	case *Batch:
 		return rd.batch(m)
-	case *SyncChunk:
-		return rd.syncChunk(m)
+	case *TransferChunk:
+		return rd.transferChunk(m)
 	case *Ack:
 		return rd.ack(m)
 	case *FetchReply:
@@ -323,10 +323,10 @@ func newMsg(t MsgType) any {
 		return new(Batch)
 	case MsgAck:
 		return new(Ack)
-	case MsgSyncRequest:
-		return new(SyncRequest)
-	case MsgSyncChunk:
-		return new(SyncChunk)
+	case MsgTransferRequest:
+		return new(TransferRequest)
+	case MsgTransferChunk:
+		return new(TransferChunk)
 	case MsgDigest:
 		return new(Digest)
 	case MsgFetch:
@@ -351,14 +351,14 @@ func msgType(msg any) (MsgType, bool) {
 		return MsgAck, true
 	case *Ack:
 		return MsgAck, m != nil
-	case SyncRequest:
-		return MsgSyncRequest, true
-	case *SyncRequest:
-		return MsgSyncRequest, m != nil
-	case SyncChunk:
-		return MsgSyncChunk, true
-	case *SyncChunk:
-		return MsgSyncChunk, m != nil
+	case TransferRequest:
+		return MsgTransferRequest, true
+	case *TransferRequest:
+		return MsgTransferRequest, m != nil
+	case TransferChunk:
+		return MsgTransferChunk, true
+	case *TransferChunk:
+		return MsgTransferChunk, m != nil
 	case Digest:
 		return MsgDigest, true
 	case *Digest:

@@ -81,10 +81,10 @@ func codecSamples() []struct {
 		{"batch/empty", MsgBatch, &Batch{Seq: 1}},
 		{"batch/tombstone", MsgBatch, &Batch{Seq: 2, Records: []model.Record{{ID: "dead", Dead: model.Version{Wall: 5, Seq: 1, Node: 2}}}}},
 		{"ack", MsgAck, &Ack{Seq: 1<<64 - 1}},
-		{"sync-request", MsgSyncRequest, &SyncRequest{Req: 7}},
-		{"sync-request/delta", MsgSyncRequest, &SyncRequest{Req: 9, Digest: codecDigest().Buckets}},
-		{"sync-chunk", MsgSyncChunk, &SyncChunk{Req: 7, Records: codecBatch(2, 1, 5).Records, Done: true}},
-		{"sync-chunk/empty", MsgSyncChunk, &SyncChunk{Req: 8, Done: true}},
+		{"transfer-request", MsgTransferRequest, &TransferRequest{Req: 7}},
+		{"sync-request/delta", MsgTransferRequest, &TransferRequest{Req: 9, Digest: codecDigest().Buckets}},
+		{"transfer-chunk", MsgTransferChunk, &TransferChunk{Req: 7, Records: codecBatch(2, 1, 5).Records, Done: true}},
+		{"sync-chunk/empty", MsgTransferChunk, &TransferChunk{Req: 8, Done: true}},
 		{"digest", MsgDigest, codecDigest()},
 		{"summary", MsgSummary, &Summary{Buckets: []uint32{0, 17, DigestBuckets - 1}, IDs: []string{"a", "b"}, Hashes: []uint64{1, 1<<64 - 1}}},
 		{"summary/reply-range", MsgSummary, &Summary{Buckets: []uint32{3}, Lo: "m", Hi: "t", IDs: []string{"p"}, Hashes: []uint64{7}, Reply: true}},
@@ -121,7 +121,7 @@ func normMsg(msg any) any {
 		c := *m
 		c.Records = normRecs(c.Records)
 		return &c
-	case *SyncChunk:
+	case *TransferChunk:
 		c := *m
 		c.Records = normRecs(c.Records)
 		return &c
@@ -140,7 +140,7 @@ func normMsg(msg any) any {
 			c.Buckets = nil
 		}
 		return &c
-	case *SyncRequest:
+	case *TransferRequest:
 		c := *m
 		if len(c.Digest) == 0 {
 			c.Digest = nil
@@ -185,9 +185,9 @@ func derefMsg(msg any) any {
 		return *m
 	case *Ack:
 		return *m
-	case *SyncRequest:
+	case *TransferRequest:
 		return *m
-	case *SyncChunk:
+	case *TransferChunk:
 		return *m
 	case *Digest:
 		return *m
@@ -218,7 +218,7 @@ func TestCodecEncodeRefuses(t *testing.T) {
 		{"too many records", MsgBatch, &Batch{Records: make([]model.Record, DefaultLimits.MaxRecords+1)}, ErrTooLarge},
 		{"empty ID", MsgBatch, &Batch{Records: []model.Record{{}}}, ErrMalformed},
 		{"short digest", MsgDigest, &Digest{Buckets: []uint64{1}}, ErrMalformed},
-		{"sync request short digest", MsgSyncRequest, &SyncRequest{Req: 1, Digest: []uint64{1}}, ErrMalformed},
+		{"sync request short digest", MsgTransferRequest, &TransferRequest{Req: 1, Digest: []uint64{1}}, ErrMalformed},
 		{"summary bucket out of range", MsgSummary, &Summary{Buckets: []uint32{DigestBuckets}}, ErrMalformed},
 		{"summary too many IDs", MsgSummary, summaryOf(DefaultLimits.MaxRecords + 1), ErrTooLarge},
 		{"buckets is reserved", MsgBuckets, &Summary{Buckets: []uint32{1}}, nil},
@@ -432,8 +432,8 @@ func TestDecodeSemantic(t *testing.T) {
 		{"digest short", rawFrame(t, FormatVersion, MsgDigest, &Digest{Buckets: make([]uint64, DigestBuckets-1)}), "digest of 255 buckets, want 256"},
 		{"digest long", rawFrame(t, FormatVersion, MsgDigest, &Digest{Buckets: make([]uint64, DigestBuckets+1)}), "digest of 257 buckets"},
 		{"digest missing", rawFrame(t, FormatVersion, MsgDigest, map[string]any{}), "digest of 0 buckets"},
-		{"sync request digest short", rawFrame(t, FormatVersion, MsgSyncRequest, &SyncRequest{Req: 1, Digest: make([]uint64, 5)}), "sync request digest of 5 buckets, want 0 (whole state) or 256"},
-		{"sync request digest long", rawFrame(t, FormatVersion, MsgSyncRequest, &SyncRequest{Req: 1, Digest: make([]uint64, DigestBuckets+1)}), "sync request digest of 257 buckets"},
+		{"sync request digest short", rawFrame(t, FormatVersion, MsgTransferRequest, &TransferRequest{Req: 1, Digest: make([]uint64, 5)}), "sync request digest of 5 buckets, want 0 (whole state) or 256"},
+		{"sync request digest long", rawFrame(t, FormatVersion, MsgTransferRequest, &TransferRequest{Req: 1, Digest: make([]uint64, DigestBuckets+1)}), "sync request digest of 257 buckets"},
 		{"buckets type reserved", rawFrame(t, FormatVersion, MsgBuckets, map[string]any{"b": []uint32{3}}), "unknown message type 6"},
 		{"summary no bucket", summary(Summary{}), "summary of no bucket"},
 		{"summary bucket out of range", summary(Summary{Buckets: []uint32{3, DigestBuckets}}), "summary bucket 256"},
@@ -450,7 +450,7 @@ func TestDecodeSemantic(t *testing.T) {
 		{"tombstone with principal version", batch(model.Record{ID: "a", Dead: v1, PrincipalVer: v1}), "tombstone with 0 keys or a principal"},
 		{"fetch empty ID", rawFrame(t, FormatVersion, MsgFetch, &Fetch{Req: 1}), "fetch: empty session ID"},
 		{"found reply without ID", rawFrame(t, FormatVersion, MsgFetchReply, &FetchReply{Found: true}), "empty session ID"},
-		{"sync chunk bad record", rawFrame(t, FormatVersion, MsgSyncChunk, &SyncChunk{Records: []model.Record{{ID: "a"}, {}}}), "record 1: empty session ID"},
+		{"sync chunk bad record", rawFrame(t, FormatVersion, MsgTransferChunk, &TransferChunk{Records: []model.Record{{ID: "a"}, {}}}), "record 1: empty session ID"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

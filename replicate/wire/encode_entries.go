@@ -34,9 +34,9 @@ func appendedEntries(msg any) int {
 		return 2 + recordsEntries(m.Records)
 	case Batch:
 		return 2 + recordsEntries(m.Records)
-	case *SyncChunk:
+	case *TransferChunk:
 		return 3 + recordsEntries(m.Records)
-	case SyncChunk:
+	case TransferChunk:
 		return 3 + recordsEntries(m.Records)
 	case *Ack:
 		return ackEntries(*m)

@@ -8,14 +8,14 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// The msgpack.Encoder path EncodeTo took for Batch, SyncChunk and Ack
+// The msgpack.Encoder path EncodeTo took for Batch, TransferChunk and Ack
 // before record_append.go: each record through the Encoder-based record
 // encoder below (Record's EncodeMsgpack until the codec moved out of the
 // data model), the message fields in msgpack's order and forms
 // (TestRecordCodecBatchMatchesReflection holds it to msgpack's
 // reflection). It is the reference the appender must match byte for byte.
 
-// encodeBody encodes msg as enc.Encode does. Batch, SyncChunk and Ack are
+// encodeBody encodes msg as enc.Encode does. Batch, TransferChunk and Ack are
 // written field by field, in msgpack's order and forms, so that records
 // are encoded directly rather than each boxed in an interface (one
 // allocation per record on the hottest path), and an Ack (one per Batch)
@@ -26,9 +26,9 @@ func encodeBody(enc *msgpack.Encoder, msg any) error {
 		return encodeRecordsMsg(enc, "s", m.Seq, m.Records, nil)
 	case Batch:
 		return encodeRecordsMsg(enc, "s", m.Seq, m.Records, nil)
-	case *SyncChunk:
+	case *TransferChunk:
 		return encodeRecordsMsg(enc, "q", m.Req, m.Records, &m.Done)
-	case SyncChunk:
+	case TransferChunk:
 		return encodeRecordsMsg(enc, "q", m.Req, m.Records, &m.Done)
 	case *Ack:
 		return encodeAck(enc, m.Seq, m.Refused)
@@ -67,9 +67,9 @@ func encodeAck(enc *msgpack.Encoder, seq, refused uint64) error {
 	return enc.EncodeUint64(refused)
 }
 
-// encodeRecordsMsg writes a Batch (done nil) or a SyncChunk: a map of the
+// encodeRecordsMsg writes a Batch (done nil) or a TransferChunk: a map of the
 // uint64 field named seqName, "r" (the records, nil as nil) and, for a
-// SyncChunk, "d".
+// TransferChunk, "d".
 func encodeRecordsMsg(enc *msgpack.Encoder, seqName string, seq uint64, recs []model.Record, done *bool) error {
 	n := 2
 	if done != nil {

@@ -43,7 +43,7 @@ func FuzzDecode(f *testing.F) {
 	} {
 		f.Add(rawFrame(f, FormatVersion, MsgSummary, v))
 	}
-	// Hostile SyncRequests: a digest of the wrong length or type, one
+	// Hostile TransferRequests: a digest of the wrong length or type, one
 	// empty, a huge declared one.
 	for _, v := range []any{
 		map[string]any{"q": 1, "d": []uint64{1}},
@@ -52,9 +52,9 @@ func FuzzDecode(f *testing.F) {
 		map[string]any{"q": 1, "d": "x"},
 		[]any{1, make([]uint64, DigestBuckets)},
 	} {
-		f.Add(rawFrame(f, FormatVersion, MsgSyncRequest, v))
+		f.Add(rawFrame(f, FormatVersion, MsgTransferRequest, v))
 	}
-	f.Add([]byte{FormatVersion, byte(MsgSyncRequest), 0x82, 0xa1, 'q', 0x01, 0xa1, 'd', 0xdd, 0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{FormatVersion, byte(MsgTransferRequest), 0x82, 0xa1, 'q', 0x01, 0xa1, 'd', 0xdd, 0xff, 0xff, 0xff, 0xff})
 	f.Add([]byte{FormatVersion, byte(MsgSummary), 0x81, 0xa1, 'i', 0xdd, 0xff, 0xff, 0xff, 0xff})
 	f.Add([]byte{FormatVersion, byte(MsgBuckets), 0x81, 0xa1, 'b', 0x91, 0x01})
 	f.Add([]byte{})

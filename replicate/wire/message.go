@@ -12,11 +12,11 @@ const FormatVersion byte = 1
 type MsgType byte
 
 const (
-	MsgBatch       MsgType = 1 // Batch: changes to apply, then Ack
-	MsgAck         MsgType = 2 // Ack: a Batch was applied
-	MsgSyncRequest MsgType = 3 // SyncRequest: send me all your state, or what differs from my digest
-	MsgSyncChunk   MsgType = 4 // SyncChunk: part of a state transfer
-	MsgDigest      MsgType = 5 // Digest: anti-entropy bucket hashes
+	MsgBatch           MsgType = 1 // Batch: changes to apply, then Ack
+	MsgAck             MsgType = 2 // Ack: a Batch was applied
+	MsgTransferRequest MsgType = 3 // TransferRequest: send me all your state, or what differs from my digest
+	MsgTransferChunk   MsgType = 4 // TransferChunk: part of a state transfer
+	MsgDigest          MsgType = 5 // Digest: anti-entropy bucket hashes
 	// MsgBuckets (6) was "send me your records in these buckets", the
 	// first anti-entropy answer to a Digest; Summary replaced it. The
 	// number stays reserved: a frame of type 6 is rejected as unknown.
@@ -33,10 +33,10 @@ func (t MsgType) String() string {
 		return "batch"
 	case MsgAck:
 		return "ack"
-	case MsgSyncRequest:
-		return "sync-request"
-	case MsgSyncChunk:
-		return "sync-chunk"
+	case MsgTransferRequest:
+		return "transfer-request"
+	case MsgTransferChunk:
+		return "transfer-chunk"
 	case MsgDigest:
 		return "digest"
 	case MsgBuckets:
@@ -69,24 +69,24 @@ type Ack struct {
 	Refused uint64 `msgpack:"f,omitempty"`
 }
 
-// SyncRequest asks a peer for state, at join time. Without Digest it asks
+// TransferRequest asks a peer for state, at join time. Without Digest it asks
 // for the peer's whole state (a full transfer). With Digest (the asking
 // node's Digest, exactly DigestBuckets hashes) it asks only for the
 // peer's records in the buckets whose hash differs from Digest's (a delta
 // transfer): what the asking node, having already received a full
 // transfer from another peer, may still lack. Either is answered with
-// SyncChunks carrying Req, the last one Done.
+// TransferChunks carrying Req, the last one Done.
 //
 // Digest is omitted from the wire when empty, so a full request encodes
 // as it did before the field existed.
-type SyncRequest struct {
+type TransferRequest struct {
 	Req    uint64   `msgpack:"q"`
 	Digest []uint64 `msgpack:"d,omitempty"`
 }
 
-// SyncChunk is one part of a state transfer answering SyncRequest Req. The
+// TransferChunk is one part of a state transfer answering TransferRequest Req. The
 // last chunk has Done set.
-type SyncChunk struct {
+type TransferChunk struct {
 	Req     uint64         `msgpack:"q"`
 	Records []model.Record `msgpack:"r"`
 	Done    bool           `msgpack:"d"`

@@ -1,7 +1,7 @@
 package wire
 
 // Tests of the message codec beyond records: Ack against msgpack, the
-// SyncRequest wire form, and key names shared within a decoded frame.
+// TransferRequest wire form, and key names shared within a decoded frame.
 
 import (
 	"fmt"
@@ -112,36 +112,36 @@ func TestAckCodecMatchesMsgpack(t *testing.T) {
 	}
 }
 
-// TestSyncRequestWireForm pins the SyncRequest encoding: a full request
+// TestTransferRequestWireForm pins the TransferRequest encoding: a full request
 // is byte for byte what it was before the Digest field existed (so peers
 // of either release read it alike), and a delta request adds the digest
 // as field "d". An older peer skips "d" and serves the whole state:
 // correct, only costlier.
-func TestSyncRequestWireForm(t *testing.T) {
-	type oldSyncRequest struct {
+func TestTransferRequestWireForm(t *testing.T) {
+	type oldTransferRequest struct {
 		Req uint64 `msgpack:"q"`
 	}
 	for _, req := range []uint64{0, 7, 1<<64 - 1} {
-		want, err := msgpack.Marshal(&oldSyncRequest{Req: req})
+		want, err := msgpack.Marshal(&oldTransferRequest{Req: req})
 		require.NoError(t, err)
-		for _, m := range []any{&SyncRequest{Req: req}, SyncRequest{Req: req}, &SyncRequest{Req: req, Digest: []uint64{}}} {
-			frame, err := Encode(MsgSyncRequest, m)
+		for _, m := range []any{&TransferRequest{Req: req}, TransferRequest{Req: req}, &TransferRequest{Req: req, Digest: []uint64{}}} {
+			frame, err := Encode(MsgTransferRequest, m)
 			require.NoError(t, err)
 			require.Equal(t, want, frame[2:], "%#v", m)
 		}
 	}
 
 	d := codecDigest().Buckets
-	frame, err := Encode(MsgSyncRequest, &SyncRequest{Req: 3, Digest: d})
+	frame, err := Encode(MsgTransferRequest, &TransferRequest{Req: 3, Digest: d})
 	require.NoError(t, err)
 	var fields map[string]any
 	require.NoError(t, msgpack.Unmarshal(frame[2:], &fields))
 	require.Len(t, fields, 2)
 	require.Contains(t, fields, "d")
-	var old oldSyncRequest
+	var old oldTransferRequest
 	require.NoError(t, msgpack.Unmarshal(frame[2:], &old), "an older peer reads a delta request")
 	require.Equal(t, uint64(3), old.Req)
 	_, msg, err := Decode(frame)
 	require.NoError(t, err)
-	require.Equal(t, &SyncRequest{Req: 3, Digest: d}, msg)
+	require.Equal(t, &TransferRequest{Req: 3, Digest: d}, msg)
 }

@@ -7,7 +7,7 @@ import (
 )
 
 // This file holds the msgpack appender for the frames a node sends most:
-// Batch, SyncChunk and Ack. It appends to a []byte the exact bytes that
+// Batch, TransferChunk and Ack. It appends to a []byte the exact bytes that
 // msgpack.Encoder writes for them through Record, Value and Version's
 // EncodeMsgpack (record_codec.go), which stay the encoding for msgpack's
 // own users. What it saves on the hot path is the Encoder: an interface
@@ -55,7 +55,7 @@ const (
 )
 
 // appendBody appends the msgpack body of msg, as EncodeTo's Encoder
-// would write it, when msg is one the appender knows (a Batch, SyncChunk
+// would write it, when msg is one the appender knows (a Batch, TransferChunk
 // or Ack, or a pointer to one); otherwise it returns b and false, and the
 // caller uses msgpack.Encoder. The type switch mirrors msgType: a struct
 // and a pointer to it encode alike.
@@ -65,9 +65,9 @@ func appendBody(b []byte, msg any) ([]byte, bool) {
 		return appendRecordsMsg(b, 's', m.Seq, m.Records, nil), true
 	case Batch:
 		return appendRecordsMsg(b, 's', m.Seq, m.Records, nil), true
-	case *SyncChunk:
+	case *TransferChunk:
 		return appendRecordsMsg(b, 'q', m.Req, m.Records, &m.Done), true
-	case SyncChunk:
+	case TransferChunk:
 		return appendRecordsMsg(b, 'q', m.Req, m.Records, &m.Done), true
 	case *Ack:
 		return appendAck(b, m.Seq, m.Refused), true
@@ -114,10 +114,10 @@ func appendFetchReply(b []byte, m *FetchReply) []byte {
 	return b
 }
 
-// appendRecordsMsg appends a Batch (done nil) or a SyncChunk: a map of the
+// appendRecordsMsg appends a Batch (done nil) or a TransferChunk: a map of the
 // uint64 field named seqName, "r" (the records; a nil slice as nil, an
 // empty one as an empty array, as msgpack tells them apart) and, for a
-// SyncChunk, "d". Field names are one byte, so a fixstr each.
+// TransferChunk, "d". Field names are one byte, so a fixstr each.
 func appendRecordsMsg(b []byte, seqName byte, seq uint64, recs []model.Record, done *bool) []byte {
 	n := byte(2)
 	if done != nil {

@@ -120,7 +120,7 @@ func TestAppendMatchesEncoderTable(t *testing.T) {
 	for i, r := range recs {
 		for _, seq := range []uint64{0, uint64(i), math.MaxUint64} {
 			requireAppendMatches(t, &Batch{Seq: seq, Records: []model.Record{r}})
-			requireAppendMatches(t, SyncChunk{Req: seq, Records: []model.Record{r}, Done: i%2 == 0})
+			requireAppendMatches(t, TransferChunk{Req: seq, Records: []model.Record{r}, Done: i%2 == 0})
 			requireAppendMatches(t, &FetchReply{Req: seq, Found: true, Record: r, More: i%2 == 0})
 		}
 	}
@@ -129,9 +129,9 @@ func TestAppendMatchesEncoderTable(t *testing.T) {
 		requireAppendMatches(t, Batch{Seq: 2, Records: make([]model.Record, n)})
 	}
 	for _, done := range []bool{false, true} {
-		requireAppendMatches(t, &SyncChunk{Req: 3, Done: done})                            // nil records: nil
-		requireAppendMatches(t, &SyncChunk{Req: 3, Records: []model.Record{}, Done: done}) // empty: an empty array
-		requireAppendMatches(t, SyncChunk{Req: 4, Records: recs, Done: done})
+		requireAppendMatches(t, &TransferChunk{Req: 3, Done: done})                            // nil records: nil
+		requireAppendMatches(t, &TransferChunk{Req: 3, Records: []model.Record{}, Done: done}) // empty: an empty array
+		requireAppendMatches(t, TransferChunk{Req: 4, Records: recs, Done: done})
 	}
 	requireAppendMatches(t, Batch{})
 	requireAppendMatches(t, FetchReply{})
@@ -167,8 +167,8 @@ func TestAppendMatchesEncoderRandom(t *testing.T) {
 		}{
 			{MsgBatch, &Batch{Seq: seq, Records: recs}},
 			{MsgBatch, Batch{Seq: seq, Records: recs}},
-			{MsgSyncChunk, &SyncChunk{Req: seq, Records: recs, Done: i%3 == 0}},
-			{MsgSyncChunk, SyncChunk{Req: seq, Records: recs, Done: i%3 == 1}},
+			{MsgTransferChunk, &TransferChunk{Req: seq, Records: recs, Done: i%3 == 0}},
+			{MsgTransferChunk, TransferChunk{Req: seq, Records: recs, Done: i%3 == 1}},
 			{MsgAck, &Ack{Seq: seq}},
 			{MsgAck, Ack{Seq: seq, Refused: seq >> rng.IntN(65)}},
 		}
@@ -346,7 +346,7 @@ func (s *fuzzSource) record() model.Record {
 	return r
 }
 
-// FuzzAppendMatchesEncoder builds Batches, SyncChunks and Acks from fuzz
+// FuzzAppendMatchesEncoder builds Batches, TransferChunks and Acks from fuzz
 // input and checks that the appender writes the reference Encoder's bytes
 // and that Encode answers as the encoder before it did.
 func FuzzAppendMatchesEncoder(f *testing.F) {
@@ -369,7 +369,7 @@ func FuzzAppendMatchesEncoder(f *testing.F) {
 			msg any
 		}{
 			{MsgBatch, &Batch{Seq: seq, Records: recs}},
-			{MsgSyncChunk, SyncChunk{Req: seq, Records: recs, Done: done}},
+			{MsgTransferChunk, TransferChunk{Req: seq, Records: recs, Done: done}},
 			{MsgAck, &Ack{Seq: seq}},
 			{MsgAck, &Ack{Seq: seq, Refused: uint64(nrecs) << (seq % 64)}},
 		} {

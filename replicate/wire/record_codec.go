@@ -5,7 +5,7 @@ import (
 )
 
 // This file holds hand-written msgpack encoders and decoders for Record,
-// Value and Version, the bulk of every Batch and SyncChunk. They write
+// Value and Version, the bulk of every Batch and TransferChunk. They write
 // exactly the bytes msgpack's reflection wrote for these types before they
 // existed, and read whatever it read, into equal values; what they save is
 // the reflection, and an allocation or more per field. (EncodeTo writes
@@ -269,10 +269,10 @@ func (r *reader) version(v *model.Version) error {
 // The field names of the messages object decodes, in the order of their
 // array form.
 var (
-	batchFields      = []string{"s", "r"}
-	ackFields        = []string{"s", "f"}
-	syncChunkFields  = []string{"q", "r", "d"}
-	fetchReplyFields = []string{"q", "f", "r", "m"}
+	batchFields         = []string{"s", "r"}
+	ackFields           = []string{"s", "f"}
+	transferChunkFields = []string{"q", "r", "d"}
+	fetchReplyFields    = []string{"q", "f", "r", "m"}
 )
 
 // object reads a message struct as msgpack's struct decoding does: nil or
@@ -350,9 +350,9 @@ func (r *reader) ack(a *Ack) error {
 	})
 }
 
-// syncChunk decodes a SyncChunk.
-func (r *reader) syncChunk(c *SyncChunk) error {
-	return r.object(syncChunkFields, func() { *c = SyncChunk{} }, func(i int) (err error) {
+// transferChunk decodes a TransferChunk.
+func (r *reader) transferChunk(c *TransferChunk) error {
+	return r.object(transferChunkFields, func() { *c = TransferChunk{} }, func(i int) (err error) {
 		switch i {
 		case 0:
 			c.Req, err = r.uint64()

@@ -16,7 +16,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// The shadow types below are Record, Value, Batch and SyncChunk as they
+// The shadow types below are Record, Value, Batch and TransferChunk as they
 // were before record_codec.go: the same fields and tags, no methods, so
 // msgpack encodes and decodes them by reflection. versionReflect keeps
 // Version's as_array tag and its decoder (codec.go, older than this file)
@@ -57,7 +57,7 @@ type batchReflect struct {
 	Records []recordReflect `msgpack:"r"`
 }
 
-type syncChunkReflect struct {
+type transferChunkReflect struct {
 	Req     uint64          `msgpack:"q"`
 	Records []recordReflect `msgpack:"r"`
 	Done    bool            `msgpack:"d"`
@@ -226,7 +226,7 @@ func TestRecordCodecMatchesReflection(t *testing.T) {
 }
 
 // TestRecordCodecBatchMatchesReflection checks the same of whole Batch and
-// SyncChunk bodies, which Decode reads with reader.
+// TransferChunk bodies, which Decode reads with reader.
 func TestRecordCodecBatchMatchesReflection(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for i := range 200 {
@@ -257,16 +257,16 @@ func TestRecordCodecBatchMatchesReflection(t *testing.T) {
 		require.NoError(t, msgpack.Unmarshal(neu, &ref))
 		require.Equal(t, normMsg(&b), normMsg(&Batch{Seq: ref.Seq, Records: fromReflectAll(ref.Records)}))
 
-		c := SyncChunk{Req: rng.Uint64(), Records: recs, Done: i%3 == 0}
-		old, err = msgpack.Marshal(syncChunkReflect{Req: c.Req, Records: rrs, Done: c.Done})
+		c := TransferChunk{Req: rng.Uint64(), Records: recs, Done: i%3 == 0}
+		old, err = msgpack.Marshal(transferChunkReflect{Req: c.Req, Records: rrs, Done: c.Done})
 		require.NoError(t, err)
 		neuc, _ := appendBody(nil, &c)
 		requireEncodeBody(t, neuc, &c, c)
-		var gotc SyncChunk
+		var gotc TransferChunk
 		require.NoError(t, decodeBody(old, &gotc))
-		var refc syncChunkReflect
+		var refc transferChunkReflect
 		require.NoError(t, msgpack.Unmarshal(old, &refc))
-		require.Equal(t, SyncChunk{Req: refc.Req, Records: fromReflectAll(refc.Records), Done: refc.Done}, gotc)
+		require.Equal(t, TransferChunk{Req: refc.Req, Records: fromReflectAll(refc.Records), Done: refc.Done}, gotc)
 		require.Equal(t, normMsg(&c), normMsg(&gotc))
 	}
 }
@@ -517,7 +517,7 @@ func FuzzRecordCodec(f *testing.F) {
 		}
 	}
 	for _, s := range codecSamples() {
-		if frame, err := Encode(s.t, s.msg); err == nil && (s.t == MsgBatch || s.t == MsgSyncChunk) {
+		if frame, err := Encode(s.t, s.msg); err == nil && (s.t == MsgBatch || s.t == MsgTransferChunk) {
 			f.Add(frame[2:])
 		}
 	}

@@ -234,14 +234,14 @@ func validate(msg any, lim *Limits) error {
 		return validateRecords(m.Records, lim)
 	case Batch:
 		return validateRecords(m.Records, lim)
-	case *SyncChunk:
+	case *TransferChunk:
 		return validateRecords(m.Records, lim)
-	case SyncChunk:
+	case TransferChunk:
 		return validateRecords(m.Records, lim)
-	case *SyncRequest:
-		return validateSyncRequest(m)
-	case SyncRequest:
-		return validateSyncRequest(&m)
+	case *TransferRequest:
+		return validateTransferRequest(m)
+	case TransferRequest:
+		return validateTransferRequest(&m)
 	case *Digest:
 		return validateDigest(m)
 	case Digest:
@@ -335,9 +335,9 @@ func validateRecord(r *model.Record, lim *Limits, needID bool) error {
 	return nil
 }
 
-// validateSyncRequest checks that a SyncRequest's digest is absent (a
+// validateTransferRequest checks that a TransferRequest's digest is absent (a
 // full transfer) or a whole Digest (a delta transfer).
-func validateSyncRequest(r *SyncRequest) error {
+func validateTransferRequest(r *TransferRequest) error {
 	if len(r.Digest) != 0 && len(r.Digest) != DigestBuckets {
 		return malformed("sync request digest of %d buckets, want 0 (whole state) or %d", len(r.Digest), DigestBuckets)
 	}

@@ -16,10 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/memberlist"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/peersession/peersession/internal/testcluster"
 	"github.com/peersession/peersession/replicate/model"
 )
 
@@ -37,21 +37,8 @@ var antiEntropyInterval = func() time.Duration {
 
 var testKey = bytes.Repeat([]byte{7}, 32)
 
-// fastTimers makes memberlist detect a dead node in well under a second,
-// with enough slack that a loaded machine running -race does not declare
-// live nodes dead.
-func fastTimers(c *memberlist.Config) {
-	c.ProbeInterval = 100 * time.Millisecond
-	c.ProbeTimeout = 100 * time.Millisecond
-	c.SuspicionMult = 3
-	c.SuspicionMaxTimeoutMult = 2
-	c.GossipInterval = 10 * time.Millisecond
-	c.PushPullInterval = 200 * time.Millisecond
-	c.TCPTimeout = 500 * time.Millisecond
-	c.IndirectChecks = 1
-	c.GossipToTheDeadTime = time.Second
-	c.DeadNodeReclaimTime = time.Second
-}
+// fastTimers makes memberlist detect a dead node in well under a second.
+var fastTimers = testcluster.FastTimers
 
 // testCluster is a set of nodes started in one test.
 type testCluster struct {
@@ -60,6 +47,7 @@ type testCluster struct {
 	nodes map[string]*Store
 	seeds []string
 	opts  func(*Config)
+	hooks func(name string) hooks // nil: none
 }
 
 func newTestCluster(t *testing.T, opts func(*Config)) *testCluster {
@@ -85,7 +73,11 @@ func (tc *testCluster) start(name string) *Store {
 	if tc.opts != nil {
 		tc.opts(&cfg)
 	}
-	st, err := New(cfg)
+	var h hooks
+	if tc.hooks != nil {
+		h = tc.hooks(name)
+	}
+	st, err := newStore(cfg, h)
 	require.NoError(tc.t, err)
 	tc.t.Cleanup(func() { _ = st.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)

@@ -5,6 +5,9 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/peersession/peersession/cluster"
 )
 
 // Config configures a Store. The zero Config is a working single-node store
@@ -165,4 +168,122 @@ func (c Config) withDefaults() (Config, error) {
 func validCookieName(name string) bool {
 	c := http.Cookie{Name: name, Value: "x"}
 	return c.Valid() == nil
+}
+
+// Consistency says when a write counts as done in a cluster.
+type Consistency int
+
+const (
+	// Async (the default) returns once the change is applied locally;
+	// peers get it within the replication lag, typically well under a
+	// millisecond. A node that dies can take its last unreplicated
+	// changes with it.
+	Async Consistency = iota
+	// Sync returns only once ClusterConfig.MinAcks peers have applied the
+	// change, so a single node can die without losing an acknowledged
+	// write.
+	Sync
+)
+
+// AllPeers as ClusterConfig.MinAcks waits, in Sync mode, for every peer
+// that was live when the write was made.
+const AllPeers = -1
+
+// ClusterConfig joins a Store to a cluster. Every field but Name has a
+// default; Keys is required unless every address is loopback or Insecure
+// is set.
+type ClusterConfig struct {
+	// Name is this node's name, unique in the cluster and stable across
+	// restarts. Required.
+	Name string
+	// BindAddr is the IP address to listen on for gossip and replication;
+	// empty means 127.0.0.1. Binding a non-loopback address requires Keys
+	// (or Insecure).
+	BindAddr string
+	// BindPort is the gossip port (TCP and UDP); zero picks a free port.
+	// When it is taken, New fails with an error that errors.Is matches to
+	// syscall.EADDRINUSE.
+	BindPort int
+	// AdvertiseAddr and AdvertisePort are what peers dial; empty and zero
+	// mean BindAddr and the bound port. Set them behind NAT.
+	AdvertiseAddr string
+	AdvertisePort int
+	// StreamPort is the replication stream port on BindAddr; zero picks a
+	// free port (it is advertised to peers in gossip).
+	StreamPort int
+	// Join lists gossip addresses ("host:port") of nodes to join. A node
+	// keeps retrying them, so members may start in any order and a
+	// partitioned node finds its way back.
+	Join []string
+	// RejoinInterval is how often Join is retried; zero means 10s.
+	RejoinInterval time.Duration
+	// Label separates clusters sharing a network; nodes with another
+	// label ignore each other.
+	Label string
+	// Keys is the cluster keyring: 32-byte keys, the first one primary
+	// (used to send); the others are still accepted, for rotation. Keys
+	// encrypt gossip (AES-256-GCM) and secure the replication streams
+	// (Noise NNpsk0). See ParseKey and GenerateKey.
+	Keys [][]byte
+	// Insecure allows a non-loopback BindAddr without Keys. Never in
+	// production: anyone who can reach the port can read and forge
+	// sessions.
+	Insecure bool
+
+	// Consistency is Async (the default) or Sync.
+	Consistency Consistency
+	// MinAcks is, in Sync mode, how many peers must have applied a change
+	// before the write returns; zero means 1, AllPeers means every live
+	// peer.
+	MinAcks int
+	// SyncTimeout bounds the wait for acknowledgements in Sync mode; zero
+	// means one second. On timeout the change stays applied locally and
+	// keeps replicating, and the commit fails with ErrNotReplicated
+	// (the middleware answers 500) unless AcceptOnTimeout is set, which
+	// logs and counts instead.
+	SyncTimeout     time.Duration
+	AcceptOnTimeout bool
+	// FetchTimeout bounds the wait when a request presents a session that
+	// this node lacks or holds at an older version than the client has
+	// seen, and the node asks its peers; zero means 100ms.
+	FetchTimeout time.Duration
+	// AntiEntropyInterval is how often a node compares digests with a
+	// random peer and repairs differences; zero means 30s, negative turns
+	// it off.
+	AntiEntropyInterval time.Duration
+
+	// Memberlist, when set, adjusts the memberlist configuration after
+	// peersession has set it up (tests shorten failure detection).
+	Memberlist func(*memberlist.Config)
+}
+
+// withDefaults returns c with every zero field that has a default set to
+// it, or an error naming the field to fix.
+func (c ClusterConfig) withDefaults() (ClusterConfig, error) {
+	if c.Name == "" {
+		return c, fmt.Errorf("peersession: ClusterConfig.Name is empty; give each node a unique, stable name")
+	}
+	if c.MinAcks == 0 {
+		c.MinAcks = 1
+	}
+	if c.SyncTimeout == 0 {
+		c.SyncTimeout = time.Second
+	}
+	if c.FetchTimeout == 0 {
+		c.FetchTimeout = 100 * time.Millisecond
+	}
+	return c, nil
+}
+
+// clusterConfig is the configuration of c's cluster node: the network
+// fields are cluster.Config's (their defaults are set there), under the
+// names a user of peersession knows them by (Join is cluster's Seeds).
+func (c *ClusterConfig) clusterConfig(log *slog.Logger, h cluster.Handler) cluster.Config {
+	return cluster.Config{
+		Name: c.Name, BindAddr: c.BindAddr, BindPort: c.BindPort,
+		AdvertiseAddr: c.AdvertiseAddr, AdvertisePort: c.AdvertisePort, StreamPort: c.StreamPort,
+		Seeds: c.Join, RejoinInterval: c.RejoinInterval, Label: c.Label,
+		Keys: c.Keys, Insecure: c.Insecure, Tune: c.Memberlist,
+		Logger: log, Handler: h,
+	}
 }

@@ -21,4 +21,16 @@ var (
 	// ErrNotFound is returned by Store.Load for a token that names no
 	// live session.
 	ErrNotFound = errors.New("peersession: session not found")
+	// ErrNotReplicated is returned by a Sync-mode commit whose change was not
+	// acknowledged by ClusterConfig.MinAcks peers within SyncTimeout, or that
+	// a peer refused (its store full, the session expired there, its clock a
+	// minute or more behind this node's: the peer logs why, and its Stats
+	// count them as Refused or, for the clock, Replication.Skewed). The change
+	// is applied locally and keeps replicating.
+	ErrNotReplicated = errors.New("peersession: change not acknowledged by enough peers in time")
+	// ErrInvalidToken is returned by LoadOrCreate for a token that is not 43
+	// characters of base64url encoding 32 bytes.
+	ErrInvalidToken = errors.New("peersession: token must be 43 characters of base64url encoding 32 bytes")
+	// ErrReadOnly is returned when saving a session obtained from Store.All.
+	ErrReadOnly = errors.New("peersession: session from Store.All is a read-only snapshot; Load it by token to change it")
 )

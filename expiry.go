@@ -58,36 +58,3 @@ func (st *Store) Sweep() int {
 	}
 	return len(expired)
 }
-
-func eventOf(e *entry, remote bool) Event {
-	return Event{ID: e.rec.ID, Principal: e.rec.Principal, Created: time.Unix(0, e.rec.Created), Remote: remote}
-}
-
-// fireEvents calls OnCreate or OnDestroy for a change from prev to next.
-func (st *Store) fireEvents(prev, next *entry, remote bool) {
-	if prev == next || (remote && !st.cfg.NotifyOnReplication) {
-		return
-	}
-	st.fireEventsAt(prev, next, remote, st.cfg.Now())
-}
-
-// fireEventsAt is fireEvents at time now: a batch of remote changes reads
-// the clock once.
-func (st *Store) fireEventsAt(prev, next *entry, remote bool, now time.Time) {
-	if prev == next || (remote && !st.cfg.NotifyOnReplication) {
-		return
-	}
-	wasLive, isLive := st.alive(prev, now), st.alive(next, now)
-	switch {
-	case !wasLive && isLive && (prev == nil || prev.rec.IsDead() || prev.rec.Created != next.rec.Created):
-		st.stats.created.Add(1)
-		if f := st.cfg.OnCreate; f != nil {
-			f(eventOf(next, remote))
-		}
-	case wasLive && next.rec.IsDead():
-		st.stats.destroyed.Add(1)
-		if f := st.cfg.OnDestroy; f != nil {
-			f(eventOf(prev, remote))
-		}
-	}
-}

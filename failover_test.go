@@ -31,19 +31,17 @@ const convergeWithin = 20 * time.Second
 // newFaultCluster is newTestCluster with every node on fn, named by its
 // ClusterConfig.Name.
 func newFaultCluster(t *testing.T, fn *faultnet.Net, opts func(*Config)) *testCluster {
-	return newTestCluster(t, func(c *Config) {
-		name := c.Cluster.Name
-		c.Cluster.faults = func(cc *cluster.Config) {
+	tc := newTestCluster(t, opts)
+	tc.hooks = func(name string) hooks {
+		return hooks{faults: func(cc *cluster.Config) {
 			cc.WrapTransport = func(tr memberlist.NodeAwareTransport) memberlist.NodeAwareTransport {
 				return fn.Transport(name, tr)
 			}
 			cc.Dial = fn.Dialer(name)
 			cc.WrapListener = func(ln net.Listener) net.Listener { return fn.Listener(name, ln) }
-		}
-		if opts != nil {
-			opts(c)
-		}
-	})
+		}}
+	}
+	return tc
 }
 
 // put loads token's session on st, sets key and saves: one write.

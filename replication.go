@@ -7,115 +7,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/memberlist"
-
 	"github.com/peersession/peersession/cluster"
 	"github.com/peersession/peersession/replicate"
 	"github.com/peersession/peersession/replicate/model"
 	"github.com/peersession/peersession/replicate/wire"
 )
-
-// Consistency says when a write counts as done in a cluster.
-type Consistency int
-
-const (
-	// Async (the default) returns once the change is applied locally;
-	// peers get it within the replication lag, typically well under a
-	// millisecond. A node that dies can take its last unreplicated
-	// changes with it.
-	Async Consistency = iota
-	// Sync returns only once ClusterConfig.MinAcks peers have applied the
-	// change, so a single node can die without losing an acknowledged
-	// write.
-	Sync
-)
-
-// AllPeers as ClusterConfig.MinAcks waits, in Sync mode, for every peer
-// that was live when the write was made.
-const AllPeers = -1
-
-// ClusterConfig joins a Store to a cluster. Every field but Name has a
-// default; Keys is required unless every address is loopback or Insecure
-// is set.
-type ClusterConfig struct {
-	// Name is this node's name, unique in the cluster and stable across
-	// restarts. Required.
-	Name string
-	// BindAddr is the IP address to listen on for gossip and replication;
-	// empty means 127.0.0.1. Binding a non-loopback address requires Keys
-	// (or Insecure).
-	BindAddr string
-	// BindPort is the gossip port (TCP and UDP); zero picks a free port.
-	// When it is taken, New fails with an error that errors.Is matches to
-	// syscall.EADDRINUSE.
-	BindPort int
-	// AdvertiseAddr and AdvertisePort are what peers dial; empty and zero
-	// mean BindAddr and the bound port. Set them behind NAT.
-	AdvertiseAddr string
-	AdvertisePort int
-	// StreamPort is the replication stream port on BindAddr; zero picks a
-	// free port (it is advertised to peers in gossip).
-	StreamPort int
-	// Join lists gossip addresses ("host:port") of nodes to join. A node
-	// keeps retrying them, so members may start in any order and a
-	// partitioned node finds its way back.
-	Join []string
-	// RejoinInterval is how often Join is retried; zero means 10s.
-	RejoinInterval time.Duration
-	// Label separates clusters sharing a network; nodes with another
-	// label ignore each other.
-	Label string
-	// Keys is the cluster keyring: 32-byte keys, the first one primary
-	// (used to send); the others are still accepted, for rotation. Keys
-	// encrypt gossip (AES-256-GCM) and secure the replication streams
-	// (Noise NNpsk0). See ParseKey and GenerateKey.
-	Keys [][]byte
-	// Insecure allows a non-loopback BindAddr without Keys. Never in
-	// production: anyone who can reach the port can read and forge
-	// sessions.
-	Insecure bool
-
-	// Consistency is Async (the default) or Sync.
-	Consistency Consistency
-	// MinAcks is, in Sync mode, how many peers must have applied a change
-	// before the write returns; zero means 1, AllPeers means every live
-	// peer.
-	MinAcks int
-	// SyncTimeout bounds the wait for acknowledgements in Sync mode; zero
-	// means one second. On timeout the change stays applied locally and
-	// keeps replicating, and the commit fails with ErrNotReplicated
-	// (the middleware answers 500) unless AcceptOnTimeout is set, which
-	// logs and counts instead.
-	SyncTimeout     time.Duration
-	AcceptOnTimeout bool
-	// FetchTimeout bounds the wait when a request presents a session that
-	// this node lacks or holds at an older version than the client has
-	// seen, and the node asks its peers; zero means 100ms.
-	FetchTimeout time.Duration
-	// AntiEntropyInterval is how often a node compares digests with a
-	// random peer and repairs differences; zero means 30s, negative turns
-	// it off.
-	AntiEntropyInterval time.Duration
-
-	// Memberlist, when set, adjusts the memberlist configuration after
-	// peersession has set it up (tests shorten failure detection).
-	Memberlist func(*memberlist.Config)
-
-	// faults, set only by this package's tests, plugs a fault-injecting
-	// network (internal/faultnet) into the cluster configuration.
-	faults func(*cluster.Config)
-	// nodeStarted, set only by this package's tests, runs between starting
-	// the cluster node and starting the replication engine.
-	nodeStarted func(*cluster.Node)
-}
-
-// ErrNotReplicated is returned by a Sync-mode commit whose change was not
-// acknowledged by ClusterConfig.MinAcks peers within SyncTimeout, or that
-// a peer refused (its store full, the session expired there, its clock a
-// minute or more behind this node's: the peer logs why, and its Stats
-// count them as Refused or, for the clock, Replication.Skewed). The change
-// is applied locally and keeps replicating.
-var ErrNotReplicated = errors.New("peersession: change not acknowledged by enough peers in time")
 
 // replication wires the Store to cluster/ (the network) and replicate/ (the
 // protocol engine).
@@ -126,10 +22,10 @@ type replication struct {
 	eng  *replicate.Engine
 
 	transferDur  atomic.Int64 // nanoseconds the state transfer took, once ended
-	alone    atomic.Bool  // became ready without any peer: sync from the first one
-	ctx      context.Context
-	ready    chan struct{} // closed when the join-time state transfer ended
-	readyErr error         // set before ready is closed
+	alone        atomic.Bool  // became ready without any peer: sync from the first one
+	ctx          context.Context
+	ready        chan struct{} // closed when the join-time state transfer ended
+	readyErr     error         // set before ready is closed
 	stopTransfer context.CancelFunc
 }
 
@@ -163,45 +59,24 @@ func (h *handler) Frame(peer string, frame []byte) {
 	}
 }
 
-func startReplication(st *Store, cfg ClusterConfig) (*replication, error) {
-	if cfg.Name == "" {
-		return nil, fmt.Errorf("peersession: ClusterConfig.Name is empty; give each node a unique, stable name")
+// startReplication starts the cluster node and the replication engine
+// for st, and joins the cluster; h holds the tests' seams (see hooks).
+func startReplication(st *Store, cfg ClusterConfig, h hooks) (*replication, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
 	}
-	if cfg.MinAcks == 0 {
-		cfg.MinAcks = 1
-	}
-	if cfg.SyncTimeout == 0 {
-		cfg.SyncTimeout = time.Second
-	}
-	if cfg.FetchTimeout == 0 {
-		cfg.FetchTimeout = 100 * time.Millisecond
-	}
-	h := &handler{}
-	cc := cluster.Config{
-		Name:           cfg.Name,
-		BindAddr:       cfg.BindAddr,
-		BindPort:       cfg.BindPort,
-		AdvertiseAddr:  cfg.AdvertiseAddr,
-		AdvertisePort:  cfg.AdvertisePort,
-		StreamPort:     cfg.StreamPort,
-		Seeds:          cfg.Join,
-		RejoinInterval: cfg.RejoinInterval,
-		Label:          cfg.Label,
-		Keys:           cfg.Keys,
-		Insecure:       cfg.Insecure,
-		Logger:         st.cfg.Logger,
-		Handler:        h,
-		Tune:           cfg.Memberlist,
-	}
-	if cfg.faults != nil {
-		cfg.faults(&cc)
+	handler := &handler{}
+	cc := cfg.clusterConfig(st.cfg.Logger, handler)
+	if h.faults != nil {
+		h.faults(&cc)
 	}
 	node, err := cluster.New(cc)
 	if err != nil {
 		return nil, fmt.Errorf("peersession: start cluster node: %w", err)
 	}
-	if cfg.nodeStarted != nil {
-		cfg.nodeStarted(node)
+	if h.nodeStarted != nil {
+		h.nodeStarted(node)
 	}
 	eng, err := replicate.New(replicate.Config{
 		Self:                node.Self().ID,
@@ -215,11 +90,11 @@ func startReplication(st *Store, cfg ClusterConfig) (*replication, error) {
 		_ = node.Close()
 		return nil, fmt.Errorf("peersession: start replication: %w", err)
 	}
-	h.eng.Store(eng)
+	handler.eng.Store(eng)
 	r := &replication{st: st, cfg: cfg, node: node, eng: eng, ready: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.ctx, r.stopTransfer = ctx, cancel
-	h.repl.Store(r) // before Join too: a PeerUp may come right after it
+	handler.repl.Store(r) // before Join too: a PeerUp may come right after it
 	joined := true
 	if err := node.Join(ctx); err != nil {
 		joined = false
@@ -448,4 +323,16 @@ func (a replStore) Range(fn func(model.Record) bool) {
 		}
 		return fn(e.rec)
 	})
+}
+
+// replicateOut hands local changes to replication; in Sync mode it waits
+// for the acknowledgements. A single node has nothing to do.
+func (st *Store) replicateOut(ctx context.Context, deltas ...model.Record) error {
+	if st.repl == nil {
+		return nil
+	}
+	if err := st.repl.publish(ctx, deltas); err != nil {
+		return fmt.Errorf("peersession: %w", err)
+	}
+	return nil
 }

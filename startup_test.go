@@ -115,11 +115,11 @@ func TestNodeJoinedWhileStartingReplicatesWithThePeer(t *testing.T) {
 	tok := create(t, a, map[string]any{"made": "on a"})
 
 	release()
-	b, err := New(Config{Cluster: &ClusterConfig{Name: "b", BindPort: port, Label: "test", Keys: [][]byte{testKey},
-		AntiEntropyInterval: -1, Memberlist: fastTimers, Consistency: Sync,
-		nodeStarted: func(n *cluster.Node) {
+	b, err := newStore(Config{Cluster: &ClusterConfig{Name: "b", BindPort: port, Label: "test", Keys: [][]byte{testKey},
+		AntiEntropyInterval: -1, Memberlist: fastTimers, Consistency: Sync}},
+		hooks{nodeStarted: func(n *cluster.Node) {
 			require.Eventually(t, func() bool { return n.NumAlive() == 2 }, waitFor, tick, "a never re-joined b")
-		}}})
+		}})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = b.Close() })
 	require.NoError(t, b.WaitReady(t.Context()))

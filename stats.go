@@ -1,6 +1,11 @@
 package peersession
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/peersession/peersession/replicate"
+)
 
 // counters are the store's running totals.
 type counters struct {
@@ -53,4 +58,55 @@ func (st *Store) Stats() Stats {
 		s.Replication = &rs
 	}
 	return s
+}
+
+// ReplicationStats are a node's replication figures.
+type ReplicationStats struct {
+	// Peers holds each live peer's figures, by configured name.
+	Peers map[string]PeerStats `json:"peers"`
+	// Applied and Refused count remote changes this node's store accepted
+	// and refused; Rejected counts malformed or hostile frames dropped;
+	// Skewed counts changes refused for versions too far in the future
+	// (a peer's clock ahead by more than a minute).
+	Applied, Refused, Rejected, Skewed uint64
+	// Repairs counts records anti-entropy sent to repair a peer.
+	Repairs uint64
+	// Transfers counts join-time full state transfers this node served
+	// (its whole state, to a joining node that picked it as its source);
+	// DeltaTransfers counts the delta transfers it served (its sessions
+	// that differ from a joining node's digest, once that node had the
+	// whole state from another member).
+	Transfers, DeltaTransfers uint64
+	// Dropped counts changes dropped for a peer (queue full, or queued
+	// when it died); anti-entropy repairs them.
+	Dropped uint64
+	// TransferDuration is how long this node's join-time state transfer took;
+	// zero until it ended.
+	TransferDuration time.Duration
+}
+
+// PeerStats are the replication figures for one peer: the engine's own
+// (see the fields' comments there).
+type PeerStats = replicate.PeerStats
+
+func (r *replication) stats() ReplicationStats {
+	es := r.eng.Stats()
+	names := map[string]string{}
+	for _, p := range r.node.Peers() {
+		names[p.ID] = p.Name
+	}
+	out := ReplicationStats{
+		Peers:   make(map[string]PeerStats, len(es.Peers)),
+		Applied: es.Applied, Refused: es.Refused, Rejected: es.Rejected, Skewed: es.Skewed,
+		Repairs: es.Repairs, Transfers: es.Transfers, DeltaTransfers: es.DeltaTransfers, Dropped: es.Dropped,
+		TransferDuration: time.Duration(r.transferDur.Load()),
+	}
+	for id, p := range es.Peers {
+		name := names[id]
+		if name == "" {
+			name = id
+		}
+		out.Peers[name] = p
+	}
+	return out
 }

@@ -24,11 +24,14 @@ package peersession
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/peersession/peersession/cluster"
 	"github.com/peersession/peersession/replicate/model"
 )
 
@@ -57,7 +60,18 @@ type Store struct {
 // New validates cfg, fills in its defaults and starts a Store. With
 // Config.Cluster set it also joins the cluster and starts the state
 // transfer; see Store.WaitReady.
-func New(cfg Config) (*Store, error) {
+func New(cfg Config) (*Store, error) { return newStore(cfg, hooks{}) }
+
+// hooks are this package's tests' seams into New: a fault-injecting
+// network (internal/faultnet) plugged into the cluster configuration, and
+// a pause between starting the cluster node and the replication engine.
+type hooks struct {
+	faults      func(*cluster.Config)
+	nodeStarted func(*cluster.Node)
+}
+
+// newStore is New with the tests' seams.
+func newStore(cfg Config, h hooks) (*Store, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -70,7 +84,7 @@ func New(cfg Config) (*Store, error) {
 	}
 	st.clock = model.NewClock(nodeID(), cfg.Now)
 	if cfg.Cluster != nil {
-		if st.repl, err = startReplication(st, *cfg.Cluster); err != nil {
+		if st.repl, err = startReplication(st, *cfg.Cluster, h); err != nil {
 			return nil, err
 		}
 	}
@@ -235,4 +249,12 @@ func (st *Store) tombstone(id string, deadline int64) model.Record {
 		deadline = st.cfg.Now().Add(st.cfg.Lifetime).UnixNano()
 	}
 	return model.Record{ID: id, Dead: st.clock.Now(), Deadline: deadline}
+}
+
+// nodeID returns a random ID for this process's clock, the tie-break
+// between writes with equal clock readings.
+func nodeID() uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return binary.LittleEndian.Uint64(b[:])
 }

@@ -2,17 +2,73 @@ package peersession
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"iter"
 )
 
-// ErrInvalidToken is returned by LoadOrCreate for a token that is not 43
-// characters of base64url encoding 32 bytes.
-var ErrInvalidToken = errors.New("peersession: token must be 43 characters of base64url encoding 32 bytes")
+// Sessions by token, outside HTTP handlers: for adapters (scs, gorilla)
+// and for jobs that work on a user's session.
 
-// ErrReadOnly is returned when saving a session obtained from Store.All.
-var ErrReadOnly = errors.New("peersession: session from Store.All is a read-only snapshot; Load it by token to change it")
+// Load returns the session named by token (a cookie or header value as
+// the middleware would read it) for use outside HTTP handlers. It returns
+// ErrNotFound for a malformed, unknown or expired token. Change the session
+// with its methods and save it with Save.
+func (st *Store) Load(ctx context.Context, token string) (*Session, error) {
+	if st.closed.Load() {
+		return nil, ErrClosed
+	}
+	t, stamp := parseCookie(token)
+	s := st.newSession(t, stamp)
+	s.ctx = ctx
+	s.mu.Lock()
+	s.loadLocked(ctx)
+	found := s.base != nil
+	s.mu.Unlock()
+	if !found {
+		return nil, ErrNotFound
+	}
+	return s, nil
+}
+
+// NewSession returns an empty session for use outside HTTP handlers; Save
+// creates it and returns its token.
+func (st *Store) NewSession(ctx context.Context) *Session {
+	s := st.newSession("", 0)
+	s.ctx = ctx
+	return s
+}
+
+// Save commits s's changes, as the middleware does at the commit point,
+// and returns the value the client should now present (token and version
+// stamp): "" when the session was destroyed or holds nothing.
+func (st *Store) Save(ctx context.Context, s *Session) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loadLocked(ctx)
+	res, err := st.commitLocked(ctx, s)
+	if err != nil {
+		return "", err
+	}
+	if s.token == "" {
+		return "", nil
+	}
+	stamp := res.stamp
+	if stamp == 0 {
+		stamp = s.stamp
+	}
+	return formatCookie(s.token, stamp), nil
+}
+
+// Delete ends the session named by token, everywhere. Deleting an unknown
+// session is not an error.
+func (st *Store) Delete(ctx context.Context, token string) error {
+	t, _ := parseCookie(token)
+	if t == "" {
+		return nil
+	}
+	_, err := st.destroyID(ctx, idOf(t))
+	return err
+}
 
 // LoadOrCreate returns the live session named by token, or a new, empty
 // session that Save will create under that very token. It is for adapters

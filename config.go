@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
 	"github.com/peersession/peersession/cluster"
+	"github.com/peersession/peersession/internal/defaults"
 )
 
 // Config configures a Store. The zero Config is a working single-node store
@@ -69,7 +71,9 @@ type Config struct {
 	// Logger receives the store's logs. Nil means discard.
 	Logger *slog.Logger
 
-	// Now is the wall clock; nil means time.Now. Tests inject one.
+	// Now is the wall clock; nil means time.Now. An app's own tests set a
+	// fake clock here to test what its sessions do as time passes, with
+	// Store.Sweep to fire OnExpire without waiting.
 	Now func() time.Time
 
 	// Cluster, when set, joins a cluster and replicates every change to
@@ -113,33 +117,17 @@ const (
 // withDefaults returns c with every zero field set to its default, or an
 // error naming the first invalid field.
 func (c Config) withDefaults() (Config, error) {
-	if c.IdleTimeout == 0 {
-		c.IdleTimeout = defaultIdleTimeout
-	}
-	if c.Lifetime == 0 {
-		c.Lifetime = defaultLifetime
-	}
+	defaults.Set(&c.IdleTimeout, defaultIdleTimeout)
+	defaults.Set(&c.Lifetime, defaultLifetime)
 	if c.TouchInterval == 0 {
 		c.TouchInterval = min(c.IdleTimeout/10, time.Minute)
 	}
-	if c.MaxSessionBytes == 0 {
-		c.MaxSessionBytes = defaultMaxSessionBytes
-	}
-	if c.MaxSessions == 0 {
-		c.MaxSessions = defaultMaxSessions
-	}
-	if c.SweepInterval == 0 {
-		c.SweepInterval = defaultSweepInterval
-	}
-	if c.Cookie.Name == "" {
-		c.Cookie.Name = defaultCookieName
-	}
-	if c.Cookie.Path == "" {
-		c.Cookie.Path = "/"
-	}
-	if c.Cookie.SameSite == 0 {
-		c.Cookie.SameSite = http.SameSiteLaxMode
-	}
+	defaults.Set(&c.MaxSessionBytes, defaultMaxSessionBytes)
+	defaults.Set(&c.MaxSessions, defaultMaxSessions)
+	defaults.Set(&c.SweepInterval, defaultSweepInterval)
+	defaults.Set(&c.Cookie.Name, defaultCookieName)
+	defaults.Set(&c.Cookie.Path, "/")
+	defaults.Set(&c.Cookie.SameSite, http.SameSiteLaxMode)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -263,15 +251,9 @@ func (c ClusterConfig) withDefaults() (ClusterConfig, error) {
 	if c.Name == "" {
 		return c, fmt.Errorf("peersession: ClusterConfig.Name is empty; give each node a unique, stable name")
 	}
-	if c.MinAcks == 0 {
-		c.MinAcks = 1
-	}
-	if c.SyncTimeout == 0 {
-		c.SyncTimeout = time.Second
-	}
-	if c.FetchTimeout == 0 {
-		c.FetchTimeout = 100 * time.Millisecond
-	}
+	defaults.Set(&c.MinAcks, 1)
+	defaults.Set(&c.SyncTimeout, time.Second)
+	defaults.Set(&c.FetchTimeout, 100*time.Millisecond)
 	return c, nil
 }
 

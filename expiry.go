@@ -22,7 +22,8 @@ func (st *Store) sweepLoop() {
 
 // Sweep removes expired sessions and tombstones past their window now, and
 // returns how many sessions it expired. The store calls it every
-// Config.SweepInterval; tests with an injected clock call it directly.
+// Config.SweepInterval; an app's tests that set Config.Now call it to
+// expire sessions (and fire OnExpire) at once.
 func (st *Store) Sweep() int {
 	now := st.cfg.Now()
 	var expired []*entry

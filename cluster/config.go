@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/peersession/peersession/internal/defaults"
 )
 
 // Defaults for zero Config fields.
@@ -142,15 +144,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.RejoinInterval < 0 || c.DialTimeout < 0 || c.MaxFrame < 0 {
 		return c, errors.New("cluster: Config.RejoinInterval, DialTimeout and MaxFrame must not be negative")
 	}
-	if c.RejoinInterval == 0 {
-		c.RejoinInterval = DefaultRejoinInterval
-	}
-	if c.DialTimeout == 0 {
-		c.DialTimeout = DefaultDialTimeout
-	}
-	if c.MaxFrame == 0 {
-		c.MaxFrame = DefaultMaxFrame
-	}
+	defaults.Set(&c.RejoinInterval, DefaultRejoinInterval)
+	defaults.Set(&c.DialTimeout, DefaultDialTimeout)
+	defaults.Set(&c.MaxFrame, DefaultMaxFrame)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

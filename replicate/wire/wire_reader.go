@@ -87,43 +87,17 @@ func (r *reader) uintN(n int) (uint64, error) {
 
 // int64 is msgpack.Decoder.DecodeInt64.
 func (r *reader) int64() (int64, error) {
-	c, err := r.code()
-	if err != nil {
-		return 0, err
-	}
-	if c == msgpcode.Nil {
-		return 0, nil
-	}
-	if msgpcode.IsFixedNum(c) {
-		return int64(int8(c)), nil
-	}
-	var n uint64
-	switch c {
-	case msgpcode.Uint8, msgpcode.Int8:
-		n, err = r.uintN(1)
-		if c == msgpcode.Int8 {
-			return int64(int8(n)), err
-		}
-	case msgpcode.Uint16, msgpcode.Int16:
-		n, err = r.uintN(2)
-		if c == msgpcode.Int16 {
-			return int64(int16(n)), err
-		}
-	case msgpcode.Uint32, msgpcode.Int32:
-		n, err = r.uintN(4)
-		if c == msgpcode.Int32 {
-			return int64(int32(n)), err
-		}
-	case msgpcode.Uint64, msgpcode.Int64:
-		n, err = r.uintN(8)
-	default:
-		return 0, fmt.Errorf("msgpack: invalid code=%x decoding int64", c)
-	}
+	n, err := r.integer("int64")
 	return int64(n), err
 }
 
 // uint64 is msgpack.Decoder.DecodeUint64: a negative int wraps, as there.
-func (r *reader) uint64() (uint64, error) {
+func (r *reader) uint64() (uint64, error) { return r.integer("uint64") }
+
+// integer reads any msgpack int (nil as zero) as the 64 bits of its
+// value, a signed form sign-extended, which int64 and uint64 convert as
+// msgpack's decoders do. what names the Go type in an error.
+func (r *reader) integer(what string) (uint64, error) {
 	c, err := r.code()
 	if err != nil {
 		return 0, err
@@ -139,22 +113,22 @@ func (r *reader) uint64() (uint64, error) {
 	case msgpcode.Uint8, msgpcode.Int8:
 		n, err = r.uintN(1)
 		if c == msgpcode.Int8 {
-			return uint64(int8(n)), err
+			n = uint64(int8(n))
 		}
 	case msgpcode.Uint16, msgpcode.Int16:
 		n, err = r.uintN(2)
 		if c == msgpcode.Int16 {
-			return uint64(int16(n)), err
+			n = uint64(int16(n))
 		}
 	case msgpcode.Uint32, msgpcode.Int32:
 		n, err = r.uintN(4)
 		if c == msgpcode.Int32 {
-			return uint64(int32(n)), err
+			n = uint64(int32(n))
 		}
 	case msgpcode.Uint64, msgpcode.Int64:
 		n, err = r.uintN(8)
 	default:
-		return 0, fmt.Errorf("msgpack: invalid code=%x decoding uint64", c)
+		return 0, fmt.Errorf("msgpack: invalid code=%x decoding %s", c, what)
 	}
 	return n, err
 }

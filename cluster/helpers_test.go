@@ -12,6 +12,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/stretchr/testify/require"
+
+	"github.com/peersession/peersession/internal/testcluster"
 )
 
 var (
@@ -27,19 +29,14 @@ const (
 
 // fastTimers makes failure detection take well under a second, with
 // enough slack (suspicion of 200-400ms) that a loaded CI machine running
-// -race does not declare live nodes dead.
+// -race does not declare live nodes dead: testcluster's timers, probing
+// twice as often.
 func fastTimers(c *memberlist.Config) {
+	testcluster.FastTimers(c)
 	c.ProbeInterval = 50 * time.Millisecond
 	c.ProbeTimeout = 40 * time.Millisecond
 	c.SuspicionMult = 4
-	c.SuspicionMaxTimeoutMult = 2
-	c.GossipInterval = 10 * time.Millisecond
-	c.PushPullInterval = 200 * time.Millisecond
-	c.TCPTimeout = 500 * time.Millisecond
-	c.IndirectChecks = 1
 	c.RetransmitMult = 2
-	c.GossipToTheDeadTime = time.Second
-	c.DeadNodeReclaimTime = time.Second
 }
 
 // relaxed is a Config modifier for tests that move data and need no quick

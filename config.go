@@ -64,8 +64,9 @@ type Config struct {
 
 	// ErrorFunc answers a request whose session could not be saved (too
 	// large, store full, Sync timeout) while the response can still be
-	// changed. Nil means a plain 500 (503 for ErrTooManySessions) without
-	// detail. After the headers went out, errors are only logged.
+	// changed. Nil means a plain status from StatusCode (413 for ErrTooLarge,
+	// 503 for ErrTooManySessions) without detail. After the headers went out,
+	// errors are only logged.
 	ErrorFunc func(w http.ResponseWriter, r *http.Request, err error)
 
 	// Logger receives the store's logs. Nil means discard.

@@ -1,6 +1,9 @@
 package peersession
 
-import "errors"
+import (
+	"errors"
+	"net/http"
+)
 
 // Errors callers may branch on with errors.Is.
 var (
@@ -34,3 +37,32 @@ var (
 	// ErrReadOnly is returned when saving a session obtained from Store.All.
 	ErrReadOnly = errors.New("peersession: session from Store.All is a read-only snapshot; Load it by token to change it")
 )
+
+// StatusCode is the HTTP status that answers a request failed by err, one
+// of the errors above or wrapping one: the default Config.ErrorFunc uses
+// it, and a handler can too. A client-caused condition is a 4xx, never a
+// 5xx (which would page whoever is on call and invite a retry):
+//
+//	ErrTooLarge        413 Request Entity Too Large
+//	ErrInvalidToken    400 Bad Request
+//	ErrNotFound        404 Not Found
+//	ErrSessionEnded    409 Conflict
+//	ErrTooManySessions 503 Service Unavailable (the node is full)
+//	ErrNotReplicated   503 Service Unavailable (peers did not confirm in time)
+//	ErrClosed          503 Service Unavailable (the node is shutting down)
+//	anything else      500 Internal Server Error
+func StatusCode(err error) int {
+	switch {
+	case errors.Is(err, ErrTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrInvalidToken):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, ErrSessionEnded):
+		return http.StatusConflict
+	case errors.Is(err, ErrTooManySessions), errors.Is(err, ErrNotReplicated), errors.Is(err, ErrClosed):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}

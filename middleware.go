@@ -11,12 +11,20 @@ import (
 
 type ctxKey struct{}
 
-// FromContext returns the request's Session, or nil outside
-// Store.Middleware.
+// FromContext returns the request's Session. It panics, with a message
+// saying what to do, when ctx carries none: the handler is not wrapped
+// with Store.Middleware (or, outside HTTP, ctx was not made by
+// NewContext).
 func FromContext(ctx context.Context) *Session {
 	s, _ := ctx.Value(ctxKey{}).(*Session)
+	if s == nil {
+		panic(errNoSession)
+	}
 	return s
 }
+
+var errNoSession = errors.New("peersession: FromContext: no session in this context; " +
+	"wrap the handler with Store.Middleware (or, outside HTTP, make the context with NewContext)")
 
 // NewContext returns a copy of ctx carrying s, for code that runs a
 // handler outside the middleware (tests, non-HTTP entry points).
@@ -176,9 +184,6 @@ func (st *Store) fail(w http.ResponseWriter, r *http.Request, err error) {
 		st.cfg.ErrorFunc(w, r, err)
 		return
 	}
-	code := http.StatusInternalServerError
-	if errors.Is(err, ErrTooManySessions) {
-		code = http.StatusServiceUnavailable
-	}
+	code := StatusCode(err)
 	http.Error(w, http.StatusText(code), code)
 }

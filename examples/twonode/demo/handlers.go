@@ -84,7 +84,7 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.Set(keyUser, user); err != nil {
-		a.fail(w, r, http.StatusInternalServerError, err.Error())
+		a.fail(w, r, peersession.StatusCode(err), err.Error())
 		return
 	}
 	a.reply(w, r, s)
@@ -106,7 +106,7 @@ func (a *app) addItem(w http.ResponseWriter, r *http.Request) {
 	// nodes keep the later one. Keys that must merge go in keys of their
 	// own (each key has its own version).
 	if err := s.Set(keyItems, append(c.Items, item)); err != nil {
-		a.fail(w, r, http.StatusInternalServerError, err.Error())
+		a.fail(w, r, peersession.StatusCode(err), err.Error())
 		return
 	}
 	a.reply(w, r, s)

@@ -2,14 +2,14 @@ package peersession
 
 import (
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
-	"net/url"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/peersession/peersession/internal/testcluster"
 )
 
 // fakeClock is an injectable wall clock that moves only when told.
@@ -43,52 +43,33 @@ func newTestStore(t testing.TB, cfg Config) *Store {
 	return st
 }
 
-// client is a browser stand-in: an http.Client with its own cookie jar.
+// client is a browser stand-in (an http.Client with its own cookie jar)
+// talking to one server.
 type client struct {
+	*testcluster.Browser
 	t   testing.TB
-	c   *http.Client
 	url string
 }
 
 func newClient(t testing.TB, srv *httptest.Server) *client {
-	jar, err := cookiejar.New(nil)
-	require.NoError(t, err)
-	return &client{t: t, c: &http.Client{Jar: jar}, url: srv.URL}
+	t.Helper()
+	return &client{Browser: testcluster.NewBrowser(t), t: t, url: srv.URL}
 }
 
 // do runs a request and returns the response with its body read.
 func (c *client) do(method, path string) (*http.Response, string) {
 	c.t.Helper()
-	req, err := http.NewRequest(method, c.url+path, nil)
-	require.NoError(c.t, err)
-	res, err := c.c.Do(req)
-	require.NoError(c.t, err)
-	defer res.Body.Close()
-	var b []byte
-	buf := make([]byte, 4096)
-	for {
-		n, err := res.Body.Read(buf)
-		b = append(b, buf[:n]...)
-		if err != nil {
-			break
-		}
-	}
-	return res, string(b)
+	return c.Do(method, c.url+path)
 }
 
 // cookie returns the jar's session cookie value for the server, or "".
 func (c *client) cookie(name string) string {
-	u, _ := url.Parse(c.url)
-	for _, k := range c.c.Jar.Cookies(u) {
-		if k.Name == name {
-			return k.Value
-		}
-	}
-	return ""
+	c.t.Helper()
+	return c.Cookie(c.url, name)
 }
 
 // setCookie plants a cookie in the jar, as an attacker would.
 func (c *client) setCookie(name, value string) {
-	u, _ := url.Parse(c.url)
-	c.c.Jar.SetCookies(u, []*http.Cookie{{Name: name, Value: value, Path: "/"}})
+	c.t.Helper()
+	c.SetCookie(c.url, name, value)
 }

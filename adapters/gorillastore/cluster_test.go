@@ -19,9 +19,9 @@ func TestClusterWriteOnAReadOnB(t *testing.T) {
 	a, b := app(t, gorillastore.New(pa)), app(t, gorillastore.New(pb))
 	br := newBrowser(t)
 
-	br.get(a.URL + "/put?v=bar")
+	br.Get(a.URL + "/put?v=bar")
 	require.Eventually(t, func() bool { return pb.Stats().Sessions == 1 }, waitFor, tick)
-	assert.Equal(t, "bar", br.body(b.URL+"/get"))
+	assert.Equal(t, "bar", br.Body(b.URL+"/get"))
 
 	// Alternating nodes, each request sees the previous one's write: the
 	// cookie's version stamp makes a stale node fetch first.
@@ -30,8 +30,8 @@ func TestClusterWriteOnAReadOnB(t *testing.T) {
 		if i%2 == 1 {
 			srv, other = b, a
 		}
-		br.get(srv.URL + "/put?v=" + v)
-		require.Equal(t, v, br.body(other.URL+"/get"))
+		br.Get(srv.URL + "/put?v=" + v)
+		require.Equal(t, v, br.Body(other.URL+"/get"))
 	}
 }
 
@@ -41,16 +41,16 @@ func TestClusterDestroyOnBEndsOnA(t *testing.T) {
 	a, b := app(t, gorillastore.New(pa)), app(t, gorillastore.New(pb))
 	br := newBrowser(t)
 
-	br.get(a.URL + "/put?v=bar")
-	old := br.cookie(a.URL)
-	require.Equal(t, "bar", br.body(b.URL+"/get"))
-	br.get(b.URL + "/destroy")
+	br.Get(a.URL + "/put?v=bar")
+	old := br.Cookie(a.URL, name)
+	require.Equal(t, "bar", br.Body(b.URL+"/get"))
+	br.Get(b.URL + "/destroy")
 
 	require.Eventually(t, func() bool { return pa.Stats().Sessions == 0 }, waitFor, tick)
 	// The old cookie, replayed on A, names nothing.
 	br2 := newBrowser(t)
-	br2.c.Jar.SetCookies(mustURL(t, a.URL), []*cookie{{Name: name, Value: old, Path: "/"}})
-	assert.Equal(t, missing, br2.body(a.URL+"/get"))
+	br2.SetCookie(a.URL, name, old)
+	assert.Equal(t, missing, br2.Body(a.URL+"/get"))
 }
 
 func TestClusterExpiry(t *testing.T) {
@@ -62,15 +62,15 @@ func TestClusterExpiry(t *testing.T) {
 	a, b := app(t, sa), app(t, sb)
 	br := newBrowser(t)
 
-	br.get(a.URL + "/put?v=bar")
-	v := br.cookie(a.URL)
+	br.Get(a.URL + "/put?v=bar")
+	v := br.Cookie(a.URL, name)
 	require.Eventually(t, func() bool { return pb.Stats().Sessions == 1 }, waitFor, tick)
 
 	// Replay the cookie after its MaxAge, as a client ignoring Max-Age
 	// would: B refuses it, and finding it expired ends it on both.
 	br2 := newBrowser(t)
-	br2.c.Jar.SetCookies(mustURL(t, b.URL), []*cookie{{Name: name, Value: v, Path: "/"}})
-	require.Eventually(t, func() bool { return br2.body(b.URL+"/get") == missing }, waitFor, tick)
+	br2.SetCookie(b.URL, name, v)
+	require.Eventually(t, func() bool { return br2.Body(b.URL+"/get") == missing }, waitFor, tick)
 	require.Eventually(t, func() bool {
 		return pa.Stats().Sessions == 0 && pb.Stats().Sessions == 0
 	}, waitFor, tick)

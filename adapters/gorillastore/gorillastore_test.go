@@ -24,17 +24,17 @@ func TestSaveStoresOnlyTheIDInTheCookie(t *testing.T) {
 	srv := app(t, store)
 	br := newBrowser(t)
 
-	br.get(srv.URL + "/put?v=secret-value")
-	v := br.cookie(srv.URL)
+	br.Get(srv.URL + "/put?v=secret-value")
+	v := br.Cookie(srv.URL, name)
 	assert.Regexp(t, idOnly, v)
 	assert.NotContains(t, v, "secret")
 	assert.Equal(t, 1, st.Stats().Sessions)
-	assert.Equal(t, "secret-value", br.body(srv.URL+"/get"))
+	assert.Equal(t, "secret-value", br.Body(srv.URL+"/get"))
 
 	// Further saves change the version stamp, not the session.
-	br.get(srv.URL + "/put?v=other")
-	assert.Equal(t, strings.SplitN(v, ".", 2)[0], strings.SplitN(br.cookie(srv.URL), ".", 2)[0])
-	assert.Equal(t, "other", br.body(srv.URL+"/get"))
+	br.Get(srv.URL + "/put?v=other")
+	assert.Equal(t, strings.SplitN(v, ".", 2)[0], strings.SplitN(br.Cookie(srv.URL, name), ".", 2)[0])
+	assert.Equal(t, "other", br.Body(srv.URL+"/get"))
 	assert.Equal(t, 1, st.Stats().Sessions)
 }
 
@@ -155,16 +155,16 @@ func TestNegativeMaxAgeDeletes(t *testing.T) {
 	srv := app(t, store)
 	br := newBrowser(t)
 
-	br.get(srv.URL + "/put?v=bar")
-	old := br.cookie(srv.URL)
+	br.Get(srv.URL + "/put?v=bar")
+	old := br.Cookie(srv.URL, name)
 	require.Equal(t, 1, st.Stats().Sessions)
 
-	res, _ := br.get(srv.URL + "/destroy")
+	res, _ := br.Get(srv.URL + "/destroy")
 	setCookie := res.Header.Get("Set-Cookie")
 	assert.True(t, strings.HasPrefix(setCookie, name+"=;"), setCookie)
 	assert.Contains(t, setCookie, "Max-Age=0")
 	assert.Equal(t, 0, st.Stats().Sessions)
-	assert.Empty(t, br.cookie(srv.URL))
+	assert.Empty(t, br.Cookie(srv.URL, name))
 
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
 	r.AddCookie(&http.Cookie{Name: name, Value: old})
@@ -182,8 +182,8 @@ func TestMaxAgeExpiresOnTheServer(t *testing.T) {
 	srv := app(t, store)
 	br := newBrowser(t)
 
-	br.get(srv.URL + "/put?v=bar")
-	v := br.cookie(srv.URL)
+	br.Get(srv.URL + "/put?v=bar")
+	v := br.Cookie(srv.URL, name)
 	require.NotEmpty(t, v)
 	// Present the cookie beyond its browser lifetime, as a client
 	// ignoring Max-Age would.

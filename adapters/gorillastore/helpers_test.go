@@ -3,15 +3,14 @@ package gorillastore_test
 import (
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
-	"net/url"
 	"testing"
 
 	"github.com/gorilla/sessions"
 	"github.com/peersession/peersession"
 	"github.com/peersession/peersession/adapters/gorillastore"
 	"github.com/peersession/peersession/adapters/internal/testcluster"
+	shared "github.com/peersession/peersession/internal/testcluster"
 	"github.com/stretchr/testify/require"
 )
 
@@ -77,54 +76,9 @@ func app(t *testing.T, store sessions.Store) *httptest.Server {
 	return srv
 }
 
-// browser is an http.Client with a cookie jar. Cookies do not depend on
-// the port, so one browser carries its cookie between two test servers
+// browser is a browser stand-in with a cookie jar. Cookies do not depend
+// on the port, so one browser carries its cookie between two test servers
 // on 127.0.0.1, as between two nodes behind a load balancer.
-type browser struct {
-	t *testing.T
-	c *http.Client
-}
+type browser = shared.Browser
 
-func newBrowser(t *testing.T) *browser {
-	jar, err := cookiejar.New(nil)
-	require.NoError(t, err)
-	return &browser{t: t, c: &http.Client{Jar: jar}}
-}
-
-// get returns the response (body closed) and its body.
-func (b *browser) get(u string) (*http.Response, string) {
-	b.t.Helper()
-	res, err := b.c.Get(u)
-	require.NoError(b.t, err)
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	require.NoError(b.t, err)
-	return res, string(body)
-}
-
-func (b *browser) body(u string) string {
-	b.t.Helper()
-	_, body := b.get(u)
-	return body
-}
-
-// cookie returns the browser's session cookie value for u, or "".
-func (b *browser) cookie(u string) string {
-	pu, err := url.Parse(u)
-	require.NoError(b.t, err)
-	for _, c := range b.c.Jar.Cookies(pu) {
-		if c.Name == name {
-			return c.Value
-		}
-	}
-	return ""
-}
-
-type cookie = http.Cookie
-
-func mustURL(t *testing.T, u string) *url.URL {
-	t.Helper()
-	pu, err := url.Parse(u)
-	require.NoError(t, err)
-	return pu
-}
+func newBrowser(t *testing.T) *browser { return shared.NewBrowser(t) }

@@ -43,13 +43,13 @@ func TestClusterWriteOnAReadOnB(t *testing.T) {
 	a, b, _, _ := twoApps(t, time.Hour)
 	br := newBrowser(t)
 
-	br.get(a.url + "/put?v=bar")
+	br.Get(a.url + "/put?v=bar")
 	require.Eventually(t, func() bool { return b.st.Stats().Sessions == 1 }, waitFor, tick)
-	assert.Equal(t, "bar", br.body(b.url+"/get"))
+	assert.Equal(t, "bar", br.Body(b.url+"/get"))
 
 	// And back: a change made on B is what A serves next.
-	br.get(b.url + "/put?v=baz")
-	require.Eventually(t, func() bool { return br.body(a.url+"/get") == "baz" }, waitFor, tick)
+	br.Get(b.url + "/put?v=baz")
+	require.Eventually(t, func() bool { return br.Body(a.url+"/get") == "baz" }, waitFor, tick)
 }
 
 func TestClusterDestroyOnBEndsOnA(t *testing.T) {
@@ -57,16 +57,16 @@ func TestClusterDestroyOnBEndsOnA(t *testing.T) {
 	a, b, sa, _ := twoApps(t, time.Hour)
 	br := newBrowser(t)
 
-	br.get(a.url + "/put?v=bar")
+	br.Get(a.url + "/put?v=bar")
 	token := scsCookie(t, br, a.url)
-	require.Eventually(t, func() bool { return br.body(b.url+"/get") == "bar" }, waitFor, tick)
+	require.Eventually(t, func() bool { return br.Body(b.url+"/get") == "bar" }, waitFor, tick)
 
-	br.get(b.url + "/destroy")
+	br.Get(b.url + "/destroy")
 	require.Eventually(t, func() bool {
 		_, found, err := sa.Find(token)
 		return err == nil && !found && a.st.Stats().Sessions == 0
 	}, waitFor, tick)
-	assert.Equal(t, missing, br.body(a.url+"/get"))
+	assert.Equal(t, missing, br.Body(a.url+"/get"))
 }
 
 func TestClusterExpiry(t *testing.T) {
@@ -74,7 +74,7 @@ func TestClusterExpiry(t *testing.T) {
 	a, b, sa, sb := twoApps(t, 300*time.Millisecond)
 	br := newBrowser(t)
 
-	br.get(a.url + "/put?v=bar")
+	br.Get(a.url + "/put?v=bar")
 	token := scsCookie(t, br, a.url)
 	require.Eventually(t, func() bool {
 		_, found, err := sb.Find(token)
@@ -86,7 +86,7 @@ func TestClusterExpiry(t *testing.T) {
 		_, foundB, errB := sb.Find(token)
 		return errA == nil && errB == nil && !foundA && !foundB
 	}, waitFor, tick)
-	assert.Equal(t, missing, br.body(b.url+"/get"))
+	assert.Equal(t, missing, br.Body(b.url+"/get"))
 	// Ending the expired session on one node ends it on both.
 	require.Eventually(t, func() bool {
 		return a.st.Stats().Sessions == 0 && b.st.Stats().Sessions == 0
@@ -97,7 +97,7 @@ func TestClusterIterate(t *testing.T) {
 	t.Parallel()
 	a, b, _, _ := twoApps(t, time.Hour)
 	for _, v := range []string{"0", "1", "2"} {
-		newBrowser(t).get(a.url + "/put?v=" + v)
+		newBrowser(t).Get(a.url + "/put?v=" + v)
 	}
 	require.Eventually(t, func() bool { return b.st.Stats().Sessions == 3 }, waitFor, tick)
 
@@ -136,9 +136,9 @@ func TestClusterReadYourWrites(t *testing.T) {
 			return testcluster.Alive(a.st) == 2 && testcluster.Alive(b.st) == 2
 		}, waitFor, tick)
 		br := newBrowser(t)
-		_, _, _ = br.get(a.url + "/put?v=x")
-		status, _, body := br.get(b.url + "/get")
-		require.Equal(t, http.StatusOK, status, "request %d", i)
+		br.Get(a.url + "/put?v=x")
+		res, body := br.Get(b.url + "/get")
+		require.Equal(t, http.StatusOK, res.StatusCode, "request %d", i)
 		require.Equal(t, "x", body)
 	}
 }

@@ -3,7 +3,6 @@ package scsstore_test
 import (
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/peersession/peersession"
 	"github.com/peersession/peersession/adapters/internal/testcluster"
 	"github.com/peersession/peersession/adapters/scsstore"
+	shared "github.com/peersession/peersession/internal/testcluster"
 	"github.com/stretchr/testify/require"
 )
 
@@ -70,36 +70,11 @@ func manager(store scs.Store, lifetime, idle time.Duration) *scs.SessionManager 
 	return sm
 }
 
-// browser is an http.Client with a cookie jar. Cookies do not depend on
-// the port, so one browser carries its session cookie between two test
+// browser is a browser stand-in with a cookie jar. Cookies do not depend
+// on the port, so one browser carries its session cookie between two test
 // servers on 127.0.0.1, as between two nodes behind a load balancer.
-type browser struct {
-	t *testing.T
-	c *http.Client
-}
+type browser = shared.Browser
 
-func newBrowser(t *testing.T) *browser {
-	jar, err := cookiejar.New(nil)
-	require.NoError(t, err)
-	return &browser{t: t, c: &http.Client{Jar: jar}}
-}
-
-// get returns the status, Set-Cookie header and body of a GET.
-func (b *browser) get(url string) (int, string, string) {
-	b.t.Helper()
-	res, err := b.c.Get(url)
-	require.NoError(b.t, err)
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	require.NoError(b.t, err)
-	return res.StatusCode, res.Header.Get("Set-Cookie"), string(body)
-}
-
-// body returns just the body of a GET.
-func (b *browser) body(url string) string {
-	b.t.Helper()
-	_, _, body := b.get(url)
-	return body
-}
+func newBrowser(t *testing.T) *browser { return shared.NewBrowser(t) }
 
 const missing = "foo does not exist in session\n"

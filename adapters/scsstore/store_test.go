@@ -7,7 +7,6 @@ package scsstore_test
 
 import (
 	"context"
-	"net/http"
 	"sort"
 	"strings"
 	"testing"
@@ -171,9 +170,9 @@ func TestLifetime(t *testing.T) {
 	srv := app(t, manager(s, 300*time.Millisecond, 0))
 	br := newBrowser(t)
 
-	br.get(srv.URL + "/put?v=bar")
-	assert.Equal(t, "bar", br.body(srv.URL+"/get"))
-	require.Eventually(t, func() bool { return br.body(srv.URL+"/get") == missing }, waitFor, tick)
+	br.Get(srv.URL + "/put?v=bar")
+	assert.Equal(t, "bar", br.Body(srv.URL+"/get"))
+	require.Eventually(t, func() bool { return br.Body(srv.URL+"/get") == missing }, waitFor, tick)
 }
 
 // scs session_test.go: TestIdleTimeout. Use keeps the session beyond its
@@ -185,10 +184,10 @@ func TestIdleTimeout(t *testing.T) {
 	srv := app(t, manager(s, time.Minute, idle))
 	br := newBrowser(t)
 
-	br.get(srv.URL + "/put?v=bar")
+	br.Get(srv.URL + "/put?v=bar")
 	start := time.Now()
 	for time.Since(start) < 3*idle { // requests far closer together than idle
-		require.Equal(t, "bar", br.body(srv.URL+"/get"))
+		require.Equal(t, "bar", br.Body(srv.URL+"/get"))
 	}
 	// Idle: poll with the bare store, not the browser, which would
 	// keep the session alive.
@@ -197,7 +196,7 @@ func TestIdleTimeout(t *testing.T) {
 		_, found, err := s.Find(token)
 		return err == nil && !found
 	}, waitFor, tick)
-	assert.Equal(t, missing, br.body(srv.URL+"/get"))
+	assert.Equal(t, missing, br.Body(srv.URL+"/get"))
 }
 
 // scs session_test.go: TestDestroy.
@@ -208,12 +207,13 @@ func TestDestroy(t *testing.T) {
 	srv := app(t, sm)
 	br := newBrowser(t)
 
-	br.get(srv.URL + "/put?v=bar")
+	br.Get(srv.URL + "/put?v=bar")
 	require.Equal(t, 1, st.Stats().Sessions)
-	_, cookie, _ := br.get(srv.URL + "/destroy")
+	res, _ := br.Get(srv.URL + "/destroy")
+	cookie := res.Header.Get("Set-Cookie")
 	assert.True(t, strings.HasPrefix(cookie, sm.Cookie.Name+"=;"), cookie)
 	assert.Contains(t, cookie, "Max-Age=0")
-	assert.Equal(t, missing, br.body(srv.URL+"/get"))
+	assert.Equal(t, missing, br.Body(srv.URL+"/get"))
 	assert.Equal(t, 0, st.Stats().Sessions)
 }
 
@@ -225,12 +225,12 @@ func TestRenewToken(t *testing.T) {
 	srv := app(t, manager(s, time.Hour, 0))
 	br := newBrowser(t)
 
-	br.get(srv.URL + "/put?v=bar")
+	br.Get(srv.URL + "/put?v=bar")
 	old := scsCookie(t, br, srv.URL)
-	br.get(srv.URL + "/renew")
+	br.Get(srv.URL + "/renew")
 	renewed := scsCookie(t, br, srv.URL)
 	assert.NotEqual(t, old, renewed)
-	assert.Equal(t, "bar", br.body(srv.URL+"/get"))
+	assert.Equal(t, "bar", br.Body(srv.URL+"/get"))
 
 	_, found, err := s.Find(old)
 	require.NoError(t, err)
@@ -244,7 +244,7 @@ func TestIterate(t *testing.T) {
 	sm := manager(s, time.Hour, 0)
 	srv := app(t, sm)
 	for _, v := range []string{"0", "1", "2"} {
-		newBrowser(t).get(srv.URL + "/put?v=" + v)
+		newBrowser(t).Get(srv.URL + "/put?v=" + v)
 	}
 
 	var got []string
@@ -262,13 +262,9 @@ func TestIterate(t *testing.T) {
 // scsCookie returns the browser's scs session token for url.
 func scsCookie(t *testing.T, br *browser, url string) string {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	require.NoError(t, err)
-	for _, c := range br.c.Jar.Cookies(req.URL) {
-		if c.Name == scs.New().Cookie.Name {
-			return c.Value
-		}
+	v := br.Cookie(url, scs.New().Cookie.Name)
+	if v == "" {
+		t.Fatal("no scs cookie")
 	}
-	t.Fatal("no scs cookie")
-	return ""
+	return v
 }

@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/memberlist"
 	"github.com/peersession/peersession"
+	shared "github.com/peersession/peersession/internal/testcluster"
 	"github.com/stretchr/testify/require"
 )
 
@@ -30,16 +30,6 @@ const (
 )
 
 var key = bytes.Repeat([]byte{7}, 32)
-
-// FastTimers makes memberlist detect a dead node in well under a second,
-// with slack for a loaded machine running -race.
-func FastTimers(c *memberlist.Config) {
-	c.ProbeInterval = 100 * time.Millisecond
-	c.ProbeTimeout = 80 * time.Millisecond
-	c.SuspicionMult = 2
-	c.GossipInterval = 10 * time.Millisecond
-	c.PushPullInterval = 200 * time.Millisecond
-}
 
 // Node starts a clustered store named name, with cluster label label,
 // joined to join (gossip addresses), with opts applied to its Config, and waits until it is
@@ -65,7 +55,7 @@ func start(t testing.TB, name, label string, gossipPort int, join []string, opts
 		// machine running -race; a fetch that finds the session
 		// returns as soon as it does.
 		FetchTimeout: 2 * time.Second,
-		Memberlist:   FastTimers,
+		Memberlist:   shared.FastTimers,
 	}}
 	if os.Getenv("PEERSESSION_TEST_LOG") != "" {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name(), "node", name)

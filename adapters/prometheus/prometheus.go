@@ -31,14 +31,26 @@ var _ prometheus.Collector = (*Collector)(nil)
 // New returns a Collector of st's figures.
 func New(st *peersession.Store) *Collector { return &Collector{st: st} }
 
-// metric describes one exported metric.
-type metric struct {
-	desc *prometheus.Desc
-	typ  prometheus.ValueType
+type (
+	stats     = peersession.Stats
+	replStats = *peersession.ReplicationStats
+	peerStats = peersession.PeerStats
+)
+
+// metric is one exported metric, its value read from figures of type T.
+type metric[T any] struct {
+	desc  *prometheus.Desc
+	typ   prometheus.ValueType
+	value func(T) float64
 }
 
-func newMetric(name, help string, typ prometheus.ValueType, labels ...string) metric {
-	return metric{desc: prometheus.NewDesc("peersession_"+name, help, labels, nil), typ: typ}
+func newMetric[T any](name string, typ prometheus.ValueType, help string, value func(T) float64, labels ...string) metric[T] {
+	return metric[T]{desc: prometheus.NewDesc("peersession_"+name, help, labels, nil), typ: typ, value: value}
+}
+
+// send sends the metric's value in figures f.
+func (m metric[T]) send(ch chan<- prometheus.Metric, f T, labels ...string) {
+	ch <- prometheus.MustNewConstMetric(m.desc, m.typ, m.value(f), labels...)
 }
 
 const (
@@ -50,73 +62,102 @@ const (
 // so that the series do not come and go.
 var memberStates = []string{"alive", "suspect", "dead", "left"}
 
-// The metrics. Keep adapters/README.md's table in step: a test checks it.
+// The metrics, in the order Describe gives them. Keep adapters/README.md's
+// table in step: a test checks it.
 var (
-	mSessions  = newMetric("sessions", "Sessions held by this node, including expired ones not yet swept.", gauge)
-	mBytes     = newMetric("session_bytes", "Bytes of keys and values of the sessions held by this node.", gauge)
-	mCreated   = newMetric("sessions_created_total", "Sessions created on this node (and, with NotifyOnReplication, on its peers).", counter)
-	mDestroyed = newMetric("sessions_destroyed_total", "Sessions ended by Destroy, RenewID or DestroyPrincipal.", counter)
-	mExpired   = newMetric("sessions_expired_total", "Sessions swept after expiring.", counter)
-	mCommitErr = newMetric("commit_errors_total", "Commits that failed: too large, store full, Sync timeout, ended meanwhile.", counter)
-	mLate      = newMetric("late_cookies_total", "Commits after the response headers went out whose new ID or stamp could not reach the client.", counter)
-	mFetches   = newMetric("fetches_total", "Peer fetches for sessions unknown or stale on this node (read-your-writes).", counter)
-	mFetchHits = newMetric("fetch_hits_total", "Peer fetches that found a newer copy.", counter)
-	mRefused   = newMetric("refused_total", "Changes from peers the store refused (expired, over a limit).", counter)
+	storeMetrics = []metric[stats]{
+		newMetric("sessions", gauge, "Sessions held by this node, including expired ones not yet swept.",
+			func(s stats) float64 { return float64(s.Sessions) }),
+		newMetric("session_bytes", gauge, "Bytes of keys and values of the sessions held by this node.",
+			func(s stats) float64 { return float64(s.Bytes) }),
+		newMetric("sessions_created_total", counter, "Sessions created on this node (and, with NotifyOnReplication, on its peers).",
+			func(s stats) float64 { return float64(s.Created) }),
+		newMetric("sessions_destroyed_total", counter, "Sessions ended by Destroy, RenewID or DestroyPrincipal.",
+			func(s stats) float64 { return float64(s.Destroyed) }),
+		newMetric("sessions_expired_total", counter, "Sessions swept after expiring.",
+			func(s stats) float64 { return float64(s.Expired) }),
+		newMetric("commit_errors_total", counter, "Commits that failed: too large, store full, Sync timeout, ended meanwhile.",
+			func(s stats) float64 { return float64(s.CommitErrors) }),
+		newMetric("late_cookies_total", counter, "Commits after the response headers went out whose new ID or stamp could not reach the client.",
+			func(s stats) float64 { return float64(s.LateCookies) }),
+		newMetric("fetches_total", counter, "Peer fetches for sessions unknown or stale on this node (read-your-writes).",
+			func(s stats) float64 { return float64(s.Fetches) }),
+		newMetric("fetch_hits_total", counter, "Peer fetches that found a newer copy.",
+			func(s stats) float64 { return float64(s.FetchHits) }),
+		newMetric("refused_total", counter, "Changes from peers the store refused (expired, over a limit).",
+			func(s stats) float64 { return float64(s.Refused) }),
+	}
 
-	mMembers = newMetric("members", "Cluster members this node knows, itself included, by state.", gauge, "state")
+	// mMembers is sent once for each of memberStates, with its count.
+	mMembers = newMetric("members", gauge, "Cluster members this node knows, itself included, by state.",
+		func(n int) float64 { return float64(n) }, "state")
 
-	mApplied   = newMetric("replication_applied_total", "Records from peers this node's store accepted (batches, repairs, state transfer).", counter)
-	mRejected  = newMetric("replication_rejected_total", "Frames from peers dropped as malformed or hostile.", counter)
-	mRepairs   = newMetric("replication_repairs_total", "Records anti-entropy sent to repair a peer.", counter)
-	mTransfers = newMetric("replication_transfers_total", "Join-time full state transfers (the whole state) this node served.", counter)
-	mDeltas    = newMetric("replication_delta_transfers_total", "Join-time delta transfers (the sessions differing from a joining node's digest) this node served.", counter)
-	mTransferDur   = newMetric("state_transfer_seconds", "How long this node's join-time state transfer took (0 until it ended).", gauge)
-	mDropped   = newMetric("replication_dropped_total", "Changes dropped for any peer (queue full, or queued when it died); anti-entropy repairs them.", counter)
+	replMetrics = []metric[replStats]{
+		newMetric("replication_applied_total", counter, "Records from peers this node's store accepted (batches, repairs, state transfer).",
+			func(r replStats) float64 { return float64(r.Applied) }),
+		newMetric("replication_rejected_total", counter, "Frames from peers dropped as malformed or hostile.",
+			func(r replStats) float64 { return float64(r.Rejected) }),
+		newMetric("replication_repairs_total", counter, "Records anti-entropy sent to repair a peer.",
+			func(r replStats) float64 { return float64(r.Repairs) }),
+		newMetric("replication_transfers_total", counter, "Join-time full state transfers (the whole state) this node served.",
+			func(r replStats) float64 { return float64(r.Transfers) }),
+		newMetric("replication_delta_transfers_total", counter, "Join-time delta transfers (the sessions differing from a joining node's digest) this node served.",
+			func(r replStats) float64 { return float64(r.DeltaTransfers) }),
+		newMetric("state_transfer_seconds", gauge, "How long this node's join-time state transfer took (0 until it ended).",
+			func(r replStats) float64 { return r.TransferDuration.Seconds() }),
+		newMetric("replication_dropped_total", counter, "Changes dropped for any peer (queue full, or queued when it died); anti-entropy repairs them.",
+			func(r replStats) float64 { return float64(r.Dropped) }),
+	}
 
-	mQueue    = newMetric("peer_queue_depth", "Changes waiting to be sent to the peer.", gauge, "peer")
-	mSent     = newMetric("peer_sent_total", "Changes sent to the peer.", counter, "peer")
-	mBatches  = newMetric("peer_batches_total", "Frames (batches of changes) sent to the peer, resends excluded.", counter, "peer")
-	mAcked    = newMetric("peer_acked_total", "Changes the peer acknowledged as applied.", counter, "peer")
-	mPRefused = newMetric("peer_refused_total", "Changes the peer reported it refused (its store full, the session expired there, or its clock behind).", counter, "peer")
-	mFailed   = newMetric("peer_send_failures_total", "Sends to the peer that failed (each is retried).", counter, "peer")
-	mPDropped = newMetric("peer_dropped_total", "Changes dropped for the peer.", counter, "peer")
-	mRetries  = newMetric("peer_retries_total", "Batches sent to the peer again after an acknowledgement timeout.", counter, "peer")
-	mAckLag   = newMetric("peer_ack_lag_seconds", "Send-to-acknowledgement time of the peer's last acknowledged batch.", gauge, "peer")
-	mLastAck  = newMetric("peer_last_ack_timestamp_seconds", "When the peer's last acknowledgement arrived (Unix time); absent before the first.", gauge, "peer")
+	peerMetrics = []metric[peerStats]{
+		newMetric("peer_queue_depth", gauge, "Changes waiting to be sent to the peer.",
+			func(p peerStats) float64 { return float64(p.Queued) }, "peer"),
+		newMetric("peer_sent_total", counter, "Changes sent to the peer.",
+			func(p peerStats) float64 { return float64(p.Sent) }, "peer"),
+		newMetric("peer_batches_total", counter, "Frames (batches of changes) sent to the peer, resends excluded.",
+			func(p peerStats) float64 { return float64(p.Batches) }, "peer"),
+		newMetric("peer_acked_total", counter, "Changes the peer acknowledged as applied.",
+			func(p peerStats) float64 { return float64(p.Acked) }, "peer"),
+		newMetric("peer_refused_total", counter, "Changes the peer reported it refused (its store full, the session expired there, or its clock behind).",
+			func(p peerStats) float64 { return float64(p.Refused) }, "peer"),
+		newMetric("peer_send_failures_total", counter, "Sends to the peer that failed (each is retried).",
+			func(p peerStats) float64 { return float64(p.Failed) }, "peer"),
+		newMetric("peer_dropped_total", counter, "Changes dropped for the peer.",
+			func(p peerStats) float64 { return float64(p.Dropped) }, "peer"),
+		newMetric("peer_retries_total", counter, "Batches sent to the peer again after an acknowledgement timeout.",
+			func(p peerStats) float64 { return float64(p.Retries) }, "peer"),
+		newMetric("peer_ack_lag_seconds", gauge, "Send-to-acknowledgement time of the peer's last acknowledged batch.",
+			func(p peerStats) float64 { return p.AckLag.Seconds() }, "peer"),
+	}
+
+	// mLastAck is sent only for a peer that has acknowledged.
+	mLastAck = newMetric("peer_last_ack_timestamp_seconds", gauge, "When the peer's last acknowledgement arrived (Unix time); absent before the first.",
+		func(p peerStats) float64 { return float64(p.LastAck.UnixNano()) / float64(time.Second) }, "peer")
 )
-
-var allMetrics = []metric{
-	mSessions, mBytes, mCreated, mDestroyed, mExpired, mCommitErr, mLate, mFetches, mFetchHits, mRefused,
-	mMembers,
-	mApplied, mRejected, mRepairs, mTransfers, mDeltas, mTransferDur, mDropped,
-	mQueue, mSent, mBatches, mAcked, mPRefused, mFailed, mPDropped, mRetries, mAckLag, mLastAck,
-}
 
 // Describe sends the descriptors of every metric the Collector exports.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, m := range allMetrics {
+	for _, m := range storeMetrics {
 		ch <- m.desc
 	}
+	ch <- mMembers.desc
+	for _, m := range replMetrics {
+		ch <- m.desc
+	}
+	for _, m := range peerMetrics {
+		ch <- m.desc
+	}
+	ch <- mLastAck.desc
 }
 
 // Collect reads the store's figures and sends them. The members and
 // replication metrics appear only on a clustered store, and the per-peer
 // ones for each live peer.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	send := func(m metric, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(m.desc, m.typ, v, labels...)
-	}
 	s := c.st.Stats()
-	send(mSessions, float64(s.Sessions))
-	send(mBytes, float64(s.Bytes))
-	send(mCreated, float64(s.Created))
-	send(mDestroyed, float64(s.Destroyed))
-	send(mExpired, float64(s.Expired))
-	send(mCommitErr, float64(s.CommitErrors))
-	send(mLate, float64(s.LateCookies))
-	send(mFetches, float64(s.Fetches))
-	send(mFetchHits, float64(s.FetchHits))
-	send(mRefused, float64(s.Refused))
+	for _, m := range storeMetrics {
+		m.send(ch, s)
+	}
 
 	r := s.Replication
 	if r == nil {
@@ -127,27 +168,17 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		states[m.State]++
 	}
 	for _, st := range memberStates {
-		send(mMembers, float64(states[st]), st)
+		mMembers.send(ch, states[st], st)
 	}
-	send(mApplied, float64(r.Applied))
-	send(mRejected, float64(r.Rejected))
-	send(mRepairs, float64(r.Repairs))
-	send(mTransfers, float64(r.Transfers))
-	send(mDeltas, float64(r.DeltaTransfers))
-	send(mTransferDur, r.TransferDuration.Seconds())
-	send(mDropped, float64(r.Dropped))
+	for _, m := range replMetrics {
+		m.send(ch, r)
+	}
 	for peer, p := range r.Peers {
-		send(mQueue, float64(p.Queued), peer)
-		send(mSent, float64(p.Sent), peer)
-		send(mBatches, float64(p.Batches), peer)
-		send(mAcked, float64(p.Acked), peer)
-		send(mPRefused, float64(p.Refused), peer)
-		send(mFailed, float64(p.Failed), peer)
-		send(mPDropped, float64(p.Dropped), peer)
-		send(mRetries, float64(p.Retries), peer)
-		send(mAckLag, p.AckLag.Seconds(), peer)
+		for _, m := range peerMetrics {
+			m.send(ch, p, peer)
+		}
 		if !p.LastAck.IsZero() {
-			send(mLastAck, float64(p.LastAck.UnixNano())/float64(time.Second), peer)
+			mLastAck.send(ch, p, peer)
 		}
 	}
 }

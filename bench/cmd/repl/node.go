@@ -6,21 +6,17 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"log/slog"
-	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
-	"os/signal"
 	"runtime"
 	rpprof "runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/peersession/peersession"
+	"github.com/peersession/peersession/bench/internal/node"
 	rd "github.com/peersession/peersession/bench/internal/repldrive"
 )
 
@@ -94,24 +90,15 @@ func runNode(args []string) {
 	_ = fs.Parse(args)
 
 	rec := &recorder{}
-	cc := &peersession.ClusterConfig{Name: *name, BindAddr: *bind, BindPort: *gossipPort}
-	if *join != "" {
-		cc.Join = []string{*join}
-	}
-	if *consistency == "sync" {
-		cc.Consistency = peersession.Sync
-	}
 	cfg := peersession.Config{
-		Cluster:             cc,
+		Cluster:             node.Cluster("repl node", *name, *bind, *gossipPort, *join, *consistency),
+		Logger:              node.Logger(*verbose),
 		NotifyOnReplication: true,
 		OnCreate: func(ev peersession.Event) {
 			if ev.Remote {
 				rec.add(ev.Created, time.Since(ev.Created))
 			}
 		},
-	}
-	if *verbose {
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	if *joinProfile != "" {
 		f, err := os.Create(*joinProfile)
@@ -123,15 +110,7 @@ func runNode(args []string) {
 		}
 	}
 	t0 := time.Now()
-	st, err := peersession.New(cfg)
-	if err != nil {
-		log.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	if err := st.WaitReady(ctx); err != nil {
-		log.Fatal(err)
-	}
-	cancel()
+	st := node.Start(cfg, 5*time.Minute)
 	readyIn := time.Since(t0)
 	if *joinProfile != "" {
 		rpprof.StopCPUProfile()
@@ -174,9 +153,7 @@ func runNode(args []string) {
 		runtime.ReadMemStats(&ms)
 		reply(w, map[string]any{"heap_alloc": ms.HeapAlloc, "heap_inuse": ms.HeapInuse, "sys": ms.Sys, "store": st.Stats(), "visible_recorded": rec.count(since(r))})
 	})
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	node.Pprof(mux)
 	mux.HandleFunc("/write", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		num := func(k string, def int) int {
@@ -193,17 +170,7 @@ func runNode(args []string) {
 		reply(w, res)
 	})
 
-	ln, err := net.Listen("tcp", *httpAddr)
-	if err != nil {
-		log.Fatal(err)
-	}
-	srv := &http.Server{Handler: mux}
-	go func() { _ = srv.Serve(ln) }()
-	fmt.Printf("LISTEN http://%s\n", ln.Addr())
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	<-sig
-	_ = srv.Close()
+	node.Serve(*httpAddr, &http.Server{Handler: mux})
 	if err := st.Close(); err != nil {
 		log.Printf("repl node %s: close: %v", *name, err)
 	}

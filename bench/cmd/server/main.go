@@ -18,21 +18,14 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"log"
-	"log/slog"
-	"net"
 	"net/http"
-	"net/http/pprof"
-	"os"
-	"os/signal"
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/alexedwards/scs/redisstore"
@@ -40,6 +33,7 @@ import (
 	"github.com/alexedwards/scs/v2/memstore"
 	"github.com/gomodule/redigo/redis"
 	"github.com/peersession/peersession"
+	"github.com/peersession/peersession/bench/internal/node"
 )
 
 var blob = strings.Repeat("x", 1024)
@@ -48,7 +42,7 @@ func main() {
 	variant := flag.String("variant", "peer", "none, scs-mem, scs-redis or peer")
 	httpAddr := flag.String("http", "127.0.0.1:0", "HTTP listen address")
 	redisAddr := flag.String("redis", "127.0.0.1:6390", "redis address for scs-redis")
-	node := flag.String("node", "", "peer: cluster node name (empty: a single node)")
+	nodeName := flag.String("node", "", "peer: cluster node name (empty: a single node)")
 	bind := flag.String("bind", "127.0.0.1", "peer: gossip and replication bind address")
 	gossipPort := flag.Int("gossip-port", 0, "peer: gossip port (0: any)")
 	join := flag.String("join", "", "peer: comma-separated gossip addresses to join")
@@ -85,22 +79,9 @@ func main() {
 		}
 		handler = sm.LoadAndSave(scsHandlers(sm))
 	case "peer":
-		cfg := peersession.Config{}
-		if *verbose {
-			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		}
-		if *node != "" {
-			cc := &peersession.ClusterConfig{Name: *node, BindAddr: *bind, BindPort: *gossipPort}
-			if *join != "" {
-				cc.Join = strings.Split(*join, ",")
-			}
-			switch *consistency {
-			case "async":
-			case "sync":
-				cc.Consistency = peersession.Sync
-			default:
-				log.Fatalf("server: -consistency %q: want async or sync", *consistency)
-			}
+		cfg := peersession.Config{Logger: node.Logger(*verbose)}
+		if *nodeName != "" {
+			cc := node.Cluster("server", *nodeName, *bind, *gossipPort, *join, *consistency)
 			if *keyFile != "" {
 				k, err := peersession.ReadKeyFile(*keyFile)
 				if err != nil {
@@ -110,15 +91,7 @@ func main() {
 			}
 			cfg.Cluster = cc
 		}
-		st, err := peersession.New(cfg)
-		if err != nil {
-			log.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		if err := st.WaitReady(ctx); err != nil {
-			log.Fatal(err)
-		}
-		cancel()
+		st := node.Start(cfg, 60*time.Second)
 		handler = st.Middleware(peerHandlers())
 		stats = func() any { return st.Stats() }
 		closeFn = func() {
@@ -147,30 +120,9 @@ func main() {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(out)
 	})
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	node.Pprof(mux)
 
-	ln, err := net.Listen("tcp", *httpAddr)
-	if err != nil {
-		log.Fatal(err)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
-			log.Fatal(err)
-		}
-	}()
-	fmt.Printf("LISTEN http://%s\n", ln.Addr())
-
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	<-sig
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = srv.Shutdown(ctx)
-	<-done
+	node.Serve(*httpAddr, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute})
 	if closeFn != nil {
 		closeFn()
 	}

@@ -1,0 +1,98 @@
+// Package node is what the bench's server programs (cmd/server, cmd/repl's
+// node) share: a peersession node set up from flags, pprof, and an HTTP
+// server that announces "LISTEN <url>" and stops on SIGINT/SIGTERM.
+package node
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/peersession/peersession"
+)
+
+// Cluster is a ClusterConfig for node name, its gossip bound to bind:port
+// (0: any), joined to join (comma-separated gossip addresses; "": none),
+// with consistency "async" or "sync". Any other consistency exits the
+// program, naming prog.
+func Cluster(prog, name, bind string, port int, join, consistency string) *peersession.ClusterConfig {
+	cc := &peersession.ClusterConfig{Name: name, BindAddr: bind, BindPort: port}
+	if join != "" {
+		cc.Join = strings.Split(join, ",")
+	}
+	switch consistency {
+	case "async":
+	case "sync":
+		cc.Consistency = peersession.Sync
+	default:
+		log.Fatalf("%s: -consistency %q: want async or sync", prog, consistency)
+	}
+	return cc
+}
+
+// Logger is a logger of the store's warnings to stderr if verbose, else
+// nil (the store's default).
+func Logger(verbose bool) *slog.Logger {
+	if !verbose {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// Start starts a store from cfg and waits, at most wait, until it is
+// ready; it exits the program if either fails.
+func Start(cfg peersession.Config, wait time.Duration) *peersession.Store {
+	st, err := peersession.New(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := st.WaitReady(ctx); err != nil {
+		log.Fatal(err)
+	}
+	return st
+}
+
+// Pprof serves net/http/pprof's index, CPU profile and trace on mux.
+func Pprof(mux *http.ServeMux) {
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+}
+
+// Serve listens on addr, serves srv there, prints "LISTEN http://<addr>"
+// on stdout, and returns once SIGINT or SIGTERM came and srv was shut
+// down (in-flight requests get 5 seconds). It exits the program if it
+// cannot listen or serve.
+func Serve(addr string, srv *http.Server) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
+			log.Fatal(err)
+		}
+	}()
+	fmt.Printf("LISTEN http://%s\n", ln.Addr())
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	<-sig
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(ctx)
+	<-done
+}

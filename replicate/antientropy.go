@@ -64,8 +64,8 @@ const (
 // tombstone, its principal's version and each key's name, version and
 // removal flag, but not Access (it moves constantly and is replicated
 // lazily) nor the values themselves (a version names one write). The
-// hashes are fixed (FNV-1a with a finalizer), so digests compare across
-// processes and releases.
+// hashes are fixed (FNV-1a with a finalizer, hash.go), so digests compare
+// across processes and releases.
 func (e *Engine) Digest() []uint64 {
 	d := make([]uint64, wire.DigestBuckets)
 	e.cfg.Store.Range(func(r model.Record) bool {
@@ -73,64 +73,6 @@ func (e *Engine) Digest() []uint64 {
 		return true
 	})
 	return d
-}
-
-const (
-	fnvOffset = 14695981039346656037
-	fnvPrime  = 1099511628211
-)
-
-func fnvString(h uint64, s string) uint64 {
-	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= fnvPrime
-	}
-	return h
-}
-
-func fnvUint64(h, v uint64) uint64 {
-	for range 8 {
-		h ^= v & 0xff
-		h *= fnvPrime
-		v >>= 8
-	}
-	return h
-}
-
-func fnvVersion(h uint64, v model.Version) uint64 {
-	return fnvUint64(fnvUint64(fnvUint64(h, uint64(v.Wall)), uint64(v.Seq)), v.Node)
-}
-
-// fmix64 is MurmurHash3's finalizer: it spreads FNV's weak high bits.
-func fmix64(h uint64) uint64 {
-	h ^= h >> 33
-	h *= 0xff51afd7ed558ccd
-	h ^= h >> 33
-	h *= 0xc4ceb9fe1a85ec53
-	h ^= h >> 33
-	return h
-}
-
-// bucketOf returns the digest bucket of session id.
-func bucketOf(id string) int {
-	return int(fmix64(fnvString(fnvOffset, id)) % wire.DigestBuckets)
-}
-
-// recordHash returns r's digest hash. Keys are combined with XOR, so
-// their order does not matter; each key's hash is seeded with the ID's, so
-// equal keys of two sessions in one bucket do not cancel out.
-func recordHash(r *model.Record) uint64 {
-	idh := fnvString(fnvOffset, r.ID)
-	h := fnvVersion(fnvVersion(fnvUint64(idh, 0), r.Dead), r.PrincipalVer)
-	sum := fmix64(h)
-	for _, kv := range r.Keys {
-		kh := fnvVersion(fnvString(fnvUint64(idh, 1), kv.Key), kv.Value.Ver)
-		if kv.Value.Deleted {
-			kh = fnvUint64(kh, 1)
-		}
-		sum ^= fmix64(kh)
-	}
-	return sum
 }
 
 // antiEntropyLoop runs anti-entropy rounds until the engine closes.
@@ -205,29 +147,13 @@ func (e *Engine) queueAntiEntropy(p *peer, msg any) {
 	if p == nil {
 		return
 	}
-	p.mu.Lock()
-	if p.down.Load() {
-		p.mu.Unlock()
-		return
-	}
-	ids := 0
-	if s, ok := msg.(*wire.Summary); ok {
-		ids = len(s.IDs)
-	}
-	if len(p.ae) >= maxAEPending || p.aeIDs+ids > maxAEPendingIDs {
-		p.mu.Unlock()
+	start, full := p.ae.add(msg)
+	if full {
 		e.log.Warn("replicate: anti-entropy frame dropped: too many waiting (a later round repairs what it would have)", "peer", p.id)
 		return
 	}
-	p.ae = append(p.ae, msg)
-	p.aeIDs += ids
-	start := !p.aeRunning
-	p.aeRunning = true
-	p.mu.Unlock()
 	if start && !e.spawn(func() { e.aeLoop(p) }) {
-		p.mu.Lock()
-		p.aeRunning, p.ae, p.aeIDs = false, nil, 0
-		p.mu.Unlock()
+		p.ae.stopped()
 	}
 }
 
@@ -235,15 +161,10 @@ func (e *Engine) queueAntiEntropy(p *peer, msg any) {
 // arrived meanwhile at a time, until none is left or p goes down.
 func (e *Engine) aeLoop(p *peer) {
 	for {
-		p.mu.Lock()
-		msgs := p.ae
-		p.ae, p.aeIDs = nil, 0
-		if len(msgs) == 0 || p.ctx.Err() != nil {
-			p.aeRunning = false
-			p.mu.Unlock()
+		msgs := p.ae.take(p.ctx)
+		if len(msgs) == 0 {
 			return
 		}
-		p.mu.Unlock()
 		var digest *wire.Digest
 		var sums []*wire.Summary
 		for _, m := range msgs {
@@ -259,10 +180,10 @@ func (e *Engine) aeLoop(p *peer) {
 		}
 		switch {
 		case digest == nil:
-		case (p.replicating() || e.transferring()) && p.aeDeclined.Add(1) <= maxAESkips:
+		case (p.replicating() || e.transferring()) && p.ae.declined.Add(1) <= maxAESkips:
 			e.log.Debug("replicate: anti-entropy digest declined: changes in flight", "peer", p.id)
 		default:
-			p.aeDeclined.Store(0)
+			p.ae.declined.Store(0)
 			e.answerDigest(p, digest.Buckets)
 		}
 	}

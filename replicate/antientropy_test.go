@@ -241,9 +241,9 @@ func aeIdle(tn *testNode, peer string) bool {
 	tn.e.mu.RLock()
 	p := tn.e.peers[peer]
 	tn.e.mu.RUnlock()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return !p.aeRunning && len(p.ae) == 0
+	p.ae.mu.Lock()
+	defer p.ae.mu.Unlock()
+	return !p.ae.running && len(p.ae.pending) == 0
 }
 
 func TestAntiEntropyHostileSummary(t *testing.T) {

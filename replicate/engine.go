@@ -23,82 +23,16 @@ var (
 	ErrNotEnoughPeers = errors.New("replicate: not enough peers")
 )
 
-// Defaults for the zero Config fields.
-const (
-	DefaultQueueLimit          = 65536
-	DefaultMaxBatchBytes       = 1 << 20
-	DefaultAckTimeout          = 2 * time.Second
-	DefaultAntiEntropyInterval = 30 * time.Second
-	DefaultMaxTransfers        = 2
-	DefaultMaxClockSkew        = time.Minute
-	DefaultMaxInflight         = 4
-)
-
-const (
-	// logEvery is the least time between two warnings about frames or
-	// records refused or rejected.
-	logEvery = 10 * time.Second
-	// maxCtrlQueue bounds the control frames (acks, replies) waiting for
-	// one peer's sender; beyond it they are dropped (the peer resends or
-	// asks again).
-	maxCtrlQueue = 4096
-	// maxPeerTransfers bounds the state transfers one peer may have
-	// waiting or running at once.
-	maxPeerTransfers = 2
-	// minBackoff and maxBackoff bound the pause between failed sends.
-	minBackoff = 10 * time.Millisecond
-	maxBackoff = time.Second
-)
-
-// Config configures an Engine. Self, Network, Store and Clock are required;
-// every other zero field means its default.
-type Config struct {
-	// Self is this node's peer ID, unique per process start.
-	Self string
-	// Network sends frames to peers.
-	Network Network
-	// Store is the local session store remote changes are applied to.
-	Store Store
-	// Clock is this node's clock; the engine observes every remote
-	// version it applies.
-	Clock *model.Clock
-	// Logger receives the engine's logs; nil discards them.
-	Logger *slog.Logger
-	// QueueLimit is the most distinct sessions queued per peer; changes
-	// to further sessions are dropped and counted (anti-entropy repairs
-	// them). Zero means 65536.
-	QueueLimit int
-	// MaxBatchBytes is the approximate encoded size of one Batch or
-	// TransferChunk frame. Zero means 1 MiB; at most DefaultLimits.MaxFrame/2.
-	MaxBatchBytes int
-	// AckTimeout is how long an unacknowledged batch waits before it is
-	// sent again. Zero means 2s.
-	AckTimeout time.Duration
-	// MaxInflight is the most Batches sent to one peer and not yet
-	// acknowledged. While the window has room a change goes out at once;
-	// when it is full, changes coalesce in the queue until an Ack frees a
-	// slot. 1 is stop-and-wait. Zero means 4.
-	MaxInflight int
-	// AntiEntropyInterval is the mean pause between anti-entropy rounds
-	// (±20% jitter). Zero means 30s; negative disables anti-entropy.
-	AntiEntropyInterval time.Duration
-	// MaxTransfers is the most state transfers served at once; further
-	// requests wait. Zero means 2.
-	MaxTransfers int
-	// MaxClockSkew is how far ahead of this node's wall clock a remote
-	// version may be. A remote record holding a later version (of a key,
-	// its principal or its tombstone) is refused, counted as Skewed and
-	// never observed, so one peer with a broken clock cannot drag every
-	// node's clock into the future. Zero means 1m; negative disables the
-	// check.
-	MaxClockSkew time.Duration
-}
+// logEvery is the least time between two warnings about frames or records
+// refused or rejected.
+const logEvery = 10 * time.Second
 
 // Engine replicates changes to peers: it queues each change per peer,
 // batches and sends them, collects acknowledgements, serves and requests
 // state transfers, answers fetches and runs anti-entropy.
 //
-// Lock order: Engine.mu, then peer.mu; callMu and notifyMu are taken alone.
+// Lock order: Engine.mu, then a peer's locks (see peer); callMu and
+// notifyMu are taken alone.
 type Engine struct {
 	cfg    Config
 	log    *slog.Logger
@@ -135,45 +69,10 @@ type Engine struct {
 // New validates cfg and returns a running Engine with no peers. Call
 // PeerUp for each peer, and Close when done.
 func New(cfg Config) (*Engine, error) {
-	switch {
-	case cfg.Self == "":
-		return nil, errors.New("replicate: Config.Self is empty; set it to this node's peer ID")
-	case cfg.Network == nil:
-		return nil, errors.New("replicate: Config.Network is nil; set it to the cluster's network")
-	case cfg.Store == nil:
-		return nil, errors.New("replicate: Config.Store is nil; set it to the local session store")
-	case cfg.Clock == nil:
-		return nil, errors.New("replicate: Config.Clock is nil; create one with NewClock")
-	case cfg.QueueLimit < 0, cfg.MaxBatchBytes < 0, cfg.AckTimeout < 0, cfg.MaxTransfers < 0, cfg.MaxInflight < 0:
-		return nil, errors.New("replicate: Config.QueueLimit, MaxBatchBytes, AckTimeout, MaxTransfers and MaxInflight must not be negative; zero means the default")
-	case cfg.MaxBatchBytes > wire.DefaultLimits.MaxFrame/2:
-		return nil, fmt.Errorf("replicate: Config.MaxBatchBytes %d is over %d (half the largest frame a peer accepts)",
-			cfg.MaxBatchBytes, wire.DefaultLimits.MaxFrame/2)
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.QueueLimit == 0 {
-		cfg.QueueLimit = DefaultQueueLimit
-	}
-	if cfg.MaxBatchBytes == 0 {
-		cfg.MaxBatchBytes = DefaultMaxBatchBytes
-	}
-	if cfg.MaxInflight == 0 {
-		cfg.MaxInflight = DefaultMaxInflight
-	}
-	if cfg.AckTimeout == 0 {
-		cfg.AckTimeout = DefaultAckTimeout
-	}
-	if cfg.AntiEntropyInterval == 0 {
-		cfg.AntiEntropyInterval = DefaultAntiEntropyInterval
-	}
-	if cfg.MaxTransfers == 0 {
-		cfg.MaxTransfers = DefaultMaxTransfers
-	}
-	if cfg.MaxClockSkew == 0 {
-		cfg.MaxClockSkew = DefaultMaxClockSkew
-	}
+	cfg.setDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Engine{
 		cfg:         cfg,
@@ -417,35 +316,6 @@ func (e *Engine) apply(from string, recs []model.Record) (refused int) {
 	return refused + len(skew)
 }
 
-// skewed reports whether v is more than MaxClockSkew ahead of this
-// node's wall clock.
-func (e *Engine) skewed(v model.Version) bool {
-	return e.skewedAt(v, e.cfg.Clock.Wall().UnixNano())
-}
-
-// skewedAt is skewed against the wall clock reading wall.
-func (e *Engine) skewedAt(v model.Version, wall int64) bool {
-	return e.cfg.MaxClockSkew > 0 && v.Wall-wall > int64(e.cfg.MaxClockSkew)
-}
-
-// refuseSkewed counts and logs records refused for their clock skew (one
-// line per logEvery at most, with the records since the last).
-func (e *Engine) refuseSkewed(from string, recs []model.Record) {
-	e.st.skewed.Add(uint64(len(recs)))
-	wall := e.cfg.Clock.Wall()
-	n, ok := e.skewLog.Allow(wall, len(recs))
-	if !ok {
-		return
-	}
-	var newest model.Version
-	for i := range recs {
-		newest = model.MaxVersion(newest, recs[i].MaxVersion())
-	}
-	ahead := time.Duration(newest.Wall - wall.UnixNano())
-	e.log.Warn("replicate: records from the future refused: the peer's clock (or a writer's) is ahead of ours",
-		"peer", from, "records", n, "ahead", ahead, "max_skew", e.cfg.MaxClockSkew, "example", recs[0].ID)
-}
-
 // reject counts and logs a frame that failed to decode (one line per
 // logEvery at most, with the frames since the last).
 func (e *Engine) reject(from string, err error) {
@@ -520,9 +390,7 @@ func (e *Engine) Flush(ctx context.Context) error {
 	// Flush started do not hold it up.
 	t := &Ticket{e: e}
 	for _, p := range live {
-		p.mu.Lock()
-		gen := p.gen
-		p.mu.Unlock()
+		gen := p.queue.generation()
 		if gen > 0 {
 			t.refs = append(t.refs, ticketRef{p: p, gen: gen})
 		}

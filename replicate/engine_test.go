@@ -110,21 +110,22 @@ func TestQueueCoalescesAcrossCompaction(t *testing.T) {
 	}
 	var got []model.Record
 	drain := func() int {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		b := p.drainLocked()
+		b := &batch{}
+		p.queue.mu.Lock()
+		defer p.queue.mu.Unlock()
+		p.queue.drainLocked(b)
 		got = append(got, b.recs...)
 		return len(b.recs)
 	}
 	for len(got) < 3*n/5 { // past the compaction point
 		require.NotZero(t, drain())
 	}
-	require.Less(t, p.head, 1024, "the drained head was compacted away")
+	require.Less(t, p.queue.head, 1024, "the drained head was compacted away")
 	drained := len(got)
 	for i := range n { // every session again: the queued ones coalesce
 		p.enqueue([]model.Record{a.write(sessionID(i), "k2", "v1")}, false)
 	}
-	require.Equal(t, n, len(p.queue), "the drained sessions are queued anew, the others coalesced")
+	require.Equal(t, n, len(p.queue.index), "the drained sessions are queued anew, the others coalesced")
 	for drain() > 0 {
 	}
 	require.Len(t, got, drained+n)
@@ -136,7 +137,7 @@ func TestQueueCoalescesAcrossCompaction(t *testing.T) {
 		require.Equal(t, sessionID(i), r.ID)
 		require.Len(t, r.Keys, 1)
 	}
-	require.Empty(t, p.queue)
+	require.Empty(t, p.queue.index)
 }
 
 func TestWindowPipelinesBatches(t *testing.T) {
@@ -189,7 +190,7 @@ func TestAckCountsOnlyOnceOlderBatchesAre(t *testing.T) {
 
 	// The ack timeout passes (forced here rather than waited for).
 	p := a.e.peers["B"]
-	p.markTimedOut(time.Now().Add(2 * time.Hour))
+	p.window.markTimedOut(time.Now().Add(2 * time.Hour))
 	p.signal()
 	require.NoError(t, t2.Wait(ctxTimeout(t, 5*time.Second), 1))
 	require.NoError(t, t1.Wait(ctxTimeout(t, 5*time.Second), 1))

@@ -107,24 +107,24 @@ func TestRefusalFailsEveryChangeOfItsBatch(t *testing.T) {
 func TestLostRangesMergeTheClosestTwo(t *testing.T) {
 	p := &peer{}
 	lose := func(lo, hi uint64) {
-		p.mu.Lock()
-		p.loseLocked(lo, hi)
-		p.mu.Unlock()
+		p.window.mu.Lock()
+		p.window.loseLocked(lo, hi)
+		p.window.mu.Unlock()
 	}
 	for k := uint64(1); k <= maxLostRanges; k++ {
 		lose(100*k, 100*k+9) // [100,109], [200,209], ... [1600,1609]
 	}
 	lose(112, 115) // out of order, 3 past [100,109]: the closest pair
-	require.Len(t, p.lost, maxLostRanges)
+	require.Len(t, p.window.lost, maxLostRanges)
 	for k := uint64(1); k <= maxLostRanges; k++ {
 		for _, g := range []uint64{100 * k, 100*k + 9} {
-			require.True(t, p.lostGen(g), g)
+			require.True(t, p.window.lostGen(g), g)
 		}
-		require.False(t, p.lostGen(100*k+50), 100*k+50)
+		require.False(t, p.window.lostGen(100*k+50), 100*k+50)
 	}
 	for g := uint64(110); g <= 115; g++ {
-		require.True(t, p.lostGen(g), g) // the merged gap, and the new range
+		require.True(t, p.window.lostGen(g), g) // the merged gap, and the new range
 	}
-	require.False(t, p.lostGen(116))
-	require.False(t, p.lostGen(99))
+	require.False(t, p.window.lostGen(116))
+	require.False(t, p.window.lostGen(99))
 }

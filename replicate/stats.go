@@ -93,9 +93,7 @@ func (e *Engine) Stats() Stats {
 		DeltaTransfers: e.st.deltaTransfers.Load(),
 	}
 	for _, p := range live {
-		p.mu.Lock()
-		queued := len(p.queue)
-		p.mu.Unlock()
+		queued := p.queue.len()
 		c := &p.counters
 		c.mu.Lock()
 		lastAck, ackLag := c.lastAck, c.ackLag

@@ -24,8 +24,8 @@ type Ticket struct {
 // ticketRef is a ticket's stake in one peer.
 type ticketRef struct {
 	p       *peer
-	gen     uint64 // acked once p.ackedGen reaches it
-	dropped bool   // the queue limit dropped some of the changes: never acked (nor if p.lostGen(gen): not encodable, or refused by p)
+	gen     uint64 // acked once p.window.ackedGen reaches it
+	dropped bool   // the queue limit dropped some of the changes: never acked (nor if p.window.lostGen(gen): not encodable, or refused by p)
 }
 
 // Wait waits until minAcks distinct peers have applied the ticket's
@@ -83,9 +83,9 @@ func (t *Ticket) check(minAcks int) (acked int, done bool, err error) {
 		// it did not encode, or in a batch the peer refused records of,
 		// is never acknowledged: the peer's Ack for the batch does not
 		// cover it.
-		dropped := r.dropped || r.p.lostGen(r.gen)
+		dropped := r.dropped || r.p.window.lostGen(r.gen)
 		switch {
-		case r.p.ackedGen.Load() >= r.gen && !dropped:
+		case r.p.window.ackedGen.Load() >= r.gen && !dropped:
 			acked++
 			possible++
 		case down:

@@ -8,6 +8,10 @@ import (
 	"github.com/peersession/peersession/replicate/wire"
 )
 
+// maxPeerTransfers bounds the state transfers one peer may have waiting or
+// running at once.
+const maxPeerTransfers = 2
+
 // handleTransferRequest starts serving a state transfer to p, the whole state
 // or, when m carries a digest, a delta (see serveTransfer), unless p already
 // has maxPeerTransfers waiting or running.

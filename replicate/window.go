@@ -3,6 +3,8 @@ package replicate
 import (
 	"bytes"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/peersession/peersession/replicate/model"
@@ -12,6 +14,24 @@ import (
 // The in-flight window of a peer: Batches sent and not yet acknowledged
 // (at most Config.MaxInflight), their acks, their resends after
 // AckTimeout, and the generation a Ticket counts as acknowledged.
+
+// window is a peer's in-flight window. Its sender fills it from the
+// peer's queue (see nextBatch) and the peer's Acks empty it (handleAck).
+type window struct {
+	limit      int           // Config.MaxInflight; set at creation
+	ackTimeout time.Duration // Config.AckTimeout; set at creation
+
+	// ackedGen is the highest publish generation whose changes an
+	// acknowledged Batch carried; a Ticket compares its generation to
+	// it. Written under mu, read without it.
+	ackedGen atomic.Uint64
+	lostAny  atomic.Bool // lost is not empty: read without mu by Ticket checks
+
+	mu       sync.Mutex // guards inflight (and the batches in it), lost and spare
+	inflight []*batch   // sent and not yet retired, oldest first; at most limit
+	lost     []genRange // generations whose changes a batch dropped (see loseLocked)
+	spare    []*batch   // retired batches, for reuse (see takeSpareLocked)
+}
 
 // batch is a Batch in flight to a peer.
 type batch struct {
@@ -35,27 +55,28 @@ type batch struct {
 // is never acknowledged by this peer.
 func (p *peer) handleAck(seq, refused uint64) {
 	now := time.Now()
-	p.mu.Lock()
+	w := &p.window
+	w.mu.Lock()
 	var b *batch
-	for _, f := range p.inflight {
+	for _, f := range w.inflight {
 		if f.seq == seq {
 			b = f
 			break
 		}
 	}
 	if b == nil || b.acked || b.frame == nil {
-		p.mu.Unlock()
+		w.mu.Unlock()
 		return
 	}
 	b.acked = true
 	n := uint64(b.n) // once retired, b may be reused
 	refused = min(refused, n)
 	if refused > 0 {
-		p.loseLocked(b.oldest, b.newest)
+		w.loseLocked(b.oldest, b.newest)
 	}
 	p.counters.setAck(now, now.Sub(b.sentAt))
-	retired := p.retireLocked()
-	p.mu.Unlock()
+	retired := w.retireLocked()
+	w.mu.Unlock()
 	p.counters.acked.Add(n - refused)
 	p.signal()
 	if refused > 0 {
@@ -69,36 +90,37 @@ func (p *peer) handleAck(seq, refused uint64) {
 
 // retireLocked removes the acknowledged batches at the head of the window
 // and advances ackedGen to what they cover: changes count as acknowledged
-// once no older batch is missing. It returns how many it removed.
-func (p *peer) retireLocked() int {
+// once no older batch is missing. It returns how many it removed. mu must
+// be held.
+func (w *window) retireLocked() int {
 	retired := 0
-	for retired < len(p.inflight) && p.inflight[retired].acked {
-		b := p.inflight[retired]
-		if b.covers > p.ackedGen.Load() {
-			p.ackedGen.Store(b.covers)
+	for retired < len(w.inflight) && w.inflight[retired].acked {
+		b := w.inflight[retired]
+		if b.covers > w.ackedGen.Load() {
+			w.ackedGen.Store(b.covers)
 		}
-		p.spareLocked(b)
+		w.spareLocked(b)
 		retired++
 	}
 	if retired > 0 {
-		n := copy(p.inflight, p.inflight[retired:])
-		clear(p.inflight[n:])
-		p.inflight = p.inflight[:n]
+		n := copy(w.inflight, w.inflight[retired:])
+		clear(w.inflight[n:])
+		w.inflight = w.inflight[:n]
 	}
 	return retired
 }
 
 // resendDue returns when the earliest unacknowledged batch times out; zero
 // when none waits.
-func (p *peer) resendDue() time.Time {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+func (w *window) resendDue() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	var due time.Time
-	for _, b := range p.inflight {
+	for _, b := range w.inflight {
 		if b.acked || b.resend || b.frame == nil {
 			continue
 		}
-		if at := b.sentAt.Add(p.e.cfg.AckTimeout); due.IsZero() || at.Before(due) {
+		if at := b.sentAt.Add(w.ackTimeout); due.IsZero() || at.Before(due) {
 			due = at
 		}
 	}
@@ -107,11 +129,11 @@ func (p *peer) resendDue() time.Time {
 
 // markTimedOut flags for resending every unacknowledged batch sent
 // AckTimeout or more before now.
-func (p *peer) markTimedOut(now time.Time) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, b := range p.inflight {
-		if !b.acked && b.frame != nil && !now.Before(b.sentAt.Add(p.e.cfg.AckTimeout)) {
+func (w *window) markTimedOut(now time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, b := range w.inflight {
+		if !b.acked && b.frame != nil && !now.Before(b.sentAt.Add(w.ackTimeout)) {
 			b.resend = true
 		}
 	}
@@ -122,50 +144,65 @@ func (p *peer) markTimedOut(now time.Time) {
 // the window has room. It counts the send (before it happens, so the
 // counters never lag an ack).
 func (p *peer) nextBatch() *batch {
+	w, q := &p.window, &p.queue
 	for {
-		p.mu.Lock()
-		for _, b := range p.inflight {
+		w.mu.Lock()
+		for _, b := range w.inflight {
 			if b.resend && !b.acked {
 				b.resend = false
 				b.sentAt = time.Now()
-				p.mu.Unlock()
+				w.mu.Unlock()
 				p.counters.retries.Add(1)
 				return b
 			}
 		}
-		if len(p.inflight) >= p.e.cfg.MaxInflight || len(p.queue) == 0 {
-			p.mu.Unlock()
+		// Lock order: window.mu, then queue.mu. The batch is drained and
+		// joins the window in one step under window.mu, so that the peer
+		// never looks idle (see replicating) between drain and send; no
+		// ack can match it before it is sent (handleAck ignores a batch
+		// with no frame yet).
+		if len(w.inflight) >= w.limit {
+			w.mu.Unlock()
 			return nil
 		}
-		// In flight from now on, so that the peer never looks idle
-		// between drain and send; no ack can match it before it is
-		// sent (handleAck ignores a batch with no frame yet).
-		b := p.drainLocked()
-		p.inflight = append(p.inflight, b)
+		q.mu.Lock()
+		if len(q.index) == 0 {
+			q.mu.Unlock()
+			w.mu.Unlock()
+			return nil
+		}
+		b := w.takeSpareLocked()
+		// Seqs are unique across the engine's peers and their
+		// incarnations, so a late Ack from before a PeerDown/PeerUp
+		// never matches.
+		b.seq = p.e.batchSeq.Add(1)
+		q.drainLocked(b)
+		q.mu.Unlock()
+		w.inflight = append(w.inflight, b)
 		drained := b.recs
-		p.mu.Unlock()
+		w.mu.Unlock()
 
 		frame, recs, err := p.encode(b, drained)
-		p.mu.Lock()
+		q.reuseDrained(drained)
+		w.mu.Lock()
 		lost := err != nil || len(recs) < len(drained)
 		if lost {
 			// Records that do not encode were dropped: the peer's Ack
 			// for this batch must not count for the changes in them.
-			p.loseLocked(b.oldest, b.newest)
+			w.loseLocked(b.oldest, b.newest)
 		}
-		p.reuseDrainedLocked(drained)
 		if err != nil {
 			// Nothing in it could be encoded (counted as dropped): it
 			// counts as acknowledged, so that the window moves on.
 			b.recs, b.n, b.acked = nil, 0, true
-			p.retireLocked()
-			p.mu.Unlock()
+			w.retireLocked()
+			w.mu.Unlock()
 			p.e.broadcast() // tickets for its changes fail now
 			continue
 		}
 		b.frame, b.recs, b.n = frame, nil, len(recs)
 		b.sentAt = time.Now()
-		p.mu.Unlock()
+		w.mu.Unlock()
 		if lost {
 			p.e.broadcast()
 		}
@@ -221,15 +258,16 @@ func (p *peer) encode(b *batch, recs []model.Record) ([]byte, []model.Record, er
 // batch then, so a batch retired by an Ack that arrived while it was
 // being resent (the sender reads b.frame without the lock) is not reused
 // before that send returned. Network.Send keeps no reference to a frame
-// after it returns.
+// after it returns. The record slice is kept by the queue (see
+// sendQueue.reuseDrained).
 
 // takeSpareLocked returns a spare batch, zeroed but for its frame buffer,
-// or a new one.
-func (p *peer) takeSpareLocked() *batch {
-	if n := len(p.spare); n > 0 {
-		b := p.spare[n-1]
-		p.spare[n-1] = nil
-		p.spare = p.spare[:n-1]
+// or a new one. mu must be held.
+func (w *window) takeSpareLocked() *batch {
+	if n := len(w.spare); n > 0 {
+		b := w.spare[n-1]
+		w.spare[n-1] = nil
+		w.spare = w.spare[:n-1]
 		*b = batch{buf: b.buf}
 		return b
 	}
@@ -237,24 +275,11 @@ func (p *peer) takeSpareLocked() *batch {
 }
 
 // spareLocked keeps retired batch b for a later one, unless its frame
-// buffer is large or enough are kept.
-func (p *peer) spareLocked(b *batch) {
-	if b.buf != nil && b.buf.Cap() <= wire.MaxPooledBuf && len(p.spare) < p.e.cfg.MaxInflight {
-		p.spare = append(p.spare, b)
+// buffer is large or enough are kept. mu must be held.
+func (w *window) spareLocked(b *batch) {
+	if b.buf != nil && b.buf.Cap() <= wire.MaxPooledBuf && len(w.spare) < w.limit {
+		w.spare = append(w.spare, b)
 	}
-}
-
-// maxDrainedKept is the largest record slice kept for the next drain.
-const maxDrainedKept = 4096
-
-// reuseDrainedLocked keeps recs, a batch's records once encoded, for the
-// next drainLocked, cleared so that they pin no session data.
-func (p *peer) reuseDrainedLocked(recs []model.Record) {
-	if cap(recs) > maxDrainedKept {
-		return
-	}
-	clear(recs)
-	p.drained = recs[:0]
 }
 
 // maxLostRanges bounds the generation ranges a peer remembers as lost;
@@ -271,44 +296,44 @@ type genRange struct{ lo, hi uint64 }
 // queue limit had dropped it.
 // The range can hold changes that were sent, coalesced with dropped ones
 // or in the same batch: failing a write that did replicate is the safe
-// error.
+// error. mu must be held.
 //
 // The ranges are kept sorted by their start. Past maxLostRanges the two
 // neighbours with the smallest gap between them are merged, so that the
 // generations wrongly counted as lost are as few as the bound allows (a
 // peer that refuses changes now and then must not fail every Sync write
 // made since the first refusal).
-func (p *peer) loseLocked(lo, hi uint64) {
-	i := len(p.lost)
-	for i > 0 && p.lost[i-1].lo > lo {
+func (w *window) loseLocked(lo, hi uint64) {
+	i := len(w.lost)
+	for i > 0 && w.lost[i-1].lo > lo {
 		i--
 	}
-	p.lost = slices.Insert(p.lost, i, genRange{lo: lo, hi: hi})
-	if len(p.lost) > maxLostRanges {
-		gap := func(j int) uint64 { // between p.lost[j] and p.lost[j+1]; 0 if they overlap
-			return p.lost[j+1].lo - min(p.lost[j].hi, p.lost[j+1].lo)
+	w.lost = slices.Insert(w.lost, i, genRange{lo: lo, hi: hi})
+	if len(w.lost) > maxLostRanges {
+		gap := func(j int) uint64 { // between w.lost[j] and w.lost[j+1]; 0 if they overlap
+			return w.lost[j+1].lo - min(w.lost[j].hi, w.lost[j+1].lo)
 		}
 		best := 0
-		for j := 1; j+1 < len(p.lost); j++ {
+		for j := 1; j+1 < len(w.lost); j++ {
 			if gap(j) < gap(best) {
 				best = j
 			}
 		}
-		p.lost[best].hi = max(p.lost[best].hi, p.lost[best+1].hi)
-		p.lost = slices.Delete(p.lost, best+1, best+2)
+		w.lost[best].hi = max(w.lost[best].hi, w.lost[best+1].hi)
+		w.lost = slices.Delete(w.lost, best+1, best+2)
 	}
-	p.lostAny.Store(true)
+	w.lostAny.Store(true)
 }
 
 // lostGen reports whether the change queued under generation gen may
 // have been dropped from a batch (see loseLocked).
-func (p *peer) lostGen(gen uint64) bool {
-	if !p.lostAny.Load() {
+func (w *window) lostGen(gen uint64) bool {
+	if !w.lostAny.Load() {
 		return false
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, r := range p.lost {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, r := range w.lost {
 		if r.lo <= gen && gen <= r.hi {
 			return true
 		}

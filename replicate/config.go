@@ -1,0 +1,115 @@
+package replicate
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/peersession/peersession/replicate/model"
+	"github.com/peersession/peersession/replicate/wire"
+)
+
+// Defaults for the zero Config fields.
+const (
+	DefaultQueueLimit          = 65536
+	DefaultMaxBatchBytes       = 1 << 20
+	DefaultAckTimeout          = 2 * time.Second
+	DefaultAntiEntropyInterval = 30 * time.Second
+	DefaultMaxTransfers        = 2
+	DefaultMaxClockSkew        = time.Minute
+	DefaultMaxInflight         = 4
+)
+
+// Config configures an Engine. Self, Network, Store and Clock are required;
+// every other zero field means its default.
+type Config struct {
+	// Self is this node's peer ID, unique per process start.
+	Self string
+	// Network sends frames to peers.
+	Network Network
+	// Store is the local session store remote changes are applied to.
+	Store Store
+	// Clock is this node's clock; the engine observes every remote
+	// version it applies.
+	Clock *model.Clock
+	// Logger receives the engine's logs; nil discards them.
+	Logger *slog.Logger
+	// QueueLimit is the most distinct sessions queued per peer; changes
+	// to further sessions are dropped and counted (anti-entropy repairs
+	// them). Zero means 65536.
+	QueueLimit int
+	// MaxBatchBytes is the approximate encoded size of one Batch or
+	// TransferChunk frame. Zero means 1 MiB; at most DefaultLimits.MaxFrame/2.
+	MaxBatchBytes int
+	// AckTimeout is how long an unacknowledged batch waits before it is
+	// sent again. Zero means 2s.
+	AckTimeout time.Duration
+	// MaxInflight is the most Batches sent to one peer and not yet
+	// acknowledged. While the window has room a change goes out at once;
+	// when it is full, changes coalesce in the queue until an Ack frees a
+	// slot. 1 is stop-and-wait. Zero means 4.
+	MaxInflight int
+	// AntiEntropyInterval is the mean pause between anti-entropy rounds
+	// (±20% jitter). Zero means 30s; negative disables anti-entropy.
+	AntiEntropyInterval time.Duration
+	// MaxTransfers is the most state transfers served at once; further
+	// requests wait. Zero means 2.
+	MaxTransfers int
+	// MaxClockSkew is how far ahead of this node's wall clock a remote
+	// version may be. A remote record holding a later version (of a key,
+	// its principal or its tombstone) is refused, counted as Skewed and
+	// never observed, so one peer with a broken clock cannot drag every
+	// node's clock into the future. Zero means 1m; negative disables the
+	// check.
+	MaxClockSkew time.Duration
+}
+
+// validate returns an error naming the first field of c that is missing
+// or out of range, and what to do about it.
+func (c *Config) validate() error {
+	switch {
+	case c.Self == "":
+		return errors.New("replicate: Config.Self is empty; set it to this node's peer ID")
+	case c.Network == nil:
+		return errors.New("replicate: Config.Network is nil; set it to the cluster's network")
+	case c.Store == nil:
+		return errors.New("replicate: Config.Store is nil; set it to the local session store")
+	case c.Clock == nil:
+		return errors.New("replicate: Config.Clock is nil; create one with NewClock")
+	case c.QueueLimit < 0, c.MaxBatchBytes < 0, c.AckTimeout < 0, c.MaxTransfers < 0, c.MaxInflight < 0:
+		return errors.New("replicate: Config.QueueLimit, MaxBatchBytes, AckTimeout, MaxTransfers and MaxInflight must not be negative; zero means the default")
+	case c.MaxBatchBytes > wire.DefaultLimits.MaxFrame/2:
+		return fmt.Errorf("replicate: Config.MaxBatchBytes %d is over %d (half the largest frame a peer accepts)",
+			c.MaxBatchBytes, wire.DefaultLimits.MaxFrame/2)
+	}
+	return nil
+}
+
+// setDefaults replaces c's zero fields with their defaults.
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.QueueLimit == 0 {
+		c.QueueLimit = DefaultQueueLimit
+	}
+	if c.MaxBatchBytes == 0 {
+		c.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if c.MaxInflight == 0 {
+		c.MaxInflight = DefaultMaxInflight
+	}
+	if c.AckTimeout == 0 {
+		c.AckTimeout = DefaultAckTimeout
+	}
+	if c.AntiEntropyInterval == 0 {
+		c.AntiEntropyInterval = DefaultAntiEntropyInterval
+	}
+	if c.MaxTransfers == 0 {
+		c.MaxTransfers = DefaultMaxTransfers
+	}
+	if c.MaxClockSkew == 0 {
+		c.MaxClockSkew = DefaultMaxClockSkew
+	}
+}

@@ -80,19 +80,16 @@ func (r *recorder) take(since int64) []time.Duration {
 func runNode(args []string) {
 	fs := flag.NewFlagSet("node", flag.ExitOnError)
 	name := fs.String("name", "a", "node name")
-	bind := fs.String("bind", "127.0.0.1", "bind address")
-	gossipPort := fs.Int("gossip-port", 0, "gossip port (0: any)")
-	join := fs.String("join", "", "gossip address to join")
-	consistency := fs.String("consistency", "async", "async or sync")
+	var nf node.Flags
+	nf.Register(fs, "")
 	httpAddr := fs.String("http", "127.0.0.1:0", "control HTTP address")
-	verbose := fs.Bool("v", false, "log the store's warnings to stderr")
 	joinProfile := fs.String("join-cpuprofile", "", "write a CPU profile of the start (New to WaitReady) to this file")
 	_ = fs.Parse(args)
 
 	rec := &recorder{}
 	cfg := peersession.Config{
-		Cluster:             node.Cluster("repl node", *name, *bind, *gossipPort, *join, *consistency),
-		Logger:              node.Logger(*verbose),
+		Cluster:             nf.Cluster("repl node", *name),
+		Logger:              nf.Logger(),
 		NotifyOnReplication: true,
 		OnCreate: func(ev peersession.Event) {
 			if ev.Remote {

@@ -43,12 +43,9 @@ func main() {
 	httpAddr := flag.String("http", "127.0.0.1:0", "HTTP listen address")
 	redisAddr := flag.String("redis", "127.0.0.1:6390", "redis address for scs-redis")
 	nodeName := flag.String("node", "", "peer: cluster node name (empty: a single node)")
-	bind := flag.String("bind", "127.0.0.1", "peer: gossip and replication bind address")
-	gossipPort := flag.Int("gossip-port", 0, "peer: gossip port (0: any)")
-	join := flag.String("join", "", "peer: comma-separated gossip addresses to join")
-	consistency := flag.String("consistency", "async", "peer: async or sync")
+	var nf node.Flags
+	nf.Register(flag.CommandLine, "peer: ")
 	keyFile := flag.String("key-file", "", "peer: cluster key file (base64), required off loopback")
-	verbose := flag.Bool("v", false, "log the store's warnings to stderr")
 	flag.Parse()
 
 	var handler http.Handler
@@ -79,9 +76,9 @@ func main() {
 		}
 		handler = sm.LoadAndSave(scsHandlers(sm))
 	case "peer":
-		cfg := peersession.Config{Logger: node.Logger(*verbose)}
+		cfg := peersession.Config{Logger: nf.Logger()}
 		if *nodeName != "" {
-			cc := node.Cluster("server", *nodeName, *bind, *gossipPort, *join, *consistency)
+			cc := nf.Cluster("server", *nodeName)
 			if *keyFile != "" {
 				k, err := peersession.ReadKeyFile(*keyFile)
 				if err != nil {

@@ -5,6 +5,7 @@ package node
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log"
 	"log/slog"
@@ -20,29 +21,46 @@ import (
 	"github.com/peersession/peersession"
 )
 
-// Cluster is a ClusterConfig for node name, its gossip bound to bind:port
-// (0: any), joined to join (comma-separated gossip addresses; "": none),
-// with consistency "async" or "sync". Any other consistency exits the
-// program, naming prog.
-func Cluster(prog, name, bind string, port int, join, consistency string) *peersession.ClusterConfig {
-	cc := &peersession.ClusterConfig{Name: name, BindAddr: bind, BindPort: port}
-	if join != "" {
-		cc.Join = strings.Split(join, ",")
+// Flags are a node's flags: -bind, -gossip-port, -join, -consistency
+// and -v.
+type Flags struct {
+	Bind        string
+	GossipPort  int
+	Join        string // comma-separated gossip addresses
+	Consistency string // "async" or "sync"
+	Verbose     bool
+}
+
+// Register defines the flags on fs, each help text after prefix.
+func (f *Flags) Register(fs *flag.FlagSet, prefix string) {
+	fs.StringVar(&f.Bind, "bind", "127.0.0.1", prefix+"gossip and replication bind address")
+	fs.IntVar(&f.GossipPort, "gossip-port", 0, prefix+"gossip port (0: any)")
+	fs.StringVar(&f.Join, "join", "", prefix+"comma-separated gossip addresses to join")
+	fs.StringVar(&f.Consistency, "consistency", "async", prefix+"async or sync")
+	fs.BoolVar(&f.Verbose, "v", false, "log the store's warnings to stderr")
+}
+
+// Cluster is the ClusterConfig of node name the flags describe. A
+// consistency other than async or sync exits the program, naming prog.
+func (f *Flags) Cluster(prog, name string) *peersession.ClusterConfig {
+	cc := &peersession.ClusterConfig{Name: name, BindAddr: f.Bind, BindPort: f.GossipPort}
+	if f.Join != "" {
+		cc.Join = strings.Split(f.Join, ",")
 	}
-	switch consistency {
+	switch f.Consistency {
 	case "async":
 	case "sync":
 		cc.Consistency = peersession.Sync
 	default:
-		log.Fatalf("%s: -consistency %q: want async or sync", prog, consistency)
+		log.Fatalf("%s: -consistency %q: want async or sync", prog, f.Consistency)
 	}
 	return cc
 }
 
-// Logger is a logger of the store's warnings to stderr if verbose, else
-// nil (the store's default).
-func Logger(verbose bool) *slog.Logger {
-	if !verbose {
+// Logger is a logger of the store's warnings to stderr with -v, else nil
+// (the store's default).
+func (f *Flags) Logger() *slog.Logger {
+	if !f.Verbose {
 		return nil
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))

@@ -199,6 +199,19 @@ func cluster(t *testing.T, k int, mod func(*Config)) []testNode {
 	return ns
 }
 
+// pair starts two joined nodes that see each other.
+func pair(t *testing.T, mod func(*Config)) (a, b testNode) {
+	t.Helper()
+	ns := cluster(t, 2, mod)
+	return ns[0], ns[1]
+}
+
+// waitFrames waits until to has received n frames from from.
+func waitFrames(t *testing.T, to, from testNode, n int) {
+	t.Helper()
+	require.Eventually(t, func() bool { return len(to.rec.framesFrom(from.Self().ID)) == n }, waitFor, tick)
+}
+
 // waitPeers waits until every node sees every other as a live peer.
 func waitPeers(t *testing.T, ns ...testNode) {
 	t.Helper()

@@ -37,49 +37,40 @@ func checkKey(k []byte) error {
 	return nil
 }
 
-// AddKey installs k on the keyring (gossip and streams) so that it is
-// accepted; UseKey makes it the one used to encrypt. Rotate by AddKey on
-// every node, then UseKey on every node, then RemoveKey of the old key.
-func (n *Node) AddKey(k []byte) error {
+// keyringOp checks k and that the node is open, then runs op (a keyring
+// method) on k; op's error is wrapped as "cluster: <verb> key: ...".
+func (n *Node) keyringOp(verb string, k []byte, op func([]byte) error) error {
 	if err := checkKey(k); err != nil {
 		return err
 	}
 	if n.isClosed() {
 		return ErrClosed
 	}
-	if err := n.keyring.AddKey(append([]byte(nil), k...)); err != nil {
-		return fmt.Errorf("cluster: add key: %w", err)
+	if err := op(k); err != nil {
+		return fmt.Errorf("cluster: %s key: %w", verb, err)
 	}
 	return nil
+}
+
+// AddKey installs k on the keyring (gossip and streams) so that it is
+// accepted; UseKey makes it the one used to encrypt. Rotate by AddKey on
+// every node, then UseKey on every node, then RemoveKey of the old key.
+func (n *Node) AddKey(k []byte) error {
+	return n.keyringOp("add", k, func(k []byte) error { return n.keyring.AddKey(append([]byte(nil), k...)) })
 }
 
 // UseKey makes an installed key the primary one: gossip is encrypted and
 // new streams are dialed with it. Established streams are kept.
 func (n *Node) UseKey(k []byte) error {
-	if err := checkKey(k); err != nil {
-		return err
-	}
-	if n.isClosed() {
-		return ErrClosed
-	}
-	if err := n.keyring.UseKey(k); err != nil {
-		return fmt.Errorf("cluster: use key: %w", err)
-	}
-	return nil
+	return n.keyringOp("use", k, n.keyring.UseKey)
 }
 
 // RemoveKey removes a key that is not the primary one. Streams that were
 // authenticated with it are closed (outgoing ones are redialed with the
 // primary key on the next Send).
 func (n *Node) RemoveKey(k []byte) error {
-	if err := checkKey(k); err != nil {
+	if err := n.keyringOp("remove", k, n.keyring.RemoveKey); err != nil {
 		return err
-	}
-	if n.isClosed() {
-		return ErrClosed
-	}
-	if err := n.keyring.RemoveKey(k); err != nil {
-		return fmt.Errorf("cluster: remove key: %w", err)
 	}
 	psk := streamPSK(k)
 	n.outMu.Lock()

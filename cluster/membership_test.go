@@ -94,8 +94,7 @@ func TestLeaveIsLeftCloseIsDead(t *testing.T) {
 
 func TestRestartWithSameNameRejoins(t *testing.T) {
 	t.Parallel()
-	ns := cluster(t, 2, nil)
-	a, b := ns[0], ns[1]
+	a, b := pair(t, nil)
 	oldID := b.Self().ID
 	require.NoError(t, b.Close())
 
@@ -111,7 +110,7 @@ func TestRestartWithSameNameRejoins(t *testing.T) {
 		return ok
 	}, waitFor, tick)
 	sendRetry(t, a.Node, b2.Self().ID, []byte("hello again"))
-	require.Eventually(t, func() bool { return len(b2.rec.framesFrom(a.Self().ID)) == 1 }, waitFor, tick)
+	waitFrames(t, b2, a, 1)
 	// The old process is eventually declared dead and then forgotten, since
 	// a member with its name is up.
 	require.Eventually(t, func() bool { _, ok := a.rec.down(oldID); return ok }, waitFor, tick)

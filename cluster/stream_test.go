@@ -18,14 +18,13 @@ import (
 
 func TestFramesArriveInOrder(t *testing.T) {
 	t.Parallel()
-	ns := cluster(t, 2, relaxed)
-	a, b := ns[0], ns[1]
+	a, b := pair(t, relaxed)
 	const k = 1000
 	ctx := context.Background()
 	for i := range k {
 		require.NoError(t, a.Send(ctx, b.Self().ID, binary.BigEndian.AppendUint32(nil, uint32(i))))
 	}
-	require.Eventually(t, func() bool { return len(b.rec.framesFrom(a.Self().ID)) == k }, waitFor, tick)
+	waitFrames(t, b, a, k)
 	for i, f := range b.rec.framesFrom(a.Self().ID) {
 		require.Equal(t, uint32(i), binary.BigEndian.Uint32(f))
 	}
@@ -38,8 +37,7 @@ func TestFramesArriveInOrder(t *testing.T) {
 
 func TestLargeFrameIsChunked(t *testing.T) {
 	t.Parallel()
-	ns := cluster(t, 2, relaxed)
-	a, b := ns[0], ns[1]
+	a, b := pair(t, relaxed)
 	big := make([]byte, 1<<20+7)
 	rand.Read(big)
 	ctx := context.Background()
@@ -47,7 +45,7 @@ func TestLargeFrameIsChunked(t *testing.T) {
 	require.NoError(t, a.Send(ctx, b.Self().ID, []byte{}))
 	require.NoError(t, a.Send(ctx, b.Self().ID, big[:maxChunk]))
 	require.NoError(t, a.Send(ctx, b.Self().ID, big[:maxChunk+1]))
-	require.Eventually(t, func() bool { return len(b.rec.framesFrom(a.Self().ID)) == 4 }, waitFor, tick)
+	waitFrames(t, b, a, 4)
 	got := b.rec.framesFrom(a.Self().ID)
 	assert.True(t, bytes.Equal(big, got[0]), "1 MiB frame intact")
 	assert.Empty(t, got[1])
@@ -60,8 +58,7 @@ func TestLargeFrameIsChunked(t *testing.T) {
 // it needs to be.
 func TestChunkedFramesOfChangingSizes(t *testing.T) {
 	t.Parallel()
-	ns := cluster(t, 2, relaxed)
-	a, b := ns[0], ns[1]
+	a, b := pair(t, relaxed)
 	big := make([]byte, 3<<20)
 	rand.Read(big)
 	sizes := []int{3 << 20, 2*maxChunk + 5, 1 << 20, 1 << 20, maxChunk + 1, 3<<20 - 1}
@@ -69,7 +66,7 @@ func TestChunkedFramesOfChangingSizes(t *testing.T) {
 	for _, n := range sizes {
 		require.NoError(t, a.Send(ctx, b.Self().ID, big[:n]))
 	}
-	require.Eventually(t, func() bool { return len(b.rec.framesFrom(a.Self().ID)) == len(sizes) }, waitFor, tick)
+	waitFrames(t, b, a, len(sizes))
 	for i, f := range b.rec.framesFrom(a.Self().ID) {
 		require.True(t, bytes.Equal(big[:sizes[i]], f), "frame %d (%d bytes) intact", i, sizes[i])
 		require.LessOrEqual(t, cap(f), 2*len(f), "frame %d holds no more than twice its size", i)
@@ -78,8 +75,7 @@ func TestChunkedFramesOfChangingSizes(t *testing.T) {
 
 func TestMaxFrame(t *testing.T) {
 	t.Parallel()
-	ns := cluster(t, 2, func(c *Config) { relaxed(c); c.MaxFrame = 1000 })
-	a, b := ns[0], ns[1]
+	a, b := pair(t, func(c *Config) { relaxed(c); c.MaxFrame = 1000 })
 	err := a.Send(context.Background(), b.Self().ID, make([]byte, 1001))
 	assert.ErrorIs(t, err, ErrFrameTooLarge)
 	require.NoError(t, a.Send(context.Background(), b.Self().ID, make([]byte, 1000)))
@@ -97,7 +93,7 @@ func TestReceiverDropsFrameOverMaxFrame(t *testing.T) {
 	assert.Empty(t, a.rec.framesFrom(b.Self().ID))
 	// The sender notices the closed stream and redials.
 	sendRetry(t, b.Node, a.Self().ID, []byte("small"))
-	require.Eventually(t, func() bool { return len(a.rec.framesFrom(b.Self().ID)) == 1 }, waitFor, tick)
+	waitFrames(t, a, b, 1)
 }
 
 func TestConcurrentSendersKeepPerSenderOrder(t *testing.T) {
@@ -119,7 +115,7 @@ func TestConcurrentSendersKeepPerSenderOrder(t *testing.T) {
 	}
 	wg.Wait()
 	for _, from := range []testNode{a, c} {
-		require.Eventually(t, func() bool { return len(b.rec.framesFrom(from.Self().ID)) == senders*per }, waitFor, tick)
+		waitFrames(t, b, from, senders*per)
 		next := make([]int, senders)
 		for _, f := range b.rec.framesFrom(from.Self().ID) {
 			var s, i int
@@ -131,13 +127,12 @@ func TestConcurrentSendersKeepPerSenderOrder(t *testing.T) {
 	}
 	// Replies travel on the receiver's own outgoing stream.
 	require.NoError(t, b.Send(context.Background(), a.Self().ID, []byte("ack")))
-	require.Eventually(t, func() bool { return len(a.rec.framesFrom(b.Self().ID)) == 1 }, waitFor, tick)
+	waitFrames(t, a, b, 1)
 }
 
 func TestSendUnknownPeerAndCancelled(t *testing.T) {
 	t.Parallel()
-	ns := cluster(t, 2, relaxed)
-	a, b := ns[0], ns[1]
+	a, b := pair(t, relaxed)
 	assert.ErrorIs(t, a.Send(context.Background(), "nobody-00000000", []byte("x")), ErrUnknownPeer)
 	assert.ErrorIs(t, a.Send(context.Background(), a.Self().ID, []byte("x")), ErrUnknownPeer)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -187,8 +182,7 @@ func expectDropped(t *testing.T, conn net.Conn) {
 
 func TestGarbageAndHugeLengthAreDropped(t *testing.T) {
 	t.Parallel()
-	ns := cluster(t, 2, relaxed)
-	a, b := ns[0], ns[1]
+	a, b := pair(t, relaxed)
 	inputs := map[string][]byte{
 		"garbage":        []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
 		"huge length":    append([]byte(preamble), 0xff, 0xff),
@@ -211,7 +205,7 @@ func TestGarbageAndHugeLengthAreDropped(t *testing.T) {
 	}
 	// Still serving.
 	require.NoError(t, b.Send(context.Background(), a.Self().ID, []byte("still here")))
-	require.Eventually(t, func() bool { return len(a.rec.framesFrom(b.Self().ID)) == 1 }, waitFor, tick)
+	waitFrames(t, a, b, 1)
 }
 
 func TestReadMsgBoundsLengthBeforeReading(t *testing.T) {
@@ -237,8 +231,7 @@ func (c *recordingConn) Write(p []byte) (int, error) {
 
 func TestReplayedHandshakeIsRejected(t *testing.T) {
 	t.Parallel()
-	ns := cluster(t, 2, relaxed)
-	a, b := ns[0], ns[1]
+	a, b := pair(t, relaxed)
 
 	// Record a legitimate connection from b: handshake, confirmation, one frame.
 	raw, err := net.Dial("tcp", a.Self().Addr)
@@ -250,7 +243,7 @@ func TestReplayedHandshakeIsRejected(t *testing.T) {
 	require.NoError(t, err)
 	_, err = rec.Write(msg)
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return len(a.rec.framesFrom(b.Self().ID)) == 1 }, waitFor, tick)
+	waitFrames(t, a, b, 1)
 	raw.Close()
 	ok, failed := a.Stats().HandshakesOK, a.Stats().HandshakesFailed
 
@@ -320,16 +313,14 @@ func TestKeyRotationWithFramesFlowing(t *testing.T) {
 
 func TestInsecureLoopbackWithoutKeys(t *testing.T) {
 	t.Parallel()
-	ns := cluster(t, 2, func(c *Config) { relaxed(c); c.Keys = nil })
-	a, b := ns[0], ns[1]
+	a, b := pair(t, func(c *Config) { relaxed(c); c.Keys = nil })
 	require.NoError(t, a.Send(context.Background(), b.Self().ID, []byte("plain")))
-	require.Eventually(t, func() bool { return len(b.rec.framesFrom(a.Self().ID)) == 1 }, waitFor, tick)
+	waitFrames(t, b, a, 1)
 }
 
 func TestPeerDownClosesStreams(t *testing.T) {
 	t.Parallel()
-	ns := cluster(t, 2, nil)
-	a, b := ns[0], ns[1]
+	a, b := pair(t, nil)
 	require.NoError(t, a.Send(context.Background(), b.Self().ID, []byte("x")))
 	require.NoError(t, b.Close())
 	require.Eventually(t, func() bool { _, ok := a.rec.down(b.Self().ID); return ok }, waitFor, tick)

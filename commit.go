@@ -27,6 +27,17 @@ func (st *Store) commit(ctx context.Context, s *Session) (commitResult, error) {
 	return st.commitLocked(ctx, s)
 }
 
+// commitSending is commit at the point the response headers go out: the
+// session is marked sent, so that a RenewID or Destroy after it says
+// their cookie cannot reach the client.
+func (st *Store) commitSending(ctx context.Context, s *Session) (commitResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	res, err := st.commitLocked(ctx, s)
+	s.sent = true
+	return res, err
+}
+
 // commitLocked is commit with s.mu held.
 func (st *Store) commitLocked(ctx context.Context, s *Session) (commitResult, error) {
 	if !s.loaded || !s.changedLocked() {

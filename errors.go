@@ -21,6 +21,10 @@ var (
 	// request, node or DestroyPrincipal ended meanwhile; the changes are
 	// dropped so that an ended session never comes back.
 	ErrSessionEnded = errors.New("peersession: session ended meanwhile")
+	// ErrHeadersSent is returned by Session.RenewID and Session.Destroy
+	// called after the handler wrote the response: the new or cleared
+	// cookie can no longer reach the client.
+	ErrHeadersSent = errors.New("peersession: response headers already sent")
 	// ErrNotFound is returned by Store.Load for a token that names no
 	// live session.
 	ErrNotFound = errors.New("peersession: session not found")

@@ -42,6 +42,9 @@ func (st *Store) NewSession(ctx context.Context) *Session {
 // and returns the value the client should now present (token and version
 // stamp): "" when the session was destroyed or holds nothing.
 func (st *Store) Save(ctx context.Context, s *Session) (string, error) {
+	if st.closed.Load() {
+		return "", ErrClosed
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.loadLocked(ctx)
@@ -62,6 +65,9 @@ func (st *Store) Save(ctx context.Context, s *Session) (string, error) {
 // Delete ends the session named by token, everywhere. Deleting an unknown
 // session is not an error.
 func (st *Store) Delete(ctx context.Context, token string) error {
+	if st.closed.Load() {
+		return ErrClosed
+	}
 	t, _ := parseCookie(token)
 	if t == "" {
 		return nil

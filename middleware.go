@@ -57,6 +57,13 @@ func NewContext(ctx context.Context, s *Session) context.Context {
 // http.ResponseController keep working.
 func (st *Store) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if st.closed.Load() {
+			// No session can be read or saved: answer as every method
+			// does (ErrClosed), not with an empty session.
+			code := StatusCode(ErrClosed)
+			http.Error(w, http.StatusText(code), code)
+			return
+		}
 		token, stamp := st.readToken(r)
 		s := st.newSession(token, stamp)
 		s.ctx = r.Context()
@@ -87,7 +94,7 @@ func (w *sessionWriter) before() bool {
 		return !w.failed
 	}
 	w.written = true
-	res, err := w.st.commit(w.r.Context(), w.s)
+	res, err := w.st.commitSending(w.r.Context(), w.s)
 	if err != nil && !w.st.ended(err) {
 		w.failed = true
 		w.st.fail(w.ResponseWriter, w.r, err)
@@ -133,7 +140,7 @@ func (w *sessionWriter) finish() {
 	defer w.mu.Unlock()
 	if !w.written {
 		w.written = true
-		res, err := w.st.commit(w.r.Context(), w.s)
+		res, err := w.st.commitSending(w.r.Context(), w.s)
 		if err != nil && !w.st.ended(err) {
 			w.st.fail(w.ResponseWriter, w.r, err)
 			return

@@ -479,7 +479,7 @@ func TestCloseIsIdempotentAndRefusesWrites(t *testing.T) {
 	require.NoError(t, st.Close())
 	require.NoError(t, st.Close())
 	s := st.NewSession(t.Context())
-	require.NoError(t, s.Set("a", 1))
+	assert.ErrorIs(t, s.Set("a", 1), ErrClosed)
 	_, err = st.Save(t.Context(), s)
 	assert.True(t, errors.Is(err, ErrClosed))
 }

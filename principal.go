@@ -80,6 +80,9 @@ func (st *Store) DestroyPrincipal(ctx context.Context, p string) (int, error) {
 	if p == "" {
 		return 0, fmt.Errorf("peersession: DestroyPrincipal needs a principal; an empty one names no user")
 	}
+	if st.closed.Load() {
+		return 0, ErrClosed
+	}
 	n := 0
 	for _, id := range st.principals.ids(p) {
 		ended, err := st.destroyID(ctx, id)

@@ -41,6 +41,9 @@ type Session struct {
 	ctx        context.Context // the request context, for peer fetches; nil means Background
 	chosen     string          // LoadOrCreate: the token a new session is created under
 	snapshotID string          // Store.All: the ID of a read-only snapshot
+	// sent is set by the middleware once the response headers went out:
+	// a new cookie can no longer reach the client.
+	sent bool
 }
 
 // newSession returns a Session for a request that presented token (maybe
@@ -84,6 +87,9 @@ func (s *Session) context() context.Context {
 // whether the key was present. A missing key is found=false, err=nil; err
 // reports a value that does not decode into dst.
 func (s *Session) Get(key string, dst any) (found bool, err error) {
+	if s.st.closed.Load() {
+		return false, ErrClosed
+	}
 	data, ok := s.raw(key)
 	if !ok {
 		return false, nil
@@ -115,6 +121,9 @@ func (s *Session) Has(key string) bool {
 // key name is over 1,024 bytes or the encoded value over 1 MiB (what
 // replication carries, whatever MaxSessionBytes says).
 func (s *Session) Set(key string, v any) error {
+	if s.st.closed.Load() {
+		return ErrClosed
+	}
 	data, err := encodeValue(v)
 	if err != nil {
 		return fmt.Errorf("peersession: encode key %q (%T): %w", key, v, err)
@@ -215,6 +224,9 @@ func (e *entry) keysHas(k string) (model.Value, bool) {
 // SetPrincipal tags the session with a user, for Store.PrincipalSessions
 // and Store.DestroyPrincipal. An empty p removes the tag.
 func (s *Session) SetPrincipal(p string) error {
+	if s.st.closed.Load() {
+		return ErrClosed
+	}
 	if len(p) > maxPrincipalLen {
 		return fmt.Errorf("peersession: principal is %d bytes, over the %d-byte limit", len(p), maxPrincipalLen)
 	}
@@ -278,19 +290,36 @@ func (s *Session) Token() string {
 // RenewID gives the session a new ID at the commit point, keeping its data,
 // and ends the old ID everywhere. Call it when the user logs in or out, so
 // that an ID planted before the login is worthless (session fixation).
-func (s *Session) RenewID() {
+//
+// It must be called before the handler writes the response: afterwards
+// the new ID could not reach the client, whose next request would find no
+// session, so RenewID changes nothing and returns ErrHeadersSent. On a
+// closed Store it returns ErrClosed.
+func (s *Session) RenewID() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.usableLocked("RenewID"); err != nil {
+		return err
+	}
 	s.loadLocked(s.context())
 	s.renew = true
+	return nil
 }
 
 // Destroy ends the session at the commit point and expires its cookie.
 // Setting a key afterwards (in the same request) starts a fresh, empty
 // session with a new ID, and the old one still ends.
-func (s *Session) Destroy() {
+//
+// Called after the handler wrote the response, Destroy still ends the
+// session everywhere, but the cookie can no longer be cleared: it returns
+// ErrHeadersSent so the handler knows. On a closed Store it returns
+// ErrClosed and ends nothing.
+func (s *Session) Destroy() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.st.closed.Load() {
+		return ErrClosed
+	}
 	s.loadLocked(s.context())
 	if !s.destroy && s.base != nil {
 		s.ended = s.base
@@ -298,7 +327,23 @@ func (s *Session) Destroy() {
 	s.destroy = true
 	s.base, s.size, s.token, s.id = nil, 0, "", ""
 	s.dirty, s.principal, s.renew, s.chosen = nil, nil, false, ""
+	if s.sent {
+		return fmt.Errorf("%w: Destroy ended the session, but its cookie cannot be cleared; call Destroy before writing the response", ErrHeadersSent)
+	}
+	return nil
+}
 
+// usableLocked returns the error for a change named op on this session
+// that could not take effect: the Store is closed, or (for what needs a
+// new cookie) the response headers went out. s.mu must be held.
+func (s *Session) usableLocked(op string) error {
+	if s.st.closed.Load() {
+		return ErrClosed
+	}
+	if s.sent {
+		return fmt.Errorf("%w: %s needs a new cookie, which can no longer reach the client; call it before writing the response", ErrHeadersSent, op)
+	}
+	return nil
 }
 
 // Changed reports whether the session has changes not yet committed.

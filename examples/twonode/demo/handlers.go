@@ -78,7 +78,10 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 	// A new session ID at login makes an ID planted before it worthless
 	// (session fixation); the principal lets the app log a user out
 	// everywhere (Store.DestroyPrincipal).
-	s.RenewID()
+	if err := s.RenewID(); err != nil {
+		a.fail(w, r, peersession.StatusCode(err), err.Error())
+		return
+	}
 	if err := s.SetPrincipal(user); err != nil {
 		a.fail(w, r, http.StatusBadRequest, err.Error())
 		return
@@ -117,7 +120,10 @@ func (a *app) cart(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *app) logout(w http.ResponseWriter, r *http.Request) {
-	peersession.FromContext(r.Context()).Destroy()
+	if err := peersession.FromContext(r.Context()).Destroy(); err != nil {
+		a.fail(w, r, peersession.StatusCode(err), err.Error())
+		return
+	}
 	if wantsHTML(r) {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return

@@ -51,17 +51,22 @@ func BenchmarkGet(b *testing.B) {
 // token's hash in the sharded map, then read one key.
 func BenchmarkLoadGet(b *testing.B) {
 	st := newTestStore(b, Config{})
-	tokens := benchSessions(b, st, 1000)
+	parallelOn(b, benchSessions(b, st, 1000), func(tok string, _ int) {
+		s := st.newSession(parseCookie(tok))
+		var n int
+		if ok, err := s.Get("n", &n); !ok || err != nil {
+			b.Fatal("missing", err)
+		}
+	})
+}
+
+// parallelOn runs op in b.RunParallel's goroutines until the benchmark
+// ends, each goroutine's i-th op on tokens[i%len(tokens)].
+func parallelOn(b *testing.B, tokens []string, op func(tok string, i int)) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
-		i := 0
-		for pb.Next() {
-			s := st.newSession(parseCookie(tokens[i%len(tokens)]))
-			var n int
-			if ok, err := s.Get("n", &n); !ok || err != nil {
-				b.Fatal("missing", err)
-			}
-			i++
+		for i := 0; pb.Next(); i++ {
+			op(tokens[i%len(tokens)], i)
 		}
 	})
 }
@@ -69,20 +74,14 @@ func BenchmarkLoadGet(b *testing.B) {
 // BenchmarkSave is the commit of one changed key.
 func BenchmarkSave(b *testing.B) {
 	st := newTestStore(b, Config{})
-	tokens := benchSessions(b, st, 1000)
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		i := 0
-		for pb.Next() {
-			s, err := st.Load(b.Context(), tokens[i%len(tokens)])
-			if err != nil {
-				b.Fatal(err)
-			}
-			_ = s.Set("n", i)
-			if _, err := st.Save(b.Context(), s); err != nil {
-				b.Fatal(err)
-			}
-			i++
+	parallelOn(b, benchSessions(b, st, 1000), func(tok string, i int) {
+		s, err := st.Load(b.Context(), tok)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = s.Set("n", i)
+		if _, err := st.Save(b.Context(), s); err != nil {
+			b.Fatal(err)
 		}
 	})
 }
@@ -159,15 +158,10 @@ func BenchmarkMiddleware(b *testing.B) {
 				}
 				w.WriteHeader(http.StatusNoContent)
 			}))
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				i := 0
-				for pb.Next() {
-					req := httptest.NewRequest("GET", "/", nil)
-					req.AddCookie(&http.Cookie{Name: "session", Value: tokens[i%len(tokens)]})
-					h.ServeHTTP(httptest.NewRecorder(), req)
-					i++
-				}
+			parallelOn(b, tokens, func(tok string, _ int) {
+				req := httptest.NewRequest("GET", "/", nil)
+				req.AddCookie(&http.Cookie{Name: "session", Value: tok})
+				h.ServeHTTP(httptest.NewRecorder(), req)
 			})
 		})
 	}

@@ -412,22 +412,30 @@ func TestNonStickyClientSeesItsOwnWrites(t *testing.T) {
 		t.Run(fmt.Sprint(mode), func(t *testing.T) {
 			tc := newTestCluster(t, func(c *Config) { c.Cluster.Consistency = mode })
 			nodes := tc.startAll("a", "b")
-			srvA := httptest.NewServer(testApp(nodes[0]))
-			defer srvA.Close()
-			srvB := httptest.NewServer(testApp(nodes[1]))
-			defer srvB.Close()
-			// One browser, one cookie jar, a balancer alternating on
-			// every request: the jar sends the cookie to both (same host).
-			cl := newClient(t, srvA)
-			servers := []string{srvA.URL, srvB.URL}
-			for i := range 40 {
-				cl.url = servers[i%2]
-				cl.do("POST", fmt.Sprintf("/set?k=n&v=%d", i))
-				cl.url = servers[(i+1)%2]
-				_, body := cl.do("GET", "/get?k=n")
-				require.Equal(t, fmt.Sprintf("true:%d", i), body, "request %d read a stale value on the other node", i)
-			}
+			alternate(t, nodes[0], nodes[1], 40)
 		})
+	}
+}
+
+// alternate serves testApp on a and b and sends it steps writes through
+// one browser (one cookie jar) and a balancer alternating on every
+// request: the jar sends the cookie to both (same host). Write i, on one
+// node, must succeed, and the read that follows, on the other, must see it.
+func alternate(t *testing.T, a, b *Store, steps int) {
+	t.Helper()
+	srvA := httptest.NewServer(testApp(a))
+	defer srvA.Close()
+	srvB := httptest.NewServer(testApp(b))
+	defer srvB.Close()
+	cl := newClient(t, srvA)
+	servers := []string{srvA.URL, srvB.URL}
+	for i := range steps {
+		cl.url = servers[i%2]
+		res, _ := cl.do("POST", fmt.Sprintf("/set?k=n&v=%d", i))
+		require.Equal(t, 200, res.StatusCode, "write %d failed", i)
+		cl.url = servers[(i+1)%2]
+		_, body := cl.do("GET", "/get?k=n")
+		require.Equal(t, fmt.Sprintf("true:%d", i), body, "request %d read a stale value on the other node", i)
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http/httptest"
 	"slices"
 	"sort"
 	"sync"
@@ -507,20 +506,7 @@ func TestFailoverNonStickyReadsWithReplicationImpaired(t *testing.T) {
 			nodes := tc.startAll(tt.nodes...)
 			t.Cleanup(fn.Reset)
 			tt.fault(fn)
-			srvA := httptest.NewServer(testApp(nodes[0]))
-			defer srvA.Close()
-			srvB := httptest.NewServer(testApp(nodes[1]))
-			defer srvB.Close()
-			cl := newClient(t, srvA)
-			servers := []string{srvA.URL, srvB.URL}
-			for i := range tt.steps {
-				cl.url = servers[i%2]
-				res, _ := cl.do("POST", fmt.Sprintf("/set?k=n&v=%d", i))
-				require.Equal(t, 200, res.StatusCode, "write %d failed", i)
-				cl.url = servers[(i+1)%2]
-				_, body := cl.do("GET", "/get?k=n")
-				require.Equal(t, fmt.Sprintf("true:%d", i), body, "request %d read a stale value on the other node", i)
-			}
+			alternate(t, nodes[0], nodes[1], tt.steps)
 			sa, sb := nodes[0].Stats(), nodes[1].Stats()
 			assert.Positive(t, sa.Fetches+sb.Fetches, "no read needed a fetch: the fault did not bite")
 			t.Logf("fetches a %d (hits %d), b %d (hits %d); faults: %+v", sa.Fetches, sa.FetchHits, sb.Fetches, sb.FetchHits, fn.Stats())

@@ -5,7 +5,10 @@ package gorillastore_test
 // the other.
 
 import (
+	"net/http/httptest"
 	"testing"
+
+	"github.com/peersession/peersession"
 
 	"github.com/peersession/peersession/adapters/gorillastore"
 	"github.com/peersession/peersession/adapters/internal/testcluster"
@@ -13,10 +16,22 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// twoApps starts two clustered nodes and a gorilla app on each; maxAge,
+// if not 0, is both gorilla stores' MaxAge.
+func twoApps(t *testing.T, maxAge int) (a, b *httptest.Server, pa, pb *peersession.Store) {
+	t.Helper()
+	pa, pb = testcluster.Pair(t, nil)
+	sa, sb := gorillastore.New(pa), gorillastore.New(pb)
+	if maxAge != 0 {
+		sa.MaxAge(maxAge)
+		sb.MaxAge(maxAge)
+	}
+	return app(t, sa), app(t, sb), pa, pb
+}
+
 func TestClusterWriteOnAReadOnB(t *testing.T) {
 	t.Parallel()
-	pa, pb := testcluster.Pair(t, nil)
-	a, b := app(t, gorillastore.New(pa)), app(t, gorillastore.New(pb))
+	a, b, _, pb := twoApps(t, 0)
 	br := newBrowser(t)
 
 	br.Get(a.URL + "/put?v=bar")
@@ -37,8 +52,7 @@ func TestClusterWriteOnAReadOnB(t *testing.T) {
 
 func TestClusterDestroyOnBEndsOnA(t *testing.T) {
 	t.Parallel()
-	pa, pb := testcluster.Pair(t, nil)
-	a, b := app(t, gorillastore.New(pa)), app(t, gorillastore.New(pb))
+	a, b, pa, _ := twoApps(t, 0)
 	br := newBrowser(t)
 
 	br.Get(a.URL + "/put?v=bar")
@@ -48,18 +62,13 @@ func TestClusterDestroyOnBEndsOnA(t *testing.T) {
 
 	require.Eventually(t, func() bool { return pa.Stats().Sessions == 0 }, waitFor, tick)
 	// The old cookie, replayed on A, names nothing.
-	br2 := newBrowser(t)
-	br2.SetCookie(a.URL, name, old)
+	br2 := replay(t, a.URL, old)
 	assert.Equal(t, missing, br2.Body(a.URL+"/get"))
 }
 
 func TestClusterExpiry(t *testing.T) {
 	t.Parallel()
-	pa, pb := testcluster.Pair(t, nil)
-	sa, sb := gorillastore.New(pa), gorillastore.New(pb)
-	sa.MaxAge(1)
-	sb.MaxAge(1)
-	a, b := app(t, sa), app(t, sb)
+	a, b, pa, pb := twoApps(t, 1)
 	br := newBrowser(t)
 
 	br.Get(a.URL + "/put?v=bar")
@@ -68,8 +77,7 @@ func TestClusterExpiry(t *testing.T) {
 
 	// Replay the cookie after its MaxAge, as a client ignoring Max-Age
 	// would: B refuses it, and finding it expired ends it on both.
-	br2 := newBrowser(t)
-	br2.SetCookie(b.URL, name, v)
+	br2 := replay(t, b.URL, v)
 	require.Eventually(t, func() bool { return br2.Body(b.URL+"/get") == missing }, waitFor, tick)
 	require.Eventually(t, func() bool {
 		return pa.Stats().Sessions == 0 && pb.Stats().Sessions == 0

@@ -11,7 +11,6 @@ import (
 	"github.com/peersession/peersession/adapters/gorillastore"
 	"github.com/peersession/peersession/adapters/internal/testcluster"
 	shared "github.com/peersession/peersession/internal/testcluster"
-	"github.com/stretchr/testify/require"
 )
 
 const (
@@ -25,9 +24,7 @@ const (
 // closed at the end of the test.
 func newStore(t *testing.T) (*gorillastore.Store, *peersession.Store) {
 	t.Helper()
-	st, err := peersession.New(peersession.Config{})
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, st.Close()) })
+	st := testcluster.Single(t)
 	return gorillastore.New(st), st
 }
 
@@ -82,3 +79,11 @@ func app(t *testing.T, store sessions.Store) *httptest.Server {
 type browser = shared.Browser
 
 func newBrowser(t *testing.T) *browser { return shared.NewBrowser(t) }
+
+// replay returns a new browser whose only cookie is the session cookie v
+// for u, as a client replaying an old cookie would have.
+func replay(t *testing.T, u, v string) *browser {
+	br := newBrowser(t)
+	br.SetCookie(u, name, v)
+	return br
+}

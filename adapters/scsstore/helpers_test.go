@@ -12,7 +12,6 @@ import (
 	"github.com/peersession/peersession/adapters/internal/testcluster"
 	"github.com/peersession/peersession/adapters/scsstore"
 	shared "github.com/peersession/peersession/internal/testcluster"
-	"github.com/stretchr/testify/require"
 )
 
 const (
@@ -24,9 +23,7 @@ const (
 // closed at the end of the test.
 func newStore(t *testing.T) (*scsstore.Store, *peersession.Store) {
 	t.Helper()
-	st, err := peersession.New(peersession.Config{})
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, st.Close()) })
+	st := testcluster.Single(t)
 	return scsstore.New(st), st
 }
 

@@ -31,6 +31,16 @@ const (
 
 var key = bytes.Repeat([]byte{7}, 32)
 
+// Single starts a single-node store with the default Config, closed when
+// the test ends.
+func Single(t testing.TB) *peersession.Store {
+	t.Helper()
+	st, err := peersession.New(peersession.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, st.Close()) })
+	return st
+}
+
 // Node starts a clustered store named name, with cluster label label,
 // joined to join (gossip addresses), with opts applied to its Config, and waits until it is
 // ready. The store is closed when the test ends.

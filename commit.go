@@ -76,6 +76,13 @@ func (st *Store) deltaLocked(s *Session, id string) model.Record {
 	if s.principal != nil {
 		d.Principal, d.PrincipalVer = *s.principal, st.clock.Now()
 	}
+	if s.expiry != 0 {
+		// Merge keeps the largest idle timeout and the latest access, so
+		// the session lasts until the expiry on every node.
+		now := st.cfg.Now().UnixNano()
+		d.Access = now
+		d.IdleTimeout = max(int64(st.cfg.IdleTimeout), s.expiry-now)
+	}
 	return d
 }
 
@@ -97,8 +104,10 @@ func (st *Store) commitNewLocked(ctx context.Context, s *Session) (commitResult,
 	now := st.cfg.Now()
 	d := st.deltaLocked(s, id)
 	d.Created, d.Access = now.UnixNano(), now.UnixNano()
-	d.Deadline = now.Add(st.cfg.Lifetime).UnixNano()
-	d.IdleTimeout = int64(st.cfg.IdleTimeout)
+	if s.expiry == 0 {
+		d.Deadline = now.Add(st.cfg.Lifetime).UnixNano()
+	} // else the framework keeps the absolute lifetime (SetExpiry)
+	d.IdleTimeout = max(int64(st.cfg.IdleTimeout), d.IdleTimeout)
 	prev, next, err := st.mergeIn(d, applyOpts{})
 	if err != nil {
 		return commitResult{}, err
@@ -165,7 +174,7 @@ func (st *Store) commitRenewLocked(ctx context.Context, s *Session) (commitResul
 	if err != nil {
 		return commitResult{}, err
 	}
-	tomb := st.tombstone(oldID, full.Deadline)
+	tomb := st.tombstone(oldID, &full)
 	oldPrev, oldNext, err := st.mergeIn(tomb, applyOpts{})
 	if err != nil {
 		return commitResult{}, fmt.Errorf("peersession: renew: end old ID: %w", err)
@@ -180,7 +189,7 @@ func (st *Store) commitRenewLocked(ctx context.Context, s *Session) (commitResul
 func (st *Store) commitDestroyLocked(ctx context.Context, s *Session) (commitResult, error) {
 	var tomb model.Record
 	if s.ended != nil {
-		tomb = st.tombstone(s.ended.rec.ID, s.ended.rec.Deadline)
+		tomb = st.tombstone(s.ended.rec.ID, &s.ended.rec)
 		prev, next, err := st.mergeIn(tomb, applyOpts{})
 		if err != nil && err != errStale {
 			return commitResult{}, err
@@ -209,7 +218,7 @@ func (st *Store) commitDestroyLocked(ctx context.Context, s *Session) (commitRes
 func (s *Session) resetLocked(base *entry) {
 	s.base, s.dirty, s.principal = base, nil, nil
 	s.touch, s.destroy, s.renew = false, false, false
-	s.size = 0
+	s.size, s.expiry = 0, 0
 	if base != nil {
 		s.size = base.size
 		s.stamp = base.stamp

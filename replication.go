@@ -189,14 +189,30 @@ func (r *replication) transferLoop(ctx context.Context) error {
 // publish replicates local changes; in Sync mode it waits for MinAcks
 // acknowledgements.
 func (r *replication) publish(ctx context.Context, deltas []model.Record) error {
-	if r.cfg.Consistency != Sync {
+	everyPeer := ctx.Value(waitForPeersKey{}) != nil
+	if r.cfg.Consistency != Sync && !everyPeer {
 		r.eng.Enqueue(deltas...) // nothing waits: no Ticket
 		return nil
 	}
 	t := r.eng.Publish(deltas...)
+	if r.cfg.Consistency != Sync {
+		// WaitForPeers in Async mode: the wait is worth what a read's
+		// fetch is (FetchTimeout), and its end is no error: the change is
+		// stored here and keeps replicating.
+		ctx, cancel := context.WithTimeout(ctx, r.cfg.FetchTimeout)
+		defer cancel()
+		if err := t.Wait(ctx, AllPeers); err != nil {
+			r.st.stats.peerWaitsLate.Add(1)
+		}
+		return nil
+	}
+	minAcks := r.cfg.MinAcks
+	if everyPeer {
+		minAcks = AllPeers
+	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.SyncTimeout)
 	defer cancel()
-	err := t.Wait(ctx, r.cfg.MinAcks)
+	err := t.Wait(ctx, minAcks)
 	if err == nil {
 		return nil
 	}
@@ -204,7 +220,7 @@ func (r *replication) publish(ctx context.Context, deltas []model.Record) error 
 		r.st.cfg.Logger.Warn("peersession: sync write not acknowledged in time; accepted (AcceptOnTimeout)", "err", err)
 		return nil
 	}
-	return fmt.Errorf("%w (MinAcks %d, SyncTimeout %v): %v", ErrNotReplicated, r.cfg.MinAcks, r.cfg.SyncTimeout, err)
+	return fmt.Errorf("%w (MinAcks %d, SyncTimeout %v): %v", ErrNotReplicated, minAcks, r.cfg.SyncTimeout, err)
 }
 
 // fetch asks the peers for session id and merges what they have; it
@@ -335,4 +351,22 @@ func (st *Store) replicateOut(ctx context.Context, deltas ...model.Record) error
 		return fmt.Errorf("peersession: %w", err)
 	}
 	return nil
+}
+
+// waitForPeersKey marks a context made by WaitForPeers.
+type waitForPeersKey struct{}
+
+// WaitForPeers returns a copy of ctx under which Store.Save and
+// Store.Delete return only once every live peer holds the change, so that
+// the client's next request finds it on whichever node it reaches, even
+// when the client presents no version stamp (see Store.Middleware's
+// cookie). It is for adapters whose framework writes its own cookie (scs),
+// and costs one replication round trip per save.
+//
+// In Async mode the wait is bounded by ClusterConfig.FetchTimeout and its
+// end is not an error (the change is stored and keeps replicating; it is
+// counted in Stats.PeerWaitsLate); in Sync mode it replaces MinAcks with
+// AllPeers, within SyncTimeout. A single node does not wait.
+func WaitForPeers(ctx context.Context) context.Context {
+	return context.WithValue(ctx, waitForPeersKey{}, true)
 }

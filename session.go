@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/peersession/peersession/replicate/model"
 	"github.com/peersession/peersession/replicate/wire"
@@ -44,6 +45,9 @@ type Session struct {
 	// sent is set by the middleware once the response headers went out:
 	// a new cookie can no longer reach the client.
 	sent bool
+	// expiry is a SetExpiry not yet committed (Unix nanoseconds); zero
+	// for none.
+	expiry int64
 }
 
 // newSession returns a Session for a request that presented token (maybe
@@ -221,6 +225,29 @@ func (e *entry) keysHas(k string) (model.Value, bool) {
 	return e.rec.Get(k)
 }
 
+// SetExpiry makes the session last at least until t, whatever the Store's
+// IdleTimeout, from the commit on: for adapters whose framework keeps an
+// expiry of its own and passes it with every save (scs's Commit, gorilla's
+// MaxAge), so that peersession never ends a session the framework still
+// holds. Each SetExpiry extends the session's idle timeout to cover t,
+// and a session created with it has no absolute deadline of its own (the
+// framework keeps that; an existing session keeps the deadline it was
+// created with). The framework ends the session at its own expiry; the
+// store forgets it once t passes without a renewal.
+func (s *Session) SetExpiry(t time.Time) error {
+	if s.st.closed.Load() {
+		return ErrClosed
+	}
+	if t.IsZero() {
+		return fmt.Errorf("peersession: SetExpiry needs a time; a zero time sets nothing")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loadLocked(s.context())
+	s.expiry = t.UnixNano()
+	return nil
+}
+
 // SetPrincipal tags the session with a user, for Store.PrincipalSessions
 // and Store.DestroyPrincipal. An empty p removes the tag.
 func (s *Session) SetPrincipal(p string) error {
@@ -354,5 +381,5 @@ func (s *Session) Changed() bool {
 }
 
 func (s *Session) changedLocked() bool {
-	return len(s.dirty) > 0 || s.principal != nil || s.destroy || s.renew || s.touch
+	return len(s.dirty) > 0 || s.principal != nil || s.destroy || s.renew || s.touch || s.expiry != 0
 }

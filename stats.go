@@ -13,6 +13,7 @@ type counters struct {
 	commitErrors, lateCookies   atomic.Int64
 	fetches, fetchHits          atomic.Int64
 	refused                     atomic.Int64
+	peerWaitsLate               atomic.Int64
 }
 
 // Stats is a snapshot of a store's figures.
@@ -35,6 +36,9 @@ type Stats struct {
 	// Refused counts remote changes the store refused (expired, over a
 	// limit).
 	Refused int64
+	// PeerWaitsLate counts saves under WaitForPeers, in Async mode, that
+	// returned before every live peer held the change (FetchTimeout).
+	PeerWaitsLate int64
 	// Replication holds the replication figures; nil on a single node.
 	Replication *ReplicationStats
 }
@@ -42,16 +46,17 @@ type Stats struct {
 // Stats returns the store's current figures.
 func (st *Store) Stats() Stats {
 	s := Stats{
-		Sessions:     st.Len(),
-		Bytes:        st.bytes.Load(),
-		Created:      st.stats.created.Load(),
-		Destroyed:    st.stats.destroyed.Load(),
-		Expired:      st.stats.expired.Load(),
-		CommitErrors: st.stats.commitErrors.Load(),
-		LateCookies:  st.stats.lateCookies.Load(),
-		Fetches:      st.stats.fetches.Load(),
-		FetchHits:    st.stats.fetchHits.Load(),
-		Refused:      st.stats.refused.Load(),
+		Sessions:      st.Len(),
+		Bytes:         st.bytes.Load(),
+		Created:       st.stats.created.Load(),
+		Destroyed:     st.stats.destroyed.Load(),
+		Expired:       st.stats.expired.Load(),
+		CommitErrors:  st.stats.commitErrors.Load(),
+		LateCookies:   st.stats.lateCookies.Load(),
+		Fetches:       st.stats.fetches.Load(),
+		FetchHits:     st.stats.fetchHits.Load(),
+		Refused:       st.stats.refused.Load(),
+		PeerWaitsLate: st.stats.peerWaitsLate.Load(),
 	}
 	if st.repl != nil {
 		rs := st.repl.stats()

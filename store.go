@@ -234,7 +234,7 @@ func (st *Store) destroyID(ctx context.Context, id string) (bool, error) {
 	if e == nil {
 		return false, nil
 	}
-	delta := st.tombstone(id, e.rec.Deadline)
+	delta := st.tombstone(id, &e.rec)
 	prev, next, err := st.mergeIn(delta, applyOpts{})
 	if err != nil {
 		return false, err
@@ -243,10 +243,17 @@ func (st *Store) destroyID(ctx context.Context, id string) (bool, error) {
 	return st.alive(prev, st.cfg.Now()), st.replicateOut(ctx, delta)
 }
 
-// tombstone returns the change that ends session id.
-func (st *Store) tombstone(id string, deadline int64) model.Record {
+// tombstone returns the change that ends session id, whose record was
+// cur. The tombstone is kept until the session could no longer be alive
+// anywhere: its deadline, or, for a session without one (SetExpiry), the
+// later of its idle expiry and Config.Lifetime from now.
+func (st *Store) tombstone(id string, cur *model.Record) model.Record {
+	deadline := cur.Deadline
 	if deadline == 0 {
 		deadline = st.cfg.Now().Add(st.cfg.Lifetime).UnixNano()
+		if cur.Access != 0 && cur.IdleTimeout != 0 {
+			deadline = max(deadline, cur.Access+cur.IdleTimeout)
+		}
 	}
 	return model.Record{ID: id, Dead: st.clock.Now(), Deadline: deadline}
 }

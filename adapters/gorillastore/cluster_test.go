@@ -5,7 +5,10 @@ package gorillastore_test
 // the other.
 
 import (
+	"fmt"
+	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 
 	"github.com/peersession/peersession"
@@ -82,4 +85,27 @@ func TestClusterExpiry(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return pa.Stats().Sessions == 0 && pb.Stats().Sessions == 0
 	}, waitFor, tick)
+}
+
+// On a balancer that is not sticky, back-to-back increments alternating
+// over every node lose nothing in peersession's default Async mode: the
+// cookie carries peersession's version stamp, so a node that has not yet
+// received the last change fetches it before reading.
+func TestNonStickyIncrementsLoseNothing(t *testing.T) {
+	for _, n := range []int{2, 3} {
+		t.Run(fmt.Sprintf("%d nodes", n), func(t *testing.T) {
+			t.Parallel()
+			urls := make([]string, n)
+			for i, st := range testcluster.Nodes(t, n, nil) {
+				urls[i] = app(t, gorillastore.New(st)).URL
+			}
+			br := newBrowser(t)
+			const increments = 2000
+			for i := range increments {
+				res, body := br.Get(urls[i%n] + "/incr")
+				require.Equal(t, http.StatusOK, res.StatusCode, "increment %d: %s", i, body)
+				require.Equal(t, strconv.Itoa(i+1), body, "increment %d, on node %d", i, i%n)
+			}
+		})
+	}
 }

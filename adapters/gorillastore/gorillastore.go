@@ -13,9 +13,11 @@
 //
 // Save honours the session's Options: Path, Domain, Secure, HttpOnly,
 // Partitioned and SameSite on the cookie; MaxAge > 0 as the cookie's and
-// the server-side lifetime, renewed by every Save; MaxAge == 0 as a
-// browser-session cookie; MaxAge < 0 as delete, on every node. The
-// peersession store's own IdleTimeout and Lifetime apply as well.
+// the server-side lifetime, renewed by every Save (peersession keeps the
+// session at least that long, whatever its own IdleTimeout: see
+// peersession.Session.SetExpiry); MaxAge == 0 as a browser-session cookie,
+// kept on the server for peersession's IdleTimeout and Lifetime; MaxAge < 0
+// as delete, on every node.
 package gorillastore
 
 import (
@@ -187,6 +189,13 @@ func (s *Store) Save(r *http.Request, w http.ResponseWriter, session *sessions.S
 	}
 	if err := ps.Set(valueKey, rec); err != nil {
 		return fmt.Errorf("gorillastore: save session %q: %w", session.Name(), err)
+	}
+	if rec.Expiry != 0 {
+		// The server keeps the session as long as the cookie lives,
+		// whatever peersession's own IdleTimeout and Lifetime say.
+		if err := ps.SetExpiry(time.Unix(0, rec.Expiry)); err != nil {
+			return fmt.Errorf("gorillastore: save session %q: %w", session.Name(), err)
+		}
 	}
 	v, err := s.st.Save(ctx, ps)
 	if err != nil {

@@ -7,9 +7,12 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gorilla/sessions"
 	"github.com/peersession/peersession"
+	"github.com/peersession/peersession/adapters/gorillastore"
+	"github.com/peersession/peersession/adapters/internal/testcluster"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -248,4 +251,21 @@ func TestTwoNamedSessions(t *testing.T) {
 	require.NoError(t, sessions.Save(r, w))
 	assert.Len(t, w.Result().Cookies(), 2)
 	assert.Equal(t, 2, st.Stats().Sessions)
+}
+
+// One line is enough: the session lives as long as gorilla's MaxAge (30
+// days by default), not peersession's own IdleTimeout, with nothing else
+// configured to match.
+func TestSessionLivesForMaxAgeNotThePeersessionIdleTimeout(t *testing.T) {
+	var clk testcluster.Clock
+	st, err := peersession.New(peersession.Config{IdleTimeout: time.Minute, Lifetime: time.Hour, Now: clk.Now})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, st.Close()) })
+	srv := app(t, gorillastore.New(st))
+	br := newBrowser(t)
+	br.Get(srv.URL + "/put?v=bar")
+
+	clk.Advance(2 * time.Hour) // past peersession's IdleTimeout and Lifetime
+	st.Sweep()
+	assert.Equal(t, "bar", br.Body(srv.URL+"/get"))
 }

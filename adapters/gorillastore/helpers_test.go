@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 
 	"github.com/gorilla/sessions"
@@ -29,8 +30,8 @@ func newStore(t *testing.T) (*gorillastore.Store, *peersession.Store) {
 }
 
 // app is a gorilla application: /put stores the query's v under "foo",
-// /get writes it back ("no foo" and 404 if missing), /destroy saves with
-// MaxAge -1.
+// /get writes it back ("no foo" and 404 if missing), /incr adds one to
+// the int "n" and writes the new count, /destroy saves with MaxAge -1.
 func app(t *testing.T, store sessions.Store) *httptest.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/put", func(w http.ResponseWriter, r *http.Request) {
@@ -56,6 +57,20 @@ func app(t *testing.T, store sessions.Store) *httptest.Server {
 			return
 		}
 		_, _ = io.WriteString(w, v)
+	})
+	mux.HandleFunc("/incr", func(w http.ResponseWriter, r *http.Request) {
+		s, err := store.Get(r, name)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		n, _ := s.Values["n"].(int)
+		s.Values["n"] = n + 1
+		if err := s.Save(r, w); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		_, _ = io.WriteString(w, strconv.Itoa(n+1))
 	})
 	mux.HandleFunc("/destroy", func(w http.ResponseWriter, r *http.Request) {
 		s, err := store.Get(r, name)

@@ -86,6 +86,8 @@ var (
 			func(s stats) float64 { return float64(s.FetchHits) }),
 		newMetric("refused_total", counter, "Changes from peers the store refused (expired, over a limit).",
 			func(s stats) float64 { return float64(s.Refused) }),
+		newMetric("peer_waits_late_total", counter, "Saves under WaitForPeers (scsstore's commits) that returned, in Async mode, before every live peer held the change.",
+			func(s stats) float64 { return float64(s.PeerWaitsLate) }),
 	}
 
 	// mMembers is sent once for each of memberStates, with its count.

@@ -6,8 +6,10 @@ package scsstore_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sort"
+	"strconv"
 	"testing"
 	"time"
 
@@ -140,5 +142,30 @@ func TestClusterReadYourWrites(t *testing.T) {
 		res, body := br.Get(b.url + "/get")
 		require.Equal(t, http.StatusOK, res.StatusCode, "request %d", i)
 		require.Equal(t, "x", body)
+	}
+}
+
+// On a balancer that is not sticky, back-to-back increments alternating
+// over every node lose nothing in peersession's default Async mode: scs's
+// cookie carries no version stamp, so Commit returns only once every live
+// peer holds the change, and the next request reads it wherever it lands.
+func TestNonStickyIncrementsLoseNothing(t *testing.T) {
+	for _, n := range []int{2, 3} {
+		t.Run(fmt.Sprintf("%d nodes", n), func(t *testing.T) {
+			t.Parallel()
+			urls := make([]string, n)
+			for i, st := range testcluster.Nodes(t, n, nil) {
+				urls[i] = app(t, manager(scsstore.New(st), time.Hour, 0)).URL
+			}
+			br := newBrowser(t)
+			const increments = 2000
+			for i := range increments {
+				res, _ := br.Get(urls[i%n] + "/incr")
+				require.Equal(t, http.StatusOK, res.StatusCode, "increment %d", i)
+			}
+			for _, u := range urls {
+				assert.Equal(t, strconv.Itoa(increments), br.Body(u+"/count"), "every increment counted, read on %s", u)
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 	"time"
 
@@ -28,8 +29,9 @@ func newStore(t *testing.T) (*scsstore.Store, *peersession.Store) {
 }
 
 // app is an scs application, as in scs's own session tests: /put stores
-// the query's v under "foo", /get writes it back (500 if missing),
-// /destroy and /renew do what they say.
+// the query's v under "foo", /get writes it back (500 if missing), /incr
+// adds one to the int "n" and /count writes it, /destroy and /renew do
+// what they say.
 func app(t *testing.T, sm *scs.SessionManager) *httptest.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/put", func(w http.ResponseWriter, r *http.Request) {
@@ -42,6 +44,12 @@ func app(t *testing.T, sm *scs.SessionManager) *httptest.Server {
 			return
 		}
 		_, _ = io.WriteString(w, v)
+	})
+	mux.HandleFunc("/incr", func(w http.ResponseWriter, r *http.Request) {
+		sm.Put(r.Context(), "n", sm.GetInt(r.Context(), "n")+1)
+	})
+	mux.HandleFunc("/count", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, strconv.Itoa(sm.GetInt(r.Context(), "n")))
 	})
 	mux.HandleFunc("/destroy", func(w http.ResponseWriter, r *http.Request) {
 		if err := sm.Destroy(r.Context()); err != nil {

@@ -10,10 +10,18 @@
 // token derived from scs's (a SHA-256 hash of it, so any token scs may use
 // works, HashTokenInStore included), under one key. scs's expiry is
 // enforced by the adapter: Find reports an expired session as not found
-// and ends it. The peersession store's own limits also apply, so configure
-// it with a Config.Lifetime at least scs's Lifetime and a
-// Config.IdleTimeout at least scs's IdleTimeout (or its Lifetime, if scs
-// uses no idle timeout).
+// and ends it; peersession keeps the session at least until that expiry,
+// whatever its own IdleTimeout (see peersession.Session.SetExpiry), so the
+// one line above is all the configuration a clustered scs app needs.
+//
+// scs's cookie carries only its token, not peersession's version stamp,
+// so a node cannot tell that a client has seen a newer version than the
+// one it holds. On a balancer that is not sticky, a request reaching
+// another node right after a Commit could read the session as it was
+// before and overwrite the change. So Commit and Delete return only once
+// every live peer holds the change (peersession.WaitForPeers): one
+// replication round trip per commit (see adapters/README.md for the
+// measured cost).
 package scsstore
 
 import (
@@ -126,8 +134,8 @@ func (s *Store) Commit(token string, b []byte, expiry time.Time) error {
 	return s.CommitCtx(context.Background(), token, b, expiry)
 }
 
-// CommitCtx is Commit with a context, which bounds a Sync-mode wait for
-// the peers' acknowledgements.
+// CommitCtx is Commit with a context, which bounds the wait for the
+// peers (see the package comment).
 func (s *Store) CommitCtx(ctx context.Context, token string, b []byte, expiry time.Time) error {
 	ps, err := s.b.LoadOrCreate(ctx, storeToken(token))
 	if err != nil {
@@ -136,7 +144,10 @@ func (s *Store) CommitCtx(ctx context.Context, token string, b []byte, expiry ti
 	if err := ps.Set(valueKey, record{Token: token, Data: b, Expiry: expiry.UnixNano()}); err != nil {
 		return fmt.Errorf("scsstore: commit: %w", err)
 	}
-	if _, err := s.b.Save(ctx, ps); err != nil {
+	if err := ps.SetExpiry(expiry); err != nil {
+		return fmt.Errorf("scsstore: commit: %w", err)
+	}
+	if _, err := s.b.Save(peersession.WaitForPeers(ctx), ps); err != nil {
 		return fmt.Errorf("scsstore: commit: %w", err)
 	}
 	return nil
@@ -150,7 +161,7 @@ func (s *Store) Delete(token string) error {
 
 // DeleteCtx is Delete with a context.
 func (s *Store) DeleteCtx(ctx context.Context, token string) error {
-	if err := s.b.Delete(ctx, storeToken(token)); err != nil {
+	if err := s.b.Delete(peersession.WaitForPeers(ctx), storeToken(token)); err != nil {
 		return fmt.Errorf("scsstore: delete: %w", err)
 	}
 	return nil

@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/alexedwards/scs/v2"
+	"github.com/peersession/peersession"
+	"github.com/peersession/peersession/adapters/internal/testcluster"
+	"github.com/peersession/peersession/adapters/scsstore"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -267,4 +270,20 @@ func scsCookie(t *testing.T, br *browser, url string) string {
 		t.Fatal("no scs cookie")
 	}
 	return v
+}
+
+// One line is enough: the session lives as long as scs's Lifetime, not
+// peersession's own IdleTimeout, with nothing else configured to match.
+func TestSessionLivesForTheScsLifetimeNotThePeersessionIdleTimeout(t *testing.T) {
+	var clk testcluster.Clock
+	st, err := peersession.New(peersession.Config{IdleTimeout: time.Minute, Lifetime: time.Hour, Now: clk.Now})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, st.Close()) })
+	srv := app(t, manager(scsstore.New(st), 24*time.Hour, 0))
+	br := newBrowser(t)
+	br.Get(srv.URL + "/put?v=bar")
+
+	clk.Advance(2 * time.Hour) // past peersession's IdleTimeout and Lifetime
+	st.Sweep()
+	assert.Equal(t, "bar", br.Body(srv.URL+"/get"))
 }

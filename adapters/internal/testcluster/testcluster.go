@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -86,29 +87,48 @@ func start(t testing.TB, name, label string, gossipPort int, join []string, opts
 
 // Pair starts two clustered nodes, "a" and "b", and waits until each sees
 // the other alive. opts, if not nil, adjusts both nodes' Config.
-//
-// The root package has no public getter for a node's gossip address yet,
-// so node a binds a free port picked here and b joins 127.0.0.1:port.
 func Pair(t testing.TB, opts func(*peersession.Config)) (a, b *peersession.Store) {
 	t.Helper()
-	// A label of its own keeps the pair apart from other tests' nodes,
+	nodes := Nodes(t, 2, opts)
+	return nodes[0], nodes[1]
+}
+
+// Nodes starts n clustered nodes, named "a", "b", ..., and waits until
+// each sees all n alive. opts, if not nil, adjusts every node's Config.
+//
+// The root package has no public getter for a node's gossip address yet,
+// so node a binds a free port picked here and the others join
+// 127.0.0.1:port.
+func Nodes(t testing.TB, n int, opts func(*peersession.Config)) []*peersession.Store {
+	t.Helper()
+	// A label of its own keeps the nodes apart from other tests' nodes,
 	// which may have known a node at the same address before.
 	label := fmt.Sprintf("adapters-test-%x", rand.Uint64())
 	// The port picked may be taken before node a binds it (tests in
 	// other packages run at the same time): pick another.
 	var port int
-	for try := 0; a == nil; try++ {
+	var first *peersession.Store
+	for try := 0; first == nil; try++ {
 		port = FreePort(t)
 		var err error
-		if a, err = start(t, "a", label, port, nil, opts); err != nil && (try == 4 || !errors.Is(err, syscall.EADDRINUSE)) {
+		if first, err = start(t, "a", label, port, nil, opts); err != nil && (try == 4 || !errors.Is(err, syscall.EADDRINUSE)) {
 			require.NoError(t, err)
 		}
 	}
-	b = Node(t, "b", label, 0, []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}, opts)
+	nodes := []*peersession.Store{first}
+	seed := []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+	for i := 1; i < n; i++ {
+		nodes = append(nodes, Node(t, string(rune('a'+i)), label, 0, seed, opts))
+	}
 	require.Eventually(t, func() bool {
-		return Alive(a) == 2 && Alive(b) == 2
-	}, WaitFor, Tick, "the two nodes never saw each other")
-	return a, b
+		for _, st := range nodes {
+			if Alive(st) != n {
+				return false
+			}
+		}
+		return true
+	}, WaitFor, Tick, "the %d nodes never all saw each other", n)
+	return nodes
 }
 
 // Alive returns how many members st sees alive, itself included.
@@ -140,4 +160,29 @@ func FreePort(t testing.TB) int {
 	}
 	t.Fatal("testcluster: no port free for both TCP and UDP on 127.0.0.1")
 	return 0
+}
+
+// Clock is a wall clock for peersession.Config.Now that moves only when
+// told; its zero value shows the real time when it is first read.
+type Clock struct {
+	mu sync.Mutex // guards t
+	t  time.Time
+}
+
+// Now returns the time the clock shows.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.t.IsZero() {
+		c.t = time.Now()
+	}
+	return c.t
+}
+
+// Advance moves the clock on by d.
+func (c *Clock) Advance(d time.Duration) {
+	now := c.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = now.Add(d)
 }

@@ -1,9 +1,11 @@
 package peersession
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -69,7 +71,10 @@ type Config struct {
 	// errors are only logged.
 	ErrorFunc func(w http.ResponseWriter, r *http.Request, err error)
 
-	// Logger receives the store's logs. Nil means discard.
+	// Logger receives the store's logs. Nil means slog.Default() (as it is
+	// when New is called), warnings and errors only, so that a misconfigured
+	// or failing cluster is never silent; slog.New(slog.DiscardHandler)
+	// logs nothing.
 	Logger *slog.Logger
 
 	// Now is the wall clock; nil means time.Now. An app's own tests set a
@@ -84,7 +89,8 @@ type Config struct {
 
 // CookieConfig sets the session cookie. The zero value gives a safe
 // cookie: HttpOnly, SameSite=Lax, Path=/, Secure when the request came over
-// TLS, and a browser-session cookie.
+// TLS (directly or through a proxy that says so: see NeedsSecure), and a
+// browser-session cookie.
 type CookieConfig struct {
 	// Name is the cookie name; empty means "session".
 	Name string
@@ -93,7 +99,9 @@ type CookieConfig struct {
 	// Path is the cookie's Path attribute; empty means "/".
 	Path string
 	// Secure forces the Secure attribute. Without it, Secure is set when
-	// the request arrived over TLS.
+	// NeedsSecure says so: the request arrived over TLS (or a proxy's
+	// X-Forwarded-Proto or Forwarded header says it did), a __Host- or
+	// __Secure- name, or SameSite=None.
 	Secure bool
 	// AllowScript drops the HttpOnly attribute, letting page scripts read
 	// the cookie. Off by default, as it should stay.
@@ -130,7 +138,7 @@ func (c Config) withDefaults() (Config, error) {
 	defaults.Set(&c.Cookie.Path, "/")
 	defaults.Set(&c.Cookie.SameSite, http.SameSiteLaxMode)
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+		c.Logger = cluster.DefaultLogger()
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -150,6 +158,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("peersession: Config.SweepInterval is %v; use a positive duration, or zero for 1m", c.SweepInterval)
 	case !validCookieName(c.Cookie.Name):
 		return c, fmt.Errorf("peersession: Config.Cookie.Name %q is not a valid cookie name", c.Cookie.Name)
+	case strings.HasPrefix(c.Cookie.Name, "__Host-") && (c.Cookie.Domain != "" || c.Cookie.Path != "/"):
+		return c, fmt.Errorf("peersession: Config.Cookie.Name %q has the __Host- prefix, which browsers accept only with Path \"/\" and no Domain; clear Config.Cookie.Domain and Path", c.Cookie.Name)
 	}
 	return c, nil
 }
@@ -183,7 +193,8 @@ const AllPeers = -1
 // is set.
 type ClusterConfig struct {
 	// Name is this node's name, unique in the cluster and stable across
-	// restarts. Required.
+	// restarts. Required. A node whose Name a live member already has is
+	// refused: its WaitReady returns an error naming that member.
 	Name string
 	// BindAddr is the IP address to listen on for gossip and replication;
 	// empty means 127.0.0.1. Binding a non-loopback address requires Keys
@@ -202,17 +213,23 @@ type ClusterConfig struct {
 	StreamPort int
 	// Join lists gossip addresses ("host:port") of nodes to join. A node
 	// keeps retrying them, so members may start in any order and a
-	// partitioned node finds its way back.
+	// partitioned node finds its way back: a node none of whose seeds
+	// answer becomes ready alone. One whose seeds answer but refuse it
+	// (Keys or Label differ, Name taken) gets an error from WaitReady.
 	Join []string
 	// RejoinInterval is how often Join is retried; zero means 10s.
 	RejoinInterval time.Duration
 	// Label separates clusters sharing a network; nodes with another
-	// label ignore each other.
+	// label ignore each other, and a node whose seeds have another label
+	// gets an error from WaitReady.
 	Label string
 	// Keys is the cluster keyring: 32-byte keys, the first one primary
 	// (used to send); the others are still accepted, for rotation. Keys
 	// encrypt gossip (AES-256-GCM) and secure the replication streams
-	// (Noise NNpsk0). See ParseKey and GenerateKey.
+	// (Noise NNpsk0). Every node needs the same key: a node whose seeds
+	// cannot authenticate it gets an error from WaitReady. Make one with
+	// `openssl rand -base64 32` and read it with ParseKey or ReadKeyFile,
+	// or call GenerateKey.
 	Keys [][]byte
 	// Insecure allows a non-loopback BindAddr without Keys. Never in
 	// production: anyone who can reach the port can read and forge
@@ -257,6 +274,45 @@ func (c ClusterConfig) withDefaults() (ClusterConfig, error) {
 	defaults.Set(&c.FetchTimeout, 100*time.Millisecond)
 	return c, nil
 }
+
+// clusterField names a cluster.Config field as ClusterConfig does.
+func clusterField(f string) string {
+	switch f {
+	case "Seeds":
+		f = "Join"
+	case "Tune":
+		f = "Memberlist"
+	}
+	return "ClusterConfig." + f
+}
+
+// clusterError rewords an error of cluster/ about the node's configuration
+// (a *cluster.ConfigError from New, a *cluster.JoinError from Join) in
+// ClusterConfig's field names, or returns nil for any other error.
+func clusterError(err error) error {
+	var m interface {
+		Message(name func(string) string) string
+	}
+	if !errors.As(err, &m) {
+		return nil
+	}
+	msg := "peersession: " + m.Message(clusterField)
+	if ce := (*cluster.ConfigError)(nil); errors.As(err, &ce) && ce.Field == "Keys" {
+		msg += "; in Go, GenerateKey makes a key and ParseKey reads one from text"
+	}
+	return &rewordedError{msg, err}
+}
+
+// rewordedError is an error of cluster/ in peersession's words; errors.Is
+// and errors.As see the original (cluster.ErrKeysDiffer, say).
+type rewordedError struct {
+	msg string
+	err error
+}
+
+func (e *rewordedError) Error() string { return e.msg }
+
+func (e *rewordedError) Unwrap() error { return e.err }
 
 // clusterConfig is the configuration of c's cluster node: the network
 // fields are cluster.Config's (their defaults are set there), under the

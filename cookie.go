@@ -58,13 +58,64 @@ func (st *Store) readToken(r *http.Request) (string, int64) {
 		}
 	}
 	// Several cookies of our name can arrive (different paths or
-	// domains); take the first well-formed one.
+	// domains): one may have been planted from a sibling subdomain or for
+	// a longer path (cookie tossing), and comes first. The first
+	// well-formed one wins unless it names no live session here and a
+	// later one does, so a planted cookie cannot shadow the user's own.
+	var first string
+	var firstStamp int64
+	firstLive := false
 	for _, c := range r.CookiesNamed(st.cfg.Cookie.Name) {
-		if t, s := parseCookie(c.Value); t != "" {
-			return t, s
+		t, s := parseCookie(c.Value)
+		switch {
+		case t == "":
+			continue
+		case first == "":
+			first, firstStamp = t, s
+			continue
+		case !firstLive && st.lookup(idOf(first)) == nil:
+			if st.lookup(idOf(t)) != nil {
+				return t, s
+			}
+		default:
+			firstLive = true
 		}
 	}
-	return "", 0
+	return first, firstStamp
+}
+
+// NeedsSecure reports whether a session cookie named name, with SameSite
+// sameSite, answering r must carry the Secure attribute: r reached the
+// server over TLS, itself or through a TLS-terminating proxy that says so
+// (X-Forwarded-Proto: https, or Forwarded: proto=https); the name has the
+// __Host- or __Secure- prefix; or sameSite is None. Browsers drop a cookie
+// of the last two kinds without Secure.
+//
+// The proxy's header is trusted because it can only make a cookie
+// stricter: a client that forges it over plain HTTP gets a cookie its own
+// browser will not send back. The middleware applies this rule, and so
+// does gorillastore.
+func NeedsSecure(r *http.Request, name string, sameSite http.SameSite) bool {
+	if r.TLS != nil || sameSite == http.SameSiteNoneMode ||
+		strings.HasPrefix(name, "__Host-") || strings.HasPrefix(name, "__Secure-") {
+		return true
+	}
+	if p := r.Header.Get("X-Forwarded-Proto"); p != "" {
+		// A chain of proxies lists one scheme each; the first is the
+		// client's.
+		p, _, _ = strings.Cut(p, ",")
+		return strings.EqualFold(strings.TrimSpace(p), "https")
+	}
+	if f := r.Header.Get("Forwarded"); f != "" {
+		f, _, _ = strings.Cut(f, ",") // the first element is the client's hop
+		for _, pair := range strings.Split(f, ";") {
+			k, v, _ := strings.Cut(strings.TrimSpace(pair), "=")
+			if strings.EqualFold(k, "proto") {
+				return strings.EqualFold(strings.Trim(v, `"`), "https")
+			}
+		}
+	}
+	return false
 }
 
 // writeToken tells the client what a commit decided: a new token or stamp,
@@ -78,7 +129,7 @@ func (st *Store) writeToken(w http.ResponseWriter, r *http.Request, res commitRe
 		Name:     cc.Name,
 		Path:     cc.Path,
 		Domain:   cc.Domain,
-		Secure:   cc.Secure || r.TLS != nil,
+		Secure:   cc.Secure || NeedsSecure(r, cc.Name, cc.SameSite),
 		HttpOnly: !cc.AllowScript,
 		SameSite: cc.SameSite,
 	}

@@ -11,7 +11,8 @@
 // register custom types with gob.Register as usual; they are kept under one
 // key of one peersession session per cookie name.
 //
-// Save honours the session's Options: Path, Domain, Secure, HttpOnly,
+// Save honours the session's Options: Path, Domain, Secure (set as well
+// where peersession.NeedsSecure says the cookie needs it), HttpOnly,
 // Partitioned and SameSite on the cookie; MaxAge > 0 as the cookie's and
 // the server-side lifetime, renewed by every Save (peersession keeps the
 // session at least that long, whatever its own IdleTimeout: see
@@ -150,6 +151,14 @@ func (s *Store) Save(r *http.Request, w http.ResponseWriter, session *sessions.S
 	opts := session.Options
 	if opts == nil {
 		opts = s.Options
+	}
+	if !opts.Secure && peersession.NeedsSecure(r, session.Name(), opts.SameSite) {
+		// As peersession's middleware does: over TLS (or behind a
+		// TLS-terminating proxy), and for names and SameSite modes that
+		// browsers accept only with Secure.
+		o := *opts
+		o.Secure = true
+		opts = &o
 	}
 	if opts.MaxAge < 0 {
 		if session.ID != "" {

@@ -269,3 +269,37 @@ func TestSessionLivesForMaxAgeNotThePeersessionIdleTimeout(t *testing.T) {
 	st.Sweep()
 	assert.Equal(t, "bar", br.Body(srv.URL+"/get"))
 }
+
+// Behind a TLS-terminating proxy, and for __Host- names, the cookie is
+// Secure even though gorilla's default Options leave Secure off: browsers
+// would drop a __Host- cookie without it, and an https site's cookie
+// should never travel in clear.
+func TestCookieIsSecureBehindATLSProxy(t *testing.T) {
+	st := testcluster.Single(t)
+	store := gorillastore.New(st)
+	for _, tc := range []struct {
+		name, cookie string
+		header       string
+		want         bool
+	}{
+		{"plain http", "s", "", false},
+		{"X-Forwarded-Proto https", "s", "https", true},
+		{"__Host- name", "__Host-s", "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			if tc.header != "" {
+				r.Header.Set("X-Forwarded-Proto", tc.header)
+			}
+			w := httptest.NewRecorder()
+			s, err := store.New(r, tc.cookie)
+			require.NoError(t, err)
+			s.Values["k"] = "v"
+			require.NoError(t, s.Save(r, w))
+			cookies := w.Result().Cookies()
+			require.Len(t, cookies, 1)
+			assert.Equal(t, tc.want, cookies[0].Secure)
+			assert.False(t, store.Options.Secure, "the store's defaults are not changed")
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/peersession/peersession/replicate/model"
 )
@@ -30,12 +31,21 @@ func (st *Store) commit(ctx context.Context, s *Session) (commitResult, error) {
 // commitSending is commit at the point the response headers go out: the
 // session is marked sent, so that a RenewID or Destroy after it says
 // their cookie cannot reach the client.
-func (st *Store) commitSending(ctx context.Context, s *Session) (commitResult, error) {
+func (st *Store) commitSending(ctx context.Context, s *Session, r *http.Request) (commitResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	res, err := st.commitLocked(ctx, s)
-	s.sent = true
-	return res, err
+	defer func() { s.sent = true }()
+	if allow := st.cfg.AllowNew; allow != nil && s.createsLocked() && !allow(r) {
+		return commitResult{}, ErrNewSessionRefused
+	}
+	return st.commitLocked(ctx, s)
+}
+
+// createsLocked reports whether committing s now would create a session.
+// s.mu must be held.
+func (s *Session) createsLocked() bool {
+	return s.loaded && s.base == nil && !s.destroy &&
+		(len(s.dirty) > 0 || (s.principal != nil && *s.principal != ""))
 }
 
 // commitLocked is commit with s.mu held.
@@ -170,7 +180,7 @@ func (st *Store) commitRenewLocked(ctx context.Context, s *Session) (commitResul
 			d.Keys = append(d.Keys, kv)
 		}
 	}
-	prev, next, err := st.mergeIn(d, applyOpts{})
+	prev, next, err := st.mergeIn(d, applyOpts{replaces: true})
 	if err != nil {
 		return commitResult{}, err
 	}

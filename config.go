@@ -44,9 +44,10 @@ type Config struct {
 	// leaves the stored session as it was. Zero means 64 KiB.
 	MaxSessionBytes int
 	// MaxSessions caps the sessions one node holds. At the cap, creating
-	// a new session fails with ErrTooManySessions (the middleware answers
-	// 503); existing sessions, and so logged-in users, are never evicted
-	// to make room. Zero means 1,000,000.
+	// a new session (not a RenewID, which replaces one) fails with
+	// ErrTooManySessions (the middleware answers 503); existing sessions,
+	// and so logged-in users, are never evicted to make room. Zero means
+	// 1,000,000. See AllowNew for a limit per client.
 	MaxSessions int
 
 	// SweepInterval is how often expired sessions and old tombstones are
@@ -63,6 +64,14 @@ type Config struct {
 	// default only the node that made a change calls them, and OnExpire
 	// is called by every node that sweeps the session.
 	NotifyOnReplication bool
+
+	// AllowNew, when set, is asked before the middleware creates a session
+	// for a request; false refuses it with ErrNewSessionRefused (answered
+	// 429 Too Many Requests). It is where an app limits new sessions per
+	// client, by address say: MaxSessions is a node-wide cap, and a flood
+	// of logins from one client would otherwise fill it. It runs with the
+	// session locked: it must not use the request's session.
+	AllowNew func(r *http.Request) bool
 
 	// ErrorFunc answers a request whose session could not be saved (too
 	// large, store full, Sync timeout) while the response can still be

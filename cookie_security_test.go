@@ -77,8 +77,12 @@ func TestPlantedCookieDoesNotShadowTheUsersSession(t *testing.T) {
 	require.NoError(t, err)
 
 	for name, planted := range map[string]string{
-		"a token naming nothing":       newToken(),
-		"an ended session of the user": func() string { ended, _ := st.Save(ctx, newSessionWith(t, st)); require.NoError(t, st.Delete(ctx, ended)); return ended }(),
+		"a token naming nothing": newToken(),
+		"an ended session of the user": func() string {
+			ended, _ := st.Save(ctx, newSessionWith(t, st))
+			require.NoError(t, st.Delete(ctx, ended))
+			return ended
+		}(),
 	} {
 		t.Run(name, func(t *testing.T) {
 			req := httptest.NewRequest("GET", "/get?k=user", nil)

@@ -21,6 +21,9 @@ var (
 	// request, node or DestroyPrincipal ended meanwhile; the changes are
 	// dropped so that an ended session never comes back.
 	ErrSessionEnded = errors.New("peersession: session ended meanwhile")
+	// ErrNewSessionRefused is the commit error of a request whose new
+	// session Config.AllowNew refused (answered 429 Too Many Requests).
+	ErrNewSessionRefused = errors.New("peersession: new session refused by Config.AllowNew")
 	// ErrHeadersSent is returned by Session.RenewID and Session.Destroy
 	// called after the handler wrote the response: the new or cleared
 	// cookie can no longer reach the client.
@@ -47,14 +50,15 @@ var (
 // it, and a handler can too. A client-caused condition is a 4xx, never a
 // 5xx (which would page whoever is on call and invite a retry):
 //
-//	ErrTooLarge        413 Request Entity Too Large
-//	ErrInvalidToken    400 Bad Request
-//	ErrNotFound        404 Not Found
-//	ErrSessionEnded    409 Conflict
-//	ErrTooManySessions 503 Service Unavailable (the node is full)
-//	ErrNotReplicated   503 Service Unavailable (peers did not confirm in time)
-//	ErrClosed          503 Service Unavailable (the node is shutting down)
-//	anything else      500 Internal Server Error
+//	ErrTooLarge          413 Request Entity Too Large
+//	ErrInvalidToken      400 Bad Request
+//	ErrNotFound          404 Not Found
+//	ErrSessionEnded      409 Conflict
+//	ErrNewSessionRefused 429 Too Many Requests
+//	ErrTooManySessions   503 Service Unavailable (the node is full)
+//	ErrNotReplicated     503 Service Unavailable (peers did not confirm in time)
+//	ErrClosed            503 Service Unavailable (the node is shutting down)
+//	anything else        500 Internal Server Error
 func StatusCode(err error) int {
 	switch {
 	case errors.Is(err, ErrTooLarge):
@@ -65,6 +69,8 @@ func StatusCode(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, ErrSessionEnded):
 		return http.StatusConflict
+	case errors.Is(err, ErrNewSessionRefused):
+		return http.StatusTooManyRequests
 	case errors.Is(err, ErrTooManySessions), errors.Is(err, ErrNotReplicated), errors.Is(err, ErrClosed):
 		return http.StatusServiceUnavailable
 	}

@@ -94,7 +94,7 @@ func (w *sessionWriter) before() bool {
 		return !w.failed
 	}
 	w.written = true
-	res, err := w.st.commitSending(w.r.Context(), w.s)
+	res, err := w.st.commitSending(w.r.Context(), w.s, w.r)
 	if err != nil && !w.st.ended(err) {
 		w.failed = true
 		w.st.fail(w.ResponseWriter, w.r, err)
@@ -140,7 +140,7 @@ func (w *sessionWriter) finish() {
 	defer w.mu.Unlock()
 	if !w.written {
 		w.written = true
-		res, err := w.st.commitSending(w.r.Context(), w.s)
+		res, err := w.st.commitSending(w.r.Context(), w.s, w.r)
 		if err != nil && !w.st.ended(err) {
 			w.st.fail(w.ResponseWriter, w.r, err)
 			return

@@ -73,6 +73,9 @@ func startReplication(st *Store, cfg ClusterConfig, h hooks) (*replication, erro
 	}
 	node, err := cluster.New(cc)
 	if err != nil {
+		if cerr := clusterError(err); cerr != nil {
+			return nil, cerr // a field to fix, named as in ClusterConfig
+		}
 		return nil, fmt.Errorf("peersession: start cluster node: %w", err)
 	}
 	if h.nodeStarted != nil {
@@ -96,13 +99,23 @@ func startReplication(st *Store, cfg ClusterConfig, h hooks) (*replication, erro
 	r.ctx, r.stopTransfer = ctx, cancel
 	handler.repl.Store(r) // before Join too: a PeerUp may come right after it
 	joined := true
+	var refused error // seeds answered but refused this node: WaitReady's error
 	if err := node.Join(ctx); err != nil {
 		joined = false
-		st.cfg.Logger.Warn("peersession: no seed answered yet; will keep trying", "err", err)
+		if refused = clusterError(err); refused != nil {
+			st.cfg.Logger.Error(refused.Error())
+		} else {
+			st.cfg.Logger.Warn("peersession: no seed answered yet; will keep trying", "err", err)
+		}
 	}
 	st.wg.Add(1)
 	go func() {
 		defer st.wg.Done()
+		if refused != nil {
+			r.readyErr = refused
+			close(r.ready)
+			return
+		}
 		start := time.Now()
 		if joined {
 			r.waitPeers(ctx)
@@ -264,6 +277,13 @@ func (r *replication) close() error {
 // it lacked; immediately when it is the first node). Serve requests only
 // after it returns, as Tomcat waits for its state transfer before opening
 // its HTTP port.
+//
+// A node whose seeds answered but refused it (ClusterConfig.Keys or Label
+// differ, or a live member has its Name) is misconfigured: WaitReady
+// returns, at once, an error saying which field to fix; errors.Is matches
+// it to cluster.ErrKeysDiffer, ErrLabelsDiffer or ErrNameTaken. A node
+// whose seeds do not answer at all becomes ready alone, and joins them
+// when they come up.
 func (st *Store) WaitReady(ctx context.Context) error {
 	if st.repl == nil {
 		return nil
@@ -288,22 +308,34 @@ func (a replStore) Apply(recs []model.Record) (refused int) {
 	// keys into the session's own entry: a record's Keys slice is the
 	// engine's (replicate.Store).
 	opts := applyOpts{now: a.st.cfg.Now()}
-	for _, rec := range recs {
-		if err := checkValues(&rec); err != nil {
-			a.st.refusals.note(a.st.cfg.Logger, opts.now, rec.ID, fmt.Errorf("malformed value: %w", err))
-			refused++
-			continue
+	// Tombstones first: a RenewID arrives as the new session and the
+	// tombstone of the old one, and at Config.MaxSessions the new one fits
+	// only once the old one has gone (merges commute, so the order
+	// changes nothing else).
+	for _, dead := range [...]bool{true, false} {
+		for i := range recs {
+			if recs[i].IsDead() == dead {
+				refused += a.apply(&recs[i], opts)
+			}
 		}
-		prev, next, err := a.st.mergeIn(rec, opts)
-		if err != nil {
-			a.st.refusals.note(a.st.cfg.Logger, opts.now, rec.ID, err)
-			refused++
-			continue
-		}
-		a.st.fireEventsAt(prev, next, true, opts.now)
 	}
 	a.st.stats.refused.Add(int64(refused))
 	return refused
+}
+
+// apply merges one remote record and reports 1 if the store refused it.
+func (a replStore) apply(rec *model.Record, opts applyOpts) (refused int) {
+	if err := checkValues(rec); err != nil {
+		a.st.refusals.note(a.st.cfg.Logger, opts.now, rec.ID, fmt.Errorf("malformed value: %w", err))
+		return 1
+	}
+	prev, next, err := a.st.mergeIn(*rec, opts)
+	if err != nil {
+		a.st.refusals.note(a.st.cfg.Logger, opts.now, rec.ID, err)
+		return 1
+	}
+	a.st.fireEventsAt(prev, next, true, opts.now)
+	return 0
 }
 
 // checkValues checks that every value of a remote record is well-formed

@@ -137,6 +137,10 @@ func (st *Store) lookup(id string) *entry {
 type applyOpts struct {
 	mustExist bool      // a local update: the session must still be alive
 	now       time.Time // the time to judge expiry at; zero means read the clock
+	// replaces is set for a RenewID's new session, which ends the old one
+	// in the same commit: it adds no session, so MaxSessions does not
+	// refuse it (a logged-in user's re-login works at the cap).
+	replaces bool
 }
 
 // mergeIn merges delta into the stored session and returns the entry before
@@ -182,7 +186,7 @@ func (st *Store) mergeIn(delta model.Record, o applyOpts) (prev, next *entry, er
 			return prev, prev, fmt.Errorf("%w: %d bytes, over Config.MaxSessionBytes (%d); store less in the session", ErrTooLarge, size, st.cfg.MaxSessionBytes)
 		}
 		if (prev == nil || prev.rec.IsDead() || prev.partial()) && !merged.IsDead() && merged.Created != 0 &&
-			st.count.Load() >= int64(st.cfg.MaxSessions) {
+			!o.replaces && st.count.Load() >= int64(st.cfg.MaxSessions) {
 			return prev, prev, fmt.Errorf("%w: Config.MaxSessions (%d) reached", ErrTooManySessions, st.cfg.MaxSessions)
 		}
 	}

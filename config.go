@@ -39,9 +39,11 @@ type Config struct {
 	// keep cookies. Empty means cookies only.
 	Header string
 
-	// MaxSessionBytes caps one session's encoded size (keys plus values).
-	// A Set or commit that would exceed it fails with ErrTooLarge and
-	// leaves the stored session as it was. Zero means 64 KiB.
+	// MaxSessionBytes caps one session's size: its keys' names and values,
+	// and 64 bytes a key for what a key costs in memory besides (so the
+	// default admits at most about 1,000 keys). A Set or commit that would
+	// exceed it fails with ErrTooLarge and leaves the stored session as it
+	// was. Zero means 64 KiB.
 	MaxSessionBytes int
 	// MaxSessions caps the sessions one node holds. At the cap, creating
 	// a new session (not a RenewID, which replaces one) fails with
@@ -49,6 +51,15 @@ type Config struct {
 	// and so logged-in users, are never evicted to make room. Zero means
 	// 1,000,000. See AllowNew for a limit per client.
 	MaxSessions int
+	// MaxTombstones caps the tombstones one node holds: the marks a
+	// destroyed or renewed session leaves so that no copy on a peer brings
+	// it back (about 300 bytes each, kept up to the session's Lifetime).
+	// Past it the oldest are dropped early, and the node then refuses a
+	// session it does not hold whose last write is no later than the
+	// last one those ended (it may be one of them); new and active
+	// sessions are not affected. Stats.Tombstones and TombstonesDropped
+	// count them. Zero means MaxSessions.
+	MaxTombstones int
 
 	// SweepInterval is how often expired sessions and old tombstones are
 	// removed from memory. Expired sessions are invisible at once
@@ -142,6 +153,7 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	defaults.Set(&c.MaxSessionBytes, defaultMaxSessionBytes)
 	defaults.Set(&c.MaxSessions, defaultMaxSessions)
+	defaults.Set(&c.MaxTombstones, c.MaxSessions)
 	defaults.Set(&c.SweepInterval, defaultSweepInterval)
 	defaults.Set(&c.Cookie.Name, defaultCookieName)
 	defaults.Set(&c.Cookie.Path, "/")
@@ -163,6 +175,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("peersession: Config.MaxSessionBytes is %d; use a positive size, or zero for 64 KiB", c.MaxSessionBytes)
 	case c.MaxSessions < 0:
 		return c, fmt.Errorf("peersession: Config.MaxSessions is %d; use a positive count, or zero for 1,000,000", c.MaxSessions)
+	case c.MaxTombstones < 0:
+		return c, fmt.Errorf("peersession: Config.MaxTombstones is %d; use a positive count, or zero for MaxSessions", c.MaxTombstones)
 	case c.SweepInterval < 0:
 		return c, fmt.Errorf("peersession: Config.SweepInterval is %v; use a positive duration, or zero for 1m", c.SweepInterval)
 	case !validCookieName(c.Cookie.Name):

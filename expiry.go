@@ -35,6 +35,7 @@ func (st *Store) Sweep() int {
 			case e.rec.IsDead():
 				if e.rec.Deadline == 0 || now.UnixNano() >= e.rec.Deadline+int64(tombstoneGrace) {
 					delete(sh.m, id)
+					st.tombs.count.Add(-1)
 				}
 			case e.partial():
 				// The session never arrived: drop the orphaned change once

@@ -303,6 +303,7 @@ func TestFailoverFrozenPeerDoesNotStallSyncWrites(t *testing.T) {
 	tc := newFaultCluster(t, fn, func(c *Config) {
 		c.Cluster.Consistency = Sync
 		c.Cluster.MinAcks = 1
+		c.MaxSessionBytes = 1 << 20 // room for a key a write, up to 5,000
 	})
 	nodes := tc.startAll("a", "b", "c")
 	a, b, c := nodes[0], nodes[1], nodes[2]

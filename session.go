@@ -89,7 +89,12 @@ func (s *Session) context() context.Context {
 
 // Get decodes the value stored under key into dst, a pointer, and reports
 // whether the key was present. A missing key is found=false, err=nil; err
-// reports a value that does not decode into dst.
+// reports a value that does not decode into dst, among them an integer
+// that does not fit it (300 into an int8, -1 into a uint), which leaves
+// dst as it was. Into an interface (an any, the elements of a []any or
+// map[string]any) a value comes back as int64 (uint64 above
+// math.MaxInt64), float64, string, []byte, bool, nil, time.Time, []any
+// or map[string]any: a struct as map[string]any. See docs/values.md.
 func (s *Session) Get(key string, dst any) (found bool, err error) {
 	if s.st.closed.Load() {
 		return false, ErrClosed
@@ -123,7 +128,12 @@ func (s *Session) Has(key string) bool {
 // afterwards changes nothing stored. It fails with ErrTooLarge, storing
 // nothing, if the session would exceed Config.MaxSessionBytes, or if the
 // key name is over 1,024 bytes or the encoded value over 1 MiB (what
-// replication carries, whatever MaxSessionBytes says).
+// replication carries, whatever MaxSessionBytes says). It fails with
+// ErrUnsupportedValue, storing nothing, for a value that could not come
+// back as it went in: a struct none of whose fields is exported (as
+// encoding/gob), a func, channel, unsafe.Pointer, uintptr or complex
+// number, anywhere in v. As with encoding/json and gob, the unexported
+// fields of a struct that has exported ones are not stored.
 func (s *Session) Set(key string, v any) error {
 	if s.st.closed.Load() {
 		return ErrClosed
@@ -155,10 +165,10 @@ func (s *Session) put(key string, v model.Value) error {
 	old, had := s.currentLocked(key)
 	size := s.size + len(v.Data) - len(old)
 	if !had && !v.Deleted {
-		size += len(key)
+		size += len(key) + keyOverhead
 	}
 	if had && v.Deleted {
-		size -= len(key)
+		size -= len(key) + keyOverhead
 	}
 	if size > s.st.cfg.MaxSessionBytes && size > s.size {
 		return fmt.Errorf("%w: setting %q would make it %d bytes, over Config.MaxSessionBytes (%d)", ErrTooLarge, key, size, s.st.cfg.MaxSessionBytes)

@@ -12,6 +12,7 @@ type counters struct {
 	created, destroyed, expired atomic.Int64
 	commitErrors, lateCookies   atomic.Int64
 	fetches, fetchHits          atomic.Int64
+	fetchWaits, fetchWaitHits   atomic.Int64
 	refused                     atomic.Int64
 	peerWaitsLate               atomic.Int64
 }
@@ -19,8 +20,12 @@ type counters struct {
 // Stats is a snapshot of a store's figures.
 type Stats struct {
 	Sessions int   // sessions held, including expired ones not yet swept
-	Bytes    int64 // their keys and values
-	Created  int64 // sessions created on this node (and, with NotifyOnReplication, its peers)
+	Bytes    int64 // their keys and values, and 64 bytes a key
+	// Tombstones counts the marks of ended sessions held (see
+	// Config.MaxTombstones); TombstonesDropped those dropped early at
+	// that budget.
+	Tombstones, TombstonesDropped int64
+	Created                       int64 // sessions created on this node (and, with NotifyOnReplication, its peers)
 	// Destroyed counts sessions ended by Destroy, RenewID or DestroyPrincipal.
 	Destroyed int64
 	Expired   int64 // sessions swept after expiring
@@ -33,6 +38,12 @@ type Stats struct {
 	// Fetches counts peer fetches for sessions unknown or stale here
 	// (read-your-writes); FetchHits those that found a newer copy.
 	Fetches, FetchHits int64
+	// FetchWaits counts reads of such sessions that first waited briefly
+	// for the change to arrive by replication (a client's stamp under a
+	// second old; see ClusterConfig.FetchTimeout), and FetchWaitHits
+	// those it reached in time: served without a fetch. The others
+	// fetched, and are counted in Fetches too.
+	FetchWaits, FetchWaitHits int64
 	// Refused counts remote changes the store refused (expired, over a
 	// limit).
 	Refused int64
@@ -46,17 +57,21 @@ type Stats struct {
 // Stats returns the store's current figures.
 func (st *Store) Stats() Stats {
 	s := Stats{
-		Sessions:      st.Len(),
-		Bytes:         st.bytes.Load(),
-		Created:       st.stats.created.Load(),
-		Destroyed:     st.stats.destroyed.Load(),
-		Expired:       st.stats.expired.Load(),
-		CommitErrors:  st.stats.commitErrors.Load(),
-		LateCookies:   st.stats.lateCookies.Load(),
-		Fetches:       st.stats.fetches.Load(),
-		FetchHits:     st.stats.fetchHits.Load(),
-		Refused:       st.stats.refused.Load(),
-		PeerWaitsLate: st.stats.peerWaitsLate.Load(),
+		Sessions:          st.Len(),
+		Bytes:             st.bytes.Load(),
+		Created:           st.stats.created.Load(),
+		Destroyed:         st.stats.destroyed.Load(),
+		Expired:           st.stats.expired.Load(),
+		CommitErrors:      st.stats.commitErrors.Load(),
+		LateCookies:       st.stats.lateCookies.Load(),
+		Fetches:           st.stats.fetches.Load(),
+		FetchHits:         st.stats.fetchHits.Load(),
+		FetchWaits:        st.stats.fetchWaits.Load(),
+		FetchWaitHits:     st.stats.fetchWaitHits.Load(),
+		Refused:           st.stats.refused.Load(),
+		PeerWaitsLate:     st.stats.peerWaitsLate.Load(),
+		Tombstones:        st.tombs.count.Load(),
+		TombstonesDropped: st.tombs.dropped.Load(),
 	}
 	if st.repl != nil {
 		rs := st.repl.stats()
@@ -88,6 +103,15 @@ type ReplicationStats struct {
 	// TransferDuration is how long this node's join-time state transfer took;
 	// zero until it ended.
 	TransferDuration time.Duration
+	// FetchTimeouts counts peers a read's fetch waited for until
+	// FetchTimeout without an answer: each is then not waited for again
+	// until it sends something (a frozen peer costs one such wait, not one
+	// per read). FetchSkips counts peers a fetch did not wait for because
+	// they did not answer: their stream was reset or closed (a killed
+	// process), sends to them failed, or they left a fetch unanswered
+	// (PeerStats.Unresponsive). FetchesServed counts fetches this node
+	// answered for its peers.
+	FetchTimeouts, FetchSkips, FetchesServed uint64
 }
 
 // PeerStats are the replication figures for one peer: the engine's own
@@ -105,6 +129,7 @@ func (r *replication) stats() ReplicationStats {
 		Applied: es.Applied, Refused: es.Refused, Rejected: es.Rejected, Skewed: es.Skewed,
 		Repairs: es.Repairs, Transfers: es.Transfers, DeltaTransfers: es.DeltaTransfers, Dropped: es.Dropped,
 		TransferDuration: time.Duration(r.transferDur.Load()),
+		FetchTimeouts:    es.FetchTimeouts, FetchSkips: es.FetchSkips, FetchesServed: es.FetchesServed,
 	}
 	for id, p := range es.Peers {
 		name := names[id]

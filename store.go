@@ -49,6 +49,7 @@ type Store struct {
 
 	count atomic.Int64 // entries that are not tombstones
 	bytes atomic.Int64 // sum of their sizes
+	tombs tombstones   // the tombstones' count and budget
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -149,6 +150,15 @@ type applyOpts struct {
 // stored session untouched on error. prev == next means delta held nothing
 // new.
 func (st *Store) mergeIn(delta model.Record, o applyOpts) (prev, next *entry, err error) {
+	prev, next, err = st.mergeShard(delta, o)
+	if next != prev && next.rec.IsDead() && st.tombs.count.Load() > int64(st.cfg.MaxTombstones) {
+		st.dropOldTombstones()
+	}
+	return prev, next, err
+}
+
+// mergeShard is mergeIn's work under delta's shard lock.
+func (st *Store) mergeShard(delta model.Record, o applyOpts) (prev, next *entry, err error) {
 	now := o.now
 	if now.IsZero() {
 		now = st.cfg.Now()
@@ -178,10 +188,12 @@ func (st *Store) mergeIn(delta model.Record, o applyOpts) (prev, next *entry, er
 		}
 	case merged.Expired(now):
 		return prev, prev, errStale // never bring back an expired session
+	case (prev == nil || prev.partial()) && merged.Created != 0 && st.tombs.forgotten(&merged):
+		return prev, prev, errForgotten
 	}
 	size := 0
 	if !merged.IsDead() {
-		size = merged.Size()
+		size = sessionSize(&merged)
 		if size > st.cfg.MaxSessionBytes && (prev == nil || size > prev.size) {
 			return prev, prev, fmt.Errorf("%w: %d bytes, over Config.MaxSessionBytes (%d); store less in the session", ErrTooLarge, size, st.cfg.MaxSessionBytes)
 		}
@@ -197,9 +209,16 @@ func (st *Store) mergeIn(delta model.Record, o applyOpts) (prev, next *entry, er
 	return prev, next, nil
 }
 
-// account updates the count and byte totals for an entry replaced by next
-// (nil when removed).
+// account updates the count, byte and tombstone totals for an entry
+// replaced by next (nil when removed).
 func (st *Store) account(prev, next *entry) {
+	dead := func(e *entry) int64 {
+		if e != nil && e.rec.IsDead() {
+			return 1
+		}
+		return 0
+	}
+	st.tombs.count.Add(dead(next) - dead(prev))
 	in := func(e *entry) (int64, int64) {
 		if e == nil || e.rec.IsDead() || e.partial() {
 			return 0, 0
@@ -224,6 +243,20 @@ func livePrincipal(e *entry) string {
 // any copy of the session is expired everywhere, so nothing can bring it
 // back and the tombstone is dropped.
 const tombstoneGrace = time.Minute
+
+// errForgotten is mergeIn's refusal of a session this node does not hold
+// and may have dropped the tombstone of (see tombstones.go).
+var errForgotten = fmt.Errorf("peersession: change refers to a session that may have ended here (its tombstone was dropped at Config.MaxTombstones)")
+
+// keyOverhead is what one key costs in memory beyond its name and value
+// (its slot in Keys, the value's version and slice header), counted in a
+// session's size so that many small keys cannot hold far more memory than
+// Config.MaxSessionBytes says.
+const keyOverhead = 64
+
+// sessionSize is what r counts against Config.MaxSessionBytes: its keys'
+// names and values, and keyOverhead a key.
+func sessionSize(r *model.Record) int { return r.Size() + keyOverhead*len(r.Keys) }
 
 // errStale is mergeIn's refusal of a change to an expired session or a
 // tombstone past its window.

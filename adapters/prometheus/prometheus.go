@@ -68,8 +68,12 @@ var (
 	storeMetrics = []metric[stats]{
 		newMetric("sessions", gauge, "Sessions held by this node, including expired ones not yet swept.",
 			func(s stats) float64 { return float64(s.Sessions) }),
-		newMetric("session_bytes", gauge, "Bytes of keys and values of the sessions held by this node.",
+		newMetric("session_bytes", gauge, "Bytes of keys and values of the sessions held by this node, and 64 a key.",
 			func(s stats) float64 { return float64(s.Bytes) }),
+		newMetric("tombstones", gauge, "Marks of ended sessions held by this node (Config.MaxTombstones bounds them).",
+			func(s stats) float64 { return float64(s.Tombstones) }),
+		newMetric("tombstones_dropped_total", counter, "Tombstones dropped early at Config.MaxTombstones.",
+			func(s stats) float64 { return float64(s.TombstonesDropped) }),
 		newMetric("sessions_created_total", counter, "Sessions created on this node (and, with NotifyOnReplication, on its peers).",
 			func(s stats) float64 { return float64(s.Created) }),
 		newMetric("sessions_destroyed_total", counter, "Sessions ended by Destroy, RenewID or DestroyPrincipal.",

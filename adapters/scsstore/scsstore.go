@@ -14,6 +14,10 @@
 // whatever its own IdleTimeout (see peersession.Session.SetExpiry), so the
 // one line above is all the configuration a clustered scs app needs.
 //
+// To return tokens from All (scs's Iterate), the adapter keeps scs's token
+// in the session, where every node holds it: set scs's HashTokenInStore so
+// that what it holds is a hash of the token, not a working one.
+//
 // scs's cookie carries only its token, not peersession's version stamp,
 // so a node cannot tell that a client has seen a newer version than the
 // one it holds. On a balancer that is not sticky, a request reaching

@@ -2,8 +2,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"time"
@@ -39,7 +37,8 @@ type Config struct {
 	// syscall.EADDRINUSE.
 	BindPort int
 	// AdvertiseAddr is the IP other nodes reach this one at; "" means
-	// BindAddr. Binding 0.0.0.0 or :: without an AdvertiseAddr is an error.
+	// BindAddr. Binding 0.0.0.0 or :: without an AdvertiseAddr is an error
+	// (after the missing Keys, if they are missing too).
 	AdvertiseAddr string
 	// AdvertisePort is the advertised gossip port; 0 means the bound one.
 	AdvertisePort int
@@ -64,7 +63,8 @@ type Config struct {
 	// Without it New refuses, since anyone who can reach the ports could
 	// read and inject sessions.
 	Insecure bool
-	// Logger receives cluster and memberlist logs; nil discards them.
+	// Logger receives cluster and memberlist logs; nil means
+	// DefaultLogger(): slog.Default's handler, warnings and errors only.
 	Logger *slog.Logger
 	// Handler receives membership events and frames; required.
 	Handler Handler
@@ -94,61 +94,71 @@ type Config struct {
 	WrapListener func(net.Listener) net.Listener
 }
 
-// withDefaults validates c and returns a copy with defaults filled in.
+// withDefaults validates c and returns a copy with defaults filled in. An
+// error is a *ConfigError naming the first field to fix.
 func (c Config) withDefaults() (Config, error) {
 	if c.Name == "" {
-		return c, errors.New("cluster: Config.Name is required")
+		return c, configErr("Name", "{Name} is required: give each node a unique, stable name")
 	}
 	if len(c.Name) > maxNameLen {
-		return c, fmt.Errorf("cluster: Config.Name is %d bytes, at most %d allowed", len(c.Name), maxNameLen)
+		return c, configErr("Name", "{Name} is %d bytes, at most %d allowed", len(c.Name), maxNameLen)
 	}
 	if c.Handler == nil {
-		return c, errors.New("cluster: Config.Handler is required")
+		return c, configErr("Handler", "{Handler} is required")
 	}
 	if c.BindAddr == "" {
 		c.BindAddr = "127.0.0.1"
 	}
 	bind := net.ParseIP(c.BindAddr)
 	if bind == nil {
-		return c, fmt.Errorf("cluster: Config.BindAddr %q is not an IP address", c.BindAddr)
+		return c, configErr("BindAddr", "{BindAddr} %q is not an IP address", c.BindAddr)
+	}
+	for i, k := range c.Keys {
+		if len(k) != KeySize {
+			return c, configErr("Keys", "{Keys}[%d] is %d bytes, want %d: a key is 32 random bytes, "+
+				"such as `openssl rand -base64 32` prints, decoded", i, len(k), KeySize)
+		}
+	}
+	// The key before the address: binding 0.0.0.0 without one is first of
+	// all a node open to anyone.
+	if len(c.Keys) == 0 && !bind.IsLoopback() && !c.Insecure {
+		return c, configErr("Keys", "{Keys} is empty and {BindAddr} %s is not loopback: "+
+			"anyone who can reach the ports could read and forge what the nodes exchange. "+
+			"Give every node the same 32-byte key (make one with `openssl rand -base64 32`), "+
+			"or set {Insecure} to run unencrypted", c.BindAddr)
 	}
 	if c.AdvertiseAddr == "" {
 		if bind.IsUnspecified() {
-			return c, fmt.Errorf("cluster: Config.BindAddr %s binds every interface; set Config.AdvertiseAddr to the IP peers should use", c.BindAddr)
+			return c, configErr("AdvertiseAddr", "{BindAddr} %s binds every interface; set {AdvertiseAddr} to the IP peers should use", c.BindAddr)
 		}
 		c.AdvertiseAddr = c.BindAddr
 	} else if ip := net.ParseIP(c.AdvertiseAddr); ip == nil || ip.IsUnspecified() {
-		return c, fmt.Errorf("cluster: Config.AdvertiseAddr %q is not a usable IP address", c.AdvertiseAddr)
+		return c, configErr("AdvertiseAddr", "{AdvertiseAddr} %q is not a usable IP address", c.AdvertiseAddr)
 	}
 	for _, p := range []struct {
 		name string
 		v    int
 	}{{"BindPort", c.BindPort}, {"AdvertisePort", c.AdvertisePort}, {"StreamPort", c.StreamPort}} {
 		if p.v < 0 || p.v > 65535 {
-			return c, fmt.Errorf("cluster: Config.%s %d out of range 0..65535", p.name, p.v)
+			return c, configErr(p.name, "{"+p.name+"} %d out of range 0..65535", p.v)
 		}
 	}
 	if len(c.Label) > memberlist.LabelMaxSize {
-		return c, fmt.Errorf("cluster: Config.Label is %d bytes, at most %d allowed", len(c.Label), memberlist.LabelMaxSize)
+		return c, configErr("Label", "{Label} is %d bytes, at most %d allowed", len(c.Label), memberlist.LabelMaxSize)
 	}
-	for i, k := range c.Keys {
-		if len(k) != KeySize {
-			return c, fmt.Errorf("cluster: Config.Keys[%d] is %d bytes, want %d (make one with: head -c32 /dev/urandom | base64)", i, len(k), KeySize)
+	for _, d := range []struct {
+		name string
+		v    int64
+	}{{"RejoinInterval", int64(c.RejoinInterval)}, {"DialTimeout", int64(c.DialTimeout)}, {"MaxFrame", int64(c.MaxFrame)}} {
+		if d.v < 0 {
+			return c, configErr(d.name, "{"+d.name+"} must not be negative")
 		}
-	}
-	if len(c.Keys) == 0 && !bind.IsLoopback() && !c.Insecure {
-		return c, fmt.Errorf("cluster: no Config.Keys for non-loopback BindAddr %s; "+
-			"make a key with `head -c32 /dev/urandom | base64` and pass the decoded 32 bytes in Config.Keys, "+
-			"or set Config.Insecure to run unencrypted", c.BindAddr)
-	}
-	if c.RejoinInterval < 0 || c.DialTimeout < 0 || c.MaxFrame < 0 {
-		return c, errors.New("cluster: Config.RejoinInterval, DialTimeout and MaxFrame must not be negative")
 	}
 	defaults.Set(&c.RejoinInterval, DefaultRejoinInterval)
 	defaults.Set(&c.DialTimeout, DefaultDialTimeout)
 	defaults.Set(&c.MaxFrame, DefaultMaxFrame)
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+		c.Logger = DefaultLogger()
 	}
 	c.Seeds = append([]string(nil), c.Seeds...)
 	keys := make([][]byte, len(c.Keys))

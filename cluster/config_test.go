@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -23,14 +24,16 @@ func TestConfigValidation(t *testing.T) {
 		{"bind not an IP", func(c *Config) { c.BindAddr = "localhost" }, "not an IP"},
 		{"unspecified bind without advertise", func(c *Config) { c.BindAddr = "0.0.0.0"; c.Keys = [][]byte{testKey1} }, "AdvertiseAddr"},
 		{"unspecified v6 bind without advertise", func(c *Config) { c.BindAddr = "::"; c.Keys = [][]byte{testKey1} }, "AdvertiseAddr"},
-		{"non-loopback without key", func(c *Config) { c.BindAddr = "10.1.2.3" }, "head -c32 /dev/urandom | base64"},
+		{"non-loopback without key", func(c *Config) { c.BindAddr = "10.1.2.3" }, "Config.Keys is empty and Config.BindAddr 10.1.2.3 is not loopback"},
+		{"unspecified bind without key asks for the key first", func(c *Config) { c.BindAddr = "0.0.0.0" }, "make one with `openssl rand -base64 32`"},
 		{"non-loopback insecure", func(c *Config) { c.BindAddr = "10.1.2.3"; c.Insecure = true }, ""},
 		{"non-loopback with key", func(c *Config) { c.BindAddr = "10.1.2.3"; c.Keys = [][]byte{testKey1} }, ""},
-		{"short key", func(c *Config) { c.Keys = [][]byte{make([]byte, 16)} }, "Keys[0] is 16 bytes"},
+		{"short key", func(c *Config) { c.Keys = [][]byte{make([]byte, 16)} }, "Config.Keys[0] is 16 bytes, want 32"},
+		{"a brace in a value is no field", func(c *Config) { c.BindAddr = "{Keys}" }, `Config.BindAddr "{Keys}" is not an IP`},
 		{"bad advertise", func(c *Config) { c.AdvertiseAddr = "0.0.0.0" }, "AdvertiseAddr"},
 		{"bad port", func(c *Config) { c.StreamPort = 70000 }, "StreamPort"},
 		{"long label", func(c *Config) { c.Label = string(bytes.Repeat([]byte("x"), 300)) }, "Label"},
-		{"negative", func(c *Config) { c.MaxFrame = -1 }, "negative"},
+		{"negative", func(c *Config) { c.MaxFrame = -1 }, "Config.MaxFrame must not be negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -47,9 +50,27 @@ func TestConfigValidation(t *testing.T) {
 			}
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tt.wantErr)
-			assert.Contains(t, err.Error(), "cluster: ")
+			assert.True(t, strings.HasPrefix(err.Error(), "cluster: "), err.Error())
+			var ce *ConfigError
+			require.ErrorAs(t, err, &ce)
+			assert.Contains(t, ce.Message(func(f string) string { return "Other." + f }), "Other."+ce.Field,
+				"a wrapper words the message in its own field names")
 		})
 	}
+}
+
+// Binding every interface without a key is first of all a node open to
+// anyone: the first error asks for the key, not for AdvertiseAddr.
+func TestConfigAllInterfacesWithoutKeyAsksForTheKey(t *testing.T) {
+	_, err := Config{Name: "a", Handler: newRecorder(), BindAddr: "0.0.0.0"}.withDefaults()
+	var ce *ConfigError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "Keys", ce.Field)
+	assert.Equal(t, "cluster: Config.Keys is empty and Config.BindAddr 0.0.0.0 is not loopback: "+
+		"anyone who can reach the ports could read and forge what the nodes exchange. "+
+		"Give every node the same 32-byte key (make one with `openssl rand -base64 32`), "+
+		"or set Config.Insecure to run unencrypted", err.Error())
+	assert.NotContains(t, err.Error(), "AdvertiseAddr")
 }
 
 func TestNewRejectsNonLoopbackWithoutKey(t *testing.T) {

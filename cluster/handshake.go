@@ -46,31 +46,15 @@ func newHandshake(initiator bool, psk [32]byte, prologue []byte) (*noise.Handsha
 // for sending. It fails unless the responder proves knowledge of psk and
 // names itself wantID.
 func clientHandshake(conn net.Conn, psk [32]byte, prologue []byte, selfID, wantID string) (*streamCipher, error) {
-	hs, err := newHandshake(true, psk, prologue)
+	id, cs, err := clientHello(conn, psk, prologue)
 	if err != nil {
 		return nil, err
-	}
-	msg1, _, _, err := hs.WriteMessage(nil, nil)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := conn.Write(appendMsg([]byte(preamble), msg1)); err != nil {
-		return nil, err
-	}
-	buf := make([]byte, maxMsg2)
-	msg2, err := readMsg(conn, buf, maxMsg2)
-	if err != nil {
-		return nil, err
-	}
-	id, cs, _, err := hs.ReadMessage(nil, msg2)
-	if err != nil {
-		return nil, fmt.Errorf("cluster: stream: responder failed authentication: %w", err)
 	}
 	send, err := newStreamCipher(cs)
 	if err != nil {
 		return nil, err
 	}
-	if string(id) != wantID {
+	if id != wantID {
 		return nil, fmt.Errorf("cluster: stream: reached %q, want %q", id, wantID)
 	}
 	confirm := make([]byte, 16, 16+len(selfID))
@@ -86,6 +70,45 @@ func clientHandshake(conn net.Conn, psk [32]byte, prologue []byte, selfID, wantI
 		return nil, err
 	}
 	return send, nil
+}
+
+// clientHello sends the initiator's first message and reads the
+// responder's answer, which proves that it knows psk: it returns the ID
+// the responder gave and the cipher state for sending.
+func clientHello(conn net.Conn, psk [32]byte, prologue []byte) (string, *noise.CipherState, error) {
+	hs, err := newHandshake(true, psk, prologue)
+	if err != nil {
+		return "", nil, err
+	}
+	msg1, _, _, err := hs.WriteMessage(nil, nil)
+	if err != nil {
+		return "", nil, err
+	}
+	if _, err := conn.Write(appendMsg([]byte(preamble), msg1)); err != nil {
+		return "", nil, err
+	}
+	buf := make([]byte, maxMsg2)
+	msg2, err := readMsg(conn, buf, maxMsg2)
+	if err != nil {
+		return "", nil, err
+	}
+	id, cs, _, err := hs.ReadMessage(nil, msg2)
+	if err != nil {
+		return "", nil, fmt.Errorf("cluster: stream: responder failed authentication: %w", err)
+	}
+	return string(id), cs, nil
+}
+
+// probeHandshake runs the initiator side as far as the responder's proof:
+// it returns nil if the responder knows psk and is wantID. It sends no
+// confirmation, so no stream opens (the responder counts a failed
+// handshake).
+func probeHandshake(conn net.Conn, psk [32]byte, prologue []byte, wantID string) error {
+	id, _, err := clientHello(conn, psk, prologue)
+	if err == nil && id != wantID {
+		err = fmt.Errorf("cluster: stream: reached %q, want %q", id, wantID)
+	}
+	return err
 }
 
 // serverHandshake runs the responder side: it tries each PSK with a fresh

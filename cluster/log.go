@@ -48,3 +48,27 @@ func (b logBridge) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// DefaultLogger is the Logger a nil Config.Logger means: slog.Default's
+// handler, as it is at the call, passing warnings and errors only, so that
+// what needs fixing (a seed that refused this node, a peer that cannot be
+// reached) reaches a program that configured no logging.
+func DefaultLogger() *slog.Logger {
+	return slog.New(minLevel{slog.Default().Handler(), slog.LevelWarn})
+}
+
+// minLevel is a handler passing h the records at min or above.
+type minLevel struct {
+	h   slog.Handler
+	min slog.Level
+}
+
+func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= m.min && m.h.Enabled(ctx, l)
+}
+
+func (m minLevel) Handle(ctx context.Context, r slog.Record) error { return m.h.Handle(ctx, r) }
+
+func (m minLevel) WithAttrs(as []slog.Attr) slog.Handler { return minLevel{m.h.WithAttrs(as), m.min} }
+
+func (m minLevel) WithGroup(g string) slog.Handler { return minLevel{m.h.WithGroup(g), m.min} }

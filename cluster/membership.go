@@ -137,6 +137,18 @@ func (n *Node) alivePeer(id string) (Peer, bool) {
 	return m.Peer, true
 }
 
+// liveNamed returns a live member with this Name other than id.
+func (n *Node) liveNamed(name, id string) (Peer, bool) {
+	n.memMu.RLock()
+	defer n.memMu.RUnlock()
+	for mid, m := range n.members {
+		if mid != id && m.Name == name && m.State == StateAlive {
+			return m.Peer, true
+		}
+	}
+	return Peer{}, false
+}
+
 func sortPeers(ps []Peer) {
 	slices.SortFunc(ps, func(a, b Peer) int { return strings.Compare(a.ID, b.ID) })
 }

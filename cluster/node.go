@@ -33,6 +33,10 @@ type Node struct {
 	stats    counters
 	hsSem    chan struct{}   // bounds connections still in their handshake
 	hsLog    ratelog.Limiter // holds back the warning about handshakes refused for hsSem
+	names    *nameGuard      // memberlist's merge and alive delegate: one live node per Name
+
+	refused    atomic.Bool     // the last join found seeds, and all that answered refused this node
+	refusalLog ratelog.Limiter // holds back the warning about seeds refusing this node
 
 	lifeMu sync.Mutex // guards closed, and orders wg.Add against Close's wg.Wait
 	closed bool
@@ -92,6 +96,8 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.self.ID = cfg.Name + "-" + hex.EncodeToString(suffix[:])
 	n.self.Name = cfg.Name
+	n.names = newNameGuard(n)
+	n.refusalLog.Every = 10 * time.Second
 	n.log = n.log.With("node", n.self.ID)
 
 	n.ln, err = listenStream(net.Listen, cfg)
@@ -137,6 +143,8 @@ func New(cfg Config) (*Node, error) {
 	mlc.GossipVerifyOutgoing = len(cfg.Keys) > 0
 	mlc.Delegate = n.del
 	mlc.Events = n.del
+	mlc.Merge = n.names
+	mlc.Alive = n.names
 	mlc.Logger = log.New(logBridge{n.log}, "", 0)
 	if cfg.Tune != nil {
 		cfg.Tune(mlc)
@@ -158,8 +166,9 @@ func New(cfg Config) (*Node, error) {
 		n.wg.Wait()
 		return nil, fmt.Errorf("cluster: memberlist: %w", withErrno(err))
 	}
+	n.names.setStarted(n.ml)
 	n.goroutine(n.acceptLoop)
-	if len(cfg.Keys) == 0 {
+	if len(cfg.Keys) == 0 && !net.ParseIP(cfg.BindAddr).IsLoopback() {
 		n.log.Warn("cluster: running without keys: gossip and streams are not encrypted or authenticated", "bind", cfg.BindAddr)
 	}
 	n.log.Debug("cluster node started", "gossip", n.ml.LocalNode().Address(), "stream", n.self.Addr)
@@ -227,10 +236,12 @@ func (n *Node) isClosed() bool {
 // arrived since New are delivered from then on, in order.
 //
 // Join returns nil when there are no other seeds (the first node of a
-// cluster) or when at least one seed answered. When seeds exist but none
-// answered it returns an error; the node is still usable and the re-join
-// loop keeps trying, so a caller starting a whole cluster at once may log
-// the error and carry on. It returns ctx.Err() if ctx ends first.
+// cluster) or when at least one seed took this node in. When seeds answered
+// but none took it in (their keys or label differ, or a live node has its
+// Name) it returns a *JoinError: a misconfiguration to report. When no seed
+// answered it returns another error; the node is still usable and the
+// re-join loop keeps trying, so a caller starting a whole cluster at once
+// may log that error and carry on. It returns ctx.Err() if ctx ends first.
 func (n *Node) Join(ctx context.Context) error {
 	if n.isClosed() {
 		return ErrClosed
@@ -246,18 +257,12 @@ func (n *Node) Join(ctx context.Context) error {
 		return nil
 	}
 	res := make(chan error, 1)
-	if !n.goroutine(func() {
-		_, err := n.ml.Join(seeds)
-		res <- err
-	}) {
+	if !n.goroutine(func() { res <- n.joinSeeds(seeds) }) {
 		return ErrClosed
 	}
 	select {
 	case err := <-res:
-		if err != nil {
-			return fmt.Errorf("cluster: join: no seed reachable: %w", err)
-		}
-		return nil
+		return err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -295,14 +300,21 @@ func (n *Node) rejoinLoop(seeds []string) {
 		}
 		t.Reset(alone)
 		peers := len(n.Peers())
-		if n.left.Load() || peers >= len(seeds) || (peers > 0 && time.Since(last) < n.cfg.RejoinInterval) {
+		slow := peers > 0 || n.refused.Load() // a refused node retries seldom: it is misconfigured
+		if n.left.Load() || peers >= len(seeds) || (slow && time.Since(last) < n.cfg.RejoinInterval) {
 			continue
 		}
 		last = time.Now()
-		if k, err := n.ml.Join(seeds); err != nil {
+		var je *JoinError
+		switch err := n.joinSeeds(seeds); {
+		case errors.As(err, &je):
+			if k, ok := n.refusalLog.Allow(time.Now(), 1); ok {
+				n.log.Warn("cluster: re-join refused", "err", err, "refusals", k)
+			}
+		case err != nil:
 			n.log.Debug("cluster: re-join failed", "err", err)
-		} else {
-			n.log.Debug("cluster: re-joined", "contacted", k)
+		default:
+			n.log.Debug("cluster: re-joined")
 		}
 	}
 }

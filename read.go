@@ -2,16 +2,34 @@ package peersession
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // The read path: a session is read from this node's memory, and asked of
 // the peers only when the client has seen a newer version than the one
-// held here.
+// held here, and that version does not arrive by replication first.
+
+// maxArrivalWait bounds how long a read waits for a change already on its
+// way before it asks the peers: a twentieth of ClusterConfig.FetchTimeout,
+// at most this (5ms with the default FetchTimeout). A change reaches a peer
+// in well under a millisecond on a LAN, and the client's next request
+// comes at least a round trip after the write's answer: a read that
+// misses a change usually finds it in flight, and a fetch would only wait
+// for it at the cost of a round trip and the peer's work.
+const maxArrivalWait = 5 * time.Millisecond
+
+// inFlightFor is how recent a client's stamp must be for a read to wait
+// for the change it names: a change made longer ago that has not arrived
+// is not on its way (it was lost, or the session expired or is unknown
+// here), so the read asks the peers at once.
+const inFlightFor = time.Second
 
 // find returns the live entry for token's session, and the time it was
 // judged live at. With replication, when the entry is missing or older than
-// the client's version stamp, it first fetches the session from the peers
+// the client's version stamp, it waits briefly for the change if it can be
+// on its way (see maxArrivalWait), then fetches the session from the peers
 // (one bounded wait). The local lookup allocates nothing: it hashes the
 // token into an array and indexes the map with it.
 func (st *Store) find(ctx context.Context, token string, stamp int64) (*entry, time.Time) {
@@ -25,6 +43,13 @@ func (st *Store) find(ctx context.Context, token string, stamp int64) (*entry, t
 		return e, now
 	}
 	id := string(idb[:])
+	if stamp > now.Add(-inFlightFor).UnixNano() && st.repl.arrivalWait > 0 {
+		st.stats.fetchWaits.Add(1)
+		if got, at := st.awaitArrival(ctx, id, stamp); got != nil {
+			st.stats.fetchWaitHits.Add(1)
+			return got, at
+		}
+	}
 	st.stats.fetches.Add(1)
 	if st.repl.fetch(ctx, id) {
 		st.stats.fetchHits.Add(1)
@@ -36,4 +61,92 @@ func (st *Store) find(ctx context.Context, token string, stamp int64) (*entry, t
 		e = nil
 	}
 	return e, now
+}
+
+// awaitArrival waits, up to the replication's arrivalWait or until ctx
+// ends, for session id to be live here at version stamp or later, woken
+// by each change to it that replication applies. It returns the entry and
+// the time it was judged live at, or nil if it did not come in time.
+func (st *Store) awaitArrival(ctx context.Context, id string, stamp int64) (*entry, time.Time) {
+	arr := st.repl.arrivals
+	t := time.NewTimer(st.repl.arrivalWait)
+	defer t.Stop()
+	for {
+		// Watch before looking, so that a change applied in between still
+		// wakes the wait.
+		w := arr.watch(id)
+		now := st.cfg.Now()
+		if e := st.shards.get(id); st.alive(e, now) && e.stamp >= stamp {
+			arr.unwatch(id, w)
+			return e, now
+		}
+		select {
+		case <-w.ch:
+			arr.unwatch(id, w)
+		case <-t.C:
+			arr.unwatch(id, w)
+			return nil, now
+		case <-ctx.Done():
+			arr.unwatch(id, w)
+			return nil, now
+		}
+	}
+}
+
+// arrivals wakes the reads waiting for a change to a session to arrive
+// from a peer (see Store.awaitArrival). The zero value is ready to use.
+type arrivals struct {
+	waiting atomic.Int32 // sessions in byID: arrived takes no lock while zero
+	mu      sync.Mutex   // guards byID and the n of the arrivals in it
+	byID    map[string]*arrival
+}
+
+// arrival is the reads waiting for one session.
+type arrival struct {
+	ch chan struct{} // closed when a change to the session is applied
+	n  int           // reads waiting on ch
+}
+
+// watch returns the arrival of session id, which the caller waits on and
+// then hands back to unwatch.
+func (a *arrivals) watch(id string) *arrival {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	w := a.byID[id]
+	if w == nil {
+		if a.byID == nil {
+			a.byID = make(map[string]*arrival)
+		}
+		w = &arrival{ch: make(chan struct{})}
+		a.byID[id] = w
+		a.waiting.Add(1)
+	}
+	w.n++
+	return w
+}
+
+// unwatch ends one wait on w, forgetting w with its last one.
+func (a *arrivals) unwatch(id string, w *arrival) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	w.n--
+	if w.n == 0 && a.byID[id] == w {
+		delete(a.byID, id)
+		a.waiting.Add(-1)
+	}
+}
+
+// arrived wakes the reads waiting for session id: a change to it was
+// applied. With nobody waiting it costs one atomic load.
+func (a *arrivals) arrived(id string) {
+	if a.waiting.Load() == 0 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if w := a.byID[id]; w != nil {
+		close(w.ch)
+		delete(a.byID, id)
+		a.waiting.Add(-1)
+	}
 }

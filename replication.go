@@ -21,8 +21,10 @@ type replication struct {
 	node *cluster.Node
 	eng  *replicate.Engine
 
-	transferDur  atomic.Int64 // nanoseconds the state transfer took, once ended
-	alone        atomic.Bool  // became ready without any peer: sync from the first one
+	transferDur  atomic.Int64  // nanoseconds the state transfer took, once ended
+	arrivals     *arrivals     // reads waiting for a change on its way (read.go)
+	arrivalWait  time.Duration // how long it waits: FetchTimeout/20, at most maxArrivalWait
+	alone        atomic.Bool   // became ready without any peer: sync from the first one
 	ctx          context.Context
 	ready        chan struct{} // closed when the join-time state transfer ended
 	readyErr     error         // set before ready is closed
@@ -59,6 +61,14 @@ func (h *handler) Frame(peer string, frame []byte) {
 	}
 }
 
+var _ cluster.StreamWatcher = (*handler)(nil)
+
+func (h *handler) StreamLost(peer string) {
+	if e := h.eng.Load(); e != nil {
+		e.StreamLost(peer)
+	}
+}
+
 // startReplication starts the cluster node and the replication engine
 // for st, and joins the cluster; h holds the tests' seams (see hooks).
 func startReplication(st *Store, cfg ClusterConfig, h hooks) (*replication, error) {
@@ -81,10 +91,11 @@ func startReplication(st *Store, cfg ClusterConfig, h hooks) (*replication, erro
 	if h.nodeStarted != nil {
 		h.nodeStarted(node)
 	}
+	arr := &arrivals{}
 	eng, err := replicate.New(replicate.Config{
 		Self:                node.Self().ID,
 		Network:             node,
-		Store:               replStore{st},
+		Store:               wakingStore{replStore{st}, arr},
 		Clock:               st.clock,
 		Logger:              st.cfg.Logger,
 		AntiEntropyInterval: cfg.AntiEntropyInterval,
@@ -94,7 +105,8 @@ func startReplication(st *Store, cfg ClusterConfig, h hooks) (*replication, erro
 		return nil, fmt.Errorf("peersession: start replication: %w", err)
 	}
 	handler.eng.Store(eng)
-	r := &replication{st: st, cfg: cfg, node: node, eng: eng, ready: make(chan struct{})}
+	r := &replication{st: st, cfg: cfg, node: node, eng: eng, ready: make(chan struct{}),
+		arrivals: arr, arrivalWait: min(cfg.FetchTimeout/20, maxArrivalWait)}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.ctx, r.stopTransfer = ctx, cancel
 	handler.repl.Store(r) // before Join too: a PeerUp may come right after it
@@ -211,10 +223,13 @@ func (r *replication) publish(ctx context.Context, deltas []model.Record) error 
 	if r.cfg.Consistency != Sync {
 		// WaitForPeers in Async mode: the wait is worth what a read's
 		// fetch is (FetchTimeout), and its end is no error: the change is
-		// stored here and keeps replicating.
+		// stored here and keeps replicating. Like a fetch, it does not wait
+		// for a peer that does not answer (its stream was reset: killed;
+		// or it left a fetch unanswered: frozen) until the failure
+		// detector declares it dead.
 		ctx, cancel := context.WithTimeout(ctx, r.cfg.FetchTimeout)
 		defer cancel()
-		if err := t.Wait(ctx, AllPeers); err != nil {
+		if err := t.WaitResponsive(ctx); err != nil {
 			r.st.stats.peerWaitsLate.Add(1)
 		}
 		return nil
@@ -249,6 +264,7 @@ func (r *replication) fetch(ctx context.Context, id string) bool {
 	if err != nil {
 		return false
 	}
+	r.arrivals.arrived(id) // other reads may wait for it
 	r.st.fireEvents(prev, next, true)
 	return prev != next
 }
@@ -298,6 +314,23 @@ func (st *Store) WaitReady(ctx context.Context) error {
 
 // replStore is the Store as replicate sees it.
 type replStore struct{ st *Store }
+
+// wakingStore is the replStore the engine is given: it wakes the reads
+// waiting for the sessions it applies changes to (see Store.awaitArrival).
+type wakingStore struct {
+	replStore
+	arrivals *arrivals
+}
+
+// Apply applies recs, then wakes the reads waiting for any of them (a
+// refused one too: the read looks again, and waits on).
+func (w wakingStore) Apply(recs []model.Record) (refused int) {
+	refused = w.replStore.Apply(recs)
+	for i := range recs {
+		w.arrivals.arrived(recs[i].ID)
+	}
+	return refused
+}
 
 // Apply merges remote changes. A change to a session this node does not
 // hold yet (it arrived before the state transfer or a repair brought the

@@ -27,3 +27,39 @@ type Handler interface {
 	// keeps.
 	Frame(peerID string, frame []byte)
 }
+
+// StreamWatcher is what a Handler may also implement to hear that a live
+// peer's stream broke, before the failure detector's verdict: a killed
+// process's kernel resets its connections at once, while memberlist takes
+// seconds to declare it dead.
+type StreamWatcher interface {
+	// StreamLost reports that a stream with a live peer, in either
+	// direction, ended by the peer's doing or the network's: the peer
+	// closed or reset it, or it broke. Streams this node closes itself
+	// (the peer went down, a newer stream replaced it, its key was
+	// removed, Close) are not reported. It is no verdict: a live peer may
+	// also close a stream (say, it removed the key the stream was made
+	// with), and the next Send redials. PeerDown stays the authority.
+	//
+	// StreamLost is called from the stream's own goroutine, never before
+	// the first Join nor after Close returns; it may overlap any other
+	// call, and must return quickly.
+	StreamLost(peerID string)
+}
+
+// streamLost tells the Handler, if it is a StreamWatcher, that a stream
+// with the live peer id ended by the peer's doing or the network's.
+func (n *Node) streamLost(id string) {
+	w, ok := n.cfg.Handler.(StreamWatcher)
+	if !ok || n.isClosed() {
+		return
+	}
+	select {
+	case <-n.joined:
+	default:
+		return // no Handler calls before the first Join
+	}
+	if _, alive := n.alivePeer(id); alive {
+		w.StreamLost(id)
+	}
+}

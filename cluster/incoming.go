@@ -111,13 +111,22 @@ func (n *Node) serveIn(c *inConn) {
 	}
 
 	err = n.readFrames(r, id, recv)
-	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+	if errors.Is(err, net.ErrClosed) { // closed here: by a newer stream, PeerDown, RemoveKey or Close
 		n.log.Debug("cluster: incoming stream closed", "peer", id)
+		return
+	}
+	if errors.Is(err, io.EOF) {
+		n.log.Debug("cluster: incoming stream closed by the peer", "peer", id)
+		n.streamLost(id)
 		return
 	}
 	if _, ok := err.(net.Error); ok {
 		n.log.Debug("cluster: incoming stream failed", "peer", id, "err", err)
+		n.streamLost(id)
 		return
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) { // closed by the peer mid-message
+		n.streamLost(id)
 	}
 	n.stats.streamErrors.Add(1)
 	n.log.Warn("cluster: dropping incoming stream", "peer", id, "err", err)

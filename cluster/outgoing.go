@@ -268,17 +268,23 @@ func (p *outPeer) watch(c *outConn) {
 		err = errors.New("unexpected data from peer")
 	}
 	p.n.log.Debug("cluster: outgoing stream ended", "peer", p.id, "err", err)
-	p.drop(c)
+	// Still current: nobody here closed it (whoever does forgets it first),
+	// so the peer or the network did.
+	if p.drop(c) {
+		p.n.streamLost(p.id)
+	}
 }
 
-// drop closes c and forgets it if it is still current.
-func (p *outPeer) drop(c *outConn) {
+// drop closes c and forgets it; it reports whether c was still current.
+func (p *outPeer) drop(c *outConn) bool {
 	p.mu.Lock()
-	if p.c == c {
+	current := p.c == c
+	if current {
 		p.c = nil
 	}
 	p.mu.Unlock()
 	c.conn.Close()
+	return current
 }
 
 // dropIfPSK drops the current connection if it was made with psk.

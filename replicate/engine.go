@@ -247,6 +247,9 @@ func (e *Engine) HandleFrame(from string, frame []byte) {
 		}
 	}
 	e.mu.RUnlock()
+	if p != nil {
+		p.reach.hear()
+	}
 	if parked {
 		if m, ok := msg.(*wire.Batch); ok {
 			// Apply now; the parked copy applies again (idempotent) and

@@ -183,7 +183,7 @@ func TestAckCountsOnlyOnceOlderBatchesAre(t *testing.T) {
 	waitFor(t, "batch 2 acknowledged", func() bool { return peerStats(a, "B").Acked == 1 })
 	require.Equal(t, "v", b.value("s2", "k"))
 	for _, tk := range []*Ticket{t1, t2} {
-		_, done, err := tk.check(1)
+		_, done, err := tk.check(1, false)
 		require.NoError(t, err)
 		require.False(t, done)
 	}

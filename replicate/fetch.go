@@ -2,7 +2,9 @@ package replicate
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/peersession/peersession/replicate/model"
 	"github.com/peersession/peersession/replicate/wire"
@@ -11,7 +13,7 @@ import (
 // fetchCall is a Fetch waiting for replies.
 type fetchCall struct {
 	id       string
-	pending  map[*peer]bool // peers asked that are up and have not answered
+	pending  map[*peer]uint64 // peers asked that answer and have not yet: their frame count when asked
 	answered int
 	found    bool
 	rec      model.Record  // the merge of the records found so far
@@ -20,10 +22,19 @@ type fetchCall struct {
 
 // Fetch asks every live peer for session id in parallel and returns the
 // merge of the records found. It returns once every peer asked has
-// answered or gone down, or when ctx ends: then it returns what arrived
-// (err nil) if at least one peer answered, else an error wrapping
-// ctx.Err(). found is false when no peer has the session. With no live
-// peers it returns found=false, err=nil at once.
+// answered, gone down or stopped answering (see reach.go), or when ctx
+// ends: then it returns what arrived (err nil) if at least one peer
+// answered, else an error wrapping ctx.Err(). found is false when no peer
+// has the session. With no live peers it returns found=false, err=nil at
+// once; when every live peer is known not to answer, an error wrapping
+// ErrNotEnoughPeers at once.
+//
+// A peer that does not answer (its stream was lost, sends to it fail, or
+// it left an earlier Fetch unanswered and has sent nothing since) is not
+// waited for: a killed or frozen peer costs at most one wait, not one per
+// Fetch until the failure detector declares it dead. A peer left
+// unanswering when ctx's deadline passes is counted (FetchTimeouts) and
+// not waited for again until it sends a frame.
 //
 // Fetch does not apply the record to the local store (the caller decides),
 // but it observes its versions, so writes that follow it order after it.
@@ -40,14 +51,30 @@ func (e *Engine) Fetch(ctx context.Context, id string) (model.Record, bool, erro
 	if err != nil {
 		return model.Record{}, false, err
 	}
-	call := &fetchCall{id: id, pending: make(map[*peer]bool, len(live)), done: make(chan struct{})}
+	call := &fetchCall{id: id, pending: make(map[*peer]uint64, len(live)), done: make(chan struct{})}
+	now := time.Now()
+	var ask, probe []*peer
 	for _, p := range live {
-		call.pending[p] = true
+		if !p.reach.answers() {
+			e.st.fetchSkips.Add(1)
+			if p.reach.mute() && p.reach.probe(now) {
+				probe = append(probe, p) // asked, not waited for
+			}
+			continue
+		}
+		call.pending[p] = p.reach.heard.Load()
+		ask = append(ask, p)
+	}
+	for _, p := range probe {
+		p.sendCtrl(frame, nil)
+	}
+	if len(ask) == 0 {
+		return model.Record{}, false, fmt.Errorf("%w: fetch: none of the %d live peers answers (streams lost, sends failing, or fetches left unanswered)", ErrNotEnoughPeers, len(live))
 	}
 	e.callMu.Lock()
 	e.fetches[req] = call
 	e.callMu.Unlock()
-	for _, p := range live {
+	for _, p := range ask {
 		if !p.sendCtrl(frame, nil) {
 			e.callMu.Lock()
 			e.fetchDoneLocked(call, p)
@@ -66,7 +93,15 @@ func (e *Engine) Fetch(ctx context.Context, id string) (model.Record, bool, erro
 	e.callMu.Lock()
 	delete(e.fetches, req)
 	rec, found, answered := call.rec, call.found, call.answered
+	var silent map[*peer]uint64
+	if errors.Is(ctxErr, context.DeadlineExceeded) {
+		silent = call.pending // no reply will change it: the call is gone
+	}
 	e.callMu.Unlock()
+	for p, heard := range silent {
+		e.st.fetchTimeouts.Add(1)
+		e.peerSilent(p, heard, "fetch unanswered")
+	}
 	if ctxErr != nil && answered == 0 {
 		if ctxErr == ErrClosed {
 			return model.Record{}, false, ErrClosed
@@ -81,7 +116,7 @@ func (e *Engine) Fetch(ctx context.Context, id string) (model.Record, bool, erro
 
 // fetchDoneLocked stops call from waiting for p. callMu must be held.
 func (e *Engine) fetchDoneLocked(call *fetchCall, p *peer) {
-	if !call.pending[p] {
+	if _, ok := call.pending[p]; !ok {
 		return
 	}
 	delete(call.pending, p)
@@ -95,6 +130,7 @@ func (e *Engine) handleFetch(p *peer, m *wire.Fetch) {
 	if p == nil {
 		return
 	}
+	e.st.fetchesServed.Add(1)
 	rec, ok := e.cfg.Store.Lookup(m.ID)
 	if !ok {
 		e.sendFetchReply(p, &wire.FetchReply{Req: m.Req})
@@ -134,7 +170,10 @@ func (e *Engine) handleFetchReply(p *peer, m *wire.FetchReply) {
 	e.callMu.Lock()
 	defer e.callMu.Unlock()
 	call := e.fetches[m.Req]
-	if call == nil || !call.pending[p] {
+	if call == nil {
+		return
+	}
+	if _, ok := call.pending[p]; !ok {
 		return
 	}
 	if !m.More {

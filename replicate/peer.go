@@ -69,6 +69,7 @@ type peer struct {
 	down      atomic.Bool
 	transfers atomic.Int32 // state transfers waiting or running for this peer
 	counters  peerCounters // atomic, read by Stats
+	reach     reach        // whether it answers (reach.go): atomic
 
 	queue  sendQueue
 	window window
@@ -227,6 +228,7 @@ func (p *peer) sendFrame(frame []byte) bool {
 		if err == nil {
 			if t != nil {
 				t.Stop()
+				p.reach.sendFailing.Store(false)
 			}
 			return true
 		}
@@ -234,6 +236,7 @@ func (p *peer) sendFrame(frame []byte) bool {
 			return false
 		}
 		p.counters.failed.Add(1)
+		p.e.sendFailed(p)
 		if delay == minBackoff { // the first failure of a streak
 
 			p.e.log.Warn("replicate: send failed, retrying", "peer", p.id, "err", err, "backoff", delay)

@@ -30,6 +30,11 @@ type Stats struct {
 	// Dropped counts changes dropped for any peer, live or gone: queue
 	// full, queued when the peer went down, or not encodable.
 	Dropped uint64
+	// FetchTimeouts counts peers a Fetch gave up on at its deadline, each
+	// not waited for again until it sends a frame; FetchSkips counts peers
+	// a Fetch did not wait for because they did not answer (see reach.go);
+	// FetchesServed counts Fetch requests this node answered for peers.
+	FetchTimeouts, FetchSkips, FetchesServed uint64
 }
 
 // PeerStats are one peer's figures.
@@ -56,11 +61,16 @@ type PeerStats struct {
 	// AckLag is the time from the last (re)send of the last acknowledged
 	// batch to its ack.
 	AckLag time.Duration
+	// Unresponsive is set while Fetch does not wait for the peer: its
+	// stream was lost, sends to it fail, or it left a fetch unanswered,
+	// and it has sent nothing since (see reach.go).
+	Unresponsive bool
 }
 
 // engineCounters are the Engine's totals.
 type engineCounters struct {
 	applied, refused, rejected, skewed, repairs, transfers, deltaTransfers, dropped atomic.Uint64
+	fetchTimeouts, fetchSkips, fetchesServed                                        atomic.Uint64
 }
 
 // peerCounters are a peer's counters.
@@ -91,6 +101,9 @@ func (e *Engine) Stats() Stats {
 		Transfers:      e.st.transfers.Load(),
 		Dropped:        e.st.dropped.Load(),
 		DeltaTransfers: e.st.deltaTransfers.Load(),
+		FetchTimeouts:  e.st.fetchTimeouts.Load(),
+		FetchSkips:     e.st.fetchSkips.Load(),
+		FetchesServed:  e.st.fetchesServed.Load(),
 	}
 	for _, p := range live {
 		queued := p.queue.len()
@@ -109,6 +122,8 @@ func (e *Engine) Stats() Stats {
 			Retries: c.retries.Load(),
 			LastAck: lastAck,
 			AckLag:  ackLag,
+
+			Unresponsive: !p.reach.answers(),
 		}
 	}
 	return s

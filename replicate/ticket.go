@@ -43,6 +43,23 @@ type ticketRef struct {
 // returns ErrClosed. A peer that acknowledged before going down still
 // counts.
 func (t *Ticket) Wait(ctx context.Context, minAcks int) error {
+	return t.wait(ctx, minAcks, false)
+}
+
+// WaitResponsive is Wait(ctx, -1) for a best-effort wait: a peer that does
+// not answer (see reach.go: its stream was lost, sends to it fail, or it
+// left a fetch unanswered, and it has sent nothing since) stops counting
+// while it does not, as a peer that went down does, so that a killed or
+// frozen peer does not hold the wait up until the failure detector
+// declares it dead. It returns nil once every other peer acknowledged.
+// Not for Sync guarantees: such a peer may still be alive, and apply the
+// changes later.
+func (t *Ticket) WaitResponsive(ctx context.Context) error {
+	return t.wait(ctx, -1, true)
+}
+
+// wait is Wait; responsive makes peers that do not answer count as down.
+func (t *Ticket) wait(ctx context.Context, minAcks int, responsive bool) error {
 	if t == nil || minAcks == 0 || t.empty {
 		return nil
 	}
@@ -54,7 +71,7 @@ func (t *Ticket) Wait(ctx context.Context, minAcks int) error {
 	}
 	for {
 		ch := t.e.notify()
-		acked, done, err := t.check(minAcks)
+		acked, done, err := t.check(minAcks, responsive)
 		switch {
 		case done:
 			return nil
@@ -74,11 +91,12 @@ func (t *Ticket) Wait(ctx context.Context, minAcks int) error {
 }
 
 // check reports how many peers acknowledged, whether that is enough, and
-// an error if it can never be.
-func (t *Ticket) check(minAcks int) (acked int, done bool, err error) {
+// an error if it can never be. With responsive, a peer that does not
+// answer counts as down.
+func (t *Ticket) check(minAcks int, responsive bool) (acked int, done bool, err error) {
 	possible, mustAck, failed := 0, 0, 0
 	for _, r := range t.refs {
-		down := r.p.down.Load()
+		down := r.p.down.Load() || (responsive && !r.p.reach.answers())
 		// A change dropped by the queue limit, or from a batch because
 		// it did not encode, or in a batch the peer refused records of,
 		// is never acknowledged: the peer's Ack for the batch does not

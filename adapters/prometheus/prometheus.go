@@ -88,6 +88,10 @@ var (
 			func(s stats) float64 { return float64(s.Fetches) }),
 		newMetric("fetch_hits_total", counter, "Peer fetches that found a newer copy.",
 			func(s stats) float64 { return float64(s.FetchHits) }),
+		newMetric("fetch_waits_total", counter, "Reads of sessions stale on this node that first waited briefly for the change to arrive by replication.",
+			func(s stats) float64 { return float64(s.FetchWaits) }),
+		newMetric("fetch_wait_hits_total", counter, "Such waits the change reached in time: reads served without a peer fetch.",
+			func(s stats) float64 { return float64(s.FetchWaitHits) }),
 		newMetric("refused_total", counter, "Changes from peers the store refused (expired, over a limit).",
 			func(s stats) float64 { return float64(s.Refused) }),
 		newMetric("peer_waits_late_total", counter, "Saves under WaitForPeers (scsstore's commits) that returned, in Async mode, before every live peer held the change.",
@@ -113,6 +117,12 @@ var (
 			func(r replStats) float64 { return r.TransferDuration.Seconds() }),
 		newMetric("replication_dropped_total", counter, "Changes dropped for any peer (queue full, or queued when it died); anti-entropy repairs them.",
 			func(r replStats) float64 { return float64(r.Dropped) }),
+		newMetric("replication_fetch_timeouts_total", counter, "Peers a fetch waited for until FetchTimeout without an answer (then not waited for until they send again).",
+			func(r replStats) float64 { return float64(r.FetchTimeouts) }),
+		newMetric("replication_fetch_skips_total", counter, "Peers a fetch did not wait for: their stream was reset or closed, sends to them failed, or they left a fetch unanswered.",
+			func(r replStats) float64 { return float64(r.FetchSkips) }),
+		newMetric("replication_fetches_served_total", counter, "Fetches this node answered for its peers.",
+			func(r replStats) float64 { return float64(r.FetchesServed) }),
 	}
 
 	peerMetrics = []metric[peerStats]{
@@ -134,12 +144,22 @@ var (
 			func(p peerStats) float64 { return float64(p.Retries) }, "peer"),
 		newMetric("peer_ack_lag_seconds", gauge, "Send-to-acknowledgement time of the peer's last acknowledged batch.",
 			func(p peerStats) float64 { return p.AckLag.Seconds() }, "peer"),
+		newMetric("peer_unresponsive", gauge, "1 while fetches do not wait for the peer (its stream was lost, sends to it fail, or it left a fetch unanswered, and it has sent nothing since), else 0.",
+			func(p peerStats) float64 { return b2f(p.Unresponsive) }, "peer"),
 	}
 
 	// mLastAck is sent only for a peer that has acknowledged.
 	mLastAck = newMetric("peer_last_ack_timestamp_seconds", gauge, "When the peer's last acknowledgement arrived (Unix time); absent before the first.",
 		func(p peerStats) float64 { return float64(p.LastAck.UnixNano()) / float64(time.Second) }, "peer")
 )
+
+// b2f is 1 for true, 0 for false.
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
 
 // Describe sends the descriptors of every metric the Collector exports.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {

@@ -399,7 +399,7 @@ func TestWrongKeyOrLabelCannotJoinOrRead(t *testing.T) {
 			defer st.Close()
 			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 			defer cancel()
-			require.NoError(t, st.WaitReady(ctx))
+			require.Error(t, st.WaitReady(ctx), "the intruder is told it was refused (misconfig_test.go)")
 			assert.Equal(t, 0, st.Len(), "the intruder read sessions")
 			assert.Equal(t, 1, alive(st), "the intruder sees only itself")
 			assert.Equal(t, 2, alive(nodes[0]), "the cluster let the intruder in")

@@ -3,6 +3,7 @@ package peersession
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"strings"
@@ -11,41 +12,95 @@ import (
 // KeySize is the length of a cluster key: 32 bytes (AES-256).
 const KeySize = 32
 
+// makeKey says how to make a cluster key, for error messages.
+const makeKey = "make one with `openssl rand -base64 32`, or GenerateKey in Go"
+
 // GenerateKey returns a new random cluster key. From a shell:
 //
-//	head -c 32 /dev/urandom | base64
+//	openssl rand -base64 32
 func GenerateKey() []byte {
 	k := make([]byte, KeySize)
 	_, _ = rand.Read(k)
 	return k
 }
 
-// ParseKey decodes a cluster key written in standard base64, as from an
-// environment variable; surrounding white space (a trailing newline) is
-// allowed.
+// keyEncodings are the base64 forms ParseKey reads.
+var keyEncodings = []*base64.Encoding{
+	base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding,
+}
+
+// ParseKey decodes a cluster key (for ClusterConfig.Keys) written as text,
+// as from an environment variable: base64, standard or URL-safe, padded or
+// not (`openssl rand -base64 32`), or 64 hex digits (`openssl rand -hex
+// 32`). Surrounding white space, a trailing newline say, is allowed. Its
+// errors never quote the key.
 func ParseKey(s string) ([]byte, error) {
-	k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
-	if err != nil {
-		return nil, fmt.Errorf("peersession: cluster key is not base64: %w; make one with: head -c 32 /dev/urandom | base64", err)
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, fmt.Errorf("peersession: the cluster key (ClusterConfig.Keys) is empty; %s", makeKey)
 	}
-	if len(k) != KeySize {
-		return nil, fmt.Errorf("peersession: cluster key is %d bytes, want %d; make one with: head -c 32 /dev/urandom | base64", len(k), KeySize)
+	if len(s) == 2*KeySize {
+		if k, err := hex.DecodeString(s); err == nil {
+			return k, nil
+		}
+	}
+	decoded := -1
+	for _, enc := range keyEncodings {
+		k, err := enc.DecodeString(s)
+		if err != nil {
+			continue
+		}
+		if len(k) == KeySize {
+			return k, nil
+		}
+		decoded = len(k)
+	}
+	const prefix = "peersession: the cluster key (ClusterConfig.Keys)"
+	switch {
+	case isHex(s):
+		return nil, fmt.Errorf("%s is %d hex digits, want %d; %s", prefix, len(s), 2*KeySize, makeKey)
+	case decoded >= 0:
+		return nil, fmt.Errorf("%s decodes from base64 to %d bytes, want %d (nor is it %d hex digits); %s", prefix, decoded, KeySize, 2*KeySize, makeKey)
+	}
+	return nil, fmt.Errorf("%s is neither base64 nor hex (%d characters); %s", prefix, len(s), makeKey)
+}
+
+func isHex(s string) bool {
+	for _, c := range []byte(s) {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// ReadKeyFile reads a cluster key file (for ClusterConfig.Keys): the key as
+// text, as ParseKey reads it (`openssl rand -base64 32 > key`), or the 32
+// raw bytes (`head -c 32 /dev/urandom > key`).
+func ReadKeyFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("peersession: read the cluster key (ClusterConfig.Keys): %w", err)
+	}
+	if len(b) == KeySize && !isText(b) {
+		return b, nil // raw: no text form of a key is 32 characters long
+	}
+	k, err := ParseKey(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("%w (in %s: the key as text, or %d raw bytes)", err, path, KeySize)
 	}
 	return k, nil
 }
 
-// ReadKeyFile reads a cluster key file: the key in standard base64, a
-// trailing newline allowed.
-func ReadKeyFile(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("peersession: read cluster key: %w", err)
+// isText reports whether b is printable ASCII and white space: a key
+// written out as text rather than raw bytes.
+func isText(b []byte) bool {
+	for _, c := range b {
+		if (c < ' ' || c > '~') && c != '\n' && c != '\r' && c != '\t' {
+			return false
+		}
 	}
-	k, err := ParseKey(string(b))
-	if err != nil {
-		return nil, fmt.Errorf("%w (in %s)", err, path)
-	}
-	return k, nil
+	return true
 }
 
 // AddKey adds a key to the cluster keyring; it is accepted from peers at

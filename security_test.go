@@ -18,7 +18,7 @@ import (
 func TestNonLoopbackWithoutKeyRefusesToStart(t *testing.T) {
 	_, err := New(Config{Cluster: &ClusterConfig{Name: "a", BindAddr: "0.0.0.0", AdvertiseAddr: "10.1.2.3"}})
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "/dev/urandom", "the error says how to make a key")
+	assert.Contains(t, err.Error(), "openssl rand -base64 32", "the error says how to make a key")
 }
 
 // A captured replication frame replayed later cannot bring back a

@@ -27,6 +27,7 @@ type variant struct {
 	nodes      int // server processes
 	args       []string
 	alternate  bool // load alternates between the two nodes
+	sessions   int  // sessions per client; zero means -sessions
 }
 
 var variants = []variant{
@@ -38,6 +39,7 @@ var variants = []variant{
 	{name: "peer-2-sync", desc: "peersession, two nodes, Sync, load on A", nodes: 2, args: []string{"-variant", "peer", "-consistency", "sync"}},
 	{name: "peer-2-async-alt", desc: "peersession, two nodes, Async, requests alternate A/B (non-sticky)", nodes: 2, args: []string{"-variant", "peer", "-consistency", "async"}, alternate: true},
 	{name: "peer-2-sync-alt", desc: "peersession, two nodes, Sync, requests alternate A/B (non-sticky)", nodes: 2, args: []string{"-variant", "peer", "-consistency", "sync"}, alternate: true},
+	{name: "peer-2-async-alt1", desc: "peersession, two nodes, Async, requests alternate A/B, one session per client: every read follows the write on the other node", nodes: 2, args: []string{"-variant", "peer", "-consistency", "async"}, alternate: true, sessions: 1},
 }
 
 type key struct{ variant, mode string }
@@ -72,7 +74,11 @@ func main() {
 	for r := 0; r < *rounds; r++ {
 		order := append(append([]variant{}, vs[r%len(vs):]...), vs[:r%len(vs)]...)
 		for _, v := range order {
-			got, note, err := runVariant(*server, *redisAddr, v, ms, loadgen.Config{Workers: *workers, Sessions: *sessions, Duration: *dur, Check: v.name != "none", NoSessions: v.name == "none"})
+			n := *sessions
+			if v.sessions > 0 {
+				n = v.sessions
+			}
+			got, note, err := runVariant(*server, *redisAddr, v, ms, loadgen.Config{Workers: *workers, Sessions: n, Duration: *dur, Check: v.name != "none", NoSessions: v.name == "none"})
 			if err != nil {
 				log.Fatalf("compare: round %d, %s: %v", r+1, v.name, err)
 			}
@@ -104,7 +110,9 @@ func main() {
 }
 
 // runVariant starts v's servers, runs each mode's load and stops them. The
-// note reports anything the servers counted that a clean run would not.
+// note reports anything the servers counted that a clean run would not,
+// and for an alternating variant how its reads of the other node's
+// changes were served.
 func runVariant(bin, redisAddr string, v variant, modes []string, lc loadgen.Config) (map[string]loadgen.Result, string, error) {
 	var procs []*proc.Proc
 	defer func() {
@@ -170,6 +178,16 @@ func runVariant(bin, redisAddr string, v variant, modes []string, lc loadgen.Con
 			if n, _ := proc.Get(st, f...).(float64); n > 0 {
 				notes = append(notes, fmt.Sprintf("%s %s=%v", p.Name, strings.Join(f[1:], "."), n))
 			}
+		}
+		if v.alternate {
+			// Non-sticky reads of a change made on the other node: served
+			// by the brief wait for it, or by a peer fetch.
+			var rp []string
+			for _, f := range []string{"FetchWaits", "FetchWaitHits", "Fetches", "FetchHits"} {
+				n, _ := proc.Get(st, "store", f).(float64)
+				rp = append(rp, fmt.Sprintf("%s=%v", f, n))
+			}
+			notes = append(notes, fmt.Sprintf("%s read path: %s", p.Name, strings.Join(rp, " ")))
 		}
 	}
 	return out, strings.Join(notes, ", "), nil

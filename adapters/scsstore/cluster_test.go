@@ -154,7 +154,7 @@ func TestNonStickyIncrementsLoseNothing(t *testing.T) {
 		t.Run(fmt.Sprintf("%d nodes", n), func(t *testing.T) {
 			t.Parallel()
 			urls := make([]string, n)
-			for i, st := range testcluster.Nodes(t, n, nil) {
+			for i, st := range testcluster.Nodes(t, n, testcluster.SteadyMembership) {
 				urls[i] = app(t, manager(scsstore.New(st), time.Hour, 0)).URL
 			}
 			br := newBrowser(t)

@@ -105,6 +105,25 @@ type Config struct {
 	// Cluster, when set, joins a cluster and replicates every change to
 	// its live members. Nil means a single node.
 	Cluster *ClusterConfig
+
+	// DataDir, when set, keeps the sessions on disk in this directory
+	// (created 0700 if missing; one Store per directory), so that they
+	// survive a restart, a crash included: New loads them before joining
+	// the cluster, a background writer saves every change, and Close
+	// saves the rest. Empty means memory only: sessions that no peer holds
+	// are lost when the node stops. See docs/persistence.md.
+	DataDir string
+	// DataKey is the 32-byte key that DataDir's files are encrypted with
+	// (AES-256-GCM). Nil means the cluster key (ClusterConfig.Keys, all of
+	// which are tried when reading); a single node, or a cluster without
+	// Keys, must set it. Keep it outside DataDir; make one with GenerateKey
+	// or `openssl rand -base64 32` and read it with ParseKey or
+	// ReadKeyFile.
+	DataKey []byte
+	// FlushInterval is how often changes are written to DataDir and synced:
+	// a crash loses at most the changes of the last FlushInterval (Close
+	// loses none). Zero means one second.
+	FlushInterval time.Duration
 }
 
 // CookieConfig sets the session cookie. The zero value gives a safe
@@ -140,6 +159,7 @@ const (
 	defaultMaxSessionBytes = 64 << 10
 	defaultMaxSessions     = 1_000_000
 	defaultSweepInterval   = time.Minute
+	defaultFlushInterval   = time.Second
 	defaultCookieName      = "session"
 )
 
@@ -155,6 +175,7 @@ func (c Config) withDefaults() (Config, error) {
 	defaults.Set(&c.MaxSessions, defaultMaxSessions)
 	defaults.Set(&c.MaxTombstones, c.MaxSessions)
 	defaults.Set(&c.SweepInterval, defaultSweepInterval)
+	defaults.Set(&c.FlushInterval, defaultFlushInterval)
 	defaults.Set(&c.Cookie.Name, defaultCookieName)
 	defaults.Set(&c.Cookie.Path, "/")
 	defaults.Set(&c.Cookie.SameSite, http.SameSiteLaxMode)
@@ -179,6 +200,12 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("peersession: Config.MaxTombstones is %d; use a positive count, or zero for MaxSessions", c.MaxTombstones)
 	case c.SweepInterval < 0:
 		return c, fmt.Errorf("peersession: Config.SweepInterval is %v; use a positive duration, or zero for 1m", c.SweepInterval)
+	case c.FlushInterval < 0:
+		return c, fmt.Errorf("peersession: Config.FlushInterval is %v; use a positive duration, or zero for 1s", c.FlushInterval)
+	case c.DataKey != nil && len(c.DataKey) != KeySize:
+		return c, fmt.Errorf("peersession: Config.DataKey has %d bytes; it must have %d: %s", len(c.DataKey), KeySize, makeKey)
+	case c.DataDir != "" && c.DataKey == nil && (c.Cluster == nil || len(c.Cluster.Keys) == 0):
+		return c, fmt.Errorf("peersession: Config.DataDir is set but there is no key to encrypt it with: set Config.DataKey (32 bytes, kept outside the directory; %s), or ClusterConfig.Keys", makeKey)
 	case !validCookieName(c.Cookie.Name):
 		return c, fmt.Errorf("peersession: Config.Cookie.Name %q is not a valid cookie name", c.Cookie.Name)
 	case strings.HasPrefix(c.Cookie.Name, "__Host-") && (c.Cookie.Domain != "" || c.Cookie.Path != "/"):

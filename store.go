@@ -26,12 +26,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/peersession/peersession/cluster"
+	"github.com/peersession/peersession/persist"
 	"github.com/peersession/peersession/replicate/model"
 )
 
@@ -44,8 +46,9 @@ type Store struct {
 	shards     *shards
 	principals principalIndex
 	stats      counters
-	refusals   refusalLog   // changes from peers the store refused
-	repl       *replication // nil on a single node
+	refusals   refusalLog    // changes from peers the store refused
+	repl       *replication  // nil on a single node
+	disk       *persist.Disk // nil without Config.DataDir
 
 	count atomic.Int64 // entries that are not tombstones
 	bytes atomic.Int64 // sum of their sizes
@@ -84,8 +87,16 @@ func newStore(cfg Config, h hooks) (*Store, error) {
 		stop:     make(chan struct{}),
 	}
 	st.clock = model.NewClock(nodeID(), cfg.Now)
+	if cfg.DataDir != "" {
+		if st.disk, err = openDisk(st); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Cluster != nil {
 		if st.repl, err = startReplication(st, *cfg.Cluster, h); err != nil {
+			if st.disk != nil {
+				_ = st.disk.Close()
+			}
 			return nil, err
 		}
 	}
@@ -95,9 +106,9 @@ func newStore(cfg Config, h hooks) (*Store, error) {
 }
 
 // Close stops the store: it stops taking writes, flushes queued changes to
-// the peers (bounded), leaves the cluster and waits for every goroutine the
-// store started. It is safe to call more than once; later calls return the
-// first call's result.
+// the peers (bounded), leaves the cluster, saves the last changes to
+// Config.DataDir and waits for every goroutine the store started. It is
+// safe to call more than once; later calls return the first call's result.
 func (st *Store) Close() error {
 	st.closeOnce.Do(func() {
 		st.closed.Store(true)
@@ -106,6 +117,9 @@ func (st *Store) Close() error {
 		}
 		close(st.stop)
 		st.wg.Wait()
+		if st.disk != nil {
+			st.closeErr = errors.Join(st.closeErr, st.disk.Close())
+		}
 	})
 	return st.closeErr
 }
@@ -151,6 +165,9 @@ type applyOpts struct {
 // new.
 func (st *Store) mergeIn(delta model.Record, o applyOpts) (prev, next *entry, err error) {
 	prev, next, err = st.mergeShard(delta, o)
+	if err == nil && next != prev && st.disk != nil {
+		st.disk.Dirty(delta.ID) // saved as it is when the writer gets to it
+	}
 	if next != prev && next.rec.IsDead() && st.tombs.count.Load() > int64(st.cfg.MaxTombstones) {
 		st.dropOldTombstones()
 	}

@@ -229,7 +229,7 @@ func (r *replication) publish(ctx context.Context, deltas []model.Record) error 
 		// detector declares it dead.
 		ctx, cancel := context.WithTimeout(ctx, r.cfg.FetchTimeout)
 		defer cancel()
-		if err := t.WaitResponsive(ctx); err != nil {
+		if err := t.WaitResponsive(ctx); err != nil || !t.Held() {
 			r.st.stats.peerWaitsLate.Add(1)
 		}
 		return nil

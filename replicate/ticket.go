@@ -58,6 +58,17 @@ func (t *Ticket) WaitResponsive(ctx context.Context) error {
 	return t.wait(ctx, -1, true)
 }
 
+// Held reports whether every peer live at Publish time that is still up
+// has applied the ticket's changes: after a WaitResponsive that returned
+// nil, false means it stopped counting a peer that did not answer.
+func (t *Ticket) Held() bool {
+	if t == nil || t.empty {
+		return true
+	}
+	_, done, err := t.check(-1, false)
+	return done && err == nil
+}
+
 // wait is Wait; responsive makes peers that do not answer count as down.
 func (t *Ticket) wait(ctx context.Context, minAcks int, responsive bool) error {
 	if t == nil || minAcks == 0 || t.empty {

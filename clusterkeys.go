@@ -104,14 +104,19 @@ func isText(b []byte) bool {
 }
 
 // AddKey adds a key to the cluster keyring; it is accepted from peers at
-// once but not used to send until UseKey. Key rotation on a live cluster:
+// once (and so are the version stamps in cookies MAC'd under it) but not
+// used to send until UseKey. Key rotation on a live cluster:
 // AddKey(new) on every node, then UseKey(new) on every node, then
 // RemoveKey(old) on every node.
 func (st *Store) AddKey(k []byte) error {
 	if st.repl == nil {
 		return errSingleNode
 	}
-	return st.repl.node.AddKey(k)
+	if err := st.repl.node.AddKey(k); err != nil {
+		return err
+	}
+	st.repl.stamps.add(k)
+	return nil
 }
 
 // UseKey makes a key already in the keyring the primary one, used for
@@ -120,7 +125,11 @@ func (st *Store) UseKey(k []byte) error {
 	if st.repl == nil {
 		return errSingleNode
 	}
-	return st.repl.node.UseKey(k)
+	if err := st.repl.node.UseKey(k); err != nil {
+		return err
+	}
+	st.repl.stamps.use(k)
+	return nil
 }
 
 // RemoveKey removes a key that is not primary from the keyring.
@@ -128,7 +137,11 @@ func (st *Store) RemoveKey(k []byte) error {
 	if st.repl == nil {
 		return errSingleNode
 	}
-	return st.repl.node.RemoveKey(k)
+	if err := st.repl.node.RemoveKey(k); err != nil {
+		return err
+	}
+	st.repl.stamps.remove(k)
+	return nil
 }
 
 var errSingleNode = fmt.Errorf("peersession: the store has no Config.Cluster; keys are for clusters")

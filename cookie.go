@@ -8,53 +8,75 @@ import (
 )
 
 // The cookie (or header) value is the token, optionally followed by "." and
-// the session's version stamp in base 36:
+// the session's version stamp in base 36, and on a clustered node by "."
+// and the stamp's MAC (stampmac.go):
 //
-//	<43-character token>[.<stamp>]
+//	<43-character token>[.<stamp>[.<16-character MAC>]]
 //
 // The stamp is the wall time of the newest write this client has seen. It
 // grants nothing: the session is found by the token alone. A node whose copy
 // of the session is older than the stamp fetches the session from its peers
 // once, with a short bounded wait, before serving the request; that is how a
 // client sees its own writes on any node behind a non-sticky balancer. A
-// forged stamp therefore costs at most one bounded peer fetch.
+// stamp only counts with its MAC, and no later than a minute ahead of the
+// node's clock, so a client cannot make one up; and the fetches themselves
+// are bounded (fetchguard.go).
 const maxStampLen = 13 // base-36 digits of the largest int64
 
-// parseCookie splits a cookie or header value into token and stamp. Anything
+// splitCookie splits a cookie or header value into token, stamp and the
+// stamp's MAC as sent (unchecked: see Store.parseValue). Anything
 // malformed yields an empty token (no session); a malformed stamp alone is
-// ignored.
-func parseCookie(v string) (token string, stamp int64) {
+// ignored, and so is a MAC without a stamp.
+func splitCookie(v string) (token string, stamp int64, mac string) {
 	token, rest, hasStamp := strings.Cut(v, ".")
 	if !validToken(token) {
-		return "", 0
+		return "", 0, ""
 	}
-	if hasStamp && len(rest) > 0 && len(rest) <= maxStampLen {
+	if !hasStamp {
+		return token, 0, ""
+	}
+	rest, mac, _ = strings.Cut(rest, ".")
+	if len(rest) > 0 && len(rest) <= maxStampLen {
 		if n, err := strconv.ParseInt(rest, 36, 64); err == nil && n > 0 {
-			stamp = n
+			return token, n, mac
 		}
 	}
+	return token, 0, ""
+}
+
+// parseCookie is splitCookie without the MAC: the token, and the stamp
+// whether authenticated or not. Requests take their stamp from
+// Store.parseValue, which checks it.
+func parseCookie(v string) (token string, stamp int64) {
+	token, stamp, _ = splitCookie(v)
 	return token, stamp
 }
 
 // formatCookie is parseCookie's inverse: the token, then "." and the stamp
-// in base 36 when there is one.
+// in base 36 when there is one. Store.cookieValue adds the MAC.
 func formatCookie(token string, stamp int64) string {
 	if stamp <= 0 {
 		return token
 	}
 	// One allocation, the result's, where concatenation made two.
 	var buf [tokenLen + 1 + maxStampLen]byte
-	b := append(buf[:0], token...)
+	return string(appendCookie(buf[:0], token, stamp))
+}
+
+// appendCookie appends token, "." and stamp in base 36 to b.
+func appendCookie(b []byte, token string, stamp int64) []byte {
+	b = append(b, token...)
 	b = append(b, '.')
-	return string(strconv.AppendInt(b, stamp, 36))
+	return strconv.AppendInt(b, stamp, 36)
 }
 
 // readToken returns the token and stamp a request presents: the header
-// (when Config.Header is set) first, then the cookie.
+// (when Config.Header is set) first, then the cookie. The stamp is kept
+// only if authenticated (Store.parseValue).
 func (st *Store) readToken(r *http.Request) (string, int64) {
 	if h := st.cfg.Header; h != "" {
 		if v := r.Header.Get(h); v != "" {
-			return parseCookie(v)
+			return st.parseValue(v)
 		}
 	}
 	// Several cookies of our name can arrive (different paths or
@@ -62,26 +84,26 @@ func (st *Store) readToken(r *http.Request) (string, int64) {
 	// a longer path (cookie tossing), and comes first. The first
 	// well-formed one wins unless it names no live session here and a
 	// later one does, so a planted cookie cannot shadow the user's own.
-	var first string
+	var first, firstMAC string
 	var firstStamp int64
 	firstLive := false
 	for _, c := range r.CookiesNamed(st.cfg.Cookie.Name) {
-		t, s := parseCookie(c.Value)
+		t, s, mac := splitCookie(c.Value)
 		switch {
 		case t == "":
 			continue
 		case first == "":
-			first, firstStamp = t, s
+			first, firstStamp, firstMAC = t, s, mac
 			continue
 		case !firstLive && st.lookup(idOf(first)) == nil:
 			if st.lookup(idOf(t)) != nil {
-				return t, s
+				return t, st.checkStamp(t, s, mac)
 			}
 		default:
 			firstLive = true
 		}
 	}
-	return first, firstStamp
+	return first, st.checkStamp(first, firstStamp, firstMAC)
 }
 
 // NeedsSecure reports whether a session cookie named name, with SameSite
@@ -136,7 +158,7 @@ func (st *Store) writeToken(w http.ResponseWriter, r *http.Request, res commitRe
 	if res.clear {
 		c.Expires, c.MaxAge = time.Unix(1, 0), -1
 	} else {
-		c.Value = formatCookie(res.token, res.stamp)
+		c.Value = st.cookieValue(res.token, res.stamp)
 		if cc.Persist && res.deadline != 0 {
 			c.Expires = time.Unix(0, res.deadline).UTC()
 		}

@@ -28,10 +28,11 @@ func slowDetection(c *memberlist.Config) {
 
 // newerStamp returns tok with a version stamp just past its own: a client
 // that has seen a later write than the one tok was issued for, so a read
-// fetches unless that write arrives.
+// fetches unless that write arrives. The stamp is MAC'd as the test
+// cluster's nodes MAC theirs (testKey).
 func newerStamp(tok string) string {
 	t, stamp := parseCookie(tok)
-	return formatCookie(t, stamp+1)
+	return signedValue(t, stamp+1)
 }
 
 // loadAsync loads token on st in a goroutine; the channel gets the error.

@@ -10,14 +10,15 @@ import (
 // and for jobs that work on a user's session.
 
 // Load returns the session named by token (a cookie or header value as
-// the middleware would read it) for use outside HTTP handlers. It returns
-// ErrNotFound for a malformed, unknown or expired token. Change the session
-// with its methods and save it with Save.
+// the middleware would read it: its version stamp counts only with its
+// MAC) for use outside HTTP handlers. It returns ErrNotFound for a
+// malformed, unknown or expired token. Change the session with its methods
+// and save it with Save.
 func (st *Store) Load(ctx context.Context, token string) (*Session, error) {
 	if st.closed.Load() {
 		return nil, ErrClosed
 	}
-	t, stamp := parseCookie(token)
+	t, stamp := st.parseValue(token)
 	s := st.newSession(t, stamp)
 	s.ctx = ctx
 	s.mu.Lock()
@@ -59,7 +60,7 @@ func (st *Store) Save(ctx context.Context, s *Session) (string, error) {
 	if stamp == 0 {
 		stamp = s.stamp
 	}
-	return formatCookie(s.token, stamp), nil
+	return st.cookieValue(s.token, stamp), nil
 }
 
 // Delete ends the session named by token, everywhere. Deleting an unknown
@@ -81,8 +82,12 @@ func (st *Store) Delete(ctx context.Context, token string) error {
 // whose framework chooses its own tokens (scs); HTTP requests go through
 // Middleware, which never adopts a client's token. The token must be
 // unguessable (32 bytes from crypto/rand, base64url). A missing session is
-// first asked of the peers (one bounded fetch). Saving a new session under
-// a token whose session was destroyed fails with ErrSessionEnded.
+// first asked of the peers (one bounded fetch), within the bounds every
+// fetch keeps (docs/security.md, "Forged stamps"): concurrent calls for one
+// token share one fetch; a token no peer had is not asked about again for
+// 2 s; and while 32 fetches are under way on the node, none is sent and the
+// session is new (Stats.FetchesShed). Saving a new session under a token
+// whose session was destroyed fails with ErrSessionEnded.
 func (st *Store) LoadOrCreate(ctx context.Context, token string) (*Session, error) {
 	if st.closed.Load() {
 		return nil, ErrClosed

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/peersession/peersession/replicate"
 )
 
 // The read path: a session is read from this node's memory, and asked of
@@ -26,12 +28,19 @@ const maxArrivalWait = 5 * time.Millisecond
 // here), so the read asks the peers at once.
 const inFlightFor = time.Second
 
+// maxStampAhead is how far ahead of this node's clock a client's stamp
+// may be: as far as the engine accepts a peer's versions to be
+// (replicate.DefaultMaxClockSkew). No node issues a stamp further ahead.
+const maxStampAhead = replicate.DefaultMaxClockSkew
+
 // find returns the live entry for token's session, and the time it was
 // judged live at. With replication, when the entry is missing or older than
 // the client's version stamp, it waits briefly for the change if it can be
 // on its way (see maxArrivalWait), then fetches the session from the peers
-// (one bounded wait). The local lookup allocates nothing: it hashes the
-// token into an array and indexes the map with it.
+// (one bounded wait, through the fetch guard: see fetchguard.go). The
+// stamp must be authenticated already (Store.parseValue); one more than a
+// minute ahead of this node's clock is ignored. The local lookup allocates
+// nothing: it hashes the token into an array and indexes the map with it.
 func (st *Store) find(ctx context.Context, token string, stamp int64) (*entry, time.Time) {
 	idb := idBytes(token)
 	now := st.cfg.Now()
@@ -42,6 +51,10 @@ func (st *Store) find(ctx context.Context, token string, stamp int64) (*entry, t
 	if st.repl == nil || stamp == 0 || (e != nil && e.stamp >= stamp) {
 		return e, now
 	}
+	if stamp-now.UnixNano() > int64(maxStampAhead) {
+		st.stats.stampsRejected.Add(1)
+		return e, now
+	}
 	id := string(idb[:])
 	if stamp > now.Add(-inFlightFor).UnixNano() && st.repl.arrivalWait > 0 {
 		st.stats.fetchWaits.Add(1)
@@ -50,17 +63,43 @@ func (st *Store) find(ctx context.Context, token string, stamp int64) (*entry, t
 			return got, at
 		}
 	}
-	st.stats.fetches.Add(1)
-	if st.repl.fetch(ctx, id) {
-		st.stats.fetchHits.Add(1)
+	return st.fetchNewer(ctx, id, stamp)
+}
+
+// fetchNewer fetches session id from the peers, through the fetch guard,
+// for a read that needs it at version stamp or later, and returns what
+// this node holds then.
+func (st *Store) fetchNewer(ctx context.Context, id string, stamp int64) (*entry, time.Time) {
+	for tries := 1; ; tries++ {
+		outcome, res := st.repl.guard.do(ctx, id, st.cfg.Now(), st.repl.fetch)
+		// Look again even if nothing new was fetched: replication may
+		// have delivered the change meanwhile.
+		now := st.cfg.Now()
+		e := st.shards.get(id)
+		if !st.alive(e, now) {
+			e = nil
+		}
+		switch outcome {
+		case fetchSent:
+			st.stats.fetches.Add(1)
+			if res.hit {
+				st.stats.fetchHits.Add(1)
+			}
+		case fetchMerged:
+			st.stats.fetchesMerged.Add(1)
+			// The fetch waited for may have been sent before the write
+			// this read must see was made: if it did not bring it, one
+			// more (sent, or waited for, after this read came).
+			if tries == 1 && (e == nil || e.stamp < stamp) && ctx.Err() == nil {
+				continue
+			}
+		case fetchCached:
+			st.stats.fetchMissesCached.Add(1)
+		case fetchShed:
+			st.stats.fetchesShed.Add(1)
+		}
+		return e, now
 	}
-	// Look again even if the fetch brought nothing new: replication may
-	// have delivered the change meanwhile.
-	now = st.cfg.Now()
-	if e = st.shards.get(id); !st.alive(e, now) {
-		e = nil
-	}
-	return e, now
 }
 
 // awaitArrival waits, up to the replication's arrivalWait or until ctx

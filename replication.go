@@ -29,6 +29,9 @@ type replication struct {
 	ready        chan struct{} // closed when the join-time state transfer ended
 	readyErr     error         // set before ready is closed
 	stopTransfer context.CancelFunc
+
+	stamps *stampKeys // authenticate the version stamps in cookies (stampmac.go)
+	guard  fetchGuard // bounds the fetches reads send (fetchguard.go)
 }
 
 // handler adapts cluster's callbacks to the engine. The engine is set
@@ -106,7 +109,8 @@ func startReplication(st *Store, cfg ClusterConfig, h hooks) (*replication, erro
 	}
 	handler.eng.Store(eng)
 	r := &replication{st: st, cfg: cfg, node: node, eng: eng, ready: make(chan struct{}),
-		arrivals: arr, arrivalWait: min(cfg.FetchTimeout/20, maxArrivalWait)}
+		arrivals: arr, arrivalWait: min(cfg.FetchTimeout/20, maxArrivalWait),
+		stamps: newStampKeys(cfg.Keys, cfg.Label)}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.ctx, r.stopTransfer = ctx, cancel
 	handler.repl.Store(r) // before Join too: a PeerUp may come right after it
@@ -252,21 +256,29 @@ func (r *replication) publish(ctx context.Context, deltas []model.Record) error 
 }
 
 // fetch asks the peers for session id and merges what they have; it
-// reports whether anything new arrived.
-func (r *replication) fetch(ctx context.Context, id string) bool {
+// reports whether anything new arrived, or whether the peers that
+// answered in time all lack the session. Reads call it through the fetch
+// guard (Store.fetchNewer).
+func (r *replication) fetch(ctx context.Context, id string) fetchResult {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.FetchTimeout)
 	defer cancel()
 	rec, found, err := r.eng.Fetch(ctx, id)
-	if err != nil || !found || checkValues(&rec) != nil {
-		return false
+	if err != nil {
+		return fetchResult{}
+	}
+	if !found {
+		return fetchResult{missing: true}
+	}
+	if checkValues(&rec) != nil {
+		return fetchResult{}
 	}
 	prev, next, err := r.st.mergeIn(rec, applyOpts{})
 	if err != nil {
-		return false
+		return fetchResult{}
 	}
 	r.arrivals.arrived(id) // other reads may wait for it
 	r.st.fireEvents(prev, next, true)
-	return prev != next
+	return fetchResult{hit: prev != next}
 }
 
 // close flushes queued changes, leaves the cluster and stops everything,

@@ -15,6 +15,9 @@ type counters struct {
 	fetchWaits, fetchWaitHits   atomic.Int64
 	refused                     atomic.Int64
 	peerWaitsLate               atomic.Int64
+	stampsRejected              atomic.Int64
+	fetchesMerged, fetchesShed  atomic.Int64
+	fetchMissesCached           atomic.Int64
 }
 
 // Stats is a snapshot of a store's figures.
@@ -44,6 +47,18 @@ type Stats struct {
 	// those it reached in time: served without a fetch. The others
 	// fetched, and are counted in Fetches too.
 	FetchWaits, FetchWaitHits int64
+	// StampsRejected counts version stamps a client presented that a
+	// clustered node ignored (the read used its own copy, without a
+	// fetch): without a valid MAC (made up, or from a cookie issued before
+	// stamps had one), or more than a minute ahead of its clock.
+	StampsRejected int64
+	// FetchesMerged counts reads that waited for another read's fetch of
+	// the same session instead of sending their own; FetchMissesCached
+	// reads that sent none because a fetch of the session found it
+	// nowhere in the last 2 s; FetchesShed reads that sent none because
+	// 32 fetches were already under way on this node (served this node's
+	// copy, or no session). None of them is counted in Fetches.
+	FetchesMerged, FetchMissesCached, FetchesShed int64
 	// Refused counts remote changes the store refused (expired, over a
 	// limit).
 	Refused int64
@@ -68,6 +83,10 @@ func (st *Store) Stats() Stats {
 		FetchHits:         st.stats.fetchHits.Load(),
 		FetchWaits:        st.stats.fetchWaits.Load(),
 		FetchWaitHits:     st.stats.fetchWaitHits.Load(),
+		StampsRejected:    st.stats.stampsRejected.Load(),
+		FetchesMerged:     st.stats.fetchesMerged.Load(),
+		FetchMissesCached: st.stats.fetchMissesCached.Load(),
+		FetchesShed:       st.stats.fetchesShed.Load(),
 		Refused:           st.stats.refused.Load(),
 		PeerWaitsLate:     st.stats.peerWaitsLate.Load(),
 		Tombstones:        st.tombs.count.Load(),

@@ -137,5 +137,5 @@ peersession_sessions_created_total 3
 	require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(want),
 		"peersession_sessions", "peersession_sessions_created_total"))
 	// A single node has no members or replication metrics.
-	assert.Equal(t, 15, testutil.CollectAndCount(c))
+	assert.Equal(t, 19, testutil.CollectAndCount(c))
 }

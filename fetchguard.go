@@ -1,0 +1,171 @@
+package peersession
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// What reads can make the peers do. A read fetches a session from every
+// peer when the client has seen a newer version than this node holds (its
+// authenticated stamp), and LoadOrCreate when this node lacks the session.
+// Clients choose when that happens, so the fetches are bounded here, on
+// the node that would send them:
+//
+//   - one fetch at a time for a session: the reads that need it while one
+//     is under way wait for it (singleflight), and are counted in
+//     Stats.FetchesMerged;
+//   - a session no peer had is not asked for again for missTTL (a
+//     negative cache of at most missCap sessions), counted in
+//     Stats.FetchMissesCached;
+//   - at most maxFetches fetches under way node-wide: past that a read is
+//     served this node's copy (or no session), counted in
+//     Stats.FetchesShed.
+const (
+	maxFetches = 32
+	missTTL    = 2 * time.Second
+	missCap    = 4096
+)
+
+// fetchResult is what one fetch found.
+type fetchResult struct {
+	hit     bool // a newer copy of the session arrived and was merged
+	missing bool // no peer that answered in time had the session
+}
+
+// fetchOutcome is what fetchGuard.do did for a read.
+type fetchOutcome int
+
+const (
+	fetchSent   fetchOutcome = iota // this read's fetch was sent
+	fetchMerged                     // it waited for another read's fetch of the session
+	fetchCached                     // a fetch of the session found nothing a moment ago: not sent
+	fetchShed                       // maxFetches were under way: not sent
+)
+
+// fetchGuard applies the bounds above. The zero value is ready to use, with
+// the default bounds; its methods may be called concurrently.
+type fetchGuard struct {
+	// max bounds the fetches under way; zero means maxFetches. Tests set
+	// it before the store serves.
+	max int
+	// hold, when set (by tests, before the store serves), is called by
+	// each fetch before it is sent.
+	hold func(id string)
+
+	mu      sync.Mutex         // guards the fields below
+	running int                // fetches under way
+	flights map[string]*flight // the fetch under way for each session; lazily initialized
+	misses  missCache
+}
+
+// flight is one fetch under way, which the reads of its session wait for.
+type flight struct {
+	done    chan struct{} // closed when the fetch has ended and its result is merged
+	waiting int           // reads waiting for it; guarded by fetchGuard.mu
+}
+
+// do runs fetch for session id, or waits for the one under way, or
+// neither; now is the time for the negative cache.
+func (g *fetchGuard) do(ctx context.Context, id string, now time.Time,
+	fetch func(context.Context, string) fetchResult) (fetchOutcome, fetchResult) {
+	g.mu.Lock()
+	if g.misses.has(id, now) {
+		g.mu.Unlock()
+		return fetchCached, fetchResult{}
+	}
+	if f := g.flights[id]; f != nil {
+		f.waiting++
+		g.mu.Unlock()
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+		}
+		return fetchMerged, fetchResult{}
+	}
+	if g.running >= g.limit() {
+		g.mu.Unlock()
+		return fetchShed, fetchResult{}
+	}
+	g.running++
+	f := &flight{done: make(chan struct{})}
+	if g.flights == nil {
+		g.flights = make(map[string]*flight)
+	}
+	g.flights[id] = f
+	g.mu.Unlock()
+
+	var res fetchResult
+	defer func() {
+		// Even if fetch panicked: never leave a flight open or a slot
+		// taken.
+		g.mu.Lock()
+		g.running--
+		delete(g.flights, id)
+		if res.missing {
+			g.misses.add(id, now.Add(missTTL))
+		}
+		g.mu.Unlock()
+		close(f.done)
+	}()
+	if g.hold != nil {
+		g.hold(id)
+	}
+	res = fetch(ctx, id)
+	return fetchSent, res
+}
+
+func (g *fetchGuard) limit() int {
+	if g.max > 0 {
+		return g.max
+	}
+	return maxFetches
+}
+
+// inFlight returns how many fetches are under way, and how many reads
+// wait for the one of session id.
+func (g *fetchGuard) inFlight(id string) (running, waiting int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if f := g.flights[id]; f != nil {
+		waiting = f.waiting
+	}
+	return g.running, waiting
+}
+
+// missCache holds the sessions a fetch found nowhere, each until a time,
+// at most missCap of them: past that the oldest entry goes. The zero value
+// is empty. Its user guards it.
+type missCache struct {
+	until map[string]time.Time // lazily initialized
+	order []string             // the keys of until, oldest first from next on, as a ring
+	next  int                  // where the next key goes once order is full
+}
+
+// has reports whether id is cached at now. An entry whose time is up
+// stays, not cached, until add overwrites or renews it: each key of until
+// is in order exactly once.
+func (c *missCache) has(id string, now time.Time) bool {
+	u, ok := c.until[id]
+	return ok && now.Before(u)
+}
+
+// add caches id until u.
+func (c *missCache) add(id string, u time.Time) {
+	if c.until == nil {
+		c.until = make(map[string]time.Time)
+	}
+	if _, ok := c.until[id]; ok {
+		c.until[id] = u
+		return
+	}
+	if len(c.order) < missCap {
+		c.order = append(c.order, id)
+	} else {
+		old := c.order[c.next]
+		delete(c.until, old)
+		c.order[c.next] = id
+		c.next = (c.next + 1) % missCap
+	}
+	c.until[id] = u
+}

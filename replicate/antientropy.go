@@ -128,6 +128,12 @@ func (e *Engine) antiEntropyRound(force bool) bool {
 		}
 		p = live[start]
 	}
+	return e.sendDigest(p)
+}
+
+// sendDigest sends this node's Digest to p, which answers with Summaries
+// of the buckets that differ: an anti-entropy round with p.
+func (e *Engine) sendDigest(p *peer) bool {
 	frame, err := wire.Encode(wire.MsgDigest, &wire.Digest{Buckets: e.Digest()})
 	if err != nil {
 		e.log.Error("replicate: encode digest", "err", err)
@@ -138,6 +144,26 @@ func (e *Engine) antiEntropyRound(force bool) bool {
 		return false
 	}
 	return true
+}
+
+// healWithLocked runs an anti-entropy round with p at once, for a peer that has
+// just come up (back from a partition, or restarted) while this node holds
+// state: what either side missed meanwhile is repaired in a round trip
+// rather than at the next random round, which may be a minute away.
+// Before this node's first state transfer has ended there is nothing to
+// compare (the transfer fetches everything), and during one it would only
+// duplicate it. e.mu must be held (PeerUp), and the engine not closed.
+func (e *Engine) healWithLocked(p *peer) {
+	if !e.settled.Load() {
+		return
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		if !e.transferring() && e.sendDigest(p) {
+			e.st.heals.Add(1)
+		}
+	}()
 }
 
 // queueAntiEntropy hands a Digest or Summary from p to p's aeLoop,

@@ -43,6 +43,7 @@ type Engine struct {
 	transferSem chan struct{} // a token per running state transfer
 	summaryMax  int           // most IDs per Summary frame: maxSummaryEntries; tests lower it
 	reqSeq      atomic.Uint64 // last Req of a TransferRequest or Fetch
+	settled     atomic.Bool   // a Transfer has ended: this node holds the state (see healWithLocked)
 	batchSeq    atomic.Uint64 // last Seq of a Batch, to any peer
 	flushers    atomic.Int32  // Flush calls waiting
 
@@ -130,6 +131,7 @@ func (e *Engine) PeerUp(id string) {
 	e.wg.Add(1)
 	go p.run()
 	e.log.Debug("replicate: peer up", "peer", id)
+	e.healWithLocked(p)
 	if early := e.early.take(id); len(early) > 0 {
 		e.wg.Add(1)
 		go func() { // HandleFrame takes e.mu, held here

@@ -22,6 +22,10 @@ type Stats struct {
 	Skewed uint64
 	// Repairs counts records anti-entropy queued for a peer.
 	Repairs uint64
+	// Heals counts anti-entropy rounds run at once with a peer that came
+	// up (back from a partition, or restarted) rather than at the next
+	// random round.
+	Heals uint64
 	// Transfers counts full state transfers (TransferRequests without a
 	// digest) this node completed serving; DeltaTransfers counts delta
 	// transfers (TransferRequests with one), which a joining node asks of
@@ -71,6 +75,7 @@ type PeerStats struct {
 type engineCounters struct {
 	applied, refused, rejected, skewed, repairs, transfers, deltaTransfers, dropped atomic.Uint64
 	fetchTimeouts, fetchSkips, fetchesServed                                        atomic.Uint64
+	heals                                                                           atomic.Uint64
 }
 
 // peerCounters are a peer's counters.
@@ -98,6 +103,7 @@ func (e *Engine) Stats() Stats {
 		Rejected:       e.st.rejected.Load(),
 		Skewed:         e.st.skewed.Load(),
 		Repairs:        e.st.repairs.Load(),
+		Heals:          e.st.heals.Load(),
 		Transfers:      e.st.transfers.Load(),
 		Dropped:        e.st.dropped.Load(),
 		DeltaTransfers: e.st.deltaTransfers.Load(),

@@ -67,6 +67,7 @@ func (e *Engine) Transfer(ctx context.Context) error {
 		return ErrClosed
 	}
 	if len(live) == 0 {
+		e.settled.Store(true) // nobody to ask: this node's state is the state
 		return nil
 	}
 	req := e.reqSeq.Add(1)
@@ -94,6 +95,7 @@ func (e *Engine) Transfer(ctx context.Context) error {
 	}
 	e.log.Info("replicate: state transfer done", "source", source.id, "full", full,
 		"delta_peers", asked, "took", time.Since(start))
+	e.settled.Store(true)
 	return nil
 }
 

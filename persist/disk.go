@@ -321,28 +321,44 @@ func (d *Disk) writeRecords(ids []string) error {
 	}
 	cw := &d.cw
 	cw.fk, cw.idx, cw.out, cw.n = d.fileKeys, d.idx, cw.out[:0], 0
+	written := int64(0)
+	write := func() error {
+		if len(cw.out) == 0 {
+			return nil
+		}
+		_, err := d.file.Write(cw.out)
+		written += int64(len(cw.out))
+		cw.out = cw.out[:0]
+		return err
+	}
 	for _, id := range ids {
 		if rec, ok := d.src.Get(id); ok {
 			cw.add(rec)
 		}
+		if len(cw.out) >= writeAt {
+			if err := write(); err != nil {
+				return err
+			}
+		}
 	}
 	cw.seal()
-	if len(cw.out) == 0 {
-		return nil
-	}
-	if _, err := d.file.Write(cw.out); err != nil {
+	if err := write(); err != nil {
 		return err
+	}
+	if written == 0 {
+		return nil
 	}
 	if err := d.file.Sync(); err != nil {
 		return err
 	}
 	d.idx = cw.idx
-	d.state.logs[d.gen] += int64(len(cw.out))
-	if cap(cw.out) > 16<<20 {
-		cw.out = nil
-	}
+	d.state.logs[d.gen] += written
 	return nil
 }
+
+// writeAt is how many sealed bytes a flush gathers before it writes them:
+// most flushes are one write, and a large one holds little memory.
+const writeAt = 4 << 20
 
 // newLog closes the current log, if any, and starts the next generation.
 func (d *Disk) newLog() error {

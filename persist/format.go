@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"slices"
 )
 
 // The file format (see the package comment). It is permanent: a new
@@ -140,6 +141,7 @@ func parseHeader(b []byte, keys [][]byte) (h *header, fk *fileKeys, keyIndex int
 // plain.
 func (fk *fileKeys) sealChunk(dst []byte, typ byte, idx uint64, plain []byte) []byte {
 	n := 1 + nonceSize + len(plain) + tagSize
+	dst = slices.Grow(dst, 4+n)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(n))
 	dst = append(dst, typ)
 	nonce := len(dst)

@@ -13,6 +13,9 @@
 //	go run ./examples/twonode -node a -http 127.0.0.1:8081 -gossip 127.0.0.1:7946 -join 127.0.0.1:7947
 //	go run ./examples/twonode -node b -http 127.0.0.1:8082 -gossip 127.0.0.1:7947 -join 127.0.0.1:7946
 //
+// Add -data-dir DIR (with -key-file) to keep a node's sessions on disk,
+// so that they survive stopping every node, or kill -9.
+//
 // Endpoints: POST /login (form user), POST /cart (form item), GET /cart,
 // POST /logout, GET /cluster, and the HTML page at /.
 package main
@@ -36,7 +39,7 @@ import (
 
 // nodeFlags are the -node mode's flags.
 type nodeFlags struct {
-	name, http, gossip, join, keyFile, consistency string
+	name, http, gossip, join, keyFile, consistency, dataDir string
 }
 
 func main() {
@@ -49,6 +52,7 @@ func main() {
 	flag.StringVar(&nf.join, "join", "", "-node: comma-separated cluster addresses of other nodes")
 	flag.StringVar(&nf.keyFile, "key-file", "", "-node: file holding the 32-byte cluster key in base64 (required off loopback)")
 	flag.StringVar(&nf.consistency, "consistency", "async", "-node: async, or sync (a write waits for a peer's acknowledgement)")
+	flag.StringVar(&nf.dataDir, "data-dir", "", "-node: keep the sessions in this directory, encrypted with the -key-file key, so they survive a restart or crash")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -101,7 +105,11 @@ func (f nodeFlags) config() (demo.NodeConfig, error) {
 		Name:       f.name,
 		HTTPAddr:   f.http,
 		GossipAddr: f.gossip,
+		DataDir:    f.dataDir,
 		Logger:     slog.New(slog.NewTextHandler(os.Stderr, nil)),
+	}
+	if f.dataDir != "" && f.keyFile == "" {
+		return cfg, errors.New("-data-dir needs -key-file: the sessions on disk are encrypted with the cluster key (make one with `openssl rand -base64 32 > key`)")
 	}
 	if f.join != "" {
 		cfg.Join = strings.Split(f.join, ",")

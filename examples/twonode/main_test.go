@@ -5,7 +5,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peersession/peersession/examples/twonode/demo"
 	"github.com/peersession/peersession/internal/testlog"
 	"github.com/peersession/peersession/internal/testnet"
 	"github.com/stretchr/testify/require"
@@ -84,8 +88,44 @@ func TestNodeFlagsErrors(t *testing.T) {
 		"no gossip":       {name: "a", http: "127.0.0.1:1"},
 		"bad consistency": {name: "a", http: "127.0.0.1:1", gossip: "127.0.0.1:1", consistency: "eventual"},
 		"missing key":     {name: "a", http: "127.0.0.1:1", gossip: "127.0.0.1:1", keyFile: "/nonexistent"},
+		"data-dir no key": {name: "a", http: "127.0.0.1:1", gossip: "127.0.0.1:1", dataDir: "/tmp/x"},
 	} {
 		_, err := f.config()
 		require.Error(t, err, name)
 	}
+}
+
+// TestNodeDataDirSurvivesRestart runs a -node with -data-dir, logs in,
+// stops it and starts it again on its directory: still logged in.
+func TestNodeDataDirSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "cluster.key")
+	key := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+	require.NoError(t, os.WriteFile(keyFile, []byte(key), 0o600))
+	f := nodeFlags{name: "a", http: "127.0.0.1:0", gossip: "127.0.0.1:0", keyFile: keyFile, dataDir: filepath.Join(dir, "data")}
+	cfg, err := f.config()
+	require.NoError(t, err)
+	require.Equal(t, f.dataDir, cfg.DataDir)
+
+	n, err := demo.StartNode(t.Context(), cfg)
+	require.NoError(t, err)
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	client := &http.Client{Jar: jar}
+	resp, err := client.PostForm(n.URL()+"/login", url.Values{"user": {"alice"}})
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.NoError(t, n.Stop(t.Context()))
+
+	n, err = demo.StartNode(t.Context(), cfg)
+	require.NoError(t, err)
+	defer n.Stop(context.Background())
+	u, _ := url.Parse(n.URL())
+	old, _ := url.Parse(resp.Request.URL.String())
+	jar.SetCookies(u, jar.Cookies(old)) // the new node's port differs
+	resp, err = client.Get(n.URL() + "/cart")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Contains(t, string(body), "alice")
 }

@@ -33,6 +33,10 @@ type NodeConfig struct {
 	Keys [][]byte
 	// Consistency is peersession.Async (the default) or peersession.Sync.
 	Consistency peersession.Consistency
+	// DataDir, when set, keeps the node's sessions on disk there
+	// (peersession.Config.DataDir), encrypted with Keys[0]: they survive a
+	// restart of every node, or a crash.
+	DataDir string
 	// Memberlist, when set, tunes failure detection (see FastFailureDetection).
 	Memberlist func(*memberlist.Config)
 	// Logger receives the store's logs; nil discards them.
@@ -74,7 +78,8 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 		return nil, err
 	}
 	store, err := peersession.New(peersession.Config{
-		Logger: cfg.Logger,
+		Logger:  cfg.Logger,
+		DataDir: cfg.DataDir,
 		Cluster: &peersession.ClusterConfig{
 			Name:        cfg.Name,
 			BindAddr:    host,

@@ -59,6 +59,22 @@ func (st *Store) commitLocked(ctx context.Context, s *Session) (commitResult, er
 	if err := s.checkWritableLocked(); err != nil {
 		return commitResult{}, err
 	}
+	if err := st.principalLimitLocked(s); err != nil {
+		return commitResult{}, err
+	}
+	var tagged string // a principal this commit tags the session with
+	if s.principal != nil && !s.destroy {
+		tagged = *s.principal
+	}
+	res, err := st.commitKindLocked(ctx, s)
+	if err == nil && tagged != "" {
+		st.enforcePrincipalLimit(tagged)
+	}
+	return res, err
+}
+
+// commitKindLocked is commitLocked's commit of each kind of change.
+func (st *Store) commitKindLocked(ctx context.Context, s *Session) (commitResult, error) {
 	switch {
 	case s.destroy:
 		return st.commitDestroyLocked(ctx, s)

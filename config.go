@@ -76,6 +76,16 @@ type Config struct {
 	// is called by every node that sweeps the session.
 	NotifyOnReplication bool
 
+	// MaxSessionsPerPrincipal caps the live sessions of one principal (a
+	// user, tagged with Session.SetPrincipal) across the cluster; zero
+	// means no cap. LoginPolicy says what a login past it does: end the
+	// user's oldest sessions (EndOldest, the default) or refuse the new
+	// login with ErrTooManyLogins (RefuseNew). Simultaneous logins on
+	// several nodes settle, once replicated, on the same survivors
+	// everywhere (see principal_limit.go).
+	MaxSessionsPerPrincipal int
+	LoginPolicy             LoginPolicy
+
 	// AllowNew, when set, is asked before the middleware creates a session
 	// for a request; false refuses it with ErrNewSessionRefused (answered
 	// 429 Too Many Requests). It is where an app limits new sessions per
@@ -196,6 +206,10 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("peersession: Config.MaxSessionBytes is %d; use a positive size, or zero for 64 KiB", c.MaxSessionBytes)
 	case c.MaxSessions < 0:
 		return c, fmt.Errorf("peersession: Config.MaxSessions is %d; use a positive count, or zero for 1,000,000", c.MaxSessions)
+	case c.MaxSessionsPerPrincipal < 0:
+		return c, fmt.Errorf("peersession: Config.MaxSessionsPerPrincipal is %d; use a positive count, or zero for no cap", c.MaxSessionsPerPrincipal)
+	case c.LoginPolicy != EndOldest && c.LoginPolicy != RefuseNew:
+		return c, fmt.Errorf("peersession: Config.LoginPolicy is %d; use EndOldest or RefuseNew", c.LoginPolicy)
 	case c.MaxTombstones < 0:
 		return c, fmt.Errorf("peersession: Config.MaxTombstones is %d; use a positive count, or zero for MaxSessions", c.MaxTombstones)
 	case c.SweepInterval < 0:

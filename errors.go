@@ -24,6 +24,11 @@ var (
 	// ErrNewSessionRefused is the commit error of a request whose new
 	// session Config.AllowNew refused (answered 429 Too Many Requests).
 	ErrNewSessionRefused = errors.New("peersession: new session refused by Config.AllowNew")
+	// ErrTooManyLogins is returned by a commit that tags a session with a
+	// principal already at Config.MaxSessionsPerPrincipal, under the
+	// RefuseNew policy (answered 403 Forbidden): the user must log out
+	// elsewhere first.
+	ErrTooManyLogins = errors.New("peersession: too many sessions for this principal (Config.MaxSessionsPerPrincipal)")
 	// ErrHeadersSent is returned by Session.RenewID and Session.Destroy
 	// called after the handler wrote the response: the new or cleared
 	// cookie can no longer reach the client.
@@ -55,6 +60,7 @@ var (
 //	ErrNotFound          404 Not Found
 //	ErrSessionEnded      409 Conflict
 //	ErrNewSessionRefused 429 Too Many Requests
+//	ErrTooManyLogins     403 Forbidden
 //	ErrTooManySessions   503 Service Unavailable (the node is full)
 //	ErrNotReplicated     503 Service Unavailable (peers did not confirm in time)
 //	ErrClosed            503 Service Unavailable (the node is shutting down)
@@ -71,6 +77,8 @@ func StatusCode(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, ErrNewSessionRefused):
 		return http.StatusTooManyRequests
+	case errors.Is(err, ErrTooManyLogins):
+		return http.StatusForbidden
 	case errors.Is(err, ErrTooManySessions), errors.Is(err, ErrNotReplicated), errors.Is(err, ErrClosed):
 		return http.StatusServiceUnavailable
 	}

@@ -380,6 +380,9 @@ func (a replStore) apply(rec *model.Record, opts applyOpts) (refused int) {
 		return 1
 	}
 	a.st.fireEventsAt(prev, next, true, opts.now)
+	if p := livePrincipal(next); p != "" && p != livePrincipal(prev) {
+		a.st.enforcePrincipalLimit(p)
+	}
 	return 0
 }
 

@@ -12,6 +12,10 @@
 #                             through a round, each stall explained; ~1 min
 #                             (bench/diag/stalls, a one-machine diagnosis:
 #                             see diag/README.md)
+#   ./run.sh flood            the flood probes of issue 19 (login churn,
+#                             gossip-port buffering, forged stamps,
+#                             handshake slots), each on its own pair of
+#                             nodes; ~1.5 min -> results/flood.md
 #   ./run.sh all              compare, then repl
 #
 # Environment: ROUNDS (5), DURATION (3s per variant, mode and round),
@@ -103,6 +107,11 @@ run_repl() {
 	"$bin/repl" run -bin "$bin/repl" -duration "$REPL_DURATION" -rounds "$REPL_ROUNDS" -join-sessions "$JOIN_SESSIONS" -out "$here/results/$REPL_OUT"
 }
 
+run_flood() {
+	echo "== flood probes: login churn, gossip-port buffering, forged stamps, handshake slots" >&2
+	"$bin/flood" all -server "$bin/server" -out "$here/results/flood.md"
+}
+
 run_stalls() {
 	echo "== stalls: key updates at 200,000/s, the last of 8 rounds traced" >&2
 	"$bin/stalls" -repl "$bin/repl" -duration "$REPL_DURATION" -out "$here/results/stalls.md"
@@ -138,7 +147,8 @@ case "$mode" in
 compare) build; run_compare ;;
 repl) build; run_repl ;;
 stalls) build ./diag/stalls; run_stalls ;;
+flood) build; run_flood ;;
 soak) build; run_soak "${2:-10m}" ;;
 all) build; run_compare; run_repl ;;
-*) echo "usage: $0 [compare|repl|stalls|soak [duration]|all]" >&2; exit 2 ;;
+*) echo "usage: $0 [compare|repl|stalls|flood|soak [duration]|all]" >&2; exit 2 ;;
 esac

@@ -8,10 +8,14 @@
 //	peer       peersession; with -join (or -gossip-port and a peer that
 //	           joins it) a cluster node, Async or Sync (-consistency)
 //
-// Paths: /init creates a session (counter 0 and the 1 KiB value) and
-// answers "0"; /rw answers the counter it read and stores it plus one; /ro
-// answers the counter and changes nothing; /stats (outside the session
-// middleware) answers the store's figures as JSON; /debug/pprof/ profiles.
+// Paths: /init creates a session (counter 0 and the 1 KiB value; with
+// ?pad=N also an N-byte value) and answers "0"; /rw answers the counter it
+// read and stores it plus one; /ro answers the counter and changes nothing;
+// /login logs in as the demo does (RenewID, principal and user set: with
+// the cookie of the last login, each one replaces the session and leaves a
+// tombstone) and /logout destroys the session (peer only); /stats (outside
+// the session middleware) answers the store's figures as JSON, /status
+// (peer) the store's StatusHandler; /debug/pprof/ profiles.
 //
 // The server prints "LISTEN <url>" on stdout once it serves (for a cluster
 // node, after WaitReady) and stops cleanly on SIGINT/SIGTERM.
@@ -46,11 +50,13 @@ func main() {
 	var nf node.Flags
 	nf.Register(flag.CommandLine, "peer: ")
 	keyFile := flag.String("key-file", "", "peer: cluster key file (base64), required off loopback")
+	maxTombstones := flag.Int("max-tombstones", 0, "peer: Config.MaxTombstones (0: the default, MaxSessions)")
 	flag.Parse()
 
 	var handler http.Handler
 	var stats func() any
 	var closeFn func()
+	var status http.Handler
 	switch *variant {
 	case "none":
 		handler = noSessions()
@@ -76,7 +82,7 @@ func main() {
 		}
 		handler = sm.LoadAndSave(scsHandlers(sm))
 	case "peer":
-		cfg := peersession.Config{Logger: nf.Logger()}
+		cfg := peersession.Config{Logger: nf.Logger(), MaxTombstones: *maxTombstones}
 		if *nodeName != "" {
 			cc := nf.Cluster("server", *nodeName)
 			if *keyFile != "" {
@@ -91,6 +97,7 @@ func main() {
 		st := node.Start(cfg, 60*time.Second)
 		handler = st.Middleware(peerHandlers())
 		stats = func() any { return st.Stats() }
+		status = st.StatusHandler()
 		closeFn = func() {
 			if err := st.Close(); err != nil {
 				log.Printf("server: close store: %v", err)
@@ -104,6 +111,11 @@ func main() {
 	mux.Handle("/init", handler)
 	mux.Handle("/rw", handler)
 	mux.Handle("/ro", handler)
+	if status != nil {
+		mux.Handle("/login", handler)
+		mux.Handle("/logout", handler)
+		mux.Handle("/status", status)
+	}
 	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {
 		var ms runtime.MemStats
 		if r.URL.Query().Has("gc") {
@@ -156,7 +168,8 @@ func scsHandlers(sm *scs.SessionManager) http.Handler {
 func peerHandlers() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := peersession.FromContext(r.Context())
-		if r.URL.Path == "/init" {
+		switch r.URL.Path {
+		case "/init":
 			if err := s.Set("n", 0); err != nil {
 				http.Error(w, err.Error(), http.StatusInternalServerError)
 				return
@@ -165,7 +178,37 @@ func peerHandlers() http.Handler {
 				http.Error(w, err.Error(), http.StatusInternalServerError)
 				return
 			}
+			if pad, _ := strconv.Atoi(r.URL.Query().Get("pad")); pad > 0 {
+				if err := s.Set("pad", strings.Repeat("p", pad)); err != nil {
+					http.Error(w, err.Error(), peersession.StatusCode(err))
+					return
+				}
+			}
 			_, _ = w.Write([]byte("0"))
+			return
+		case "/login":
+			// As the demo's login: a new ID (no session fixation), the
+			// principal, the user.
+			if err := s.RenewID(); err != nil {
+				http.Error(w, err.Error(), peersession.StatusCode(err))
+				return
+			}
+			if err := s.SetPrincipal("user"); err != nil {
+				http.Error(w, err.Error(), peersession.StatusCode(err))
+				return
+			}
+			if err := s.Set("user", "user"); err != nil {
+				http.Error(w, err.Error(), peersession.StatusCode(err))
+				return
+			}
+			_, _ = w.Write([]byte("ok"))
+			return
+		case "/logout":
+			if err := s.Destroy(); err != nil {
+				http.Error(w, err.Error(), peersession.StatusCode(err))
+				return
+			}
+			_, _ = w.Write([]byte("ok"))
 			return
 		}
 		var n int

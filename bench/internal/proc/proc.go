@@ -29,10 +29,16 @@ type Proc struct {
 // Its stderr goes to stderr, prefixed by nothing; the child is killed if
 // this process dies.
 func Start(name string, timeout time.Duration, prefix []string, bin string, args ...string) (*Proc, error) {
+	return StartLog(name, timeout, os.Stderr, prefix, bin, args...)
+}
+
+// StartLog is Start with the child's stderr, and its stdout lines other
+// than LISTEN, going to logw instead of stderr.
+func StartLog(name string, timeout time.Duration, logw io.Writer, prefix []string, bin string, args ...string) (*Proc, error) {
 	argv := append(append([]string{}, prefix...), bin)
 	argv = append(argv, args...)
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stderr = os.Stderr
+	cmd.Stderr = logw
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -54,7 +60,7 @@ func Start(name string, timeout time.Duration, prefix []string, bin string, args
 				}
 				continue
 			}
-			fmt.Fprintf(os.Stderr, "[%s] %s\n", name, line)
+			fmt.Fprintf(logw, "[%s] %s\n", name, line)
 		}
 		_, _ = io.Copy(io.Discard, out)
 	}()
@@ -75,6 +81,9 @@ func Start(name string, timeout time.Duration, prefix []string, bin string, args
 
 // Pid returns the process ID (of the prefix command, if Start had one).
 func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
+// Done is closed once the process has exited.
+func (p *Proc) Done() <-chan struct{} { return p.done }
 
 // Stop sends SIGTERM, waits up to 10s, then kills.
 func (p *Proc) Stop() {

@@ -108,8 +108,10 @@ type ReplicationStats struct {
 	// Skewed counts changes refused for versions too far in the future
 	// (a peer's clock ahead by more than a minute).
 	Applied, Refused, Rejected, Skewed uint64
-	// Repairs counts records anti-entropy sent to repair a peer.
-	Repairs uint64
+	// Repairs counts records anti-entropy sent to repair a peer; Heals
+	// counts anti-entropy rounds run at once with a peer that came up (a
+	// partition healed, a restart).
+	Repairs, Heals uint64
 	// Transfers counts join-time full state transfers this node served
 	// (its whole state, to a joining node that picked it as its source);
 	// DeltaTransfers counts the delta transfers it served (its sessions
@@ -146,7 +148,7 @@ func (r *replication) stats() ReplicationStats {
 	out := ReplicationStats{
 		Peers:   make(map[string]PeerStats, len(es.Peers)),
 		Applied: es.Applied, Refused: es.Refused, Rejected: es.Rejected, Skewed: es.Skewed,
-		Repairs: es.Repairs, Transfers: es.Transfers, DeltaTransfers: es.DeltaTransfers, Dropped: es.Dropped,
+		Repairs: es.Repairs, Heals: es.Heals, Transfers: es.Transfers, DeltaTransfers: es.DeltaTransfers, Dropped: es.Dropped,
 		TransferDuration: time.Duration(r.transferDur.Load()),
 		FetchTimeouts:    es.FetchTimeouts, FetchSkips: es.FetchSkips, FetchesServed: es.FetchesServed,
 	}

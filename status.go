@@ -5,27 +5,29 @@ import (
 	"expvar"
 	"net/http"
 	"runtime/debug"
+	"time"
 )
 
 // Status is the store's state as StatusHandler shows it. It never holds a
-// token or a key.
+// token or a key. Its JSON form (MarshalJSON) is documented in
+// docs/status.md.
 type Status struct {
 	Node    string   `json:"node,omitempty"`
 	Version string   `json:"version"`
 	Members []Member `json:"members,omitempty"`
 	Stats   Stats    `json:"stats"`
 	Config  struct {
-		IdleTimeout     string `json:"idle_timeout"`
-		Lifetime        string `json:"lifetime"`
-		TouchInterval   string `json:"touch_interval"`
-		MaxSessionBytes int    `json:"max_session_bytes"`
-		MaxSessions     int    `json:"max_sessions"`
-		CookieName      string `json:"cookie_name"`
-		Clustered       bool   `json:"clustered"`
-		Consistency     string `json:"consistency,omitempty"`
-		MinAcks         int    `json:"min_acks,omitempty"`
-		Encrypted       bool   `json:"encrypted,omitempty"`
-		Keys            int    `json:"keys,omitempty"`
+		IdleTimeout     time.Duration `json:"idle_timeout"`
+		Lifetime        time.Duration `json:"lifetime"`
+		TouchInterval   time.Duration `json:"touch_interval"`
+		MaxSessionBytes int           `json:"max_session_bytes"`
+		MaxSessions     int           `json:"max_sessions"`
+		CookieName      string        `json:"cookie_name"`
+		Clustered       bool          `json:"clustered"`
+		Consistency     string        `json:"consistency,omitempty"`
+		MinAcks         int           `json:"min_acks,omitempty"`
+		Encrypted       bool          `json:"encrypted,omitempty"`
+		Keys            int           `json:"keys,omitempty"`
 	} `json:"config"`
 }
 
@@ -43,9 +45,9 @@ func (st *Store) Status() Status {
 	s.Version = moduleVersion()
 	s.Stats = st.Stats()
 	c := &s.Config
-	c.IdleTimeout = st.cfg.IdleTimeout.String()
-	c.Lifetime = st.cfg.Lifetime.String()
-	c.TouchInterval = st.cfg.TouchInterval.String()
+	c.IdleTimeout = st.cfg.IdleTimeout
+	c.Lifetime = st.cfg.Lifetime
+	c.TouchInterval = st.cfg.TouchInterval
 	c.MaxSessionBytes = st.cfg.MaxSessionBytes
 	c.MaxSessions = st.cfg.MaxSessions
 	c.CookieName = st.cfg.Cookie.Name

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -157,7 +158,7 @@ func (w *sessionWriter) finish() {
 		w.st.cfg.Logger.Warn("peersession: commit after the response started failed", "err", err)
 		w.st.stats.commitErrors.Add(1)
 	case res.send || res.clear:
-		w.st.cfg.Logger.Warn("peersession: session changed after the response headers were sent; the client keeps its old cookie (call RenewID/Destroy before writing)", "session", idOfOrEmpty(res.token))
+		w.st.cfg.Logger.Warn("peersession: session changed after the response headers were sent; the client keeps its old cookie (call RenewID/Destroy before writing)", "session", logID(idOfOrEmpty(res.token)))
 		w.st.stats.lateCookies.Add(1)
 	}
 }
@@ -170,11 +171,15 @@ func (st *Store) ended(err error) bool {
 		return false
 	}
 	st.stats.commitErrors.Add(1)
-	st.cfg.Logger.Info("peersession: session ended while a request changed it; changes dropped", "err", err)
+	st.cfg.Logger.Debug("peersession: session ended while a request changed it; changes dropped", "err", err)
 	return true
 }
 
 var errCommitFailed = errors.New("peersession: session commit failed; the response was answered by Config.ErrorFunc")
+
+// logID is how logs name a session: the first 12 characters of its ID
+// (the hash of its token, which cannot be turned back into a cookie).
+func logID(id string) string { return id[:min(len(id), 12)] }
 
 func idOfOrEmpty(token string) string {
 	if token == "" {
@@ -186,7 +191,11 @@ func idOfOrEmpty(token string) string {
 // fail answers a request whose commit failed.
 func (st *Store) fail(w http.ResponseWriter, r *http.Request, err error) {
 	st.stats.commitErrors.Add(1)
-	st.cfg.Logger.Warn("peersession: session not saved", "err", err, "path", r.URL.Path)
+	level := slog.LevelWarn
+	if StatusCode(err) < 500 {
+		level = slog.LevelDebug // the client's doing (too large, refused): counted, not a warning per request
+	}
+	st.cfg.Logger.Log(r.Context(), level, "peersession: session not saved", "err", err, "path", r.URL.Path)
 	if st.cfg.ErrorFunc != nil {
 		st.cfg.ErrorFunc(w, r, err)
 		return

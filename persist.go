@@ -39,7 +39,7 @@ func openDisk(st *Store) (*persist.Disk, error) {
 		return nil, fmt.Errorf("peersession: Config.DataDir: %w", err)
 	}
 	if refused > 0 {
-		st.cfg.Logger.Warn("peersession: sessions in Config.DataDir refused at load", "count", refused, "first", firstErr)
+		st.cfg.Logger.Warn("peersession: sessions in Config.DataDir refused at load", "count", refused, "err", firstErr)
 	}
 	st.cfg.Logger.Info("peersession: sessions loaded from Config.DataDir", "dir", st.cfg.DataDir,
 		"sessions", st.Len(), "records", stats.Records, "bytes", stats.Bytes, "took", stats.Duration)

@@ -88,7 +88,7 @@ func (st *Store) enforcePrincipalLimit(p string) {
 		// it happen sooner on a node that has not heard of them all yet.
 		if _, err := st.destroyID(context.Background(), l.id); err != nil {
 			st.cfg.Logger.Warn("peersession: ending a session past Config.MaxSessionsPerPrincipal failed",
-				"session", l.id[:8], "err", err)
+				"session", logID(l.id), "err", err)
 		}
 	}
 }

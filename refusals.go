@@ -28,6 +28,6 @@ func newRefusalLog() refusalLog {
 func (l *refusalLog) note(log *slog.Logger, now time.Time, id string, err error) {
 	if n, ok := l.lim.Allow(now, 1); ok {
 		log.Warn("peersession: refusing changes from peers (Sync writes on the sending node fail for them)",
-			"refused", n, "session", id, "err", err)
+			"refused", n, "session", logID(id), "err", err)
 	}
 }

@@ -86,6 +86,10 @@ func newStore(cfg Config, h hooks) (*Store, error) {
 		refusals: newRefusalLog(),
 		stop:     make(chan struct{}),
 	}
+	if cfg.Cluster != nil {
+		// Every record of a clustered store names its node.
+		st.cfg.Logger = st.cfg.Logger.With("node", cfg.Cluster.Name)
+	}
 	st.clock = model.NewClock(nodeID(), cfg.Now)
 	if cfg.DataDir != "" {
 		if st.disk, err = openDisk(st); err != nil {

@@ -117,7 +117,7 @@ func (g *nameGuard) NotifyMerge(peers []*memberlist.Node) error {
 func (g *nameGuard) refuse(p, held Peer) error {
 	if n, ok := g.log.Allow(time.Now(), 1); ok {
 		g.n.log.Warn("cluster: refused a join: two live nodes have the same Name; give each node its own",
-			"name", p.Name, "node", held.ID, "gossip", held.Gossip, "other", p.ID, "other_gossip", p.Gossip, "refusals", n)
+			"name", p.Name, "member", held.ID, "gossip", held.Gossip, "other", p.ID, "other_gossip", p.Gossip, "refusals", n)
 	}
 	return fmt.Errorf("cluster: %s (%s) and %s (%s) are both alive with Name %q", held.ID, held.Gossip, p.ID, p.Gossip, p.Name)
 }
@@ -144,7 +144,7 @@ func (g *nameGuard) answers(p Peer) bool {
 		conn.Close()
 	}
 	if err != nil {
-		n.log.Debug("cluster: a node with a clashing Name does not answer: taken for a previous run", "node", p.ID, "addr", p.Addr, "err", err)
+		n.log.Debug("cluster: a node with a clashing Name does not answer: taken for a previous run", "member", p.ID, "addr", p.Addr, "err", err)
 		return false
 	}
 	return true

@@ -36,5 +36,5 @@ func (e *Engine) refuseSkewed(from string, recs []model.Record) {
 	}
 	ahead := time.Duration(newest.Wall - wall.UnixNano())
 	e.log.Warn("replicate: records from the future refused: the peer's clock (or a writer's) is ahead of ours",
-		"peer", from, "records", n, "ahead", ahead, "max_skew", e.cfg.MaxClockSkew, "example", recs[0].ID)
+		"peer", from, "records", n, "ahead", ahead, "max_skew", e.cfg.MaxClockSkew, "session", recs[0].ID[:min(len(recs[0].ID), 12)])
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -217,11 +216,7 @@ func churnOnce(e *env, o *options, r *churnRun) error {
 	}
 	defer e.stopPair(pr)
 
-	sa, err := stats(pr.a, true)
-	if err != nil {
-		return err
-	}
-	sb, err := stats(pr.b, true)
+	sa, sb, err := pr.stats(true)
 	if err != nil {
 		return err
 	}
@@ -250,9 +245,8 @@ func churnOnce(e *env, o *options, r *churnRun) error {
 	var wg sync.WaitGroup
 	codes := map[int]int{}
 	wg.Go(func() {
-		tr := &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true, ResponseHeaderTimeout: 5 * time.Second}
-		defer tr.CloseIdleConnections()
-		c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+		c := oneConnClient()
+		defer c.CloseIdleConnections()
 		cookie := ""
 		for logins.Load() < int64(o.churnMax) && ctx.Err() == nil {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, pr.a.URL+"/login", nil)
@@ -267,8 +261,7 @@ func churnOnce(e *env, o *options, r *churnRun) error {
 				}
 				continue
 			}
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-			resp.Body.Close()
+			discard(resp)
 			codes[resp.StatusCode]++
 			if resp.StatusCode != http.StatusOK {
 				errs.Add(1)
@@ -283,21 +276,13 @@ func churnOnce(e *env, o *options, r *churnRun) error {
 		}
 	})
 	r.warm = -1
-	tick := time.NewTicker(time.Second)
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			break loop
-		case <-tick.C:
-			t := time.Since(start)
-			r.samples = append(r.samples, sample(t, r.samples[len(r.samples)-1]))
-			if r.warm < 0 && t >= o.churnWarm-100*time.Millisecond {
-				r.warm = len(r.samples) - 1
-			}
+	every(ctx, time.Second, func() {
+		t := time.Since(start)
+		r.samples = append(r.samples, sample(t, r.samples[len(r.samples)-1]))
+		if r.warm < 0 && t >= o.churnWarm-100*time.Millisecond {
+			r.warm = len(r.samples) - 1
 		}
-	}
-	tick.Stop()
+	})
 	wg.Wait()
 	r.elapsed = time.Since(start)
 	r.logins, r.errors, r.statusCodes = logins.Load(), errs.Load(), codes
@@ -308,10 +293,7 @@ loop:
 
 	// Let replication drain, then the heap after GC.
 	time.Sleep(time.Second)
-	if r.end, err = stats(pr.a, true); err != nil {
-		return err
-	}
-	if r.endB, err = stats(pr.b, true); err != nil {
+	if r.end, r.endB, err = pr.stats(true); err != nil {
 		return err
 	}
 	r.heapA1, r.heapB1 = num(r.end, "heap_alloc"), num(r.endB, "heap_alloc")

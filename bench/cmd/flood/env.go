@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/peersession/peersession/bench/internal/proc"
@@ -150,6 +152,17 @@ func (e *env) pair(args ...string) (*pair, error) {
 	return pr, nil
 }
 
+// stats fetches both nodes' /stats (?gc: after a collection).
+func (pr *pair) stats(gc bool) (a, b map[string]any, err error) {
+	if a, err = stats(pr.a, gc); err != nil {
+		return nil, nil, err
+	}
+	if b, err = stats(pr.b, gc); err != nil {
+		return nil, nil, err
+	}
+	return a, b, nil
+}
+
 func (e *env) stopPair(pr *pair) {
 	if pr == nil {
 		return
@@ -163,19 +176,58 @@ func (e *env) stopPair(pr *pair) {
 	wg.Wait()
 }
 
+// connCounters are what a flooding worker counts of the connections it
+// opens (see redial).
+type connCounters struct {
+	opened, dialErrs atomic.Int64
+	mu               sync.Mutex
+	lifetimes        []float64 // seconds, of connections the node ended
+}
+
+// redial keeps one connection to addr open at a time until ctx ends,
+// opening at most maxConns in all. hold has each until it ends and reports
+// whether the node ended it (rather than ctx): if so its lifetime is
+// recorded, passed to ended (if set), and the next one is opened pause
+// later. A failed dial is counted and tried again pause later.
+func (c *connCounters) redial(ctx context.Context, d *net.Dialer, addr string, maxConns int, pause time.Duration,
+	hold func(net.Conn) bool, ended func(lifetime time.Duration)) {
+	for range maxConns {
+		if ctx.Err() != nil {
+			return
+		}
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			if ctx.Err() == nil {
+				c.dialErrs.Add(1)
+				sleepCtx(ctx, pause)
+			}
+			continue
+		}
+		c.opened.Add(1)
+		opened := time.Now()
+		byNode := hold(conn)
+		conn.Close()
+		if byNode {
+			l := time.Since(opened)
+			if ended != nil {
+				ended(l)
+			}
+			c.mu.Lock()
+			c.lifetimes = append(c.lifetimes, l.Seconds())
+			c.mu.Unlock()
+			sleepCtx(ctx, pause)
+		}
+	}
+}
+
 // getJSON fetches u into a map, within timeout.
 func getJSON(u string, timeout time.Duration) (map[string]any, error) {
-	c := http.Client{Timeout: timeout}
-	resp, err := c.Get(u)
+	b, err := proc.GetBody(u, timeout, 16<<20)
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
-	}
 	var m map[string]any
-	return m, json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&m)
+	return m, json.Unmarshal(b, &m)
 }
 
 // stats fetches p's /stats (?gc: after a collection).
@@ -223,20 +275,31 @@ func selfAddr(p *proc.Proc) (string, error) {
 
 // rssBytes is a process's resident set (VmRSS).
 func rssBytes(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	v, err := procField(pid, "status", "VmRSS:")
 	if err != nil {
 		return 0, err
 	}
+	f := strings.Fields(v) // "1234 kB"
+	if len(f) < 1 {
+		return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+	}
+	n, err := strconv.ParseInt(f[0], 10, 64)
+	return n << 10, err
+}
+
+// procField is what follows key on the first line of /proc/PID/file that
+// begins with it.
+func procField(pid int, file, key string) (string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, file))
+	if err != nil {
+		return "", err
+	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			f := strings.Fields(v) // "1234 kB"
-			if len(f) >= 1 {
-				n, err := strconv.ParseInt(f[0], 10, 64)
-				return n << 10, err
-			}
+		if v, ok := strings.CutPrefix(line, key); ok {
+			return v, nil
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+	return "", fmt.Errorf("no %s for pid %d", strings.TrimSuffix(key, ":"), pid)
 }
 
 // clkTck is USER_HZ, which Linux fixes at 100 on every architecture Go
@@ -269,16 +332,11 @@ func cpuTime(pid int) (time.Duration, error) {
 // bytesWritten is what a process has written through system calls
 // (/proc/PID/io wchar): for a node, its sockets and log.
 func bytesWritten(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	v, err := procField(pid, "io", "wchar:")
 	if err != nil {
 		return 0, err
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "wchar:"); ok {
-			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("no wchar for pid %d", pid)
+	return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 }
 
 // sockets counts a process's open sockets (/proc/PID/fd).
@@ -372,6 +430,34 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// every calls f every d until ctx ends.
+func every(ctx context.Context, d time.Duration, f func()) {
+	tick := time.NewTicker(d)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			f()
+		}
+	}
+}
+
+// oneConnClient is a load client's: one keep-alive connection, 5 s
+// timeouts. CloseIdleConnections ends it.
+func oneConnClient() *http.Client {
+	tr := &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true, ResponseHeaderTimeout: 5 * time.Second}
+	return &http.Client{Transport: tr, Timeout: 5 * time.Second}
+}
+
+// discard reads (up to 1 MiB of) resp's body and closes it, so its
+// connection can be used again.
+func discard(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
 }
 
 // findNum finds the first number under key anywhere in nested JSON objects

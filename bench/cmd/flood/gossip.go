@@ -21,11 +21,10 @@ import (
 // are sampled four times a second.
 
 type gossipCounters struct {
-	opened, dialErrs, cut, stalled, completed atomic.Int64
-	open                                      atomic.Int64
-	bytes                                     atomic.Int64
-	mu                                        sync.Mutex
-	lifetimes                                 []float64 // seconds, of connections the node ended
+	connCounters
+	cut, stalled, completed atomic.Int64
+	open                    atomic.Int64
+	bytes                   atomic.Int64
 }
 
 // gossipRun is one flood of the gossip port from one source address.
@@ -182,28 +181,20 @@ func gossipOnce(e *env, o *options, r *gossipRun) error {
 		wg.Go(func() { gossipWorker(ctx, pr.gossipA, local, o, &r.c, &hold) })
 	}
 	r.peak = r.baseline
-	tick := time.NewTicker(250 * time.Millisecond)
 	start := time.Now()
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			break loop
-		case <-tick.C:
-			x, err := rssBytes(pid)
-			if err != nil {
-				continue
-			}
-			r.rss = append(r.rss, float64(x))
-			r.peak = max(r.peak, float64(x))
-			over := x > int64(o.rssCapMiB)<<20
-			hold.Store(over)
-			r.capped = r.capped || over
-			r.estab = append(r.estab, float64(established(pr.gossipPort)))
-			r.socks = append(r.socks, float64(sockets(pid)-baseSockets))
+	every(ctx, 250*time.Millisecond, func() {
+		x, err := rssBytes(pid)
+		if err != nil {
+			return
 		}
-	}
-	tick.Stop()
+		r.rss = append(r.rss, float64(x))
+		r.peak = max(r.peak, float64(x))
+		over := x > int64(o.rssCapMiB)<<20
+		hold.Store(over)
+		r.capped = r.capped || over
+		r.estab = append(r.estab, float64(established(pr.gossipPort)))
+		r.socks = append(r.socks, float64(sockets(pid)-baseSockets))
+	})
 	wg.Wait()
 	r.flood = time.Since(start)
 	// A second more: what the node still holds once the senders are gone.
@@ -239,31 +230,11 @@ func gossipWorker(ctx context.Context, addr string, local net.Addr, o *options, 
 	}
 	interval := time.Duration(float64(time.Second) * chunk / float64(max(1, o.gossipRate)))
 	d := net.Dialer{Timeout: 2 * time.Second, LocalAddr: local}
-	for range o.gossipMax {
-		if ctx.Err() != nil {
-			return
-		}
-		conn, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			if ctx.Err() == nil {
-				c.dialErrs.Add(1)
-				sleepCtx(ctx, 100*time.Millisecond)
-			}
-			continue
-		}
-		c.opened.Add(1)
+	c.redial(ctx, &d, addr, o.gossipMax, 100*time.Millisecond, func(conn net.Conn) bool {
 		c.open.Add(1)
-		opened := time.Now()
-		ended := floodOne(ctx, conn, o, buf, interval, c, hold)
-		conn.Close()
-		c.open.Add(-1)
-		if ended {
-			c.mu.Lock()
-			c.lifetimes = append(c.lifetimes, time.Since(opened).Seconds())
-			c.mu.Unlock()
-			sleepCtx(ctx, 100*time.Millisecond)
-		}
-	}
+		defer c.open.Add(-1)
+		return floodOne(ctx, conn, o, buf, interval, c, hold)
+	}, nil)
 }
 
 // floodOne sends the header and the filler on conn; true if the node ended

@@ -21,9 +21,8 @@ import (
 // live peers. The same restart without the flood is the baseline.
 
 type hsCounters struct {
-	opened, dialErrs, refused, dropped atomic.Int64
-	mu                                 sync.Mutex
-	lifetimes                          []float64
+	connCounters
+	refused, dropped atomic.Int64
 }
 
 type restart struct {
@@ -231,43 +230,22 @@ func peered(p *proc.Proc, name string) bool {
 func hsWorker(ctx context.Context, addr string, maxConns int, c *hsCounters) {
 	d := net.Dialer{Timeout: time.Second}
 	var buf [256]byte
-	for range maxConns {
-		if ctx.Err() != nil {
-			return
-		}
-		conn, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			if ctx.Err() == nil {
-				c.dialErrs.Add(1)
-				sleepCtx(ctx, 10*time.Millisecond)
-			}
-			continue
-		}
-		c.opened.Add(1)
-		opened := time.Now()
-		byNode := false
+	c.redial(ctx, &d, addr, maxConns, 10*time.Millisecond, func(conn net.Conn) bool {
 		for ctx.Err() == nil {
 			_ = conn.SetReadDeadline(within(ctx, 200*time.Millisecond))
 			if _, err := conn.Read(buf[:]); err != nil {
 				if errors.Is(err, os.ErrDeadlineExceeded) {
 					continue
 				}
-				byNode = ctx.Err() == nil
-				break
+				return ctx.Err() == nil
 			}
 		}
-		conn.Close()
-		if byNode {
-			l := time.Since(opened)
-			if l < 100*time.Millisecond {
-				c.refused.Add(1)
-			} else {
-				c.dropped.Add(1)
-			}
-			c.mu.Lock()
-			c.lifetimes = append(c.lifetimes, l.Seconds())
-			c.mu.Unlock()
-			sleepCtx(ctx, 10*time.Millisecond)
+		return false
+	}, func(l time.Duration) {
+		if l < 100*time.Millisecond {
+			c.refused.Add(1)
+		} else {
+			c.dropped.Add(1)
 		}
-	}
+	})
 }

@@ -188,18 +188,31 @@ func makeSession(url string, pad int) (string, error) {
 	return "", fmt.Errorf("/init set no session cookie")
 }
 
+// stampsSnap is what stampsPhase reads before and after a phase.
+type stampsSnap struct {
+	a, b       map[string]any // the nodes' /stats
+	cpuA, cpuB time.Duration
+	wB         int64 // B's bytes written
+}
+
+func snapStamps(pr *pair) (stampsSnap, error) {
+	var s stampsSnap
+	var err error
+	if s.a, s.b, err = pr.stats(false); err != nil {
+		return s, err
+	}
+	s.cpuA, _ = cpuTime(pr.a.Pid())
+	s.cpuB, _ = cpuTime(pr.b.Pid())
+	s.wB, _ = bytesWritten(pr.b.Pid())
+	return s, nil
+}
+
 func stampsPhase(pr *pair, o *options, ph *stampPhase) error {
-	a0, err := stats(pr.a, false)
+	s0, err := snapStamps(pr)
 	if err != nil {
 		return err
 	}
-	b0, err := stats(pr.b, false)
-	if err != nil {
-		return err
-	}
-	cpuA0, _ := cpuTime(pr.a.Pid())
-	cpuB0, _ := cpuTime(pr.b.Pid())
-	wB0, _ := bytesWritten(pr.b.Pid())
+	a0 := s0.a
 
 	ctx, cancel := context.WithTimeout(context.Background(), o.stampsDur)
 	defer cancel()
@@ -211,9 +224,8 @@ func stampsPhase(pr *pair, o *options, ph *stampPhase) error {
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
-			tr := &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true, ResponseHeaderTimeout: 5 * time.Second}
-			defer tr.CloseIdleConnections()
-			c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+			c := oneConnClient()
+			defer c.CloseIdleConnections()
 			// Workers start spread over one interval.
 			next := start.Add(interval * time.Duration(w) / time.Duration(workers))
 			for i := int64(0); i < maxPer; i++ {
@@ -231,8 +243,7 @@ func stampsPhase(pr *pair, o *options, ph *stampPhase) error {
 					other.Add(1)
 					continue
 				}
-				_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-				resp.Body.Close()
+				discard(resp)
 				if resp.StatusCode == http.StatusOK {
 					okN.Add(1)
 				} else {
@@ -242,42 +253,28 @@ func stampsPhase(pr *pair, o *options, ph *stampPhase) error {
 		})
 	}
 	last := num(a0, "store", "Fetches")
-	tick := time.NewTicker(time.Second)
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			break loop
-		case <-tick.C:
-			if m, err := getJSON(pr.a.URL+"/stats", time.Second); err == nil {
-				f := num(m, "store", "Fetches")
-				ph.perSec = append(ph.perSec, f-last)
-				last = f
-			}
+	every(ctx, time.Second, func() {
+		if m, err := getJSON(pr.a.URL+"/stats", time.Second); err == nil {
+			f := num(m, "store", "Fetches")
+			ph.perSec = append(ph.perSec, f-last)
+			last = f
 		}
-	}
-	tick.Stop()
+	})
 	wg.Wait()
 	ph.elapsed = time.Since(start)
 	ph.sent, ph.ok, ph.other = sent.Load(), okN.Load(), other.Load()
 	// Fetches in flight end within FetchTimeout.
 	time.Sleep(300 * time.Millisecond)
-	a1, err := stats(pr.a, false)
+	s1, err := snapStamps(pr)
 	if err != nil {
 		return err
 	}
-	b1, err := stats(pr.b, false)
-	if err != nil {
-		return err
-	}
-	cpuA1, _ := cpuTime(pr.a.Pid())
-	cpuB1, _ := cpuTime(pr.b.Pid())
-	wB1, _ := bytesWritten(pr.b.Pid())
+	a1 := s1.a
 	ph.fetches = num(a1, "store", "Fetches") - num(a0, "store", "Fetches")
 	ph.fetchWaits = num(a1, "store", "FetchWaits") - num(a0, "store", "FetchWaits")
 	ph.fetchHits = num(a1, "store", "FetchHits") - num(a0, "store", "FetchHits")
-	ph.served = num(b1, "store", "Replication", "FetchesServed") - num(b0, "store", "Replication", "FetchesServed")
-	ph.cpuA, ph.cpuB, ph.wcharB = cpuA1-cpuA0, cpuB1-cpuB0, wB1-wB0
+	ph.served = num(s1.b, "store", "Replication", "FetchesServed") - num(s0.b, "store", "Replication", "FetchesServed")
+	ph.cpuA, ph.cpuB, ph.wcharB = s1.cpuA-s0.cpuA, s1.cpuB-s0.cpuB, s1.wB-s0.wB
 	delta := func(key string) (float64, bool) {
 		x0, ok0 := findNum(a0, key)
 		x1, ok1 := findNum(a1, key)

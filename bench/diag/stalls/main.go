@@ -22,9 +22,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"log"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -203,18 +201,7 @@ func stallsOf(raw []byte, start int64, slow time.Duration) []stall {
 	return out
 }
 
-func get(u string) ([]byte, error) {
-	c := http.Client{Timeout: time.Minute}
-	resp, err := c.Get(u)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
-	}
-	return io.ReadAll(resp.Body)
-}
+func get(u string) ([]byte, error) { return proc.GetBody(u, time.Minute, 0) }
 
 func pct(d, of time.Duration) float64 {
 	if of == 0 {

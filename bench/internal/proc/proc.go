@@ -115,6 +115,25 @@ func (p *Proc) Stats(gc bool) (map[string]any, error) {
 	return m, json.NewDecoder(resp.Body).Decode(&m)
 }
 
+// GetBody fetches u within timeout and returns its body, at most limit
+// bytes of it (0: all); an answer other than 200 OK is an error.
+func GetBody(u string, timeout time.Duration, limit int64) ([]byte, error) {
+	c := http.Client{Timeout: timeout}
+	resp, err := c.Get(u)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	var r io.Reader = resp.Body
+	if limit > 0 {
+		r = io.LimitReader(r, limit)
+	}
+	return io.ReadAll(r)
+}
+
 // WaitPeers polls /stats until the store reports n live peers.
 func (p *Proc) WaitPeers(ctx context.Context, n int) error {
 	for {

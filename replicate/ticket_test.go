@@ -206,3 +206,25 @@ func TestLostRangesMergeTheClosestTwo(t *testing.T) {
 	require.False(t, p.window.lostGen(116))
 	require.False(t, p.window.lostGen(99))
 }
+
+// WaitResponsive stops counting on a peer whose stream was lost; Wait, for
+// Sync guarantees, still waits for its acknowledgement.
+func TestWaitResponsive(t *testing.T) {
+	net, nodes := newCluster(t, 3, nil)
+	a := nodes[0]
+	net.link("A", "C").set(func(l *memLink) { l.blocked = true })
+	tk := a.publish(a.write("s", "k", "v"))
+
+	errc := make(chan error, 1)
+	go func() { errc <- tk.WaitResponsive(context.Background()) }()
+	waitFor(t, "B acked", func() bool { return peerStats(a, "B").Acked == 1 })
+	select {
+	case err := <-errc:
+		t.Fatalf("WaitResponsive returned %v before C acked or was lost", err)
+	default:
+	}
+	a.e.StreamLost("C")
+	require.NoError(t, <-errc)
+	require.ErrorIs(t, tk.Wait(ctxTimeout(t, 20*time.Millisecond), -1), context.DeadlineExceeded)
+	require.NoError(t, tk.Wait(context.Background(), 1))
+}

@@ -47,6 +47,7 @@ type Store struct {
 	principals principalIndex
 	stats      counters
 	refusals   refusalLog    // changes from peers the store refused
+	admin      adminState    // the admin page's recent warnings and CSRF key (admin.go)
 	repl       *replication  // nil on a single node
 	disk       *persist.Disk // nil without Config.DataDir
 
@@ -90,6 +91,7 @@ func newStore(cfg Config, h hooks) (*Store, error) {
 		// Every record of a clustered store names its node.
 		st.cfg.Logger = st.cfg.Logger.With("node", cfg.Cluster.Name)
 	}
+	st.cfg.Logger = st.admin.init(st.cfg.Logger) // keeps recent warnings for AdminHandler
 	st.clock = model.NewClock(nodeID(), cfg.Now)
 	if cfg.DataDir != "" {
 		if st.disk, err = openDisk(st); err != nil {

@@ -16,6 +16,11 @@
 // Add -data-dir DIR (with -key-file) to keep a node's sessions on disk,
 // so that they survive stopping every node, or kill -9.
 //
+// Each node also serves peersession's admin page at /admin/ on an
+// internal address of its own (-admin with -node), behind basic auth as
+// user admin with the -admin-password password, or a random one printed
+// at start.
+//
 // Endpoints: POST /login (form user), POST /cart (form item), GET /cart,
 // POST /logout, GET /cluster, and the HTML page at /.
 package main
@@ -40,6 +45,7 @@ import (
 // nodeFlags are the -node mode's flags.
 type nodeFlags struct {
 	name, http, gossip, join, keyFile, consistency, dataDir string
+	admin, adminPassword                                    string
 }
 
 func main() {
@@ -53,6 +59,8 @@ func main() {
 	flag.StringVar(&nf.keyFile, "key-file", "", "-node: file holding the 32-byte cluster key in base64 (required off loopback)")
 	flag.StringVar(&nf.consistency, "consistency", "async", "-node: async, or sync (a write waits for a peer's acknowledgement)")
 	flag.StringVar(&nf.dataDir, "data-dir", "", "-node: keep the sessions in this directory, encrypted with the -key-file key, so they survive a restart or crash")
+	flag.StringVar(&nf.admin, "admin", "", "-node: the admin page's internal address (default 127.0.0.1 and a free port)")
+	flag.StringVar(&nf.adminPassword, "admin-password", "", "the admin pages' basic-auth password, user admin (default: a random one, printed)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -61,7 +69,7 @@ func main() {
 	if nf.name != "" {
 		err = runNode(ctx, nf, os.Stdout)
 	} else {
-		err = runDemo(ctx, *proxyAddr, isSet("proxy"), *once)
+		err = runDemo(ctx, *proxyAddr, isSet("proxy"), *once, nf.adminPassword)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "twonode:", err)
@@ -69,12 +77,12 @@ func main() {
 	}
 }
 
-func runDemo(ctx context.Context, proxyAddr string, proxySet, once bool) error {
+func runDemo(ctx context.Context, proxyAddr string, proxySet, once bool, adminPassword string) error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	d, err := demo.Start(ctx, demo.Config{ProxyAddr: proxyAddr, Logger: logger})
+	d, err := demo.Start(ctx, demo.Config{ProxyAddr: proxyAddr, Logger: logger, AdminPassword: adminPassword})
 	if errors.Is(err, syscall.EADDRINUSE) && !proxySet {
 		// The default port is taken: any free one will do.
-		d, err = demo.Start(ctx, demo.Config{Logger: logger})
+		d, err = demo.Start(ctx, demo.Config{Logger: logger, AdminPassword: adminPassword})
 	}
 	if err != nil {
 		return err
@@ -83,7 +91,9 @@ func runDemo(ctx context.Context, proxyAddr string, proxySet, once bool) error {
 
 	fmt.Printf("node A   %s   (cluster address %s)\n", d.Node(demo.A).URL(), d.Node(demo.A).GossipAddr())
 	fmt.Printf("node B   %s   (cluster address %s)\n", d.Node(demo.B).URL(), d.Node(demo.B).GossipAddr())
-	fmt.Printf("proxy    %s   <- open this one\n\n", d.URL())
+	fmt.Printf("proxy    %s   <- open this one\n", d.URL())
+	fmt.Printf("admin    %s and %s   (user %s, password %s)\n\n",
+		d.Node(demo.A).AdminURL(), d.Node(demo.B).AdminURL(), demo.AdminUser, d.AdminPassword())
 	werr := d.Walkthrough(ctx, os.Stdout)
 	if once {
 		return werr
@@ -107,6 +117,11 @@ func (f nodeFlags) config() (demo.NodeConfig, error) {
 		GossipAddr: f.gossip,
 		DataDir:    f.dataDir,
 		Logger:     slog.New(slog.NewTextHandler(os.Stderr, nil)),
+
+		AdminAddr: f.admin, AdminPassword: f.adminPassword,
+	}
+	if cfg.AdminPassword == "" {
+		cfg.AdminPassword = demo.RandomPassword()
 	}
 	if f.dataDir != "" && f.keyFile == "" {
 		return cfg, errors.New("-data-dir needs -key-file: the sessions on disk are encrypted with the cluster key (make one with `openssl rand -base64 32 > key`)")
@@ -143,6 +158,7 @@ func runNode(ctx context.Context, f nodeFlags, out io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(out, "node %s serving %s (cluster address %s). Ctrl-C stops.\n", n.Name(), n.URL(), n.GossipAddr())
+	fmt.Fprintf(out, "admin page %s (user %s, password %s)\n", n.AdminURL(), demo.AdminUser, cfg.AdminPassword)
 	<-ctx.Done()
 	shutdown(n.Stop)
 	return nil

@@ -24,6 +24,9 @@ type Config struct {
 	Memberlist func(*memberlist.Config)
 	// Logger receives the stores' logs; nil discards them.
 	Logger *slog.Logger
+	// AdminPassword guards each node's admin page (Node.AdminURL, user
+	// AdminUser); empty means a random one, see Demo.AdminPassword.
+	AdminPassword string
 }
 
 // Demo is two nodes, A and B, behind a round-robin proxy, all in one
@@ -49,6 +52,9 @@ func Start(ctx context.Context, cfg Config) (d *Demo, err error) {
 	if cfg.Memberlist == nil {
 		cfg.Memberlist = FastFailureDetection
 	}
+	if cfg.AdminPassword == "" {
+		cfg.AdminPassword = RandomPassword()
+	}
 	d = &Demo{cfg: cfg, served: make(chan struct{})}
 	defer func() {
 		if err != nil {
@@ -64,6 +70,8 @@ func Start(ctx context.Context, cfg Config) (d *Demo, err error) {
 			Keys:       keys,
 			Memberlist: cfg.Memberlist,
 			Logger:     cfg.Logger,
+
+			AdminPassword: cfg.AdminPassword,
 		}
 	}
 	var urls []string
@@ -73,6 +81,7 @@ func Start(ctx context.Context, cfg Config) (d *Demo, err error) {
 		}
 		// Keep the HTTP port for restarts: the proxy knows the node by it.
 		d.confs[i].HTTPAddr = strings.TrimPrefix(d.nodes[i].URL(), "http://")
+		d.confs[i].AdminAddr = d.nodes[i].admin.addr
 		urls = append(urls, d.nodes[i].URL())
 	}
 	proxy, err := NewProxy(urls...)
@@ -95,6 +104,9 @@ func Start(ctx context.Context, cfg Config) (d *Demo, err error) {
 	}()
 	return d, nil
 }
+
+// AdminPassword returns the password of the nodes' admin pages.
+func (d *Demo) AdminPassword() string { return d.cfg.AdminPassword }
 
 // URL returns the proxy's base URL, the one a user opens.
 func (d *Demo) URL() string { return d.url }

@@ -41,6 +41,12 @@ type NodeConfig struct {
 	Memberlist func(*memberlist.Config)
 	// Logger receives the store's logs; nil discards them.
 	Logger *slog.Logger
+	// AdminPassword, when set, serves the store's admin page at /admin/
+	// (and its status at /status) on AdminAddr, an internal address apart
+	// from the app's, behind basic auth as AdminUser; empty serves none.
+	AdminPassword string
+	// AdminAddr is the admin page's address; empty means 127.0.0.1:0.
+	AdminAddr string
 }
 
 // FastFailureDetection shortens memberlist's timers so that a node that
@@ -64,6 +70,7 @@ type Node struct {
 	srv    *http.Server
 	url    string
 	served chan struct{} // closed when Serve has returned
+	admin  *adminServer  // nil without NodeConfig.AdminPassword
 }
 
 // StartNode joins the cluster, waits for the state transfer from the peers
@@ -106,7 +113,14 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 		_ = store.Close()
 		return nil, fmt.Errorf("demo: start node %s: %w", cfg.Name, err)
 	}
+	admin, err := startAdmin(cfg, store)
+	if err != nil {
+		_ = ln.Close()
+		_ = store.Close()
+		return nil, err
+	}
 	n := &Node{
+		admin:  admin,
 		name:   cfg.Name,
 		gossip: gossipOf(store),
 		store:  store,
@@ -133,6 +147,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 func (n *Node) Stop(ctx context.Context) error {
 	err := n.srv.Shutdown(ctx)
 	<-n.served
+	err = errors.Join(err, n.admin.stop(ctx))
 	return errors.Join(err, n.store.Close())
 }
 

@@ -42,6 +42,24 @@ import (
 	"github.com/peersession/peersession/examples/twonode/demo"
 )
 
+// registerFlags defines the command's flags on fs: the demo's, and the
+// -node mode's in nf.
+func registerFlags(fs *flag.FlagSet) (nf *nodeFlags, once *bool, proxyAddr *string) {
+	nf = new(nodeFlags)
+	once = fs.Bool("once", false, "exit after the walkthrough: status 0 only if every step held")
+	proxyAddr = fs.String("proxy", "127.0.0.1:8080", "demo: the proxy's listen address (a free port if this one is taken)")
+	fs.StringVar(&nf.name, "node", "", "run one node with this name instead of the demo")
+	fs.StringVar(&nf.http, "http", "", "-node: HTTP listen address, such as 127.0.0.1:8081")
+	fs.StringVar(&nf.gossip, "gossip", "", "-node: cluster address, such as 127.0.0.1:7946")
+	fs.StringVar(&nf.join, "join", "", "-node: comma-separated cluster addresses of other nodes (host names resolve to every address they name)")
+	fs.StringVar(&nf.keyFile, "key-file", "", "-node: file holding the 32-byte cluster key in base64 (required off loopback)")
+	fs.StringVar(&nf.consistency, "consistency", "async", "-node: async, or sync (a write waits for a peer's acknowledgement)")
+	fs.StringVar(&nf.dataDir, "data-dir", "", "-node: keep the sessions in this directory, encrypted with the -key-file key, so they survive a restart or crash")
+	fs.StringVar(&nf.admin, "admin", "", "-node: the admin page's internal address (default 127.0.0.1 and a free port)")
+	fs.StringVar(&nf.adminPassword, "admin-password", "", "the admin pages' basic-auth password, user admin (default: a random one, printed)")
+	return nf, once, proxyAddr
+}
+
 // nodeFlags are the -node mode's flags.
 type nodeFlags struct {
 	name, http, gossip, join, keyFile, consistency, dataDir string
@@ -49,25 +67,14 @@ type nodeFlags struct {
 }
 
 func main() {
-	var nf nodeFlags
-	once := flag.Bool("once", false, "exit after the walkthrough: status 0 only if every step held")
-	proxyAddr := flag.String("proxy", "127.0.0.1:8080", "demo: the proxy's listen address (a free port if this one is taken)")
-	flag.StringVar(&nf.name, "node", "", "run one node with this name instead of the demo")
-	flag.StringVar(&nf.http, "http", "", "-node: HTTP listen address, such as 127.0.0.1:8081")
-	flag.StringVar(&nf.gossip, "gossip", "", "-node: cluster address, such as 127.0.0.1:7946")
-	flag.StringVar(&nf.join, "join", "", "-node: comma-separated cluster addresses of other nodes")
-	flag.StringVar(&nf.keyFile, "key-file", "", "-node: file holding the 32-byte cluster key in base64 (required off loopback)")
-	flag.StringVar(&nf.consistency, "consistency", "async", "-node: async, or sync (a write waits for a peer's acknowledgement)")
-	flag.StringVar(&nf.dataDir, "data-dir", "", "-node: keep the sessions in this directory, encrypted with the -key-file key, so they survive a restart or crash")
-	flag.StringVar(&nf.admin, "admin", "", "-node: the admin page's internal address (default 127.0.0.1 and a free port)")
-	flag.StringVar(&nf.adminPassword, "admin-password", "", "the admin pages' basic-auth password, user admin (default: a random one, printed)")
+	nf, once, proxyAddr := registerFlags(flag.CommandLine)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
 	var err error
 	if nf.name != "" {
-		err = runNode(ctx, nf, os.Stdout)
+		err = runNode(ctx, *nf, os.Stdout)
 	} else {
 		err = runDemo(ctx, *proxyAddr, isSet("proxy"), *once, nf.adminPassword)
 	}

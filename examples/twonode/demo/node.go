@@ -127,7 +127,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 		url:    "http://" + ln.Addr().String(),
 		served: make(chan struct{}),
 		srv: &http.Server{
-			Handler:           store.Middleware(Handler(cfg.Name, store)),
+			Handler:           withReadiness(store, store.Middleware(Handler(cfg.Name, store))),
 			ReadHeaderTimeout: 5 * time.Second,
 		},
 	}
@@ -191,4 +191,14 @@ func gossipOf(store *peersession.Store) string {
 		}
 	}
 	return ""
+}
+
+// withReadiness serves the store's readiness probe at /readyz (what a
+// load balancer or Kubernetes asks; see deploy/kubernetes) and the app
+// everywhere else.
+func withReadiness(store *peersession.Store, app http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /readyz", store.ReadyHandler())
+	mux.Handle("/", app)
+	return mux
 }

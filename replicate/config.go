@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/peersession/peersession/internal/defaults"
 	"github.com/peersession/peersession/replicate/model"
 	"github.com/peersession/peersession/replicate/wire"
 )
@@ -91,25 +92,11 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	if c.QueueLimit == 0 {
-		c.QueueLimit = DefaultQueueLimit
-	}
-	if c.MaxBatchBytes == 0 {
-		c.MaxBatchBytes = DefaultMaxBatchBytes
-	}
-	if c.MaxInflight == 0 {
-		c.MaxInflight = DefaultMaxInflight
-	}
-	if c.AckTimeout == 0 {
-		c.AckTimeout = DefaultAckTimeout
-	}
-	if c.AntiEntropyInterval == 0 {
-		c.AntiEntropyInterval = DefaultAntiEntropyInterval
-	}
-	if c.MaxTransfers == 0 {
-		c.MaxTransfers = DefaultMaxTransfers
-	}
-	if c.MaxClockSkew == 0 {
-		c.MaxClockSkew = DefaultMaxClockSkew
-	}
+	defaults.Set(&c.QueueLimit, DefaultQueueLimit)
+	defaults.Set(&c.MaxBatchBytes, DefaultMaxBatchBytes)
+	defaults.Set(&c.MaxInflight, DefaultMaxInflight)
+	defaults.Set(&c.AckTimeout, DefaultAckTimeout)
+	defaults.Set(&c.AntiEntropyInterval, DefaultAntiEntropyInterval)
+	defaults.Set(&c.MaxTransfers, DefaultMaxTransfers)
+	defaults.Set(&c.MaxClockSkew, DefaultMaxClockSkew)
 }

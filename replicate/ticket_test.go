@@ -54,11 +54,18 @@ func TestTicketWaitOneFrozenPeer(t *testing.T) {
 	require.ErrorIs(t, tk.Wait(ctxTimeout(t, 20*time.Millisecond), -1), context.DeadlineExceeded)
 }
 
+// frozenTicket starts size nodes, freezes A's link to peer (it gets
+// nothing, so acknowledges nothing) and publishes one change on A.
+func frozenTicket(t *testing.T, size int, peer string) (a *testNode, tk *Ticket) {
+	t.Helper()
+	net, nodes := newCluster(t, size, nil)
+	a = nodes[0]
+	net.link("A", peer).set(func(l *memLink) { l.blocked = true })
+	return a, a.publish(a.write("s", "k", "v"))
+}
+
 func TestTicketReleasedByPeerDown(t *testing.T) {
-	net, nodes := newCluster(t, 2, nil)
-	a := nodes[0]
-	net.link("A", "B").set(func(l *memLink) { l.blocked = true })
-	tk := a.publish(a.write("s", "k", "v"))
+	a, tk := frozenTicket(t, 2, "B")
 	errc := make(chan error, 2)
 	go func() { errc <- tk.Wait(context.Background(), 1) }()
 	go func() { errc <- tk.Wait(context.Background(), -1) }()
@@ -210,10 +217,7 @@ func TestLostRangesMergeTheClosestTwo(t *testing.T) {
 // WaitResponsive stops counting on a peer whose stream was lost; Wait, for
 // Sync guarantees, still waits for its acknowledgement.
 func TestWaitResponsive(t *testing.T) {
-	net, nodes := newCluster(t, 3, nil)
-	a := nodes[0]
-	net.link("A", "C").set(func(l *memLink) { l.blocked = true })
-	tk := a.publish(a.write("s", "k", "v"))
+	a, tk := frozenTicket(t, 3, "C")
 
 	errc := make(chan error, 1)
 	go func() { errc <- tk.WaitResponsive(context.Background()) }()

@@ -268,12 +268,7 @@ type (
 func (r refCodecRecord) EncodeMsgpack(e *msgpack.Encoder) error { return refRecord(e, model.Record(r)) }
 
 func (r *refCodecRecord) DecodeMsgpack(d *msgpack.Decoder) error {
-	raw, err := d.DecodeRaw()
-	if err != nil {
-		return err
-	}
-	rd := reader{b: raw}
-	return rd.record((*model.Record)(r))
+	return decodeWith(d, func(rd *reader) error { return rd.record((*model.Record)(r)) })
 }
 
 func (v refCodecValue) EncodeMsgpack(e *msgpack.Encoder) error { return refValue(e, model.Value(v)) }

@@ -62,44 +62,20 @@ func TestAckCodecMatchesMsgpack(t *testing.T) {
 		}
 	}
 	bodies := map[string][]byte{
-		"nil":         {0xc0},
-		"empty map":   rawBody(t, func(e *msgpack.Encoder) { _ = e.EncodeMapLen(0) }),
-		"array":       rawBody(t, func(e *msgpack.Encoder) { _ = e.EncodeArrayLen(1); _ = e.EncodeUint(42) }),
-		"empty array": rawBody(t, func(e *msgpack.Encoder) { _ = e.EncodeArrayLen(0) }),
-		"long array":  rawBody(t, func(e *msgpack.Encoder) { _ = e.EncodeArrayLen(2); _ = e.EncodeUint(1); _ = e.EncodeUint(2) }),
-		"extra field": rawBody(t, func(e *msgpack.Encoder) {
-			_ = e.EncodeMapLen(2)
-			_ = e.EncodeString("x")
-			_ = e.EncodeString("y")
-			_ = e.EncodeString("s")
-			_ = e.EncodeInt(7)
-		}),
-		"int8":       rawBody(t, func(e *msgpack.Encoder) { _ = e.EncodeMapLen(1); _ = e.EncodeString("s"); _ = e.EncodeInt8(9) }),
-		"negative":   rawBody(t, func(e *msgpack.Encoder) { _ = e.EncodeMapLen(1); _ = e.EncodeString("s"); _ = e.EncodeInt(-3) }),
-		"string seq": rawBody(t, func(e *msgpack.Encoder) { _ = e.EncodeMapLen(1); _ = e.EncodeString("s"); _ = e.EncodeString("1") }),
-		"given twice": rawBody(t, func(e *msgpack.Encoder) {
-			_ = e.EncodeMapLen(2)
-			_ = e.EncodeString("s")
-			_ = e.EncodeUint(1)
-			_ = e.EncodeString("s")
-			_ = e.EncodeUint(2)
-		}),
-		"not a struct": rawBody(t, func(e *msgpack.Encoder) { _ = e.EncodeString("s") }),
-		"refused first": rawBody(t, func(e *msgpack.Encoder) {
-			_ = e.EncodeMapLen(2)
-			_ = e.EncodeString("f")
-			_ = e.EncodeUint(3)
-			_ = e.EncodeString("s")
-			_ = e.EncodeUint(9)
-		}),
-		"full array": rawBody(t, func(e *msgpack.Encoder) { _ = e.EncodeArrayLen(2); _ = e.EncodeUint(9); _ = e.EncodeUint(3) }),
-		"negative refused": rawBody(t, func(e *msgpack.Encoder) {
-			_ = e.EncodeMapLen(2)
-			_ = e.EncodeString("s")
-			_ = e.EncodeUint(9)
-			_ = e.EncodeString("f")
-			_ = e.EncodeInt(-1)
-		}),
+		"nil":              {0xc0},
+		"empty map":        rawBody(t, func(e *msgpack.Encoder) { _ = e.EncodeMapLen(0) }),
+		"array":            rawBody(t, func(e *msgpack.Encoder) { _ = e.EncodeArrayLen(1); _ = e.EncodeUint(42) }),
+		"empty array":      rawBody(t, func(e *msgpack.Encoder) { _ = e.EncodeArrayLen(0) }),
+		"long array":       rawBody(t, func(e *msgpack.Encoder) { _ = e.EncodeArrayLen(2); _ = e.EncodeUint(1); _ = e.EncodeUint(2) }),
+		"extra field":      mapBody(t, "x", "y", "s", 7),
+		"int8":             mapBody(t, "s", int8(9)),
+		"negative":         mapBody(t, "s", -3),
+		"string seq":       mapBody(t, "s", "1"),
+		"given twice":      mapBody(t, "s", uint(1), "s", uint(2)),
+		"not a struct":     rawBody(t, func(e *msgpack.Encoder) { _ = e.EncodeString("s") }),
+		"refused first":    mapBody(t, "f", uint(3), "s", uint(9)),
+		"full array":       rawBody(t, func(e *msgpack.Encoder) { _ = e.EncodeArrayLen(2); _ = e.EncodeUint(9); _ = e.EncodeUint(3) }),
+		"negative refused": mapBody(t, "s", uint(9), "f", -1),
 	}
 	for name, body := range bodies {
 		var ref, got Ack
@@ -110,6 +86,30 @@ func TestAckCodecMatchesMsgpack(t *testing.T) {
 			require.Equal(t, ref, got, name)
 		}
 	}
+}
+
+// mapBody is rawBody of a map of the keys and values kv, each encoded as
+// its Go type says: string as str, int and uint in their shortest form,
+// int8 as int8.
+func mapBody(t testing.TB, kv ...any) []byte {
+	t.Helper()
+	return rawBody(t, func(e *msgpack.Encoder) {
+		_ = e.EncodeMapLen(len(kv) / 2)
+		for _, v := range kv {
+			switch v := v.(type) {
+			case string:
+				_ = e.EncodeString(v)
+			case int:
+				_ = e.EncodeInt(int64(v))
+			case uint:
+				_ = e.EncodeUint(uint64(v))
+			case int8:
+				_ = e.EncodeInt8(v)
+			default:
+				t.Fatalf("mapBody: no encoding for %T", v)
+			}
+		}
+	})
 }
 
 // TestTransferRequestWireForm pins the TransferRequest encoding: a full request

@@ -26,12 +26,17 @@ import (
 type versionReflect model.Version
 
 func (v *versionReflect) DecodeMsgpack(d *msgpack.Decoder) error {
+	return decodeWith(d, func(rd *reader) error { return rd.version((*model.Version)(v)) })
+}
+
+// decodeWith reads d's next object and decodes it with read, the
+// hand-written decoder under test.
+func decodeWith(d *msgpack.Decoder, read func(*reader) error) error {
 	raw, err := d.DecodeRaw()
 	if err != nil {
 		return err
 	}
-	rd := reader{b: raw}
-	return rd.version((*model.Version)(v))
+	return read(&reader{b: raw})
 }
 
 type valueReflect struct {

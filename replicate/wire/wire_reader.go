@@ -108,27 +108,16 @@ func (r *reader) integer(what string) (uint64, error) {
 	if msgpcode.IsFixedNum(c) {
 		return uint64(int8(c)), nil
 	}
-	var n uint64
-	switch c {
-	case msgpcode.Uint8, msgpcode.Int8:
-		n, err = r.uintN(1)
-		if c == msgpcode.Int8 {
-			n = uint64(int8(n))
-		}
-	case msgpcode.Uint16, msgpcode.Int16:
-		n, err = r.uintN(2)
-		if c == msgpcode.Int16 {
-			n = uint64(int16(n))
-		}
-	case msgpcode.Uint32, msgpcode.Int32:
-		n, err = r.uintN(4)
-		if c == msgpcode.Int32 {
-			n = uint64(int32(n))
-		}
-	case msgpcode.Uint64, msgpcode.Int64:
-		n, err = r.uintN(8)
-	default:
+	if c < msgpcode.Uint8 || c > msgpcode.Int64 {
 		return 0, fmt.Errorf("msgpack: invalid code=%x decoding %s", c, what)
+	}
+	// The codes are uint8, uint16, uint32, uint64 (0xcc-0xcf), then
+	// int8 to int64 (0xd0-0xd3): the low two bits give the width.
+	size := 1 << (c & 3)
+	n, err := r.uintN(size)
+	if c >= msgpcode.Int8 { // sign-extend
+		shift := 64 - 8*size
+		n = uint64(int64(n<<shift) >> shift)
 	}
 	return n, err
 }
@@ -181,11 +170,7 @@ func (r *reader) bytesLen() (int, error) {
 
 // string is msgpack.Decoder.DecodeString: "" for nil.
 func (r *reader) string() (string, error) {
-	n, err := r.bytesLen()
-	if err != nil || n <= 0 {
-		return "", err
-	}
-	p, err := r.next(n)
+	p, err := r.name()
 	return string(p), err
 }
 
@@ -194,12 +179,8 @@ func (r *reader) string() (string, error) {
 // shared (fewer allocations, and fewer objects for the collector to mark
 // in the sessions they end up in).
 func (r *reader) key() (string, error) {
-	n, err := r.bytesLen()
-	if err != nil || n <= 0 {
-		return "", err
-	}
-	p, err := r.next(n)
-	if err != nil {
+	p, err := r.name()
+	if err != nil || len(p) == 0 {
 		return "", err
 	}
 	for _, s := range r.names[:r.nNames] {
@@ -215,8 +196,9 @@ func (r *reader) key() (string, error) {
 	return s, nil
 }
 
-// name reads a map key naming a struct field, as msgpack's struct
-// decoding does, without copying it: valid until b changes.
+// name reads a str or bin without copying it (valid until b changes; nil
+// for nil and empty): a map key naming a struct field, as msgpack's struct
+// decoding reads it, or what string and key copy.
 func (r *reader) name() ([]byte, error) {
 	n, err := r.bytesLen()
 	if err != nil || n <= 0 {

@@ -71,15 +71,12 @@ func TestHostPrefixWithADomainIsAConfigError(t *testing.T) {
 func TestPlantedCookieDoesNotShadowTheUsersSession(t *testing.T) {
 	st := newTestStore(t, Config{})
 	ctx := context.Background()
-	s := st.NewSession(ctx)
-	require.NoError(t, s.Set("user", "alice"))
-	own, err := st.Save(ctx, s)
-	require.NoError(t, err)
+	own := savedSession(t, st, "user", "alice")
 
 	for name, planted := range map[string]string{
 		"a token naming nothing": newToken(),
 		"an ended session of the user": func() string {
-			ended, _ := st.Save(ctx, newSessionWith(t, st))
+			ended := savedSession(t, st, "user", "bob")
 			require.NoError(t, st.Delete(ctx, ended))
 			return ended
 		}(),
@@ -95,19 +92,10 @@ func TestPlantedCookieDoesNotShadowTheUsersSession(t *testing.T) {
 
 	// Two live sessions: the first cookie still wins, as browsers send the
 	// most specific (longest path) first.
-	other, err := st.Save(ctx, newSessionWith(t, st))
-	require.NoError(t, err)
+	other := savedSession(t, st, "user", "bob")
 	req := httptest.NewRequest("GET", "/get?k=user", nil)
 	req.Header.Set("Cookie", "session="+other+"; session="+own)
 	rec := httptest.NewRecorder()
 	testApp(st).ServeHTTP(rec, req)
 	assert.Equal(t, "true:bob", rec.Body.String())
-}
-
-// newSessionWith returns an unsaved session of st with user bob.
-func newSessionWith(t *testing.T, st *Store) *Session {
-	t.Helper()
-	s := st.NewSession(context.Background())
-	require.NoError(t, s.Set("user", "bob"))
-	return s
 }

@@ -1,6 +1,7 @@
 package peersession
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -41,6 +42,32 @@ func newTestStore(t testing.TB, cfg Config) *Store {
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, st.Close()) })
 	return st
+}
+
+// sessionWith returns a new, unsaved session of st holding the key/value
+// pairs kv (key, value, key, value...).
+func sessionWith(t testing.TB, st *Store, kv ...any) *Session {
+	t.Helper()
+	s := st.NewSession(context.Background())
+	for i := 0; i+1 < len(kv); i += 2 {
+		require.NoError(t, s.Set(kv[i].(string), kv[i+1]))
+	}
+	return s
+}
+
+// save saves s on st and returns its cookie value.
+func save(t testing.TB, st *Store, s *Session) string {
+	t.Helper()
+	tok, err := st.Save(context.Background(), s)
+	require.NoError(t, err)
+	return tok
+}
+
+// savedSession creates a session of st holding the key/value pairs kv,
+// saves it and returns its cookie value.
+func savedSession(t testing.TB, st *Store, kv ...any) string {
+	t.Helper()
+	return save(t, st, sessionWith(t, st, kv...))
 }
 
 // client is a browser stand-in (an http.Client with its own cookie jar)

@@ -10,21 +10,19 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// RenewID after the response headers went out would give the session an
-// ID the client never learns, logging the user out: it returns
-// ErrHeadersSent and changes nothing, so the user keeps the session.
-func TestRenewIDAfterHeadersIsAnErrorAndKeepsTheSession(t *testing.T) {
-	st := newTestStore(t, Config{})
+// lateClient is a client of a server of st's middleware where /login sets
+// user alice, /whoami answers the user, and /late writes the response
+// header and then calls late with the session.
+func lateClient(t *testing.T, st *Store, late func(s *Session)) *client {
+	t.Helper()
 	srv := httptest.NewServer(st.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := FromContext(r.Context())
 		switch r.URL.Path {
 		case "/login":
 			require.NoError(t, s.Set("user", "alice"))
-		case "/late-renew":
+		case "/late":
 			w.WriteHeader(http.StatusOK)
-			err := s.RenewID()
-			assert.ErrorIs(t, err, ErrHeadersSent)
-			assert.Contains(t, err.Error(), "before writing the response")
+			late(s)
 		case "/whoami":
 			var u string
 			_, _ = s.Get("user", &u)
@@ -32,10 +30,22 @@ func TestRenewIDAfterHeadersIsAnErrorAndKeepsTheSession(t *testing.T) {
 		}
 	})))
 	t.Cleanup(srv.Close)
-	c := newClient(t, srv)
+	return newClient(t, srv)
+}
+
+// RenewID after the response headers went out would give the session an
+// ID the client never learns, logging the user out: it returns
+// ErrHeadersSent and changes nothing, so the user keeps the session.
+func TestRenewIDAfterHeadersIsAnErrorAndKeepsTheSession(t *testing.T) {
+	st := newTestStore(t, Config{})
+	c := lateClient(t, st, func(s *Session) {
+		err := s.RenewID()
+		assert.ErrorIs(t, err, ErrHeadersSent)
+		assert.Contains(t, err.Error(), "before writing the response")
+	})
 	c.do("POST", "/login")
 	before := c.cookie("session")
-	c.do("POST", "/late-renew")
+	c.do("POST", "/late")
 	assert.Equal(t, before, c.cookie("session"), "no new cookie was sent")
 	_, body := c.do("GET", "/whoami")
 	assert.Equal(t, "alice", body, "the session the client holds is still alive")
@@ -46,21 +56,10 @@ func TestRenewIDAfterHeadersIsAnErrorAndKeepsTheSession(t *testing.T) {
 // out), and says that the cookie could not be cleared.
 func TestDestroyAfterHeadersEndsTheSessionAndSaysSo(t *testing.T) {
 	st := newTestStore(t, Config{})
-	srv := httptest.NewServer(st.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s := FromContext(r.Context())
-		switch r.URL.Path {
-		case "/login":
-			require.NoError(t, s.Set("user", "alice"))
-		case "/late-logout":
-			w.WriteHeader(http.StatusOK)
-			assert.ErrorIs(t, s.Destroy(), ErrHeadersSent)
-		}
-	})))
-	t.Cleanup(srv.Close)
-	c := newClient(t, srv)
+	c := lateClient(t, st, func(s *Session) { assert.ErrorIs(t, s.Destroy(), ErrHeadersSent) })
 	c.do("POST", "/login")
 	require.Equal(t, 1, st.Len())
-	c.do("POST", "/late-logout")
+	c.do("POST", "/late")
 	sess, err := st.Load(context.Background(), c.cookie("session"))
 	assert.ErrorIs(t, err, ErrNotFound, "the session ended: %v", sess)
 }
@@ -71,11 +70,9 @@ func TestEverythingAfterCloseIsErrClosed(t *testing.T) {
 	st, err := New(Config{})
 	require.NoError(t, err)
 	ctx := context.Background()
-	s := st.NewSession(ctx)
-	require.NoError(t, s.Set("k", "v"))
+	s := sessionWith(t, st, "k", "v")
 	require.NoError(t, s.SetPrincipal("alice"))
-	tok, err := st.Save(ctx, s)
-	require.NoError(t, err)
+	tok := save(t, st, s)
 	require.NoError(t, st.Close())
 
 	_, err = st.Load(ctx, tok)

@@ -41,10 +41,8 @@ func TestAllIteratesReadOnlySnapshots(t *testing.T) {
 	st := newTestStore(t, Config{})
 	var ids []string
 	for range 3 {
-		s := st.NewSession(t.Context())
-		require.NoError(t, s.Set("k", "v"))
-		_, err := st.Save(t.Context(), s)
-		require.NoError(t, err)
+		s := sessionWith(t, st, "k", "v")
+		save(t, st, s)
 		ids = append(ids, s.ID())
 	}
 	var seen []string

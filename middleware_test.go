@@ -284,10 +284,7 @@ func TestSizeLimitKeepsOldSession(t *testing.T) {
 
 func TestSizeLimitOnConcurrentMergeFailsCommit(t *testing.T) {
 	st := newTestStore(t, Config{MaxSessionBytes: 1000})
-	s := st.NewSession(t.Context())
-	require.NoError(t, s.Set("a", strings.Repeat("a", 100)))
-	tok, err := st.Save(t.Context(), s)
-	require.NoError(t, err)
+	tok := savedSession(t, st, "a", strings.Repeat("a", 100))
 
 	// Two requests each stay under the limit, together they would not.
 	r1, err := st.Load(t.Context(), tok)
@@ -492,10 +489,7 @@ func TestSetAfterDestroyStartsAFreshSessionAndEndsTheOld(t *testing.T) {
 		assert.False(t, s.Has("cart"), "destroyed data is gone at once")
 		require.NoError(t, s.Set("flash", "logged out"))
 	}))
-	s := st.NewSession(t.Context())
-	require.NoError(t, s.Set("cart", "apple"))
-	old, err := st.Save(t.Context(), s)
-	require.NoError(t, err)
+	old := savedSession(t, st, "cart", "apple")
 
 	req := httptest.NewRequest("POST", "/logout", nil)
 	req.AddCookie(&http.Cookie{Name: "session", Value: old})
@@ -508,7 +502,7 @@ func TestSetAfterDestroyStartsAFreshSessionAndEndsTheOld(t *testing.T) {
 	oldTok, _ := parseCookie(old)
 	require.NotEmpty(t, fresh)
 	assert.NotEqual(t, oldTok, fresh)
-	_, err = st.Load(t.Context(), old)
+	_, err := st.Load(t.Context(), old)
 	assert.ErrorIs(t, err, ErrNotFound, "the old session ended")
 	got, err := st.Load(t.Context(), c.Value)
 	require.NoError(t, err)
@@ -517,10 +511,9 @@ func TestSetAfterDestroyStartsAFreshSessionAndEndsTheOld(t *testing.T) {
 
 func TestWriteToSessionEndedMeanwhileIsDroppedNotAnError(t *testing.T) {
 	st := newTestStore(t, Config{})
-	s := st.NewSession(t.Context())
+	s := sessionWith(t, st)
 	require.NoError(t, s.SetPrincipal("alice"))
-	tok, err := st.Save(t.Context(), s)
-	require.NoError(t, err)
+	tok := save(t, st, s)
 
 	h := st.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := FromContext(r.Context())
@@ -539,6 +532,6 @@ func TestWriteToSessionEndedMeanwhileIsDroppedNotAnError(t *testing.T) {
 	c := setCookieHeader(t, rec.Result(), "session")
 	require.NotNil(t, c)
 	assert.Equal(t, -1, c.MaxAge, "the cookie of the ended session is cleared")
-	_, err = st.Load(t.Context(), tok)
+	_, err := st.Load(t.Context(), tok)
 	assert.ErrorIs(t, err, ErrNotFound, "the session did not come back")
 }

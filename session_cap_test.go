@@ -39,14 +39,11 @@ func TestPeerAtTheCapAppliesARenewal(t *testing.T) {
 	src := newTestStore(t, Config{})
 	dst := newTestStore(t, Config{MaxSessions: 1})
 	ctx := context.Background()
-	s := src.NewSession(ctx)
-	require.NoError(t, s.Set("k", "v"))
-	tok, err := src.Save(ctx, s)
-	require.NoError(t, err)
+	tok := savedSession(t, src, "k", "v")
 	old := src.lookup(idOf(strings.SplitN(tok, ".", 2)[0])).rec
 	require.Zero(t, replStore{dst}.Apply([]model.Record{old}))
 
-	s, err = src.Load(ctx, tok)
+	s, err := src.Load(ctx, tok)
 	require.NoError(t, err)
 	require.NoError(t, s.RenewID())
 	tok2, err := src.Save(ctx, s)

@@ -17,22 +17,19 @@ func TestSetExpiryOutlivesTheStoresTimeouts(t *testing.T) {
 	st := newTestStore(t, Config{Now: clk.Now, IdleTimeout: 10 * time.Minute, Lifetime: time.Hour})
 	ctx := context.Background()
 
-	s := st.NewSession(ctx)
-	require.NoError(t, s.Set("k", "v"))
+	s := sessionWith(t, st, "k", "v")
 	require.NoError(t, s.SetExpiry(clk.Now().Add(30*24*time.Hour)))
-	tok, err := st.Save(ctx, s)
-	require.NoError(t, err)
+	tok := save(t, st, s)
 
 	clk.Advance(2 * time.Hour) // past IdleTimeout and Lifetime
 	st.Sweep()
-	s, err = st.Load(ctx, tok)
+	s, err := st.Load(ctx, tok)
 	require.NoError(t, err, "the framework's 30 days hold, not the store's hour")
 
 	// Renewed a day before it runs out, it lasts another 30 days idle.
 	clk.Advance(29 * 24 * time.Hour)
 	require.NoError(t, s.SetExpiry(clk.Now().Add(30*24*time.Hour)))
-	_, err = st.Save(ctx, s)
-	require.NoError(t, err)
+	save(t, st, s)
 	clk.Advance(20 * 24 * time.Hour)
 	st.Sweep()
 	_, err = st.Load(ctx, tok)
@@ -52,13 +49,10 @@ func TestSetExpiryOutlivesTheStoresTimeouts(t *testing.T) {
 func TestTombstoneOfASetExpirySessionOutlivesItsIdleExpiry(t *testing.T) {
 	clk := newFakeClock()
 	st := newTestStore(t, Config{Now: clk.Now, IdleTimeout: 10 * time.Minute, Lifetime: time.Hour})
-	ctx := context.Background()
-	s := st.NewSession(ctx)
-	require.NoError(t, s.Set("k", "v"))
+	s := sessionWith(t, st, "k", "v")
 	require.NoError(t, s.SetExpiry(clk.Now().Add(30*24*time.Hour)))
-	tok, err := st.Save(ctx, s)
-	require.NoError(t, err)
-	require.NoError(t, st.Delete(ctx, tok))
+	tok := save(t, st, s)
+	require.NoError(t, st.Delete(context.Background(), tok))
 	clk.Advance(29 * 24 * time.Hour)
 	st.Sweep()
 	token, _ := parseCookie(tok)
@@ -72,13 +66,9 @@ func TestTombstoneOfASetExpirySessionOutlivesItsIdleExpiry(t *testing.T) {
 func TestWithoutSetExpiryTheIdleTimeoutEndsTheSession(t *testing.T) {
 	clk := newFakeClock()
 	st := newTestStore(t, Config{Now: clk.Now, IdleTimeout: 10 * time.Minute, Lifetime: time.Hour})
-	ctx := context.Background()
-	s := st.NewSession(ctx)
-	require.NoError(t, s.Set("k", "v"))
-	tok, err := st.Save(ctx, s)
-	require.NoError(t, err)
+	tok := savedSession(t, st, "k", "v")
 	clk.Advance(11 * time.Minute)
-	_, err = st.Load(ctx, tok)
+	_, err := st.Load(context.Background(), tok)
 	assert.ErrorIs(t, err, ErrNotFound)
 }
 

@@ -31,10 +31,7 @@ func TestCreateDestroyChurnStaysWithinTheTombstoneBudget(t *testing.T) {
 	st := newTestStore(t, Config{MaxSessions: 100, MaxTombstones: 1000})
 	ctx := context.Background()
 	for i := range 20_000 {
-		s := st.NewSession(ctx)
-		require.NoError(t, s.Set("k", i))
-		tok, err := st.Save(ctx, s)
-		require.NoError(t, err)
+		tok := savedSession(t, st, "k", i)
 		require.NoError(t, st.Delete(ctx, tok))
 	}
 	stats := st.Stats()
@@ -50,10 +47,7 @@ func TestCreateDestroyChurnStaysWithinTheTombstoneBudget(t *testing.T) {
 func TestRenewChurnStaysWithinTheTombstoneBudget(t *testing.T) {
 	st := newTestStore(t, Config{MaxTombstones: 500})
 	ctx := context.Background()
-	s := st.NewSession(ctx)
-	require.NoError(t, s.Set("user", "alice"))
-	tok, err := st.Save(ctx, s)
-	require.NoError(t, err)
+	tok := savedSession(t, st, "user", "alice")
 	for range 5000 {
 		s, err := st.Load(ctx, tok)
 		require.NoError(t, err)
@@ -62,7 +56,7 @@ func TestRenewChurnStaysWithinTheTombstoneBudget(t *testing.T) {
 		require.NoError(t, err)
 	}
 	assert.LessOrEqual(t, entries(st), 501)
-	s, err = st.Load(ctx, tok)
+	s, err := st.Load(ctx, tok)
 	require.NoError(t, err)
 	var user string
 	_, err = s.Get("user", &user)
@@ -78,11 +72,7 @@ func TestSessionWhoseTombstoneWasDroppedDoesNotComeBack(t *testing.T) {
 	dst := newTestStore(t, Config{MaxTombstones: 10})
 	ctx := context.Background()
 	saved := func(st *Store, v string) model.Record {
-		s := st.NewSession(ctx)
-		require.NoError(t, s.Set("k", v))
-		tok, err := st.Save(ctx, s)
-		require.NoError(t, err)
-		token, _ := parseCookie(tok)
+		token, _ := parseCookie(savedSession(t, st, "k", v))
 		return st.shards.get(idOf(token)).rec
 	}
 	victim := saved(src, "victim")

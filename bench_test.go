@@ -74,7 +74,13 @@ func parallelOn(b *testing.B, tokens []string, op func(tok string, i int)) {
 // BenchmarkSave is the commit of one changed key.
 func BenchmarkSave(b *testing.B) {
 	st := newTestStore(b, Config{})
-	parallelOn(b, benchSessions(b, st, 1000), func(tok string, i int) {
+	parallelOn(b, benchSessions(b, st, 1000), setN(b, st))
+}
+
+// setN is parallelOn's op of a commit of one changed key: Load tok, set
+// key n to i, Save.
+func setN(b *testing.B, st *Store) func(tok string, i int) {
+	return func(tok string, i int) {
 		s, err := st.Load(b.Context(), tok)
 		if err != nil {
 			b.Fatal(err)
@@ -83,7 +89,7 @@ func BenchmarkSave(b *testing.B) {
 		if _, err := st.Save(b.Context(), s); err != nil {
 			b.Fatal(err)
 		}
-	})
+	}
 }
 
 // BenchmarkLoadSetSave is the write path of a request that updates one

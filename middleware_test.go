@@ -15,6 +15,14 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// appServer serves testApp(st) until the end of the test.
+func appServer(t testing.TB, st *Store) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(testApp(st))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
 // testApp is a small app over a store: set, get, login, logout, count.
 func testApp(st *Store) http.Handler {
 	mux := http.NewServeMux()
@@ -65,8 +73,7 @@ func setCookieHeader(t *testing.T, res *http.Response, name string) *http.Cookie
 
 func TestCookieHasSafeDefaults(t *testing.T) {
 	st := newTestStore(t, Config{})
-	srv := httptest.NewServer(testApp(st))
-	defer srv.Close()
+	srv := appServer(t, st)
 	res, _ := newClient(t, srv).do("GET", "/set?k=a&v=1")
 
 	c := setCookieHeader(t, res, "session")
@@ -112,8 +119,7 @@ func TestSecureCookieOverTLS(t *testing.T) {
 
 func TestSessionSurvivesRequests(t *testing.T) {
 	st := newTestStore(t, Config{})
-	srv := httptest.NewServer(testApp(st))
-	defer srv.Close()
+	srv := appServer(t, st)
 	cl := newClient(t, srv)
 	cl.do("POST", "/set?k=cart&v=apple")
 	_, body := cl.do("GET", "/get?k=cart")
@@ -123,8 +129,7 @@ func TestSessionSurvivesRequests(t *testing.T) {
 
 func TestReadOnlyRequestCreatesNoSession(t *testing.T) {
 	st := newTestStore(t, Config{})
-	srv := httptest.NewServer(testApp(st))
-	defer srv.Close()
+	srv := appServer(t, st)
 	res, body := newClient(t, srv).do("GET", "/get?k=x")
 	assert.Equal(t, "false:", body)
 	assert.Nil(t, setCookieHeader(t, res, "session"))
@@ -133,8 +138,7 @@ func TestReadOnlyRequestCreatesNoSession(t *testing.T) {
 
 func TestForgedOrUnknownIDIsNeverAdopted(t *testing.T) {
 	st := newTestStore(t, Config{})
-	srv := httptest.NewServer(testApp(st))
-	defer srv.Close()
+	srv := appServer(t, st)
 	for name, planted := range map[string]string{
 		"unknown but well-formed": newToken(),
 		"with a forged stamp":     newToken() + ".zzzzzz",
@@ -161,8 +165,7 @@ func TestForgedOrUnknownIDIsNeverAdopted(t *testing.T) {
 
 func TestRenewIDMovesDataAndKillsOldID(t *testing.T) {
 	st := newTestStore(t, Config{})
-	srv := httptest.NewServer(testApp(st))
-	defer srv.Close()
+	srv := appServer(t, st)
 	cl := newClient(t, srv)
 	cl.do("POST", "/set?k=cart&v=pear")
 	before := cl.cookie("session")
@@ -186,8 +189,7 @@ func TestRenewIDMovesDataAndKillsOldID(t *testing.T) {
 func TestDestroyEndsSessionAndExpiresCookie(t *testing.T) {
 	var destroyed []Event
 	st := newTestStore(t, Config{OnDestroy: func(e Event) { destroyed = append(destroyed, e) }})
-	srv := httptest.NewServer(testApp(st))
-	defer srv.Close()
+	srv := appServer(t, st)
 	cl := newClient(t, srv)
 	cl.do("POST", "/set?k=a&v=1")
 	tok, _ := parseCookie(cl.cookie("session"))
@@ -206,8 +208,7 @@ func TestIdleExpiry(t *testing.T) {
 	clk := newFakeClock()
 	var expired int
 	st := newTestStore(t, Config{Now: clk.Now, IdleTimeout: 10 * time.Minute, OnExpire: func(Event) { expired++ }})
-	srv := httptest.NewServer(testApp(st))
-	defer srv.Close()
+	srv := appServer(t, st)
 	cl := newClient(t, srv)
 	cl.do("POST", "/set?k=a&v=1")
 
@@ -229,8 +230,7 @@ func TestIdleExpiry(t *testing.T) {
 func TestAbsoluteExpiry(t *testing.T) {
 	clk := newFakeClock()
 	st := newTestStore(t, Config{Now: clk.Now, IdleTimeout: time.Hour, Lifetime: 2 * time.Hour})
-	srv := httptest.NewServer(testApp(st))
-	defer srv.Close()
+	srv := appServer(t, st)
 	cl := newClient(t, srv)
 	cl.do("POST", "/set?k=a&v=1")
 	for range 3 { // active every 50 minutes: never idle
@@ -247,8 +247,7 @@ func TestAbsoluteExpiry(t *testing.T) {
 func TestReadsDoNotWriteUntilTouchInterval(t *testing.T) {
 	clk := newFakeClock()
 	st := newTestStore(t, Config{Now: clk.Now, IdleTimeout: 10 * time.Minute, TouchInterval: time.Minute})
-	srv := httptest.NewServer(testApp(st))
-	defer srv.Close()
+	srv := appServer(t, st)
 	cl := newClient(t, srv)
 	cl.do("POST", "/set?k=a&v=1")
 	id := idOf(must(parseCookie(cl.cookie("session"))))
@@ -269,8 +268,7 @@ func must(token string, _ int64) string { return token }
 
 func TestSizeLimitKeepsOldSession(t *testing.T) {
 	st := newTestStore(t, Config{MaxSessionBytes: 1024})
-	srv := httptest.NewServer(testApp(st))
-	defer srv.Close()
+	srv := appServer(t, st)
 	cl := newClient(t, srv)
 	cl.do("POST", "/set?k=a&v=small")
 	res, body := cl.do("POST", "/set?k=b&v="+strings.Repeat("x", 2000))
@@ -305,8 +303,7 @@ func TestSizeLimitOnConcurrentMergeFailsCommit(t *testing.T) {
 
 func TestMaxSessionsRefusesNewButKeepsExisting(t *testing.T) {
 	st := newTestStore(t, Config{MaxSessions: 2})
-	srv := httptest.NewServer(testApp(st))
-	defer srv.Close()
+	srv := appServer(t, st)
 	alice, bob := newClient(t, srv), newClient(t, srv)
 	alice.do("POST", "/login?u=alice")
 	bob.do("POST", "/login?u=bob")
@@ -319,8 +316,7 @@ func TestMaxSessionsRefusesNewButKeepsExisting(t *testing.T) {
 
 func TestDestroyPrincipalEndsAllOfItsSessions(t *testing.T) {
 	st := newTestStore(t, Config{})
-	srv := httptest.NewServer(testApp(st))
-	defer srv.Close()
+	srv := appServer(t, st)
 	laptop, phone, other := newClient(t, srv), newClient(t, srv), newClient(t, srv)
 	laptop.do("POST", "/login?u=alice")
 	phone.do("POST", "/login?u=alice")
@@ -341,8 +337,7 @@ func TestDestroyPrincipalEndsAllOfItsSessions(t *testing.T) {
 
 func TestConcurrentRequestsOnOneSession(t *testing.T) {
 	st := newTestStore(t, Config{})
-	srv := httptest.NewServer(testApp(st))
-	defer srv.Close()
+	srv := appServer(t, st)
 	cl := newClient(t, srv)
 	cl.do("POST", "/set?k=start&v=1")
 	var wg sync.WaitGroup

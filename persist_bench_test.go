@@ -41,16 +41,7 @@ func benchPersistSave(b *testing.B, disk bool, sessions int) {
 				// The writer's work counts: the process's CPU time, per op.
 				b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
 			})
-			parallelOn(b, tokens, func(tok string, i int) {
-				s, err := st.Load(b.Context(), tok)
-				if err != nil {
-					b.Fatal(err)
-				}
-				_ = s.Set("n", i)
-				if _, err := st.Save(b.Context(), s); err != nil {
-					b.Fatal(err)
-				}
-			})
+			parallelOn(b, tokens, setN(b, st))
 		}
 	}
 }

@@ -16,8 +16,7 @@ import (
 // still works: it replaces a session and adds none.
 func TestRenewIDWorksAtTheSessionCap(t *testing.T) {
 	st := newTestStore(t, Config{MaxSessions: 2})
-	srv := httptest.NewServer(testApp(st))
-	t.Cleanup(srv.Close)
+	srv := appServer(t, st)
 	alice, bob := newClient(t, srv), newClient(t, srv)
 	alice.do("POST", "/set?k=a&v=1")
 	bob.do("POST", "/set?k=b&v=2")

@@ -133,6 +133,14 @@ type ReplicationStats struct {
 	// (PeerStats.Unresponsive). FetchesServed counts fetches this node
 	// answered for its peers.
 	FetchTimeouts, FetchSkips, FetchesServed uint64
+	// StreamConnsRefused, HandshakeTimeouts, GossipConnsRefused and
+	// GossipConnsCut count connections that the limits before
+	// authentication turned away (docs/security.md, "Bounded before
+	// authentication"): stream connections refused for a handshake limit
+	// or dropped for a first handshake message not sent in time, gossip
+	// connections refused for a connection limit or cut off for their
+	// size, duration or rate.
+	StreamConnsRefused, HandshakeTimeouts, GossipConnsRefused, GossipConnsCut uint64
 }
 
 // PeerStats are the replication figures for one peer: the engine's own
@@ -152,6 +160,9 @@ func (r *replication) stats() ReplicationStats {
 		TransferDuration: time.Duration(r.transferDur.Load()),
 		FetchTimeouts:    es.FetchTimeouts, FetchSkips: es.FetchSkips, FetchesServed: es.FetchesServed,
 	}
+	cs := r.node.Stats()
+	out.StreamConnsRefused, out.HandshakeTimeouts = cs.StreamConnsRefused, cs.HandshakeTimeouts
+	out.GossipConnsRefused, out.GossipConnsCut = cs.GossipConnsRefused, cs.GossipConnsCut
 	for id, p := range es.Peers {
 		name := names[id]
 		if name == "" {

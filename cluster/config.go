@@ -77,6 +77,10 @@ type Config struct {
 	// MaxFrame is the largest frame Send accepts and a reader reassembles;
 	// zero means 16 MiB.
 	MaxFrame int
+	// Limits bound what a client without the key can make the node hold
+	// on its gossip and stream ports; zero fields take the defaults (see
+	// Limits).
+	Limits Limits
 
 	// Network hooks, for tests that inject faults (internal/faultnet); nil
 	// means the plain network. They see every byte the node sends, so
@@ -84,7 +88,8 @@ type Config struct {
 
 	// WrapTransport, if set, wraps memberlist's transport: New builds
 	// memberlist's usual NetTransport on BindAddr and BindPort (or takes
-	// the one Tune set) and hands memberlist what WrapTransport returns.
+	// the one Tune set) and hands memberlist what WrapTransport returns,
+	// behind the gossip port's Limits.
 	WrapTransport func(memberlist.NodeAwareTransport) memberlist.NodeAwareTransport
 	// Dial, if set, opens replication stream connections in place of a
 	// net.Dialer; it must honour ctx (its deadline bounds the dial).
@@ -97,6 +102,7 @@ type Config struct {
 // withDefaults validates c and returns a copy with defaults filled in. An
 // error is a *ConfigError naming the first field to fix.
 func (c Config) withDefaults() (Config, error) {
+	var err error
 	if c.Name == "" {
 		return c, configErr("Name", "{Name} is required: give each node a unique, stable name")
 	}
@@ -157,6 +163,9 @@ func (c Config) withDefaults() (Config, error) {
 	defaults.Set(&c.RejoinInterval, DefaultRejoinInterval)
 	defaults.Set(&c.DialTimeout, DefaultDialTimeout)
 	defaults.Set(&c.MaxFrame, DefaultMaxFrame)
+	if c.Limits, err = c.Limits.withDefaults(); err != nil {
+		return c, err
+	}
 	if c.Logger == nil {
 		c.Logger = DefaultLogger()
 	}

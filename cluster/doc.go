@@ -27,6 +27,16 @@
 // same code path runs with a PSK derived from the label alone: that PSK is
 // not secret and gives no protection.
 //
+// # Before authentication
+//
+// What a client without the key can make a node hold is bounded (see
+// Limits): incoming gossip TCP connections pass a guard around
+// memberlist's transport that admits them by source IP, members' addresses
+// first, and ends each at a byte cap, a deadline and a minimum rate;
+// incoming stream connections in their handshake are admitted the same
+// way and must send the first handshake message promptly. memberlist's
+// log lines are held back per kind, one per 10s.
+//
 // # Wire format (permanent; message types are append-only)
 //
 //	connection preamble  "PSN" version(1)

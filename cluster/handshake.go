@@ -114,8 +114,10 @@ func probeHandshake(conn net.Conn, psk [32]byte, prologue []byte, wantID string)
 // serverHandshake runs the responder side: it tries each PSK with a fresh
 // handshake state, answers, and trusts the connection only after the
 // initiator's confirmation decrypts. It returns the initiator's peer ID,
-// the cipher for receiving and the PSK that matched.
-func serverHandshake(r io.Reader, w io.Writer, psks [][32]byte, prologue []byte, selfID string) (string, *streamCipher, [32]byte, error) {
+// the cipher for receiving and the PSK that matched. hello, if not nil, is
+// called once the first message (preamble and msg1) is in; its error ends
+// the handshake.
+func serverHandshake(r io.Reader, w io.Writer, psks [][32]byte, prologue []byte, selfID string, hello func() error) (string, *streamCipher, [32]byte, error) {
 	var none [32]byte
 	var pre [len(preamble)]byte
 	if _, err := io.ReadFull(r, pre[:]); err != nil {
@@ -128,6 +130,11 @@ func serverHandshake(r io.Reader, w io.Writer, psks [][32]byte, prologue []byte,
 	msg1, err := readMsg(r, buf, maxMsg1)
 	if err != nil {
 		return "", nil, none, err
+	}
+	if hello != nil {
+		if err := hello(); err != nil {
+			return "", nil, none, err
+		}
 	}
 	var hs *noise.HandshakeState
 	var psk [32]byte

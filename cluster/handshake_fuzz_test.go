@@ -18,7 +18,7 @@ func FuzzServerHandshake(f *testing.F) {
 	f.Add(append([]byte(preamble), 0x00, 0x30))
 	f.Add(append(append([]byte(preamble), 0x00, 0x30), bytes.Repeat([]byte{7}, 48)...))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		id, recv, _, err := serverHandshake(bytes.NewReader(in), io.Discard, [][32]byte{psk}, prologue, "self")
+		id, recv, _, err := serverHandshake(bytes.NewReader(in), io.Discard, [][32]byte{psk}, prologue, "self", nil)
 		if err == nil || recv != nil || id != "" {
 			t.Fatalf("a random input completed the handshake: id %q err %v", id, err)
 		}

@@ -37,12 +37,12 @@ func (n *Node) acceptLoop() {
 			}
 			continue
 		}
-		select {
-		case n.hsSem <- struct{}{}:
-		default:
+		release, why := n.hsLim.acquire(conn.RemoteAddr())
+		if why != "" {
 			n.stats.handshakesFailed.Add(1)
+			n.stats.streamConnsRefused.Add(1)
 			if refused, ok := n.hsLog.Allow(time.Now(), 1); ok {
-				n.log.Warn("cluster: too many pending stream handshakes, refusing", "remote", conn.RemoteAddr(), "refused", refused)
+				n.log.Warn("cluster: too many pending stream handshakes, refusing", "remote", conn.RemoteAddr(), "why", why, "refused", refused)
 			}
 			conn.Close()
 			continue
@@ -51,8 +51,8 @@ func (n *Node) acceptLoop() {
 		n.inMu.Lock()
 		n.ins[c] = struct{}{}
 		n.inMu.Unlock()
-		if !n.goroutine(func() { n.serveIn(c) }) {
-			<-n.hsSem
+		if !n.goroutine(func() { n.serveIn(c, release) }) {
+			release()
 			n.forgetIn(c)
 			conn.Close()
 		}
@@ -78,22 +78,37 @@ func (n *Node) dropIn(id string) {
 	}
 }
 
-// serveIn authenticates an incoming stream and delivers its frames.
-func (n *Node) serveIn(c *inConn) {
+// serveIn authenticates an incoming stream and delivers its frames. The
+// connection's handshake slot is freed with release once the handshake
+// is over.
+//
+// The first handshake message must arrive within Limits.HelloTimeout (a
+// node sends it as soon as it has connected), the whole handshake within
+// DialTimeout: a client without the key holds a slot for no longer.
+func (n *Node) serveIn(c *inConn, release func()) {
 	defer close(c.done)
 	defer n.forgetIn(c)
 	defer c.conn.Close()
 
-	c.conn.SetDeadline(time.Now().Add(n.cfg.DialTimeout))
+	start := time.Now()
+	c.conn.SetDeadline(start.Add(min(n.cfg.Limits.HelloTimeout, n.cfg.DialTimeout)))
+	hello := false
+	gotHello := func() error {
+		hello = true
+		return c.conn.SetDeadline(start.Add(n.cfg.DialTimeout))
+	}
 	r := bufio.NewReaderSize(c.conn, 32<<10)
-	id, recv, psk, err := serverHandshake(r, c.conn, n.streamPSKs(), n.prologue, n.self.ID)
-	<-n.hsSem
+	id, recv, psk, err := serverHandshake(r, c.conn, n.streamPSKs(), n.prologue, n.self.ID, gotHello)
+	release()
 	if err == nil {
 		err = c.conn.SetDeadline(time.Time{})
 	}
 	if err != nil {
 		n.stats.handshakesFailed.Add(1)
-		n.log.Debug("cluster: incoming stream handshake failed", "remote", c.conn.RemoteAddr(), "err", err)
+		if !hello && isTimeout(err) {
+			n.stats.handshakeTimeouts.Add(1)
+		}
+		n.log.Debug("cluster: incoming stream handshake failed", "remote", c.conn.RemoteAddr(), "hello", hello, "err", err)
 		return
 	}
 	n.stats.handshakesOK.Add(1)

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -66,6 +67,7 @@ func (n *Node) apply(e event) {
 		changed := ok && m.State == StateAlive && m.Addr != p.Addr
 		if ok && m.State == StateAlive {
 			m.Peer = p
+			n.refreshMemberIPsLocked()
 		}
 		n.memMu.Unlock()
 		if changed {
@@ -101,6 +103,7 @@ func (n *Node) apply(e event) {
 func (n *Node) setAlive(p Peer) bool {
 	n.memMu.Lock()
 	defer n.memMu.Unlock()
+	defer n.refreshMemberIPsLocked()
 	m, ok := n.members[p.ID]
 	if ok && m.State == StateAlive {
 		m.Peer = p
@@ -124,6 +127,32 @@ func (n *Node) setAlive(p Peer) bool {
 		}
 	}
 	return true
+}
+
+// refreshMemberIPsLocked rebuilds the set of members' IPs that the
+// connection limits prefer (see Limits): the stream and gossip IPs of every
+// member held, this node and gone members included. The caller holds memMu
+// for writing.
+func (n *Node) refreshMemberIPsLocked() {
+	ips := make(map[netip.Addr]struct{}, 2*len(n.members))
+	for _, m := range n.members {
+		for _, hp := range []string{m.Addr, m.Gossip} {
+			if ap, err := netip.ParseAddrPort(hp); err == nil {
+				ips[ap.Addr().Unmap()] = struct{}{}
+			}
+		}
+	}
+	n.memberIPs.Store(&ips)
+}
+
+// isMemberIP reports whether ip is a member's (see Limits).
+func (n *Node) isMemberIP(ip netip.Addr) bool {
+	ips := n.memberIPs.Load()
+	if ips == nil {
+		return false
+	}
+	_, ok := (*ips)[ip]
+	return ok
 }
 
 // alivePeer returns the live peer with this ID.

@@ -9,6 +9,7 @@ import (
 	"log"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -31,9 +32,13 @@ type Node struct {
 	ln       net.Listener
 	prologue []byte
 	stats    counters
-	hsSem    chan struct{}   // bounds connections still in their handshake
-	hsLog    ratelog.Limiter // holds back the warning about handshakes refused for hsSem
-	names    *nameGuard      // memberlist's merge and alive delegate: one live node per Name
+	hsLim    *connLimiter    // bounds incoming stream connections still in their handshake
+	hsLog    ratelog.Limiter // holds back the warning about handshakes refused by hsLim
+	gossip   *gossipGuard    // bounds incoming gossip connections
+	mlLog    *logBridge      // memberlist's log, held back per kind of line
+
+	memberIPs atomic.Pointer[map[netip.Addr]struct{}] // members' IPs (see Limits); written under memMu
+	names     *nameGuard                              // memberlist's merge and alive delegate: one live node per Name
 
 	refused    atomic.Bool     // the last join found seeds, and all that answered refused this node
 	refusalLog ratelog.Limiter // holds back the warning about seeds refusing this node
@@ -61,10 +66,6 @@ type Node struct {
 	inByPeer map[string]*inConn
 }
 
-// maxPendingHandshakes bounds incoming connections that have not yet
-// authenticated; more are closed at once.
-const maxPendingHandshakes = 64
-
 // New validates cfg and starts memberlist and the stream listener. It does
 // not contact any other node: call Join for that. Other nodes may join
 // this one and open streams to it as soon as New returns, but the Handler
@@ -83,7 +84,6 @@ func New(cfg Config) (*Node, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		prologue: append([]byte(prologuePrefix), cfg.Label...),
-		hsSem:    make(chan struct{}, maxPendingHandshakes),
 		hsLog:    ratelog.Limiter{Every: 10 * time.Second},
 		stop:     make(chan struct{}),
 		joined:   make(chan struct{}),
@@ -97,6 +97,7 @@ func New(cfg Config) (*Node, error) {
 	n.self.ID = cfg.Name + "-" + hex.EncodeToString(suffix[:])
 	n.self.Name = cfg.Name
 	n.names = newNameGuard(n)
+	n.hsLim = newConnLimiter(cfg.Limits.Handshakes, cfg.Limits.HandshakesPerIP, n.isMemberIP)
 	n.refusalLog.Every = 10 * time.Second
 	n.log = n.log.With("node", n.self.ID)
 
@@ -145,22 +146,29 @@ func New(cfg Config) (*Node, error) {
 	mlc.Events = n.del
 	mlc.Merge = n.names
 	mlc.Alive = n.names
-	mlc.Logger = log.New(logBridge{n.log}, "", 0)
+	n.mlLog = newLogBridge(n.log)
+	mlc.Logger = log.New(n.mlLog, "", 0)
 	if cfg.Tune != nil {
 		cfg.Tune(mlc)
 	}
-	if err := wrapTransport(mlc, cfg.WrapTransport); err != nil {
+	guard := func(t memberlist.NodeAwareTransport) memberlist.NodeAwareTransport {
+		lim := newConnLimiter(cfg.Limits.GossipConns, cfg.Limits.GossipConnsPerIP, n.isMemberIP)
+		n.gossip = newGossipGuard(t, lim, cfg.Limits, &n.stats, n.log)
+		return n.gossip
+	}
+	if err := wrapTransport(mlc, cfg.WrapTransport, guard); err != nil {
 		n.ln.Close()
 		return nil, err
 	}
 
+	n.memMu.Lock()
 	n.members[n.self.ID] = &Member{Peer: n.self, State: StateAlive}
+	n.refreshMemberIPsLocked()
+	n.memMu.Unlock()
 	n.goroutine(n.dispatch)
 	n.ml, err = memberlist.Create(mlc)
 	if err != nil {
-		if mlc.Transport != nil && cfg.WrapTransport != nil {
-			mlc.Transport.Shutdown() // Create does not always shut it down
-		}
+		mlc.Transport.Shutdown() // Create does not always shut it down; twice is harmless
 		n.ln.Close()
 		n.markClosed()
 		n.wg.Wait()

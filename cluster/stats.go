@@ -12,6 +12,26 @@ type Stats struct {
 	BytesOut         uint64 // frame bytes sent (payload, before framing)
 	Reconnects       uint64 // outgoing connections re-established after one was lost
 	StreamErrors     uint64 // authenticated incoming streams dropped for a protocol violation
+
+	// The limits on what is held before authentication (Limits):
+
+	// StreamConnsRefused counts incoming stream connections closed at once
+	// for a pending-handshake limit (also counted in HandshakesFailed).
+	StreamConnsRefused uint64
+	// HandshakeTimeouts counts incoming stream connections dropped for
+	// not sending the first handshake message within Limits.HelloTimeout
+	// (also counted in HandshakesFailed).
+	HandshakeTimeouts uint64
+	// GossipConnsRefused counts incoming gossip TCP connections closed at
+	// once for a connection limit.
+	GossipConnsRefused uint64
+	// GossipConnsCut counts incoming gossip TCP connections cut off for
+	// sending more than Limits.GossipBytes, taking longer than
+	// Limits.GossipTimeout or sending slower than Limits.GossipMinRate.
+	GossipConnsCut uint64
+	// GossipBytesIn counts the bytes memberlist read from incoming gossip
+	// TCP connections.
+	GossipBytesIn uint64
 }
 
 // counters backs Stats with atomics.
@@ -20,6 +40,10 @@ type counters struct {
 	framesIn, framesOut            atomic.Uint64
 	bytesIn, bytesOut              atomic.Uint64
 	reconnects, streamErrors       atomic.Uint64
+
+	streamConnsRefused, handshakeTimeouts atomic.Uint64
+	gossipConnsRefused, gossipConnsCut    atomic.Uint64
+	gossipBytesIn                         atomic.Uint64
 }
 
 // Stats returns a snapshot of the node's counters.
@@ -34,5 +58,11 @@ func (n *Node) Stats() Stats {
 		BytesOut:         c.bytesOut.Load(),
 		Reconnects:       c.reconnects.Load(),
 		StreamErrors:     c.streamErrors.Load(),
+
+		StreamConnsRefused: c.streamConnsRefused.Load(),
+		HandshakeTimeouts:  c.handshakeTimeouts.Load(),
+		GossipConnsRefused: c.gossipConnsRefused.Load(),
+		GossipConnsCut:     c.gossipConnsCut.Load(),
+		GossipBytesIn:      c.gossipBytesIn.Load(),
 	}
 }

@@ -7,22 +7,23 @@ import (
 	"github.com/hashicorp/memberlist"
 )
 
-// wrapTransport sets mlc.Transport to wrap applied to memberlist's usual
-// transport (Config.WrapTransport); nil wrap leaves mlc alone, so that
-// memberlist builds its own. It does what memberlist.Create does without
-// a Transport: a NetTransport on BindAddr and BindPort, retried on a
-// port clash when the port is picked by the kernel, whose bound port then
-// becomes BindPort (and AdvertisePort unless that is set).
-func wrapTransport(mlc *memberlist.Config, wrap func(memberlist.NodeAwareTransport) memberlist.NodeAwareTransport) error {
+// wrapTransport sets mlc.Transport to what memberlist is to use: the
+// transport Tune set, or else memberlist's usual one, wrapped by wrap
+// (Config.WrapTransport) if set, and then by guard (the gossip port's
+// limits), outermost. Memberlist's usual transport is built as
+// memberlist.Create builds it: a NetTransport on BindAddr and BindPort,
+// retried on a port clash when the port is picked by the kernel, whose
+// bound port then becomes BindPort (and AdvertisePort unless that is set).
+func wrapTransport(mlc *memberlist.Config, wrap, guard func(memberlist.NodeAwareTransport) memberlist.NodeAwareTransport) error {
 	if wrap == nil {
-		return nil
+		wrap = func(t memberlist.NodeAwareTransport) memberlist.NodeAwareTransport { return t }
 	}
 	if mlc.Transport != nil {
 		base, ok := mlc.Transport.(memberlist.NodeAwareTransport)
 		if !ok {
-			return fmt.Errorf("cluster: Config.WrapTransport needs a memberlist.NodeAwareTransport, Tune set a %T", mlc.Transport)
+			return fmt.Errorf("cluster: memberlist's transport must be a memberlist.NodeAwareTransport, Tune set a %T", mlc.Transport)
 		}
-		mlc.Transport = wrap(base)
+		mlc.Transport = guard(wrap(base))
 		return nil
 	}
 	nc := &memberlist.NetTransportConfig{
@@ -51,6 +52,6 @@ func wrapTransport(mlc *memberlist.Config, wrap func(memberlist.NodeAwareTranspo
 			mlc.AdvertisePort = mlc.BindPort
 		}
 	}
-	mlc.Transport = wrap(nt)
+	mlc.Transport = guard(wrap(nt))
 	return nil
 }

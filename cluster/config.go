@@ -45,11 +45,19 @@ type Config struct {
 	// StreamPort is the replication stream listener port on BindAddr; 0
 	// picks a free port. It is advertised in node metadata.
 	StreamPort int
-	// Seeds are gossip "host:port" addresses of nodes to join.
+	// Seeds are gossip "host:port" addresses of nodes to join. A host
+	// name may resolve to several addresses (a Kubernetes headless
+	// Service names every pod): it is resolved again every
+	// RejoinInterval, and the addresses that are not members yet are
+	// joined, so islands merge and nodes that came back on new addresses
+	// find each other.
 	Seeds []string
-	// RejoinInterval is how often Seeds are joined again while this node
-	// sees fewer live peers than it has seeds (partition heal, restarts);
-	// zero means 10s.
+	// LookupHost resolves a seed's host name; nil means
+	// net.DefaultResolver.LookupHost. Tests set it.
+	LookupHost func(ctx context.Context, host string) ([]string, error)
+	// RejoinInterval is how often Seeds are resolved and the addresses
+	// that are not members joined (partition heal, restarts, new pods);
+	// a node with no peer at all tries every second. Zero means 10s.
 	RejoinInterval time.Duration
 	// Label is the memberlist label (one per cluster); it is also part of
 	// the Noise prologue, so clusters with different labels cannot talk.

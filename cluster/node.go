@@ -265,7 +265,14 @@ func (n *Node) Join(ctx context.Context) error {
 		return nil
 	}
 	res := make(chan error, 1)
-	if !n.goroutine(func() { res <- n.joinSeeds(seeds) }) {
+	if !n.goroutine(func() {
+		targets := n.unknownSeeds(seeds)
+		if len(targets) == 0 { // the seeds name only this node
+			res <- nil
+			return
+		}
+		res <- n.joinSeeds(targets)
+	}) {
 		return ErrClosed
 	}
 	select {
@@ -294,8 +301,10 @@ func (n *Node) otherSeeds() []string {
 
 func (n *Node) rejoinLoop(seeds []string) {
 	// A node that sees no peer at all (it started first, or was cut off)
-	// tries every second, up to RejoinInterval; one that only misses some
-	// seeds tries every RejoinInterval.
+	// tries every second, up to RejoinInterval; one with peers resolves
+	// its seeds every RejoinInterval and joins the addresses that are not
+	// members yet (a name may stand for many nodes, and for new
+	// addresses after they all restarted).
 	alone := min(time.Second, n.cfg.RejoinInterval)
 	t := time.NewTimer(alone)
 	defer t.Stop()
@@ -307,14 +316,17 @@ func (n *Node) rejoinLoop(seeds []string) {
 		case <-t.C:
 		}
 		t.Reset(alone)
-		peers := len(n.Peers())
-		slow := peers > 0 || n.refused.Load() // a refused node retries seldom: it is misconfigured
-		if n.left.Load() || peers >= len(seeds) || (slow && time.Since(last) < n.cfg.RejoinInterval) {
+		slow := len(n.Peers()) > 0 || n.refused.Load() // a refused node retries seldom: it is misconfigured
+		if n.left.Load() || (slow && time.Since(last) < n.cfg.RejoinInterval) {
 			continue
 		}
 		last = time.Now()
+		targets := n.unknownSeeds(seeds)
+		if len(targets) == 0 {
+			continue
+		}
 		var je *JoinError
-		switch err := n.joinSeeds(seeds); {
+		switch err := n.joinSeeds(targets); {
 		case errors.As(err, &je):
 			if k, ok := n.refusalLog.Allow(time.Now(), 1); ok {
 				n.log.Warn("cluster: re-join refused", "err", err, "refusals", k)
@@ -322,9 +334,50 @@ func (n *Node) rejoinLoop(seeds []string) {
 		case err != nil:
 			n.log.Debug("cluster: re-join failed", "err", err)
 		default:
-			n.log.Debug("cluster: re-joined")
+			n.log.Debug("cluster: re-joined", "seeds", len(targets))
 		}
 	}
+}
+
+// unknownSeeds resolves seeds and returns the gossip addresses among them
+// that are neither this node's nor a live member's: what a re-join should
+// try. A seed whose name does not resolve is kept as it is (joining it
+// reports why).
+func (n *Node) unknownSeeds(seeds []string) []string {
+	known := map[string]bool{n.GossipAddr(): true}
+	for _, p := range n.Peers() {
+		known[p.Gossip] = true
+	}
+	lookup := n.cfg.LookupHost
+	if lookup == nil {
+		lookup = net.DefaultResolver.LookupHost
+	}
+	var out []string
+	add := func(addr string) {
+		if !known[addr] {
+			known[addr] = true
+			out = append(out, addr)
+		}
+	}
+	for _, s := range seeds {
+		host, port, err := net.SplitHostPort(s)
+		if err != nil || net.ParseIP(host) != nil {
+			add(s)
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.DialTimeout)
+		addrs, err := lookup(ctx, host)
+		cancel()
+		if err != nil {
+			n.log.Debug("cluster: seed name not resolved", "name", host, "err", err)
+			add(s)
+			continue
+		}
+		for _, a := range addrs {
+			add(net.JoinHostPort(a, port))
+		}
+	}
+	return out
 }
 
 // Self returns this node's own Peer.

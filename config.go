@@ -275,9 +275,13 @@ type ClusterConfig struct {
 	// StreamPort is the replication stream port on BindAddr; zero picks a
 	// free port (it is advertised to peers in gossip).
 	StreamPort int
-	// Join lists gossip addresses ("host:port") of nodes to join. A node
-	// keeps retrying them, so members may start in any order and a
-	// partitioned node finds its way back: a node none of whose seeds
+	// Join lists gossip addresses ("host:port") of nodes to join. A host
+	// name may name several nodes (a Kubernetes headless Service): it is
+	// resolved again every RejoinInterval and the addresses that are not
+	// members yet are joined, so islands merge and nodes that all
+	// restarted on new addresses find each other. A node keeps retrying,
+	// so members may start in any order and a partitioned node finds its
+	// way back: a node none of whose seeds
 	// answer becomes ready alone. One whose seeds answer but refuse it
 	// (Keys or Label differ, Name taken) gets an error from WaitReady.
 	Join []string

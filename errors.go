@@ -48,6 +48,11 @@ var (
 	ErrInvalidToken = errors.New("peersession: token must be 43 characters of base64url encoding 32 bytes")
 	// ErrReadOnly is returned when saving a session obtained from Store.All.
 	ErrReadOnly = errors.New("peersession: session from Store.All is a read-only snapshot; Load it by token to change it")
+	// ErrUnsupportedValue is returned (wrapped) by Session.Set for a value
+	// msgpack cannot store faithfully: a struct none of whose fields would be
+	// stored (all unexported or tagged "-"), a func, channel, unsafe.Pointer,
+	// uintptr or complex number, anywhere in the value. Nothing is stored.
+	ErrUnsupportedValue = errors.New("peersession: value cannot be stored faithfully")
 )
 
 // StatusCode is the HTTP status that answers a request failed by err, one

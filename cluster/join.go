@@ -1,8 +1,10 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 )
@@ -113,4 +115,85 @@ func unwrapJoin(err error) []error {
 		return m.WrappedErrors()
 	}
 	return []error{err}
+}
+
+func (n *Node) rejoinLoop(seeds []string) {
+	// A node that sees no peer at all (it started first, or was cut off)
+	// tries every second, up to RejoinInterval; one with peers resolves
+	// its seeds every RejoinInterval and joins the addresses that are not
+	// members yet (a name may stand for many nodes, and for new
+	// addresses after they all restarted).
+	alone := min(time.Second, n.cfg.RejoinInterval)
+	t := time.NewTimer(alone)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		t.Reset(alone)
+		slow := len(n.Peers()) > 0 || n.refused.Load() // a refused node retries seldom: it is misconfigured
+		if n.left.Load() || (slow && time.Since(last) < n.cfg.RejoinInterval) {
+			continue
+		}
+		last = time.Now()
+		targets := n.unknownSeeds(seeds)
+		if len(targets) == 0 {
+			continue
+		}
+		var je *JoinError
+		switch err := n.joinSeeds(targets); {
+		case errors.As(err, &je):
+			if k, ok := n.refusalLog.Allow(time.Now(), 1); ok {
+				n.log.Warn("cluster: re-join refused", "err", err, "refusals", k)
+			}
+		case err != nil:
+			n.log.Debug("cluster: re-join failed", "err", err)
+		default:
+			n.log.Debug("cluster: re-joined", "seeds", len(targets))
+		}
+	}
+}
+
+// unknownSeeds resolves seeds and returns the gossip addresses among them
+// that are neither this node's nor a live member's: what a re-join should
+// try. A seed whose name does not resolve is kept as it is (joining it
+// reports why).
+func (n *Node) unknownSeeds(seeds []string) []string {
+	known := map[string]bool{n.GossipAddr(): true}
+	for _, p := range n.Peers() {
+		known[p.Gossip] = true
+	}
+	lookup := n.cfg.LookupHost
+	if lookup == nil {
+		lookup = net.DefaultResolver.LookupHost
+	}
+	var out []string
+	add := func(addr string) {
+		if !known[addr] {
+			known[addr] = true
+			out = append(out, addr)
+		}
+	}
+	for _, s := range seeds {
+		host, port, err := net.SplitHostPort(s)
+		if err != nil || net.ParseIP(host) != nil {
+			add(s)
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.DialTimeout)
+		addrs, err := lookup(ctx, host)
+		cancel()
+		if err != nil {
+			n.log.Debug("cluster: seed name not resolved", "name", host, "err", err)
+			add(s)
+			continue
+		}
+		for _, a := range addrs {
+			add(net.JoinHostPort(a, port))
+		}
+	}
+	return out
 }

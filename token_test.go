@@ -41,9 +41,9 @@ func TestParseValue(t *testing.T) {
 	}
 }
 
-// FuzzParseValue: whatever a client sends as a cookie or header, parsing
+// FuzzParseCookie: whatever a client sends as a cookie or header, parsing
 // never panics, accepts only canonical tokens, and round-trips.
-func FuzzParseValue(f *testing.F) {
+func FuzzParseCookie(f *testing.F) {
 	f.Add(newToken())
 	f.Add(newToken() + ".k3j2h1")
 	f.Add(strings.Repeat("A", 4096))

@@ -51,6 +51,11 @@ type Config struct {
 	// and so logged-in users, are never evicted to make room. Zero means
 	// 1,000,000. See AllowNew for a limit per client.
 	MaxSessions int
+	// MaxBytes caps the session data one node holds (Stats.Bytes: keys,
+	// values and 64 bytes a key): a change that would grow it past the cap
+	// fails with ErrTooManySessions (503), as MaxSessions does; shrinking
+	// and ending sessions always work. Zero means 2 GiB.
+	MaxBytes int64
 	// MaxTombstones caps the tombstones one node holds: the marks a
 	// destroyed or renewed session leaves so that no copy on a peer brings
 	// it back (about 300 bytes each, kept up to the session's Lifetime).
@@ -168,6 +173,7 @@ const (
 	defaultLifetime        = 24 * time.Hour
 	defaultMaxSessionBytes = 64 << 10
 	defaultMaxSessions     = 1_000_000
+	defaultMaxBytes        = 2 << 30
 	defaultSweepInterval   = time.Minute
 	defaultFlushInterval   = time.Second
 	defaultCookieName      = "session"
@@ -184,6 +190,7 @@ func (c Config) withDefaults() (Config, error) {
 	defaults.Set(&c.MaxSessionBytes, defaultMaxSessionBytes)
 	defaults.Set(&c.MaxSessions, defaultMaxSessions)
 	defaults.Set(&c.MaxTombstones, c.MaxSessions)
+	defaults.Set(&c.MaxBytes, defaultMaxBytes)
 	defaults.Set(&c.SweepInterval, defaultSweepInterval)
 	defaults.Set(&c.FlushInterval, defaultFlushInterval)
 	defaults.Set(&c.Cookie.Name, defaultCookieName)
@@ -210,6 +217,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("peersession: Config.MaxSessionsPerPrincipal is %d; use a positive count, or zero for no cap", c.MaxSessionsPerPrincipal)
 	case c.LoginPolicy != EndOldest && c.LoginPolicy != RefuseNew:
 		return c, fmt.Errorf("peersession: Config.LoginPolicy is %d; use EndOldest or RefuseNew", c.LoginPolicy)
+	case c.MaxBytes < 0:
+		return c, fmt.Errorf("peersession: Config.MaxBytes is %d; use a positive size, or zero for 2 GiB", c.MaxBytes)
 	case c.MaxTombstones < 0:
 		return c, fmt.Errorf("peersession: Config.MaxTombstones is %d; use a positive count, or zero for MaxSessions", c.MaxTombstones)
 	case c.SweepInterval < 0:

@@ -15,7 +15,8 @@ var (
 	// bytes, 1 MiB); the stored session is left as it was.
 	ErrTooLarge = errors.New("peersession: session too large")
 	// ErrTooManySessions is returned when a new session would exceed
-	// Config.MaxSessions; raise the limit or shorten IdleTimeout.
+	// Config.MaxSessions, or a change would take the node past
+	// Config.MaxBytes; raise the limit or shorten IdleTimeout.
 	ErrTooManySessions = errors.New("peersession: too many sessions")
 	// ErrSessionEnded is returned by a commit to a session that another
 	// request, node or DestroyPrincipal ended meanwhile; the changes are

@@ -224,6 +224,15 @@ func (st *Store) mergeShard(delta model.Record, o applyOpts) (prev, next *entry,
 			!o.replaces && st.count.Load() >= int64(st.cfg.MaxSessions) {
 			return prev, prev, fmt.Errorf("%w: Config.MaxSessions (%d) reached", ErrTooManySessions, st.cfg.MaxSessions)
 		}
+		if merged.Created != 0 && !o.replaces { // partial records are not counted (see account)
+			held := 0
+			if prev != nil && !prev.rec.IsDead() && !prev.partial() {
+				held = prev.size
+			}
+			if size > held && st.bytes.Load()+int64(size-held) > st.cfg.MaxBytes {
+				return prev, prev, fmt.Errorf("%w: Config.MaxBytes (%d) reached", ErrTooManySessions, st.cfg.MaxBytes)
+			}
+		}
 	}
 	*next = entry{rec: merged, size: size, stamp: merged.MaxVersion().Wall}
 	sh.m[delta.ID] = next

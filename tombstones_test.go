@@ -3,6 +3,7 @@ package peersession
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -111,4 +112,37 @@ func TestManySmallKeysCountTheirOverhead(t *testing.T) {
 	}
 	assert.Less(t, n, 1000, "keys that fit in 64 KiB")
 	assert.Greater(t, n, 800)
+}
+
+// The session data a node holds has a node-wide budget: past
+// Config.MaxBytes, new or growing sessions are refused (as at
+// MaxSessions), the sessions held stay, and ending some makes room.
+func TestMaxBytesBoundsTheNode(t *testing.T) {
+	st := newTestStore(t, Config{MaxBytes: 16 << 10})
+	ctx := context.Background()
+	value := strings.Repeat("x", 1000)
+	var toks []string
+	var err error
+	for range 100 {
+		s := st.NewSession(ctx)
+		require.NoError(t, s.Set("v", value))
+		var tok string
+		if tok, err = st.Save(ctx, s); err != nil {
+			break
+		}
+		toks = append(toks, tok)
+	}
+	require.ErrorIs(t, err, ErrTooManySessions)
+	assert.Contains(t, err.Error(), "Config.MaxBytes")
+	assert.LessOrEqual(t, st.Stats().Bytes, int64(16<<10))
+	assert.NotEmpty(t, toks)
+	for _, tok := range toks {
+		_, err := st.Load(ctx, tok)
+		assert.NoError(t, err, "the sessions held stay")
+	}
+	require.NoError(t, st.Delete(ctx, toks[0]))
+	s := st.NewSession(ctx)
+	require.NoError(t, s.Set("v", value))
+	_, err = st.Save(ctx, s)
+	assert.NoError(t, err, "ending a session made room")
 }

@@ -35,7 +35,11 @@ type Node struct {
 	hsLim    *connLimiter    // bounds incoming stream connections still in their handshake
 	hsLog    ratelog.Limiter // holds back the warning about handshakes refused by hsLim
 	gossip   *gossipGuard    // bounds incoming gossip connections
-	mlLog    *logBridge      // memberlist's log, held back per kind of line
+	// advertised is this node's advertised gossip address, set once New
+	// has created memberlist (it does not change after): read without
+	// memberlist's lock, which Leave's UpdateNode holds.
+	advertised string
+	mlLog      *logBridge // memberlist's log, held back per kind of line
 
 	memberIPs atomic.Pointer[map[netip.Addr]struct{}] // members' IPs (see Limits); written under memMu
 	names     *nameGuard                              // memberlist's merge and alive delegate: one live node per Name
@@ -174,6 +178,8 @@ func New(cfg Config) (*Node, error) {
 		n.wg.Wait()
 		return nil, fmt.Errorf("cluster: memberlist: %w", withErrno(err))
 	}
+	ln := n.ml.LocalNode()
+	n.advertised = net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
 	n.names.setStarted(n.ml)
 	n.goroutine(n.acceptLoop)
 	if len(cfg.Keys) == 0 && !net.ParseIP(cfg.BindAddr).IsLoopback() {

@@ -3,7 +3,8 @@
 #
 #   ./run.sh [compare]        HTTP comparison: no sessions, scs+memstore,
 #                             scs+redisstore, peersession 1 node, 2 nodes
-#                             Async/Sync (sticky and alternating); ~5 min
+#                             Async/Sync (sticky and alternating), and
+#                             alternating ÷ sticky paired on one pair; ~6 min
 #   ./run.sh repl             replication figures between node processes; ~4 min
 #   ./run.sh soak [duration]  two nodes in two network namespaces joined by
 #                             a veth pair, load on node A (default 10m; root)
@@ -16,13 +17,19 @@
 #                             gossip-port buffering, forged stamps,
 #                             handshake slots), each on its own pair of
 #                             nodes; ~1.5 min -> results/flood.md
+#   ./run.sh kill             kill -9 of one of three nodes under a paced
+#                             round-robin load: the survivors' latency
+#                             before and after, 3 rounds; ~1.5 min
+#                             -> results/kill.md
 #   ./run.sh all              compare, then repl
 #
 # Environment: ROUNDS (5), DURATION (3s per variant, mode and round),
 # WORKERS (16), SESSIONS (64 per worker), VARIANTS (all; comma-separated),
 # MODES (rw,ro), REDIS_PORT (6390), REPL_DURATION (3s), REPL_ROUNDS (3
 # rounds of each key-update rate), JOIN_SESSIONS (100000), REPL_OUT
-# (repl.md, under bench/results/). Results go to stdout
+# (repl.md, under bench/results/), PAIRED_CYCLES (9 cycles of the paired
+# alternating ÷ sticky measurement; 0: none), KILL_ROUNDS (3), KILL_RATE
+# (8000 requests/s over all clients). Results go to stdout
 # and bench/results/. The environment reaches the programs, so
 # GOGC=400 REPL_OUT=repl-gogc400.md ./run.sh repl runs the nodes with a
 # less eager garbage collector.
@@ -41,6 +48,9 @@ REPL_DURATION=${REPL_DURATION:-3s}
 REPL_ROUNDS=${REPL_ROUNDS:-3}
 JOIN_SESSIONS=${JOIN_SESSIONS:-100000}
 REPL_OUT=${REPL_OUT:-repl.md}
+PAIRED_CYCLES=${PAIRED_CYCLES:-9}
+KILL_ROUNDS=${KILL_ROUNDS:-3}
+KILL_RATE=${KILL_RATE:-8000}
 
 bin=$(mktemp -d /tmp/peersession-bench.XXXXXX)
 redis_pid=
@@ -99,7 +109,7 @@ run_compare() {
 	echo "== HTTP comparison: $ROUNDS rounds × $DURATION per variant and mode (stderr shows each round)" >&2
 	"$bin/compare" -server "$bin/server" -redis "127.0.0.1:$REDIS_PORT" -rounds "$ROUNDS" \
 		-duration "$DURATION" -workers "$WORKERS" -sessions "$SESSIONS" -modes "$MODES" \
-		${VARIANTS:+-variants "$VARIANTS"} -out "$here/results/latest.md"
+		-paired-cycles "$PAIRED_CYCLES" ${VARIANTS:+-variants "$VARIANTS"} -out "$here/results/latest.md"
 }
 
 run_repl() {
@@ -110,6 +120,12 @@ run_repl() {
 run_flood() {
 	echo "== flood probes: login churn, gossip-port buffering, forged stamps, handshake slots" >&2
 	"$bin/flood" all -server "$bin/server" -out "$here/results/flood.md"
+}
+
+run_kill() {
+	echo "== kill -9 of one of three nodes: $KILL_ROUNDS rounds at $KILL_RATE requests/s (stderr shows each round)" >&2
+	"$bin/kill" -server "$bin/server" -rounds "$KILL_ROUNDS" -workers "$WORKERS" -rate "$KILL_RATE" \
+		-out "$here/results/kill.md"
 }
 
 run_stalls() {
@@ -147,8 +163,9 @@ case "$mode" in
 compare) build; run_compare ;;
 repl) build; run_repl ;;
 stalls) build ./diag/stalls; run_stalls ;;
+kill) build; run_kill ;;
 flood) build; run_flood ;;
 soak) build; run_soak "${2:-10m}" ;;
 all) build; run_compare; run_repl ;;
-*) echo "usage: $0 [compare|repl|stalls|flood|soak [duration]|all]" >&2; exit 2 ;;
+*) echo "usage: $0 [compare|repl|stalls|flood|kill|soak [duration]|all]" >&2; exit 2 ;;
 esac

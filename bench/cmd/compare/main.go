@@ -2,8 +2,10 @@
 // variant (in a rotated order, so drift on a shared machine hits all
 // alike) gets fresh server processes, a read-write and a read-only load
 // run, and is stopped. It prints medians of the rounds, as ratios to scs
-// with memstore and scs with redisstore, and writes them as a markdown
-// table (and as benchstat-readable lines).
+// with memstore and scs with redisstore, and each alternating variant's
+// throughput ÷ its sticky one's, round by round and paired (see
+// paired.go); it writes them as a markdown table (and as
+// benchstat-readable lines).
 package main
 
 import (
@@ -30,16 +32,20 @@ type variant struct {
 	sessions   int  // sessions per client; zero means -sessions
 }
 
+// variants, each sticky one followed by its alternating ones: the order
+// rotates each round but keeps them together (see rotate), so that they
+// run seconds apart, and their ratio in a round (see altRatios) is less
+// at the mercy of the machine's other work.
 var variants = []variant{
 	{name: "none", desc: "no sessions (ceiling)", nodes: 1, args: []string{"-variant", "none"}},
 	{name: "scs-mem", desc: "scs v2 + memstore", nodes: 1, args: []string{"-variant", "scs-mem"}},
 	{name: "scs-redis", desc: "scs v2 + redisstore (redis-server on loopback)", nodes: 1, args: []string{"-variant", "scs-redis"}},
 	{name: "peer-1", desc: "peersession, one node", nodes: 1, args: []string{"-variant", "peer"}},
 	{name: "peer-2-async", desc: "peersession, two nodes, Async, load on A", nodes: 2, args: []string{"-variant", "peer", "-consistency", "async"}},
-	{name: "peer-2-sync", desc: "peersession, two nodes, Sync, load on A", nodes: 2, args: []string{"-variant", "peer", "-consistency", "sync"}},
 	{name: "peer-2-async-alt", desc: "peersession, two nodes, Async, requests alternate A/B (non-sticky)", nodes: 2, args: []string{"-variant", "peer", "-consistency", "async"}, alternate: true},
-	{name: "peer-2-sync-alt", desc: "peersession, two nodes, Sync, requests alternate A/B (non-sticky)", nodes: 2, args: []string{"-variant", "peer", "-consistency", "sync"}, alternate: true},
 	{name: "peer-2-async-alt1", desc: "peersession, two nodes, Async, requests alternate A/B, one session per client: every read follows the write on the other node", nodes: 2, args: []string{"-variant", "peer", "-consistency", "async"}, alternate: true, sessions: 1},
+	{name: "peer-2-sync", desc: "peersession, two nodes, Sync, load on A", nodes: 2, args: []string{"-variant", "peer", "-consistency", "sync"}},
+	{name: "peer-2-sync-alt", desc: "peersession, two nodes, Sync, requests alternate A/B (non-sticky)", nodes: 2, args: []string{"-variant", "peer", "-consistency", "sync"}, alternate: true},
 }
 
 type key struct{ variant, mode string }
@@ -54,6 +60,9 @@ func main() {
 	only := flag.String("variants", "", "comma-separated subset of variants (default all)")
 	modes := flag.String("modes", "rw,ro", "rw (read-write handler), ro (read-only), or both")
 	out := flag.String("out", "results/latest.md", "markdown output ('' for none)")
+	pairedCycles := flag.Int("paired-cycles", 9, "cycles of the paired alternating ÷ sticky measurement (0: none)")
+	pairedSlice := flag.Duration("paired-slice", time.Second, "load duration of each variant in a paired cycle")
+	pairedModes := flag.String("paired-modes", "rw", "modes of the paired measurement")
 	flag.Parse()
 
 	vs := variants
@@ -72,7 +81,7 @@ func main() {
 	var notes []string
 	start := time.Now()
 	for r := 0; r < *rounds; r++ {
-		order := append(append([]variant{}, vs[r%len(vs):]...), vs[:r%len(vs)]...)
+		order := rotate(vs, r)
 		for _, v := range order {
 			n := *sessions
 			if v.sessions > 0 {
@@ -91,7 +100,18 @@ func main() {
 			}
 		}
 	}
-	table := render(vs, ms, res, *rounds, *dur, *workers, *sessions, time.Since(start))
+	var paired string
+	if *pairedCycles > 0 {
+		for _, m := range strings.Split(*pairedModes, ",") {
+			prs, err := runPaired(*server, vs, m, *pairedCycles, *pairedSlice,
+				loadgen.Config{Workers: *workers, Check: true}, *sessions)
+			if err != nil {
+				log.Fatalf("compare: paired %s: %v", m, err)
+			}
+			paired += renderPaired(prs, m, *pairedCycles, *pairedSlice, *workers, *sessions)
+		}
+	}
+	table := render(vs, ms, res, *rounds, *dur, *workers, *sessions, time.Since(start), paired)
 	if len(notes) > 0 {
 		table += "\nNotes:\n\n"
 		for _, n := range notes {
@@ -109,17 +129,23 @@ func main() {
 	}
 }
 
-// runVariant starts v's servers, runs each mode's load and stops them. The
-// note reports anything the servers counted that a clean run would not,
-// and for an alternating variant how its reads of the other node's
-// changes were served.
-func runVariant(bin, redisAddr string, v variant, modes []string, lc loadgen.Config) (map[string]loadgen.Result, string, error) {
+// rotate returns vs rotated by r groups, a group being a variant and the
+// alternating ones that follow it (see sticky): the group stays in order,
+// so a sticky variant and its alternating ones run back to back.
+func rotate(vs []variant, r int) []variant {
+	groups := groupsOf(vs)
+	var out []variant
+	for i := range groups {
+		out = append(out, groups[(i+r)%len(groups)]...)
+	}
+	return out
+}
+
+// startServers starts v's server processes and, for a pair, waits until
+// each lists the other as a peer. On error it returns those it started,
+// to be stopped.
+func startServers(bin, redisAddr string, v variant) ([]*proc.Proc, error) {
 	var procs []*proc.Proc
-	defer func() {
-		for _, p := range procs {
-			p.Stop()
-		}
-	}()
 	args := append([]string{}, v.args...)
 	if v.name == "scs-redis" {
 		args = append(args, "-redis", redisAddr)
@@ -127,31 +153,47 @@ func runVariant(bin, redisAddr string, v variant, modes []string, lc loadgen.Con
 	if v.nodes == 1 {
 		p, err := proc.Start(v.name, 30*time.Second, nil, bin, args...)
 		if err != nil {
-			return nil, "", err
+			return procs, err
 		}
-		procs = append(procs, p)
-	} else {
-		port, err := proc.FreePort("127.0.0.1")
-		if err != nil {
-			return nil, "", err
+		return append(procs, p), nil
+	}
+	port, err := proc.FreePort("127.0.0.1")
+	if err != nil {
+		return procs, err
+	}
+	a, err := proc.Start(v.name+"/a", 30*time.Second, nil, bin, append(args, "-node", "a", "-gossip-port", fmt.Sprint(port))...)
+	if err != nil {
+		return procs, err
+	}
+	procs = append(procs, a)
+	b, err := proc.Start(v.name+"/b", 60*time.Second, nil, bin, append(args, "-node", "b", "-join", fmt.Sprintf("127.0.0.1:%d", port))...)
+	if err != nil {
+		return procs, err
+	}
+	procs = append(procs, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, p := range procs {
+		if err := p.WaitPeers(ctx, 1); err != nil {
+			return procs, err
 		}
-		a, err := proc.Start(v.name+"/a", 30*time.Second, nil, bin, append(args, "-node", "a", "-gossip-port", fmt.Sprint(port))...)
-		if err != nil {
-			return nil, "", err
-		}
-		procs = append(procs, a)
-		b, err := proc.Start(v.name+"/b", 60*time.Second, nil, bin, append(args, "-node", "b", "-join", fmt.Sprintf("127.0.0.1:%d", port))...)
-		if err != nil {
-			return nil, "", err
-		}
-		procs = append(procs, b)
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
+	}
+	return procs, nil
+}
+
+// runVariant starts v's servers, runs each mode's load and stops them. The
+// note reports anything the servers counted that a clean run would not,
+// and for an alternating variant how its reads of the other node's
+// changes were served.
+func runVariant(bin, redisAddr string, v variant, modes []string, lc loadgen.Config) (map[string]loadgen.Result, string, error) {
+	procs, err := startServers(bin, redisAddr, v)
+	defer func() {
 		for _, p := range procs {
-			if err := p.WaitPeers(ctx, 1); err != nil {
-				return nil, "", err
-			}
+			p.Stop()
 		}
+	}()
+	if err != nil {
+		return nil, "", err
 	}
 	out := map[string]loadgen.Result{}
 	for _, m := range modes {
@@ -174,23 +216,41 @@ func runVariant(bin, redisAddr string, v variant, modes []string, lc loadgen.Con
 		if err != nil {
 			continue
 		}
-		for _, f := range [][]string{{"store", "CommitErrors"}, {"store", "Refused"}, {"store", "Replication", "Dropped"}, {"store", "Replication", "Rejected"}} {
-			if n, _ := proc.Get(st, f...).(float64); n > 0 {
-				notes = append(notes, fmt.Sprintf("%s %s=%v", p.Name, strings.Join(f[1:], "."), n))
-			}
-		}
-		if v.alternate {
-			// Non-sticky reads of a change made on the other node: served
-			// by the brief wait for it, or by a peer fetch.
-			var rp []string
-			for _, f := range []string{"FetchWaits", "FetchWaitHits", "Fetches", "FetchHits"} {
-				n, _ := proc.Get(st, "store", f).(float64)
-				rp = append(rp, fmt.Sprintf("%s=%v", f, n))
-			}
-			notes = append(notes, fmt.Sprintf("%s read path: %s", p.Name, strings.Join(rp, " ")))
+		if n := serverNotes(p.Name, st, v.alternate); n != "" {
+			notes = append(notes, n)
 		}
 	}
 	return out, strings.Join(notes, ", "), nil
+}
+
+// serverNotes reports anything a server counted that a clean run would
+// not, and with alternate how its reads of the other node's changes were
+// served.
+func serverNotes(name string, st map[string]any, alternate bool) string {
+	var notes []string
+	for _, f := range [][]string{{"store", "CommitErrors"}, {"store", "Refused"}, {"store", "Replication", "Dropped"}, {"store", "Replication", "Rejected"}} {
+		if n, _ := proc.Get(st, f...).(float64); n > 0 {
+			notes = append(notes, fmt.Sprintf("%s %s=%v", name, strings.Join(f[1:], "."), n))
+		}
+	}
+	if alternate {
+		// Non-sticky reads of a change made on the other node: served
+		// by the brief wait for it, or by a peer fetch.
+		var rp []string
+		for _, f := range []string{"FetchWaits", "FetchWaitHits", "Fetches", "FetchHits"} {
+			n, _ := proc.Get(st, "store", f).(float64)
+			rp = append(rp, fmt.Sprintf("%s=%v", f, n))
+		}
+		// Fetches that waited on the peer until FetchTimeout, and
+		// those that did not ask it because it had left one
+		// unanswered: the ways such a read can miss the change.
+		for _, f := range []string{"FetchTimeouts", "FetchSkips"} {
+			n, _ := proc.Get(st, "store", "Replication", f).(float64)
+			rp = append(rp, fmt.Sprintf("%s=%v", f, n))
+		}
+		notes = append(notes, fmt.Sprintf("%s read path: %s", name, strings.Join(rp, " ")))
+	}
+	return strings.Join(notes, ", ")
 }
 
 func median(xs []float64) float64 {
@@ -233,7 +293,7 @@ func ratio(a, b float64) string {
 	return fmt.Sprintf("%.2f×", a/b)
 }
 
-func render(vs []variant, modes []string, res map[key][]loadgen.Result, rounds int, dur time.Duration, workers, sessions int, took time.Duration) string {
+func render(vs []variant, modes []string, res map[key][]loadgen.Result, rounds int, dur time.Duration, workers, sessions int, took time.Duration, paired string) string {
 	host, _ := os.Hostname()
 	var b strings.Builder
 	fmt.Fprintf(&b, "### HTTP comparison (%s)\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
@@ -272,9 +332,55 @@ func render(vs []variant, modes []string, res map[key][]loadgen.Result, rounds i
 		}
 		b.WriteString("\n")
 	}
+	b.WriteString(altRatios(vs, modes, res))
+	b.WriteString(paired)
 	b.WriteString("Variants:\n\n")
 	for _, v := range vs {
 		fmt.Fprintf(&b, "- `%s`: %s\n", v.name, v.desc)
+	}
+	return b.String()
+}
+
+// sticky names the sticky variant each alternating one is compared with.
+var sticky = map[string]string{
+	"peer-2-async-alt":  "peer-2-async",
+	"peer-2-async-alt1": "peer-2-async",
+	"peer-2-sync-alt":   "peer-2-sync",
+}
+
+// altRatios is the table of alternating ÷ sticky throughput: each round's
+// ratio (the two ran in the same round, minutes apart at most), and their
+// median and range.
+func altRatios(vs []variant, modes []string, res map[key][]loadgen.Result) string {
+	var b strings.Builder
+	for _, m := range modes {
+		var rows []string
+		for _, v := range vs {
+			base, ok := sticky[v.name]
+			if !ok {
+				continue
+			}
+			alt, st := res[key{v.name, m}], res[key{base, m}]
+			if len(alt) == 0 || len(alt) != len(st) {
+				continue
+			}
+			var rs []string
+			var xs []float64
+			for i := range alt {
+				x := alt[i].RPS / st[i].RPS
+				xs = append(xs, x)
+				rs = append(rs, fmt.Sprintf("%.2f", x))
+			}
+			rows = append(rows, fmt.Sprintf("| %s ÷ %s | **%.2f×** | %.2f–%.2f | %s |\n",
+				v.name, base, median(xs), slices.Min(xs), slices.Max(xs), strings.Join(rs, ", ")))
+		}
+		if len(rows) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "#### alternating ÷ sticky throughput, %s, separate runs (each round's ratio; median)\n\n", m)
+		b.WriteString("| variants | median | range | each round |\n|---|--:|--:|---|\n")
+		b.WriteString(strings.Join(rows, ""))
+		b.WriteString("\n")
 	}
 	return b.String()
 }

@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/peersession/peersession/replicate/wire"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -553,3 +554,40 @@ func marshalSorted(t *testing.T, v any) string {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// Values outlive releases: a struct stored by one release reads into the
+// next one's version of it as docs/values.md says.
+func TestValueEvolution(t *testing.T) {
+	type userV1 struct {
+		Name  string
+		Quota int64
+		Old   string
+	}
+	type userV2 struct {
+		Name    string
+		Quota   int32
+		Added   bool
+		Renamed string `msgpack:"Old"`
+	}
+	st := newTestStore(t, Config{})
+	s := st.NewSession(t.Context())
+	require.NoError(t, s.Set("user", userV1{Name: "alice", Quota: 7, Old: "kept by its tag"}))
+
+	var v2 userV2
+	found, err := s.Get("user", &v2)
+	require.NoError(t, err)
+	require.True(t, found)
+	assert.Equal(t, userV2{Name: "alice", Quota: 7, Renamed: "kept by its tag"}, v2,
+		"added: zero; removed: skipped; renamed with the old name as tag: kept; narrowed: fits")
+
+	require.NoError(t, s.Set("user", userV1{Name: "bob", Quota: 3_000_000_000}))
+	_, err = s.Get("user", &v2)
+	assert.ErrorContains(t, err, "Quota", "a value that no longer fits names the field")
+
+	// And back: the old release reads what the new one wrote.
+	require.NoError(t, s.Set("user", userV2{Name: "carol", Quota: 9, Added: true, Renamed: "r"}))
+	var v1 userV1
+	_, err = s.Get("user", &v1)
+	require.NoError(t, err)
+	assert.Equal(t, userV1{Name: "carol", Quota: 9, Old: "r"}, v1)
+}

@@ -171,42 +171,31 @@ func (w *cursor) uintN(n int) (int, error) {
 }
 
 // arrayLen reads an array header: -1 for nil.
-func (w *cursor) arrayLen() (int, error) {
-	if w.pos >= len(w.b) {
-		return 0, errStop
-	}
-	c := w.b[w.pos]
-	switch {
-	case c == msgpcode.Nil:
-		w.pos++
-		return -1, nil
-	case msgpcode.IsFixedArray(c):
-		w.pos++
-		return int(c & msgpcode.FixedArrayMask), nil
-	case c == msgpcode.Array16:
-		return w.uintN(2)
-	case c == msgpcode.Array32:
-		return w.uintN(4)
-	}
-	return 0, errStop
-}
+func (w *cursor) arrayLen() (int, error) { return w.containerLen(false) }
 
 // mapLen reads a map header: -1 for nil.
-func (w *cursor) mapLen() (int, error) {
+func (w *cursor) mapLen() (int, error) { return w.containerLen(true) }
+
+// containerLen reads a map header (isMap) or an array header: -1 for nil.
+func (w *cursor) containerLen(isMap bool) (int, error) {
 	if w.pos >= len(w.b) {
 		return 0, errStop
 	}
 	c := w.b[w.pos]
+	fixed, mask, c16, c32 := msgpcode.IsFixedArray(c), msgpcode.FixedArrayMask, msgpcode.Array16, msgpcode.Array32
+	if isMap {
+		fixed, mask, c16, c32 = msgpcode.IsFixedMap(c), msgpcode.FixedMapMask, msgpcode.Map16, msgpcode.Map32
+	}
 	switch {
 	case c == msgpcode.Nil:
 		w.pos++
 		return -1, nil
-	case msgpcode.IsFixedMap(c):
+	case fixed:
 		w.pos++
-		return int(c & msgpcode.FixedMapMask), nil
-	case c == msgpcode.Map16:
+		return int(c & mask), nil
+	case c == c16:
 		return w.uintN(2)
-	case c == msgpcode.Map32:
+	case c == c32:
 		return w.uintN(4)
 	}
 	return 0, errStop

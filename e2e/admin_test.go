@@ -25,39 +25,7 @@ import (
 // PEERSESSION_SCREENSHOT=path it saves a PNG of the page before the
 // session ends (docs/admin.png is one).
 func TestAdminPageInBrowser(t *testing.T) {
-	chromium := chromiumPath(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-
-	d, err := demo.Start(ctx, demo.Config{AdminPassword: "e2e-admin"})
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, d.Close(context.Background())) })
-
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromium),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.NoFirstRun,
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	t.Cleanup(cancelAlloc)
-	browser, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
-	t.Cleanup(cancelBrowser) // registered last, so the browser stops first
-
-	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		require.NoError(t, chromedp.Do(browser, steps...), what)
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(browser, chromedp.Text(chromedp.CSS(sel)))
-		require.NoError(t, err, "text of %s", sel)
-		return strings.TrimSpace(s)
-	}
+	d, browser, run, text := browserOnDemo(t, demo.Config{AdminPassword: "e2e-admin"})
 
 	run("log in through the proxy",
 		chromedp.EmulateViewport(1100, 1000),

@@ -5,6 +5,10 @@
 #                             scs+redisstore, peersession 1 node, 2 nodes
 #                             Async/Sync (sticky and alternating), and
 #                             alternating ÷ sticky paired on one pair; ~6 min
+#   ./run.sh disk             the write path's cost of Config.DataDir: peer
+#                             1 node and 2 nodes Async, each with and
+#                             without a data directory, read-write; ~2 min
+#                             -> results/disk.md
 #   ./run.sh repl             replication figures between node processes; ~4 min
 #   ./run.sh soak [duration]  two nodes in two network namespaces joined by
 #                             a veth pair, load on node A (default 10m; root)
@@ -112,6 +116,13 @@ run_compare() {
 		-paired-cycles "$PAIRED_CYCLES" ${VARIANTS:+-variants "$VARIANTS"} -out "$here/results/latest.md"
 }
 
+run_disk() {
+	echo "== data directory ÷ memory only: $ROUNDS rounds × $DURATION per variant (stderr shows each round)" >&2
+	"$bin/compare" -server "$bin/server" -rounds "$ROUNDS" -duration "$DURATION" -workers "$WORKERS" \
+		-sessions "$SESSIONS" -modes rw -paired-cycles 0 \
+		-variants peer-1,peer-1-disk,peer-2-async,peer-2-async-disk -out "$here/results/disk.md"
+}
+
 run_repl() {
 	echo "== replication figures" >&2
 	"$bin/repl" run -bin "$bin/repl" -duration "$REPL_DURATION" -rounds "$REPL_ROUNDS" -join-sessions "$JOIN_SESSIONS" -out "$here/results/$REPL_OUT"
@@ -162,10 +173,11 @@ mkdir -p results
 case "$mode" in
 compare) build; run_compare ;;
 repl) build; run_repl ;;
+disk) build; run_disk ;;
 stalls) build ./diag/stalls; run_stalls ;;
 kill) build; run_kill ;;
 flood) build; run_flood ;;
 soak) build; run_soak "${2:-10m}" ;;
 all) build; run_compare; run_repl ;;
-*) echo "usage: $0 [compare|repl|stalls|flood|kill|soak [duration]|all]" >&2; exit 2 ;;
+*) echo "usage: $0 [compare|disk|repl|stalls|flood|kill|soak [duration]|all]" >&2; exit 2 ;;
 esac

@@ -2,23 +2,26 @@
 // variant (in a rotated order, so drift on a shared machine hits all
 // alike) gets fresh server processes, a read-write and a read-only load
 // run, and is stopped. It prints medians of the rounds, as ratios to scs
-// with memstore and scs with redisstore, and each alternating variant's
-// throughput ÷ its sticky one's, round by round and paired (see
-// paired.go); it writes them as a markdown table (and as
-// benchstat-readable lines).
+// with memstore and scs with redisstore, and each variant's throughput ÷
+// its baseline's (alternating ÷ sticky, also paired: see paired.go; with
+// a data directory ÷ memory only) round by round; it writes them as a
+// markdown table (and as benchstat-readable lines).
 package main
 
 import (
 	"context"
+	"encoding/base64"
 	"flag"
 	"fmt"
 	"log"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/peersession/peersession"
 	"github.com/peersession/peersession/bench/internal/proc"
 	"github.com/peersession/peersession/bench/loadgen"
 )
@@ -29,19 +32,23 @@ type variant struct {
 	nodes      int // server processes
 	args       []string
 	alternate  bool // load alternates between the two nodes
+	disk       bool // each node keeps its sessions in a data directory too
 	sessions   int  // sessions per client; zero means -sessions
 }
 
-// variants, each sticky one followed by its alternating ones: the order
-// rotates each round but keeps them together (see rotate), so that they
-// run seconds apart, and their ratio in a round (see altRatios) is less
-// at the mercy of the machine's other work.
+// variants, each baseline followed by the variants compared with it (its
+// alternating ones, its data-directory one): the order rotates each round
+// but keeps them together (see rotate), so that they run seconds apart,
+// and their ratio in a round (see baseRatios) is less at the mercy of the
+// machine's other work.
 var variants = []variant{
 	{name: "none", desc: "no sessions (ceiling)", nodes: 1, args: []string{"-variant", "none"}},
 	{name: "scs-mem", desc: "scs v2 + memstore", nodes: 1, args: []string{"-variant", "scs-mem"}},
 	{name: "scs-redis", desc: "scs v2 + redisstore (redis-server on loopback)", nodes: 1, args: []string{"-variant", "scs-redis"}},
 	{name: "peer-1", desc: "peersession, one node", nodes: 1, args: []string{"-variant", "peer"}},
+	{name: "peer-1-disk", desc: "peersession, one node, Config.DataDir set (sessions also on disk, flushed every second)", nodes: 1, args: []string{"-variant", "peer"}, disk: true},
 	{name: "peer-2-async", desc: "peersession, two nodes, Async, load on A", nodes: 2, args: []string{"-variant", "peer", "-consistency", "async"}},
+	{name: "peer-2-async-disk", desc: "peersession, two nodes, Async, load on A, Config.DataDir set on both", nodes: 2, args: []string{"-variant", "peer", "-consistency", "async"}, disk: true},
 	{name: "peer-2-async-alt", desc: "peersession, two nodes, Async, requests alternate A/B (non-sticky)", nodes: 2, args: []string{"-variant", "peer", "-consistency", "async"}, alternate: true},
 	{name: "peer-2-async-alt1", desc: "peersession, two nodes, Async, requests alternate A/B, one session per client: every read follows the write on the other node", nodes: 2, args: []string{"-variant", "peer", "-consistency", "async"}, alternate: true, sessions: 1},
 	{name: "peer-2-sync", desc: "peersession, two nodes, Sync, load on A", nodes: 2, args: []string{"-variant", "peer", "-consistency", "sync"}},
@@ -49,6 +56,9 @@ var variants = []variant{
 }
 
 type key struct{ variant, mode string }
+
+// workDir holds the runs' data directories and key files; removed at exit.
+var workDir string
 
 func main() {
 	server := flag.String("server", "./server", "the server binary")
@@ -65,6 +75,12 @@ func main() {
 	pairedModes := flag.String("paired-modes", "rw", "modes of the paired measurement")
 	flag.Parse()
 
+	tmp, err := os.MkdirTemp("", "compare-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	workDir = tmp
 	vs := variants
 	if *only != "" {
 		vs = nil
@@ -130,8 +146,8 @@ func main() {
 }
 
 // rotate returns vs rotated by r groups, a group being a variant and the
-// alternating ones that follow it (see sticky): the group stays in order,
-// so a sticky variant and its alternating ones run back to back.
+// ones compared with it that follow it (see baseOf): the group stays in
+// order, so a baseline and its variants run back to back.
 func rotate(vs []variant, r int) []variant {
 	groups := groupsOf(vs)
 	var out []variant
@@ -150,8 +166,21 @@ func startServers(bin, redisAddr string, v variant) ([]*proc.Proc, error) {
 	if v.name == "scs-redis" {
 		args = append(args, "-redis", redisAddr)
 	}
+	disk := func(node string) []string { return nil }
+	if v.disk {
+		dir, err := os.MkdirTemp(workDir, v.name+"-")
+		if err != nil {
+			return procs, err
+		}
+		keyFile := filepath.Join(dir, "key")
+		if err := os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(peersession.GenerateKey())), 0o600); err != nil {
+			return procs, err
+		}
+		args = append(args, "-key-file", keyFile)
+		disk = func(node string) []string { return []string{"-data-dir", filepath.Join(dir, node)} }
+	}
 	if v.nodes == 1 {
-		p, err := proc.Start(v.name, 30*time.Second, nil, bin, args...)
+		p, err := proc.Start(v.name, 30*time.Second, nil, bin, append(args, disk("a")...)...)
 		if err != nil {
 			return procs, err
 		}
@@ -161,12 +190,12 @@ func startServers(bin, redisAddr string, v variant) ([]*proc.Proc, error) {
 	if err != nil {
 		return procs, err
 	}
-	a, err := proc.Start(v.name+"/a", 30*time.Second, nil, bin, append(args, "-node", "a", "-gossip-port", fmt.Sprint(port))...)
+	a, err := proc.Start(v.name+"/a", 30*time.Second, nil, bin, slices.Concat(args, disk("a"), []string{"-node", "a", "-gossip-port", fmt.Sprint(port)})...)
 	if err != nil {
 		return procs, err
 	}
 	procs = append(procs, a)
-	b, err := proc.Start(v.name+"/b", 60*time.Second, nil, bin, append(args, "-node", "b", "-join", fmt.Sprintf("127.0.0.1:%d", port))...)
+	b, err := proc.Start(v.name+"/b", 60*time.Second, nil, bin, slices.Concat(args, disk("b"), []string{"-node", "b", "-join", fmt.Sprintf("127.0.0.1:%d", port)})...)
 	if err != nil {
 		return procs, err
 	}
@@ -332,7 +361,7 @@ func render(vs []variant, modes []string, res map[key][]loadgen.Result, rounds i
 		}
 		b.WriteString("\n")
 	}
-	b.WriteString(altRatios(vs, modes, res))
+	b.WriteString(baseRatios(vs, modes, res))
 	b.WriteString(paired)
 	b.WriteString("Variants:\n\n")
 	for _, v := range vs {
@@ -341,22 +370,26 @@ func render(vs []variant, modes []string, res map[key][]loadgen.Result, rounds i
 	return b.String()
 }
 
-// sticky names the sticky variant each alternating one is compared with.
-var sticky = map[string]string{
+// baseOf names the variant each other one is compared with: an
+// alternating one with its sticky one, a data-directory one with the same
+// setup in memory only.
+var baseOf = map[string]string{
 	"peer-2-async-alt":  "peer-2-async",
 	"peer-2-async-alt1": "peer-2-async",
 	"peer-2-sync-alt":   "peer-2-sync",
+	"peer-1-disk":       "peer-1",
+	"peer-2-async-disk": "peer-2-async",
 }
 
-// altRatios is the table of alternating ÷ sticky throughput: each round's
-// ratio (the two ran in the same round, minutes apart at most), and their
-// median and range.
-func altRatios(vs []variant, modes []string, res map[key][]loadgen.Result) string {
+// baseRatios is the table of each variant's throughput ÷ its baseline's
+// (see baseOf): each round's ratio (the two ran in the same round, minutes
+// apart at most), and their median and range.
+func baseRatios(vs []variant, modes []string, res map[key][]loadgen.Result) string {
 	var b strings.Builder
 	for _, m := range modes {
 		var rows []string
 		for _, v := range vs {
-			base, ok := sticky[v.name]
+			base, ok := baseOf[v.name]
 			if !ok {
 				continue
 			}
@@ -377,7 +410,7 @@ func altRatios(vs []variant, modes []string, res map[key][]loadgen.Result) strin
 		if len(rows) == 0 {
 			continue
 		}
-		fmt.Fprintf(&b, "#### alternating ÷ sticky throughput, %s, separate runs (each round's ratio; median)\n\n", m)
+		fmt.Fprintf(&b, "#### throughput ÷ the baseline's (alternating ÷ sticky, data directory ÷ memory only), %s, separate runs (each round's ratio; median)\n\n", m)
 		b.WriteString("| variants | median | range | each round |\n|---|--:|--:|---|\n")
 		b.WriteString(strings.Join(rows, ""))
 		b.WriteString("\n")

@@ -36,6 +36,8 @@ type pairedResult struct {
 func runPaired(bin string, vs []variant, m string, cycles int, slice time.Duration, lc loadgen.Config, sessions int) ([]pairedResult, error) {
 	var out []pairedResult
 	for _, g := range groupsOf(vs) {
+		// Only alternating variants share their baseline's processes.
+		g = slices.DeleteFunc(slices.Clone(g), func(v variant) bool { return v.name != g[0].name && !v.alternate })
 		if len(g) < 2 {
 			continue
 		}
@@ -103,7 +105,7 @@ func runPairedGroup(bin string, g []variant, m string, cycles int, slice time.Du
 func groupsOf(vs []variant) [][]variant {
 	var groups [][]variant
 	for _, v := range vs {
-		if n := len(groups); n > 0 && sticky[v.name] != "" && sticky[v.name] == groups[n-1][0].name {
+		if n := len(groups); n > 0 && baseOf[v.name] != "" && baseOf[v.name] == groups[n-1][0].name {
 			groups[n-1] = append(groups[n-1], v)
 			continue
 		}

@@ -6,7 +6,8 @@
 //	scs-mem    scs v2 with its memstore
 //	scs-redis  scs v2 with redisstore against -redis
 //	peer       peersession; with -join (or -gossip-port and a peer that
-//	           joins it) a cluster node, Async or Sync (-consistency)
+//	           joins it) a cluster node, Async or Sync (-consistency);
+//	           with -data-dir and -key-file its sessions also on disk
 //
 // Paths: /init creates a session (counter 0 and the 1 KiB value; with
 // ?pad=N also an N-byte value) and answers "0"; /rw answers the counter it
@@ -51,6 +52,7 @@ func main() {
 	nf.Register(flag.CommandLine, "peer: ")
 	keyFile := flag.String("key-file", "", "peer: cluster key file (base64), required off loopback")
 	maxTombstones := flag.Int("max-tombstones", 0, "peer: Config.MaxTombstones (0: the default, MaxSessions)")
+	dataDir := flag.String("data-dir", "", "peer: Config.DataDir, encrypted with the -key-file key (required with it)")
 	flag.Parse()
 
 	var handler http.Handler
@@ -82,17 +84,27 @@ func main() {
 		}
 		handler = sm.LoadAndSave(scsHandlers(sm))
 	case "peer":
-		cfg := peersession.Config{Logger: nf.Logger(), MaxTombstones: *maxTombstones}
+		cfg := peersession.Config{Logger: nf.Logger(), MaxTombstones: *maxTombstones, DataDir: *dataDir}
+		var key []byte
+		if *keyFile != "" {
+			k, err := peersession.ReadKeyFile(*keyFile)
+			if err != nil {
+				log.Fatal(err)
+			}
+			key = k
+		}
 		if *nodeName != "" {
 			cc := nf.Cluster("server", *nodeName)
-			if *keyFile != "" {
-				k, err := peersession.ReadKeyFile(*keyFile)
-				if err != nil {
-					log.Fatal(err)
-				}
-				cc.Keys = [][]byte{k}
+			if key != nil {
+				cc.Keys = [][]byte{key}
 			}
 			cfg.Cluster = cc
+		}
+		if *dataDir != "" {
+			if key == nil {
+				log.Fatal("server: -data-dir needs -key-file: the files are encrypted with that key")
+			}
+			cfg.DataKey = key
 		}
 		st := node.Start(cfg, 60*time.Second)
 		handler = st.Middleware(peerHandlers())

@@ -118,40 +118,15 @@ func msgpackInterface(data []byte) (any, error) {
 func decodeValue(data []byte, dst any) error {
 	switch p := dst.(type) {
 	case *int:
-		if n, ok, err := signedAt(data, strconv.IntSize, "int"); ok {
-			if err == nil {
-				*p = int(n)
-			}
-			return err
-		}
+		return decodeInt(data, p)
 	case *int64:
-		if n, ok, err := signedAt(data, 64, "int64"); ok {
-			if err == nil {
-				*p = n
-			}
-			return err
-		}
+		return decodeInt(data, p)
 	case *int32:
-		if n, ok, err := signedAt(data, 32, "int32"); ok {
-			if err == nil {
-				*p = int32(n)
-			}
-			return err
-		}
+		return decodeInt(data, p)
 	case *uint64:
-		if n, ok, err := unsignedAt(data, 64, "uint64"); ok {
-			if err == nil {
-				*p = n
-			}
-			return err
-		}
+		return decodeInt(data, p)
 	case *uint:
-		if n, ok, err := unsignedAt(data, strconv.IntSize, "uint"); ok {
-			if err == nil {
-				*p = uint(n)
-			}
-			return err
-		}
+		return decodeInt(data, p)
 	case *string, *[]byte, *bool, *float64, *time.Time:
 		return msgpackDecode(data, dst) // nothing to check or normalize
 	case *any:
@@ -243,30 +218,20 @@ func fits(v uint64, neg, signed bool, bits int) bool {
 	return v <= 1<<(bits-1)-1
 }
 
-// signedAt reads the integer at the start of data for a signed
-// destination of bits bits, named typ. ok is false if data holds no
-// integer (msgpack then says why).
-func signedAt(data []byte, bits int, typ string) (n int64, ok bool, err error) {
+// decodeInt decodes the integer data holds into *p, with an error if it
+// does not fit T; what is not a whole integer goes to decodeReflect
+// (msgpack then says why).
+func decodeInt[T int | int64 | int32 | uint64 | uint](data []byte, p *T) error {
 	v, neg, ok := intAt(data)
 	if !ok {
-		return 0, false, nil
+		return decodeReflect(data, p)
 	}
-	if !fits(v, neg, true, bits) {
-		return 0, true, &rangeError{v: v, neg: neg, typ: typ}
+	n := T(v) // v sign-extended when neg, so a value that fits converts back to v
+	if uint64(n) != v || (n < 0) != neg {
+		return &rangeError{v: v, neg: neg, typ: fmt.Sprintf("%T", n)}
 	}
-	return int64(v), true, nil
-}
-
-// unsignedAt is signedAt for an unsigned destination.
-func unsignedAt(data []byte, bits int, typ string) (n uint64, ok bool, err error) {
-	v, neg, ok := intAt(data)
-	if !ok {
-		return 0, false, nil
-	}
-	if !fits(v, neg, false, bits) {
-		return 0, true, &rangeError{v: v, neg: neg, typ: typ}
-	}
-	return v, true, nil
+	*p = n
+	return nil
 }
 
 // decodeAny decodes into *p, replacing what it holds unless that is a
@@ -305,18 +270,10 @@ func anyAt(data []byte) (any, error) {
 // whether x itself was replaced.
 func normAny(x any) (_ any, changed bool) {
 	switch v := x.(type) {
-	case int8:
-		return int64(v), true
-	case int16:
-		return int64(v), true
-	case int32:
-		return int64(v), true
-	case uint8:
-		return int64(v), true
-	case uint16:
-		return int64(v), true
-	case uint32:
-		return int64(v), true
+	case int8, int16, int32:
+		return reflect.ValueOf(v).Int(), true
+	case uint8, uint16, uint32:
+		return int64(reflect.ValueOf(v).Uint()), true
 	case uint64:
 		if v <= math.MaxInt64 {
 			return int64(v), true

@@ -141,6 +141,11 @@ type ReplicationStats struct {
 	// connections refused for a connection limit or cut off for their
 	// size, duration or rate.
 	StreamConnsRefused, HandshakeTimeouts, GossipConnsRefused, GossipConnsCut uint64
+	// FramesOut and FramesIn count the frames this node sent to and
+	// received from its peers' streams, BytesOut and BytesIn their bytes
+	// (before encryption and framing), and StreamWrites and StreamReads the
+	// system calls that carried them: the cost of replication per write.
+	FramesOut, FramesIn, BytesOut, BytesIn, StreamWrites, StreamReads uint64
 }
 
 // PeerStats are the replication figures for one peer: the engine's own
@@ -163,6 +168,8 @@ func (r *replication) stats() ReplicationStats {
 	cs := r.node.Stats()
 	out.StreamConnsRefused, out.HandshakeTimeouts = cs.StreamConnsRefused, cs.HandshakeTimeouts
 	out.GossipConnsRefused, out.GossipConnsCut = cs.GossipConnsRefused, cs.GossipConnsCut
+	out.FramesOut, out.FramesIn, out.BytesOut, out.BytesIn = cs.FramesOut, cs.FramesIn, cs.BytesOut, cs.BytesIn
+	out.StreamWrites, out.StreamReads = cs.StreamWrites, cs.StreamReads
 	for id, p := range es.Peers {
 		name := names[id]
 		if name == "" {

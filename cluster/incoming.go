@@ -97,7 +97,7 @@ func (n *Node) serveIn(c *inConn, release func()) {
 		hello = true
 		return c.conn.SetDeadline(start.Add(n.cfg.DialTimeout))
 	}
-	r := bufio.NewReaderSize(c.conn, 32<<10)
+	r := bufio.NewReaderSize(countReads{c.conn, &n.stats.streamReads}, 32<<10)
 	id, recv, psk, err := serverHandshake(r, c.conn, n.streamPSKs(), n.prologue, n.self.ID, gotHello)
 	release()
 	if err == nil {

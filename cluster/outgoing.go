@@ -249,6 +249,7 @@ func (p *outPeer) writeLocked(ctx context.Context, c *outConn, frame []byte, typ
 		return err
 	}
 	_, err = c.conn.Write(c.buf)
+	p.n.stats.streamWrites.Add(1)
 	if cap(c.buf) > retainBuf {
 		c.buf = nil
 	}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/peersession/peersession/cluster"
 )
 
 // KeySize is the length of a cluster key: 32 bytes (AES-256).
@@ -109,38 +111,30 @@ func isText(b []byte) bool {
 // AddKey(new) on every node, then UseKey(new) on every node, then
 // RemoveKey(old) on every node.
 func (st *Store) AddKey(k []byte) error {
-	if st.repl == nil {
-		return errSingleNode
-	}
-	if err := st.repl.node.AddKey(k); err != nil {
-		return err
-	}
-	st.repl.stamps.add(k)
-	return nil
+	return st.changeKeys(k, (*cluster.Node).AddKey, (*stampKeys).add)
 }
 
 // UseKey makes a key already in the keyring the primary one, used for
 // everything this node sends.
 func (st *Store) UseKey(k []byte) error {
-	if st.repl == nil {
-		return errSingleNode
-	}
-	if err := st.repl.node.UseKey(k); err != nil {
-		return err
-	}
-	st.repl.stamps.use(k)
-	return nil
+	return st.changeKeys(k, (*cluster.Node).UseKey, (*stampKeys).use)
 }
 
 // RemoveKey removes a key that is not primary from the keyring.
 func (st *Store) RemoveKey(k []byte) error {
+	return st.changeKeys(k, (*cluster.Node).RemoveKey, (*stampKeys).remove)
+}
+
+// changeKeys makes one keyring change: in the cluster node's keyring and,
+// once that took, in the keys of the cookies' version stamps.
+func (st *Store) changeKeys(k []byte, node func(*cluster.Node, []byte) error, stamps func(*stampKeys, []byte)) error {
 	if st.repl == nil {
 		return errSingleNode
 	}
-	if err := st.repl.node.RemoveKey(k); err != nil {
+	if err := node(st.repl.node, k); err != nil {
 		return err
 	}
-	st.repl.stamps.remove(k)
+	stamps(st.repl.stamps, k)
 	return nil
 }
 

@@ -94,6 +94,20 @@ type worker struct {
 	reqs     int
 }
 
+// NewTransport returns the HTTP transport of a load of that many
+// concurrent clients: keep-alive connections, enough of them idle for
+// every client to reuse one, no compression. Close its idle connections
+// when the load is over.
+func NewTransport(workers int) *http.Transport {
+	return &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        4 * workers,
+		MaxIdleConnsPerHost: 2 * workers,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+}
+
 // Run creates the sessions, then sends load for cfg.Duration and reports.
 func Run(ctx context.Context, cfg Config) (Result, error) {
 	if len(cfg.Targets) == 0 {
@@ -120,13 +134,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 5 * time.Second
 	}
-	tr := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        4 * cfg.Workers,
-		MaxIdleConnsPerHost: 2 * cfg.Workers,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-	}
+	tr := NewTransport(cfg.Workers)
 	defer tr.CloseIdleConnections()
 	ws := make([]*worker, cfg.Workers)
 	for i := range ws {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"slices"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/peersession/peersession/bench/internal/proc"
+	"github.com/peersession/peersession/bench/loadgen"
 )
 
 // sample is one request: when it was sent (from the round's kill), how
@@ -126,13 +126,7 @@ func runRound(ctx context.Context, o *options, n int) (*round, error) {
 	}
 	survivors := []int{0, 1}
 
-	tr := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        4 * o.workers,
-		MaxIdleConnsPerHost: 2 * o.workers,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-	}
+	tr := loadgen.NewTransport(o.workers)
 	defer tr.CloseIdleConnections()
 
 	// live is the balancer's rotation: all three, then the survivors.

@@ -36,6 +36,18 @@ type variant struct {
 	sessions   int  // sessions per client; zero means -sessions
 }
 
+// load returns lc aimed at procs, v's servers, in mode m ("ro" or "rw"):
+// at the first server, or alternating over the first two.
+func (v variant) load(lc loadgen.Config, procs []*proc.Proc, m string) loadgen.Config {
+	lc.Targets = []string{procs[0].URL}
+	if v.alternate {
+		lc.Targets = append(lc.Targets, procs[1].URL)
+	}
+	lc.Write = m == "rw"
+	lc.Path = "/" + m
+	return lc
+}
+
 // variants, each baseline followed by the variants compared with it (its
 // alternating ones, its data-directory one): the order rotates each round
 // but keeps them together (see rotate), so that they run seconds apart,
@@ -70,7 +82,7 @@ func main() {
 	only := flag.String("variants", "", "comma-separated subset of variants (default all)")
 	modes := flag.String("modes", "rw,ro", "rw (read-write handler), ro (read-only), or both")
 	out := flag.String("out", "results/latest.md", "markdown output ('' for none)")
-	pairedCycles := flag.Int("paired-cycles", 9, "cycles of the paired alternating ÷ sticky measurement (0: none)")
+	pairedCycles := flag.Int("paired-cycles", 9, "cycles of the paired measurement of each variant ÷ its baseline (0: none)")
 	pairedSlice := flag.Duration("paired-slice", time.Second, "load duration of each variant in a paired cycle")
 	pairedModes := flag.String("paired-modes", "rw", "modes of the paired measurement")
 	flag.Parse()
@@ -226,14 +238,7 @@ func runVariant(bin, redisAddr string, v variant, modes []string, lc loadgen.Con
 	}
 	out := map[string]loadgen.Result{}
 	for _, m := range modes {
-		c := lc
-		c.Targets = []string{procs[0].URL}
-		if v.alternate {
-			c.Targets = append(c.Targets, procs[1].URL)
-		}
-		c.Write = m == "rw"
-		c.Path = "/" + m
-		r, err := loadgen.Run(context.Background(), c)
+		r, err := loadgen.Run(context.Background(), v.load(lc, procs, m))
 		if err != nil {
 			return nil, "", err
 		}

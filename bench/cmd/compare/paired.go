@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/peersession/peersession/bench/internal/proc"
 	"github.com/peersession/peersession/bench/loadgen"
 )
 
@@ -30,14 +31,14 @@ type pairedResult struct {
 	notes []string
 }
 
-// runPaired measures each group of vs (a sticky variant followed by its
-// alternating ones, see rotate) that has alternating members, on one
-// cluster per group, in mode m.
+// runPaired measures each group of vs (a variant followed by the ones
+// compared with it, see rotate) that has more than one member, in mode m.
+// An alternating variant runs on its baseline's cluster; any other (a
+// data-directory one) on a cluster of its own, started beside the
+// baseline's and kept running, idle while the other is loaded.
 func runPaired(bin string, vs []variant, m string, cycles int, slice time.Duration, lc loadgen.Config, sessions int) ([]pairedResult, error) {
 	var out []pairedResult
 	for _, g := range groupsOf(vs) {
-		// Only alternating variants share their baseline's processes.
-		g = slices.DeleteFunc(slices.Clone(g), func(v variant) bool { return v.name != g[0].name && !v.alternate })
 		if len(g) < 2 {
 			continue
 		}
@@ -52,34 +53,36 @@ func runPaired(bin string, vs []variant, m string, cycles int, slice time.Durati
 
 func runPairedGroup(bin string, g []variant, m string, cycles int, slice time.Duration, lc loadgen.Config, sessions int) (pairedResult, error) {
 	pr := pairedResult{rps: make([][]float64, len(g)), errs: make([]int, len(g)), mism: make([]int, len(g))}
-	for _, v := range g {
-		pr.names = append(pr.names, v.name)
-	}
-	procs, err := startServers(bin, "", g[0])
+	clusters := make([][]*proc.Proc, len(g)) // clusters[i]: the processes g[i] runs on
+	var all []*proc.Proc
 	defer func() {
-		for _, p := range procs {
+		for _, p := range all {
 			p.Stop()
 		}
 	}()
-	if err != nil {
-		return pr, err
+	for i, v := range g {
+		pr.names = append(pr.names, v.name)
+		if i > 0 && v.alternate {
+			clusters[i] = clusters[0]
+			continue
+		}
+		procs, err := startServers(bin, "", v)
+		all = append(all, procs...)
+		if err != nil {
+			return pr, err
+		}
+		clusters[i] = procs
 	}
 	for c := 0; c < cycles; c++ {
 		for k := range g {
 			i := (k + c) % len(g)
 			v := g[i]
-			cfg := lc
+			cfg := v.load(lc, clusters[i], m)
 			cfg.Sessions = sessions
 			if v.sessions > 0 {
 				cfg.Sessions = v.sessions
 			}
 			cfg.Duration = slice
-			cfg.Targets = []string{procs[0].URL}
-			if v.alternate {
-				cfg.Targets = append(cfg.Targets, procs[1].URL)
-			}
-			cfg.Write = m == "rw"
-			cfg.Path = "/" + m
 			r, err := loadgen.Run(context.Background(), cfg)
 			if err != nil {
 				return pr, err
@@ -90,7 +93,7 @@ func runPairedGroup(bin string, g []variant, m string, cycles int, slice time.Du
 			fmt.Fprintf(os.Stderr, "paired %s cycle %d/%d %-17s: %s\n", m, c+1, cycles, v.name, r)
 		}
 	}
-	for _, p := range procs {
+	for _, p := range all {
 		if st, err := p.Stats(false); err == nil {
 			if n := serverNotes(p.Name, st, true); n != "" {
 				pr.notes = append(pr.notes, n)
@@ -100,8 +103,8 @@ func runPairedGroup(bin string, g []variant, m string, cycles int, slice time.Du
 	return pr, nil
 }
 
-// groupsOf splits vs into groups: a variant and the alternating ones that
-// follow it.
+// groupsOf splits vs into groups: a variant and the ones compared with it
+// (see baseOf) that follow it.
 func groupsOf(vs []variant) [][]variant {
 	var groups [][]variant
 	for _, v := range vs {
@@ -119,11 +122,11 @@ func renderPaired(prs []pairedResult, m string, cycles int, slice time.Duration,
 		return ""
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "#### alternating ÷ sticky throughput, %s, paired on one cluster (%d cycles × %v a load; median of the cycles' ratios)\n\n", m, cycles, slice)
-	fmt.Fprintf(&b, "One pair of node processes per consistency; on it, in each cycle, a %v slice of each load in turn (order rotating), "+
+	fmt.Fprintf(&b, "#### throughput ÷ the baseline's, %s, paired (%d cycles × %v a load; median of the cycles' ratios)\n\n", m, cycles, slice)
+	fmt.Fprintf(&b, "The baseline's node processes and, for a data-directory variant, its own beside them, all kept running; in each cycle, a %v slice of each load in turn (order rotating), "+
 		"%d clients, each slice creating its own sessions (%d per client, or the variant's own count) before it runs. "+
-		"Each cycle's ratio compares loads run seconds apart on the same processes.\n\n", slice, workers, sessions)
-	b.WriteString("| variants | median ratio | middle half of the ratios | range | median req/s (alternating, sticky) | errors (alternating, sticky) | lost writes (alternating, sticky) |\n")
+		"An alternating variant runs on its sticky baseline's pair. Each cycle's ratio compares loads run seconds apart on the same processes.\n\n", slice, workers, sessions)
+	b.WriteString("| variants | median ratio | middle half of the ratios | range | median req/s (variant, baseline) | errors (variant, baseline) | lost writes (variant, baseline) |\n")
 	b.WriteString("|---|--:|--:|--:|--:|--:|--:|\n")
 	for _, pr := range prs {
 		for i := 1; i < len(pr.names); i++ {

@@ -25,6 +25,11 @@
 #                             round-robin load: the survivors' latency
 #                             before and after, 3 rounds; ~1.5 min
 #                             -> results/kill.md
+#   ./run.sh scale            full replication as the cluster grows: N = 2,
+#                             4, 8, 16, 32 nodes in one process, CPU per
+#                             1,000 writes, bytes/frames/syscalls per write,
+#                             visibility, max rate, heap, join; ~10 min
+#                             -> results/scale.md (SCALE_NODES, SCALE_ROUNDS)
 #   ./run.sh all              compare, then repl
 #
 # Environment: ROUNDS (5), DURATION (3s per variant, mode and round),
@@ -55,6 +60,8 @@ REPL_OUT=${REPL_OUT:-repl.md}
 PAIRED_CYCLES=${PAIRED_CYCLES:-9}
 KILL_ROUNDS=${KILL_ROUNDS:-3}
 KILL_RATE=${KILL_RATE:-8000}
+SCALE_NODES=${SCALE_NODES:-2,4,8,16,32}
+SCALE_ROUNDS=${SCALE_ROUNDS:-3}
 
 bin=$(mktemp -d /tmp/peersession-bench.XXXXXX)
 redis_pid=
@@ -139,6 +146,11 @@ run_kill() {
 		-out "$here/results/kill.md"
 }
 
+run_scale() {
+	echo "== scale: full replication at $SCALE_NODES nodes in one process, $SCALE_ROUNDS rounds (stderr shows each round)" >&2
+	"$bin/scale" -nodes "$SCALE_NODES" -rounds "$SCALE_ROUNDS" -out "$here/results/scale.md"
+}
+
 run_stalls() {
 	echo "== stalls: key updates at 200,000/s, the last of 8 rounds traced" >&2
 	"$bin/stalls" -repl "$bin/repl" -duration "$REPL_DURATION" -out "$here/results/stalls.md"
@@ -176,8 +188,9 @@ repl) build; run_repl ;;
 disk) build; run_disk ;;
 stalls) build ./diag/stalls; run_stalls ;;
 kill) build; run_kill ;;
+scale) build; run_scale ;;
 flood) build; run_flood ;;
 soak) build; run_soak "${2:-10m}" ;;
 all) build; run_compare; run_repl ;;
-*) echo "usage: $0 [compare|disk|repl|stalls|flood|kill|soak [duration]|all]" >&2; exit 2 ;;
+*) echo "usage: $0 [compare|disk|repl|stalls|flood|kill|scale|soak [duration]|all]" >&2; exit 2 ;;
 esac

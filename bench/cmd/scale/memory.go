@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// memResult is what the memory phase measured.
+type memResult struct {
+	heapPerNode float64       // bytes of live heap per node, after GC
+	payload     int           // bytes of session values per node
+	fill        time.Duration // until every node held every session
+	join        time.Duration // a new node's New to WaitReady
+}
+
+// fillAndMeasure creates sessions of one size-byte key, spread over the
+// nodes, waits until every node holds them (bounded), lets the cluster sit
+// idle for idle (so that per-peer buffers may be returned), and reports the
+// live heap per node (the process's after two GCs, divided by the nodes)
+// against the payload. Then it times a node joining the cluster that holds
+// them (its state transfer), and closes that node.
+func (c *cluster) fillAndMeasure(sessions, size int, idle, limit time.Duration) (memResult, error) {
+	ctx := context.Background()
+	n := len(c.nodes)
+	base := c.nodes[0].Len()
+	start := time.Now()
+	val := value(size)
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i, st := range c.nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := i; k < sessions; k += n {
+				s := st.NewSession(ctx)
+				_ = s.Set("v", val)
+				if _, err := st.Save(ctx, s); err != nil {
+					errs[i] = fmt.Errorf("memory phase: save on node %d: %w", i, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return memResult{}, err
+		}
+	}
+	want := base + sessions
+	dl := time.Now().Add(limit)
+	for _, st := range c.nodes {
+		for st.Len() < want {
+			if time.Now().After(dl) {
+				return memResult{}, fmt.Errorf("memory phase: a node holds %d of %d sessions after %v", st.Len(), want, limit)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	c.settle(limit)
+	res := memResult{fill: time.Since(start), payload: sessions * size}
+	time.Sleep(idle) // idle on purpose: what stays allocated when nothing happens
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	res.heapPerNode = float64(ms.HeapAlloc) / float64(n)
+
+	jctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	t0 := time.Now()
+	st, err := c.startNode(jctx, fmt.Sprintf("n%02d", n), false)
+	if err != nil {
+		return res, fmt.Errorf("join: %w", err)
+	}
+	res.join = time.Since(t0)
+	st.Close()
+	return res, nil
+}

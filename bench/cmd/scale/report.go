@@ -1,0 +1,52 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// report renders the rows as markdown.
+func report(rows []row, o options) string {
+	var b strings.Builder
+	host, _ := os.Hostname()
+	fmt.Fprintf(&b, "### Full replication as the cluster grows (%s, bench/run.sh scale)\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(&b, "Machine: %s, %d cores shared with other work. All N nodes in one process on 127.0.0.1. "+
+		"Fixed rate: %d writes/s cluster-wide for %v, each write one %d-byte key of one of %d sessions, on the nodes in turn; medians of %d rounds. "+
+		"CPU: the process's (writers included) until replication caught up. Bytes, frames and system calls (stream writes + reads) per write: summed over the nodes. "+
+		"Visibility: sessions created on the other nodes (%d/s) until the last node's OnCreate. "+
+		"Max rate: highest with visibility p99 ≤ %v, nothing dropped and caught up within %v (doubling from 1,000/s, two bisections, %v each). "+
+		"Heap: the process's live heap after GC ÷ N, with %d sessions of %d bytes held and %v idle. Join: one more node, New to WaitReady.\n\n",
+		host, runtime.NumCPU(), o.rate, o.dur, o.keySize, o.poolSize, o.rounds, probeRate, o.maxP99, o.drain, o.searchDur, o.sessions, o.valueSize, o.idle)
+	b.WriteString("| nodes | CPU ms per 1,000 writes | bytes sent per write | frames / syscalls per write | visible on the last node p50 / p99 | max writes/s with p99 ≤ 100 ms | heap per node | join |\n")
+	b.WriteString("|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, r := range rows {
+		maxRate := "not searched"
+		switch {
+		case r.maxFailed:
+			maxRate = "< 1k"
+		case r.maxRate > 0:
+			maxRate = fmt.Sprintf("%dk", r.maxRate/1000)
+		}
+		heap, join := "-", "-"
+		if r.memDone {
+			heap = fmt.Sprintf("%.2f× payload", r.mem.heapPerNode/float64(r.mem.payload))
+			join = r.mem.join.Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(&b, "| %d | %.0f | %.0f | %.2f / %.2f | %s / %s ms | %s | %s | %s |\n",
+			r.n, r.cpuPer1k, r.bytes, r.frames, r.writes+r.reads, ms(r.p50), ms(r.p99), maxRate, heap, join)
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// ms formats d in milliseconds.
+func ms(d time.Duration) string {
+	v := float64(d) / 1e6
+	if v < 10 {
+		return fmt.Sprintf("%.2f", v)
+	}
+	return fmt.Sprintf("%.0f", v)
+}

@@ -17,6 +17,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -221,6 +222,28 @@ func launchNode(t testing.TB, name string, opts nodeOptions) (*nodeProc, error) 
 		return p, fmt.Errorf("node %s (%s): %w", name, strings.Join(argv, " "), err)
 	}
 	return p, nil
+}
+
+// startNodes starts one node per name at once, as a deploy that
+// restarts every node does (each node's join may wait for the others),
+// with the options opts gives node i, and returns them in order once
+// every one is ready; or the errors of those that did not start.
+func startNodes(t testing.TB, names []string, opts func(i int) nodeOptions) ([]*nodeProc, error) {
+	t.Helper()
+	procs := make([]*nodeProc, len(names))
+	errs := make([]error, len(names))
+	o := make([]nodeOptions, len(names))
+	for i := range names {
+		if o[i] = opts(i); o[i].Bin == "" {
+			o[i].Bin = demoBinary(t) // built here, not in the goroutines
+		}
+	}
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Go(func() { procs[i], errs[i] = launchNode(t, name, o[i]) })
+	}
+	wg.Wait()
+	return procs, errors.Join(errs...)
 }
 
 // waitReady waits for the serving line, then for path to answer 200.

@@ -101,11 +101,7 @@ func TestNodesWithKeyFile(t *testing.T) {
 
 // TestEndpoints checks the HTTP contract on a single node.
 func TestEndpoints(t *testing.T) {
-	store, err := peersession.New(peersession.Config{})
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, store.Close()) })
-	srv := httptest.NewServer(store.Middleware(demo.Handler("solo", store)))
-	t.Cleanup(srv.Close)
+	srv := soloServer(t)
 	c := newClient(t)
 
 	raw := func(method, path string) string {
@@ -153,6 +149,16 @@ func TestEndpoints(t *testing.T) {
 
 	postJSON(t, c, srv.URL+"/logout", nil, &cart)
 	require.JSONEq(t, `{"node":"solo","user":"","items":[]}`, raw("GET", "/cart"))
+}
+
+// soloServer serves the demo's handler on a node of its own, "solo".
+func soloServer(t *testing.T) *httptest.Server {
+	store, err := peersession.New(peersession.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, store.Close()) })
+	srv := httptest.NewServer(store.Middleware(demo.Handler("solo", store)))
+	t.Cleanup(srv.Close)
+	return srv
 }
 
 func newClient(t *testing.T) *http.Client {

@@ -4,26 +4,18 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/peersession/peersession"
-	"github.com/peersession/peersession/examples/twonode/demo"
 )
 
 // A client that fills its session past Config.MaxSessionBytes gets a 4xx
 // (413), never a 5xx: 2,000 adds of 100-byte items into one cart, as a
 // black-box client would send them.
 func TestCartOverTheSessionLimitIs413NotA5xx(t *testing.T) {
-	store, err := peersession.New(peersession.Config{})
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, store.Close()) })
-	srv := httptest.NewServer(store.Middleware(demo.Handler("solo", store)))
-	t.Cleanup(srv.Close)
+	srv := soloServer(t)
 	c := newClient(t)
 
 	post := func(path string, form url.Values) int {

@@ -3,6 +3,7 @@ package demo
 import (
 	_ "embed"
 	"encoding/json"
+	"fmt"
 	"hash/fnv"
 	"html/template"
 	"log/slog"
@@ -65,10 +66,20 @@ type app struct {
 	store *peersession.Store
 }
 
+// formField returns the form field name, trimmed; when that is empty or
+// over maxField bytes it answers 400 Bad Request and ok is false.
+func (a *app) formField(w http.ResponseWriter, r *http.Request, name string) (v string, ok bool) {
+	v = strings.TrimSpace(r.FormValue(name))
+	if v == "" || len(v) > maxField {
+		a.fail(w, r, http.StatusBadRequest, fmt.Sprintf("form field %s must hold 1 to %d characters", name, maxField))
+		return "", false
+	}
+	return v, true
+}
+
 func (a *app) login(w http.ResponseWriter, r *http.Request) {
-	user := strings.TrimSpace(r.FormValue("user"))
-	if user == "" || len(user) > maxField {
-		a.fail(w, r, http.StatusBadRequest, "form field user must hold 1 to 100 characters")
+	user, ok := a.formField(w, r, "user")
+	if !ok {
 		return
 	}
 	s := peersession.FromContext(r.Context())
@@ -94,9 +105,8 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *app) addItem(w http.ResponseWriter, r *http.Request) {
-	item := strings.TrimSpace(r.FormValue("item"))
-	if item == "" || len(item) > maxField {
-		a.fail(w, r, http.StatusBadRequest, "form field item must hold 1 to 100 characters")
+	item, ok := a.formField(w, r, "item")
+	if !ok {
 		return
 	}
 	s := peersession.FromContext(r.Context())

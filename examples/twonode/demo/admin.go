@@ -6,7 +6,6 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"time"
 
@@ -49,11 +48,7 @@ func startAdmin(cfg NodeConfig, store *peersession.Store) (*adminServer, error) 
 	if cfg.AdminPassword == "" {
 		return nil, nil
 	}
-	addr := cfg.AdminAddr
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listen(cfg.AdminAddr)
 	if err != nil {
 		return nil, fmt.Errorf("demo: node %s: admin address: %w", cfg.Name, err)
 	}

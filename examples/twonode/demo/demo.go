@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -88,11 +87,7 @@ func Start(ctx context.Context, cfg Config) (d *Demo, err error) {
 	if err != nil {
 		return d, err
 	}
-	addr := cfg.ProxyAddr
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listen(cfg.ProxyAddr)
 	if err != nil {
 		return d, fmt.Errorf("demo: proxy: %w", err)
 	}

@@ -104,11 +104,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 		_ = store.Close()
 		return nil, fmt.Errorf("demo: start node %s: %w", cfg.Name, err)
 	}
-	addr := cfg.HTTPAddr
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listen(cfg.HTTPAddr)
 	if err != nil {
 		_ = store.Close()
 		return nil, fmt.Errorf("demo: start node %s: %w", cfg.Name, err)
@@ -201,4 +197,13 @@ func withReadiness(store *peersession.Store, app http.Handler) http.Handler {
 	mux.Handle("GET /readyz", store.ReadyHandler())
 	mux.Handle("/", app)
 	return mux
+}
+
+// listen listens on TCP address addr, or on a free loopback port when addr
+// is empty.
+func listen(addr string) (net.Listener, error) {
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	return net.Listen("tcp", addr)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -59,6 +60,12 @@ type Config struct {
 	// that are not members joined (partition heal, restarts, new pods);
 	// a node with no peer at all tries every second. Zero means 10s.
 	RejoinInterval time.Duration
+	// Formats is the range of wire-format versions of the frames this
+	// node's Handler speaks; the stream handshake exchanges it, refuses a
+	// peer whose range does not overlap (see FormatError), and keeps the
+	// peer's for the Handler (PeerFormats). The zero value means {1, 1},
+	// which is what nodes of releases before format ranges speak.
+	Formats Formats
 	// Label is the memberlist label (one per cluster); it is also part of
 	// the Noise prologue, so clusters with different labels cannot talk.
 	Label string
@@ -116,6 +123,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if len(c.Name) > maxNameLen {
 		return c, configErr("Name", "{Name} is %d bytes, at most %d allowed", len(c.Name), maxNameLen)
+	}
+	if strings.IndexByte(c.Name, 0) >= 0 {
+		return c, configErr("Name", "{Name} %q contains a NUL byte: give the node a printable name", c.Name)
+	}
+	if c.Formats == (Formats{}) {
+		c.Formats = legacyFormats
+	}
+	if !c.Formats.valid() {
+		return c, configErr("Formats", "{Formats} %s is not a range of versions from 1 up: set Min to the oldest and Max to the newest format the Handler reads", c.Formats)
 	}
 	if c.Handler == nil {
 		return c, configErr("Handler", "{Handler} is required")

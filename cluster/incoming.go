@@ -98,7 +98,8 @@ func (n *Node) serveIn(c *inConn, release func()) {
 		return c.conn.SetDeadline(start.Add(n.cfg.DialTimeout))
 	}
 	r := bufio.NewReaderSize(countReads{c.conn, &n.stats.streamReads}, 32<<10)
-	id, recv, psk, err := serverHandshake(r, c.conn, n.streamPSKs(), n.prologue, n.self.ID, gotHello)
+	acc, err := n.acceptHandshake(r, c.conn, gotHello)
+	id, recv, psk := acc.id, acc.recv, acc.psk
 	release()
 	if err == nil {
 		err = c.conn.SetDeadline(time.Time{})

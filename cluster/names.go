@@ -140,7 +140,7 @@ func (g *nameGuard) answers(p Peer) bool {
 	if err == nil {
 		deadline, _ := ctx.Deadline()
 		conn.SetDeadline(deadline)
-		err = probeHandshake(conn, n.streamPSKs()[0], n.prologue, p.ID)
+		err = probeHandshake(conn, n.streamPSKs()[0], n.prologue, p.ID, n.cfg.Formats)
 		conn.Close()
 	}
 	if err != nil {

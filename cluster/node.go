@@ -47,6 +47,11 @@ type Node struct {
 	refused    atomic.Bool     // the last join found seeds, and all that answered refused this node
 	refusalLog ratelog.Limiter // holds back the warning about seeds refusing this node
 
+	fmtMu       sync.Mutex         // guards peerFmt and fmtConflict
+	peerFmt     map[string]Formats // the wire formats each peer announced (see PeerFormats)
+	fmtConflict *FormatError       // the latest stream refused for want of a common format
+	fmtLog      ratelog.Limiter    // holds back the log of streams refused for their formats
+
 	lifeMu sync.Mutex // guards closed, and orders wg.Add against Close's wg.Wait
 	closed bool
 	stop   chan struct{} // closed by Close
@@ -96,6 +101,8 @@ func New(cfg Config) (*Node, error) {
 		outs:     make(map[string]*outPeer),
 		ins:      make(map[*inConn]struct{}),
 		inByPeer: make(map[string]*inConn),
+		peerFmt:  make(map[string]Formats),
+		fmtLog:   ratelog.Limiter{Every: 10 * time.Second},
 		del:      &delegate{queue: newEventQueue()},
 	}
 	n.self.ID = cfg.Name + "-" + hex.EncodeToString(suffix[:])

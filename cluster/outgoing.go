@@ -332,7 +332,7 @@ func (n *Node) dial(ctx context.Context, peer Peer) (*outConn, error) {
 		conn.SetDeadline(time.Unix(1, 0))
 	})
 	psk := n.streamPSKs()[0]
-	send, err := clientHandshake(conn, psk, n.prologue, n.self.ID, peer.ID)
+	send, err := n.dialHandshake(conn, psk, peer)
 	if !stop() {
 		<-fired
 		if err == nil {

@@ -237,7 +237,7 @@ func TestReplayedHandshakeIsRejected(t *testing.T) {
 	raw, err := net.Dial("tcp", a.Self().Addr)
 	require.NoError(t, err)
 	rec := &recordingConn{Conn: raw}
-	send, err := clientHandshake(rec, streamPSK(testKey1), b.prologue, b.Self().ID, a.Self().ID)
+	send, _, err := clientHandshake(rec, streamPSK(testKey1), b.prologue, b.Self().ID, a.Self().ID, b.cfg.Formats)
 	require.NoError(t, err)
 	msg, err := appendFrame(nil, send, []byte("once"))
 	require.NoError(t, err)

@@ -27,16 +27,8 @@ import (
 func TestAdminPageInBrowser(t *testing.T) {
 	d, browser, run, text := browserOnDemo(t, demo.Config{AdminPassword: "e2e-admin"})
 
-	run("log in through the proxy",
-		chromedp.EmulateViewport(1100, 1000),
-		chromedp.Navigate(d.URL()+"/"),
-		chromedp.SendKeys(chromedp.CSS(`input[name=user]`), "erin"),
-		chromedp.Click(chromedp.CSS(`#session button`)),
-		chromedp.WaitVisible(chromedp.CSS(`#user`)),
-		chromedp.SendKeys(chromedp.CSS(`input[name=item]`), "kiwi"),
-		chromedp.Click(chromedp.CSS(`#cart button`)),
-		chromedp.WaitVisible(chromedp.CSS(`#cart li`)),
-	)
+	run("log in through the proxy", logIn(d, 1100, 1000, "erin")...)
+	run("add an item", addItem("kiwi")...)
 	require.Equal(t, "erin", text(`#user`))
 	both := func(cond func(*demo.Node) bool) func() bool {
 		return func() bool { return cond(d.Node(demo.A)) && cond(d.Node(demo.B)) }

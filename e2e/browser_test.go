@@ -55,3 +55,24 @@ func browserOnDemo(t *testing.T, cfg demo.Config) (d *demo.Demo, browser context
 	}
 	return d, browser, run, text
 }
+
+// logIn is the steps of a user who opens the demo's page through its proxy
+// in a window of width×height pixels and logs in as user.
+func logIn(d *demo.Demo, width, height int64, user string) []chromedp.Action[chromedp.Void] {
+	return []chromedp.Action[chromedp.Void]{
+		chromedp.EmulateViewport(width, height),
+		chromedp.Navigate(d.URL() + "/"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=user]`), user),
+		chromedp.Click(chromedp.CSS(`#session button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#user`)),
+	}
+}
+
+// addItem is the steps of a logged-in user who adds item to the cart.
+func addItem(item string) []chromedp.Action[chromedp.Void] {
+	return []chromedp.Action[chromedp.Void]{
+		chromedp.SendKeys(chromedp.CSS(`input[name=item]`), item),
+		chromedp.Click(chromedp.CSS(`#cart button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#cart li`)),
+	}
+}

@@ -36,19 +36,9 @@ func chromiumPath(t *testing.T) string {
 func TestPageInBrowser(t *testing.T) {
 	d, browser, run, text := browserOnDemo(t, demo.Config{})
 
-	run("log in",
-		chromedp.EmulateViewport(900, 760),
-		chromedp.Navigate(d.URL()+"/"),
-		chromedp.SendKeys(chromedp.CSS(`input[name=user]`), "dave"),
-		chromedp.Click(chromedp.CSS(`#session button`)),
-		chromedp.WaitVisible(chromedp.CSS(`#user`)),
-	)
+	run("log in", logIn(d, 900, 760, "dave")...)
 	require.Equal(t, "dave", text(`#user`))
-	run("add an item",
-		chromedp.SendKeys(chromedp.CSS(`input[name=item]`), "kiwi"),
-		chromedp.Click(chromedp.CSS(`#cart button`)),
-		chromedp.WaitVisible(chromedp.CSS(`#cart li`)),
-	)
+	run("add an item", addItem("kiwi")...)
 	node := text(`#node`)
 	require.Contains(t, []string{"A", "B"}, node)
 	require.Equal(t, "kiwi", text(`#cart li`))

@@ -101,8 +101,9 @@ func (b *balancer) Options(o sessions.Options) {
 }
 
 // runTester runs one of gin-contrib's tester functions on a single node
-// and on two nodes.
-func runTester(t *testing.T, test func(*testing.T, func(*testing.T) sessions.Store)) {
+// and on two nodes. F is the tester's factory type, unexported, which
+// the function's type gives.
+func runTester[F ~func(*testing.T) sessions.Store](t *testing.T, test func(*testing.T, F)) {
 	t.Parallel()
 	t.Run("single node", func(t *testing.T) {
 		t.Parallel()
@@ -114,29 +115,9 @@ func runTester(t *testing.T, test func(*testing.T, func(*testing.T) sessions.Sto
 	})
 }
 
-// The tester's functions take an unexported factory type, so each is
-// called from a closure with a func literal of the same underlying type.
-
-func TestSessionGetSet(t *testing.T) {
-	runTester(t, func(t *testing.T, f func(*testing.T) sessions.Store) { tester.GetSet(t, f) })
-}
-
-func TestSessionDeleteKey(t *testing.T) {
-	runTester(t, func(t *testing.T, f func(*testing.T) sessions.Store) { tester.DeleteKey(t, f) })
-}
-
-func TestSessionFlashes(t *testing.T) {
-	runTester(t, func(t *testing.T, f func(*testing.T) sessions.Store) { tester.Flashes(t, f) })
-}
-
-func TestSessionClear(t *testing.T) {
-	runTester(t, func(t *testing.T, f func(*testing.T) sessions.Store) { tester.Clear(t, f) })
-}
-
-func TestSessionOptions(t *testing.T) {
-	runTester(t, func(t *testing.T, f func(*testing.T) sessions.Store) { tester.Options(t, f) })
-}
-
-func TestSessionMany(t *testing.T) {
-	runTester(t, func(t *testing.T, f func(*testing.T) sessions.Store) { tester.Many(t, f) })
-}
+func TestSessionGetSet(t *testing.T)    { runTester(t, tester.GetSet) }
+func TestSessionDeleteKey(t *testing.T) { runTester(t, tester.DeleteKey) }
+func TestSessionFlashes(t *testing.T)   { runTester(t, tester.Flashes) }
+func TestSessionClear(t *testing.T)     { runTester(t, tester.Clear) }
+func TestSessionOptions(t *testing.T)   { runTester(t, tester.Options) }
+func TestSessionMany(t *testing.T)      { runTester(t, tester.Many) }

@@ -126,7 +126,7 @@ run_compare() {
 run_disk() {
 	echo "== data directory ÷ memory only: $ROUNDS rounds × $DURATION per variant (stderr shows each round)" >&2
 	"$bin/compare" -server "$bin/server" -rounds "$ROUNDS" -duration "$DURATION" -workers "$WORKERS" \
-		-sessions "$SESSIONS" -modes rw -paired-cycles 0 \
+		-sessions "$SESSIONS" -modes rw -paired-cycles "$PAIRED_CYCLES" \
 		-variants peer-1,peer-1-disk,peer-2-async,peer-2-async-disk -out "$here/results/disk.md"
 }
 

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+)
+
+// heal is one fault's end as the checker saw it.
+type heal struct {
+	step   step
+	agree  time.Duration // from the heal to every node holding the same data
+	agreed bool
+	v      verdict
+}
+
+// nemesis runs the schedule against the cluster, with the workload
+// paused around each heal's check.
+type nemesis struct {
+	c      *cluster
+	w      *workload
+	sched  *schedule
+	limit  time.Duration // the longest wait for agreement before it counts as failed
+	out    io.Writer     // the schedule and each check, as they happen
+	done   []step        // the steps run, for a failing run's replay
+	heals  []heal
+	faults map[faultKind]int
+}
+
+// run injects and heals faults until ctx ends (the run's duration); a
+// step under way when it ends is still healed and checked.
+func (n *nemesis) run(ctx context.Context) error {
+	n.faults = map[faultKind]int{}
+	for ctx.Err() == nil {
+		s := n.sched.next()
+		if !sleepCtx(ctx, s.Gap) {
+			return nil
+		}
+		fmt.Fprintf(n.out, "%s  %s\n", stamp(), s)
+		n.done = append(n.done, s)
+		if err := n.inject(s); err != nil {
+			return fmt.Errorf("step %s: inject: %w", s, err)
+		}
+		n.faults[s.Kind]++
+		sleepCtx(ctx, s.Hold) // ctx ending only shortens the fault
+		h, err := n.healAndCheck(s)
+		if err != nil {
+			return fmt.Errorf("step %s: heal: %w", s, err)
+		}
+		n.heals = append(n.heals, h)
+		fmt.Fprintf(n.out, "%s  healed #%d: %s\n", stamp(), s.N, h.summary())
+	}
+	return nil
+}
+
+// inject starts step s's fault.
+func (n *nemesis) inject(s step) error {
+	c := n.c
+	switch s.Kind {
+	case faultKill:
+		c.kill(s.Node)
+	case faultPause:
+		return c.signal(s.Node, true)
+	case faultPartition:
+		if err := c.net.Drop(s.Side, s.Other); err != nil {
+			return err
+		}
+		return c.net.Drop(s.Other, s.Side)
+	case faultOneWay:
+		return c.net.Drop(s.Side, s.Other)
+	case faultNetem:
+		return c.net.Netem(s.Node, s.Delay, s.Loss)
+	case faultClock, faultSkew:
+		return c.setClock(s.Node, s.Offset)
+	}
+	return nil
+}
+
+// healAndCheck pauses the clients, ends step s's fault, waits for every
+// node to hold the same data and checks it against the ledger.
+func (n *nemesis) healAndCheck(s step) (heal, error) {
+	n.w.pause()
+	defer n.w.resume()
+	c := n.c
+	start := time.Now()
+	var err error
+	switch s.Kind {
+	case faultKill:
+		err = c.start(s.Node)
+	case faultPause:
+		err = c.signal(s.Node, false)
+	case faultPartition, faultOneWay, faultNetem:
+		err = c.net.Heal()
+	case faultClock, faultSkew:
+		err = c.setClock(s.Node, 0)
+	}
+	if err != nil {
+		return heal{}, err
+	}
+	return n.check(s, start)
+}
+
+// check waits for agreement since start and checks the data.
+func (n *nemesis) check(s step, start time.Time) (heal, error) {
+	h := heal{step: s}
+	ctx := context.Background()
+	var digests []string
+	h.agree, h.agreed, digests = waitAgree(ctx, n.c, start, n.limit)
+	if !h.agreed {
+		fmt.Fprintf(n.out, "%s  no agreement %v after #%d: %v\n", stamp(), n.limit, s.N, digests)
+	}
+	held, err := fullDump(ctx, n.c, 0)
+	if err != nil {
+		return h, fmt.Errorf("dump n1: %w", err)
+	}
+	h.v = n.w.ledger.check(held, n.c.killsOf)
+	return h, nil
+}
+
+func (h heal) summary() string {
+	s := fmt.Sprintf("agreed in %v", h.agree.Round(time.Millisecond))
+	if !h.agreed {
+		s = fmt.Sprintf("NOT agreed after %v", h.agree.Round(time.Millisecond))
+	}
+	s += fmt.Sprintf(", %d sessions", h.v.sessions)
+	if n := len(h.v.lost); n > 0 {
+		s += fmt.Sprintf(", %d acknowledged writes LOST (%d accounted by a kill)", n, countAccounted(h.v))
+	}
+	if n := len(h.v.comebacks); n > 0 {
+		s += fmt.Sprintf(", %d ended sessions BACK", n)
+	}
+	return s
+}
+
+func countAccounted(v verdict) int {
+	n := 0
+	for _, l := range v.lost {
+		if l.accounted {
+			n++
+		}
+	}
+	return n
+}
+
+// sleepCtx sleeps d, or until ctx ends; it reports whether it slept d.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func stamp() string { return time.Now().UTC().Format("15:04:05.000") }

@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	crand "crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// httpClient is every request's client: a request to a paused or cut-off
+// node gives up after 3 s and counts as not acknowledged.
+var httpClient = &http.Client{
+	Timeout:   3 * time.Second,
+	Transport: &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: 30 * time.Second},
+}
+
+// newKey returns a cluster key in base64.
+func newKey() string {
+	k := make([]byte, 32)
+	_, _ = crand.Read(k)
+	return base64.StdEncoding.EncodeToString(k)
+}
+
+// idOf is the store's ID of a session token (the part of the header value
+// before the first dot): base64url(SHA-256(token)), as the library keys
+// its sessions.
+func idOf(value string) string {
+	tok, _, _ := strings.Cut(value, ".")
+	sum := sha256.Sum256([]byte(tok))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// getJSON fetches u into v.
+func getJSON(ctx context.Context, u string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// workload is the clients: each writes through a random node at a bounded
+// rate until its context ends. Checks pause them all (gate).
+type workload struct {
+	urls   []string
+	rate   float64 // operations per second, per client
+	ledger *ledger
+	shared []string     // header values of the sessions every client writes
+	gate   sync.RWMutex // clients hold it for reading around each operation; a check holds it to pause them
+	wg     sync.WaitGroup
+}
+
+// op is one kind of client operation, with its weight in the mix.
+type op struct {
+	name   string
+	weight int
+}
+
+// mix is the clients' operations: mostly writes to the client's own key,
+// some to the shared sessions, logins (RenewID), logouts and "log out
+// everywhere" (DestroyPrincipal).
+var mix = []op{{"own", 60}, {"shared", 20}, {"login", 10}, {"logout", 5}, {"destroy-principal", 5}}
+
+// start runs n clients until ctx ends; wait waits for them.
+func (w *workload) start(ctx context.Context, n int, seed uint64) {
+	for c := range n {
+		cl := &client{w: w, n: c, rng: rand.New(rand.NewPCG(seed, uint64(c)+1))}
+		w.wg.Go(func() { cl.run(ctx) })
+	}
+}
+
+func (w *workload) wait() { w.wg.Wait() }
+
+// pause stops every client between two operations; resume lets them go.
+func (w *workload) pause()  { w.gate.Lock() }
+func (w *workload) resume() { w.gate.Unlock() }
+
+// client is one user: a session (its header value, empty before the
+// first write), a principal, a counter it writes under its own key.
+type client struct {
+	w     *workload
+	n     int
+	rng   *rand.Rand
+	value string // X-Session header value
+	seq   int
+}
+
+func (cl *client) principal() string { return "u" + strconv.Itoa(cl.n) }
+func (cl *client) key() string       { return "c" + strconv.Itoa(cl.n) }
+
+func (cl *client) run(ctx context.Context) {
+	tick := time.NewTicker(time.Duration(float64(time.Second) / cl.w.rate))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		cl.w.gate.RLock()
+		if ctx.Err() == nil {
+			cl.one(ctx)
+		}
+		cl.w.gate.RUnlock()
+	}
+}
+
+// pick draws an operation from the mix.
+func (cl *client) pick() string {
+	total := 0
+	for _, o := range mix {
+		total += o.weight
+	}
+	x := cl.rng.IntN(total)
+	for _, o := range mix {
+		if x < o.weight {
+			return o.name
+		}
+		x -= o.weight
+	}
+	return mix[0].name
+}
+
+// one does one operation through a random node and records what the
+// cluster acknowledged.
+func (cl *client) one(ctx context.Context) {
+	node := cl.rng.IntN(len(cl.w.urls))
+	base := cl.w.urls[node]
+	lg := cl.w.ledger
+	switch o := cl.pick(); {
+	case o == "shared" && len(cl.w.shared) > 0:
+		sv := cl.w.shared[cl.rng.IntN(len(cl.w.shared))]
+		cl.seq++
+		v := fmt.Sprintf("%s:%d", cl.key(), cl.seq)
+		_, _, ok := post(ctx, base+"/w?"+url.Values{"k": {"s"}, "v": {v}}.Encode(), sv)
+		lg.count("shared", ok)
+	case o == "login" && cl.value != "":
+		old := cl.value
+		lg.intent(idOf(old)) // data may move to an ID we do not learn
+		nv, _, ok := post(ctx, base+"/login?p="+cl.principal(), old)
+		lg.count("login", ok)
+		if ok && nv != "" && idOf(nv) != idOf(old) {
+			lg.renewed(idOf(old), idOf(nv), cl.key(), node)
+			cl.value = nv
+		}
+	case o == "logout" && cl.value != "":
+		lg.intent(idOf(cl.value))
+		_, _, ok := post(ctx, base+"/logout", cl.value)
+		lg.count("logout", ok)
+		if ok {
+			lg.ended(idOf(cl.value), node)
+			cl.value = ""
+		}
+	case o == "destroy-principal":
+		_, body, ok := post(ctx, base+"/destroy-principal?p="+cl.principal(), "")
+		lg.count("destroy-principal", ok)
+		if !ok && cl.value != "" {
+			lg.intent(idOf(cl.value)) // it may have been ended by a node that did not answer
+		}
+		var ids []string
+		if ok && json.Unmarshal(body, &ids) == nil {
+			for _, id := range ids {
+				lg.ended(id, node)
+				if cl.value != "" && id == idOf(cl.value) {
+					cl.value = ""
+				}
+			}
+		}
+	default:
+		cl.seq++
+		nv, _, ok := post(ctx, base+"/w?"+url.Values{"k": {cl.key()}, "v": {strconv.Itoa(cl.seq)}}.Encode(), cl.value)
+		switch {
+		case !ok:
+			lg.count("own", false)
+		case nv != "" && (cl.value == "" || idOf(nv) != idOf(cl.value)):
+			// A new session: the client had none, or this node knew
+			// nothing of the one it had (a fork, its data stays there).
+			cl.value = nv
+			lg.count("own", true)
+			lg.acked(idOf(nv), cl.key(), cl.seq, node, true)
+		default:
+			if nv != "" {
+				cl.value = nv // a newer stamp
+			}
+			lg.count("own", true)
+			lg.acked(idOf(cl.value), cl.key(), cl.seq, node, false)
+		}
+	}
+}
+
+// post sends a POST with the session header value sv (if any) and
+// returns the answer's header value, its body, and whether it was 200 OK
+// (the write acknowledged).
+func post(ctx context.Context, u, sv string) (newValue string, body []byte, ok bool) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+	if err != nil {
+		return "", nil, false
+	}
+	if sv != "" {
+		req.Header.Set(sessionHeader, sv)
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return "", nil, false
+	}
+	defer resp.Body.Close()
+	body, err = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return "", nil, false
+	}
+	return resp.Header.Get(sessionHeader), body, true
+}

@@ -5,7 +5,6 @@ package gorillastore_test
 // the other.
 
 import (
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -92,20 +91,15 @@ func TestClusterExpiry(t *testing.T) {
 // cookie carries peersession's version stamp, so a node that has not yet
 // received the last change fetches it before reading.
 func TestNonStickyIncrementsLoseNothing(t *testing.T) {
-	for _, n := range []int{2, 3} {
-		t.Run(fmt.Sprintf("%d nodes", n), func(t *testing.T) {
-			t.Parallel()
-			urls := make([]string, n)
-			for i, st := range testcluster.Nodes(t, n, testcluster.SteadyMembership) {
-				urls[i] = app(t, gorillastore.New(st)).URL
-			}
-			br := newBrowser(t)
-			const increments = 2000
-			for i := range increments {
-				res, body := br.Get(urls[i%n] + "/incr")
-				require.Equal(t, http.StatusOK, res.StatusCode, "increment %d: %s", i, body)
-				require.Equal(t, strconv.Itoa(i+1), body, "increment %d, on node %d", i, i%n)
-			}
-		})
-	}
+	serve := func(t *testing.T, st *peersession.Store) string { return app(t, gorillastore.New(st)).URL }
+	testcluster.NonSticky(t, serve, func(t *testing.T, urls []string) {
+		br := newBrowser(t)
+		const increments = 2000
+		for i := range increments {
+			n := i % len(urls)
+			res, body := br.Get(urls[n] + "/incr")
+			require.Equal(t, http.StatusOK, res.StatusCode, "increment %d: %s", i, body)
+			require.Equal(t, strconv.Itoa(i+1), body, "increment %d, on node %d", i, n)
+		}
+	})
 }

@@ -6,7 +6,6 @@ package scsstore_test
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"sort"
 	"strconv"
@@ -150,22 +149,18 @@ func TestClusterReadYourWrites(t *testing.T) {
 // cookie carries no version stamp, so Commit returns only once every live
 // peer holds the change, and the next request reads it wherever it lands.
 func TestNonStickyIncrementsLoseNothing(t *testing.T) {
-	for _, n := range []int{2, 3} {
-		t.Run(fmt.Sprintf("%d nodes", n), func(t *testing.T) {
-			t.Parallel()
-			urls := make([]string, n)
-			for i, st := range testcluster.Nodes(t, n, testcluster.SteadyMembership) {
-				urls[i] = app(t, manager(scsstore.New(st), time.Hour, 0)).URL
-			}
-			br := newBrowser(t)
-			const increments = 2000
-			for i := range increments {
-				res, _ := br.Get(urls[i%n] + "/incr")
-				require.Equal(t, http.StatusOK, res.StatusCode, "increment %d", i)
-			}
-			for _, u := range urls {
-				assert.Equal(t, strconv.Itoa(increments), br.Body(u+"/count"), "every increment counted, read on %s", u)
-			}
-		})
+	serve := func(t *testing.T, st *peersession.Store) string {
+		return app(t, manager(scsstore.New(st), time.Hour, 0)).URL
 	}
+	testcluster.NonSticky(t, serve, func(t *testing.T, urls []string) {
+		br := newBrowser(t)
+		const increments = 2000
+		for i := range increments {
+			res, _ := br.Get(urls[i%len(urls)] + "/incr")
+			require.Equal(t, http.StatusOK, res.StatusCode, "increment %d", i)
+		}
+		for _, u := range urls {
+			assert.Equal(t, strconv.Itoa(increments), br.Body(u+"/count"), "every increment counted, read on %s", u)
+		}
+	})
 }

@@ -131,6 +131,23 @@ func Nodes(t testing.TB, n int, opts func(*peersession.Config)) []*peersession.S
 	return nodes
 }
 
+// NonSticky runs test, in parallel subtests, on clusters of 2 and of 3
+// nodes with SteadyMembership: serve starts an app over one node's store
+// and returns its URL, test gets the URLs of the apps, one a node, to
+// alternate requests over as a balancer that is not sticky would.
+func NonSticky(t *testing.T, serve func(t *testing.T, st *peersession.Store) string, test func(t *testing.T, urls []string)) {
+	for _, n := range []int{2, 3} {
+		t.Run(fmt.Sprintf("%d nodes", n), func(t *testing.T) {
+			t.Parallel()
+			urls := make([]string, n)
+			for i, st := range Nodes(t, n, SteadyMembership) {
+				urls[i] = serve(t, st)
+			}
+			test(t, urls)
+		})
+	}
+}
+
 // Alive returns how many members st sees alive, itself included.
 func Alive(st *peersession.Store) int {
 	n := 0

@@ -40,12 +40,13 @@ type Engine struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the engine started
 
-	transferSem chan struct{} // a token per running state transfer
-	summaryMax  int           // most IDs per Summary frame: maxSummaryEntries; tests lower it
-	reqSeq      atomic.Uint64 // last Req of a TransferRequest or Fetch
-	settled     atomic.Bool   // a Transfer has ended: this node holds the state (see healWithLocked)
-	batchSeq    atomic.Uint64 // last Seq of a Batch, to any peer
-	flushers    atomic.Int32  // Flush calls waiting
+	transferSem  chan struct{} // a token per running state transfer
+	summaryMax   int           // most IDs per Summary frame: maxSummaryEntries; tests lower it
+	releaseAfter time.Duration // idle time after which a peer's sender returns its buffers: defaultReleaseAfter; tests lower it
+	reqSeq       atomic.Uint64 // last Req of a TransferRequest or Fetch
+	settled      atomic.Bool   // a Transfer has ended: this node holds the state (see healWithLocked)
+	batchSeq     atomic.Uint64 // last Seq of a Batch, to any peer
+	flushers     atomic.Int32  // Flush calls waiting
 
 	early  earlyFrames  // frames from peers not yet up
 	mu     sync.RWMutex // guards peers, live and closed
@@ -76,17 +77,18 @@ func New(cfg Config) (*Engine, error) {
 	cfg.setDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Engine{
-		cfg:         cfg,
-		log:         cfg.Logger.With("self", cfg.Self),
-		ctx:         ctx,
-		cancel:      cancel,
-		transferSem: make(chan struct{}, cfg.MaxTransfers),
-		summaryMax:  maxSummaryEntries,
-		peers:       make(map[string]*peer),
-		fetches:     make(map[uint64]*fetchCall),
-		transfers:   make(map[uint64]*transferCall),
-		skewLog:     ratelog.Limiter{Every: logEvery},
-		rejectLog:   ratelog.Limiter{Every: logEvery},
+		cfg:          cfg,
+		log:          cfg.Logger.With("self", cfg.Self),
+		ctx:          ctx,
+		cancel:       cancel,
+		transferSem:  make(chan struct{}, cfg.MaxTransfers),
+		summaryMax:   maxSummaryEntries,
+		releaseAfter: defaultReleaseAfter,
+		peers:        make(map[string]*peer),
+		fetches:      make(map[uint64]*fetchCall),
+		transfers:    make(map[uint64]*transferCall),
+		skewLog:      ratelog.Limiter{Every: logEvery},
+		rejectLog:    ratelog.Limiter{Every: logEvery},
 	}
 	if cfg.AntiEntropyInterval > 0 {
 		e.spawn(e.antiEntropyLoop)

@@ -80,6 +80,7 @@ type peer struct {
 	ack    wire.Ack     // the Ack being encoded
 	ackBuf bytes.Buffer // holds the Ack frame being sent
 	out    wire.Batch   // the Batch being encoded (no allocation to box one)
+	idle   *idleRelease // when to return buffers (idle.go); set by run
 }
 
 func newPeer(e *Engine, id string) *peer {
@@ -179,6 +180,8 @@ func (p *peer) run() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
+	p.idle = newIdleRelease(p.e.releaseAfter)
+	defer p.idle.timer.Stop()
 	var armedFor time.Time // when the timer fires; zero when stopped
 	for {
 		if !p.sendControl() {
@@ -199,6 +202,7 @@ func (p *peer) run() {
 				return
 			}
 		}
+		p.idle.arm()
 		// The timer fires when the oldest unacknowledged send times out.
 		if due := p.window.resendDue(); due != armedFor || sent {
 			timer.Stop()
@@ -212,6 +216,10 @@ func (p *peer) run() {
 		case <-timer.C:
 			armedFor = time.Time{}
 			p.window.markTimedOut(time.Now())
+		case <-p.idle.timer.C:
+			if p.idle.fired() && p.releaseIdle() {
+				p.idle.done()
+			}
 		case <-p.ctx.Done():
 			return
 		}
@@ -226,6 +234,7 @@ func (p *peer) sendFrame(frame []byte) bool {
 	for {
 		err := p.e.cfg.Network.Send(p.ctx, p.id, frame)
 		if err == nil {
+			p.idle.sent()
 			if t != nil {
 				t.Stop()
 				p.reach.sendFailing.Store(false)

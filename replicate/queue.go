@@ -33,6 +33,7 @@ type sendQueue struct {
 	gen      uint64         // publish generation: incremented by every enqueue
 	overflow bool           // the queue is full (logged once per episode)
 	drained  []model.Record // the last batch's record slice, cleared, for the next drain
+	peak     int            // most sessions queued at once since the last releaseIdle
 	closed   bool           // the peer went down: nothing is queued any more
 }
 
@@ -70,6 +71,7 @@ func (q *sendQueue) add(recs []model.Record) (gen uint64, dropped int, warn, ok 
 		q.index[r.ID] = len(q.order)
 		q.order = append(q.order, queued{rec: *r, gen: gen})
 	}
+	q.peak = max(q.peak, len(q.index))
 	warn = dropped > 0 && !q.overflow
 	q.overflow = dropped > 0 || q.overflow
 	return gen, dropped, warn, true

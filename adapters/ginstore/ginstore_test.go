@@ -69,9 +69,7 @@ func app(t *testing.T, store sessions.Store) *httptest.Server {
 			c.String(http.StatusOK, "ok")
 		}
 	})
-	srv := httptest.NewServer(r)
-	t.Cleanup(srv.Close)
-	return srv
+	return testcluster.Serve(t, r)
 }
 
 // A gin app on each of two nodes: what one writes, the other reads, with
@@ -85,12 +83,7 @@ func TestClusterGinApps(t *testing.T) {
 
 	br.Get(a.URL + "/put?v=bar")
 	assert.Equal(t, "bar", br.Body(b.URL+"/get"))
-	for i := range 6 {
-		srv := []*httptest.Server{a, b}[i%2]
-		res, body := br.Get(srv.URL + "/incr")
-		require.Equal(t, http.StatusOK, res.StatusCode, body)
-		require.Equal(t, strconv.Itoa(i+1), body, "increment %d", i)
-	}
+	testcluster.CountUp(t, br, 6, a.URL, b.URL)
 
 	br.Get(b.URL + "/delete")
 	assert.Equal(t, "no foo", br.Body(a.URL+"/get"))

@@ -5,9 +5,7 @@ package gorillastore_test
 // the other.
 
 import (
-	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"testing"
 
 	"github.com/peersession/peersession"
@@ -93,13 +91,6 @@ func TestClusterExpiry(t *testing.T) {
 func TestNonStickyIncrementsLoseNothing(t *testing.T) {
 	serve := func(t *testing.T, st *peersession.Store) string { return app(t, gorillastore.New(st)).URL }
 	testcluster.NonSticky(t, serve, func(t *testing.T, urls []string) {
-		br := newBrowser(t)
-		const increments = 2000
-		for i := range increments {
-			n := i % len(urls)
-			res, body := br.Get(urls[n] + "/incr")
-			require.Equal(t, http.StatusOK, res.StatusCode, "increment %d: %s", i, body)
-			require.Equal(t, strconv.Itoa(i+1), body, "increment %d, on node %d", i, n)
-		}
+		testcluster.CountUp(t, newBrowser(t), 2000, urls...)
 	})
 }

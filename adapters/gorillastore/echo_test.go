@@ -63,9 +63,7 @@ func echoApp(t *testing.T, store *gorillastore.Store) *httptest.Server {
 		s.Options.MaxAge = -1
 		return s.Save(c.Request(), c.Response())
 	})
-	srv := httptest.NewServer(e)
-	t.Cleanup(srv.Close)
-	return srv
+	return testcluster.Serve(t, e)
 }
 
 // An echo app on each of two nodes, with session.Middleware over
@@ -82,12 +80,7 @@ func TestEchoContribSessionOnTwoNodes(t *testing.T) {
 	require.Equal(t, http.StatusOK, res.StatusCode, body)
 	assert.Equal(t, "bar", br.Body(b.URL+"/get"))
 
-	for i := range 6 {
-		srv := []*httptest.Server{a, b}[i%2]
-		res, body := br.Get(srv.URL + "/incr")
-		require.Equal(t, http.StatusOK, res.StatusCode, body)
-		require.Equal(t, strconv.Itoa(i+1), body, "increment %d", i)
-	}
+	testcluster.CountUp(t, br, 6, a.URL, b.URL)
 
 	old := br.Cookie(a.URL, name)
 	br.Get(b.URL + "/destroy")

@@ -83,9 +83,7 @@ func app(t *testing.T, store sessions.Store) *httptest.Server {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 		}
 	})
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return srv
+	return testcluster.Serve(t, mux)
 }
 
 // browser is a browser stand-in with a cookie jar. Cookies do not depend

@@ -61,9 +61,7 @@ func app(t *testing.T, sm *scs.SessionManager) *httptest.Server {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 		}
 	})
-	srv := httptest.NewServer(sm.LoadAndSave(mux))
-	t.Cleanup(srv.Close)
-	return srv
+	return testcluster.Serve(t, sm.LoadAndSave(mux))
 }
 
 // manager returns an scs session manager using store.

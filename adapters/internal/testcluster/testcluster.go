@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strconv"
 	"sync"
@@ -129,6 +131,25 @@ func Nodes(t testing.TB, n int, opts func(*peersession.Config)) []*peersession.S
 		return true
 	}, WaitFor, Tick, "the %d nodes never all saw each other", n)
 	return nodes
+}
+
+// Serve serves h on a loopback httptest server until the test ends.
+func Serve(t testing.TB, h http.Handler) *httptest.Server {
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// CountUp sends n requests to /incr, alternating over urls, and requires
+// each to answer 200 and the count so far: every request saw the write of
+// the one before, on whichever node that ran.
+func CountUp(t testing.TB, br *shared.Browser, n int, urls ...string) {
+	t.Helper()
+	for i := range n {
+		res, body := br.Get(urls[i%len(urls)] + "/incr")
+		require.Equal(t, http.StatusOK, res.StatusCode, "increment %d: %s", i, body)
+		require.Equal(t, strconv.Itoa(i+1), body, "increment %d, on node %d", i, i%len(urls))
+	}
 }
 
 // NonSticky runs test, in parallel subtests, on clusters of 2 and of 3

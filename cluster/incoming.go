@@ -154,9 +154,10 @@ var errProtocol = errors.New("cluster: stream protocol violation")
 //
 // Frames are lent to the Handler (see Handler.Frame): a frame of one
 // message is handed on where it was decrypted, in buf, and a chunked frame
-// in acc, which is reused for the next one. So a stream of small frames
-// allocates nothing, and a run of large ones (a state transfer) neither
-// allocates nor faults in fresh memory per frame.
+// in acc. So a stream of small frames
+// allocates nothing, and a run of large ones (a state transfer) reuses
+// buffers of framePool rather than allocating and faulting in fresh
+// memory per frame (see bufpool.go).
 func (n *Node) readFrames(r io.Reader, id string, recv *streamCipher) error {
 	// No frame reaches the Handler before the first Join (see New); until
 	// then the peer's frames wait in TCP's buffers.
@@ -166,7 +167,7 @@ func (n *Node) readFrames(r io.Reader, id string, recv *streamCipher) error {
 	case <-n.joined:
 	}
 	buf := make([]byte, noise.MaxMsgLen)
-	var acc []byte   // reassembles a chunked frame; kept up to retainBuf
+	var acc *[]byte  // reassembles a chunked frame: from framePool, given back after it
 	inFrame := false // a chunk of the current frame is in acc
 	for {
 		msg, err := readMsg(r, buf, noise.MaxMsgLen)
@@ -185,27 +186,27 @@ func (n *Node) readFrames(r io.Reader, id string, recv *streamCipher) error {
 			return fmt.Errorf("%w: unexpected message", errProtocol)
 		}
 		payload := pt[1:]
-		if len(acc)+len(payload) > n.cfg.MaxFrame {
+		if inFrame && len(*acc)+len(payload) > n.cfg.MaxFrame {
 			return fmt.Errorf("%w: frame over MaxFrame %d", errProtocol, n.cfg.MaxFrame)
 		}
+		if pt[0] == msgDataMore && !inFrame {
+			acc, inFrame = takeBuf(), true
+		}
 		if pt[0] == msgDataMore {
-			acc = append(acc, payload...)
-			inFrame = true
+			*acc = append(*acc, payload...)
 			continue
 		}
 		frame := payload
 		if inFrame {
-			acc = append(acc, payload...)
-			frame = acc
+			*acc = append(*acc, payload...)
+			frame = *acc
 		}
 		n.stats.framesIn.Add(1)
 		n.stats.bytesIn.Add(uint64(len(frame)))
 		n.cfg.Handler.Frame(id, frame)
 		if inFrame {
-			acc, inFrame = acc[:0], false
-			if cap(acc) > retainBuf {
-				acc = nil
-			}
+			giveBuf(acc)
+			acc, inFrame = nil, false
 		}
 	}
 }

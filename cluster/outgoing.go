@@ -239,19 +239,27 @@ func (p *outPeer) writeLocked(ctx context.Context, c *outConn, frame []byte, typ
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	buf := c.buf[:0]
+	var big *[]byte // from framePool, for a frame over keepBuf (see bufpool.go)
+	if len(frame) > keepBuf {
+		big = takeBuf()
+		buf = *big
+	}
 	var err error
 	if typ == msgData {
-		c.buf, err = appendFrame(c.buf[:0], c.send, frame)
+		buf, err = appendFrame(buf, c.send, frame)
 	} else {
-		c.buf, err = appendSealed(c.buf[:0], c.send, typ, nil)
+		buf, err = appendSealed(buf, c.send, typ, nil)
 	}
-	if err != nil {
-		return err
+	if err == nil {
+		_, err = c.conn.Write(buf)
+		p.n.stats.streamWrites.Add(1)
 	}
-	_, err = c.conn.Write(c.buf)
-	p.n.stats.streamWrites.Add(1)
-	if cap(c.buf) > retainBuf {
-		c.buf = nil
+	if big != nil {
+		*big = buf
+		giveBuf(big)
+	} else {
+		c.buf = buf
 	}
 	if err != nil && ctx.Err() != nil {
 		return fmt.Errorf("%w (%w)", ctx.Err(), err)

@@ -25,10 +25,11 @@ const (
 	tagSize = 16
 	// maxChunk is the frame payload carried by one Noise message.
 	maxChunk = noise.MaxMsgLen - tagSize - 1
-	// retainBuf is the largest write buffer kept between Sends: room for
-	// a sealed frame of a full batch or state-transfer chunk (about 1
-	// MiB, grown by append to 2), so that a run of them reuses one buffer
-	// rather than allocating and faulting in a fresh one each.
+	// retainBuf is the largest frame buffer framePool keeps (see
+	// bufpool.go): room for a sealed frame of a full batch or
+	// state-transfer chunk (about 1 MiB, grown by append to 2), so that a
+	// run of them reuses buffers rather than allocating and faulting in a
+	// fresh one each.
 	retainBuf = 4 << 20
 )
 

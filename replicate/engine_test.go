@@ -10,8 +10,8 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 	"go.uber.org/goleak"
 
+	"github.com/peersession/peersession/internal/testclock"
 	"github.com/peersession/peersession/internal/testlog"
-	"github.com/peersession/peersession/replicate/internal/testrec"
 	"github.com/peersession/peersession/replicate/model"
 	"github.com/peersession/peersession/replicate/wire"
 )
@@ -298,7 +298,7 @@ func TestFlush(t *testing.T) {
 
 func TestHostileFramesRejected(t *testing.T) {
 	var logs testlog.Buffer
-	wall := testrec.NewWall(time.Now()) // stands still: every frame within logEvery
+	wall := testclock.New(time.Now()) // stands still: every frame within logEvery
 	_, nodes := newCluster(t, 2, func(c *Config) {
 		if c.Self == "A" {
 			c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
@@ -432,7 +432,7 @@ func TestStalledSendDoesNotBlockOthers(t *testing.T) {
 
 func TestClockSkewRefused(t *testing.T) {
 	start := time.Unix(1_700_000_000, 0)
-	wall := testrec.NewWall(start)
+	wall := testclock.New(start)
 	var logs testlog.Buffer
 	net, nodes := newCluster(t, 2, func(c *Config) {
 		if c.Self == "A" {

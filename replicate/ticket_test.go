@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/peersession/peersession/replicate/internal/testrec"
+	"github.com/peersession/peersession/internal/testclock"
 	"github.com/peersession/peersession/replicate/model"
 	"github.com/peersession/peersession/replicate/wire"
 )
@@ -133,7 +133,7 @@ func TestTicketFailsForChangeThePeerRefused(t *testing.T) {
 // not get its writes confirmed.
 func TestTicketFailsForChangeRefusedForClockSkew(t *testing.T) {
 	start := time.Unix(1_700_000_000, 0)
-	wall := testrec.NewWall(start)
+	wall := testclock.New(start)
 	_, nodes := newCluster(t, 2, func(c *Config) {
 		if c.Self == "B" {
 			c.Clock = model.NewClock(2, wall.Now)

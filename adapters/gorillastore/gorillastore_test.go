@@ -13,6 +13,7 @@ import (
 	"github.com/peersession/peersession"
 	"github.com/peersession/peersession/adapters/gorillastore"
 	"github.com/peersession/peersession/adapters/internal/testcluster"
+	"github.com/peersession/peersession/internal/testclock"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -257,7 +258,7 @@ func TestTwoNamedSessions(t *testing.T) {
 // days by default), not peersession's own IdleTimeout, with nothing else
 // configured to match.
 func TestSessionLivesForMaxAgeNotThePeersessionIdleTimeout(t *testing.T) {
-	var clk testcluster.Clock
+	var clk testclock.Clock
 	st, err := peersession.New(peersession.Config{IdleTimeout: time.Minute, Lifetime: time.Hour, Now: clk.Now})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, st.Close()) })

@@ -14,8 +14,8 @@ import (
 
 	"github.com/alexedwards/scs/v2"
 	"github.com/peersession/peersession"
-	"github.com/peersession/peersession/adapters/internal/testcluster"
 	"github.com/peersession/peersession/adapters/scsstore"
+	"github.com/peersession/peersession/internal/testclock"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -275,7 +275,7 @@ func scsCookie(t *testing.T, br *browser, url string) string {
 // One line is enough: the session lives as long as scs's Lifetime, not
 // peersession's own IdleTimeout, with nothing else configured to match.
 func TestSessionLivesForTheScsLifetimeNotThePeersessionIdleTimeout(t *testing.T) {
-	var clk testcluster.Clock
+	var clk testclock.Clock
 	st, err := peersession.New(peersession.Config{IdleTimeout: time.Minute, Lifetime: time.Hour, Now: clk.Now})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, st.Close()) })

@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/peersession/peersession/replicate/internal/testrec"
+	"github.com/peersession/peersession/internal/testclock"
 	"github.com/peersession/peersession/replicate/model"
 )
 
@@ -41,7 +41,7 @@ func TestVersionCompare(t *testing.T) {
 }
 
 func TestClockNowMonotonicFrozen(t *testing.T) {
-	wall := testrec.NewWall(time.Unix(1000, 0))
+	wall := testclock.New(time.Unix(1000, 0))
 	c := model.NewClock(7, wall.Now)
 	require.Equal(t, uint64(7), c.Node())
 	prev := c.Now()
@@ -55,7 +55,7 @@ func TestClockNowMonotonicFrozen(t *testing.T) {
 }
 
 func TestClockNowWallGoesBack(t *testing.T) {
-	wall := testrec.NewWall(time.Unix(1000, 0))
+	wall := testclock.New(time.Unix(1000, 0))
 	c := model.NewClock(1, wall.Now)
 	a := c.Now()
 	wall.Set(time.Unix(900, 0)) // NTP step backwards
@@ -68,7 +68,7 @@ func TestClockNowWallGoesBack(t *testing.T) {
 }
 
 func TestClockSeqWraps(t *testing.T) {
-	wall := testrec.NewWall(time.Unix(1000, 0))
+	wall := testclock.New(time.Unix(1000, 0))
 	c := model.NewClock(1, wall.Now)
 	c.Observe(ver(time.Unix(1000, 0).UnixNano(), math.MaxUint32, 2))
 	v := c.Now()
@@ -90,7 +90,7 @@ func TestClockObserve(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			wall := testrec.NewWall(time.Unix(1000, 0))
+			wall := testclock.New(time.Unix(1000, 0))
 			c := model.NewClock(1, wall.Now)
 			local := c.Now()
 			c.Observe(tc.remote)
@@ -102,7 +102,7 @@ func TestClockObserve(t *testing.T) {
 }
 
 func TestClockTieBreakAcrossNodes(t *testing.T) {
-	wall := testrec.NewWall(time.Unix(1000, 0))
+	wall := testclock.New(time.Unix(1000, 0))
 	a, b := model.NewClock(1, wall.Now), model.NewClock(2, wall.Now)
 	va, vb := a.Now(), b.Now()
 	require.Equal(t, va.Wall, vb.Wall)
@@ -123,7 +123,7 @@ func TestClockConcurrentNowUnique(t *testing.T) {
 	for _, frozen := range []bool{true, false} {
 		var now func() time.Time
 		if frozen {
-			now = testrec.NewWall(time.Unix(1000, 0)).Now
+			now = testclock.New(time.Unix(1000, 0)).Now
 		}
 		c := model.NewClock(1, now)
 		const goroutines, each = 16, 500

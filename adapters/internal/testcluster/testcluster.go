@@ -15,7 +15,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -198,31 +197,6 @@ func FreePort(t testing.TB) int {
 	}
 	t.Fatal("testcluster: no port free for both TCP and UDP on 127.0.0.1")
 	return 0
-}
-
-// Clock is a wall clock for peersession.Config.Now that moves only when
-// told; its zero value shows the real time when it is first read.
-type Clock struct {
-	mu sync.Mutex // guards t
-	t  time.Time
-}
-
-// Now returns the time the clock shows.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.t.IsZero() {
-		c.t = time.Now()
-	}
-	return c.t
-}
-
-// Advance moves the clock on by d.
-func (c *Clock) Advance(d time.Duration) {
-	now := c.Now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = now.Add(d)
 }
 
 // SteadyMembership gives nodes memberlist's own LAN timings instead of the

@@ -5,8 +5,6 @@ package testrec
 import (
 	"maps"
 	"slices"
-	"sync"
-	"time"
 
 	"github.com/peersession/peersession/replicate/model"
 )
@@ -44,27 +42,4 @@ func KeysOf(m map[string]model.Value) []model.KeyValue {
 func Key(r model.Record, key string) model.Value {
 	v, _ := r.Get(key)
 	return v
-}
-
-// Wall is an injectable wall clock that moves only when told.
-type Wall struct {
-	mu sync.Mutex // guards t
-	t  time.Time
-}
-
-// NewWall returns a Wall showing t.
-func NewWall(t time.Time) *Wall { return &Wall{t: t} }
-
-// Now returns the time the Wall shows: pass w.Now as a clock.
-func (w *Wall) Now() time.Time {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.t
-}
-
-// Set moves the Wall to t.
-func (w *Wall) Set(t time.Time) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.t = t
 }

@@ -6,17 +6,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/peersession/peersession/internal/testlog"
 	"github.com/peersession/peersession/persist"
 )
 
@@ -163,7 +162,7 @@ func TestPersistDataDirDamaged(t *testing.T) {
 		}
 	}
 	require.True(t, torn)
-	var logBuf bytes.Buffer
+	var logBuf testlog.Buffer
 	st2 := newDiskStore(t, dir, func(c *Config) { c.Logger = bufLogger(&logBuf) })
 	require.Equal(t, 1, st2.Len())
 	require.NoError(t, st2.Close())
@@ -277,19 +276,7 @@ func TestRestartClusterNodeMergesWithPeer(t *testing.T) {
 // quietLogger discards logs.
 func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// bufLogger writes warnings and up to b, which the caller reads once the
-// store is closed or done logging.
-func bufLogger(b *bytes.Buffer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(&lockedWriter{w: b}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-type lockedWriter struct {
-	mu sync.Mutex // guards w
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
+// bufLogger writes warnings and up to b.
+func bufLogger(b *testlog.Buffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }

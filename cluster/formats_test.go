@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -12,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/peersession/peersession/internal/testlog"
 )
 
 // The bytes a range adds to the handshake's payloads, as written by this
@@ -158,27 +159,9 @@ func TestFormatErrorNamesBothVersionsAndWhatToDo(t *testing.T) {
 	assert.Contains(t, msg, "10.0.0.2:41000 speaks wire format 1 only (it announces none")
 }
 
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestNodesWithoutACommonFormatRefuseEachOthersStreams(t *testing.T) {
 	t.Parallel()
-	var logA syncBuffer
+	var logA testlog.Buffer
 	a := newTestNode(t, func(c *Config) {
 		c.Formats = Formats{1, 1}
 		c.Logger = slog.New(slog.NewTextHandler(&logA, nil))

@@ -333,3 +333,34 @@ func TestPeerDownClosesStreams(t *testing.T) {
 var _ interface {
 	Send(ctx context.Context, peer string, frame []byte) error
 } = (*Node)(nil)
+
+// SendFrames writes several frames with one system call; each arrives
+// whole, in order, as if sent one by one.
+func TestSendFramesInOneWrite(t *testing.T) {
+	t.Parallel()
+	a, b := pair(t, relaxed)
+	big := make([]byte, 3*maxChunk+11)
+	rand.Read(big)
+	frames := [][]byte{[]byte("one"), {}, big, []byte("four")}
+	ctx := context.Background()
+	require.NoError(t, a.Send(ctx, b.Self().ID, []byte("first"))) // dials
+	before := a.Stats()
+	require.NoError(t, a.SendFrames(ctx, b.Self().ID, frames))
+	after := a.Stats()
+	assert.EqualValues(t, 1, after.StreamWrites-before.StreamWrites, "one write")
+	assert.EqualValues(t, len(frames), after.FramesOut-before.FramesOut)
+	assert.EqualValues(t, 3+len(big)+4, after.BytesOut-before.BytesOut)
+	waitFrames(t, b, a, 1+len(frames))
+	got := b.rec.framesFrom(a.Self().ID)[1:]
+	for i := range frames {
+		assert.True(t, bytes.Equal(frames[i], got[i]), "frame %d intact", i)
+	}
+}
+
+func TestSendFramesRefusesAFrameOverMaxFrame(t *testing.T) {
+	t.Parallel()
+	a, b := pair(t, func(c *Config) { relaxed(c); c.MaxFrame = 1 << 10 })
+	err := a.SendFrames(context.Background(), b.Self().ID, [][]byte{[]byte("ok"), make([]byte, 2<<10)})
+	require.ErrorIs(t, err, ErrFrameTooLarge)
+	assert.Zero(t, a.Stats().FramesOut, "nothing sent")
+}

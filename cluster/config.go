@@ -193,6 +193,10 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Logger == nil {
 		c.Logger = DefaultLogger()
 	}
+	if c.Dial == nil {
+		var d net.Dialer
+		c.Dial = d.DialContext
+	}
 	c.Seeds = append([]string(nil), c.Seeds...)
 	keys := make([][]byte, len(c.Keys))
 	for i, k := range c.Keys {

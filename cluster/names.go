@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -131,12 +130,7 @@ func (g *nameGuard) answers(p Peer) bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.DialTimeout)
 	defer cancel()
-	dial := n.cfg.Dial
-	if dial == nil {
-		var d net.Dialer
-		dial = d.DialContext
-	}
-	conn, err := dial(ctx, "tcp", p.Addr)
+	conn, err := n.cfg.Dial(ctx, "tcp", p.Addr)
 	if err == nil {
 		deadline, _ := ctx.Deadline()
 		conn.SetDeadline(deadline)

@@ -23,10 +23,9 @@ type outPeer struct {
 
 	// sem is a one-token semaphore held by the Send that is dialing or
 	// writing. Holding it guards the current connection's cipher and write
-	// buffer (a CipherState is single-writer), ends, the backoff fields
-	// and the watch fields (see watchLocked) below.
+	// buffer (a CipherState is single-writer), the backoff fields and the
+	// watch fields (see watchLocked) below.
 	sem       chan struct{}
-	ends      []int // scratch for writeLocked
 	failures  int
 	retryAt   time.Time
 	lastErr   error
@@ -95,29 +94,16 @@ func (p *outPeer) unwatchLocked() {
 // otherwise the next Send redials. After a failed dial, Sends fail fast until a backoff
 // (50ms doubling to 5s) has passed.
 func (n *Node) Send(ctx context.Context, peerID string, frame []byte) error {
-	one := [1][]byte{frame}
-	return n.send(ctx, peerID, one[:], msgData)
+	return n.send(ctx, peerID, frame, msgData)
 }
 
-// SendFrames is Send for several frames, written in order with one
-// system call (up to the kernel's socket buffer): a sender with several
-// frames waiting for one peer pays for one write, and the peer's reader
-// for one read, rather than one each. If writing on an older connection
-// fails, SendFrames redials once and writes the frames that were not
-// entirely handed to the kernel; it returns an error if any frame is not.
-func (n *Node) SendFrames(ctx context.Context, peerID string, frames [][]byte) error {
-	return n.send(ctx, peerID, frames, msgData)
-}
-
-// send writes frames (typ msgData) or a payload-less control message.
-func (n *Node) send(ctx context.Context, peerID string, frames [][]byte, typ byte) error {
+// send writes a frame (typ msgData) or a payload-less control message.
+func (n *Node) send(ctx context.Context, peerID string, frame []byte, typ byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	for _, f := range frames {
-		if len(f) > n.cfg.MaxFrame {
-			return fmt.Errorf("%w: %d bytes, max %d", ErrFrameTooLarge, len(f), n.cfg.MaxFrame)
-		}
+	if len(frame) > n.cfg.MaxFrame {
+		return fmt.Errorf("%w: %d bytes, max %d", ErrFrameTooLarge, len(frame), n.cfg.MaxFrame)
 	}
 	peer, ok := n.alivePeer(peerID)
 	if !ok {
@@ -138,19 +124,15 @@ func (n *Node) send(ctx context.Context, peerID string, frames [][]byte, typ byt
 	defer func() { <-p.sem }()
 
 	// A connection kept from earlier may have died without the watcher
-	// noticing yet: if writing on it fails, redial once and write what was
-	// not written. This cannot duplicate a frame: the frames entirely
-	// handed to the kernel are not written again, and the receiver drops
-	// an incomplete message with the old connection.
-	todo := frames
+	// noticing yet: if writing on it fails, redial once. This cannot
+	// duplicate the frame: a failed write is incomplete, and the receiver
+	// drops an incomplete message with the old connection.
 	for attempt := 0; ; attempt++ {
 		c, fresh, err := p.connLocked(ctx, peer)
 		if err != nil {
 			return err
 		}
-		done, err := p.writeLocked(ctx, c, todo, typ)
-		n.countOut(todo[:done])
-		todo = todo[done:]
+		err = p.writeLocked(ctx, c, frame, typ)
 		if err == nil {
 			break
 		}
@@ -159,15 +141,11 @@ func (n *Node) send(ctx context.Context, peerID string, frames [][]byte, typ byt
 			return fmt.Errorf("cluster: send to %s: %w", peerID, err)
 		}
 	}
-	return nil
-}
-
-// countOut counts frames as sent.
-func (n *Node) countOut(frames [][]byte) {
-	for _, f := range frames {
+	if typ == msgData {
 		n.stats.framesOut.Add(1)
-		n.stats.bytesOut.Add(uint64(len(f)))
+		n.stats.bytesOut.Add(uint64(len(frame)))
 	}
+	return nil
 }
 
 // outPeer returns the sending side for id, creating it.
@@ -248,50 +226,34 @@ func (p *outPeer) dialLocked(ctx context.Context, peer Peer) (*outConn, error) {
 	return c, nil
 }
 
-// writeLocked seals frames (or a control message of type typ) and writes
-// them in one call. It returns how many of frames were entirely written
-// (none for a control message). The caller holds p.sem.
-func (p *outPeer) writeLocked(ctx context.Context, c *outConn, frames [][]byte, typ byte) (done int, err error) {
+// writeLocked seals frame (or a control message of type typ) and writes it
+// in one call. The caller holds p.sem.
+func (p *outPeer) writeLocked(ctx context.Context, c *outConn, frame []byte, typ byte) error {
 	// A cancelled ctx interrupts the write through the deadline. A ctx
 	// cancelled before the deadline is set is caught by the check after.
 	p.watchLocked(ctx)
 	deadline, _ := ctx.Deadline() // zero: none
 	if err := c.conn.SetWriteDeadline(deadline); err != nil {
-		return 0, err
+		return err
 	}
 	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	size := 0
-	for _, f := range frames {
-		size += len(f)
+		return err
 	}
 	buf := c.buf[:0]
-	var big *[]byte // from framePool, for frames over keepBuf (see bufpool.go)
-	if size > keepBuf {
+	var big *[]byte // from framePool, for a frame over keepBuf (see bufpool.go)
+	if len(frame) > keepBuf {
 		big = takeBuf()
 		buf = *big
 	}
-	ends := p.ends[:0] // where each sealed frame ends in buf
+	var err error
 	if typ == msgData {
-		for _, f := range frames {
-			if buf, err = appendFrame(buf, c.send, f); err != nil {
-				break
-			}
-			ends = append(ends, len(buf))
-		}
+		buf, err = appendFrame(buf, c.send, frame)
 	} else {
 		buf, err = appendSealed(buf, c.send, typ, nil)
-		ends = append(ends, len(buf))
 	}
-	p.ends = ends[:0]
 	if err == nil {
-		var n int
-		n, err = c.conn.Write(buf)
+		_, err = c.conn.Write(buf)
 		p.n.stats.streamWrites.Add(1)
-		for typ == msgData && done < len(ends) && ends[done] <= n {
-			done++
-		}
 	}
 	if big != nil {
 		*big = buf
@@ -300,9 +262,9 @@ func (p *outPeer) writeLocked(ctx context.Context, c *outConn, frames [][]byte, 
 		c.buf = buf
 	}
 	if err != nil && ctx.Err() != nil {
-		return done, fmt.Errorf("%w (%w)", ctx.Err(), err)
+		return fmt.Errorf("%w (%w)", ctx.Err(), err)
 	}
-	return done, err
+	return err
 }
 
 // watch reads the outgoing connection, which the peer never writes to

@@ -90,17 +90,15 @@ func newCluster(bin string, nw network, n int, consistency, dir string, logw io.
 	if err := os.WriteFile(c.keyFile, []byte(newKey()+"\n"), 0o600); err != nil {
 		return nil, err
 	}
+	ports, err := loopbackPorts(nw, 2*n)
+	if err != nil {
+		return nil, err
+	}
 	for i := range n {
 		host := nw.Host(i)
 		httpPort, gossipPort := 8080, 7946
-		if _, ok := nw.(loopback); ok {
-			var err error
-			if httpPort, err = proc.FreePort(host); err != nil {
-				return nil, err
-			}
-			if gossipPort, err = proc.FreePort(host); err != nil {
-				return nil, err
-			}
+		if ports != nil {
+			httpPort, gossipPort = ports[2*i], ports[2*i+1]
 		}
 		c.nodes = append(c.nodes, &nodeProc{
 			i: i, name: fmt.Sprintf("n%d", i+1),
@@ -110,6 +108,25 @@ func newCluster(bin string, nw network, n int, consistency, dir string, logw io.
 		})
 	}
 	return c, nil
+}
+
+// loopbackPorts returns n distinct ports free a moment ago on loopback
+// (all held open together, so none is drawn twice), or nil on a network
+// that gives each node an address of its own.
+func loopbackPorts(nw network, n int) ([]int, error) {
+	if _, ok := nw.(loopback); !ok {
+		return nil, nil
+	}
+	var ports []int
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer ln.Close()
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
 }
 
 // url is node i's HTTP base URL.

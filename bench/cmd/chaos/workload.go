@@ -77,7 +77,10 @@ type op struct {
 // mix is the clients' operations: mostly writes to the client's own key,
 // some to the shared sessions, logins (RenewID), logouts and "log out
 // everywhere" (DestroyPrincipal).
-var mix = []op{{"own", 60}, {"shared", 20}, {"login", 10}, {"logout", 5}, {"destroy-principal", 5}}
+// Ends are rare enough that a session lives for some seconds (about 200
+// of its client's operations), so that most writes are checked by a heal's
+// check before their session ends.
+var mix = []op{{"own", 78}, {"shared", 15}, {"login", 5}, {"logout", 1}, {"destroy-principal", 1}}
 
 // start runs n clients until ctx ends; wait waits for them.
 func (w *workload) start(ctx context.Context, n int, seed uint64) {
@@ -96,15 +99,18 @@ func (w *workload) resume() { w.gate.Unlock() }
 // client is one user: a session (its header value, empty before the
 // first write), a principal, a counter it writes under its own key.
 type client struct {
-	w     *workload
-	n     int
-	rng   *rand.Rand
-	value string // X-Session header value
-	seq   int
+	w   *workload
+	n   int
+	rng *rand.Rand
+	// slots are the client's sessions (a user's browsers, say): each an
+	// X-Session header value, empty before its first write.
+	slots [4]string
+	seq   int // the last value written, over every slot
 }
 
-func (cl *client) principal() string { return "u" + strconv.Itoa(cl.n) }
-func (cl *client) key() string       { return "c" + strconv.Itoa(cl.n) }
+// principal is slot's user; key the key its own writes go to.
+func (cl *client) principal(slot int) string { return fmt.Sprintf("u%d.%d", cl.n, slot) }
+func (cl *client) key(slot int) string       { return fmt.Sprintf("c%d.%d", cl.n, slot) }
 
 func (cl *client) run(ctx context.Context) {
 	tick := time.NewTicker(time.Duration(float64(time.Second) / cl.w.rate))
@@ -145,63 +151,65 @@ func (cl *client) one(ctx context.Context) {
 	node := cl.rng.IntN(len(cl.w.urls))
 	base := cl.w.urls[node]
 	lg := cl.w.ledger
+	slot := cl.rng.IntN(len(cl.slots))
+	sv := &cl.slots[slot]
 	switch o := cl.pick(); {
 	case o == "shared" && len(cl.w.shared) > 0:
-		sv := cl.w.shared[cl.rng.IntN(len(cl.w.shared))]
+		shared := cl.w.shared[cl.rng.IntN(len(cl.w.shared))]
 		cl.seq++
-		v := fmt.Sprintf("%s:%d", cl.key(), cl.seq)
-		_, _, ok := post(ctx, base+"/w?"+url.Values{"k": {"s"}, "v": {v}}.Encode(), sv)
+		v := fmt.Sprintf("c%d:%d", cl.n, cl.seq)
+		_, _, ok := post(ctx, base+"/w?"+url.Values{"k": {"s"}, "v": {v}}.Encode(), shared)
 		lg.count("shared", ok)
-	case o == "login" && cl.value != "":
-		old := cl.value
+	case o == "login" && *sv != "":
+		old := *sv
 		lg.intent(idOf(old)) // data may move to an ID we do not learn
-		nv, _, ok := post(ctx, base+"/login?p="+cl.principal(), old)
+		nv, _, ok := post(ctx, base+"/login?p="+cl.principal(slot), old)
 		lg.count("login", ok)
 		if ok && nv != "" && idOf(nv) != idOf(old) {
-			lg.renewed(idOf(old), idOf(nv), cl.key(), node)
-			cl.value = nv
+			lg.renewed(idOf(old), idOf(nv), cl.key(slot), node)
+			*sv = nv
 		}
-	case o == "logout" && cl.value != "":
-		lg.intent(idOf(cl.value))
-		_, _, ok := post(ctx, base+"/logout", cl.value)
+	case o == "logout" && *sv != "":
+		lg.intent(idOf(*sv))
+		_, _, ok := post(ctx, base+"/logout", *sv)
 		lg.count("logout", ok)
 		if ok {
-			lg.ended(idOf(cl.value), node)
-			cl.value = ""
+			lg.ended(idOf(*sv), node)
+			*sv = ""
 		}
 	case o == "destroy-principal":
-		_, body, ok := post(ctx, base+"/destroy-principal?p="+cl.principal(), "")
+		_, body, ok := post(ctx, base+"/destroy-principal?p="+cl.principal(slot), "")
 		lg.count("destroy-principal", ok)
-		if !ok && cl.value != "" {
-			lg.intent(idOf(cl.value)) // it may have been ended by a node that did not answer
+		if !ok && *sv != "" {
+			lg.intent(idOf(*sv)) // it may have been ended by a node that did not answer
 		}
 		var ids []string
 		if ok && json.Unmarshal(body, &ids) == nil {
 			for _, id := range ids {
 				lg.ended(id, node)
-				if cl.value != "" && id == idOf(cl.value) {
-					cl.value = ""
+				if *sv != "" && id == idOf(*sv) {
+					*sv = ""
 				}
 			}
 		}
 	default:
 		cl.seq++
-		nv, _, ok := post(ctx, base+"/w?"+url.Values{"k": {cl.key()}, "v": {strconv.Itoa(cl.seq)}}.Encode(), cl.value)
+		nv, _, ok := post(ctx, base+"/w?"+url.Values{"k": {cl.key(slot)}, "v": {strconv.Itoa(cl.seq)}}.Encode(), *sv)
 		switch {
 		case !ok:
 			lg.count("own", false)
-		case nv != "" && (cl.value == "" || idOf(nv) != idOf(cl.value)):
+		case nv != "" && (*sv == "" || idOf(nv) != idOf(*sv)):
 			// A new session: the client had none, or this node knew
 			// nothing of the one it had (a fork, its data stays there).
-			cl.value = nv
+			*sv = nv
 			lg.count("own", true)
-			lg.acked(idOf(nv), cl.key(), cl.seq, node, true)
+			lg.acked(idOf(nv), cl.key(slot), cl.seq, node, true)
 		default:
 			if nv != "" {
-				cl.value = nv // a newer stamp
+				*sv = nv // a newer stamp
 			}
 			lg.count("own", true)
-			lg.acked(idOf(cl.value), cl.key(), cl.seq, node, false)
+			lg.acked(idOf(*sv), cl.key(slot), cl.seq, node, false)
 		}
 	}
 }

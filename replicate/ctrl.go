@@ -120,30 +120,3 @@ func (p *peer) ackFrame(seq, refused uint64) ([]byte, error) {
 	p.ack = wire.Ack{Seq: seq, Refused: refused}
 	return wire.EncodeTo(&p.ackBuf, wire.MsgAck, &p.ack)
 }
-
-// sendControl sends every queued control frame; false means the peer
-// went down.
-func (p *peer) sendControl() bool {
-	for {
-		c, ok := p.ctrl.pop()
-		if !ok {
-			return true
-		}
-		frame := c.frame
-		if frame == nil {
-			var err error
-			if frame, err = p.ackFrame(c.ackSeq, c.ackRefused); err != nil {
-				p.e.log.Error("replicate: encode ack", "err", err)
-			}
-		}
-		if frame != nil && !p.sendFrame(frame) {
-			return false
-		}
-		if c.sent != nil {
-			close(c.sent)
-		}
-		if p.e.flushers.Load() > 0 {
-			p.e.broadcast()
-		}
-	}
-}

@@ -18,6 +18,17 @@ type Network interface {
 	Send(ctx context.Context, peer string, frame []byte) error
 }
 
+// FramesSender is a Network that also writes several frames to one peer
+// at once (cluster.Node does, with one system call). A peer's sender uses
+// it for the Acks and Batches waiting together, so that a busy stream
+// costs a write per wake-up rather than one per frame. SendFrames has
+// Send's contract for each frame, in order; on an error, some of the
+// frames may have been written (the sender sends them all again: Acks
+// and Batches may arrive twice).
+type FramesSender interface {
+	SendFrames(ctx context.Context, peer string, frames [][]byte) error
+}
+
 // Store is the local session store the engine applies remote changes to and
 // reads snapshots from. The root package's store implements it.
 //

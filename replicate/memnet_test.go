@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,6 +33,7 @@ type memNet struct {
 // memLink is one direction between two nodes.
 type memLink struct {
 	from, to string
+	writes   atomic.Int64 // SendFrames calls
 
 	mu          sync.Mutex // guards every field below
 	cond        *sync.Cond // signalled when q, blocked or closed change
@@ -205,6 +207,19 @@ func (ep memEndpoint) Send(ctx context.Context, peer string, frame []byte) error
 	}
 	l.q = append(l.q, append([]byte(nil), frame...))
 	l.cond.Broadcast()
+	return nil
+}
+
+// SendFrames makes memEndpoint a FramesSender: the frames go as if sent
+// one by one (a failure stops at the frame it hits), and writes counts
+// the calls.
+func (ep memEndpoint) SendFrames(ctx context.Context, peer string, frames [][]byte) error {
+	ep.n.link(ep.self, peer).writes.Add(1)
+	for _, f := range frames {
+		if err := ep.Send(ctx, peer, f); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

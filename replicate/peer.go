@@ -80,7 +80,11 @@ type peer struct {
 	ack    wire.Ack     // the Ack being encoded
 	ackBuf bytes.Buffer // holds the Ack frame being sent
 	out    wire.Batch   // the Batch being encoded (no allocation to box one)
-	idle   *idleRelease // when to return buffers (idle.go); set by run
+	// gathered holds the frames of one write (gather.go); one the frame
+	// of a write of one.
+	gathered gathered
+	one      [1][]byte
+	idle     *idleRelease // when to return buffers (idle.go); set by run
 }
 
 func newPeer(e *Engine, id string) *peer {
@@ -184,23 +188,18 @@ func (p *peer) run() {
 	defer p.idle.timer.Stop()
 	var armedFor time.Time // when the timer fires; zero when stopped
 	for {
-		if !p.sendControl() {
-			return
-		}
-		// Send what the window allows, control frames first each time.
+		// Send what waits, Acks and control frames first, until nothing
+		// does or the window is full.
 		sent := false
 		for {
-			b := p.nextBatch()
-			if b == nil {
+			n, ok := p.sendPending()
+			if !ok {
+				return
+			}
+			if n == 0 {
 				break
 			}
-			if !p.sendFrame(b.frame) {
-				return
-			}
 			sent = true
-			if !p.sendControl() {
-				return
-			}
 		}
 		p.idle.arm()
 		// The timer fires when the oldest unacknowledged send times out.
@@ -223,46 +222,5 @@ func (p *peer) run() {
 		case <-p.ctx.Done():
 			return
 		}
-	}
-}
-
-// sendFrame sends frame, retrying with exponential backoff while the peer
-// is up; false means it went down first.
-func (p *peer) sendFrame(frame []byte) bool {
-	delay := minBackoff
-	var t *time.Timer
-	for {
-		err := p.e.cfg.Network.Send(p.ctx, p.id, frame)
-		if err == nil {
-			p.idle.sent()
-			if t != nil {
-				t.Stop()
-				p.reach.sendFailing.Store(false)
-			}
-			return true
-		}
-		if p.ctx.Err() != nil {
-			return false
-		}
-		p.counters.failed.Add(1)
-		p.e.sendFailed(p)
-		if delay == minBackoff { // the first failure of a streak
-
-			p.e.log.Warn("replicate: send failed, retrying", "peer", p.id, "err", err, "backoff", delay)
-		} else {
-			p.e.log.Debug("replicate: send failed, retrying", "peer", p.id, "err", err, "backoff", delay)
-		}
-		if t == nil {
-			t = time.NewTimer(delay)
-		} else {
-			t.Reset(delay)
-		}
-		select {
-		case <-t.C:
-		case <-p.ctx.Done():
-			t.Stop()
-			return false
-		}
-		delay = min(2*delay, maxBackoff)
 	}
 }

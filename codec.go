@@ -2,7 +2,6 @@ package peersession
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"math"
 	"reflect"
@@ -10,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/peersession/peersession/internal/msgp"
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
@@ -185,24 +185,12 @@ func intAt(b []byte) (v uint64, neg, ok bool) {
 	if len(b) < 1+n {
 		return 0, false, false
 	}
-	switch c {
-	case msgpcode.Uint8:
-		return uint64(b[1]), false, true
-	case msgpcode.Uint16:
-		return uint64(binary.BigEndian.Uint16(b[1:])), false, true
-	case msgpcode.Uint32:
-		return uint64(binary.BigEndian.Uint32(b[1:])), false, true
-	case msgpcode.Uint64:
-		return binary.BigEndian.Uint64(b[1:]), false, true
-	case msgpcode.Int8:
-		v = uint64(int64(int8(b[1])))
-	case msgpcode.Int16:
-		v = uint64(int64(int16(binary.BigEndian.Uint16(b[1:]))))
-	case msgpcode.Int32:
-		v = uint64(int64(int32(binary.BigEndian.Uint32(b[1:]))))
-	default:
-		v = binary.BigEndian.Uint64(b[1:])
+	v = msgp.UintN(b[1:], n)
+	if c == msgpcode.Uint8 || c == msgpcode.Uint16 || c == msgpcode.Uint32 || c == msgpcode.Uint64 {
+		return v, false, true
 	}
+	shift := 64 - 8*n // sign-extend the n-byte int
+	v = uint64(int64(v<<shift) >> shift)
 	return v, int64(v) < 0, true
 }
 

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strconv"
 
+	"github.com/peersession/peersession/internal/msgp"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
@@ -153,17 +154,8 @@ func (w *cursor) uintN(n int) (int, error) {
 	if w.pos+1+n > len(w.b) {
 		return 0, errStop
 	}
-	p := w.b[w.pos+1:]
+	v := msgp.UintN(w.b[w.pos+1:], n)
 	w.pos += 1 + n
-	var v uint64
-	switch n {
-	case 1:
-		v = uint64(p[0])
-	case 2:
-		v = uint64(binary.BigEndian.Uint16(p))
-	default:
-		v = uint64(binary.BigEndian.Uint32(p))
-	}
 	if v > uint64(len(w.b)) {
 		return 0, errStop // more elements or bytes than the value has bytes
 	}

@@ -1,9 +1,9 @@
 package wire
 
 import (
-	"encoding/binary"
 	"strconv"
 
+	"github.com/peersession/peersession/internal/msgp"
 	"github.com/peersession/peersession/replicate/model"
 )
 
@@ -147,15 +147,7 @@ func (w *walker) object(depth int) error {
 		if len(w.b)-w.pos < 2+size {
 			return malformed("truncated at byte %d of the body", w.pos)
 		}
-		var n uint64
-		switch size {
-		case 1:
-			n = uint64(w.b[w.pos+1])
-		case 2:
-			n = uint64(binary.BigEndian.Uint16(w.b[w.pos+1:]))
-		default:
-			n = uint64(binary.BigEndian.Uint32(w.b[w.pos+1:]))
-		}
+		n := msgp.UintN(w.b[w.pos+1:], size)
 		w.pos += 2 + size // code, length, type
 		return w.bytes(n)
 	default: // 0xc1, never used
@@ -164,16 +156,7 @@ func (w *walker) object(depth int) error {
 	if len(w.b)-w.pos < 1+size {
 		return malformed("truncated at byte %d of the body", w.pos)
 	}
-	p := w.b[w.pos+1:]
-	var n uint64
-	switch size {
-	case 1:
-		n = uint64(p[0])
-	case 2:
-		n = uint64(binary.BigEndian.Uint16(p))
-	default:
-		n = uint64(binary.BigEndian.Uint32(p))
-	}
+	n := msgp.UintN(w.b[w.pos+1:], size)
 	w.pos += 1 + size
 	switch c {
 	case 0xdc, 0xdd:

@@ -1,11 +1,11 @@
 package wire
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 
+	"github.com/peersession/peersession/internal/msgp"
 	"github.com/peersession/peersession/replicate/model"
 
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
@@ -74,15 +74,7 @@ func (r *reader) uintN(n int) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	switch n {
-	case 1:
-		return uint64(p[0]), nil
-	case 2:
-		return uint64(binary.BigEndian.Uint16(p)), nil
-	case 4:
-		return uint64(binary.BigEndian.Uint32(p)), nil
-	}
-	return binary.BigEndian.Uint64(p), nil
+	return msgp.UintN(p, n), nil
 }
 
 // int64 is msgpack.Decoder.DecodeInt64.

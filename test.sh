@@ -2,19 +2,26 @@
 # The test command: vet, the whole suite under the race detector (the
 # library, the examples, the adapters and the browser test), the library's
 # suite again without it, and a short run of every fuzz target. Needs Go;
-# installs Debian's chromium for the browser test when it is missing (as
-# root, or with sudo). Each stage starts with a "== stage" line.
+# installs the Debian packages the tests need when they are missing (as
+# root, or with sudo): chromium for the browser test, dnsmasq and iproute2
+# for the DNS test in network namespaces (examples/twonode). Each stage
+# starts with a "== stage" line.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 stage() { printf '\n== %s\n' "$*"; }
 
-if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
+missing=""
+have chromium || missing="$missing chromium"
+have dnsmasq || missing="$missing dnsmasq-base"
+have ip || missing="$missing iproute2"
+if [ -n "$missing" ] && command -v apt-get >/dev/null 2>&1; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  echo "test.sh: installing chromium for the browser test (e2e/)"
+  echo "test.sh: installing$missing for the tests"
   $sudo apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
 fi
 stage vet
 go vet ./...

@@ -383,3 +383,21 @@ func TestNodeProcessStartsAndStops(t *testing.T) {
 		t.Fatalf("the node reported a shutdown error:\n%s", n.Output())
 	}
 }
+
+// waitUntil polls cond every 50ms, on the test's goroutine, until it
+// reports done, and fails the test with cond's last state, and msg, if
+// that takes longer than timeout.
+func waitUntil(t testing.TB, timeout time.Duration, cond func() (done bool, state string), msg string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		done, state := cond()
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s after %v: %s", fmt.Sprintf(msg, args...), timeout, state)
+		}
+		time.Sleep(50 * time.Millisecond) // the polling interval
+	}
+}

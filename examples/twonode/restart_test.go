@@ -204,12 +204,12 @@ func readCart(t *testing.T, resp *http.Response, what string) demo.Cart {
 // requireMembers waits until node n lists exactly the members want on
 // /cluster: one cluster, not islands.
 func requireMembers(t *testing.T, n *nodeProc, want ...string) {
+	t.Helper()
 	want = slices.Sorted(slices.Values(want))
-	var got []string
-	require.Eventually(t, func() bool {
-		got = clusterMembers(n)
-		return slices.Equal(got, want)
-	}, 60*time.Second, 50*time.Millisecond, "node %s lists members %v, want %v", n.Name, &got, want)
+	waitUntil(t, 60*time.Second, func() (bool, string) {
+		got := clusterMembers(n)
+		return slices.Equal(got, want), fmt.Sprintf("members %v", got)
+	}, "node %s does not list members %v", n.Name, want)
 }
 
 // clusterMembers returns the members node n lists on /cluster, sorted;

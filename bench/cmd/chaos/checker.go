@@ -110,29 +110,49 @@ func accountFor(a ackRec, killsOf func(node int) []time.Time) (bool, time.Durati
 	return false, 0
 }
 
-// waitAgree polls every node's digest until all agree, at most limit;
-// it returns how long that took from since, and the digests last seen.
-func waitAgree(ctx context.Context, c *cluster, since time.Time, limit time.Duration) (time.Duration, bool, []string) {
+// agreement is what waitAgree saw after a heal: when every node again
+// listed every other as a live peer (membership whole), and when they
+// all held the same data.
+type agreement struct {
+	whole   time.Duration // -1 if never within the limit
+	agree   time.Duration
+	agreed  bool
+	digests []string // the last digests seen (each node's, or its error)
+}
+
+// waitAgree polls every node's digest and peers until all hold the same
+// data, at most limit after since.
+func waitAgree(ctx context.Context, c *cluster, since time.Time, limit time.Duration) agreement {
 	ctx, cancel := context.WithDeadline(ctx, since.Add(limit))
 	defer cancel()
+	a := agreement{whole: -1}
 	for {
-		digests := make([]string, len(c.nodes))
-		failed := false
+		a.digests = make([]string, len(c.nodes))
+		failed, whole := false, true
 		for i := range c.nodes {
+			var st nodeStats
+			if err := getJSON(ctx, c.url(i)+"/stats", &st); err != nil || st.Peers != len(c.nodes)-1 {
+				whole = false
+			}
 			var d dump
 			if err := getJSON(ctx, c.url(i)+"/dump", &d); err != nil {
-				digests[i] = "error: " + err.Error()
+				a.digests[i] = "error: " + err.Error()
 				failed = true
 				continue
 			}
-			digests[i] = fmt.Sprintf("%s (%d sessions)", d.Digest, d.Count)
+			a.digests[i] = fmt.Sprintf("%s (%d sessions)", d.Digest, d.Count)
 		}
-		if !failed && !slices.ContainsFunc(digests, func(s string) bool { return s != digests[0] }) && ctx.Err() == nil {
-			return time.Since(since), true, digests
+		if whole && a.whole < 0 && ctx.Err() == nil {
+			a.whole = time.Since(since)
+		}
+		if !failed && !slices.ContainsFunc(a.digests, func(s string) bool { return s != a.digests[0] }) && ctx.Err() == nil {
+			a.agree, a.agreed = time.Since(since), true
+			return a
 		}
 		select {
 		case <-ctx.Done():
-			return time.Since(since), false, digests
+			a.agree = time.Since(since)
+			return a
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -64,7 +64,7 @@ func main() {
 	flag.Uint64Var(&o.seed, "seed", 0, "the schedule's seed (0: a random one, printed)")
 	flag.IntVar(&o.nodes, "nodes", 3, "node processes, 3 to 5")
 	flag.StringVar(&o.consistency, "consistency", "sync", "sync or async")
-	flag.StringVar(&o.faultsFlag, "faults", "all", "fault kinds: all, or a comma-separated list of "+kindList())
+	flag.StringVar(&o.faultsFlag, "faults", defaultFaults, "fault kinds: a comma-separated list of "+kindList()+", or all (skew included)")
 	flag.IntVar(&o.clients, "clients", 8, "concurrent clients")
 	flag.Float64Var(&o.rate, "rate", 20, "operations per second per client")
 	flag.DurationVar(&o.agree, "agree", 5*time.Second, "every heal must be agreed within this")
@@ -133,8 +133,11 @@ func (o *options) validate() error {
 				kept = append(kept, k)
 			}
 		}
-		if len(kept) < len(kinds) && o.faultsFlag != "all" {
+		if len(kept) == 0 {
 			return fmt.Errorf("-faults %s: %v need network namespaces: run as root, or choose others", o.faultsFlag, needsNetns)
+		}
+		if len(kept) < len(kinds) {
+			fmt.Printf("chaos: on loopback (not root, or -netns off): no %v faults\n", needsNetns)
 		}
 		kinds = kept
 	}
@@ -187,8 +190,17 @@ func run(ctx context.Context, o options) (ok bool, err error) {
 
 	var nw network = loopback{}
 	if o.netns == "on" {
-		if nw, err = newNetns(o.nodes); err != nil {
+		var netem bool
+		if nw, netem, err = newNetns(o.nodes); err != nil {
 			return false, err
+		}
+		if !netem && slices.Contains(o.faults, faultNetem) {
+			if len(o.faults) == 1 {
+				nw.Close()
+				return false, fmt.Errorf("-faults %s: this kernel has no tc netem (CONFIG_NET_SCH_NETEM)", o.faultsFlag)
+			}
+			o.faults = slices.DeleteFunc(slices.Clone(o.faults), func(k faultKind) bool { return k == faultNetem })
+			fmt.Println("chaos: this kernel has no tc netem (CONFIG_NET_SCH_NETEM): no netem faults")
 		}
 	}
 	defer func() {

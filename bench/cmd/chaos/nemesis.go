@@ -12,6 +12,7 @@ type heal struct {
 	step   step
 	agree  time.Duration // from the heal to every node holding the same data
 	agreed bool
+	whole  time.Duration // from the heal to every node listing every other as a live peer (-1: not seen)
 	v      verdict
 }
 
@@ -105,10 +106,10 @@ func (n *nemesis) healAndCheck(s step) (heal, error) {
 func (n *nemesis) check(s step, start time.Time) (heal, error) {
 	h := heal{step: s}
 	ctx := context.Background()
-	var digests []string
-	h.agree, h.agreed, digests = waitAgree(ctx, n.c, start, n.limit)
+	a := waitAgree(ctx, n.c, start, n.limit)
+	h.agree, h.agreed, h.whole = a.agree, a.agreed, a.whole
 	if !h.agreed {
-		fmt.Fprintf(n.out, "%s  no agreement %v after #%d: %v\n", stamp(), n.limit, s.N, digests)
+		fmt.Fprintf(n.out, "%s  no agreement %v after #%d: %v\n", stamp(), n.limit, s.N, a.digests)
 	}
 	held, err := fullDump(ctx, n.c, 0)
 	if err != nil {
@@ -122,6 +123,9 @@ func (h heal) summary() string {
 	s := fmt.Sprintf("agreed in %v", h.agree.Round(time.Millisecond))
 	if !h.agreed {
 		s = fmt.Sprintf("NOT agreed after %v", h.agree.Round(time.Millisecond))
+	}
+	if h.whole >= 0 {
+		s += fmt.Sprintf(" (membership whole in %v)", h.whole.Round(time.Millisecond))
 	}
 	s += fmt.Sprintf(", %d sessions", h.v.sessions)
 	if n := len(h.v.lost); n > 0 {

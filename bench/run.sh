@@ -30,6 +30,15 @@
 #                             1,000 writes, bytes/frames/syscalls per write,
 #                             visibility, max rate, heap, join; ~10 min
 #                             -> results/scale.md (SCALE_NODES, SCALE_ROUNDS)
+#   ./run.sh chaos [flags]    the chaos harness (cmd/chaos): 3-5 nodes in
+#                             network namespaces (root; else loopback
+#                             without link faults), clients writing all
+#                             the time, a seeded schedule of kill -9,
+#                             SIGSTOP, partitions, one-way partitions,
+#                             netem, clocks ahead; a check after each heal
+#                             (default 60s; -duration 10m -seed N -nodes 3
+#                             -consistency sync|async -faults partition,...)
+#                             -> results/chaos.md (CHAOS_OUT)
 #   ./run.sh all              compare, then repl
 #
 # Environment: ROUNDS (5), DURATION (3s per variant, mode and round),
@@ -151,6 +160,11 @@ run_scale() {
 	"$bin/scale" -nodes "$SCALE_NODES" -rounds "$SCALE_ROUNDS" -out "$here/results/scale.md"
 }
 
+run_chaos() { # flags for cmd/chaos
+	echo "== chaos: $*" >&2
+	"$bin/chaos" -out "$here/results/${CHAOS_OUT:-chaos.md}" "$@"
+}
+
 run_stalls() {
 	echo "== stalls: key updates at 200,000/s, the last of 8 rounds traced" >&2
 	"$bin/stalls" -repl "$bin/repl" -duration "$REPL_DURATION" -out "$here/results/stalls.md"
@@ -191,6 +205,7 @@ kill) build; run_kill ;;
 scale) build; run_scale ;;
 flood) build; run_flood ;;
 soak) build; run_soak "${2:-10m}" ;;
+chaos) build; shift; run_chaos "$@" ;;
 all) build; run_compare; run_repl ;;
-*) echo "usage: $0 [compare|disk|repl|stalls|flood|kill|scale|soak [duration]|all]" >&2; exit 2 ;;
+*) echo "usage: $0 [compare|disk|repl|stalls|flood|kill|scale|soak [duration]|chaos [flags]|all]" >&2; exit 2 ;;
 esac

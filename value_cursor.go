@@ -389,16 +389,8 @@ func (w *cursor) skip() error {
 		}
 		return err
 	}
-	var size int
+	size := msgp.FixedLen(c) - 1 // the bytes after the code
 	switch c {
-	case msgpcode.Uint8, msgpcode.Int8:
-		size = 1
-	case msgpcode.Uint16, msgpcode.Int16:
-		size = 2
-	case msgpcode.Uint32, msgpcode.Int32, msgpcode.Float:
-		size = 4
-	case msgpcode.Uint64, msgpcode.Int64, msgpcode.Double:
-		size = 8
 	case msgpcode.FixExt1, msgpcode.FixExt2, msgpcode.FixExt4, msgpcode.FixExt8, msgpcode.FixExt16:
 		size = 1 + 1<<(c-msgpcode.FixExt1) // the type byte, then the data
 	case msgpcode.Ext8, msgpcode.Ext16, msgpcode.Ext32:
@@ -410,7 +402,9 @@ func (w *cursor) skip() error {
 		w.pos -= 1 + lenBytes // back to the code, for the common end below
 		size = lenBytes + 1 + n
 	default:
-		return errStop
+		if size <= 0 {
+			return errStop
+		}
 	}
 	if w.pos+1+size > len(w.b) {
 		return errStop

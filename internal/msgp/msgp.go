@@ -3,7 +3,11 @@
 // with a decoder of its own over a byte slice.
 package msgp
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
+)
 
 // UintN returns the big-endian unsigned integer of n bytes (1, 2, 4 or 8)
 // at the start of p: the length of a str, bin, array, map or ext, or the
@@ -19,3 +23,27 @@ func UintN(p []byte, n int) uint64 {
 	}
 	return binary.BigEndian.Uint64(p)
 }
+
+// FixedLen returns the length, code included, of a value whose code c is
+// followed by a fixed number of bytes: nil, a bool, a float, or a uint or
+// int that is not a fixint. It returns 0 for any other code.
+func FixedLen(c byte) int { return int(fixedLens[c]) }
+
+// fixedLens is FixedLen by code, a lookup in the decoders' inner loops.
+var fixedLens = func() (lens [256]uint8) {
+	for c := range lens {
+		switch byte(c) {
+		case msgpcode.Nil, msgpcode.False, msgpcode.True:
+			lens[c] = 1
+		case msgpcode.Uint8, msgpcode.Int8:
+			lens[c] = 2
+		case msgpcode.Uint16, msgpcode.Int16:
+			lens[c] = 3
+		case msgpcode.Uint32, msgpcode.Int32, msgpcode.Float:
+			lens[c] = 5
+		case msgpcode.Uint64, msgpcode.Int64, msgpcode.Double:
+			lens[c] = 9
+		}
+	}
+	return lens
+}()

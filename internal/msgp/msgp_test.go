@@ -20,3 +20,18 @@ func TestUintNReadsBigEndianOfEachSize(t *testing.T) {
 		assert.Equal(t, tc.want, UintN(p, tc.n), "%d bytes", tc.n)
 	}
 }
+
+// FixedLen gives the lengths of msgpack's spec for the codes followed by
+// a fixed number of bytes, and zero for every other code: fixints, which
+// are their own value, and the codes followed by a length.
+func TestFixedLenOfEachCode(t *testing.T) {
+	want := map[byte]int{
+		0xc0: 1, 0xc2: 1, 0xc3: 1, // nil, false, true
+		0xca: 5, 0xcb: 9, // float32, float64
+		0xcc: 2, 0xcd: 3, 0xce: 5, 0xcf: 9, // uint8-64
+		0xd0: 2, 0xd1: 3, 0xd2: 5, 0xd3: 9, // int8-64
+	}
+	for c := range 256 {
+		assert.Equal(t, want[byte(c)], FixedLen(byte(c)), "code 0x%02x", c)
+	}
+}

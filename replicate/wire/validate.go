@@ -73,25 +73,6 @@ type walker struct {
 	allowExt   bool // extension types pass (application values: time.Time)
 }
 
-// fixedSize gives, for the msgpack type codes 0xc0-0xd3 that are followed
-// by a fixed number of bytes, that number plus one; zero marks codes
-// handled elsewhere.
-var fixedSize = [...]uint8{
-	0xc0 - 0xc0: 1, // nil
-	0xc2 - 0xc0: 1, // false
-	0xc3 - 0xc0: 1, // true
-	0xca - 0xc0: 5, // float32
-	0xcb - 0xc0: 9, // float64
-	0xcc - 0xc0: 2, // uint8
-	0xcd - 0xc0: 3, // uint16
-	0xce - 0xc0: 5, // uint32
-	0xcf - 0xc0: 9, // uint64
-	0xd0 - 0xc0: 2, // int8
-	0xd1 - 0xc0: 3, // int16
-	0xd2 - 0xc0: 5, // int32
-	0xd3 - 0xc0: 9, // int64
-}
-
 // object checks the object at w.pos, nested in depth containers, and moves
 // past it.
 func (w *walker) object(depth int) error {
@@ -113,7 +94,7 @@ func (w *walker) object(depth int) error {
 		w.pos++
 		return w.bytes(uint64(c & 0x1f))
 	case c <= 0xd3:
-		if n := int(fixedSize[c-0xc0]); n > 0 {
+		if n := msgp.FixedLen(c); n > 0 {
 			if len(w.b)-w.pos < n {
 				return malformed("truncated at byte %d of the body", w.pos)
 			}

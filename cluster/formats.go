@@ -184,6 +184,16 @@ func (n *Node) PeerFormats(id string) (Formats, bool) {
 // its peer's PeerDown forgot it).
 const maxPeerFormats = 1024
 
+// PeerFormat returns the newest wire format both this node and the peer
+// with this ID speak (see PeerFormats): the one to write to it.
+func (n *Node) PeerFormat(id string) (int, bool) {
+	f, ok := n.PeerFormats(id)
+	if !ok {
+		return 0, false
+	}
+	return int(min(f.Max, n.cfg.Formats.Max)), true
+}
+
 // setPeerFormats records the range a peer announced in a handshake.
 func (n *Node) setPeerFormats(id string, f Formats) {
 	n.fmtMu.Lock()

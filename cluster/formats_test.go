@@ -214,6 +214,11 @@ func TestPeerFormatsAreLearntFromStreamsEitherWay(t *testing.T) {
 	require.True(t, ok, "learnt by the responder")
 	assert.Equal(t, Formats{1, 2}, f)
 	assert.Nil(t, a.FormatConflict())
+	v, ok := a.PeerFormat(b.Self().ID)
+	assert.True(t, ok)
+	assert.Equal(t, 2, v, "the newest both speak: a writes b format 2")
+	v, _ = b.PeerFormat(a.Self().ID)
+	assert.Equal(t, 2, v)
 
 	require.NoError(t, b.Close())
 	require.Eventually(t, func() bool { _, ok := a.PeerFormats(b.Self().ID); return !ok }, waitFor, tick, "forgotten once the peer is gone")

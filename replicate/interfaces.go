@@ -29,6 +29,17 @@ type FramesSender interface {
 	SendFrames(ctx context.Context, peer string, frames [][]byte) error
 }
 
+// FormatNetwork is what a Network may also implement to say which wire
+// format a peer reads: the newest both nodes speak, learnt in the
+// handshake of a stream with it (cluster.Node implements it). false means
+// not known yet (no stream has opened); a peer is then taken to read
+// wire.FormatOldest. The engine reports it in PeerStats.Format, and writes
+// a peer nothing that format lacks (see wire.FormatNewest). PeerFormat may
+// be called concurrently and must not block.
+type FormatNetwork interface {
+	PeerFormat(peer string) (format int, known bool)
+}
+
 // Store is the local session store the engine applies remote changes to and
 // reads snapshots from. The root package's store implements it.
 //

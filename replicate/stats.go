@@ -65,6 +65,10 @@ type PeerStats struct {
 	// AckLag is the time from the last (re)send of the last acknowledged
 	// batch to its ack.
 	AckLag time.Duration
+	// Format is the wire format the peer reads (see FormatNetwork), or 0
+	// while it is not known: no stream with the peer has opened yet, or
+	// the Network does not tell.
+	Format int
 	// Unresponsive is set while Fetch does not wait for the peer: its
 	// stream was lost, sends to it fail, or it left a fetch unanswered,
 	// and it has sent nothing since (see reach.go).
@@ -129,8 +133,22 @@ func (e *Engine) Stats() Stats {
 			LastAck: lastAck,
 			AckLag:  ackLag,
 
+			Format:       e.peerFormat(p.id),
 			Unresponsive: !p.reach.answers(),
 		}
 	}
 	return s
+}
+
+// peerFormat is the wire format peer reads, 0 if not known (see
+// FormatNetwork).
+func (e *Engine) peerFormat(peer string) int {
+	fn, ok := e.cfg.Network.(FormatNetwork)
+	if !ok {
+		return 0
+	}
+	if f, known := fn.PeerFormat(peer); known {
+		return f
+	}
+	return 0
 }

@@ -1,0 +1,32 @@
+package wire
+
+// The wire formats this build reads and writes: the range a node
+// announces to its peers in the stream handshake (cluster.Config.Formats),
+// which refuses a peer whose range does not overlap it.
+//
+// Format 1 is every frame this package writes today, FormatVersion first:
+// the messages and fields held by the golden frames in testdata/golden,
+// the Ack's Refused count ("f") included. The previous release (the
+// commit in examples/twonode/testdata/previous-release) reads all of it,
+// Refused too: its nodes count a Batch with refusals as not acknowledged,
+// as this build does. Nodes announce no range before this build; a peer
+// that announces none speaks format 1.
+//
+// How the format may change (ONLY THIS WAY):
+//   - A field whose absence means its zero value, and which older nodes
+//     may ignore without breaking a guarantee, may be added to a message
+//     within the format: the decoder skips the fields it does not know.
+//   - Anything else (a field whose meaning an older node would get wrong
+//     by ignoring it, a new message type an older node must answer, a new
+//     encoding) is a new format: FormatNewest goes up, and the engine
+//     writes it only to peers whose PeerFormat is that high, keeping the
+//     older form for the others, until a later release raises
+//     FormatOldest and drops it. Each release speaks its predecessor's
+//     newest format, so that a rolling upgrade never meets a pair of nodes
+//     with no format in common.
+const (
+	// FormatOldest is the oldest format this build still reads and writes.
+	FormatOldest = int(FormatVersion)
+	// FormatNewest is the newest format this build reads and writes.
+	FormatNewest = int(FormatVersion)
+)

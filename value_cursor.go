@@ -199,23 +199,20 @@ func (w *cursor) bytesLen() (int, error) {
 		return 0, errStop
 	}
 	c := w.b[w.pos]
-	var n int
-	var err error
-	switch {
-	case c == msgpcode.Nil:
+	if c == msgpcode.Nil {
 		w.pos++
 		return -1, nil
-	case msgpcode.IsFixedString(c):
+	}
+	var n int
+	var err error
+	switch size := msgp.StrLenSize(c); {
+	case size < 0:
+		return 0, errStop
+	case size == 0:
 		w.pos++
 		n = int(c & msgpcode.FixedStrMask)
-	case c == msgpcode.Str8 || c == msgpcode.Bin8:
-		n, err = w.uintN(1)
-	case c == msgpcode.Str16 || c == msgpcode.Bin16:
-		n, err = w.uintN(2)
-	case c == msgpcode.Str32 || c == msgpcode.Bin32:
-		n, err = w.uintN(4)
 	default:
-		return 0, errStop
+		n, err = w.uintN(size)
 	}
 	if err != nil || n > len(w.b)-w.pos {
 		return 0, errStop

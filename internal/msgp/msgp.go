@@ -24,6 +24,23 @@ func UintN(p []byte, n int) uint64 {
 	return binary.BigEndian.Uint64(p)
 }
 
+// StrLenSize returns how many bytes of big-endian length follow the code
+// c of a str or bin: 1, 2 or 4, or 0 for a fixstr, whose length is in c
+// (c & msgpcode.FixedStrMask). It returns -1 for any other code.
+func StrLenSize(c byte) int {
+	switch {
+	case msgpcode.IsFixedString(c):
+		return 0
+	case c == msgpcode.Str8 || c == msgpcode.Bin8:
+		return 1
+	case c == msgpcode.Str16 || c == msgpcode.Bin16:
+		return 2
+	case c == msgpcode.Str32 || c == msgpcode.Bin32:
+		return 4
+	}
+	return -1
+}
+
 // FixedLen returns the length, code included, of a value whose code c is
 // followed by a fixed number of bytes: nil, a bool, a float, or a uint or
 // int that is not a fixint. It returns 0 for any other code.

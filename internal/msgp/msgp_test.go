@@ -35,3 +35,20 @@ func TestFixedLenOfEachCode(t *testing.T) {
 		assert.Equal(t, want[byte(c)], FixedLen(byte(c)), "code 0x%02x", c)
 	}
 }
+
+func TestStrLenSizeOfEachCode(t *testing.T) {
+	for c := range 256 {
+		want := -1
+		switch {
+		case c >= 0xa0 && c <= 0xbf: // fixstr
+			want = 0
+		case c == 0xd9 || c == 0xc4: // str8, bin8
+			want = 1
+		case c == 0xda || c == 0xc5: // str16, bin16
+			want = 2
+		case c == 0xdb || c == 0xc6: // str32, bin32
+			want = 4
+		}
+		assert.Equal(t, want, StrLenSize(byte(c)), "code 0x%02x", c)
+	}
+}

@@ -136,20 +136,17 @@ func (r *reader) bytesLen() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	var n uint64
-	switch {
-	case c == msgpcode.Nil:
+	if c == msgpcode.Nil {
 		return -1, nil
-	case msgpcode.IsFixedString(c):
-		n = uint64(c & msgpcode.FixedStrMask)
-	case c == msgpcode.Str8 || c == msgpcode.Bin8:
-		n, err = r.uintN(1)
-	case c == msgpcode.Str16 || c == msgpcode.Bin16:
-		n, err = r.uintN(2)
-	case c == msgpcode.Str32 || c == msgpcode.Bin32:
-		n, err = r.uintN(4)
-	default:
+	}
+	var n uint64
+	switch size := msgp.StrLenSize(c); {
+	case size < 0:
 		return 0, fmt.Errorf("msgpack: invalid code=%x decoding string/bytes length", c)
+	case size == 0:
+		n = uint64(c & msgpcode.FixedStrMask)
+	default:
+		n, err = r.uintN(size)
 	}
 	if err != nil {
 		return 0, err

@@ -57,8 +57,10 @@ func TestThreeNodesJoinedByOneDNSNameFormOneCluster(t *testing.T) {
 	c.stopAll()
 	old := c.renumberAll()
 	c.dns.setRecords(t, c.addrs(0, 1, 2))
+	restarted := time.Now()
 	c.start(0, 1, 2)
 	c.requireOneCluster(0, 1, 2)
+	t.Logf("restarted on new addresses, one cluster %v after the start", time.Since(restarted).Round(time.Millisecond))
 	for _, a := range c.addrs(0, 1, 2) {
 		require.NotContains(t, old, a, "every node restarted on a new address")
 	}
@@ -76,8 +78,10 @@ func TestThreeNodesJoinedByOneDNSNameFormOneCluster(t *testing.T) {
 	c.start(3)
 	c.requireOneCluster(2, 3)
 	c.requireOneCluster(0, 1) // still two islands
+	listed := time.Now()
 	c.dns.setRecords(t, c.addrs(0, 1, 2, 3))
 	c.requireOneCluster(0, 1, 2, 3)
+	t.Logf("the islands merged %v after the name listed every node (RejoinInterval 10s)", time.Since(listed).Round(time.Millisecond))
 }
 
 // dnsCluster is four demo nodes (the fourth for the islands), each in

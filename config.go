@@ -12,6 +12,7 @@ import (
 
 	"github.com/peersession/peersession/cluster"
 	"github.com/peersession/peersession/internal/defaults"
+	"github.com/peersession/peersession/replicate/wire"
 )
 
 // Config configures a Store. The zero Config is a working single-node store
@@ -401,5 +402,8 @@ func (c *ClusterConfig) clusterConfig(log *slog.Logger, h cluster.Handler) clust
 		Seeds: c.Join, RejoinInterval: c.RejoinInterval, Label: c.Label,
 		Keys: c.Keys, Insecure: c.Insecure, Tune: c.Memberlist,
 		Logger: log, Handler: h,
+		// The range of wire formats the engine speaks, announced in every
+		// stream handshake (see wire.FormatNewest).
+		Formats: cluster.Formats{Min: uint8(wire.FormatOldest), Max: uint8(wire.FormatNewest)},
 	}
 }

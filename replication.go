@@ -95,6 +95,10 @@ func startReplication(st *Store, cfg ClusterConfig, h hooks) (*replication, erro
 		h.nodeStarted(node)
 	}
 	arr := &arrivals{}
+	ackDelay := time.Duration(0) // the default: an Ack may wait up to 2ms for a Batch to go with
+	if cfg.Consistency == Sync {
+		ackDelay = -1 // a Sync write waits for its Acks: each goes at once
+	}
 	eng, err := replicate.New(replicate.Config{
 		Self:                node.Self().ID,
 		Network:             node,
@@ -102,6 +106,7 @@ func startReplication(st *Store, cfg ClusterConfig, h hooks) (*replication, erro
 		Clock:               st.clock,
 		Logger:              st.cfg.Logger,
 		AntiEntropyInterval: cfg.AntiEntropyInterval,
+		AckDelay:            ackDelay,
 	})
 	if err != nil {
 		_ = node.Close()
@@ -189,7 +194,8 @@ func (r *replication) waitPeers(ctx context.Context) {
 // it completes, or there is no peer to ask. Transfer itself turns to another
 // peer when its source goes away mid-transfer; an attempt that times out,
 // or finds every peer gone (some may be wrongly declared dead under load),
-// is made again.
+// is made again; unless the node has refused a peer's stream for want of a
+// common wire format (cluster.FormatError): that is the error then.
 func (r *replication) transferLoop(ctx context.Context) error {
 	backoff := 50 * time.Millisecond
 	attempt := 5 * time.Second // grows: a large state may need longer
@@ -201,6 +207,11 @@ func (r *replication) transferLoop(ctx context.Context) error {
 		cancel()
 		if err == nil || ctx.Err() != nil {
 			return err
+		}
+		if fe := r.node.FormatConflict(); fe != nil {
+			// A peer runs a release with no wire format in common with
+			// this one: a deploy to fix, not a fault retrying cures.
+			return fmt.Errorf("peersession: state transfer failed (%v), and %w", err, fe)
 		}
 		attempt = min(2*attempt, 5*time.Minute)
 		r.st.cfg.Logger.Warn("peersession: state transfer failed; retrying", "err", err, "in", backoff)
@@ -311,7 +322,10 @@ func (r *replication) close() error {
 // returns, at once, an error saying which field to fix; errors.Is matches
 // it to cluster.ErrKeysDiffer, ErrLabelsDiffer or ErrNameTaken. A node
 // whose seeds do not answer at all becomes ready alone, and joins them
-// when they come up.
+// when they come up. A node that gets no state because its peers run a
+// release with no wire format in common with its own (an upgrade that
+// skipped a release: see docs/guarantees.md) gets an error naming both
+// formats; errors.Is matches it to cluster.ErrFormatsDiffer.
 func (st *Store) WaitReady(ctx context.Context) error {
 	if st.repl == nil {
 		return nil

@@ -34,54 +34,44 @@ func newStore(t *testing.T) (*gorillastore.Store, *peersession.Store) {
 // the int "n" and writes the new count, /destroy saves with MaxAge -1.
 func app(t *testing.T, store sessions.Store) *httptest.Server {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/put", func(w http.ResponseWriter, r *http.Request) {
-		s, err := store.Get(r, name)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
+	// handle serves path with h, given the request's session; an error
+	// (store.Get's or h's) answers 500.
+	handle := func(path string, h func(w http.ResponseWriter, r *http.Request, s *sessions.Session) error) {
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			s, err := store.Get(r, name)
+			if err == nil {
+				err = h(w, r, s)
+			}
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+			}
+		})
+	}
+	handle("/put", func(w http.ResponseWriter, r *http.Request, s *sessions.Session) error {
 		s.Values["foo"] = r.URL.Query().Get("v")
-		if err := s.Save(r, w); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-		}
+		return s.Save(r, w)
 	})
-	mux.HandleFunc("/get", func(w http.ResponseWriter, r *http.Request) {
-		s, err := store.Get(r, name)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
+	handle("/get", func(w http.ResponseWriter, r *http.Request, s *sessions.Session) error {
 		v, ok := s.Values["foo"].(string)
 		if !ok {
 			http.Error(w, "no foo", http.StatusNotFound)
-			return
+			return nil
 		}
-		_, _ = io.WriteString(w, v)
+		_, err := io.WriteString(w, v)
+		return err
 	})
-	mux.HandleFunc("/incr", func(w http.ResponseWriter, r *http.Request) {
-		s, err := store.Get(r, name)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
+	handle("/incr", func(w http.ResponseWriter, r *http.Request, s *sessions.Session) error {
 		n, _ := s.Values["n"].(int)
 		s.Values["n"] = n + 1
 		if err := s.Save(r, w); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
+			return err
 		}
-		_, _ = io.WriteString(w, strconv.Itoa(n+1))
+		_, err := io.WriteString(w, strconv.Itoa(n+1))
+		return err
 	})
-	mux.HandleFunc("/destroy", func(w http.ResponseWriter, r *http.Request) {
-		s, err := store.Get(r, name)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
+	handle("/destroy", func(w http.ResponseWriter, r *http.Request, s *sessions.Session) error {
 		s.Options.MaxAge = -1
-		if err := s.Save(r, w); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-		}
+		return s.Save(r, w)
 	})
 	return testcluster.Serve(t, mux)
 }

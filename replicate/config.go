@@ -20,6 +20,7 @@ const (
 	DefaultMaxTransfers        = 2
 	DefaultMaxClockSkew        = time.Minute
 	DefaultMaxInflight         = 4
+	DefaultAckDelay            = 2 * time.Millisecond
 )
 
 // Config configures an Engine. Self, Network, Store and Clock are required;
@@ -51,6 +52,15 @@ type Config struct {
 	// when it is full, changes coalesce in the queue until an Ack frees a
 	// slot. 1 is stop-and-wait. Zero means 4.
 	MaxInflight int
+	// AckDelay is how long an Ack may wait for company: the Acks waiting
+	// for a peer and the Batches the window lets out go in one write, so
+	// an Ack held until the next Batch to that peer, or until another
+	// Ack, saves a system call on both sides. Acks are held only while
+	// fewer than MaxInflight/2 wait (so they do not hold up the peer's
+	// window, if its MaxInflight is ours). A writer waiting for
+	// acknowledgements (Sync mode, WaitForPeers, Flush) may wait as much
+	// longer. Zero means 2ms; negative sends every Ack at once.
+	AckDelay time.Duration
 	// AntiEntropyInterval is the mean pause between anti-entropy rounds
 	// (±20% jitter). Zero means 30s; negative disables anti-entropy.
 	AntiEntropyInterval time.Duration
@@ -99,4 +109,5 @@ func (c *Config) setDefaults() {
 	defaults.Set(&c.AntiEntropyInterval, DefaultAntiEntropyInterval)
 	defaults.Set(&c.MaxTransfers, DefaultMaxTransfers)
 	defaults.Set(&c.MaxClockSkew, DefaultMaxClockSkew)
+	defaults.Set(&c.AckDelay, DefaultAckDelay)
 }

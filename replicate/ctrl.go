@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"sync"
+	"time"
 
 	"github.com/peersession/peersession/replicate/wire"
 )
@@ -26,9 +27,11 @@ type ctrlFrame struct {
 // transfer chunks, digests and summaries), which its sender sends before
 // any Batch.
 type ctrlQueue struct {
-	mu     sync.Mutex // guards frames and closed
-	frames []ctrlFrame
-	closed bool // the peer went down: nothing is queued any more
+	mu       sync.Mutex // guards frames, closed, others and ackSince
+	frames   []ctrlFrame
+	closed   bool      // the peer went down: nothing is queued any more
+	others   int       // frames in frames that are not Acks
+	ackSince time.Time // when the oldest Ack in frames was queued, about (see acksOnly); zero if none
 }
 
 // push queues f; it reports false, dropping f, if the queue is closed or,
@@ -40,7 +43,26 @@ func (c *ctrlQueue) push(f ctrlFrame, bounded bool) bool {
 		return false
 	}
 	c.frames = append(c.frames, f)
+	if f.isAck() {
+		if c.ackSince.IsZero() {
+			c.ackSince = time.Now()
+		}
+	} else {
+		c.others++
+	}
 	return true
+}
+
+// isAck reports whether f is an Ack (queued as its fields only).
+func (f *ctrlFrame) isAck() bool { return f.frame == nil && f.sent == nil }
+
+// acksOnly reports whether the frames waiting are all Acks, at least
+// one, how many, and since when the oldest has waited (or a later time,
+// if older Acks were sent and some were left).
+func (c *ctrlQueue) acksOnly() (since time.Time, n int, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ackSince, len(c.frames), len(c.frames) > 0 && c.others == 0
 }
 
 // pop removes and returns the oldest frame; false if there is none.
@@ -52,8 +74,12 @@ func (c *ctrlQueue) pop() (ctrlFrame, bool) {
 	}
 	f := c.frames[0]
 	c.frames[0] = ctrlFrame{}
+	if !f.isAck() {
+		c.others--
+	}
 	if len(c.frames) == 1 {
 		c.frames = c.frames[:0] // keep the array: the usual queue is one Ack
+		c.ackSince = time.Time{}
 	} else {
 		c.frames = c.frames[1:]
 	}

@@ -51,11 +51,27 @@ func (g *gathered) reset() {
 // queue (up to its first other frame), then the Batches the window lets
 // out, together (up to maxGather bytes); then that other control frame,
 // alone, as it was queued after those Acks and may need its sender woken
-// (see sendCtrlWait). It returns how many frames it wrote; false means the
-// peer went down.
+// (see sendCtrlWait). Acks with nothing else to go with wait up to
+// Config.AckDelay: then it writes nothing and sets p.ackDue. It returns
+// how many frames it wrote; false means the peer went down.
 func (p *peer) sendPending() (int, bool) {
 	g := &p.gathered
 	defer g.reset()
+	p.ackDue = time.Time{}
+	// Acks alone wait up to AckDelay for a Batch to go with them, or for
+	// more Acks, but never enough of them to fill the peer's window (its
+	// MaxInflight taken to be ours): held Acks must not hold up its Batches.
+	var first *batch
+	if d := p.e.cfg.AckDelay; d > 0 {
+		if since, n, ok := p.ctrl.acksOnly(); ok && n < max(p.e.cfg.MaxInflight/2, 1) {
+			if due := since.Add(d); time.Now().Before(due) {
+				if first = p.nextBatch(); first == nil {
+					p.ackDue = due
+					return 0, true
+				}
+			}
+		}
+	}
 	var other ctrlFrame // a control frame that is not an Ack, to send alone
 	for g.size < maxGather {
 		c, ok := p.ctrl.pop()
@@ -74,6 +90,9 @@ func (p *peer) sendPending() (int, bool) {
 		g.addAck(frame)
 	}
 	g.ackFrames()
+	if first != nil {
+		g.add(first.frame)
+	}
 	for other.frame == nil && other.sent == nil && g.size < maxGather {
 		b := p.nextBatch()
 		if b == nil {

@@ -44,3 +44,44 @@ func TestAcksAndBatchesWaitingGoInOneWrite(t *testing.T) {
 	require.Equal(t, "v", b.value("a-2", "k"))
 	require.EqualValues(t, 3, peerStats(b, "A").Acked, "B's three Batches acknowledged")
 }
+
+// An Ack with nothing to go with waits up to AckDelay for the next Batch
+// to its peer, and then goes with it in one write.
+func TestAnAckWaitsForTheNextBatch(t *testing.T) {
+	net, nodes := newCluster(t, 2, func(c *Config) { c.AckDelay = time.Hour })
+	a, b := nodes[0], nodes[1]
+	ab := net.link("A", "B")
+
+	b.publish(b.write("b-1", "k", "v"))
+	waitFor(t, "A applied b-1", func() bool { return a.value("b-1", "k") == "v" })
+	require.Zero(t, ab.count(wire.MsgAck), "the Ack waits")
+
+	a.publish(a.write("a-1", "k", "v"))
+	require.NoError(t, b.e.Flush(ctxTimeout(t, 10*time.Second)), "B's Batch acknowledged")
+	waitFor(t, "B applied a-1", func() bool { return b.value("a-1", "k") == "v" })
+	require.Equal(t, 1, ab.count(wire.MsgAck))
+	require.Equal(t, 1, ab.count(wire.MsgBatch))
+	require.EqualValues(t, 1, ab.writes.Load(), "the Ack and the Batch in one write")
+	// (B's Ack for a-1 now waits in turn, for an hour: A's Flush would.)
+}
+
+// An Ack alone goes once AckDelay has passed (the test waits for it, with
+// no bound on when).
+func TestAnAckAloneGoesAfterAckDelay(t *testing.T) {
+	_, nodes := newCluster(t, 2, func(c *Config) { c.AckDelay = time.Millisecond })
+	a, b := nodes[0], nodes[1]
+	b.publish(b.write("b-1", "k", "v"))
+	require.NoError(t, b.e.Flush(ctxTimeout(t, 10*time.Second)))
+	require.Equal(t, "v", a.value("b-1", "k"))
+	require.EqualValues(t, 1, peerStats(b, "A").Acked)
+}
+
+// With a negative AckDelay, every Ack goes at once, alone.
+func TestNegativeAckDelaySendsAcksAtOnce(t *testing.T) {
+	net, nodes := newCluster(t, 2, func(c *Config) { c.AckDelay = -1 })
+	a, b := nodes[0], nodes[1]
+	b.publish(b.write("b-1", "k", "v"))
+	waitFor(t, "the Ack sent", func() bool { return net.link("A", "B").count(wire.MsgAck) == 1 })
+	require.NoError(t, b.e.Flush(ctxTimeout(t, 10*time.Second)))
+	require.Zero(t, peerStats(a, "B").Batches)
+}

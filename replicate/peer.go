@@ -84,6 +84,7 @@ type peer struct {
 	// of a write of one.
 	gathered gathered
 	one      [1][]byte
+	ackDue   time.Time    // Acks wait until then for company (see sendPending); zero if none do
 	idle     *idleRelease // when to return buffers (idle.go); set by run
 }
 
@@ -186,6 +187,10 @@ func (p *peer) run() {
 	defer timer.Stop()
 	p.idle = newIdleRelease(p.e.releaseAfter)
 	defer p.idle.timer.Stop()
+	ackTimer := time.NewTimer(time.Hour)
+	ackTimer.Stop()
+	defer ackTimer.Stop()
+	var ackArmed time.Time // when ackTimer fires; zero when stopped
 	var armedFor time.Time // when the timer fires; zero when stopped
 	for {
 		// Send what waits, Acks and control frames first, until nothing
@@ -202,6 +207,13 @@ func (p *peer) run() {
 			sent = true
 		}
 		p.idle.arm()
+		if p.ackDue != ackArmed {
+			ackTimer.Stop()
+			ackArmed = p.ackDue
+			if !ackArmed.IsZero() {
+				ackTimer.Reset(max(time.Until(ackArmed), 0))
+			}
+		}
 		// The timer fires when the oldest unacknowledged send times out.
 		if due := p.window.resendDue(); due != armedFor || sent {
 			timer.Stop()
@@ -215,6 +227,8 @@ func (p *peer) run() {
 		case <-timer.C:
 			armedFor = time.Time{}
 			p.window.markTimedOut(time.Now())
+		case <-ackTimer.C:
+			ackArmed = time.Time{} // the held Acks go now
 		case <-p.idle.timer.C:
 			if p.idle.fired() && p.releaseIdle() {
 				p.idle.done()

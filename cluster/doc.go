@@ -23,7 +23,10 @@
 // every key on the ring. Because the first handshake message can be
 // replayed, the initiator then sends an encrypted confirmation message
 // (its peer ID and a random value) and the responder trusts the connection
-// only once that decrypts. With no keys (loopback or Insecure dev mode) the
+// only once that decrypts. The first message's payload and the answer
+// carry each side's range of wire formats (Config.Formats; see
+// formats.go): a peer with none in common is refused, a peer that
+// announces none (a release before ranges) speaks format 1. With no keys (loopback or Insecure dev mode) the
 // same code path runs with a PSK derived from the label alone: that PSK is
 // not secret and gives no protection.
 //

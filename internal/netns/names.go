@@ -73,10 +73,25 @@ func alive(pid int) bool {
 	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
-// Sweep removes the namespaces, bridges and /etc/netns directories that
-// runs with this prefix left behind when their process died without
-// Close (a test binary killed at its timeout). What belongs to a process
-// still running is left alone. New calls it.
+// killAll kills (SIGKILL) the processes still running in namespace ns.
+func killAll(ns string) error {
+	out, err := ip("netns", "pids", ns)
+	if err != nil {
+		return err
+	}
+	for _, f := range strings.Fields(string(out)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			_ = syscall.Kill(pid, syscall.SIGKILL) // gone already is fine
+		}
+	}
+	return nil
+}
+
+// Sweep removes the namespaces (killing what still runs in them),
+// bridges and /etc/netns directories that runs with this prefix left
+// behind when their process died without Close (a test binary killed at
+// its timeout). What belongs to a process still running is left alone.
+// New calls it.
 func Sweep(prefix string) error {
 	if err := available(); err != nil {
 		return err
@@ -103,6 +118,7 @@ func Sweep(prefix string) error {
 	}
 	for _, ns := range namespaces {
 		if pid, ok := owner(prefix, ns.Name); ok && !alive(pid) {
+			errs = append(errs, killAll(ns.Name))
 			_, err := ip("netns", "del", ns.Name)
 			errs = append(errs, err)
 		}

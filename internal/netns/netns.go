@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // Net is a bridge on the host and namespaces attached to it, each with
@@ -130,10 +131,14 @@ func (nt *Net) Prefix(i int) []string { return []string{"ip", "netns", "exec", n
 
 // Command returns a command that runs name with args in namespace i,
 // seeing namespace i's own /etc files (see WriteEtc); ctx kills it as
-// exec.CommandContext does.
+// exec.CommandContext does, and so does the death of the process that
+// starts it (SysProcAttr.Pdeathsig), so that nothing outlives a crashed
+// run.
 func (nt *Net) Command(ctx context.Context, i int, name string, args ...string) *exec.Cmd {
 	argv := append(nt.Prefix(i)[1:], name)
-	return exec.CommandContext(ctx, "ip", append(argv, args...)...)
+	cmd := exec.CommandContext(ctx, "ip", append(argv, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd
 }
 
 // Renumber gives namespace i a new address in the subnet, one no

@@ -205,8 +205,19 @@ func TestSweepRemovesOnlyDeadRuns(t *testing.T) {
 	require.NoError(t, left.build())
 	require.NoError(t, left.SetNameserver(0, "10.0.0.1"))
 	require.FileExists(t, "/run/netns/"+left.Name(0))
+	orphan := left.Command(context.Background(), 0, "sleep", "600")
+	require.NoError(t, orphan.Start())
+	waited := make(chan error, 1)
+	go func() { waited <- orphan.Wait() }()
 
 	require.NoError(t, Sweep("nstest"))
+	select {
+	case err := <-waited:
+		require.Error(t, err, "killed")
+	case <-time.After(30 * time.Second):
+		_ = orphan.Process.Kill()
+		t.Fatal("Sweep left a process running in the namespace it removed")
+	}
 	require.NoFileExists(t, "/run/netns/"+left.Name(0))
 	require.NoDirExists(t, etcDir(left.Name(0)))
 	require.False(t, exists("/sys/class/net/"+left.bridge), "the dead run's bridge is gone")

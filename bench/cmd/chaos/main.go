@@ -47,7 +47,7 @@ type options struct {
 	faultsFlag  string
 	clients     int
 	rate        float64
-	agree       time.Duration // the target: every heal agreed within this
+	agree       time.Duration // the target: every heal agreed within this of membership being whole
 	agreeLimit  time.Duration // the longest wait for agreement
 	netns       string
 	out         string
@@ -67,7 +67,7 @@ func main() {
 	flag.StringVar(&o.faultsFlag, "faults", defaultFaults, "fault kinds: a comma-separated list of "+kindList()+", or all (skew included)")
 	flag.IntVar(&o.clients, "clients", 8, "concurrent clients")
 	flag.Float64Var(&o.rate, "rate", 20, "operations per second per client")
-	flag.DurationVar(&o.agree, "agree", 5*time.Second, "every heal must be agreed within this")
+	flag.DurationVar(&o.agree, "agree", 5*time.Second, "every heal must be agreed within this once membership is whole again")
 	flag.DurationVar(&o.agreeLimit, "agree-limit", 30*time.Second, "the longest wait for agreement after a heal")
 	flag.StringVar(&o.netns, "netns", "auto", "auto (namespaces when root), on, or off (loopback: no link faults)")
 	flag.StringVar(&o.out, "out", "", "write the markdown report here")

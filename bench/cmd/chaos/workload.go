@@ -66,6 +66,10 @@ type workload struct {
 	shared []string     // header values of the sessions every client writes
 	gate   sync.RWMutex // clients hold it for reading around each operation; a check holds it to pause them
 	wg     sync.WaitGroup
+
+	mu     sync.Mutex      // guards epoch and cancel
+	epoch  context.Context // ended by pause: the operations under way then end with it
+	cancel context.CancelFunc
 }
 
 // op is one kind of client operation, with its weight in the mix.
@@ -93,8 +97,38 @@ func (w *workload) start(ctx context.Context, n int, seed uint64) {
 func (w *workload) wait() { w.wg.Wait() }
 
 // pause stops every client between two operations; resume lets them go.
-func (w *workload) pause()  { w.gate.Lock() }
-func (w *workload) resume() { w.gate.Unlock() }
+// Operations under way when pause is called are cancelled, not waited
+// for (a request to a stopped node would hold the pause up to its
+// timeout, and the fault with it): what they did is unknown, as for any
+// request that got no answer.
+func (w *workload) pause() {
+	w.mu.Lock()
+	if w.cancel != nil {
+		w.cancel()
+	}
+	w.mu.Unlock()
+	w.gate.Lock()
+}
+
+func (w *workload) resume() {
+	w.mu.Lock()
+	w.epoch, w.cancel = context.WithCancel(context.Background())
+	w.mu.Unlock()
+	w.gate.Unlock()
+}
+
+// opContext is the context of one operation: ctx, ended early by pause.
+func (w *workload) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	w.mu.Lock()
+	if w.epoch == nil {
+		w.epoch, w.cancel = context.WithCancel(context.Background())
+	}
+	epoch := w.epoch
+	w.mu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(epoch, cancel)
+	return ctx, func() { stop(); cancel() }
+}
 
 // client is one user: a session (its header value, empty before the
 // first write), a principal, a counter it writes under its own key.
@@ -123,7 +157,9 @@ func (cl *client) run(ctx context.Context) {
 		}
 		cl.w.gate.RLock()
 		if ctx.Err() == nil {
-			cl.one(ctx)
+			opCtx, done := cl.w.opContext(ctx)
+			cl.one(opCtx)
+			done()
 		}
 		cl.w.gate.RUnlock()
 	}

@@ -27,34 +27,41 @@ const restartUsers = 20
 // -data-dir, holding the sessions of restartUsers users (logged in, carts
 // filled on both nodes), hold every one of them, with its data, after
 // both are stopped with SIGTERM and started again on their directories,
-// and after both are killed with -9 two seconds after the last write.
+// and after both are killed with -9 two seconds after the last write;
+// with -consistency async (the demo's default) and sync.
 //
-// The nodes run with -consistency sync, so that each write is on both
-// nodes (in memory) when it is acknowledged: each node's directory must
-// then hold every session by itself, which the test reads from the line
-// a node logs when it loads its directory, before it joins its peer.
+// Every session is written on both nodes (the login on one, an item on
+// each), so each node's directory holds every session by itself, which
+// the test reads from the line a node logs when it loads its directory,
+// before it joins its peer. Sync puts each write on both nodes (in
+// memory) before it is acknowledged; in Async a node may hold an older
+// version of a session than its peer, and a read there fetches the newer
+// one (the client's version stamp says there is one).
 func TestTwoNodesKeepEverySessionAcrossRestarts(t *testing.T) {
-	t.Run("SIGTERM both, start both", func(t *testing.T) {
-		c := startRestartCluster(t)
-		users := c.logInUsers(t)
-		c.stopBoth(t, (*nodeProc).Stop)
-		c.startBoth(t)
-		c.requireSessions(t, users)
-	})
-	t.Run("kill -9 both two seconds after the last write, start both", func(t *testing.T) {
-		c := startRestartCluster(t)
-		users := c.logInUsers(t)
-		// A crash loses at most the writes of the last FlushInterval (one
-		// second by default: Config.FlushInterval); the criterion
-		// is a kill -9 two seconds after the last write. Neither the demo
-		// nor the library's public API shows when a flush has ended, so
-		// this wait is the specification under test, measured from the
-		// last acknowledged write, not a sleep to let something happen.
-		time.Sleep(time.Until(c.lastWrite.Add(2 * time.Second)))
-		c.stopBoth(t, (*nodeProc).Kill)
-		c.startBoth(t)
-		c.requireSessions(t, users)
-	})
+	for _, consistency := range []string{"async", "sync"} {
+		t.Run(consistency+": SIGTERM both, start both", func(t *testing.T) {
+			c := startRestartCluster(t, consistency)
+			users := c.logInUsers(t)
+			c.stopBoth(t, (*nodeProc).Stop)
+			c.startBoth(t)
+			c.requireSessions(t, users)
+		})
+		t.Run(consistency+": kill -9 both two seconds after the last write, start both", func(t *testing.T) {
+			c := startRestartCluster(t, consistency)
+			users := c.logInUsers(t)
+			// A crash loses at most the writes of the last FlushInterval
+			// (one second by default: Config.FlushInterval); the issue's
+			// criterion is a kill -9 two seconds after the last write.
+			// Neither the demo nor the library's public API shows when a
+			// flush has ended, so this wait is the specification under
+			// test, measured from the last acknowledged write, not a
+			// sleep to let something happen.
+			time.Sleep(time.Until(c.lastWrite.Add(2 * time.Second)))
+			c.stopBoth(t, (*nodeProc).Kill)
+			c.startBoth(t)
+			c.requireSessions(t, users)
+		})
+	}
 }
 
 // restartCluster is two demo nodes, a and b, each with its own data
@@ -67,9 +74,10 @@ type restartCluster struct {
 
 var nodeNames = [2]string{"a", "b"}
 
-// startRestartCluster starts a and b, joined, with -data-dir and a key
-// file, and waits until each lists both members.
-func startRestartCluster(t *testing.T) *restartCluster {
+// startRestartCluster starts a and b, joined, with -data-dir, a key
+// file and -consistency consistency, and waits until each lists both
+// members.
+func startRestartCluster(t *testing.T, consistency string) *restartCluster {
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "cluster.key")
 	key := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
@@ -80,7 +88,7 @@ func startRestartCluster(t *testing.T) *restartCluster {
 		c.args[i] = []string{
 			"-http", loopbackAddr(t), "-gossip", gossip[i], "-join", gossip[1-i],
 			"-key-file", keyFile, "-data-dir", filepath.Join(dir, "data-"+nodeNames[i]),
-			"-consistency", "sync",
+			"-consistency", consistency,
 		}
 	}
 	demoBinary(t) // built before the clock of either node's start runs

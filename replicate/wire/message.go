@@ -64,6 +64,9 @@ type Batch struct {
 // malformed value) or for a version too far in its future. The sender does
 // not count the changes of a Batch with refusals as acknowledged: a Sync
 // write among them fails rather than report a copy the peer does not hold.
+// Refused is part of format 1 (see FormatNewest): every release reads it,
+// so a receiver reports refusals to every peer; only commits before it
+// was added (ad5b2b6, before any release) ignored it.
 type Ack struct {
 	Seq     uint64 `msgpack:"s"`
 	Refused uint64 `msgpack:"f,omitempty"`

@@ -152,8 +152,9 @@ func (n *Node) formatRefused(fe *FormatError) {
 	n.fmtConflict = fe
 	n.fmtMu.Unlock()
 	if held, ok := n.fmtLog.Allow(time.Now(), 1); ok {
-		n.log.Error(fe.Error(), "peer", fe.Peer, "addr", fe.Addr, "ours", fe.Ours.String(),
-			"theirs", fe.Theirs.String(), "announced", fe.Announced, "refused", held)
+		n.log.Error("cluster: stream refused: the peer speaks no wire format in common with this node; upgrade one release at a time",
+			"peer", fe.Peer, "addr", fe.Addr, "formats", fe.Ours.String(), "peer_formats", fe.Theirs.String(),
+			"refused", held, "err", fe)
 	}
 }
 

@@ -73,7 +73,7 @@ func TestUpgradeFromThePreviousRelease(t *testing.T) {
 	t.Logf("%d writes acknowledged, %d not (refused or cut off by a stopping node)", len(acked), failed)
 
 	for _, n := range c.nodes() {
-		require.NotContains(t, n.Output(), "no format in common", "node %s refused a peer's stream", n.Name)
+		require.NotContains(t, n.Output(), "speaks no wire format in common", "node %s refused a peer's stream", n.Name)
 	}
 	c.requireEverywhere(t, acked)
 }

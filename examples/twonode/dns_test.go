@@ -141,7 +141,11 @@ func (c *dnsCluster) start(idx ...int) {
 		// The node asked the dnsmasq its namespace's resolv.conf names:
 		// ip netns exec's bind mount reached the demo's resolver (the
 		// host's resolver knows no such name).
-		require.True(t, c.dns.queried(c.nt.Addr(i)), "node %s never asked dnsmasq for %s; its log:\n%s", names[k], peersName, procs[k].Output())
+		// (dnsmasq's log reaches the test through a pipe of its own, so
+		// its line may come a moment after the node is ready.)
+		waitUntil(t, 10*time.Second, func() (bool, string) {
+			return c.dns.queried(c.nt.Addr(i)), "no such query in dnsmasq's log"
+		}, "node %s never asked dnsmasq for %s", names[k], peersName)
 	}
 }
 

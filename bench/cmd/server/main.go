@@ -177,50 +177,43 @@ func scsHandlers(sm *scs.SessionManager) http.Handler {
 	})
 }
 
+// answer writes body, or err with the status peersession gives it.
+func answer(w http.ResponseWriter, body string, err error) {
+	if err != nil {
+		http.Error(w, err.Error(), peersession.StatusCode(err))
+		return
+	}
+	_, _ = w.Write([]byte(body))
+}
+
 func peerHandlers() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := peersession.FromContext(r.Context())
 		switch r.URL.Path {
 		case "/init":
-			if err := s.Set("n", 0); err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
+			err := s.Set("n", 0)
+			if err == nil {
+				err = s.Set("blob", blob)
 			}
-			if err := s.Set("blob", blob); err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
+			if pad, _ := strconv.Atoi(r.URL.Query().Get("pad")); pad > 0 && err == nil {
+				err = s.Set("pad", strings.Repeat("p", pad))
 			}
-			if pad, _ := strconv.Atoi(r.URL.Query().Get("pad")); pad > 0 {
-				if err := s.Set("pad", strings.Repeat("p", pad)); err != nil {
-					http.Error(w, err.Error(), peersession.StatusCode(err))
-					return
-				}
-			}
-			_, _ = w.Write([]byte("0"))
+			answer(w, "0", err)
 			return
 		case "/login":
 			// As the demo's login: a new ID (no session fixation), the
 			// principal, the user.
-			if err := s.RenewID(); err != nil {
-				http.Error(w, err.Error(), peersession.StatusCode(err))
-				return
+			err := s.RenewID()
+			if err == nil {
+				err = s.SetPrincipal("user")
 			}
-			if err := s.SetPrincipal("user"); err != nil {
-				http.Error(w, err.Error(), peersession.StatusCode(err))
-				return
+			if err == nil {
+				err = s.Set("user", "user")
 			}
-			if err := s.Set("user", "user"); err != nil {
-				http.Error(w, err.Error(), peersession.StatusCode(err))
-				return
-			}
-			_, _ = w.Write([]byte("ok"))
+			answer(w, "ok", err)
 			return
 		case "/logout":
-			if err := s.Destroy(); err != nil {
-				http.Error(w, err.Error(), peersession.StatusCode(err))
-				return
-			}
-			_, _ = w.Write([]byte("ok"))
+			answer(w, "ok", s.Destroy())
 			return
 		}
 		var n int

@@ -42,7 +42,10 @@ type verdict struct {
 	lost          []loss
 	comebacks     []comeback
 	indeterminate int
-	sessions      int
+	// lateUnacked counts sessions found holding the value of a write that
+	// was never acknowledged over later acknowledged ones.
+	lateUnacked int
+	sessions    int
 }
 
 // check compares the ledger with the sessions every live node holds (they
@@ -74,6 +77,16 @@ func (l *ledger) check(held []dumped, killsOf func(node int) []time.Time) verdic
 			}
 		}
 		if have >= t.last {
+			continue
+		}
+		if t.failed[have] {
+			// A write that got no answer took effect after later ones
+			// that did: allowed (it was never refused, only unanswered),
+			// and counted.
+			if !l.seen[id+"/late/"+val] {
+				l.seen[id+"/late/"+val] = true
+				v.lateUnacked++
+			}
 			continue
 		}
 		for _, a := range t.acks {
@@ -120,8 +133,9 @@ type agreement struct {
 	digests []string // the last digests seen (each node's, or its error)
 }
 
-// waitAgree polls every node's digest and peers until all hold the same
-// data, at most limit after since.
+// waitAgree polls every node's digest and peers until, in one round, all
+// list each other as live peers and hold the same data, at most limit
+// after since.
 func waitAgree(ctx context.Context, c *cluster, since time.Time, limit time.Duration) agreement {
 	ctx, cancel := context.WithDeadline(ctx, since.Add(limit))
 	defer cancel()
@@ -145,7 +159,7 @@ func waitAgree(ctx context.Context, c *cluster, since time.Time, limit time.Dura
 		if whole && a.whole < 0 && ctx.Err() == nil {
 			a.whole = time.Since(since)
 		}
-		if !failed && !slices.ContainsFunc(a.digests, func(s string) bool { return s != a.digests[0] }) && ctx.Err() == nil {
+		if whole && !failed && !slices.ContainsFunc(a.digests, func(s string) bool { return s != a.digests[0] }) && ctx.Err() == nil {
 			a.agree, a.agreed = time.Since(since), true
 			return a
 		}

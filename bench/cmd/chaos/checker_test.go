@@ -108,3 +108,20 @@ func TestCheckerUncertainEndIsNotALoss(t *testing.T) {
 	v = l.check([]dumped{held("a", "c1", strconv.Itoa(1))}, noKills)
 	assert.Len(t, v.lost, 1)
 }
+
+// A write that got no answer may take effect late, over acknowledged
+// ones (a frozen node applies the request when it wakes): its value is
+// allowed, and counted; an acknowledged older value is not.
+func TestCheckerAllowsAnUnansweredWriteLandingLate(t *testing.T) {
+	l := newLedger()
+	l.acked("a", "c1", 21, 0, true)
+	l.failedWrite("a", "c1", 22)
+	l.acked("a", "c1", 23, 1, false)
+	v := l.check([]dumped{held("a", "c1", "22")}, noKills)
+	assert.Empty(t, v.lost)
+	assert.Equal(t, 1, v.lateUnacked)
+
+	v = l.check([]dumped{held("a", "c1", "21")}, noKills)
+	require.Len(t, v.lost, 1, "21 was acknowledged, then 23: holding 21 loses 23")
+	assert.Equal(t, 23, v.lost[0].ack.seq)
+}

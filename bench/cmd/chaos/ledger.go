@@ -26,6 +26,10 @@ type track struct {
 	// gone, it may have been that (not a loss).
 	uncertain bool
 	dead      bool
+	// failed holds the values of writes to this key that got no answer
+	// or an error: each may still take effect, at any time after (a node
+	// frozen with the request in its socket applies it when it wakes).
+	failed map[int]bool
 }
 
 // ackRec is one acknowledgement: the value (seq), the node that gave it,
@@ -69,6 +73,22 @@ func (l *ledger) acked(id, key string, seq, node int, _ bool) {
 	t.acks = append(t.acks, ackRec{seq: seq, node: node, at: time.Now()})
 }
 
+// failedWrite records a write of key=seq to session id that was not
+// acknowledged.
+func (l *ledger) failedWrite(id, key string, seq int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t := l.tracks[id]
+	if t == nil {
+		t = &track{key: key}
+		l.tracks[id] = t
+	}
+	if t.failed == nil {
+		t.failed = map[int]bool{}
+	}
+	t.failed[seq] = true
+}
+
 // renewed records an acknowledged login: old's data now lives under new,
 // and old must never come back.
 func (l *ledger) renewed(old, new, key string, node int) {
@@ -80,7 +100,7 @@ func (l *ledger) renewed(old, new, key string, node int) {
 		return
 	}
 	t.dead = true
-	l.tracks[new] = &track{key: key, last: t.last, acks: t.acks}
+	l.tracks[new] = &track{key: key, last: t.last, acks: t.acks, failed: t.failed}
 }
 
 // ended records an acknowledged end of session id.

@@ -88,7 +88,9 @@ func (r report) body(b *bytes.Buffer) bool {
 	var lost []loss
 	var back []comeback
 	indet := r.final.v.indeterminate
+	late := 0
 	for _, h := range r.heals() {
+		late += h.v.lateUnacked
 		lost = append(lost, h.v.lost...)
 		back = append(back, h.v.comebacks...)
 	}
@@ -104,7 +106,8 @@ func (r report) body(b *bytes.Buffer) bool {
 	if len(accounted) > 0 {
 		fmt.Fprintf(b, " (%d accounted for by a kill -9 of the node that acknowledged them, %v to %v after)", len(accounted), slices.Min(accounted).Round(time.Millisecond), slices.Max(accounted).Round(time.Millisecond))
 	}
-	fmt.Fprintf(b, ". Ended sessions back: %d. Sessions whose login or logout went unanswered, then gone: %d.\n\n", len(back), indet)
+	fmt.Fprintf(b, ". Ended sessions back: %d. Sessions whose login or logout went unanswered, then gone: %d. "+
+		"Values of unanswered writes found over later acknowledged ones (the request applied late, allowed): %d.\n\n", len(back), indet, late)
 	for i, l := range lost {
 		if i == 20 {
 			fmt.Fprintf(b, "- … %d more\n", len(lost)-20)
@@ -140,7 +143,7 @@ func (r report) body(b *bytes.Buffer) bool {
 	type times struct{ heal, whole, after []time.Duration }
 	byKind := map[faultKind]*times{}
 	all := &times{}
-	late := 0
+	late = 0
 	for _, h := range r.heals() {
 		after := h.agree - max(h.whole, 0)
 		if !h.agreed || h.whole < 0 || after > o.agree {

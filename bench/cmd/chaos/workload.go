@@ -234,6 +234,9 @@ func (cl *client) one(ctx context.Context) {
 		switch {
 		case !ok:
 			lg.count("own", false)
+			if *sv != "" {
+				lg.failedWrite(idOf(*sv), cl.key(slot), cl.seq)
+			}
 		case nv != "" && (*sv == "" || idOf(nv) != idOf(*sv)):
 			// A new session: the client had none, or this node knew
 			// nothing of the one it had (a fork, its data stays there).

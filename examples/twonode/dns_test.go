@@ -165,16 +165,15 @@ func (c *dnsCluster) requireOneCluster(idx ...int) {
 // stopAll stops every node started at once, as a rollout of every pod
 // does.
 func (c *dnsCluster) stopAll() {
+	errs := make([]error, len(c.procs))
 	var wg sync.WaitGroup
-	for _, p := range c.procs {
+	for i, p := range c.procs {
 		if p != nil {
-			wg.Go(p.Stop)
+			wg.Go(func() { errs[i] = p.Terminate() })
 		}
 	}
 	wg.Wait()
-	if c.t.Failed() { // Stop's t.Fatal on another goroutine only marks it
-		c.t.FailNow()
-	}
+	require.NoError(c.t, errors.Join(errs...))
 }
 
 // renumberAll gives every node's namespace a new address, and returns

@@ -295,16 +295,25 @@ func (p *nodeProc) probe(ctx context.Context, client *http.Client, path string) 
 // killed, and the test fails, if it has not exited within 30s.
 func (p *nodeProc) Stop() {
 	p.t.Helper()
+	if err := p.Terminate(); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// Terminate is Stop returning its error instead of failing the test, for
+// goroutines that stop several nodes at once.
+func (p *nodeProc) Terminate() error {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
 	case <-time.After(30 * time.Second):
 		p.Kill()
-		p.t.Fatalf("node %s did not exit within 30s of SIGTERM", p.Name)
+		return fmt.Errorf("node %s did not exit within 30s of SIGTERM", p.Name)
 	}
 	if p.err != nil {
-		p.t.Fatalf("node %s exited after SIGTERM with %v", p.Name, p.err)
+		return fmt.Errorf("node %s exited after SIGTERM with %v", p.Name, p.err)
 	}
+	return nil
 }
 
 // Kill sends SIGKILL (kill -9: no shutdown at all) and waits until the

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/cookiejar"
@@ -12,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,7 +44,7 @@ func TestTwoNodesKeepEverySessionAcrossRestarts(t *testing.T) {
 		t.Run(consistency+": SIGTERM both, start both", func(t *testing.T) {
 			c := startRestartCluster(t, consistency)
 			users := c.logInUsers(t)
-			c.stopBoth(t, (*nodeProc).Stop)
+			c.stopBoth(t, (*nodeProc).Terminate)
 			c.startBoth(t)
 			c.requireSessions(t, users)
 		})
@@ -57,7 +59,7 @@ func TestTwoNodesKeepEverySessionAcrossRestarts(t *testing.T) {
 			// test, measured from the last acknowledged write, not a
 			// sleep to let something happen.
 			time.Sleep(time.Until(c.lastWrite.Add(2 * time.Second)))
-			c.stopBoth(t, (*nodeProc).Kill)
+			c.stopBoth(t, kill)
 			c.startBoth(t)
 			c.requireSessions(t, users)
 		})
@@ -109,23 +111,21 @@ func (c *restartCluster) startBoth(t *testing.T) {
 	}
 }
 
-// stopBoth stops a and b at once with stop (Stop or Kill).
-func (c *restartCluster) stopBoth(t *testing.T, stop func(*nodeProc)) {
-	done := make(chan struct{}, 2)
-	for _, n := range c.nodes {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			stop(n)
-		}()
+// stopBoth stops a and b at once with stop (Terminate, or Kill).
+func (c *restartCluster) stopBoth(t *testing.T, stop func(*nodeProc) error) {
+	errs := make([]error, len(c.nodes))
+	var wg sync.WaitGroup
+	for i, n := range c.nodes {
+		wg.Go(func() { errs[i] = stop(n) })
 	}
-	for range c.nodes {
-		<-done
-	}
-	// Stop reports a bad exit with t.Fatal, which on another goroutine
-	// only marks the test failed.
-	if t.Failed() {
-		t.FailNow()
-	}
+	wg.Wait()
+	require.NoError(t, errors.Join(errs...))
+}
+
+// kill is Kill as stopBoth takes it.
+func kill(p *nodeProc) error {
+	p.Kill()
+	return nil
 }
 
 // user is one logged-in user: a browser's cookie jar and what the cart

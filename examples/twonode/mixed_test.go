@@ -102,8 +102,11 @@ func previousRelease(t *testing.T) string {
 func previousReleaseTree(t *testing.T, commit string) string {
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	require.NoError(t, err)
+	// safe.directory: CI runs as root, maybe on a checkout another user
+	// owns, which git would otherwise refuse to read.
+	gitArgs := []string{"-c", "safe.directory=" + root, "-C", root}
 	git := func(args ...string) (string, error) {
-		out, err := exec.Command("git", append([]string{"-C", root}, args...)...).CombinedOutput()
+		out, err := exec.Command("git", append(gitArgs, args...)...).CombinedOutput()
 		return strings.TrimSpace(string(out)), err
 	}
 	if out, err := git("rev-parse", "--is-inside-work-tree"); err != nil || out != "true" {
@@ -119,7 +122,7 @@ func previousReleaseTree(t *testing.T, commit string) string {
 			"fix %s to name the last release's commit", commit, previousReleaseFile, previousReleaseFile)
 	}
 	dir := t.TempDir()
-	archive := exec.Command("git", "-C", root, "archive", "--format=tar", commit)
+	archive := exec.Command("git", append(gitArgs, "archive", "--format=tar", commit)...)
 	untar := exec.Command("tar", "-x", "-C", dir)
 	r, w, err := os.Pipe()
 	require.NoError(t, err)

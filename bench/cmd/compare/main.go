@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/peersession/peersession"
+	"github.com/peersession/peersession/bench/internal/figures"
 	"github.com/peersession/peersession/bench/internal/proc"
 	"github.com/peersession/peersession/bench/loadgen"
 )
@@ -287,18 +288,6 @@ func serverNotes(name string, st map[string]any, alternate bool) string {
 	return strings.Join(notes, ", ")
 }
 
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 type summary struct {
 	rps, p50, p99  float64 // p50/p99 in microseconds
 	errs, mism     int
@@ -315,7 +304,7 @@ func summarize(rs []loadgen.Result) summary {
 		s.errs += r.Errors
 		s.mism += r.Mismatches
 	}
-	s.rps, s.p50, s.p99 = median(rps), median(p50), median(p99)
+	s.rps, s.p50, s.p99 = figures.Median(rps), figures.Median(p50), figures.Median(p99)
 	s.rpsMin, s.rpsMax = slices.Min(rps), slices.Max(rps)
 	return s
 }
@@ -410,7 +399,7 @@ func baseRatios(vs []variant, modes []string, res map[key][]loadgen.Result) stri
 				rs = append(rs, fmt.Sprintf("%.2f", x))
 			}
 			rows = append(rows, fmt.Sprintf("| %s ÷ %s | **%.2f×** | %.2f–%.2f | %s |\n",
-				v.name, base, median(xs), slices.Min(xs), slices.Max(xs), strings.Join(rs, ", ")))
+				v.name, base, figures.Median(xs), slices.Min(xs), slices.Max(xs), strings.Join(rs, ", ")))
 		}
 		if len(rows) == 0 {
 			continue

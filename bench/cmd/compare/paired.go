@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/peersession/peersession/bench/internal/figures"
 	"github.com/peersession/peersession/bench/internal/proc"
 	"github.com/peersession/peersession/bench/loadgen"
 )
@@ -141,8 +142,8 @@ func renderPaired(prs []pairedResult, m string, cycles int, slice time.Duration,
 			}
 			q1, q3 := quartiles(xs)
 			fmt.Fprintf(&b, "| %s ÷ %s | **%.2f×** | %.2f–%.2f | %.2f–%.2f | %.0f, %.0f | %d, %d | %d, %d |\n",
-				pr.names[i], pr.names[0], median(xs), q1, q3, slices.Min(xs), slices.Max(xs),
-				median(pr.rps[i]), median(pr.rps[0]), pr.errs[i], pr.errs[0], pr.mism[i], pr.mism[0])
+				pr.names[i], pr.names[0], figures.Median(xs), q1, q3, slices.Min(xs), slices.Max(xs),
+				figures.Median(pr.rps[i]), figures.Median(pr.rps[0]), pr.errs[i], pr.errs[0], pr.mism[i], pr.mism[0])
 		}
 	}
 	b.WriteString("\n")

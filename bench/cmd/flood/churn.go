@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/peersession/peersession/bench/internal/figures"
 )
 
 // Probe 1, login churn: one client re-posts /login with the cookie of its
@@ -86,7 +88,7 @@ func runChurn(e *env, o *options) *section {
 	add("logins (errors)", func(r *churnRun) string {
 		return fmt.Sprintf("%s in %s (%s)", count(r.logins), secs(r.elapsed), count(r.errors))
 	})
-	add("logins/s (median of seconds)", func(r *churnRun) string { return count(median(r.perSecond())) })
+	add("logins/s (median of seconds)", func(r *churnRun) string { return count(figures.Median(r.perSecond())) })
 	for _, n := range []string{"A", "B"} {
 		add("node "+n+" RSS at 0 s → after the warm-up → at the end", func(r *churnRun) string {
 			return fmt.Sprintf("%s → %s → %s", mib(float64(r.rss(n, 0))), mib(float64(r.rss(n, r.warm))), mib(float64(r.rss(n, len(r.samples)-1))))
@@ -144,14 +146,14 @@ func runChurn(e *env, o *options) *section {
 		v := r.slope("A") * 60
 		fig := fmt.Sprintf("%s logins/s for %s; %s tombstones held at the end, %s dropped; node A heap after GC %s → %s; "+
 			"node A RSS %s → %s after the warm-up: %s/min (%s/h extrapolated)",
-			count(median(r.perSecond())), secs(r.elapsed),
+			count(figures.Median(r.perSecond())), secs(r.elapsed),
 			count(num(r.end, "store", "Tombstones")), count(num(r.end, "store", "TombstonesDropped")),
 			mib(r.heapA0), mib(r.heapA1),
 			mib(float64(r.rss("A", r.warm))), mib(float64(r.rss("A", len(r.samples)-1))), mibSigned(v), mibSigned(v*60))
 		bound := fmt.Sprintf("tombstones ≤ MaxTombstones (%s)", count(limit))
 		if per > 0 {
 			bound += fmt.Sprintf(" × ~%.0f B of heap after GC ≈ %s per node", per, mib(float64(limit)*per))
-			if rate := median(r.perSecond()); r.maxTombs == 0 && rate > 0 {
+			if rate := figures.Median(r.perSecond()); r.maxTombs == 0 && rate > 0 {
 				bound += fmt.Sprintf(", reached after ~%.0f min at this rate; then flat", float64(limit)/rate/60)
 			}
 		}

@@ -375,18 +375,6 @@ func established(port int) int {
 
 // Formatting and statistics.
 
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 func mib(b float64) string { return fmt.Sprintf("%.1f MiB", b/(1<<20)) }
 
 func mibSigned(b float64) string { return fmt.Sprintf("%+.1f MiB", b/(1<<20)) }

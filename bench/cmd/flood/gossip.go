@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/peersession/peersession/bench/internal/figures"
 )
 
 // Probe 2, gossip-port buffering: K connections to node A's gossip TCP
@@ -84,13 +86,13 @@ func runGossip(e *env, o *options) *section {
 	add("node A RSS peak (peak − baseline)", func(r *gossipRun) string {
 		return fmt.Sprintf("%s (%s)", mib(r.peak), mibSigned(r.peak-r.baseline))
 	})
-	add("node A RSS median during the flood (after its first second)", func(r *gossipRun) string { return mib(median(steady(r.rss))) })
+	add("node A RSS median during the flood (after its first second)", func(r *gossipRun) string { return mib(figures.Median(steady(r.rss))) })
 	add("node A RSS 1 s after the flood", func(r *gossipRun) string { return mib(r.after) })
 	add("connections held by A: median (max) established on its gossip port", func(r *gossipRun) string {
-		return fmt.Sprintf("%.0f (%.0f)", median(steady(r.estab)), slices.Max(append(r.estab, 0)))
+		return fmt.Sprintf("%.0f (%.0f)", figures.Median(steady(r.estab)), slices.Max(append(r.estab, 0)))
 	})
 	add("A's open sockets above its baseline: median (max)", func(r *gossipRun) string {
-		return fmt.Sprintf("%.0f (%.0f)", median(steady(r.socks)), slices.Max(append(r.socks, 0)))
+		return fmt.Sprintf("%.0f (%.0f)", figures.Median(steady(r.socks)), slices.Max(append(r.socks, 0)))
 	})
 	add("connections opened (dial errors)", func(r *gossipRun) string {
 		return fmt.Sprintf("%s (%s)", count(r.c.opened.Load()), count(r.c.dialErrs.Load()))
@@ -128,7 +130,7 @@ func runGossip(e *env, o *options) *section {
 		s.summary = append(s.summary, [3]string{
 			fmt.Sprintf("gossip-port buffering, %d connections %s", o.gossipConns, r.label),
 			fmt.Sprintf("node A RSS %s → peak %s (%s); A held a median of %.0f connections (max %.0f); lifetime of the ones it ended: %s",
-				mib(r.baseline), mib(r.peak), mibSigned(r.peak-r.baseline), median(steady(r.estab)), slices.Max(append(r.estab, 0)), lifetimesShort(r)),
+				mib(r.baseline), mib(r.peak), mibSigned(r.peak-r.baseline), figures.Median(steady(r.estab)), slices.Max(append(r.estab, 0)), lifetimesShort(r)),
 			fmt.Sprintf("%s above baseline at the peak (%s per flooding connection)", mib(r.peak-r.baseline), mib(per)),
 		})
 	}
@@ -141,7 +143,7 @@ func lifetimesShort(r *gossipRun) string {
 	if len(r.c.lifetimes) == 0 {
 		return "none ended"
 	}
-	return fmt.Sprintf("median %.2f s", median(r.c.lifetimes))
+	return fmt.Sprintf("median %.2f s", figures.Median(r.c.lifetimes))
 }
 
 func gossipOnce(e *env, o *options, r *gossipRun) error {
@@ -161,7 +163,7 @@ func gossipOnce(e *env, o *options, r *gossipRun) error {
 		base = append(base, float64(x))
 		time.Sleep(250 * time.Millisecond)
 	}
-	r.baseline = median(base)
+	r.baseline = figures.Median(base)
 	baseSockets := sockets(pid)
 	r.counters0, _ = stats(pr.a, false)
 
@@ -305,5 +307,5 @@ func lifetimes(life []float64) string {
 	if len(life) == 0 {
 		return "none ended"
 	}
-	return fmt.Sprintf("median %.2f s (max %.2f s, %d ended)", median(life), slices.Max(life), len(life))
+	return fmt.Sprintf("median %.2f s (max %.2f s, %d ended)", figures.Median(life), slices.Max(life), len(life))
 }

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/peersession/peersession/bench/internal/figures"
 	"github.com/peersession/peersession/bench/internal/proc"
 )
 
@@ -110,7 +111,7 @@ func runHandshake(e *env, o *options) *section {
 		{"connections opened (dial errors)", fmt.Sprintf("%s (%s)", count(c.opened.Load()), count(c.dialErrs.Load()))},
 		{"dropped by A within 100 ms (refused), per second", fmt.Sprintf("%s (%s/s)", count(c.refused.Load()), count(float64(c.refused.Load())/floodDur.Seconds()))},
 		{"dropped by A later (held a slot until its deadline)", count(c.dropped.Load())},
-		{"lifetime of the held ones: median (max)", fmt.Sprintf("%.2f s (%.2f s)", median(heldOnly(life)), slices.Max(append(life, 0)))},
+		{"lifetime of the held ones: median (max)", fmt.Sprintf("%.2f s (%.2f s)", figures.Median(heldOnly(life)), slices.Max(append(life, 0)))},
 		{"A's own counters during the flood: stream connections refused / handshake timeouts", nodeCounter("StreamConnsRefused") + " / " + nodeCounter("HandshakeTimeouts")},
 	}
 	if flooded.afterLift > 0 {
@@ -127,7 +128,7 @@ func runHandshake(e *env, o *options) *section {
 	if flooded.afterLift > 0 {
 		fig += fmt.Sprintf("; paired %s after the flood stopped", secs(flooded.afterLift))
 	}
-	bound := fmt.Sprintf("a silent connection held a slot a median %.2f s; A refused %s/s beyond its slots", median(heldOnly(life)), count(float64(c.refused.Load())/floodDur.Seconds()))
+	bound := fmt.Sprintf("a silent connection held a slot a median %.2f s; A refused %s/s beyond its slots", figures.Median(heldOnly(life)), count(float64(c.refused.Load())/floodDur.Seconds()))
 	s.summary = append(s.summary, [3]string{fmt.Sprintf("handshake slots, %d silent connections", o.hsConns), fig, bound})
 	return s
 }

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/peersession/peersession/bench/internal/figures"
 )
 
 // Probe 3, forged stamps: GET /ro on node A at a paced rate with a cookie
@@ -107,7 +109,7 @@ func runStamps(e *env, o *options) *section {
 			fmt.Sprintf("%s (%s / %s)", count(ph.sent), count(ph.ok), count(ph.other)),
 			count(rps),
 			fmt.Sprintf("%s (%.3f)", count(ph.fetches), per),
-			count(median(ph.perSec)),
+			count(figures.Median(ph.perSec)),
 			count(ph.served),
 			mib(float64(ph.wcharB)),
 			secs(ph.cpuB), secs(ph.cpuA), ph.skipped()})
@@ -129,7 +131,7 @@ func runStamps(e *env, o *options) *section {
 	for _, ph := range phases[1:] {
 		forged += ph.fetches
 		maxRatio = max(maxRatio, ph.fetches/float64(max(1, ph.sent)))
-		maxRate = max(maxRate, median(ph.perSec))
+		maxRate = max(maxRate, figures.Median(ph.perSec))
 	}
 	var labels []string
 	for _, ph := range phases[1:] {

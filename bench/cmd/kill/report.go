@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/peersession/peersession/bench/internal/figures"
 	"github.com/peersession/peersession/bench/internal/proc"
 )
 
@@ -21,16 +22,12 @@ func quantile(sorted []time.Duration, q float64) time.Duration {
 	return sorted[max(0, min(i, len(sorted)-1))]
 }
 
+// medianF is stats.Median, NaN for no samples (the report shows NaN).
 func medianF(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s) == 0 {
+	if len(xs) == 0 {
 		return math.NaN()
 	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	return figures.Median(xs)
 }
 
 func ms(d time.Duration) string {

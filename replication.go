@@ -95,6 +95,10 @@ func startReplication(st *Store, cfg ClusterConfig, h hooks) (*replication, erro
 		h.nodeStarted(node)
 	}
 	arr := &arrivals{}
+	ackDelay := time.Duration(0) // the default: an Ack may wait up to 2ms for a Batch to go with
+	if cfg.Consistency == Sync {
+		ackDelay = -1 // a Sync write waits for its Acks: each goes at once
+	}
 	eng, err := replicate.New(replicate.Config{
 		Self:                node.Self().ID,
 		Network:             node,
@@ -102,6 +106,7 @@ func startReplication(st *Store, cfg ClusterConfig, h hooks) (*replication, erro
 		Clock:               st.clock,
 		Logger:              st.cfg.Logger,
 		AntiEntropyInterval: cfg.AntiEntropyInterval,
+		AckDelay:            ackDelay,
 	})
 	if err != nil {
 		_ = node.Close()

@@ -57,9 +57,11 @@ type Config struct {
 	// an Ack held until the next Batch to that peer, or until another
 	// Ack, saves a system call on both sides. Acks are held only while
 	// fewer than MaxInflight/2 wait (so they do not hold up the peer's
-	// window, if its MaxInflight is ours). A writer waiting for
-	// acknowledgements (Sync mode, WaitForPeers, Flush) may wait as much
-	// longer. Zero means 2ms; negative sends every Ack at once.
+	// window, if its MaxInflight is ours), and only on a node with three
+	// peers or more: the calls saved grow with the peers, and a pair's
+	// latency would pay for few. A writer waiting for acknowledgements
+	// (Sync mode, WaitForPeers, Flush) may wait as much longer. Zero means
+	// 2ms; negative sends every Ack at once.
 	AckDelay time.Duration
 	// AntiEntropyInterval is the mean pause between anti-entropy rounds
 	// (±20% jitter). Zero means 30s; negative disables anti-entropy.

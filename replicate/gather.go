@@ -2,6 +2,19 @@ package replicate
 
 import "time"
 
+// holdAcksPeers is the fewest peers with which Acks are held (see
+// Config.AckDelay): a write costs a frame and an Ack per peer, so the
+// system calls saved grow with the peers, while with one or two the
+// latency of a pair is what matters (issue 23, bench/NOTES.md).
+const holdAcksPeers = 3
+
+// holdAcks reports whether Acks may wait for company: with
+// holdAcksPeers peers or more.
+func (e *Engine) holdAcks() bool {
+	live, _ := e.livePeers()
+	return len(live) >= holdAcksPeers
+}
+
 // maxGather bounds the bytes of the frames the sender writes at once
 // (at least one frame is written, whatever its size).
 const maxGather = 256 << 10
@@ -62,7 +75,7 @@ func (p *peer) sendPending() (int, bool) {
 	// more Acks, but never enough of them to fill the peer's window (its
 	// MaxInflight taken to be ours): held Acks must not hold up its Batches.
 	var first *batch
-	if d := p.e.cfg.AckDelay; d > 0 {
+	if d := p.e.cfg.AckDelay; d > 0 && p.e.holdAcks() {
 		if since, n, ok := p.ctrl.acksOnly(); ok && n < max(p.e.cfg.MaxInflight/2, 1) {
 			if due := since.Add(d); time.Now().Before(due) {
 				if first = p.nextBatch(); first == nil {

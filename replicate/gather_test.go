@@ -48,7 +48,7 @@ func TestAcksAndBatchesWaitingGoInOneWrite(t *testing.T) {
 // An Ack with nothing to go with waits up to AckDelay for the next Batch
 // to its peer, and then goes with it in one write.
 func TestAnAckWaitsForTheNextBatch(t *testing.T) {
-	net, nodes := newCluster(t, 2, func(c *Config) { c.AckDelay = time.Hour })
+	net, nodes := newCluster(t, holdAcksPeers+1, func(c *Config) { c.AckDelay, c.AckTimeout = time.Hour, time.Hour })
 	a, b := nodes[0], nodes[1]
 	ab := net.link("A", "B")
 
@@ -57,18 +57,19 @@ func TestAnAckWaitsForTheNextBatch(t *testing.T) {
 	require.Zero(t, ab.count(wire.MsgAck), "the Ack waits")
 
 	a.publish(a.write("a-1", "k", "v"))
-	require.NoError(t, b.e.Flush(ctxTimeout(t, 10*time.Second)), "B's Batch acknowledged")
+	waitFor(t, "B's Batch acknowledged by A", func() bool { return peerStats(b, "A").Acked == 1 })
 	waitFor(t, "B applied a-1", func() bool { return b.value("a-1", "k") == "v" })
 	require.Equal(t, 1, ab.count(wire.MsgAck))
 	require.Equal(t, 1, ab.count(wire.MsgBatch))
 	require.EqualValues(t, 1, ab.writes.Load(), "the Ack and the Batch in one write")
-	// (B's Ack for a-1 now waits in turn, for an hour: A's Flush would.)
+	// (B's Ack for a-1 now waits in turn, for an hour, as do C's and D's
+	// for b-1 and a-1: a Flush would.)
 }
 
 // An Ack alone goes once AckDelay has passed (the test waits for it, with
 // no bound on when).
 func TestAnAckAloneGoesAfterAckDelay(t *testing.T) {
-	_, nodes := newCluster(t, 2, func(c *Config) { c.AckDelay = time.Millisecond })
+	_, nodes := newCluster(t, holdAcksPeers+1, func(c *Config) { c.AckDelay = time.Millisecond })
 	a, b := nodes[0], nodes[1]
 	b.publish(b.write("b-1", "k", "v"))
 	require.NoError(t, b.e.Flush(ctxTimeout(t, 10*time.Second)))
@@ -79,6 +80,16 @@ func TestAnAckAloneGoesAfterAckDelay(t *testing.T) {
 // With a negative AckDelay, every Ack goes at once, alone.
 func TestNegativeAckDelaySendsAcksAtOnce(t *testing.T) {
 	net, nodes := newCluster(t, 2, func(c *Config) { c.AckDelay = -1 })
+	a, b := nodes[0], nodes[1]
+	b.publish(b.write("b-1", "k", "v"))
+	waitFor(t, "the Ack sent", func() bool { return net.link("A", "B").count(wire.MsgAck) == 1 })
+	require.NoError(t, b.e.Flush(ctxTimeout(t, 10*time.Second)))
+	require.Zero(t, peerStats(a, "B").Batches)
+}
+
+// With fewer than holdAcksPeers peers, Acks go at once.
+func TestAcksAreNotHeldWithFewPeers(t *testing.T) {
+	net, nodes := newCluster(t, holdAcksPeers, func(c *Config) { c.AckDelay = time.Hour })
 	a, b := nodes[0], nodes[1]
 	b.publish(b.write("b-1", "k", "v"))
 	waitFor(t, "the Ack sent", func() bool { return net.link("A", "B").count(wire.MsgAck) == 1 })

@@ -207,12 +207,13 @@ func (p *peer) run() {
 			sent = true
 		}
 		p.idle.arm()
-		if p.ackDue != ackArmed {
-			ackTimer.Stop()
-			ackArmed = p.ackDue
-			if !ackArmed.IsZero() {
-				ackTimer.Reset(max(time.Until(ackArmed), 0))
-			}
+		// The ack timer is moved only to an earlier time, never stopped:
+		// at a steady stream of Acks, resetting it for each would cost
+		// more than the wake-ups it saves. A firing with nothing held
+		// does nothing.
+		if due := p.ackDue; !due.IsZero() && (ackArmed.IsZero() || due.Before(ackArmed)) {
+			ackArmed = due
+			ackTimer.Reset(max(time.Until(due), 0))
 		}
 		// The timer fires when the oldest unacknowledged send times out.
 		if due := p.window.resendDue(); due != armedFor || sent {
@@ -228,7 +229,7 @@ func (p *peer) run() {
 			armedFor = time.Time{}
 			p.window.markTimedOut(time.Now())
 		case <-ackTimer.C:
-			ackArmed = time.Time{} // the held Acks go now
+			ackArmed = time.Time{} // held Acks that are due go now
 		case <-p.idle.timer.C:
 			if p.idle.fired() && p.releaseIdle() {
 				p.idle.done()

@@ -71,6 +71,8 @@ func main() {
 	flag.DurationVar(&o.idle, "idle", 5*time.Second, "idle time before the heap is read")
 	flag.IntVar(&o.workers, "workers", 8, "writer goroutines")
 	flag.BoolVar(&o.skipSearch, "no-search", false, "skip the rate search")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of each size's fixed-rate rounds to this file + .N")
+	flag.StringVar(&memProfile, "memprofile", "", "write a heap profile of each memory phase to this file + .N")
 	out := flag.String("out", "results/scale.md", "markdown output ('' for none)")
 	flag.Parse()
 	for _, f := range strings.Split(*nodes, ",") {
@@ -128,6 +130,12 @@ func measure(n int, o options) (row, error) {
 		return r, err
 	}
 
+	stopProfile := func() {}
+	if cpuProfile != "" {
+		if stopProfile, err = startCPUProfile(fmt.Sprintf("%s.%d", cpuProfile, n)); err != nil {
+			return r, err
+		}
+	}
 	var cpu, bytes, frames, writes, reads, p50, p99, ach []float64
 	for i := range o.rounds {
 		ph := c.load(p, o.rate, o.workers, o.keySize, o.dur, o.drain)
@@ -146,6 +154,7 @@ func measure(n int, o options) (row, error) {
 	}
 	r.cpuPer1k, r.bytes, r.frames, r.writes, r.reads = median(cpu), median(bytes), median(frames), median(writes), median(reads)
 	r.p50, r.p99, r.achieved = time.Duration(median(p50)), time.Duration(median(p99)), median(ach)
+	stopProfile()
 
 	if !o.skipSearch {
 		r.maxRate, r.maxFailed = c.search(p, o)

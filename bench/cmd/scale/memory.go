@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"time"
 )
@@ -68,6 +70,11 @@ func (c *cluster) fillAndMeasure(sessions, size int, idle, limit time.Duration) 
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	res.heapPerNode = float64(ms.HeapAlloc) / float64(n)
+	if memProfile != "" {
+		if err := writeHeapProfile(fmt.Sprintf("%s.%d", memProfile, n)); err != nil {
+			return res, err
+		}
+	}
 
 	jctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
@@ -79,4 +86,41 @@ func (c *cluster) fillAndMeasure(sessions, size int, idle, limit time.Duration) 
 	res.join = time.Since(t0)
 	st.Close()
 	return res, nil
+}
+
+// memProfile, if set (-memprofile), is where the memory phase writes a
+// heap profile, with ".N" appended.
+var memProfile string
+
+// writeHeapProfile writes the heap profile to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// cpuProfile, if set (-cpuprofile), is where each size's fixed-rate rounds
+// write a CPU profile, with ".N" appended.
+var cpuProfile string
+
+// startCPUProfile starts a CPU profile into path and returns its stop.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

@@ -124,8 +124,8 @@ func accountFor(a ackRec, killsOf func(node int) []time.Time) (bool, time.Durati
 }
 
 // agreement is what waitAgree saw after a heal: when every node again
-// listed every other as a live peer (membership whole), and when they
-// all held the same data.
+// listed every other as a live peer (membership whole; the last time it
+// became so, if it flapped), and when they all held the same data.
 type agreement struct {
 	whole   time.Duration // -1 if never within the limit
 	agree   time.Duration
@@ -156,7 +156,10 @@ func waitAgree(ctx context.Context, c *cluster, since time.Time, limit time.Dura
 			}
 			a.digests[i] = fmt.Sprintf("%s (%d sessions)", d.Digest, d.Count)
 		}
-		if whole && a.whole < 0 && ctx.Err() == nil {
+		switch {
+		case !whole:
+			a.whole = -1 // it was whole, and is not any more: a flap
+		case a.whole < 0 && ctx.Err() == nil:
 			a.whole = time.Since(since)
 		}
 		if whole && !failed && !slices.ContainsFunc(a.digests, func(s string) bool { return s != a.digests[0] }) && ctx.Err() == nil {

@@ -52,6 +52,7 @@ type options struct {
 	netns       string
 	out         string
 	dir         string
+	nodeLog     string
 }
 
 func main() {
@@ -71,6 +72,7 @@ func main() {
 	flag.DurationVar(&o.agreeLimit, "agree-limit", 30*time.Second, "the longest wait for agreement after a heal")
 	flag.StringVar(&o.netns, "netns", "auto", "auto (namespaces when root), on, or off (loopback: no link faults)")
 	flag.StringVar(&o.out, "out", "", "write the markdown report here")
+	flag.StringVar(&o.nodeLog, "node-log", "warn", "the nodes' log level in DIR/nodes.log: debug, info, warn or error")
 	flag.StringVar(&o.dir, "dir", "", "working directory for data directories, key and node logs (default: a temporary one, removed after a passing run)")
 	flag.Parse()
 	if err := o.validate(); err != nil {
@@ -212,6 +214,7 @@ func run(ctx context.Context, o options) (ok bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	c.logLevel = o.nodeLog
 	defer c.stopAll()
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	err = c.startAll(startCtx)

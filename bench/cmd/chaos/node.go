@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"log/slog"
 	"net/http"
 	"os"
 	"runtime"
@@ -49,6 +50,7 @@ func runNode(args []string) {
 	keyFile := fs.String("key-file", "", "cluster key file (base64): the cluster's and the data directory's key")
 	dataDir := fs.String("data-dir", "", "Config.DataDir (needs -key-file)")
 	clockOffset := fs.Duration("clock-offset", 0, "start with the node's clock this far ahead (test only)")
+	logLevel := fs.String("log", "warn", "the store's log level on stderr: debug, info, warn or error")
 	var nf node.Flags
 	nf.Register(fs, "")
 	_ = fs.Parse(args)
@@ -58,8 +60,12 @@ func runNode(args []string) {
 
 	var offset atomic.Int64 // nanoseconds Config.Now runs ahead
 	offset.Store(int64(*clockOffset))
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		log.Fatalf("chaos node: -log: %v", err)
+	}
 	cfg := peersession.Config{
-		Logger: nf.Logger(),
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 		Header: sessionHeader,
 		// The wall clock moved by the offset, without Go's monotonic
 		// reading, as a stepped system clock would be.

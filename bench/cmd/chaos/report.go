@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"slices"
@@ -215,7 +216,9 @@ func (r report) body(b *bytes.Buffer) bool {
 func pcts(d []time.Duration) string {
 	s := slices.Clone(d)
 	slices.Sort(s)
-	at := func(p float64) time.Duration { return s[min(len(s)-1, int(p*float64(len(s))))] }
+	at := func(p float64) time.Duration { // nearest rank
+		return s[max(0, int(math.Ceil(p*float64(len(s))))-1)]
+	}
 	r := func(x time.Duration) string { return x.Round(time.Millisecond).String() }
 	return fmt.Sprintf("%s / %s / %s", r(at(0.50)), r(at(0.99)), r(s[len(s)-1]))
 }

@@ -68,6 +68,7 @@ type cluster struct {
 	bin         string // this program, run as `chaos node`
 	net         network
 	consistency string
+	logLevel    string // the nodes' -log
 	keyFile     string
 	logw        io.Writer
 	nodes       []*nodeProc
@@ -154,7 +155,7 @@ func (c *cluster) start(i int) error {
 	args := []string{"node", "-name", n.name, "-http", n.httpAddr,
 		"-bind", c.net.Host(i), "-gossip-port", strconv.Itoa(n.gossipPort),
 		"-join", strings.Join(seeds, ","), "-key-file", c.keyFile, "-data-dir", n.dataDir,
-		"-consistency", c.consistency, "-clock-offset", n.clockOffset.String(), "-v"}
+		"-consistency", c.consistency, "-clock-offset", n.clockOffset.String(), "-log", c.logLevel}
 	p, err := proc.StartLog(n.name, 90*time.Second, c.logw, c.net.Prefix(i), c.bin, args...)
 	if err != nil {
 		return fmt.Errorf("start %s: %w", n.name, err)

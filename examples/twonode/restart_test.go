@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -30,7 +31,8 @@ const restartUsers = 20
 // filled on both nodes), hold every one of them, with its data, after
 // both are stopped with SIGTERM and started again on their directories,
 // and after both are killed with -9 two seconds after the last write;
-// with -consistency async (the demo's default) and sync.
+// with -consistency async (the demo's default) and sync. A single node
+// too.
 //
 // Every session is written on both nodes (the login on one, an item on
 // each), so each node's directory holds every session by itself, which
@@ -40,16 +42,23 @@ const restartUsers = 20
 // version of a session than its peer, and a read there fetches the newer
 // one (the client's version stamp says there is one).
 func TestTwoNodesKeepEverySessionAcrossRestarts(t *testing.T) {
-	for _, consistency := range []string{"async", "sync"} {
-		t.Run(consistency+": SIGTERM both, start both", func(t *testing.T) {
-			c := startRestartCluster(t, consistency)
+	for _, run := range []struct {
+		nodes       int
+		consistency string
+	}{{2, "async"}, {2, "sync"}, {1, "async"}} {
+		what := fmt.Sprintf("two nodes, %s: ", run.consistency)
+		if run.nodes == 1 {
+			what = "one node: "
+		}
+		t.Run(what+"SIGTERM every node, start every node", func(t *testing.T) {
+			c := startRestartCluster(t, run.nodes, run.consistency)
 			users := c.logInUsers(t)
-			c.stopBoth(t, (*nodeProc).Terminate)
-			c.startBoth(t)
+			c.stopAll(t, (*nodeProc).Terminate)
+			c.startAll(t)
 			c.requireSessions(t, users)
 		})
-		t.Run(consistency+": kill -9 both two seconds after the last write, start both", func(t *testing.T) {
-			c := startRestartCluster(t, consistency)
+		t.Run(what+"kill -9 every node two seconds after the last write, start every node", func(t *testing.T) {
+			c := startRestartCluster(t, run.nodes, run.consistency)
 			users := c.logInUsers(t)
 			// A crash loses at most the writes of the last FlushInterval
 			// (one second by default: Config.FlushInterval); the issue's
@@ -59,60 +68,67 @@ func TestTwoNodesKeepEverySessionAcrossRestarts(t *testing.T) {
 			// test, measured from the last acknowledged write, not a
 			// sleep to let something happen.
 			time.Sleep(time.Until(c.lastWrite.Add(2 * time.Second)))
-			c.stopBoth(t, kill)
-			c.startBoth(t)
+			c.stopAll(t, kill)
+			c.startAll(t)
 			c.requireSessions(t, users)
 		})
 	}
 }
 
-// restartCluster is two demo nodes, a and b, each with its own data
+// restartCluster is demo nodes a, b, ... each with its own data
 // directory and fixed addresses, started again on the same flags.
 type restartCluster struct {
-	args      [2][]string
-	nodes     [2]*nodeProc
+	names     []string
+	args      [][]string // node i's flags
+	nodes     []*nodeProc
 	lastWrite time.Time // when the last write was acknowledged
 }
 
-var nodeNames = [2]string{"a", "b"}
-
-// startRestartCluster starts a and b, joined, with -data-dir, a key
-// file and -consistency consistency, and waits until each lists both
-// members.
-func startRestartCluster(t *testing.T, consistency string) *restartCluster {
+// startRestartCluster starts n nodes, each joining the others, with
+// -data-dir, a key file and -consistency consistency, and waits until
+// each lists every member.
+func startRestartCluster(t *testing.T, n int, consistency string) *restartCluster {
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "cluster.key")
 	key := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
 	require.NoError(t, os.WriteFile(keyFile, []byte(key+"\n"), 0o600))
-	gossip := [2]string{loopbackAddr(t), loopbackAddr(t)}
-	c := new(restartCluster)
-	for i := range c.args {
+	c := &restartCluster{args: make([][]string, n), nodes: make([]*nodeProc, n)}
+	gossip := make([]string, n)
+	for i := range n {
+		c.names = append(c.names, string(rune('a'+i)))
+		gossip[i] = loopbackAddr(t)
+	}
+	for i := range n {
 		c.args[i] = []string{
-			"-http", loopbackAddr(t), "-gossip", gossip[i], "-join", gossip[1-i],
-			"-key-file", keyFile, "-data-dir", filepath.Join(dir, "data-"+nodeNames[i]),
+			"-http", loopbackAddr(t), "-gossip", gossip[i],
+			"-key-file", keyFile, "-data-dir", filepath.Join(dir, "data-"+c.names[i]),
 			"-consistency", consistency,
 		}
+		others := slices.Delete(slices.Clone(gossip), i, i+1)
+		if len(others) > 0 {
+			c.args[i] = append(c.args[i], "-join", strings.Join(others, ","))
+		}
 	}
-	demoBinary(t) // built before the clock of either node's start runs
-	c.startBoth(t)
+	demoBinary(t) // built before the clock of any node's start runs
+	c.startAll(t)
 	return c
 }
 
-// startBoth starts a and b at once, as a deploy restarting every node
-// does, and waits until each lists both members.
-func (c *restartCluster) startBoth(t *testing.T) {
-	procs, err := startNodes(t, []string{nodeNames[0], nodeNames[1]}, func(i int) nodeOptions {
+// startAll starts every node at once, as a deploy restarting every node
+// does, and waits until each lists every member.
+func (c *restartCluster) startAll(t *testing.T) {
+	procs, err := startNodes(t, c.names, func(i int) nodeOptions {
 		return nodeOptions{Args: c.args[i]}
 	})
 	require.NoError(t, err)
-	copy(c.nodes[:], procs)
+	copy(c.nodes, procs)
 	for _, n := range c.nodes {
-		requireMembers(t, n, nodeNames[:]...)
+		requireMembers(t, n, c.names...)
 	}
 }
 
-// stopBoth stops a and b at once with stop (Terminate, or Kill).
-func (c *restartCluster) stopBoth(t *testing.T, stop func(*nodeProc) error) {
+// stopAll stops every node at once with stop (Terminate, or kill).
+func (c *restartCluster) stopAll(t *testing.T, stop func(*nodeProc) error) {
 	errs := make([]error, len(c.nodes))
 	var wg sync.WaitGroup
 	for i, n := range c.nodes {
@@ -122,7 +138,7 @@ func (c *restartCluster) stopBoth(t *testing.T, stop func(*nodeProc) error) {
 	require.NoError(t, errors.Join(errs...))
 }
 
-// kill is Kill as stopBoth takes it.
+// kill is Kill as stopAll takes it.
 func kill(p *nodeProc) error {
 	p.Kill()
 	return nil
@@ -137,7 +153,8 @@ type user struct {
 }
 
 // logInUsers logs restartUsers users in, each on one node, and fills each
-// one's cart with two items, one added on each node.
+// one's cart with two items, added on the next nodes in turn (with two
+// nodes: one on each).
 func (c *restartCluster) logInUsers(t *testing.T) []*user {
 	users := make([]*user, restartUsers)
 	for i := range users {
@@ -145,11 +162,11 @@ func (c *restartCluster) logInUsers(t *testing.T) []*user {
 		require.NoError(t, err)
 		u := &user{name: fmt.Sprintf("user-%02d", i), jar: jar}
 		users[i] = u
-		on := c.nodes[i%2]
-		postCart(t, u, on, "/login", url.Values{"user": {u.name}})
+		n := len(c.nodes)
+		postCart(t, u, c.nodes[i%n], "/login", url.Values{"user": {u.name}})
 		for k := range 2 {
 			item := fmt.Sprintf("item-%02d-%d", i, k)
-			postCart(t, u, c.nodes[(i+1+k)%2], "/cart", url.Values{"item": {item}})
+			postCart(t, u, c.nodes[(i+1+k)%n], "/cart", url.Values{"item": {item}})
 			u.items = append(u.items, item)
 		}
 	}
@@ -158,7 +175,7 @@ func (c *restartCluster) logInUsers(t *testing.T) []*user {
 }
 
 // requireSessions checks that each node logged loading every session
-// from its own directory, and that every user, on either node, is still
+// from its own directory, and that every user, on every node, is still
 // logged in with the cart they filled.
 func (c *restartCluster) requireSessions(t *testing.T, users []*user) {
 	for _, n := range c.nodes {

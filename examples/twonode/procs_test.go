@@ -182,8 +182,7 @@ func startNode(t testing.TB, name string, opts nodeOptions) *nodeProc {
 }
 
 // launchNode is startNode returning its error instead of failing the
-// test, for a caller that retries (a port taken meanwhile: see
-// nodeProc.AddrInUse).
+// test, for goroutines that start several nodes at once (startNodes).
 func launchNode(t testing.TB, name string, opts nodeOptions) (*nodeProc, error) {
 	t.Helper()
 	if opts.Bin == "" {
@@ -325,12 +324,6 @@ func (p *nodeProc) Kill() {
 
 // Output returns what the node has printed so far, stdout and stderr.
 func (p *nodeProc) Output() string { return p.out.String() }
-
-// AddrInUse reports whether the node failed because an address it was
-// to bind was taken.
-func (p *nodeProc) AddrInUse() bool {
-	return p != nil && strings.Contains(p.Output(), "address already in use")
-}
 
 // loopbackAddr returns "127.0.0.1:port" with a port that is free for TCP
 // and UDP now and lies below the kernel's ephemeral range, so that no

@@ -83,6 +83,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Handler receives membership events and frames; required.
 	Handler Handler
+	// Clock is this node's wall clock, whose reading it sends in its
+	// ping acks so that peers measure the offset between their clocks
+	// (see Node.ClockOffsets); nil means time.Now.
+	Clock func() time.Time
 	// Tune, if set, is applied last to the memberlist configuration (tests
 	// shorten probe, suspicion and gossip timers with it).
 	Tune func(*memberlist.Config)
@@ -192,6 +196,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = DefaultLogger()
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
 	}
 	if c.Dial == nil {
 		var d net.Dialer

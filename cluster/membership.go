@@ -93,6 +93,7 @@ func (n *Node) apply(e event) {
 		n.dropOut(p.ID)
 		n.dropIn(p.ID)
 		n.forgetPeerFormats(p.ID)
+		n.clock.forget(p.ID)
 		n.log.Debug("cluster: peer down", "peer", p.ID, "left", left)
 		n.cfg.Handler.PeerDown(p, left)
 	}

@@ -29,6 +29,7 @@ type Node struct {
 	ml       *memberlist.Memberlist
 	keyring  *memberlist.Keyring
 	del      *delegate
+	clock    *clockProbe // memberlist's ping delegate: peers' clock offsets
 	ln       net.Listener
 	prologue []byte
 	stats    counters
@@ -105,6 +106,7 @@ func New(cfg Config) (*Node, error) {
 		fmtLog:   ratelog.Limiter{Every: 10 * time.Second},
 		del:      &delegate{queue: newEventQueue()},
 	}
+	n.clock = newClockProbe(cfg.Clock, &n.stats.clockPayloadsIgnored)
 	n.self.ID = cfg.Name + "-" + hex.EncodeToString(suffix[:])
 	n.self.Name = cfg.Name
 	n.names = newNameGuard(n)
@@ -159,9 +161,11 @@ func New(cfg Config) (*Node, error) {
 	mlc.Alive = n.names
 	n.mlLog = newLogBridge(n.log)
 	mlc.Logger = log.New(n.mlLog, "", 0)
+	mlc.Ping = n.clock
 	if cfg.Tune != nil {
 		cfg.Tune(mlc)
 	}
+	n.clock.probe = mlc.ProbeInterval
 	guard := func(t memberlist.NodeAwareTransport) memberlist.NodeAwareTransport {
 		lim := newConnLimiter(cfg.Limits.GossipConns, cfg.Limits.GossipConnsPerIP, n.isMemberIP)
 		n.gossip = newGossipGuard(t, lim, cfg.Limits, &n.stats, n.log)

@@ -40,6 +40,10 @@ type Stats struct {
 	// GossipBytesIn counts the bytes memberlist read from incoming gossip
 	// TCP connections.
 	GossipBytesIn uint64
+	// ClockPayloadsIgnored counts ping acks whose payload was not a clock
+	// reading (see Node.ClockOffsets): from a newer release, or garbage.
+	// Acks without a payload (older releases) are not counted.
+	ClockPayloadsIgnored uint64
 }
 
 // counters backs Stats with atomics.
@@ -53,6 +57,7 @@ type counters struct {
 	streamConnsRefused, handshakeTimeouts atomic.Uint64
 	gossipConnsRefused, gossipConnsCut    atomic.Uint64
 	gossipBytesIn                         atomic.Uint64
+	clockPayloadsIgnored                  atomic.Uint64
 }
 
 // Stats returns a snapshot of the node's counters.
@@ -75,6 +80,8 @@ func (n *Node) Stats() Stats {
 		GossipConnsRefused: c.gossipConnsRefused.Load(),
 		GossipConnsCut:     c.gossipConnsCut.Load(),
 		GossipBytesIn:      c.gossipBytesIn.Load(),
+
+		ClockPayloadsIgnored: c.clockPayloadsIgnored.Load(),
 	}
 }
 

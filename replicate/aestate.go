@@ -16,11 +16,24 @@ type aeState struct {
 	// (changes to it in flight); used by aeLoop only.
 	declined atomic.Int32
 
-	mu      sync.Mutex // guards pending, ids, running and closed
-	pending []any      // *wire.Digest and *wire.Summary waiting for aeLoop
+	mu      sync.Mutex // guards pending, ids, running, closed and the retry fields
+	pending []any      // *wire.Digest, retriedDigest and *wire.Summary waiting for aeLoop
 	ids     int        // the IDs in the Summaries in pending
 	running bool       // an aeLoop goroutine runs for the peer
 	closed  bool       // the peer went down: nothing is queued any more
+
+	// retry is the Digest declined last (changes in flight to the peer),
+	// queued again after aeRetryDelay as a retriedDigest of retryTries
+	// tries by one goroutine at a time (retrying). See retryDigest.
+	retry      *wire.Digest
+	retryTries int
+	retrying   bool
+}
+
+// retriedDigest is a Digest declined tries times, queued again.
+type retriedDigest struct {
+	d     *wire.Digest
+	tries int
 }
 
 // add queues msg, a *wire.Digest or *wire.Summary, for the peer's aeLoop.
@@ -75,4 +88,5 @@ func (a *aeState) stopped() {
 func (a *aeState) closeLocked() {
 	a.closed = true
 	a.pending, a.ids = nil, 0
+	a.retry = nil
 }

@@ -22,9 +22,14 @@ import (
 //     a round goes ahead anyway, so constant load cannot starve repairs.
 //  2. The peer compares it with its own Digest and answers with Summary
 //     frames listing (ID, record hash) of each of its records in the
-//     buckets that differ. It declines (ignores the Digest) while changes
-//     of its own are in flight to the node, or its own Transfer runs, again at
-//     most maxAESkips times in a row.
+//     buckets that differ. It declines the Digest while changes of its
+//     own are in flight to the node, or its own Transfer runs, at most
+//     maxAESkips times in a row; a declined Digest is looked at again
+//     every aeRetryDelay, up to aeRetries times, and answered once they
+//     have landed. That is what makes a heal's round (sent the moment a
+//     peer comes back, when what queued up for it meanwhile is still in
+//     flight, or being resent) repair at once rather than at the next
+//     random round, up to 36 s away.
 //  3. The node queues for the peer (as ordinary Batches, counted as
 //     Repairs) its records in those buckets that are missing from the
 //     Summary or whose hash differs, and answers with its own Summary of
@@ -56,6 +61,12 @@ const (
 	// in a row from one peer it declines because changes are in flight to
 	// that peer.
 	maxAESkips = 10
+	// aeRetryDelay and aeRetries: a declined Digest is looked at again
+	// every aeRetryDelay, at most aeRetries times (3 s: more than
+	// DefaultAckTimeout, after which a batch lost to a partition is sent
+	// again); then it is dropped, as declined.
+	aeRetryDelay = 250 * time.Millisecond
+	aeRetries    = 12
 )
 
 // Digest returns this node's anti-entropy digest: DigestBuckets hashes.
@@ -192,11 +203,14 @@ func (e *Engine) aeLoop(p *peer) {
 			return
 		}
 		var digest *wire.Digest
+		tries := 0 // how often digest was declined already
 		var sums []*wire.Summary
 		for _, m := range msgs {
 			switch m := m.(type) {
 			case *wire.Digest:
-				digest = m // the latest supersedes the others
+				digest, tries = m, 0 // the latest supersedes the others
+			case retriedDigest:
+				digest, tries = m.d, m.tries
 			case *wire.Summary:
 				sums = append(sums, m)
 			}
@@ -204,14 +218,59 @@ func (e *Engine) aeLoop(p *peer) {
 		if len(sums) > 0 {
 			e.handleSummaries(p, sums)
 		}
+		busy := digest != nil && (p.replicating() || e.transferring())
 		switch {
 		case digest == nil:
-		case (p.replicating() || e.transferring()) && p.ae.declined.Add(1) <= maxAESkips:
+		case busy && tries > 0:
+			if tries < aeRetries {
+				e.retryDigest(p, digest, tries+1)
+			} // else dropped: a later round repairs what it would have
+		case busy && p.ae.declined.Add(1) <= maxAESkips:
 			e.log.Debug("replicate: anti-entropy digest declined: changes in flight", "peer", p.id)
+			e.retryDigest(p, digest, 1)
 		default:
 			p.ae.declined.Store(0)
 			e.answerDigest(p, digest.Buckets)
 		}
+	}
+}
+
+// retryDigest queues d, a Digest from p declined tries times, for p's
+// aeLoop again after aeRetryDelay. One goroutine per peer waits at a
+// time; a Digest declined meanwhile takes the place of the one it
+// carries.
+func (e *Engine) retryDigest(p *peer, d *wire.Digest, tries int) {
+	p.ae.mu.Lock()
+	if p.ae.closed {
+		p.ae.mu.Unlock()
+		return
+	}
+	p.ae.retry, p.ae.retryTries = d, tries
+	start := !p.ae.retrying
+	p.ae.retrying = true
+	p.ae.mu.Unlock()
+	if !start {
+		return
+	}
+	ok := e.spawn(func() {
+		t := time.NewTimer(aeRetryDelay)
+		defer t.Stop()
+		select {
+		case <-p.ctx.Done():
+		case <-t.C:
+		}
+		p.ae.mu.Lock()
+		d, tries := p.ae.retry, p.ae.retryTries
+		p.ae.retry, p.ae.retrying = nil, false
+		p.ae.mu.Unlock()
+		if d != nil && p.ctx.Err() == nil {
+			e.queueAntiEntropy(p, retriedDigest{d: d, tries: tries})
+		}
+	})
+	if !ok {
+		p.ae.mu.Lock()
+		p.ae.retry, p.ae.retrying = nil, false
+		p.ae.mu.Unlock()
 	}
 }
 

@@ -334,6 +334,39 @@ func TestPeerComingBackIsHealedAtOnce(t *testing.T) {
 	assert.Positive(t, a.e.Stats().Heals+b.e.Stats().Heals)
 }
 
+// A heal's digest that finds changes in flight to its sender is answered
+// once they have landed, not dropped. Here only B saw A go and come back
+// (memberlist's verdicts need not agree: after a partition, one side can
+// declare the other dead a moment after the heal), so B's digest is the
+// only one sent, and A, with a batch to B still in flight, declines it.
+// Random rounds are off: without the retry the two would never agree.
+func TestHealDigestDeclinedWhileChangesInFlightIsAnsweredOnceTheyLand(t *testing.T) {
+	net, nodes := newCluster(t, 2, func(c *Config) { c.AntiEntropyInterval = -1 })
+	a, b := nodes[0], nodes[1]
+	for _, n := range nodes {
+		require.NoError(t, n.e.Transfer(ctxTimeout(t, 5*time.Second)))
+	}
+	b.e.PeerDown("A", false)
+	for i := range 20 {
+		b.store.Apply([]model.Record{b.write(sessionID(i), "from", "B")}) // written while A was away
+	}
+	toB := net.link("A", "B")
+	toB.set(func(l *memLink) { l.blocked = true })
+	a.publish(a.write("in-flight", "from", "A"))
+	waitFor(t, "A's batch in flight", func() bool { return peerStats(a, "B").Batches >= 1 })
+
+	b.e.PeerUp("A")
+	waitFor(t, "A declined B's digest", func() bool {
+		return net.link("B", "A").delivered(wire.MsgDigest) == 1 && aeIdle(a, "B")
+	})
+	require.Zero(t, toB.count(wire.MsgSummary), "declined while the batch is in flight")
+
+	toB.set(func(l *memLink) { l.blocked = false })
+	waitFor(t, "the two sides agree", func() bool { return slices.Equal(a.e.Digest(), b.e.Digest()) })
+	assert.Equal(t, "B", a.value(sessionID(0), "from"))
+	assert.Equal(t, "A", b.value("in-flight", "from"))
+}
+
 // A node that has not finished its first state transfer does not heal
 // with a peer that comes up: the transfer brings it everything, and a
 // digest exchange would only send it all again.

@@ -84,7 +84,7 @@ func TestCheckerFindsComebacksAndFollowsLogins(t *testing.T) {
 	l.acked("old", "c1", 3, 0, true)
 	l.renewed("old", "new", "c1", 1)
 	l.acked("x", "c2", 1, 0, true)
-	l.ended("x", 2)
+	l.ended("x", 2, "logout")
 	v := l.check([]dumped{held("new", "c1", "3"), held("old", "c1", "3")}, noKills)
 	assert.Empty(t, v.lost)
 	require.Len(t, v.comebacks, 1)

@@ -38,6 +38,7 @@ type ackRec struct {
 	seq  int
 	node int
 	at   time.Time
+	how  string // for an end: logout, login (the old ID) or destroy-principal
 }
 
 func newLedger() *ledger {
@@ -95,7 +96,7 @@ func (l *ledger) renewed(old, new, key string, node int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	t := l.tracks[old]
-	l.dead[old] = ackRec{node: node, at: time.Now()}
+	l.dead[old] = ackRec{node: node, at: time.Now(), how: "login"}
 	if t == nil {
 		return
 	}
@@ -104,10 +105,10 @@ func (l *ledger) renewed(old, new, key string, node int) {
 }
 
 // ended records an acknowledged end of session id.
-func (l *ledger) ended(id string, node int) {
+func (l *ledger) ended(id string, node int, how string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.dead[id] = ackRec{node: node, at: time.Now()}
+	l.dead[id] = ackRec{node: node, at: time.Now(), how: how}
 	if t := l.tracks[id]; t != nil {
 		t.dead = true
 	}

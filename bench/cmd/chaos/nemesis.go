@@ -116,6 +116,14 @@ func (n *nemesis) check(s step, start time.Time) (heal, error) {
 		return h, fmt.Errorf("dump n1: %w", err)
 	}
 	h.v = n.w.ledger.check(held, n.c.killsOf)
+	for _, l := range h.v.lost {
+		fmt.Fprintf(n.out, "%s  lost: session %.12s %s=%d acknowledged by n%d %v ago; held %q\n",
+			stamp(), l.id, l.key, l.ack.seq, l.ack.node+1, time.Since(l.ack.at).Round(time.Millisecond), l.have)
+	}
+	for _, c := range h.v.comebacks {
+		fmt.Fprintf(n.out, "%s  back: session %.12s, ended (%s) by n%d %v ago\n",
+			stamp(), c.id, c.end.how, c.end.node+1, time.Since(c.end.at).Round(time.Millisecond))
+	}
 	return h, nil
 }
 

@@ -118,7 +118,7 @@ func (r report) body(b *bytes.Buffer) bool {
 			l.id, l.key, l.ack.seq, l.ack.node+1, l.ack.at.Sub(r.begin).Round(time.Millisecond), l.have, l.accounted, l.age.Round(time.Millisecond))
 	}
 	for _, c := range back {
-		fmt.Fprintf(b, "- back: session %.12s, ended by n%d at +%v (accounted: %v)\n", c.id, c.end.node+1, c.end.at.Sub(r.begin).Round(time.Millisecond), c.accounted)
+		fmt.Fprintf(b, "- back: session %.12s, ended (%s) by n%d at +%v (accounted: %v)\n", c.id, c.end.how, c.end.node+1, c.end.at.Sub(r.begin).Round(time.Millisecond), c.accounted)
 	}
 	if len(lost) > 0 || len(back) > 0 {
 		b.WriteString("\n")

@@ -210,7 +210,7 @@ func (cl *client) one(ctx context.Context) {
 		_, _, ok := post(ctx, base+"/logout", *sv)
 		lg.count("logout", ok)
 		if ok {
-			lg.ended(idOf(*sv), node)
+			lg.ended(idOf(*sv), node, "logout")
 			*sv = ""
 		}
 	case o == "destroy-principal":
@@ -222,7 +222,7 @@ func (cl *client) one(ctx context.Context) {
 		var ids []string
 		if ok && json.Unmarshal(body, &ids) == nil {
 			for _, id := range ids {
-				lg.ended(id, node)
+				lg.ended(id, node, "destroy-principal")
 				if *sv != "" && id == idOf(*sv) {
 					*sv = ""
 				}

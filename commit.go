@@ -41,6 +41,12 @@ func (st *Store) commitSending(ctx context.Context, s *Session, r *http.Request)
 	return st.commitLocked(ctx, s)
 }
 
+// touchOnlyLocked reports whether s's only pending change is a touch of
+// its last access. s.mu must be held.
+func (s *Session) touchOnlyLocked() bool {
+	return s.touch && len(s.dirty) == 0 && s.principal == nil && !s.destroy && !s.renew && s.expiry == 0
+}
+
 // createsLocked reports whether committing s now would create a session.
 // s.mu must be held.
 func (s *Session) createsLocked() bool {
@@ -55,6 +61,15 @@ func (st *Store) commitLocked(ctx context.Context, s *Session) (commitResult, er
 	}
 	if st.closed.Load() {
 		return commitResult{}, ErrClosed
+	}
+	if err := st.clockFenced(); err != nil {
+		if s.touchOnlyLocked() {
+			// A read's touch (TouchInterval) is no write the client
+			// asked for: dropped, so that reads keep working.
+			s.touch = false
+			return commitResult{}, nil
+		}
+		return commitResult{}, err
 	}
 	if err := s.checkWritableLocked(); err != nil {
 		return commitResult{}, err

@@ -54,6 +54,14 @@ var (
 	// stored (all unexported or tagged "-"), a func, channel, unsafe.Pointer,
 	// uintptr or complex number, anywhere in the value. Nothing is stored.
 	ErrUnsupportedValue = errors.New("peersession: value cannot be stored faithfully")
+	// ErrClockSkew is returned by every write through a clustered node
+	// whose wall clock differs by more than a minute from a strict
+	// majority of its peers' (from its only peer's, in a pair): its peers
+	// would refuse its changes, or it theirs (docs/guarantees.md, "Clocks").
+	// Nothing is stored. The error says by how much; fix the node's time
+	// sync (NTP), and it takes writes again once its clock agrees. Reads
+	// keep working.
+	ErrClockSkew = errors.New("peersession: this node's clock is too far from its peers' to take writes")
 )
 
 // StatusCode is the HTTP status that answers a request failed by err, one
@@ -70,6 +78,7 @@ var (
 //	ErrTooManySessions   503 Service Unavailable (the node is full)
 //	ErrNotReplicated     503 Service Unavailable (peers did not confirm in time)
 //	ErrClosed            503 Service Unavailable (the node is shutting down)
+//	ErrClockSkew         503 Service Unavailable (the node's clock is wrong)
 //	anything else        500 Internal Server Error
 func StatusCode(err error) int {
 	switch {
@@ -85,7 +94,8 @@ func StatusCode(err error) int {
 		return http.StatusTooManyRequests
 	case errors.Is(err, ErrTooManyLogins):
 		return http.StatusForbidden
-	case errors.Is(err, ErrTooManySessions), errors.Is(err, ErrNotReplicated), errors.Is(err, ErrClosed):
+	case errors.Is(err, ErrTooManySessions), errors.Is(err, ErrNotReplicated), errors.Is(err, ErrClosed),
+		errors.Is(err, ErrClockSkew):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

@@ -194,6 +194,8 @@ func (st *Store) fail(w http.ResponseWriter, r *http.Request, err error) {
 	level := slog.LevelWarn
 	if StatusCode(err) < 500 {
 		level = slog.LevelDebug // the client's doing (too large, refused): counted, not a warning per request
+	} else if errors.Is(err, ErrClockSkew) {
+		level = slog.LevelDebug // the fence itself is logged once (clockfence.go)
 	}
 	st.cfg.Logger.Log(r.Context(), level, "peersession: session not saved", "err", err, "path", r.URL.Path)
 	if st.cfg.ErrorFunc != nil {

@@ -8,8 +8,10 @@ import (
 // load balancer's health check): 200 once the store can serve — a single
 // node at once, a clustered node once its join-time state transfer has
 // ended (see WaitReady) — and 503 before that, when joining failed (the
-// body says why), and again from the moment Close begins, so that a node
-// shutting down is taken out of rotation while it flushes to its peers.
+// body says why), while the node is clock-fenced (its clock too far from
+// its peers' to take writes: see ErrClockSkew), and again from the moment
+// Close begins, so that a node shutting down is taken out of rotation
+// while it flushes to its peers.
 func (st *Store) ReadyHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
@@ -33,6 +35,9 @@ func (st *Store) notReady() string {
 	case <-st.repl.ready:
 		if st.repl.readyErr != nil {
 			return st.repl.readyErr.Error()
+		}
+		if v := st.repl.fence.verdict.Load(); v != nil {
+			return v.reason()
 		}
 		return ""
 	default:

@@ -32,6 +32,7 @@ type replication struct {
 
 	stamps *stampKeys // authenticate the version stamps in cookies (stampmac.go)
 	guard  fetchGuard // bounds the fetches reads send (fetchguard.go)
+	fence  clockFence // refuses writes while this node's clock is far from its peers' (clockfence.go)
 }
 
 // handler adapts cluster's callbacks to the engine. The engine is set
@@ -81,6 +82,7 @@ func startReplication(st *Store, cfg ClusterConfig, h hooks) (*replication, erro
 	}
 	handler := &handler{}
 	cc := cfg.clusterConfig(st.cfg.Logger, handler)
+	cc.Clock = st.cfg.Now // sent in ping acks: peers measure its offset
 	if h.faults != nil {
 		h.faults(&cc)
 	}
@@ -118,6 +120,9 @@ func startReplication(st *Store, cfg ClusterConfig, h hooks) (*replication, erro
 		stamps: newStampKeys(cfg.Keys, cfg.Label)}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.ctx, r.stopTransfer = ctx, cancel
+	r.fence.flaps.Every = 10 * time.Second
+	st.wg.Add(1)
+	go r.clockFenceLoop()
 	handler.repl.Store(r) // before Join too: a PeerUp may come right after it
 	joined := true
 	var refused error // seeds answered but refused this node: WaitReady's error

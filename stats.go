@@ -141,6 +141,10 @@ type ReplicationStats struct {
 	// connections refused for a connection limit or cut off for their
 	// size, duration or rate.
 	StreamConnsRefused, HandshakeTimeouts, GossipConnsRefused, GossipConnsCut uint64
+	// ClockFenced is set while this node refuses writes with ErrClockSkew:
+	// its clock differs by more than a minute from a strict majority of
+	// its measured peers' (PeerStats.ClockOffset).
+	ClockFenced bool
 	// FramesOut and FramesIn count the frames this node sent to and
 	// received from its peers' streams, BytesOut and BytesIn their bytes
 	// (before encryption and framing), and StreamWrites and StreamReads the
@@ -149,8 +153,16 @@ type ReplicationStats struct {
 }
 
 // PeerStats are the replication figures for one peer: the engine's own
-// (see the fields' comments there).
-type PeerStats = replicate.PeerStats
+// (see the fields' comments there), and its clock's offset.
+type PeerStats struct {
+	replicate.PeerStats
+	// ClockOffset is how far the peer's wall clock is ahead of this
+	// node's (negative: behind), as last measured on the failure
+	// detector's pings, within half their round trip; zero while it is
+	// not measured (a peer of a release that does not send its clock, or
+	// none of whose pings completed lately). See ClockFenced.
+	ClockOffset time.Duration
+}
 
 func (r *replication) stats() ReplicationStats {
 	es := r.eng.Stats()
@@ -170,12 +182,14 @@ func (r *replication) stats() ReplicationStats {
 	out.GossipConnsRefused, out.GossipConnsCut = cs.GossipConnsRefused, cs.GossipConnsCut
 	out.FramesOut, out.FramesIn, out.BytesOut, out.BytesIn = cs.FramesOut, cs.FramesIn, cs.BytesOut, cs.BytesIn
 	out.StreamWrites, out.StreamReads = cs.StreamWrites, cs.StreamReads
+	offsets := r.node.ClockOffsets()
+	out.ClockFenced = r.fence.verdict.Load() != nil
 	for id, p := range es.Peers {
 		name := names[id]
 		if name == "" {
 			name = id
 		}
-		out.Peers[name] = p
+		out.Peers[name] = PeerStats{PeerStats: p, ClockOffset: offsets[id]}
 	}
 	return out
 }

@@ -57,6 +57,14 @@ func jsonView(v reflect.Value) any {
 				continue
 			}
 			fv := v.Field(i)
+			if f.Anonymous && fv.Kind() == reflect.Struct {
+				// An embedded struct's fields are the outer one's, as
+				// encoding/json has them.
+				for k, x := range jsonView(fv).(map[string]any) {
+					out[k] = x
+				}
+				continue
+			}
 			if omitEmpty && fv.IsZero() {
 				continue
 			}

@@ -299,6 +299,9 @@ func (st *Store) destroyID(ctx context.Context, id string) (bool, error) {
 	if st.closed.Load() {
 		return false, ErrClosed
 	}
+	if err := st.clockFenced(); err != nil {
+		return false, err
+	}
 	e := st.lookup(id)
 	if e == nil {
 		return false, nil

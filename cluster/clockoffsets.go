@@ -127,3 +127,7 @@ func (n *Node) ClockOffsets() map[string]time.Duration {
 	}
 	return n.clock.fresh(live, time.Now())
 }
+
+// ProbeInterval is memberlist's ProbeInterval (after Config.Tune): about
+// how often ClockOffsets may change.
+func (n *Node) ProbeInterval() time.Duration { return n.clock.probe }

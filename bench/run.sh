@@ -29,7 +29,8 @@
 #                             4, 8, 16, 32 nodes in one process, CPU per
 #                             1,000 writes, bytes/frames/syscalls per write,
 #                             visibility, max rate, heap, join; ~10 min
-#                             -> results/scale.md (SCALE_NODES, SCALE_ROUNDS)
+#                             -> results/scale.md (SCALE_NODES, SCALE_ROUNDS;
+#                             SCALE_PROCS: sizes also run as processes, 2,4,8)
 #   ./run.sh chaos [flags]    the chaos harness (cmd/chaos): 3-5 nodes in
 #                             network namespaces (root; else loopback
 #                             without link faults), clients writing all
@@ -71,6 +72,7 @@ KILL_ROUNDS=${KILL_ROUNDS:-3}
 KILL_RATE=${KILL_RATE:-8000}
 SCALE_NODES=${SCALE_NODES:-2,4,8,16,32}
 SCALE_ROUNDS=${SCALE_ROUNDS:-3}
+SCALE_PROCS=${SCALE_PROCS-2,4,8}
 
 bin=$(mktemp -d /tmp/peersession-bench.XXXXXX)
 redis_pid=
@@ -157,7 +159,8 @@ run_kill() {
 
 run_scale() {
 	echo "== scale: full replication at $SCALE_NODES nodes in one process, $SCALE_ROUNDS rounds (stderr shows each round)" >&2
-	"$bin/scale" -nodes "$SCALE_NODES" -rounds "$SCALE_ROUNDS" -out "$here/results/scale.md"
+	"$bin/scale" -nodes "$SCALE_NODES" -rounds "$SCALE_ROUNDS" -procs "$SCALE_PROCS" -repl "$bin/repl" \
+		-out "$here/results/scale.md"
 }
 
 run_chaos() { # flags for cmd/chaos

@@ -18,6 +18,11 @@
 //   - the time a further node takes to join that cluster (New to
 //     WaitReady).
 //
+// With -procs (and -repl, the bench/cmd/repl binary), the fixed-rate
+// rounds run again on clusters of `repl node` processes, one per node:
+// each creates sessions of one -key-size value at -rate/N a second, CPU
+// is summed over the processes from /proc.
+//
 // The fixed-rate figures are medians of -rounds rounds. Every phase is
 // bounded (-duration of writes, then at most -drain for replication to
 // catch up). One process holds all N nodes, so they share the machine's
@@ -74,13 +79,13 @@ func main() {
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of each size's fixed-rate rounds to this file + .N")
 	flag.StringVar(&memProfile, "memprofile", "", "write a heap profile of each memory phase to this file + .N")
 	out := flag.String("out", "results/scale.md", "markdown output ('' for none)")
+	procs := flag.String("procs", "", "cluster sizes to measure again with every node its own process (repl node), comma-separated")
+	repl := flag.String("repl", "", "the bench/cmd/repl binary, for -procs")
 	flag.Parse()
-	for _, f := range strings.Split(*nodes, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 2 {
-			log.Fatalf("scale: -nodes %q: want cluster sizes of at least 2, comma-separated", *nodes)
-		}
-		o.nodes = append(o.nodes, n)
+	o.nodes = sizes("-nodes", *nodes)
+	procSizes := sizes("-procs", *procs)
+	if len(procSizes) > 0 && *repl == "" {
+		log.Fatal("scale: -procs needs -repl, the bench/cmd/repl binary (go build ./cmd/repl)")
 	}
 
 	var rows []row
@@ -91,13 +96,38 @@ func main() {
 		}
 		rows = append(rows, r)
 	}
-	md := report(rows, o)
+	var prows []procRow
+	for _, n := range procSizes {
+		r, err := measureProcs(n, *repl, o)
+		if err != nil {
+			log.Fatalf("scale: %d processes: %v", n, err)
+		}
+		prows = append(prows, r)
+	}
+	md := report(rows, o) + reportProcs(prows, o)
 	fmt.Print(md)
 	if *out != "" {
 		if err := os.WriteFile(*out, []byte(md), 0o644); err != nil {
 			log.Fatal(err)
 		}
 	}
+}
+
+// sizes parses a comma-separated list of cluster sizes (flag name for
+// errors); empty is none.
+func sizes(name, v string) []int {
+	var out []int
+	if strings.TrimSpace(v) == "" {
+		return nil
+	}
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 2 {
+			log.Fatalf("scale: %s %q: want cluster sizes of at least 2, comma-separated", name, v)
+		}
+		out = append(out, n)
+	}
+	return out
 }
 
 // row is one cluster size's figures.

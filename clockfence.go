@@ -2,6 +2,7 @@ package peersession
 
 import (
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -17,7 +18,9 @@ import (
 // elsewhere. Each peer's clock offset is measured on memberlist's pings
 // (cluster.Node.ClockOffsets); a node whose clock differs by more than
 // MaxClockSkew from a strict majority of its measured live peers (the
-// only one, with a single peer) is clock-fenced: every local change fails
+// only one, with a single peer), or whose hybrid clock still stamps
+// versions that far ahead of theirs (written while its clock was ahead),
+// is clock-fenced: every local change fails
 // with ErrClockSkew before it is applied, and ReadyHandler answers 503.
 // Reads, and changes replicated from peers, go on. A pair with one wrong
 // clock fences both nodes: neither can tell which clock is wrong.
@@ -28,20 +31,31 @@ const maxClockSkew = replicate.DefaultMaxClockSkew
 
 // clockVerdict is why a node is clock-fenced.
 type clockVerdict struct {
-	off, measured int           // peers more than maxClockSkew away, of those measured
-	skew          time.Duration // this node's clock minus the median peer's
+	off, measured int           // peers too far away, of those measured
+	skew          time.Duration // this node's wall clock minus the median peer's
+	lead          time.Duration // how far the hybrid clock is ahead of this node's wall clock
 }
 
-// judgeClock returns the verdict on this node's clock given its peers'
-// offsets (each peer's clock minus this node's), or nil when the node may
-// take writes: when no strict majority of the measured peers is more than
-// maxSkew away, or none is measured.
-func judgeClock(offsets map[string]time.Duration, maxSkew time.Duration) *clockVerdict {
+// stampSkew is how far ahead of the median peer's clock this node's next
+// version would be.
+func (v *clockVerdict) stampSkew() time.Duration { return v.lead + v.skew }
+
+// judgeClock returns the verdict on this node's clock, or nil when the
+// node may take writes. offsets are its peers' clocks minus its own wall
+// clock; lead is how far its hybrid clock's newest version is ahead of
+// its wall clock (zero if behind), as after writes made while the wall
+// clock was ahead and since set back: the next version it stamps is
+// lead − offset ahead of a peer's clock. A peer is too far away when
+// that is over maxSkew (it would refuse the node's changes), or when its
+// clock is over maxSkew ahead (the node would refuse its changes). The
+// node is fenced when a strict majority of its measured peers are too
+// far away; never when none is measured.
+func judgeClock(offsets map[string]time.Duration, lead, maxSkew time.Duration) *clockVerdict {
 	var all []time.Duration
 	off := 0
 	for _, d := range offsets {
 		all = append(all, d)
-		if d > maxSkew || d < -maxSkew {
+		if lead-d > maxSkew || d > maxSkew {
 			off++
 		}
 	}
@@ -49,17 +63,38 @@ func judgeClock(offsets map[string]time.Duration, maxSkew time.Duration) *clockV
 		return nil
 	}
 	slices.Sort(all)
-	return &clockVerdict{off: off, measured: len(all), skew: -all[len(all)/2]}
+	return &clockVerdict{off: off, measured: len(all), skew: -all[len(all)/2], lead: lead}
+}
+
+// stamping reports whether the node is fenced for the versions its hybrid
+// clock stamps rather than for its wall clock.
+func (v *clockVerdict) stamping() bool {
+	return v.lead >= time.Second && v.stampSkew() > maxClockSkew && v.skew.Abs() <= maxClockSkew
+}
+
+// ahead is how far ahead of its peers' the node is, as the verdict says:
+// its stamps', or its wall clock's (negative: behind).
+func (v *clockVerdict) ahead() time.Duration {
+	if v.stamping() {
+		return v.stampSkew()
+	}
+	return v.skew
 }
 
 // err is the error of a write refused for this verdict.
 func (v *clockVerdict) err() error {
-	way := "ahead of"
+	if v.stamping() {
+		return fmt.Errorf("%w: this node stamps versions about %s ahead of its peers' clocks (%d of the %d measured are more than %s off), "+
+			"from writes made while its clock was ahead (its clock itself is %s off): its peers would refuse its changes. "+
+			"It takes writes again once their clocks are within %s of those versions; check its time sync (NTP)",
+			ErrClockSkew, v.stampSkew().Round(time.Second), v.off, v.measured, maxClockSkew, v.skew.Round(time.Second), maxClockSkew)
+	}
+	way := "ahead"
 	if v.skew < 0 {
 		way = "behind"
 	}
-	return fmt.Errorf("%w: this node's clock is about %s %s its peers' (%d of the %d measured differ by more than %s), "+
-		"so they would refuse its changes or it theirs; fix its time sync (NTP); writes resume once its clock agrees",
+	return fmt.Errorf("%w: this node's clock differs from its peers' by about %s (%s; %d of the %d measured are more than %s off), "+
+		"so they would refuse its changes or it theirs; fix its time sync (NTP): it takes writes again once its clock agrees",
 		ErrClockSkew, v.skew.Abs().Round(time.Second), way, v.off, v.measured, maxClockSkew)
 }
 
@@ -75,8 +110,9 @@ type clockFence struct {
 	rounds  atomic.Uint64                // verdicts reached: tests wait for one
 
 	// Only the fence loop's goroutine uses these.
-	logged bool            // the last line logged said the node is fenced
-	flaps  ratelog.Limiter // holds back lines of a verdict that flaps
+	was, logged         bool            // the previous verdict, and the last line logged, said fenced
+	changes             int             // changes of verdict since the last line
+	fencedLog, clearLog ratelog.Limiter // one line of each kind per 10 s at most
 }
 
 // err returns the error of a write refused now, or nil.
@@ -88,26 +124,40 @@ func (f *clockFence) err() error {
 }
 
 // update sets the verdict from the peers' offsets measured now, and logs
-// a change of verdict: one warning when the node becomes fenced, one line
-// when it is clear again, at most one line per ten seconds with the count
-// of changes when the verdict flaps (a clock near the bound); the last
-// line logged always ends up telling the current verdict.
+// a change of verdict: one warning when the node becomes fenced, one when
+// it is clear again. A verdict that flaps (a clock near the bound) costs at
+// most one line of each kind per 10 seconds, which counts the changes
+// since the last line; the last line logged always ends up telling the
+// current verdict.
 func (f *clockFence) update(r *replication, now time.Time) {
-	v := judgeClock(r.node.ClockOffsets(), maxClockSkew)
+	lead := time.Duration(max(0, r.st.clock.Last().Wall-r.st.clock.Wall().UnixNano()))
+	f.set(judgeClock(r.node.ClockOffsets(), lead, maxClockSkew), now, r.st.cfg.Logger)
+}
+
+// set makes v the verdict, reached at now, and logs its change to log.
+func (f *clockFence) set(v *clockVerdict, now time.Time, log *slog.Logger) {
 	f.verdict.Store(v)
 	f.rounds.Add(1)
-	if (v != nil) == f.logged {
+	fenced := v != nil
+	if fenced != f.was {
+		f.was = fenced
+		f.changes++
+	}
+	if fenced == f.logged {
 		return
 	}
-	n, ok := f.flaps.Allow(now, 1)
-	if !ok {
+	lim := &f.clearLog
+	if fenced {
+		lim = &f.fencedLog
+	}
+	if _, ok := lim.Allow(now, 0); !ok {
 		return
 	}
-	f.logged = v != nil
-	log := r.st.cfg.Logger
-	if v != nil {
+	n := f.changes
+	f.logged, f.changes = fenced, 0
+	if fenced {
 		log.Warn("peersession: clock-fenced: this node refuses writes (ErrClockSkew) and reports not ready until its clock agrees with its peers'; fix its time sync (NTP)",
-			"ahead", v.skew.Round(time.Millisecond), "peers", v.measured, "count", v.off, "max_skew", maxClockSkew, "changes", n)
+			"ahead", v.ahead().Round(time.Millisecond), "peers", v.measured, "count", v.off, "max_skew", maxClockSkew, "changes", n)
 		return
 	}
 	log.Warn("peersession: clock fence lifted: this node's clock agrees with its peers' again; it takes writes and reports ready",

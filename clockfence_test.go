@@ -3,6 +3,7 @@ package peersession
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/peersession/peersession/internal/testlog"
 )
 
 // A node's clock is off by 2 minutes, and its peers' are right: the rule
@@ -19,31 +22,41 @@ import (
 // peers is fenced, from its only peer in a pair.
 func TestJudgeClock(t *testing.T) {
 	const m = time.Minute
+	type offs = map[string]time.Duration
 	for _, c := range []struct {
-		name    string
-		offsets map[string]time.Duration
-		fenced  bool
-		skew    time.Duration
+		name     string
+		offsets  offs
+		lead     time.Duration // the hybrid clock ahead of the wall clock
+		fenced   bool
+		ahead    time.Duration
+		stamping bool
 	}{
-		{"no peer measured", nil, false, 0},
-		{"one peer, within", map[string]time.Duration{"a": 30 * time.Second}, false, 0},
-		{"one peer, exactly the bound", map[string]time.Duration{"a": -m}, false, 0},
-		{"one peer, ahead", map[string]time.Duration{"a": 2 * m}, true, -2 * m},
-		{"one peer, behind", map[string]time.Duration{"a": -2 * m}, true, 2 * m},
-		{"both peers off: this node is", map[string]time.Duration{"a": -2 * m, "b": -2 * m}, true, 2 * m},
-		{"one of two peers off: not a majority", map[string]time.Duration{"a": -2 * m, "b": 0}, false, 0},
-		{"two of three", map[string]time.Duration{"a": 2 * m, "b": 3 * m, "c": 0}, true, -2 * m},
-		{"two of four: not a strict majority", map[string]time.Duration{"a": 2 * m, "b": 3 * m, "c": 0, "d": 0}, false, 0},
+		{name: "no peer measured"},
+		{name: "no peer measured, stamps far ahead", lead: 2 * m},
+		{name: "one peer, within", offsets: offs{"a": 30 * time.Second}},
+		{name: "one peer, exactly the bound", offsets: offs{"a": -m}},
+		{name: "the peer ahead", offsets: offs{"a": 2 * m}, fenced: true, ahead: -2 * m},
+		{name: "the peer behind", offsets: offs{"a": -2 * m}, fenced: true, ahead: 2 * m},
+		{name: "both peers off: this node is", offsets: offs{"a": -2 * m, "b": -2 * m}, fenced: true, ahead: 2 * m},
+		{name: "one of two peers off: not a majority", offsets: offs{"a": -2 * m, "b": 0}},
+		{name: "two of three", offsets: offs{"a": 2 * m, "b": 3 * m, "c": 0}, fenced: true, ahead: -2 * m},
+		{name: "two of four: not a strict majority", offsets: offs{"a": 2 * m, "b": 3 * m, "c": 0, "d": 0}},
+		// The clock was ahead, wrote, and was set right: its next
+		// versions are still ahead of its peers' clocks.
+		{name: "stamps ahead, clock right", offsets: offs{"a": 0, "b": 0}, lead: 2 * m, fenced: true, ahead: 2 * m, stamping: true},
+		{name: "stamps ahead within the bound", offsets: offs{"a": 0, "b": 0}, lead: 30 * time.Second},
+		{name: "stamps ahead of a clock behind: caught up with the peers'", offsets: offs{"a": 2 * m, "b": 2 * m}, lead: 2 * m, fenced: true, ahead: -2 * m},
 	} {
-		v := judgeClock(c.offsets, m)
+		v := judgeClock(c.offsets, c.lead, m)
 		if !c.fenced {
 			assert.Nil(t, v, c.name)
 			continue
 		}
 		if assert.NotNil(t, v, c.name) {
-			assert.Equal(t, c.skew, v.skew, c.name)
+			assert.Equal(t, c.ahead, v.ahead(), c.name)
+			assert.Equal(t, c.stamping, v.stamping(), c.name)
 			assert.ErrorIs(t, v.err(), ErrClockSkew)
-			assert.Contains(t, v.err().Error(), "fix its time sync (NTP)")
+			assert.Contains(t, v.err().Error(), "time sync (NTP)")
 		}
 	}
 }
@@ -53,12 +66,13 @@ type shiftable struct{ by atomic.Int64 }
 
 func (s *shiftable) Now() time.Time { return time.Now().Add(time.Duration(s.by.Load())) }
 
-// clockCluster starts nodes a, b and c, c's clock running clockC's offset
-// from the others'.
-func clockCluster(t *testing.T, clockC *shiftable, names ...string) []*Store {
+// clockCluster starts the named nodes, c's clock running clockC's offset
+// from the others', c logging to logs.
+func clockCluster(t *testing.T, clockC *shiftable, logs *testlog.Buffer, names ...string) []*Store {
 	tc := newTestCluster(t, func(cfg *Config) {
 		if cfg.Cluster.Name == "c" {
 			cfg.Now = clockC.Now
+			cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
 		}
 	})
 	return tc.startAll(names...)
@@ -100,19 +114,22 @@ func newestStamp(st *Store) time.Time {
 func TestNodeWithClockFarAheadStopsTakingWritesAndTheOthersGoOn(t *testing.T) {
 	var clockC shiftable
 	clockC.by.Store(int64(2 * time.Minute))
-	nodes := clockCluster(t, &clockC, "a", "b", "c")
+	var logs testlog.Buffer
+	nodes := clockCluster(t, &clockC, &logs, "a", "b", "c")
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	ctx := context.Background()
 
 	// A session written before c is fenced (the window of a probe cycle
 	// or two) would be refused by the others: write only once it is.
 	require.Eventually(t, func() bool { return fenced(c) }, waitFor, tick, "c never noticed its clock")
+	const fencedLine, liftedLine = "clock-fenced: this node refuses writes", "clock fence lifted"
+	require.Eventually(t, func() bool { return logs.Count(fencedLine) == 1 }, waitFor, tick, "c said it is fenced")
 
 	// c refuses every write, before applying it.
 	_, err := c.Save(ctx, sessionWith(t, c, "k", "v"))
 	require.ErrorIs(t, err, ErrClockSkew)
 	assert.Equal(t, http.StatusServiceUnavailable, StatusCode(err))
-	assert.Contains(t, err.Error(), "ahead of its peers'")
+	assert.Contains(t, err.Error(), "about 2m0s (ahead;")
 	assert.Contains(t, err.Error(), "NTP")
 	code, body := readyCode(c)
 	assert.Equal(t, http.StatusServiceUnavailable, code)
@@ -184,6 +201,9 @@ func TestNodeWithClockFarAheadStopsTakingWritesAndTheOthersGoOn(t *testing.T) {
 	// c's clock is set right: it takes writes again, and they replicate.
 	clockC.by.Store(0)
 	require.Eventually(t, func() bool { return !fenced(c) }, waitFor, tick, "c stayed fenced")
+	require.Eventually(t, func() bool { return logs.Count(liftedLine) == 1 }, waitFor, tick, "c said it is clear")
+	assert.Equal(t, 1, logs.Count(fencedLine), "one warning for the whole time it was fenced")
+	assert.NotContains(t, logs.String(), "session not saved", "the refused writes are not warned about one by one")
 	code, _ = readyCode(c)
 	assert.Equal(t, http.StatusOK, code)
 	tokC := savedSession(t, c, "from", "c")
@@ -195,7 +215,7 @@ func TestNodeWithClockFarAheadStopsTakingWritesAndTheOthersGoOn(t *testing.T) {
 func TestClockWithinTheBoundFencesNothing(t *testing.T) {
 	var clockC shiftable
 	clockC.by.Store(int64(30 * time.Second))
-	nodes := clockCluster(t, &clockC, "a", "b", "c")
+	nodes := clockCluster(t, &clockC, &testlog.Buffer{}, "a", "b", "c")
 	offs := waitMeasured(t, nodes[0], 2)
 	assert.InDelta(t, 30*time.Second, offs[nodes[2].repl.node.Self().ID], float64(time.Second))
 	for _, st := range nodes[1:] {
@@ -213,14 +233,14 @@ func TestClockWithinTheBoundFencesNothing(t *testing.T) {
 func TestPairWithOneWrongClockFencesBoth(t *testing.T) {
 	var clockC shiftable
 	clockC.by.Store(int64(-2 * time.Minute))
-	nodes := clockCluster(t, &clockC, "a", "c")
+	nodes := clockCluster(t, &clockC, &testlog.Buffer{}, "a", "c")
 	for _, st := range nodes {
 		require.Eventually(t, func() bool { return fenced(st) }, waitFor, tick, st.repl.cfg.Name)
 		_, err := st.Save(context.Background(), sessionWith(t, st, "k", "v"))
 		assert.ErrorIs(t, err, ErrClockSkew)
 	}
 	_, err := nodes[1].Save(context.Background(), sessionWith(t, nodes[1], "k", "v"))
-	assert.Contains(t, err.Error(), "behind its peers'")
+	assert.Contains(t, err.Error(), "about 2m0s (behind;")
 	assert.False(t, errors.Is(err, ErrNotReplicated))
 }
 
@@ -236,4 +256,81 @@ func waitValue(t *testing.T, st *Store, tok, key string) {
 		found, err := s.Get(key, &v)
 		return err == nil && found
 	}, waitFor, tick, "session never reached %s", st.repl.cfg.Name)
+}
+
+// A node that wrote while its clock was ahead (before it noticed) and then
+// had its clock set right still stamps versions ahead of its peers' clocks
+// (its hybrid clock never goes back): it stays fenced until their clocks
+// catch up with those versions, here by moving every clock on.
+func TestNodeThatStampedAheadStaysFencedUntilItsPeersCatchUp(t *testing.T) {
+	clocks := map[string]*shiftable{"a": {}, "b": {}, "c": {}}
+	clocks["c"].by.Store(int64(2 * time.Minute))
+	tc := newTestCluster(t, func(cfg *Config) { cfg.Now = clocks[cfg.Cluster.Name].Now })
+	nodes := tc.startAll("a", "b", "c")
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	require.Eventually(t, func() bool { return fenced(c) }, waitFor, tick)
+	c.clock.Now() // what a write in the window before the fence stamps
+
+	clocks["c"].by.Store(0)
+	require.Eventually(t, func() bool {
+		offs := c.repl.node.ClockOffsets()
+		for _, d := range offs {
+			if d.Abs() > time.Second {
+				return false
+			}
+		}
+		return len(offs) == 2
+	}, waitFor, tick, "c never measured its set-right clock")
+	waitMeasured(t, c, 2)
+	assert.True(t, fenced(c), "its versions are still 2 min ahead")
+	_, err := c.Save(context.Background(), sessionWith(t, c, "k", "v"))
+	require.ErrorIs(t, err, ErrClockSkew)
+	assert.Contains(t, err.Error(), "stamps versions about 2m0s ahead")
+	code, _ := readyCode(c)
+	assert.Equal(t, http.StatusServiceUnavailable, code)
+
+	for _, clk := range clocks { // two minutes pass
+		clk.by.Add(int64(2 * time.Minute))
+	}
+	require.Eventually(t, func() bool { return !fenced(c) }, waitFor, tick, "c stayed fenced")
+	tok := savedSession(t, c, "from", "c")
+	waitValue(t, a, tok, "from")
+	waitValue(t, b, tok, "from")
+}
+
+// A verdict that flaps (a clock near the bound) costs at most one line of
+// each kind per 10 s, counting the changes since the last line, and the
+// last line ends up telling the current verdict.
+func TestClockFenceLogsItsChangesRateLimited(t *testing.T) {
+	var logs testlog.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	f := clockFence{}
+	f.fencedLog.Every, f.clearLog.Every = 10*time.Second, 10*time.Second
+	fence := judgeClock(map[string]time.Duration{"a": 2 * time.Minute}, 0, time.Minute)
+	t0 := time.Now()
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	const fencedLine, liftedLine = "clock-fenced", "clock fence lifted"
+
+	f.set(nil, at(0), log)
+	assert.Empty(t, logs.String(), "not fenced: nothing to say")
+	f.set(fence, at(1), log)
+	f.set(fence, at(2), log)
+	assert.Equal(t, 1, logs.Count(fencedLine), "one line when fenced")
+	f.set(nil, at(3), log)
+	assert.Equal(t, 1, logs.Count(liftedLine), "one when clear again")
+	for s := 4; s < 10; s += 2 { // flapping
+		f.set(fence, at(s), log)
+		f.set(nil, at(s+1), log)
+	}
+	assert.Equal(t, 1, logs.Count(fencedLine), "held back")
+	f.set(fence, at(11), log)
+	assert.Equal(t, 2, logs.Count(fencedLine), "10 s on, the current verdict")
+	assert.Contains(t, logs.Lines()[2], "changes=7")
+	f.set(nil, at(12), log)
+	assert.Equal(t, 1, logs.Count(liftedLine), "held back")
+	f.set(nil, at(13), log)
+	f.set(nil, at(14), log)
+	assert.Equal(t, 2, logs.Count(liftedLine), "the clear verdict, once its 10 s are over")
+	f.set(nil, at(40), log)
+	assert.Len(t, logs.Lines(), 4, "then nothing while it holds")
 }

@@ -120,7 +120,7 @@ func startReplication(st *Store, cfg ClusterConfig, h hooks) (*replication, erro
 		stamps: newStampKeys(cfg.Keys, cfg.Label)}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.ctx, r.stopTransfer = ctx, cancel
-	r.fence.flaps.Every = 10 * time.Second
+	r.fence.fencedLog.Every, r.fence.clearLog.Every = 10*time.Second, 10*time.Second
 	st.wg.Add(1)
 	go r.clockFenceLoop()
 	handler.repl.Store(r) // before Join too: a PeerUp may come right after it

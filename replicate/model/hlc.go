@@ -104,6 +104,15 @@ func (c *Clock) Now() Version {
 	return Version{Wall: c.wall, Seq: c.seq, Node: c.node}
 }
 
+// Last returns the latest Version this clock returned or observed: the
+// zero Version before the first. Its Wall may be ahead of the wall clock
+// (a remote version observed, or the wall clock set back since).
+func (c *Clock) Last() Version {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Version{Wall: c.wall, Seq: c.seq, Node: c.node}
+}
+
 // Observe moves the clock past a remote version, so that later local
 // writes order after it. Versions far in the future are still observed;
 // callers bound clock skew where they accept remote input (the Engine

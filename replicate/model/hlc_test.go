@@ -165,3 +165,18 @@ func BenchmarkClockNow(b *testing.B) {
 		_ = c.Now()
 	}
 }
+
+// Last is the latest version issued or observed, which stays ahead of a
+// wall clock set back: what a node stamps next is never below it.
+func TestClockLastIsTheLatestIssuedOrObserved(t *testing.T) {
+	wall := testclock.New(time.Unix(1000, 0))
+	c := model.NewClock(3, wall.Now)
+	require.True(t, c.Last().Wall == 0 && c.Last().Seq == 0, "nothing yet")
+	v := c.Now()
+	require.Equal(t, v, c.Last())
+	wall.Set(time.Unix(900, 0))
+	require.Equal(t, v, c.Last(), "a wall clock set back does not move it")
+	c.Observe(ver(time.Unix(2000, 0).UnixNano(), 4, 9))
+	require.Equal(t, ver(time.Unix(2000, 0).UnixNano(), 4, 3), c.Last(), "an observed version moves it, with this clock's node")
+	require.Equal(t, time.Unix(2000, 0).UnixNano(), c.Now().Wall)
+}

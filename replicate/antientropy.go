@@ -25,7 +25,7 @@ import (
 //     buckets that differ. It declines the Digest while changes of its
 //     own are in flight to the node, or its own Transfer runs, at most
 //     maxAESkips times in a row; a declined Digest is looked at again
-//     every aeRetryDelay, up to aeRetries times, and answered once they
+//     every aeRetryDelay, for up to 5 s, and answered once they
 //     have landed. That is what makes a heal's round (sent the moment a
 //     peer comes back, when what queued up for it meanwhile is still in
 //     flight, or being resent) repair at once rather than at the next
@@ -62,11 +62,12 @@ const (
 	// that peer.
 	maxAESkips = 10
 	// aeRetryDelay and aeRetries: a declined Digest is looked at again
-	// every aeRetryDelay, at most aeRetries times (3 s: more than
-	// DefaultAckTimeout, after which a batch lost to a partition is sent
-	// again); then it is dropped, as declined.
+	// every aeRetryDelay, at most aeRetries times (5 s: a batch lost to a
+	// partition waits DefaultAckTimeout to be sent again, and a stream
+	// that died silently takes a second or two more to be found dead and
+	// dialled again); then it is dropped, as declined.
 	aeRetryDelay = 250 * time.Millisecond
-	aeRetries    = 12
+	aeRetries    = 20
 )
 
 // Digest returns this node's anti-entropy digest: DigestBuckets hashes.

@@ -18,7 +18,8 @@ import (
 // elsewhere. Each peer's clock offset is measured on memberlist's pings
 // (cluster.Node.ClockOffsets); a node whose clock differs by more than
 // MaxClockSkew from a strict majority of its measured live peers (the
-// only one, with a single peer), or whose hybrid clock still stamps
+// only one, with a single peer; judged once a strict majority of its live
+// peers is measured), or whose hybrid clock still stamps
 // versions that far ahead of theirs (written while its clock was ahead),
 // is clock-fenced: every local change fails
 // with ErrClockSkew before it is applied, and ReadyHandler answers 503.
@@ -49,8 +50,10 @@ func (v *clockVerdict) stampSkew() time.Duration { return v.lead + v.skew }
 // that is over maxSkew (it would refuse the node's changes), or when its
 // clock is over maxSkew ahead (the node would refuse its changes). The
 // node is fenced when a strict majority of its measured peers are too
-// far away; never when none is measured.
-func judgeClock(offsets map[string]time.Duration, lead, maxSkew time.Duration) *clockVerdict {
+// far away, once a strict majority of its live peers is measured (so that
+// a node that has measured only a wrong clock so far, just after it
+// started, does not fence itself); never when none is.
+func judgeClock(offsets map[string]time.Duration, live int, lead, maxSkew time.Duration) *clockVerdict {
 	var all []time.Duration
 	off := 0
 	for _, d := range offsets {
@@ -59,7 +62,7 @@ func judgeClock(offsets map[string]time.Duration, lead, maxSkew time.Duration) *
 			off++
 		}
 	}
-	if len(all) == 0 || 2*off <= len(all) {
+	if len(all) == 0 || 2*len(all) <= live || 2*off <= len(all) {
 		return nil
 	}
 	slices.Sort(all)
@@ -131,7 +134,8 @@ func (f *clockFence) err() error {
 // current verdict.
 func (f *clockFence) update(r *replication, now time.Time) {
 	lead := time.Duration(max(0, r.st.clock.Last().Wall-r.st.clock.Wall().UnixNano()))
-	f.set(judgeClock(r.node.ClockOffsets(), lead, maxClockSkew), now, r.st.cfg.Logger)
+	live := len(r.node.Peers())
+	f.set(judgeClock(r.node.ClockOffsets(), live, lead, maxClockSkew), now, r.st.cfg.Logger)
 }
 
 // set makes v the verdict, reached at now, and logs its change to log.

@@ -26,6 +26,7 @@ func TestJudgeClock(t *testing.T) {
 	for _, c := range []struct {
 		name     string
 		offsets  offs
+		live     int           // live peers; 0: those in offsets
 		lead     time.Duration // the hybrid clock ahead of the wall clock
 		fenced   bool
 		ahead    time.Duration
@@ -41,13 +42,21 @@ func TestJudgeClock(t *testing.T) {
 		{name: "one of two peers off: not a majority", offsets: offs{"a": -2 * m, "b": 0}},
 		{name: "two of three", offsets: offs{"a": 2 * m, "b": 3 * m, "c": 0}, fenced: true, ahead: -2 * m},
 		{name: "two of four: not a strict majority", offsets: offs{"a": 2 * m, "b": 3 * m, "c": 0, "d": 0}},
+		// Just started: only the wrong clock measured yet, of two peers.
+		{name: "one of two peers measured: not judged yet", offsets: offs{"a": 2 * m}, live: 2},
+		{name: "two of three measured, both off", offsets: offs{"a": 2 * m, "b": 2 * m}, live: 3, fenced: true, ahead: -2 * m},
+		{name: "two of four measured: not judged yet", offsets: offs{"a": 2 * m, "b": 2 * m}, live: 4},
 		// The clock was ahead, wrote, and was set right: its next
 		// versions are still ahead of its peers' clocks.
 		{name: "stamps ahead, clock right", offsets: offs{"a": 0, "b": 0}, lead: 2 * m, fenced: true, ahead: 2 * m, stamping: true},
 		{name: "stamps ahead within the bound", offsets: offs{"a": 0, "b": 0}, lead: 30 * time.Second},
 		{name: "stamps ahead of a clock behind: caught up with the peers'", offsets: offs{"a": 2 * m, "b": 2 * m}, lead: 2 * m, fenced: true, ahead: -2 * m},
 	} {
-		v := judgeClock(c.offsets, c.lead, m)
+		live := c.live
+		if live == 0 {
+			live = len(c.offsets)
+		}
+		v := judgeClock(c.offsets, live, c.lead, m)
 		if !c.fenced {
 			assert.Nil(t, v, c.name)
 			continue
@@ -306,7 +315,7 @@ func TestClockFenceLogsItsChangesRateLimited(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	f := clockFence{}
 	f.fencedLog.Every, f.clearLog.Every = 10*time.Second, 10*time.Second
-	fence := judgeClock(map[string]time.Duration{"a": 2 * time.Minute}, 0, time.Minute)
+	fence := judgeClock(map[string]time.Duration{"a": 2 * time.Minute}, 1, 0, time.Minute)
 	t0 := time.Now()
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
 	const fencedLine, liftedLine = "clock-fenced", "clock fence lifted"

@@ -131,6 +131,8 @@ var (
 			func(r replStats) float64 { return float64(r.FetchSkips) }),
 		newMetric("replication_fetches_served_total", counter, "Fetches this node answered for its peers.",
 			func(r replStats) float64 { return float64(r.FetchesServed) }),
+		newMetric("clock_fenced", gauge, "1 while this node refuses writes (ErrClockSkew) because its clock is more than a minute from most of its peers', else 0.",
+			func(r replStats) float64 { return b2f(r.ClockFenced) }),
 	}
 
 	peerMetrics = []metric[peerStats]{
@@ -154,6 +156,8 @@ var (
 			func(p peerStats) float64 { return p.AckLag.Seconds() }, "peer"),
 		newMetric("peer_unresponsive", gauge, "1 while fetches do not wait for the peer (its stream was lost, sends to it fail, or it left a fetch unanswered, and it has sent nothing since), else 0.",
 			func(p peerStats) float64 { return b2f(p.Unresponsive) }, "peer"),
+		newMetric("peer_clock_offset_seconds", gauge, "How far the peer's clock is ahead of this node's (negative: behind), as last measured on the failure detector's pings; 0 while not measured.",
+			func(p peerStats) float64 { return p.ClockOffset.Seconds() }, "peer"),
 	}
 
 	// mLastAck is sent only for a peer that has acknowledged.

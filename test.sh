@@ -52,6 +52,31 @@ done
 # understanding this Go.
 stage "bench module (vet, build, tests with -race)"
 (cd bench && go vet ./... && go build ./... && go test -race -count=1 ./...)
+# The chaos harness (issue 21), 60 s with a fixed seed and 60 s with a
+# random one (each printed with the command that replays it): node
+# processes in network namespaces under kill -9, SIGSTOP, partitions,
+# one-way partitions and clocks ahead; nothing acknowledged lost, no ended
+# session back, resources bounded. CI allows a heal 10 s after membership
+# is whole again, not the 5 s target that bench/run.sh chaos holds it to:
+# after a partition a batch in flight on a silently dead stream is sent
+# again only after AckTimeout and a redial, and a heal's repair waits for
+# it, which now and then passes 5 s on a loaded machine (bench/NOTES.md,
+# "Chaos"). Namespaces need root, as CI has.
+stage "chaos harness (60 s, seed 1; 60 s, a random seed)"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "test.sh: chaos harness skipped: it needs root for its network namespaces (CI runs it as root)"
+else
+  if ! command -v ip >/dev/null 2>&1; then
+    echo "test.sh: installing iproute2 (ip, tc) for the chaos harness"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null
+  fi
+  chaosbin=$(mktemp -d)
+  (cd bench && go build -o "$chaosbin/chaos" ./cmd/chaos)
+  "$chaosbin/chaos" -duration 60s -agree 10s -seed 1
+  "$chaosbin/chaos" -duration 60s -agree 10s
+  rm -rf "$chaosbin"
+fi
 # Benchmarks as a smoke test only (one iteration each): the figures come
 # from bench/run.sh, never from timed tests.
 stage "benchmarks smoke (one iteration each)"

@@ -42,7 +42,8 @@ var (
 	adminCSS  = mustRead("adminpage/admin.css")
 	adminJS   = mustRead("adminpage/admin.js")
 	adminTmpl = template.Must(template.New("admin.html").Funcs(template.FuncMap{
-		"ago": fmtAgo, "dur": fmtDur, "bytes": fmtBytes, "clock": fmtClock,
+		"ago": fmtAgo, "dur": fmtDur, "bytes": fmtBytes, "clock": fmtClock, "offset": fmtOffset,
+		"farOff": func(d time.Duration) bool { return d.Abs() > maxClockSkew },
 	}).ParseFS(adminFS, "adminpage/admin.html"))
 	adminCSP = "default-src 'none'; style-src '" + cspHash(adminCSS) + "'; script-src '" + cspHash(adminJS) +
 		"'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -324,6 +325,18 @@ func fmtDur(d time.Duration) string {
 	default:
 		return d.Round(time.Second).String()
 	}
+}
+
+// fmtOffset shows a peer's clock offset with its sign; zero (not
+// measured, or exactly so) as a dash.
+func fmtOffset(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "—"
+	case d < 0:
+		return "−" + fmtDur(-d)
+	}
+	return "+" + fmtDur(d)
 }
 
 func fmtBytes(n int64) string {

@@ -3,6 +3,7 @@ package peersession
 import (
 	"context"
 	"errors"
+	"html"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -201,6 +202,14 @@ func TestNodeWithClockFarAheadStopsTakingWritesAndTheOthersGoOn(t *testing.T) {
 	peerA := view["peers"].(map[string]any)["a"].(map[string]any)
 	assert.InDelta(t, -120.0, peerA["clock_offset_seconds"], 1.0)
 	assert.Contains(t, peerA, "queue_depth", "the engine's figures beside it")
+
+	// And on the admin page.
+	_, page := adminGet(t, serveAdmin(t, c), "")
+	assert.Contains(t, page, `id="clock-fenced"`)
+	assert.Contains(t, page, "−2m0s", "c's peers, behind it")
+	_, page = adminGet(t, serveAdmin(t, a), "")
+	assert.NotContains(t, page, `id="clock-fenced"`)
+	assert.Contains(t, html.UnescapeString(page), `<td class="n warn">+2m0s</td>`, "c, ahead")
 
 	// No record anywhere is stamped in the future.
 	for _, st := range nodes {

@@ -24,6 +24,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -224,7 +225,14 @@ func run(ctx context.Context, o options) (ok bool, err error) {
 	}
 
 	begin := time.Now()
-	w := &workload{rate: o.rate, ledger: newLedger()}
+	opsf, err := os.Create(dir + "/ops.log")
+	if err != nil {
+		return false, err
+	}
+	defer opsf.Close()
+	opsw := bufio.NewWriter(opsf)
+	defer opsw.Flush()
+	w := &workload{rate: o.rate, ledger: newLedger(), opsLog: &opsLog{w: opsw}}
 	for i := range c.nodes {
 		w.urls = append(w.urls, c.url(i))
 	}

@@ -63,6 +63,7 @@ type workload struct {
 	urls   []string
 	rate   float64 // operations per second, per client
 	ledger *ledger
+	opsLog *opsLog      // nil: none
 	shared []string     // header values of the sessions every client writes
 	gate   sync.RWMutex // clients hold it for reading around each operation; a check holds it to pause them
 	wg     sync.WaitGroup
@@ -194,12 +195,12 @@ func (cl *client) one(ctx context.Context) {
 		shared := cl.w.shared[cl.rng.IntN(len(cl.w.shared))]
 		cl.seq++
 		v := fmt.Sprintf("c%d:%d", cl.n, cl.seq)
-		_, _, ok := post(ctx, base+"/w?"+url.Values{"k": {"s"}, "v": {v}}.Encode(), shared)
+		_, _, ok := cl.post(ctx, node, base+"/w?"+url.Values{"k": {"s"}, "v": {v}}.Encode(), shared)
 		lg.count("shared", ok)
 	case o == "login" && *sv != "":
 		old := *sv
 		lg.intent(idOf(old)) // data may move to an ID we do not learn
-		nv, _, ok := post(ctx, base+"/login?p="+cl.principal(slot), old)
+		nv, _, ok := cl.post(ctx, node, base+"/login?p="+cl.principal(slot), old)
 		lg.count("login", ok)
 		if ok && nv != "" && idOf(nv) != idOf(old) {
 			lg.renewed(idOf(old), idOf(nv), cl.key(slot), node)
@@ -207,14 +208,14 @@ func (cl *client) one(ctx context.Context) {
 		}
 	case o == "logout" && *sv != "":
 		lg.intent(idOf(*sv))
-		_, _, ok := post(ctx, base+"/logout", *sv)
+		_, _, ok := cl.post(ctx, node, base+"/logout", *sv)
 		lg.count("logout", ok)
 		if ok {
 			lg.ended(idOf(*sv), node, "logout")
 			*sv = ""
 		}
 	case o == "destroy-principal":
-		_, body, ok := post(ctx, base+"/destroy-principal?p="+cl.principal(slot), "")
+		_, body, ok := cl.post(ctx, node, base+"/destroy-principal?p="+cl.principal(slot), "")
 		lg.count("destroy-principal", ok)
 		if !ok && *sv != "" {
 			lg.intent(idOf(*sv)) // it may have been ended by a node that did not answer
@@ -230,7 +231,7 @@ func (cl *client) one(ctx context.Context) {
 		}
 	default:
 		cl.seq++
-		nv, _, ok := post(ctx, base+"/w?"+url.Values{"k": {cl.key(slot)}, "v": {strconv.Itoa(cl.seq)}}.Encode(), *sv)
+		nv, _, ok := cl.post(ctx, node, base+"/w?"+url.Values{"k": {cl.key(slot)}, "v": {strconv.Itoa(cl.seq)}}.Encode(), *sv)
 		switch {
 		case !ok:
 			lg.count("own", false)
@@ -251,6 +252,37 @@ func (cl *client) one(ctx context.Context) {
 			lg.acked(idOf(*sv), cl.key(slot), cl.seq, node, false)
 		}
 	}
+}
+
+// post is post, written to the operations log (when there is one): when,
+// which client and node, the path, the session before and after.
+func (cl *client) post(ctx context.Context, node int, u, sv string) (string, []byte, bool) {
+	nv, body, ok := post(ctx, u, sv)
+	if w := cl.w.opsLog; w != nil {
+		path := u[strings.Index(u[len("http://"):], "/")+len("http://"):]
+		w.printf("%s c%d n%d %s %.12s -> %.12s ok=%v\n", time.Now().UTC().Format("15:04:05.000"), cl.n, node+1, path, idOrNone(sv), idOrNone(nv), ok)
+	}
+	return nv, body, ok
+}
+
+func idOrNone(v string) string {
+	if v == "" {
+		return "-"
+	}
+	return idOf(v)
+}
+
+// opsLog is the clients' log of every operation (DIR/ops.log), for
+// finding out what led to a loss.
+type opsLog struct {
+	mu sync.Mutex // guards w
+	w  io.Writer
+}
+
+func (l *opsLog) printf(format string, a ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintf(l.w, format, a...)
 }
 
 // post sends a POST with the session header value sv (if any) and

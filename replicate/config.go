@@ -59,9 +59,12 @@ type Config struct {
 	// fewer than MaxInflight/2 wait (so they do not hold up the peer's
 	// window, if its MaxInflight is ours), and only on a node with three
 	// peers or more: the calls saved grow with the peers, and a pair's
-	// latency would pay for few. A writer waiting for acknowledgements
-	// (Sync mode, WaitForPeers, Flush) may wait as much longer. Zero means
-	// 2ms; negative sends every Ack at once.
+	// latency would pay for few. And only while the peer's Batches arrive
+	// less than AckDelay apart: the Ack for a lone write (after a quiet
+	// spell) goes at once. A writer waiting for acknowledgements under
+	// load (WaitForPeers, Flush; the root sends every Ack at once in Sync
+	// mode) may wait up to about the gap between the peer's Batches
+	// longer. Zero means 2ms; negative sends every Ack at once.
 	AckDelay time.Duration
 	// AntiEntropyInterval is the mean pause between anti-entropy rounds
 	// (±20% jitter). Zero means 30s; negative disables anti-entropy.

@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"math"
 	"sync"
 	"time"
 
@@ -27,11 +28,16 @@ type ctrlFrame struct {
 // transfer chunks, digests and summaries), which its sender sends before
 // any Batch.
 type ctrlQueue struct {
-	mu       sync.Mutex // guards frames, closed, others and ackSince
+	mu       sync.Mutex // guards frames, closed, others, ackSince, lastAck and ackGap
 	frames   []ctrlFrame
 	closed   bool      // the peer went down: nothing is queued any more
 	others   int       // frames in frames that are not Acks
 	ackSince time.Time // when the oldest Ack in frames was queued, about (see acksOnly); zero if none
+	lastAck  time.Time // when the latest Ack was queued; zero if none yet
+	// ackGap is the time between the latest Ack queued and the one before
+	// it (the peer's Batches arriving that far apart); the longest
+	// Duration after the first.
+	ackGap time.Duration
 }
 
 // push queues f; it reports false, dropping f, if the queue is closed or,
@@ -44,9 +50,15 @@ func (c *ctrlQueue) push(f ctrlFrame, bounded bool) bool {
 	}
 	c.frames = append(c.frames, f)
 	if f.isAck() {
+		now := time.Now()
 		if c.ackSince.IsZero() {
-			c.ackSince = time.Now()
+			c.ackSince = now
 		}
+		c.ackGap = time.Duration(math.MaxInt64)
+		if !c.lastAck.IsZero() {
+			c.ackGap = now.Sub(c.lastAck)
+		}
+		c.lastAck = now
 	} else {
 		c.others++
 	}
@@ -57,12 +69,13 @@ func (c *ctrlQueue) push(f ctrlFrame, bounded bool) bool {
 func (f *ctrlFrame) isAck() bool { return f.frame == nil && f.sent == nil }
 
 // acksOnly reports whether the frames waiting are all Acks, at least
-// one, how many, and since when the oldest has waited (or a later time,
-// if older Acks were sent and some were left).
-func (c *ctrlQueue) acksOnly() (since time.Time, n int, ok bool) {
+// one, how many, since when the oldest has waited (or a later time, if
+// older Acks were sent and some were left), and how long before the
+// latest Ack the one before it was queued (see ackGap).
+func (c *ctrlQueue) acksOnly() (since time.Time, n int, gap time.Duration, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.ackSince, len(c.frames), len(c.frames) > 0 && c.others == 0
+	return c.ackSince, len(c.frames), c.ackGap, len(c.frames) > 0 && c.others == 0
 }
 
 // pop removes and returns the oldest frame; false if there is none.

@@ -74,9 +74,13 @@ func (p *peer) sendPending() (int, bool) {
 	// Acks alone wait up to AckDelay for a Batch to go with them, or for
 	// more Acks, but never enough of them to fill the peer's window (its
 	// MaxInflight taken to be ours): held Acks must not hold up its Batches.
+	// And only while the peer's Batches come less than AckDelay apart, so
+	// that the next one's Ack is likely company within that time: a lone
+	// write (a writer waiting for its Acks through WaitForPeers, at a low
+	// rate) is acknowledged at once, as with Nagle's algorithm left off.
 	var first *batch
 	if d := p.e.cfg.AckDelay; d > 0 && p.e.holdAcks() {
-		if since, n, ok := p.ctrl.acksOnly(); ok && n < max(p.e.cfg.MaxInflight/2, 1) {
+		if since, n, gap, ok := p.ctrl.acksOnly(); ok && gap < d && n < max(p.e.cfg.MaxInflight/2, 1) {
 			if due := since.Add(d); time.Now().Before(due) {
 				if first = p.nextBatch(); first == nil {
 					p.ackDue = due

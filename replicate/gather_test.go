@@ -45,25 +45,37 @@ func TestAcksAndBatchesWaitingGoInOneWrite(t *testing.T) {
 	require.EqualValues(t, 3, peerStats(b, "A").Acked, "B's three Batches acknowledged")
 }
 
-// An Ack with nothing to go with waits up to AckDelay for the next Batch
-// to its peer, and then goes with it in one write.
+// An Ack with nothing to go with, for a peer whose Batches come less than
+// AckDelay apart, waits up to AckDelay for the next Batch to its peer, and
+// then goes with it in one write.
 func TestAnAckWaitsForTheNextBatch(t *testing.T) {
 	net, nodes := newCluster(t, holdAcksPeers+1, func(c *Config) { c.AckDelay, c.AckTimeout = time.Hour, time.Hour })
 	a, b := nodes[0], nodes[1]
 	ab := net.link("A", "B")
 
-	b.publish(b.write("b-1", "k", "v"))
+	b.publish(b.write("b-0", "k", "v")) // the first from B in an hour: acknowledged at once
+	waitFor(t, "B's first Batch acknowledged by A", func() bool { return peerStats(b, "A").Acked == 1 })
+	b.publish(b.write("b-1", "k", "v")) // the second, within the hour: its Ack waits
 	waitFor(t, "A applied b-1", func() bool { return a.value("b-1", "k") == "v" })
-	require.Zero(t, ab.count(wire.MsgAck), "the Ack waits")
+	require.Equal(t, 1, ab.count(wire.MsgAck), "the second Ack waits")
 
 	a.publish(a.write("a-1", "k", "v"))
-	waitFor(t, "B's Batch acknowledged by A", func() bool { return peerStats(b, "A").Acked == 1 })
+	waitFor(t, "B's second Batch acknowledged by A", func() bool { return peerStats(b, "A").Acked == 2 })
 	waitFor(t, "B applied a-1", func() bool { return b.value("a-1", "k") == "v" })
-	require.Equal(t, 1, ab.count(wire.MsgAck))
+	require.Equal(t, 2, ab.count(wire.MsgAck))
 	require.Equal(t, 1, ab.count(wire.MsgBatch))
-	require.EqualValues(t, 1, ab.writes.Load(), "the Ack and the Batch in one write")
-	// (B's Ack for a-1 now waits in turn, for an hour, as do C's and D's
-	// for b-1 and a-1: a Flush would.)
+	require.EqualValues(t, 1, ab.writes.Load(), "the second Ack and the Batch in one write (the first went alone, by Send)")
+}
+
+// The first Ack after a quiet spell longer than AckDelay (here: the first
+// of all) goes at once: a lone write is not held up waiting for company
+// that is unlikely to come.
+func TestAnAckAfterQuietGoesAtOnce(t *testing.T) {
+	net, nodes := newCluster(t, holdAcksPeers+1, func(c *Config) { c.AckDelay, c.AckTimeout = time.Hour, time.Hour })
+	b := nodes[1]
+	b.publish(b.write("b-1", "k", "v"))
+	waitFor(t, "the Ack sent", func() bool { return net.link("A", "B").count(wire.MsgAck) == 1 })
+	require.NoError(t, b.e.Flush(ctxTimeout(t, 10*time.Second)))
 }
 
 // An Ack alone goes once AckDelay has passed (the test waits for it, with

@@ -329,26 +329,56 @@ func TestClockFenceLogsItsChangesRateLimited(t *testing.T) {
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
 	const fencedLine, liftedLine = "clock-fenced", "clock fence lifted"
 
-	f.set(nil, at(0), log)
+	f.logChange(nil, at(0), log)
 	assert.Empty(t, logs.String(), "not fenced: nothing to say")
-	f.set(fence, at(1), log)
-	f.set(fence, at(2), log)
+	f.logChange(fence, at(1), log)
+	f.logChange(fence, at(2), log)
 	assert.Equal(t, 1, logs.Count(fencedLine), "one line when fenced")
-	f.set(nil, at(3), log)
+	f.logChange(nil, at(3), log)
 	assert.Equal(t, 1, logs.Count(liftedLine), "one when clear again")
 	for s := 4; s < 10; s += 2 { // flapping
-		f.set(fence, at(s), log)
-		f.set(nil, at(s+1), log)
+		f.logChange(fence, at(s), log)
+		f.logChange(nil, at(s+1), log)
 	}
 	assert.Equal(t, 1, logs.Count(fencedLine), "held back")
-	f.set(fence, at(11), log)
+	f.logChange(fence, at(11), log)
 	assert.Equal(t, 2, logs.Count(fencedLine), "10 s on, the current verdict")
 	assert.Contains(t, logs.Lines()[2], "changes=7")
-	f.set(nil, at(12), log)
+	f.logChange(nil, at(12), log)
 	assert.Equal(t, 1, logs.Count(liftedLine), "held back")
-	f.set(nil, at(13), log)
-	f.set(nil, at(14), log)
+	f.logChange(nil, at(13), log)
+	f.logChange(nil, at(14), log)
 	assert.Equal(t, 2, logs.Count(liftedLine), "the clear verdict, once its 10 s are over")
-	f.set(nil, at(40), log)
+	f.logChange(nil, at(40), log)
 	assert.Len(t, logs.Lines(), 4, "then nothing while it holds")
+}
+
+// A node whose clock is stepped while it runs (by hand, an NTP step, the
+// chaos harness) refuses its very next write: a step shows in its peers'
+// offsets at once, with no ping to wait for. Set back, its very next write
+// is taken. Nothing it acknowledged is refused by its peers.
+func TestClockStepFencesTheVeryNextWrite(t *testing.T) {
+	var clockC shiftable
+	nodes := clockCluster(t, &clockC, &testlog.Buffer{}, "a", "b", "c")
+	c := nodes[2]
+	waitMeasured(t, c, 2)
+	var toks []string
+	toks = append(toks, savedSession(t, c, "n", "1"))
+
+	clockC.by.Store(int64(2 * time.Minute))
+	_, err := c.Save(context.Background(), sessionWith(t, c, "n", "2"))
+	require.ErrorIs(t, err, ErrClockSkew, "the very next write")
+	code, _ := readyCode(c)
+	assert.Equal(t, http.StatusServiceUnavailable, code)
+
+	clockC.by.Store(0)
+	toks = append(toks, savedSession(t, c, "n", "3"))
+	code, _ = readyCode(c)
+	assert.Equal(t, http.StatusOK, code)
+	for _, st := range nodes[:2] {
+		for _, tok := range toks {
+			waitValue(t, st, tok, "n")
+		}
+		assert.Zero(t, st.Stats().Replication.Skewed, "nothing refused as from the future")
+	}
 }

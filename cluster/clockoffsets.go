@@ -66,8 +66,11 @@ func newClockProbe(wall func() time.Time, ignored *atomic.Uint64) *clockProbe {
 
 // driftAt is how far the wall clock reading wall, taken at mono on the
 // monotonic clock, has moved against the monotonic clock since the start.
+// The wall readings are compared as Unix times: time.Time.Sub would use
+// their monotonic readings (time.Now's carry one), which a step of the
+// wall clock does not move.
 func (c *clockProbe) driftAt(wall, mono time.Time) time.Duration {
-	return wall.Sub(c.wall0) - mono.Sub(c.mono0)
+	return time.Duration(wall.UnixNano()-c.wall0.UnixNano()) - mono.Sub(c.mono0)
 }
 
 // drift is driftAt now.

@@ -35,6 +35,9 @@ const sessionHeader = "X-Session"
 //	POST /login?p=P           RenewID, SetPrincipal(P), Set("user", P)
 //	POST /logout              Destroy
 //
+// /login and /logout answer "existing", or "new" when this node held no
+// session for the token (nothing was renewed or ended: a new session).
+//
 // Outside the middleware:
 //
 //	POST /destroy-principal?p=P  DestroyPrincipal(P); answers the IDs this
@@ -144,6 +147,13 @@ func sessionPaths() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := peersession.FromContext(r.Context())
 		q := r.URL.Query()
+		// A login or logout through a node that holds no such session
+		// (it did not reach it yet, and no peer answered its fetch) ends
+		// nothing: say so, for the checker.
+		answer := "ok"
+		if r.URL.Path != "/w" {
+			answer = map[bool]string{true: "new", false: "existing"}[s.IsNew()]
+		}
 		var err error
 		switch r.URL.Path {
 		case "/w":
@@ -163,7 +173,7 @@ func sessionPaths() http.Handler {
 		}
 		// The first byte written is the commit point: a commit that fails
 		// (a Sync write no peer acknowledged) answers an error instead.
-		fmt.Fprintln(w, "ok")
+		fmt.Fprintln(w, answer)
 	})
 }
 

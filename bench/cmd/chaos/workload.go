@@ -199,19 +199,27 @@ func (cl *client) one(ctx context.Context) {
 		lg.count("shared", ok)
 	case o == "login" && *sv != "":
 		old := *sv
-		lg.intent(idOf(old)) // data may move to an ID we do not learn
-		nv, _, ok := cl.post(ctx, node, base+"/login?p="+cl.principal(slot), old)
+		nv, body, ok := cl.post(ctx, node, base+"/login?p="+cl.principal(slot), old)
 		lg.count("login", ok)
+		if !ok {
+			lg.intent(idOf(old)) // renewed or not: its data may live on under an ID we do not learn
+		}
 		if ok && nv != "" && idOf(nv) != idOf(old) {
-			lg.renewed(idOf(old), idOf(nv), cl.key(slot), node)
+			if strings.HasPrefix(string(body), "existing") {
+				lg.renewed(idOf(old), idOf(nv), cl.key(slot), node)
+			} // else that node knew no such session: it ended nothing, and the client moves to a new one
 			*sv = nv
 		}
 	case o == "logout" && *sv != "":
-		lg.intent(idOf(*sv))
-		_, _, ok := cl.post(ctx, node, base+"/logout", *sv)
+		_, body, ok := cl.post(ctx, node, base+"/logout", *sv)
 		lg.count("logout", ok)
+		if !ok {
+			lg.intent(idOf(*sv))
+		}
 		if ok {
-			lg.ended(idOf(*sv), node, "logout")
+			if strings.HasPrefix(string(body), "existing") {
+				lg.ended(idOf(*sv), node, "logout")
+			} // else that node knew no such session: it ended nothing
 			*sv = ""
 		}
 	case o == "destroy-principal":

@@ -66,7 +66,7 @@ func main() {
 	flag.Uint64Var(&o.seed, "seed", 0, "the schedule's seed (0: a random one, printed)")
 	flag.IntVar(&o.nodes, "nodes", 3, "node processes, 3 to 5")
 	flag.StringVar(&o.consistency, "consistency", "sync", "sync or async")
-	flag.StringVar(&o.faultsFlag, "faults", defaultFaults, "fault kinds: a comma-separated list of "+kindList()+", or all (skew included)")
+	flag.StringVar(&o.faultsFlag, "faults", defaultFaults, "fault kinds: a comma-separated list of "+kindList()+", or all")
 	flag.IntVar(&o.clients, "clients", 8, "concurrent clients")
 	flag.Float64Var(&o.rate, "rate", 20, "operations per second per client")
 	flag.DurationVar(&o.agree, "agree", 5*time.Second, "every heal must be agreed within this once membership is whole again")

@@ -109,8 +109,8 @@ func (v *clockVerdict) reason() string {
 // clockFence holds the current verdict on this node's clock, which the
 // write path reads without a lock, and logs its changes.
 type clockFence struct {
-	state  atomic.Pointer[fenceState] // the latest verdict; nil before the first
-	rounds atomic.Uint64              // verdicts the loop reached: tests wait for one
+	verdict atomic.Pointer[clockVerdict] // nil while the node may take writes
+	rounds  atomic.Uint64                // verdicts reached: tests wait for one
 
 	// Only the fence loop's goroutine uses these.
 	was, logged         bool            // the previous verdict, and the last line logged, said fenced
@@ -118,38 +118,8 @@ type clockFence struct {
 	fencedLog, clearLog ratelog.Limiter // one line of each kind per 10 s at most
 }
 
-// fenceState is a verdict and the clock drift it was reached at.
-type fenceState struct {
-	v     *clockVerdict // nil: the node may take writes
-	drift time.Duration // cluster.Node.ClockDrift when it was reached
-}
-
-// clockStep is how far this node's clock may have been stepped since the
-// verdict before a write judges again: a step shows in the offsets at once
-// (cluster.Node.ClockOffsets), so a node whose clock is set an hour ahead
-// refuses its very next write rather than a probe interval later.
-const clockStep = 100 * time.Millisecond
-
-// current returns the verdict now: nil while the node may take writes.
-// It judges again first if this node's clock was stepped since the last
-// verdict.
-func (f *clockFence) current(r *replication) *clockVerdict {
-	s := f.state.Load()
-	if s == nil || (r.node.ClockDrift()-s.drift).Abs() > clockStep {
-		s = f.judge(r)
-	}
-	return s.v
-}
-
-// judge reaches a verdict from the peers' offsets measured now, and keeps
-// it.
-func (f *clockFence) judge(r *replication) *fenceState {
-	drift := r.node.ClockDrift()
-	lead := time.Duration(max(0, r.st.clock.Last().Wall-r.st.clock.Wall().UnixNano()))
-	s := &fenceState{judgeClock(r.node.ClockOffsets(), len(r.node.Peers()), lead, maxClockSkew), drift}
-	f.state.Store(s)
-	return s
-}
+// current returns the verdict: nil while the node may take writes.
+func (f *clockFence) current() *clockVerdict { return f.verdict.Load() }
 
 // update sets the verdict from the peers' offsets measured now, and logs
 // a change of verdict: one warning when the node becomes fenced, one when
@@ -158,7 +128,10 @@ func (f *clockFence) judge(r *replication) *fenceState {
 // since the last line; the last line logged always ends up telling the
 // current verdict.
 func (f *clockFence) update(r *replication, now time.Time) {
-	f.logChange(f.judge(r).v, now, r.st.cfg.Logger)
+	lead := time.Duration(max(0, r.st.clock.Last().Wall-r.st.clock.Wall().UnixNano()))
+	v := judgeClock(r.node.ClockOffsets(), len(r.node.Peers()), lead, maxClockSkew)
+	f.verdict.Store(v)
+	f.logChange(v, now, r.st.cfg.Logger)
 }
 
 // logChange logs, to log, a change of verdict to v reached at now.
@@ -212,7 +185,7 @@ func (st *Store) clockFenced() error {
 	if st.repl == nil {
 		return nil
 	}
-	if v := st.repl.fence.current(st.repl); v != nil {
+	if v := st.repl.fence.current(); v != nil {
 		return v.err()
 	}
 	return nil

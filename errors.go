@@ -62,6 +62,14 @@ var (
 	// sync (NTP), and it takes writes again once its clock agrees. Reads
 	// keep working.
 	ErrClockSkew = errors.New("peersession: this node's clock is too far from its peers' to take writes")
+	// ErrStale is returned by Session.RenewID on a node whose copy of the
+	// session is older than a write the client has already seen (its
+	// cookie's version stamp), when no peer holding the newer copy
+	// answered the node's fetch in time (a partition, Async mode):
+	// renewing the old copy would end the newer one and lose those
+	// writes. Nothing is changed; retry, on this node once it has caught
+	// up or on another.
+	ErrStale = errors.New("peersession: this node's copy of the session is older than the client's last write")
 )
 
 // StatusCode is the HTTP status that answers a request failed by err, one
@@ -79,6 +87,7 @@ var (
 //	ErrNotReplicated     503 Service Unavailable (peers did not confirm in time)
 //	ErrClosed            503 Service Unavailable (the node is shutting down)
 //	ErrClockSkew         503 Service Unavailable (the node's clock is wrong)
+//	ErrStale             503 Service Unavailable (the node lags; retry)
 //	anything else        500 Internal Server Error
 func StatusCode(err error) int {
 	switch {
@@ -95,7 +104,7 @@ func StatusCode(err error) int {
 	case errors.Is(err, ErrTooManyLogins):
 		return http.StatusForbidden
 	case errors.Is(err, ErrTooManySessions), errors.Is(err, ErrNotReplicated), errors.Is(err, ErrClosed),
-		errors.Is(err, ErrClockSkew):
+		errors.Is(err, ErrClockSkew), errors.Is(err, ErrStale):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

@@ -331,7 +331,9 @@ func (s *Session) Token() string {
 // It must be called before the handler writes the response: afterwards
 // the new ID could not reach the client, whose next request would find no
 // session, so RenewID changes nothing and returns ErrHeadersSent. On a
-// closed Store it returns ErrClosed.
+// closed Store it returns ErrClosed. On a node whose copy is older than a
+// write the client has seen, when no peer sent the newer copy in time, it
+// returns ErrStale and changes nothing.
 func (s *Session) RenewID() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -339,8 +341,21 @@ func (s *Session) RenewID() error {
 		return err
 	}
 	s.loadLocked(s.context())
+	if s.staleLocked() {
+		return fmt.Errorf("%w: RenewID would copy it to the new ID and end the old one everywhere, losing the writes it lacks; no peer holding them answered in time", ErrStale)
+	}
 	s.renew = true
 	return nil
+}
+
+// staleLocked reports whether the loaded copy is older than the client's
+// version stamp (within the bound find trusts a stamp to): the fetch of
+// the newer copy found none in time.
+func (s *Session) staleLocked() bool {
+	if s.base == nil || s.stamp == 0 || s.st.repl == nil {
+		return false
+	}
+	return s.stamp > s.base.stamp && s.stamp-s.st.cfg.Now().UnixNano() <= int64(maxStampAhead)
 }
 
 // Destroy ends the session at the commit point and expires its cookie.

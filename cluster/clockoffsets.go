@@ -27,9 +27,24 @@ import (
 // measured (its pings go unanswered, or over TCP) stops counting.
 const clockSampleCycles = 10
 
+// A step of this node's own wall clock (set by hand, by an NTP step, or
+// by a test's Config.Clock) shifts every peer's offset by as much at once,
+// before any new ping: so each sample also keeps how far the wall clock had
+// moved against the monotonic clock when it was taken (its drift), and
+// an offset is reported corrected by the drift since. Slewing moves the
+// two clocks alike; only steps change the drift.
+//
+// Two things move the drift while this clock is right: a resume from
+// suspend (the monotonic clock stood still meanwhile: the node looks
+// ahead of its peers until they are measured again), and a test's fake
+// clock that every node shares, moved on by hand. The latter is told
+// apart: a wall clock seen standing still while the monotonic clock moves
+// is a fake one, and its steps are not corrected for from then on.
+
 // clockSample is the latest offset measured for one peer.
 type clockSample struct {
 	offset time.Duration // the peer's wall clock minus this node's
+	drift  time.Duration // this node's drift when it was taken
 	at     time.Time     // when it was taken, on the monotonic clock
 }
 
@@ -41,15 +56,51 @@ type clockProbe struct {
 	wall    func() time.Time // this node's wall clock (Config.Clock)
 	probe   time.Duration    // memberlist's ProbeInterval
 	ignored *atomic.Uint64   // payloads that were not clock readings
+	// wall0 and mono0 are the wall and monotonic clocks read at the start:
+	// the reference of the drift.
+	wall0, mono0 time.Time
+	manual       atomic.Bool // the wall clock was seen standing still: a fake one
 
-	mu      sync.Mutex // guards samples
-	samples map[string]clockSample
+	mu       sync.Mutex // guards samples, lastWall and lastMono
+	samples  map[string]clockSample
+	lastWall int64     // the wall clock's last reading seen, Unix nanoseconds
+	lastMono time.Time // when it was taken, on the monotonic clock
 }
 
 var _ memberlist.PingDelegate = (*clockProbe)(nil)
 
 func newClockProbe(wall func() time.Time, ignored *atomic.Uint64) *clockProbe {
-	return &clockProbe{wall: wall, ignored: ignored, samples: make(map[string]clockSample)}
+	mono := time.Now()
+	return &clockProbe{wall: wall, ignored: ignored, wall0: wall(), mono0: mono, samples: make(map[string]clockSample)}
+}
+
+// driftAt is how far the wall clock reading wall, taken at mono on the
+// monotonic clock, has moved against the monotonic clock since the start.
+// The wall readings are compared as Unix times: time.Time.Sub would use
+// their monotonic readings (time.Now's carry one), which a step of the
+// wall clock does not move.
+func (c *clockProbe) driftAt(wall, mono time.Time) time.Duration {
+	return time.Duration(wall.UnixNano()-c.wall0.UnixNano()) - mono.Sub(c.mono0)
+}
+
+// drift is driftAt now; always zero for a fake clock.
+func (c *clockProbe) drift() time.Duration {
+	if c.manual.Load() {
+		return 0
+	}
+	wall := c.wall()
+	return c.driftAt(wall, time.Now())
+}
+
+// noteLocked notes a reading of the wall clock, taken at mono on the
+// monotonic clock, and marks the clock a fake one if it stood still since
+// the last reading, a millisecond or more before. c.mu must be held.
+func (c *clockProbe) noteLocked(wall, mono time.Time) {
+	ns := wall.UnixNano()
+	if !c.lastMono.IsZero() && mono.Sub(c.lastMono) >= time.Millisecond && ns == c.lastWall {
+		c.manual.Store(true)
+	}
+	c.lastWall, c.lastMono = ns, mono
 }
 
 // AckPayload implements memberlist.PingDelegate.
@@ -66,17 +117,22 @@ func (c *clockProbe) NotifyPingComplete(other *memberlist.Node, rtt time.Duratio
 		c.ignored.Add(1)
 		return
 	}
-	offset := theirs.Sub(c.wall().Add(-rtt / 2)) // Sub saturates: no overflow
-	c.record(other.Name, offset, time.Now())
+	ours := c.wall()
+	now := time.Now()
+	offset := theirs.Sub(ours.Add(-rtt / 2)) // Sub saturates: no overflow
+	c.mu.Lock()
+	c.noteLocked(ours, now)
+	c.mu.Unlock()
+	c.record(other.Name, offset, c.driftAt(ours, now), now)
 }
 
-// record keeps offset as peer id's latest sample, taken at now, and
-// forgets samples too old to count, so that the map holds only members
-// probed lately.
-func (c *clockProbe) record(id string, offset time.Duration, now time.Time) {
+// record keeps offset as peer id's latest sample, taken at now with this
+// node's clock at drift, and forgets samples too old to count, so that the
+// map holds only members probed lately.
+func (c *clockProbe) record(id string, offset, drift time.Duration, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.samples[id] = clockSample{offset: offset, at: now}
+	c.samples[id] = clockSample{offset: offset, drift: drift, at: now}
 	maxAge := c.maxAge(len(c.samples))
 	for p, s := range c.samples {
 		if now.Sub(s.at) > maxAge {
@@ -99,8 +155,9 @@ func (c *clockProbe) maxAge(peers int) time.Duration {
 }
 
 // fresh returns the offsets of the peers in live whose sample is fresh at
-// now, by peer ID.
-func (c *clockProbe) fresh(live []string, now time.Time) map[string]time.Duration {
+// now, by peer ID, corrected for the steps of this node's clock since they
+// were taken (drift is its drift now).
+func (c *clockProbe) fresh(live []string, now time.Time, drift time.Duration) map[string]time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := make(map[string]time.Duration, len(live))
@@ -108,6 +165,9 @@ func (c *clockProbe) fresh(live []string, now time.Time) map[string]time.Duratio
 	for _, id := range live {
 		if s, ok := c.samples[id]; ok && now.Sub(s.at) <= maxAge {
 			out[id] = s.offset
+			if !c.manual.Load() {
+				out[id] -= drift - s.drift
+			}
 		}
 	}
 	return out
@@ -119,18 +179,30 @@ func (c *clockProbe) fresh(live []string, now time.Time) map[string]time.Duratio
 // on memberlist's pings, within half their round trip; a peer is measured
 // about once every (members × ProbeInterval), and its sample is forgotten
 // after ten such cycles without a new one, or at once when it leaves or
-// dies. A step of this node's own clock shows as each peer is measured
-// again: the offsets are not corrected for it, since nothing tells a step
-// of this clock alone from one of every clock (a test's shared clock) or a
-// resume from suspend. Peers of releases that do not send their clock are
+// dies. A step of this node's own clock (Config.Clock set forward or back)
+// shows at once: each offset is corrected by the step since it was
+// measured (see ClockDrift), unless the clock is a fake one that stands
+// still between steps. Peers of releases that do not send their clock are
 // never measured.
 func (n *Node) ClockOffsets() map[string]time.Duration {
 	var live []string
 	for _, p := range n.Peers() {
 		live = append(live, p.ID)
 	}
-	return n.clock.fresh(live, time.Now())
+	wall := n.clock.wall()
+	now := time.Now()
+	n.clock.mu.Lock()
+	n.clock.noteLocked(wall, now)
+	n.clock.mu.Unlock()
+	return n.clock.fresh(live, now, n.clock.driftAt(wall, now))
 }
+
+// ClockDrift is how far this node's wall clock (Config.Clock) has moved
+// against the monotonic clock since New: it changes when the wall clock is
+// stepped, by the step, and barely otherwise; it is zero for a fake clock
+// that stands still between steps (a test's). A caller that keeps a
+// judgement of ClockOffsets re-reads them when it changes.
+func (n *Node) ClockDrift() time.Duration { return n.clock.drift() }
 
 // ProbeInterval is memberlist's ProbeInterval (after Config.Tune): about
 // how often ClockOffsets may change.

@@ -173,17 +173,17 @@ func TestClockSamplesGoStale(t *testing.T) {
 	c := newClockProbe(time.Now, &ignored)
 	c.probe = time.Second
 	t0 := time.Now()
-	c.record("p1", time.Minute, t0)
-	c.record("p2", -time.Minute, t0.Add(5*time.Second))
+	c.record("p1", time.Minute, 0, t0)
+	c.record("p2", -time.Minute, 0, t0.Add(5*time.Second))
 
 	// Two peers: fresh for 10 × 3 × 1s.
 	live := []string{"p1", "p2"}
-	assert.Equal(t, map[string]time.Duration{"p1": time.Minute, "p2": -time.Minute}, c.fresh(live, t0.Add(30*time.Second)))
-	assert.Equal(t, map[string]time.Duration{"p2": -time.Minute}, c.fresh(live, t0.Add(31*time.Second)))
-	assert.Equal(t, map[string]time.Duration{"p1": time.Minute}, c.fresh([]string{"p1", "p3"}, t0), "only live peers")
+	assert.Equal(t, map[string]time.Duration{"p1": time.Minute, "p2": -time.Minute}, c.fresh(live, t0.Add(30*time.Second), 0))
+	assert.Equal(t, map[string]time.Duration{"p2": -time.Minute}, c.fresh(live, t0.Add(31*time.Second), 0))
+	assert.Equal(t, map[string]time.Duration{"p1": time.Minute}, c.fresh([]string{"p1", "p3"}, t0, 0), "only live peers")
 
 	// A new sample drops those too old to count.
-	c.record("p3", 0, t0.Add(time.Hour))
+	c.record("p3", 0, 0, t0.Add(time.Hour))
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	assert.Equal(t, []string{"p3"}, keys(c.samples))
@@ -195,4 +195,72 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// A step of this node's own clock shifts every offset by as much, at once:
+// the samples are corrected by how far the wall clock moved against the
+// monotonic one since they were taken.
+func TestClockOffsetsFollowAStepOfTheOwnClockAtOnce(t *testing.T) {
+	c := newClockProbe(time.Now, new(atomic.Uint64))
+	c.probe = time.Second
+	t0 := time.Now()
+	c.record("p1", time.Minute, 0, t0)
+	c.record("p2", 0, 2*time.Minute, t0) // taken while this clock was 2 min ahead
+	assert.Equal(t, map[string]time.Duration{"p1": -time.Minute, "p2": 0}, c.fresh([]string{"p1", "p2"}, t0, 2*time.Minute), "stepped 2 min forward")
+	assert.Equal(t, map[string]time.Duration{"p1": time.Minute, "p2": 2 * time.Minute}, c.fresh([]string{"p1", "p2"}, t0, 0), "set back")
+}
+
+// On real nodes: the node whose clock is stepped sees its peers' offsets
+// move at once, without waiting for its next ping of them.
+func TestClockStepShowsInTheOffsetsAtOnce(t *testing.T) {
+	var shift atomic.Int64
+	a := newTestNode(t, func(c *Config) {
+		c.Clock = func() time.Time { return time.Now().Add(time.Duration(shift.Load())) }
+	})
+	join(t, a)
+	b := newTestNode(t, seeds(a))
+	join(t, b)
+	waitPeers(t, a, b)
+	require.InDelta(t, 0, waitOffsets(t, a, b)[b.Self().ID], float64(offsetTolerance))
+	require.InDelta(t, 0, a.ClockDrift(), float64(offsetTolerance))
+
+	shift.Store(int64(2 * time.Minute))
+	assert.InDelta(t, 2*time.Minute, a.ClockDrift(), float64(offsetTolerance))
+	assert.InDelta(t, -2*time.Minute, a.ClockOffsets()[b.Self().ID], float64(offsetTolerance))
+	shift.Store(0)
+	assert.InDelta(t, 0, a.ClockOffsets()[b.Self().ID], float64(offsetTolerance), "and back")
+}
+
+// A fake clock that stands still between steps (a test's, shared by every
+// node) is not corrected for: its steps move every node's clock alike.
+func TestClockOffsetsOfAFakeClockAreNotCorrected(t *testing.T) {
+	fake := time.Unix(1_800_000_000, 0)
+	c := newClockProbe(func() time.Time { return fake }, new(atomic.Uint64))
+	c.probe = time.Second
+	t0 := time.Now()
+	c.mu.Lock()
+	c.noteLocked(fake, t0)
+	c.noteLocked(fake, t0.Add(time.Microsecond))
+	c.mu.Unlock()
+	assert.False(t, c.manual.Load(), "read twice within a millisecond: no telling yet")
+	c.record("p1", 0, c.driftAt(fake, t0), t0)
+
+	c.mu.Lock()
+	c.noteLocked(fake, t0.Add(5*time.Millisecond))
+	c.mu.Unlock()
+	require.True(t, c.manual.Load(), "stood still for 5 ms: a fake clock")
+	fake = fake.Add(time.Hour) // a test moves every node's clock on
+	assert.Zero(t, c.drift())
+	assert.Equal(t, map[string]time.Duration{"p1": 0}, c.fresh([]string{"p1"}, t0, time.Hour), "no correction")
+}
+
+// A real clock is never taken for a fake one.
+func TestRunningClockIsNotTakenForAFakeOne(t *testing.T) {
+	a, b := pair(t, nil)
+	for range 3 {
+		waitOffsets(t, a, b)
+		a.ClockOffsets()
+	}
+	assert.False(t, a.clock.manual.Load())
+	assert.False(t, b.clock.manual.Load())
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/peersession/peersession/bench/internal/procstat"
 )
 
 // heal is one fault's end as the checker saw it.
@@ -35,7 +37,7 @@ func (n *nemesis) run(ctx context.Context) error {
 	n.faults = map[faultKind]int{}
 	for ctx.Err() == nil {
 		s := n.sched.next()
-		if !sleepCtx(ctx, s.Gap) {
+		if !procstat.Sleep(ctx, s.Gap) {
 			return nil
 		}
 		fmt.Fprintf(n.out, "%s  %s\n", stamp(), s)
@@ -44,7 +46,7 @@ func (n *nemesis) run(ctx context.Context) error {
 			return fmt.Errorf("step %s: inject: %w", s, err)
 		}
 		n.faults[s.Kind]++
-		sleepCtx(ctx, s.Hold) // ctx ending only shortens the fault
+		procstat.Sleep(ctx, s.Hold) // ctx ending only shortens the fault
 		h, err := n.healAndCheck(s)
 		if err != nil {
 			return fmt.Errorf("step %s: heal: %w", s, err)
@@ -153,18 +155,6 @@ func countAccounted(v verdict) int {
 		}
 	}
 	return n
-}
-
-// sleepCtx sleeps d, or until ctx ends; it reports whether it slept d.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 func stamp() string { return time.Now().UTC().Format("15:04:05.000") }

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/peersession/peersession/bench/internal/procstat"
 )
 
 // sample is one node's resources at one moment.
@@ -60,7 +58,7 @@ func (s *sampler) once(ctx context.Context) {
 			continue // paused or cut off meanwhile: the next sample
 		}
 		x := sample{at: time.Since(s.begin), node: i, heap: st.HeapAlloc, goroutines: st.Goroutines,
-			sessions: st.Sessions, tombstones: st.Tombstones, rss: rssOf(pid), sockets: socketsOf(pid)}
+			sessions: st.Sessions, tombstones: st.Tombstones, rss: rss(pid), sockets: max(procstat.Sockets(pid), 0)}
 		s.mu.Lock()
 		s.samples = append(s.samples, x)
 		s.mu.Unlock()
@@ -72,40 +70,6 @@ func (s *sampler) all() []sample {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]sample(nil), s.samples...)
-}
-
-// rssOf reads a process's resident set from /proc (0 if it is gone).
-func rssOf(pid int) int64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
-// socketsOf counts a process's open sockets (its /proc fd links to
-// socket:[...]).
-func socketsOf(pid int) int {
-	dir := fmt.Sprintf("/proc/%d/fd", pid)
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return 0
-	}
-	n := 0
-	for _, e := range ents {
-		if l, err := os.Readlink(dir + "/" + e.Name()); err == nil && strings.HasPrefix(l, "socket:") {
-			n++
-		}
-	}
-	return n
 }
 
 // bound is one resource's check: its peak over the last third of the run
@@ -146,4 +110,11 @@ func bounded(samples []sample, nodes int, run time.Duration) []bound {
 		}
 	}
 	return out
+}
+
+// rss is pid's resident set in bytes; 0 if it cannot be read (the node
+// just died).
+func rss(pid int) int64 {
+	n, _ := procstat.RSS(pid)
+	return n
 }

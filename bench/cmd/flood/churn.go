@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/peersession/peersession/bench/internal/figures"
+	"github.com/peersession/peersession/bench/internal/procstat"
 )
 
 // Probe 1, login churn: one client re-posts /login with the cookie of its
@@ -227,8 +228,8 @@ func churnOnce(e *env, o *options, r *churnRun) error {
 	var logins, errs atomic.Int64
 	sample := func(t time.Duration, prev churnSample) churnSample {
 		x := churnSample{t: t, logins: logins.Load()}
-		x.rssA, _ = rssBytes(pr.a.Pid())
-		x.rssB, _ = rssBytes(pr.b.Pid())
+		x.rssA, _ = procstat.RSS(pr.a.Pid())
+		x.rssB, _ = procstat.RSS(pr.b.Pid())
 		x.tombA, x.dropA, x.sessA = prev.tombA, prev.dropA, prev.sessA
 		x.tombB, x.dropB, x.sessB = prev.tombB, prev.dropB, prev.sessB
 		if m, err := getJSON(pr.a.URL+"/stats", time.Second); err == nil {
@@ -259,7 +260,7 @@ func churnOnce(e *env, o *options, r *churnRun) error {
 			if err != nil {
 				if ctx.Err() == nil {
 					errs.Add(1)
-					sleepCtx(ctx, 10*time.Millisecond)
+					procstat.Sleep(ctx, 10*time.Millisecond)
 				}
 				continue
 			}
@@ -278,7 +279,7 @@ func churnOnce(e *env, o *options, r *churnRun) error {
 		}
 	})
 	r.warm = -1
-	every(ctx, time.Second, func() {
+	procstat.Every(ctx, time.Second, func() {
 		t := time.Since(start)
 		r.samples = append(r.samples, sample(t, r.samples[len(r.samples)-1]))
 		if r.warm < 0 && t >= o.churnWarm-100*time.Millisecond {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/peersession/peersession/bench/internal/proc"
+	"github.com/peersession/peersession/bench/internal/procstat"
 )
 
 // env starts and tracks the node processes of the probes.
@@ -199,7 +200,7 @@ func (c *connCounters) redial(ctx context.Context, d *net.Dialer, addr string, m
 		if err != nil {
 			if ctx.Err() == nil {
 				c.dialErrs.Add(1)
-				sleepCtx(ctx, pause)
+				procstat.Sleep(ctx, pause)
 			}
 			continue
 		}
@@ -215,7 +216,7 @@ func (c *connCounters) redial(ctx context.Context, d *net.Dialer, addr string, m
 			c.mu.Lock()
 			c.lifetimes = append(c.lifetimes, l.Seconds())
 			c.mu.Unlock()
-			sleepCtx(ctx, pause)
+			procstat.Sleep(ctx, pause)
 		}
 	}
 }
@@ -273,86 +274,14 @@ func selfAddr(p *proc.Proc) (string, error) {
 
 // Figures from /proc.
 
-// rssBytes is a process's resident set (VmRSS).
-func rssBytes(pid int) (int64, error) {
-	v, err := procField(pid, "status", "VmRSS:")
-	if err != nil {
-		return 0, err
-	}
-	f := strings.Fields(v) // "1234 kB"
-	if len(f) < 1 {
-		return 0, fmt.Errorf("no VmRSS for pid %d", pid)
-	}
-	n, err := strconv.ParseInt(f[0], 10, 64)
-	return n << 10, err
-}
-
-// procField is what follows key on the first line of /proc/PID/file that
-// begins with it.
-func procField(pid int, file, key string) (string, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, file))
-	if err != nil {
-		return "", err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, key); ok {
-			return v, nil
-		}
-	}
-	return "", fmt.Errorf("no %s for pid %d", strings.TrimSuffix(key, ":"), pid)
-}
-
-// clkTck is USER_HZ, which Linux fixes at 100 on every architecture Go
-// supports.
-const clkTck = 100
-
-// cpuTime is a process's user+system CPU time (/proc/PID/stat utime+stime).
-func cpuTime(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')') // the command name may hold spaces
-	if i < 0 {
-		return 0, fmt.Errorf("pid %d: malformed stat", pid)
-	}
-	f := strings.Fields(s[i+1:]) // f[0] is field 3 (state): utime is field 14
-	if len(f) < 13 {
-		return 0, fmt.Errorf("pid %d: short stat", pid)
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("pid %d: malformed stat", pid)
-	}
-	return time.Duration(ut+st) * time.Second / clkTck, nil
-}
-
 // bytesWritten is what a process has written through system calls
 // (/proc/PID/io wchar): for a node, its sockets and log.
 func bytesWritten(pid int) (int64, error) {
-	v, err := procField(pid, "io", "wchar:")
+	v, err := procstat.Field(pid, "io", "wchar:")
 	if err != nil {
 		return 0, err
 	}
 	return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-}
-
-// sockets counts a process's open sockets (/proc/PID/fd).
-func sockets(pid int) int {
-	dir := fmt.Sprintf("/proc/%d/fd", pid)
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return -1
-	}
-	n := 0
-	for _, e := range ents {
-		if l, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && strings.HasPrefix(l, "socket:") {
-			n++
-		}
-	}
-	return n
 }
 
 // established counts established TCP connections whose local port is port
@@ -401,38 +330,6 @@ func count[T int | int64 | uint64 | float64](n T) string {
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
-
-// sleepCtx sleeps d or until ctx ends; false if ctx ended.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	if ctx.Err() != nil {
-		return false
-	}
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-// every calls f every d until ctx ends.
-func every(ctx context.Context, d time.Duration, f func()) {
-	tick := time.NewTicker(d)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			f()
-		}
-	}
-}
 
 // oneConnClient is a load client's: one keep-alive connection, 5 s
 // timeouts. CloseIdleConnections ends it.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/peersession/peersession/bench/internal/procstat"
 )
 
 func TestFigures(t *testing.T) {
@@ -22,10 +24,10 @@ func TestFigures(t *testing.T) {
 
 func TestProcFigures(t *testing.T) {
 	pid := os.Getpid()
-	if r, err := rssBytes(pid); err != nil || r <= 0 {
+	if r, err := procstat.RSS(pid); err != nil || r <= 0 {
 		t.Errorf("rssBytes = %d, %v", r, err)
 	}
-	if _, err := cpuTime(pid); err != nil {
+	if _, err := procstat.CPU(pid); err != nil {
 		t.Errorf("cpuTime: %v", err)
 	}
 	if _, err := bytesWritten(pid); err != nil && !errors.Is(err, os.ErrPermission) {
@@ -36,7 +38,7 @@ func TestProcFigures(t *testing.T) {
 		t.Skip(err)
 	}
 	defer ln.Close()
-	before := sockets(pid)
+	before := procstat.Sockets(pid)
 	c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +52,7 @@ func TestProcFigures(t *testing.T) {
 	if got := established(ln.Addr().(*net.TCPAddr).Port); got != 1 {
 		t.Errorf("established = %d, want 1 (the accepted side)", got)
 	}
-	if got := sockets(pid); got != before+2 {
+	if got := procstat.Sockets(pid); got != before+2 {
 		t.Errorf("sockets = %d, want %d", got, before+2)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/peersession/peersession/bench/internal/figures"
+	"github.com/peersession/peersession/bench/internal/procstat"
 )
 
 // Probe 2, gossip-port buffering: K connections to node A's gossip TCP
@@ -156,7 +157,7 @@ func gossipOnce(e *env, o *options, r *gossipRun) error {
 
 	var base []float64
 	for range 4 {
-		x, err := rssBytes(pid)
+		x, err := procstat.RSS(pid)
 		if err != nil {
 			return err
 		}
@@ -164,7 +165,7 @@ func gossipOnce(e *env, o *options, r *gossipRun) error {
 		time.Sleep(250 * time.Millisecond)
 	}
 	r.baseline = figures.Median(base)
-	baseSockets := sockets(pid)
+	baseSockets := procstat.Sockets(pid)
 	r.counters0, _ = stats(pr.a, false)
 
 	var hold atomic.Bool // over the RSS cap: send no filler
@@ -184,8 +185,8 @@ func gossipOnce(e *env, o *options, r *gossipRun) error {
 	}
 	r.peak = r.baseline
 	start := time.Now()
-	every(ctx, 250*time.Millisecond, func() {
-		x, err := rssBytes(pid)
+	procstat.Every(ctx, 250*time.Millisecond, func() {
+		x, err := procstat.RSS(pid)
 		if err != nil {
 			return
 		}
@@ -195,13 +196,13 @@ func gossipOnce(e *env, o *options, r *gossipRun) error {
 		hold.Store(over)
 		r.capped = r.capped || over
 		r.estab = append(r.estab, float64(established(pr.gossipPort)))
-		r.socks = append(r.socks, float64(sockets(pid)-baseSockets))
+		r.socks = append(r.socks, float64(procstat.Sockets(pid)-baseSockets))
 	})
 	wg.Wait()
 	r.flood = time.Since(start)
 	// A second more: what the node still holds once the senders are gone.
 	time.Sleep(time.Second)
-	after, _ := rssBytes(pid)
+	after, _ := procstat.RSS(pid)
 	r.after = float64(after)
 	r.peak = max(r.peak, r.after)
 	r.counters1, err = stats(pr.a, false)
@@ -253,7 +254,7 @@ func floodOne(ctx context.Context, conn net.Conn, o *options, buf []byte, interv
 	sent := 0
 	next := time.Now()
 	for sent < o.gossipLen {
-		if !sleepCtx(ctx, time.Until(next)) {
+		if !procstat.Sleep(ctx, time.Until(next)) {
 			return false
 		}
 		next = next.Add(interval)

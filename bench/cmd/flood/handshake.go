@@ -13,6 +13,7 @@ import (
 
 	"github.com/peersession/peersession/bench/internal/figures"
 	"github.com/peersession/peersession/bench/internal/proc"
+	"github.com/peersession/peersession/bench/internal/procstat"
 )
 
 // Probe 4, handshake slots: M silent TCP connections held to node A's
@@ -68,7 +69,7 @@ func runHandshake(e *env, o *options) *section {
 	for range o.hsConns {
 		wg.Go(func() { hsWorker(ctx, streamA, o.hsMax, &c) })
 	}
-	sleepCtx(ctx, 1500*time.Millisecond)
+	procstat.Sleep(ctx, 1500*time.Millisecond)
 	floodStart := time.Now()
 	estab := established(portOf(streamA))
 	st0, _ := stats(pr.a, false)

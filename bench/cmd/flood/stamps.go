@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/peersession/peersession/bench/internal/figures"
+	"github.com/peersession/peersession/bench/internal/procstat"
 )
 
 // Probe 3, forged stamps: GET /ro on node A at a paced rate with a cookie
@@ -203,8 +204,8 @@ func snapStamps(pr *pair) (stampsSnap, error) {
 	if s.a, s.b, err = pr.stats(false); err != nil {
 		return s, err
 	}
-	s.cpuA, _ = cpuTime(pr.a.Pid())
-	s.cpuB, _ = cpuTime(pr.b.Pid())
+	s.cpuA, _ = procstat.CPU(pr.a.Pid())
+	s.cpuB, _ = procstat.CPU(pr.b.Pid())
 	s.wB, _ = bytesWritten(pr.b.Pid())
 	return s, nil
 }
@@ -231,7 +232,7 @@ func stampsPhase(pr *pair, o *options, ph *stampPhase) error {
 			// Workers start spread over one interval.
 			next := start.Add(interval * time.Duration(w) / time.Duration(workers))
 			for i := int64(0); i < maxPer; i++ {
-				if !sleepCtx(ctx, time.Until(next)) {
+				if !procstat.Sleep(ctx, time.Until(next)) {
 					return
 				}
 				next = next.Add(interval)
@@ -255,7 +256,7 @@ func stampsPhase(pr *pair, o *options, ph *stampPhase) error {
 		})
 	}
 	last := num(a0, "store", "Fetches")
-	every(ctx, time.Second, func() {
+	procstat.Every(ctx, time.Second, func() {
 		if m, err := getJSON(pr.a.URL+"/stats", time.Second); err == nil {
 			f := num(m, "store", "Fetches")
 			ph.perSec = append(ph.perSec, f-last)

@@ -4,11 +4,10 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/peersession/peersession/bench/internal/procstat"
 	rd "github.com/peersession/peersession/bench/internal/repldrive"
 )
 
@@ -115,7 +114,7 @@ func (a procSnapshot) minus(b procSnapshot) procSnapshot {
 func procTotals(c *rd.Cluster) (procSnapshot, error) {
 	var s procSnapshot
 	for _, p := range c.Nodes {
-		t, err := procCPU(p.Pid())
+		t, err := procstat.CPU(p.Pid())
 		if err != nil {
 			return s, err
 		}
@@ -132,28 +131,4 @@ func procTotals(c *rd.Cluster) (procSnapshot, error) {
 		s.c.dropped += num("Dropped")
 	}
 	return s, nil
-}
-
-// procCPU is a process's user + system CPU time, from /proc/PID/stat
-// (fields 14 and 15, in clock ticks of 1/100 s).
-func procCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no ')'", pid)
-	}
-	f := strings.Fields(s[i+1:]) // f[0] is field 3 (state)
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
-	}
-	ut, err1 := strconv.ParseUint(f[11], 10, 64)
-	st, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: utime %q, stime %q", pid, f[11], f[12])
-	}
-	return time.Duration(ut+st) * 10 * time.Millisecond, nil
 }

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/peersession/peersession/bench/internal/procstat"
 )
 
 // httpClient is every request's client: a request to a paused or cut-off
@@ -147,23 +149,18 @@ type client struct {
 func (cl *client) principal(slot int) string { return fmt.Sprintf("u%d.%d", cl.n, slot) }
 func (cl *client) key(slot int) string       { return fmt.Sprintf("c%d.%d", cl.n, slot) }
 
+// run does one operation per tick of the client's rate until ctx ends,
+// each while the checker's gate is open.
 func (cl *client) run(ctx context.Context) {
-	tick := time.NewTicker(time.Duration(float64(time.Second) / cl.w.rate))
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	procstat.Every(ctx, time.Duration(float64(time.Second)/cl.w.rate), func() {
 		cl.w.gate.RLock()
+		defer cl.w.gate.RUnlock()
 		if ctx.Err() == nil {
 			opCtx, done := cl.w.opContext(ctx)
 			cl.one(opCtx)
 			done()
 		}
-		cl.w.gate.RUnlock()
-	}
+	})
 }
 
 // pick draws an operation from the mix.

@@ -62,22 +62,12 @@ func (c *stuckConn) SetWriteDeadline(t time.Time) error {
 
 func TestCancelInterruptsSendToStuckPeer(t *testing.T) {
 	t.Parallel()
-	var mu sync.Mutex // guards conns
-	var conns []*stuckConn
+	dials := &dialRecorder[*stuckConn]{wrap: func(c net.Conn) *stuckConn {
+		return &stuckConn{Conn: c, changed: make(chan struct{}), blocked: make(chan struct{})}
+	}}
 	a := newTestNode(t, func(c *Config) {
 		relaxed(c)
-		c.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			var d net.Dialer
-			conn, err := d.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			sc := &stuckConn{Conn: conn, changed: make(chan struct{}), blocked: make(chan struct{})}
-			mu.Lock()
-			conns = append(conns, sc)
-			mu.Unlock()
-			return sc, nil
-		}
+		c.Dial = dials.dial
 	})
 	join(t, a)
 	b := newTestNode(t, func(c *Config) { relaxed(c); seeds(a)(c) })
@@ -89,10 +79,9 @@ func TestCancelInterruptsSendToStuckPeer(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	require.NoError(t, a.Send(ctx, b.Self().ID, []byte("first")))
-	mu.Lock()
+	conns := dials.dialed()
 	require.Len(t, conns, 1)
 	sc := conns[0]
-	mu.Unlock()
 	sc.mu.Lock()
 	sc.stuck = true
 	sc.mu.Unlock()
@@ -115,7 +104,5 @@ func TestCancelInterruptsSendToStuckPeer(t *testing.T) {
 		fs := b.rec.framesFrom(a.Self().ID)
 		return len(fs) == 2 && string(fs[1]) == "third"
 	}, waitFor, tick)
-	mu.Lock()
-	require.Len(t, conns, 2)
-	mu.Unlock()
+	require.Len(t, dials.dialed(), 2)
 }

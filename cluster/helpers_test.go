@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"sync"
 	"testing"
@@ -241,4 +242,33 @@ func sendRetry(t *testing.T, from *Node, to string, frame []byte) {
 		defer cancel()
 		return from.Send(ctx, to, frame) == nil
 	}, waitFor, 20*time.Millisecond)
+}
+
+// dialRecorder is a Config.Dial that wraps each stream connection it
+// opens with wrap and keeps them, in order, for the test to reach.
+type dialRecorder[T net.Conn] struct {
+	wrap  func(net.Conn) T
+	mu    sync.Mutex // guards conns
+	conns []T
+}
+
+// dial is the Config.Dial.
+func (r *dialRecorder[T]) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	c := r.wrap(conn)
+	r.mu.Lock()
+	r.conns = append(r.conns, c)
+	r.mu.Unlock()
+	return c, nil
+}
+
+// dialed returns the connections opened so far.
+func (r *dialRecorder[T]) dialed() []T {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]T(nil), r.conns...)
 }

@@ -37,22 +37,10 @@ func (c *cutConn) Write(b []byte) (int, error) {
 // so none arrives twice and none is lost.
 func TestSendFramesCutShortWritesTheRestOnce(t *testing.T) {
 	t.Parallel()
-	var mu sync.Mutex // guards conns
-	var conns []*cutConn
+	dials := &dialRecorder[*cutConn]{wrap: func(c net.Conn) *cutConn { return &cutConn{Conn: c, cut: -1} }}
 	a := newTestNode(t, func(c *Config) {
 		relaxed(c)
-		c.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			var d net.Dialer
-			conn, err := d.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			cc := &cutConn{Conn: conn, cut: -1}
-			mu.Lock()
-			conns = append(conns, cc)
-			mu.Unlock()
-			return cc, nil
-		}
+		c.Dial = dials.dial
 	})
 	join(t, a)
 	b := newTestNode(t, func(c *Config) { relaxed(c); seeds(a)(c) })
@@ -65,19 +53,16 @@ func TestSendFramesCutShortWritesTheRestOnce(t *testing.T) {
 	// Each of these frames is one sealed message of 2+1+3+16 bytes: the
 	// cut lets the first two through whole and 5 bytes of the third.
 	const sealed = 2 + 1 + 3 + tagSize
-	mu.Lock()
+	conns := dials.dialed()
 	require.Len(t, conns, 1)
 	conns[0].mu.Lock()
 	conns[0].cut = 2*sealed + 5
 	conns[0].mu.Unlock()
-	mu.Unlock()
 	require.NoError(t, a.SendFrames(ctx, b.Self().ID, [][]byte{[]byte("one"), []byte("two"), []byte("six")}))
 
 	waitFrames(t, b, a, 4)
 	got := b.rec.framesFrom(a.Self().ID)
 	require.Equal(t, [][]byte{[]byte("first"), []byte("one"), []byte("two"), []byte("six")}, got)
-	mu.Lock()
-	require.Len(t, conns, 2, "redialed once")
-	mu.Unlock()
+	require.Len(t, dials.dialed(), 2, "redialed once")
 	require.EqualValues(t, 4, a.Stats().FramesOut)
 }

@@ -65,14 +65,7 @@ func TestCancelInterruptsSendToStuckPeer(t *testing.T) {
 	dials := &dialRecorder[*stuckConn]{wrap: func(c net.Conn) *stuckConn {
 		return &stuckConn{Conn: c, changed: make(chan struct{}), blocked: make(chan struct{})}
 	}}
-	a := newTestNode(t, func(c *Config) {
-		relaxed(c)
-		c.Dial = dials.dial
-	})
-	join(t, a)
-	b := newTestNode(t, func(c *Config) { relaxed(c); seeds(a)(c) })
-	join(t, b)
-	waitPeers(t, a, b)
+	a, b := pairDialingWith(t, dials.dial)
 
 	// The same context for every Send, as the replication sender does:
 	// the first write dials; then the peer stops reading.

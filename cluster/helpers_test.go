@@ -272,3 +272,18 @@ func (r *dialRecorder[T]) dialed() []T {
 	defer r.mu.Unlock()
 	return append([]T(nil), r.conns...)
 }
+
+// pairDialingWith starts node a, whose stream connections go through dial,
+// and node b joined to it, and waits until each lists the other.
+func pairDialingWith(t *testing.T, dial func(ctx context.Context, network, addr string) (net.Conn, error)) (a, b testNode) {
+	t.Helper()
+	a = newTestNode(t, func(c *Config) {
+		relaxed(c)
+		c.Dial = dial
+	})
+	join(t, a)
+	b = newTestNode(t, func(c *Config) { relaxed(c); seeds(a)(c) })
+	join(t, b)
+	waitPeers(t, a, b)
+	return a, b
+}

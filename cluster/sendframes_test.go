@@ -38,14 +38,7 @@ func (c *cutConn) Write(b []byte) (int, error) {
 func TestSendFramesCutShortWritesTheRestOnce(t *testing.T) {
 	t.Parallel()
 	dials := &dialRecorder[*cutConn]{wrap: func(c net.Conn) *cutConn { return &cutConn{Conn: c, cut: -1} }}
-	a := newTestNode(t, func(c *Config) {
-		relaxed(c)
-		c.Dial = dials.dial
-	})
-	join(t, a)
-	b := newTestNode(t, func(c *Config) { relaxed(c); seeds(a)(c) })
-	join(t, b)
-	waitPeers(t, a, b)
+	a, b := pairDialingWith(t, dials.dial)
 	ctx := context.Background()
 	require.NoError(t, a.Send(ctx, b.Self().ID, []byte("first"))) // dials
 	waitFrames(t, b, a, 1)

@@ -1,12 +1,14 @@
 package peersession
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"slices"
 	"sync/atomic"
 	"time"
 
+	"github.com/peersession/peersession/cluster"
 	"github.com/peersession/peersession/internal/ratelog"
 	"github.com/peersession/peersession/replicate"
 )
@@ -16,14 +18,16 @@ import (
 // their future), or it would refuse theirs, and a change it acknowledged
 // would be lost or, once the clocks agree, win over later writes made
 // elsewhere. Each peer's clock offset is measured on memberlist's pings
-// (cluster.Node.ClockOffsets). Once a strict majority of its live peers
-// is measured, a node whose clock differs by more than MaxClockSkew from a
-// strict majority of the measured ones (from the only one, in a pair), or
-// whose hybrid clock still stamps versions that far ahead of theirs
-// (written while its clock was ahead), is clock-fenced: every local change
-// fails with ErrClockSkew before it is applied, and ReadyHandler answers
-// 503. Reads, and changes replicated from peers, go on. A pair with one
-// wrong clock fences both nodes: neither can tell which clock is wrong.
+// (cluster.Node.ClockOffsets). A node whose clock differs by more than
+// MaxClockSkew from a strict majority of its measured peers (from the only
+// one, in a pair), or whose hybrid clock still stamps versions that far
+// ahead of theirs (written while its clock was ahead), is clock-fenced:
+// every local change fails with ErrClockSkew before it is applied, and
+// ReadyHandler answers 503. Reads, and changes replicated from peers, go
+// on. A pair with one wrong clock fences both nodes: neither can tell which
+// clock is wrong. A joining node reports ready only once it has compared
+// its clock with a peer's (waitClock), so that one started with a wrong
+// clock is fenced before it is sent any request.
 
 // maxClockSkew is replicate's refusal bound, which the root leaves at its
 // default: the fence keeps a node from writing what its peers refuse.
@@ -32,6 +36,8 @@ const maxClockSkew = replicate.DefaultMaxClockSkew
 // clockVerdict is why a node is clock-fenced.
 type clockVerdict struct {
 	off, measured int           // peers too far away, of those measured
+	stepped       int           // of off, those measured before a step of this node's clock
+	step          time.Duration // the largest such step
 	skew          time.Duration // this node's wall clock minus the median peer's
 	lead          time.Duration // how far the hybrid clock is ahead of this node's wall clock
 }
@@ -41,31 +47,45 @@ type clockVerdict struct {
 func (v *clockVerdict) stampSkew() time.Duration { return v.lead + v.skew }
 
 // judgeClock returns the verdict on this node's clock, or nil when the
-// node may take writes. offsets are its peers' clocks minus its own wall
-// clock; lead is how far its hybrid clock's newest version is ahead of
-// its wall clock (zero if behind), as after writes made while the wall
-// clock was ahead and since set back: the next version it stamps is
-// lead − offset ahead of a peer's clock. A peer is too far away when
-// that is over maxSkew (it would refuse the node's changes), or when its
-// clock is over maxSkew ahead (the node would refuse its changes). The
-// node is fenced when a strict majority of its measured peers are too
-// far away, once a strict majority of its live peers is measured (so that
-// a node that has measured only a wrong clock so far, just after it
-// started, does not fence itself); never when none is.
-func judgeClock(offsets map[string]time.Duration, live int, lead, maxSkew time.Duration) *clockVerdict {
+// node may take writes. clocks are its measured peers' (offsets: their
+// clock minus its own wall clock); lead is how far its hybrid clock's
+// newest version is ahead of its wall clock (zero if behind), as after
+// writes made while the wall clock was ahead and since set back: the next
+// version it stamps is lead − offset ahead of a peer's clock. A peer is
+// too far away when that is over maxSkew (it would refuse the node's
+// changes), when its clock is over maxSkew ahead (the node would refuse
+// its changes), or when it was measured before this node's clock was
+// stepped by more than maxSkew: its offset, corrected for the step, is
+// only as good as its sample, and the peer's clock may have been stepped
+// too since (set right after being off, in the chaos harness), which only
+// a new ping shows. The node is fenced when a strict majority of its
+// measured peers are too far away; never when none is measured. So a node
+// that has measured only a wrong clock yet (just after it or that peer
+// started) fences itself until it measures another: a probe interval or
+// two without writes, rather than writes its peers might refuse. Waiting
+// for a majority of the live peers instead let a node whose clock was
+// stepped while a peer was not measured yet take writes its peers refused.
+func judgeClock(clocks map[string]cluster.PeerClock, lead, maxSkew time.Duration) *clockVerdict {
 	var all []time.Duration
-	off := 0
-	for _, d := range offsets {
+	v := clockVerdict{lead: lead}
+	for _, c := range clocks {
+		d := c.Offset
 		all = append(all, d)
-		if lead-d > maxSkew || d > maxSkew {
-			off++
+		switch {
+		case lead-d > maxSkew || d > maxSkew:
+			v.off++
+		case c.Step.Abs() > maxSkew:
+			v.off++
+			v.stepped++
+			v.step = max(v.step, c.Step.Abs())
 		}
 	}
-	if len(all) == 0 || 2*len(all) <= live || 2*off <= len(all) {
+	if len(all) == 0 || 2*v.off <= len(all) {
 		return nil
 	}
 	slices.Sort(all)
-	return &clockVerdict{off: off, measured: len(all), skew: -all[len(all)/2], lead: lead}
+	v.measured, v.skew = len(all), -all[len(all)/2]
+	return &v
 }
 
 // stamping reports whether the node is fenced for the versions its hybrid
@@ -85,6 +105,11 @@ func (v *clockVerdict) ahead() time.Duration {
 
 // err is the error of a write refused for this verdict.
 func (v *clockVerdict) err() error {
+	if v.stepped > 0 && !v.stamping() && 2*(v.off-v.stepped) <= v.measured {
+		return fmt.Errorf("%w: this node's clock was stepped by about %s since %d of its %d measured peers were measured, more than %s: "+
+			"it takes writes again once their clocks are measured again (a probe interval or two); if its clock keeps jumping, check its time sync (NTP)",
+			ErrClockSkew, v.step.Round(time.Second), v.stepped, v.measured, maxClockSkew)
+	}
 	if v.stamping() {
 		return fmt.Errorf("%w: this node stamps versions about %s ahead of its peers' clocks (%d of the %d measured are more than %s off), "+
 			"from writes made while its clock was ahead (its clock itself is %s off): its peers would refuse its changes. "+
@@ -140,12 +165,28 @@ func (f *clockFence) current(r *replication) *clockVerdict {
 	return s.v
 }
 
+// trusted reports whether a version may be stamped with the wall clock
+// reading wall (Unix nanoseconds): not when this node's clock was stepped
+// by more than clockStep since the verdict, which the write being stamped
+// was judged by: it passed the fence a moment before the step. The hybrid
+// clock then orders the version on its counter alone (model.Clock.SetTrust),
+// so that it is not stamped in the peers' future, and the next write
+// judges again. The chaos harness found such a write, stamped 91 s ahead.
+func (f *clockFence) trusted(r *replication, wall int64) bool {
+	s := f.state.Load()
+	return s == nil || stampTrusted(s.drift, r.node.ClockDriftAt(wall))
+}
+
+// stampTrusted is trusted's rule: the drift at the verdict and at the
+// reading differ by at most clockStep.
+func stampTrusted(verdict, now time.Duration) bool { return (now - verdict).Abs() <= clockStep }
+
 // judge reaches a verdict from the peers' offsets measured now, and keeps
 // it.
 func (f *clockFence) judge(r *replication) *fenceState {
 	drift := r.node.ClockDrift()
 	lead := time.Duration(max(0, r.st.clock.Last().Wall-r.st.clock.Wall().UnixNano()))
-	s := &fenceState{judgeClock(r.node.ClockOffsets(), len(r.node.Peers()), lead, maxClockSkew), drift}
+	s := &fenceState{judgeClock(r.node.PeerClocks(), lead, maxClockSkew), drift}
 	f.state.Store(s)
 	return s
 }
@@ -187,6 +228,40 @@ func (f *clockFence) logChange(v *clockVerdict, now time.Time, log *slog.Logger)
 	}
 	log.Warn("peersession: clock fence lifted: this node's clock agrees with its peers' again; it takes writes and reports ready",
 		"changes", n)
+}
+
+// clockJudgeProbes and clockJudgeMax bound how long a node that has
+// joined waits to measure a peer's clock before it reports ready: the
+// lesser of that many probe intervals and that long. A peer is probed
+// within an interval, unless pings fail (UDP blocked: the TCP fallback
+// carries no clock) or every peer is of a release that sends none, which
+// the node learns from their first answer.
+const (
+	clockJudgeProbes = 3
+	clockJudgeMax    = 3 * time.Second
+)
+
+// waitClock returns once this node's clock has been compared with a
+// peer's, and judged (or it has no live peer, or every live peer sends no
+// clock), or the bound (clockJudgeProbes, clockJudgeMax) has passed, or
+// ctx ends.
+func (r *replication) waitClock(ctx context.Context) {
+	probe := r.node.ProbeInterval()
+	deadline := time.Now().Add(min(clockJudgeProbes*probe, clockJudgeMax))
+	t := time.NewTicker(max(probe/10, time.Millisecond))
+	defer t.Stop()
+	for {
+		peers := len(r.node.Peers())
+		if peers == 0 || len(r.node.ClockOffsets()) > 0 || r.node.ClocklessPeers() == peers || !time.Now().Before(deadline) {
+			r.fence.judge(r)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // clockFenceLoop updates the fence every probe interval (about as often

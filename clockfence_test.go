@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peersession/peersession/cluster"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -20,14 +21,15 @@ import (
 
 // A node's clock is off by 2 minutes, and its peers' are right: the rule
 // is that a node more than a minute from a strict majority of its measured
-// peers is fenced, from its only peer in a pair.
+// peers is fenced, from its only peer in a pair; a node that has measured
+// no peer is not judged (WaitReady waits for one).
 func TestJudgeClock(t *testing.T) {
 	const m = time.Minute
 	type offs = map[string]time.Duration
 	for _, c := range []struct {
 		name     string
 		offsets  offs
-		live     int           // live peers; 0: those in offsets
+		steps    offs          // this node's clock stepped since each was measured
 		lead     time.Duration // the hybrid clock ahead of the wall clock
 		fenced   bool
 		ahead    time.Duration
@@ -43,21 +45,29 @@ func TestJudgeClock(t *testing.T) {
 		{name: "one of two peers off: not a majority", offsets: offs{"a": -2 * m, "b": 0}},
 		{name: "two of three", offsets: offs{"a": 2 * m, "b": 3 * m, "c": 0}, fenced: true, ahead: -2 * m},
 		{name: "two of four: not a strict majority", offsets: offs{"a": 2 * m, "b": 3 * m, "c": 0, "d": 0}},
-		// Just started: only the wrong clock measured yet, of two peers.
-		{name: "one of two peers measured: not judged yet", offsets: offs{"a": 2 * m}, live: 2},
-		{name: "two of three measured, both off", offsets: offs{"a": 2 * m, "b": 2 * m}, live: 3, fenced: true, ahead: -2 * m},
-		{name: "two of four measured: not judged yet", offsets: offs{"a": 2 * m, "b": 2 * m}, live: 4},
+		// Only the measured peers count: a node that has measured only a
+		// wrong clock yet, or whose own clock was stepped before it
+		// measured the rest, is fenced until it measures another.
+		{name: "one of three peers measured, off", offsets: offs{"a": 2 * m}, fenced: true, ahead: -2 * m},
+		// A peer measured before this node's clock was stepped by more
+		// than the bound counts as off until it is measured again: its
+		// own clock may have been stepped too since (chaos harness: a
+		// peer set right just before this node's step).
+		{name: "stepped ahead, one sample stale", offsets: offs{"a": -91 * time.Second, "b": time.Second}, steps: offs{"a": 91 * time.Second, "b": 91 * time.Second}, fenced: true, ahead: -time.Second},
+		{name: "set right, not measured since", offsets: offs{"a": 0, "b": 0}, steps: offs{"a": -91 * time.Second, "b": -91 * time.Second}, fenced: true},
+		{name: "set right, one measured since", offsets: offs{"a": 0, "b": 0, "c": 0}, steps: offs{"a": -91 * time.Second}},
+		{name: "stepped within the bound", offsets: offs{"a": 0, "b": 0}, steps: offs{"a": 30 * time.Second, "b": 30 * time.Second}},
 		// The clock was ahead, wrote, and was set right: its next
 		// versions are still ahead of its peers' clocks.
 		{name: "stamps ahead, clock right", offsets: offs{"a": 0, "b": 0}, lead: 2 * m, fenced: true, ahead: 2 * m, stamping: true},
 		{name: "stamps ahead within the bound", offsets: offs{"a": 0, "b": 0}, lead: 30 * time.Second},
 		{name: "stamps ahead of a clock behind: caught up with the peers'", offsets: offs{"a": 2 * m, "b": 2 * m}, lead: 2 * m, fenced: true, ahead: -2 * m},
 	} {
-		live := c.live
-		if live == 0 {
-			live = len(c.offsets)
+		clocks := make(map[string]cluster.PeerClock)
+		for id, d := range c.offsets {
+			clocks[id] = cluster.PeerClock{Offset: d, Step: c.steps[id]}
 		}
-		v := judgeClock(c.offsets, live, c.lead, m)
+		v := judgeClock(clocks, c.lead, m)
 		if !c.fenced {
 			assert.Nil(t, v, c.name)
 			continue
@@ -129,9 +139,8 @@ func TestNodeWithClockFarAheadStopsTakingWritesAndTheOthersGoOn(t *testing.T) {
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	ctx := context.Background()
 
-	// A session written before c is fenced (the window of a probe cycle
-	// or two) would be refused by the others: write only once it is.
-	require.Eventually(t, func() bool { return fenced(c) }, waitFor, tick, "c never noticed its clock")
+	// c was judged before it reported ready: fenced before any write.
+	require.True(t, fenced(c), "c is fenced once WaitReady returns")
 	const fencedLine, liftedLine = "clock-fenced: this node refuses writes", "clock fence lifted"
 	require.Eventually(t, func() bool { return logs.Count(fencedLine) == 1 }, waitFor, tick, "c said it is fenced")
 
@@ -324,7 +333,7 @@ func TestClockFenceLogsItsChangesRateLimited(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	f := clockFence{}
 	f.fencedLog.Every, f.clearLog.Every = 10*time.Second, 10*time.Second
-	fence := judgeClock(map[string]time.Duration{"a": 2 * time.Minute}, 1, 0, time.Minute)
+	fence := judgeClock(map[string]cluster.PeerClock{"a": {Offset: 2 * time.Minute}}, 0, time.Minute)
 	t0 := time.Now()
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
 	const fencedLine, liftedLine = "clock-fenced", "clock fence lifted"
@@ -397,4 +406,14 @@ func BenchmarkClockFenceCheck(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// A version is stamped with the wall clock only when the clock was not
+// stepped since the verdict the write was judged by.
+func TestStampTrustedOnlyWithoutAStepSinceTheVerdict(t *testing.T) {
+	const d = 3 * time.Second // the drift at the verdict
+	assert.True(t, stampTrusted(d, d), "no step")
+	assert.True(t, stampTrusted(d, d+clockStep), "up to clockStep")
+	assert.False(t, stampTrusted(d, d+91*time.Second), "stepped ahead since")
+	assert.False(t, stampTrusted(d, d-91*time.Second), "stepped back since")
 }

@@ -7,7 +7,7 @@ import (
 // ReadyHandler serves a readiness probe (Kubernetes' readinessProbe, a
 // load balancer's health check): 200 once the store can serve — a single
 // node at once, a clustered node once its join-time state transfer has
-// ended (see WaitReady) — and 503 before that, when joining failed (the
+// ended and its clock was compared with a peer's (see WaitReady) — and 503 before that, when joining failed (the
 // body says why), while the node is clock-fenced (its clock too far from
 // its peers' to take writes: see ErrClockSkew), and again from the moment
 // Close begins, so that a node shutting down is taken out of rotation
@@ -41,6 +41,6 @@ func (st *Store) notReady() string {
 		}
 		return ""
 	default:
-		return "joining the cluster: state transfer not done"
+		return "joining the cluster: state transfer, or the first comparison of clocks with a peer, not done"
 	}
 }

@@ -26,7 +26,7 @@ type replication struct {
 	arrivalWait  time.Duration // how long it waits: FetchTimeout/20, at most maxArrivalWait
 	alone        atomic.Bool   // became ready without any peer: sync from the first one
 	ctx          context.Context
-	ready        chan struct{} // closed when the join-time state transfer ended
+	ready        chan struct{} // closed when the join-time state transfer ended and the clock was compared (waitClock)
 	readyErr     error         // set before ready is closed
 	stopTransfer context.CancelFunc
 
@@ -121,6 +121,7 @@ func startReplication(st *Store, cfg ClusterConfig, h hooks) (*replication, erro
 	ctx, cancel := context.WithCancel(context.Background())
 	r.ctx, r.stopTransfer = ctx, cancel
 	r.fence.fencedLog.Every, r.fence.clearLog.Every = 10*time.Second, 10*time.Second
+	st.clock.SetTrust(func(wall int64) bool { return r.fence.trusted(r, wall) })
 	st.wg.Add(1)
 	go r.clockFenceLoop()
 	handler.repl.Store(r) // before Join too: a PeerUp may come right after it
@@ -148,6 +149,9 @@ func startReplication(st *Store, cfg ClusterConfig, h hooks) (*replication, erro
 		}
 		r.readyErr = r.transferLoop(ctx)
 		r.transferDur.Store(int64(max(time.Since(start), 1)))
+		if r.readyErr == nil {
+			r.waitClock(ctx)
+		}
 		if r.readyErr == nil && len(eng.Stats().Peers) == 0 {
 			r.alone.Store(true) // ready with nobody to sync from
 			if len(eng.Stats().Peers) > 0 {
@@ -318,8 +322,10 @@ func (r *replication) close() error {
 // WaitReady blocks until the store has its share of the cluster's state:
 // at once on a single node; after the join-time state transfer in a
 // cluster (the whole state from one peer, then what the others hold that
-// it lacked; immediately when it is the first node). Serve requests only
-// after it returns, as Tomcat waits for its state transfer before opening
+// it lacked; immediately when it is the first node), and once its clock
+// has been compared with a peer's (a probe interval or so; at most three, or 3 s),
+// so that a node started with a wrong clock is clock-fenced (ErrClockSkew)
+// before it takes a write. Serve requests only after it returns, as Tomcat waits for its state transfer before opening
 // its HTTP port.
 //
 // A node whose seeds answered but refused it (ClusterConfig.Keys or Label

@@ -61,17 +61,19 @@ type clockProbe struct {
 	wall0, mono0 time.Time
 	manual       atomic.Bool // the wall clock was seen standing still: a fake one
 
-	mu       sync.Mutex // guards samples, lastWall and lastMono
-	samples  map[string]clockSample
-	lastWall int64     // the wall clock's last reading seen, Unix nanoseconds
-	lastMono time.Time // when it was taken, on the monotonic clock
+	mu        sync.Mutex // guards samples, clockless, lastWall and lastMono
+	samples   map[string]clockSample
+	clockless map[string]bool // peers whose pings came back without a clock: an older release
+	lastWall  int64           // the wall clock's last reading seen, Unix nanoseconds
+	lastMono  time.Time       // when it was taken, on the monotonic clock
 }
 
 var _ memberlist.PingDelegate = (*clockProbe)(nil)
 
 func newClockProbe(wall func() time.Time, ignored *atomic.Uint64) *clockProbe {
 	mono := time.Now()
-	return &clockProbe{wall: wall, ignored: ignored, wall0: wall(), mono0: mono, samples: make(map[string]clockSample)}
+	return &clockProbe{wall: wall, ignored: ignored, wall0: wall(), mono0: mono,
+		samples: make(map[string]clockSample), clockless: make(map[string]bool)}
 }
 
 // driftAt is how far the wall clock reading wall, taken at mono on the
@@ -109,8 +111,11 @@ func (c *clockProbe) AckPayload() []byte { return encodeClockPayload(c.wall()) }
 // NotifyPingComplete implements memberlist.PingDelegate. A payload that is
 // not a clock reading (none from an older node; garbage) is ignored.
 func (c *clockProbe) NotifyPingComplete(other *memberlist.Node, rtt time.Duration, payload []byte) {
-	if len(payload) == 0 {
-		return // a node of a release that sends no clock
+	if len(payload) == 0 { // a node of a release that sends no clock
+		c.mu.Lock()
+		c.clockless[other.Name] = true
+		c.mu.Unlock()
+		return
 	}
 	theirs, ok := decodeClockPayload(payload)
 	if !ok || rtt < 0 {
@@ -133,6 +138,7 @@ func (c *clockProbe) record(id string, offset, drift time.Duration, now time.Tim
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.samples[id] = clockSample{offset: offset, drift: drift, at: now}
+	delete(c.clockless, id)
 	maxAge := c.maxAge(len(c.samples))
 	for p, s := range c.samples {
 		if now.Sub(s.at) > maxAge {
@@ -146,6 +152,7 @@ func (c *clockProbe) forget(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.samples, id)
+	delete(c.clockless, id)
 }
 
 // maxAge is how long a sample stays fresh with this many peers:
@@ -154,37 +161,51 @@ func (c *clockProbe) maxAge(peers int) time.Duration {
 	return clockSampleCycles * time.Duration(peers+1) * c.probe
 }
 
-// fresh returns the offsets of the peers in live whose sample is fresh at
+// fresh returns the clocks of the peers in live whose sample is fresh at
 // now, by peer ID, corrected for the steps of this node's clock since they
 // were taken (drift is its drift now).
-func (c *clockProbe) fresh(live []string, now time.Time, drift time.Duration) map[string]time.Duration {
+func (c *clockProbe) fresh(live []string, now time.Time, drift time.Duration) map[string]PeerClock {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make(map[string]time.Duration, len(live))
+	out := make(map[string]PeerClock, len(live))
 	maxAge := c.maxAge(len(live))
 	for _, id := range live {
 		if s, ok := c.samples[id]; ok && now.Sub(s.at) <= maxAge {
-			out[id] = s.offset
+			pc := PeerClock{Offset: s.offset}
 			if !c.manual.Load() {
-				out[id] -= drift - s.drift
+				pc.Step = drift - s.drift
+				pc.Offset -= pc.Step
 			}
+			out[id] = pc
 		}
 	}
 	return out
 }
 
-// ClockOffsets returns, for each live peer measured lately, how far its
-// wall clock is ahead of this node's (negative: behind), by peer ID; a
-// peer not measured yet, or not lately, is absent. An offset is measured
-// on memberlist's pings, within half their round trip; a peer is measured
-// about once every (members × ProbeInterval), and its sample is forgotten
-// after ten such cycles without a new one, or at once when it leaves or
-// dies. A step of this node's own clock (Config.Clock set forward or back)
-// shows at once: each offset is corrected by the step since it was
-// measured (see ClockDrift), unless the clock is a fake one that stands
-// still between steps. Peers of releases that do not send their clock are
-// never measured.
-func (n *Node) ClockOffsets() map[string]time.Duration {
+// PeerClock is a live peer's clock as this node measured it last.
+type PeerClock struct {
+	// Offset is how far the peer's wall clock is ahead of this node's
+	// (negative: behind), corrected for Step.
+	Offset time.Duration
+	// Step is how far this node's own wall clock was stepped since the
+	// offset was measured (zero for a fake clock that stands still
+	// between steps): the correction applied. An offset corrected for a
+	// large step is only as good as the sample: the peer's clock may
+	// have been stepped too since, which only a new ping shows.
+	Step time.Duration
+}
+
+// PeerClocks returns, for each live peer measured lately, its clock as
+// measured, by peer ID; a peer not measured yet, or not lately, is absent.
+// An offset is measured on memberlist's pings, within half their round
+// trip; a peer is measured about once every (members × ProbeInterval),
+// and its sample is forgotten after ten such cycles without a new one, or
+// at once when it leaves or dies. A step of this node's own clock
+// (Config.Clock set forward or back) shows at once: each offset is
+// corrected by the step since it was measured (see ClockDrift), unless
+// the clock is a fake one that stands still between steps. Peers of
+// releases that do not send their clock are never measured.
+func (n *Node) PeerClocks() map[string]PeerClock {
 	var live []string
 	for _, p := range n.Peers() {
 		live = append(live, p.ID)
@@ -197,12 +218,49 @@ func (n *Node) ClockOffsets() map[string]time.Duration {
 	return n.clock.fresh(live, now, n.clock.driftAt(wall, now))
 }
 
+// ClockOffsets returns the offsets of PeerClocks: for each live peer
+// measured lately, how far its wall clock is ahead of this node's.
+func (n *Node) ClockOffsets() map[string]time.Duration {
+	out := make(map[string]time.Duration)
+	for id, pc := range n.PeerClocks() {
+		out[id] = pc.Offset
+	}
+	return out
+}
+
+// ClocklessPeers returns how many of the live peers answered a ping
+// without a clock reading (nodes of a release that sends none): they are
+// never measured, and ClockOffsets never has them.
+func (n *Node) ClocklessPeers() int {
+	peers := n.Peers()
+	n.clock.mu.Lock()
+	defer n.clock.mu.Unlock()
+	k := 0
+	for _, p := range peers {
+		if n.clock.clockless[p.ID] {
+			k++
+		}
+	}
+	return k
+}
+
 // ClockDrift is how far this node's wall clock (Config.Clock) has moved
 // against the monotonic clock since New: it changes when the wall clock is
 // stepped, by the step, and barely otherwise; it is zero for a fake clock
 // that stands still between steps (a test's). A caller that keeps a
 // judgement of ClockOffsets re-reads them when it changes.
 func (n *Node) ClockDrift() time.Duration { return n.clock.drift() }
+
+// ClockDriftAt is ClockDrift as of the wall clock reading wall (Unix
+// nanoseconds), taken just before: what a caller that stamped with that
+// reading compares with the drift its judgement of ClockOffsets was made
+// at. Zero for a fake clock, as ClockDrift.
+func (n *Node) ClockDriftAt(wall int64) time.Duration {
+	if n.clock.manual.Load() {
+		return 0
+	}
+	return n.clock.driftAt(time.Unix(0, wall), time.Now())
+}
 
 // ProbeInterval is memberlist's ProbeInterval (after Config.Tune): about
 // how often ClockOffsets may change.

@@ -131,7 +131,8 @@ func TestClockPayloadThatIsNoClockReadingIsIgnored(t *testing.T) {
 }
 
 // Nodes of releases before clock offsets ack with no payload: they are not
-// measured, and nothing is counted as ignored.
+// measured, nothing is counted as ignored, and they are counted as
+// clockless (a joining node does not wait to measure them).
 func TestPeerThatSendsNoClockIsNotMeasured(t *testing.T) {
 	var seen pingSpy
 	a := newTestNode(t, seen.spy)
@@ -148,7 +149,9 @@ func TestPeerThatSendsNoClockIsNotMeasured(t *testing.T) {
 	assert.Empty(t, seen.acksFrom(o.Self().ID)[0])
 	assert.NotContains(t, a.ClockOffsets(), o.Self().ID)
 	assert.Zero(t, a.Stats().ClockPayloadsIgnored)
+	assert.Equal(t, 1, a.ClocklessPeers())
 	waitOffsets(t, o, a) // the old node's peers still answer with their clock
+	assert.Zero(t, o.ClocklessPeers())
 }
 
 // A peer that dies is forgotten: its sample goes with it.

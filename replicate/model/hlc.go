@@ -1,7 +1,9 @@
 package model
 
 import (
+	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -63,8 +65,9 @@ func MaxVersion(a, b Version) Version {
 // The zero Clock is not usable; create one with NewClock. It is safe for
 // concurrent use.
 type Clock struct {
-	node uint64
-	now  func() time.Time
+	node  uint64
+	now   func() time.Time
+	trust atomic.Pointer[func(wall int64) bool] // see SetTrust; nil: every reading
 
 	mu   sync.Mutex // guards wall and seq
 	wall int64
@@ -87,10 +90,28 @@ func (c *Clock) Node() uint64 { return c.node }
 // remote version's Wall is compared with to bound clock skew.
 func (c *Clock) Wall() time.Time { return c.now() }
 
+// SetTrust makes Now ask trust whether it may use each reading of the wall
+// clock (Unix nanoseconds); a reading it does not trust is passed over, and
+// the Version is ordered after the last one on the counter alone, as when
+// the wall clock is behind. The root uses it to keep a write whose clock
+// was stepped after the write was judged (see its clock fence) from being
+// stamped in its peers' future. trust must be fast and must not call the
+// Clock. nil trusts every reading.
+func (c *Clock) SetTrust(trust func(wall int64) bool) {
+	if trust == nil {
+		c.trust.Store(nil)
+		return
+	}
+	c.trust.Store(&trust)
+}
+
 // Now returns a new Version, larger than every Version this clock has
 // returned or observed.
 func (c *Clock) Now() Version {
 	pt := c.now().UnixNano()
+	if trust := c.trust.Load(); trust != nil && !(*trust)(pt) {
+		pt = math.MinInt64 // the counter alone
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if pt > c.wall {

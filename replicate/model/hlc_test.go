@@ -67,6 +67,23 @@ func TestClockNowWallGoesBack(t *testing.T) {
 	require.Equal(t, ver(time.Unix(1001, 0).UnixNano(), 0, 1), d, "catches up with the wall clock")
 }
 
+// A reading SetTrust's function does not trust (a step the caller has not
+// judged yet) is passed over: the Version follows the last one on the
+// counter alone, and the clock moves on with the next trusted reading.
+func TestClockPassesOverAnUntrustedReading(t *testing.T) {
+	wall := testclock.New(time.Unix(1000, 0))
+	c := model.NewClock(1, wall.Now)
+	limit := time.Unix(1001, 0).UnixNano()
+	c.SetTrust(func(w int64) bool { return w <= limit })
+	a := c.Now()
+	wall.Set(time.Unix(1120, 0)) // stepped two minutes ahead
+	b := c.Now()
+	require.Equal(t, ver(a.Wall, 1, 1), b, "ordered after a, not stamped ahead")
+	require.Equal(t, ver(a.Wall, 1, 1), c.Last())
+	c.SetTrust(nil)
+	require.Equal(t, ver(time.Unix(1120, 0).UnixNano(), 0, 1), c.Now(), "trusted again: the wall clock")
+}
+
 func TestClockSeqWraps(t *testing.T) {
 	wall := testclock.New(time.Unix(1000, 0))
 	c := model.NewClock(1, wall.Now)

@@ -181,9 +181,9 @@ func TestClockSamplesGoStale(t *testing.T) {
 
 	// Two peers: fresh for 10 × 3 × 1s.
 	live := []string{"p1", "p2"}
-	assert.Equal(t, map[string]time.Duration{"p1": time.Minute, "p2": -time.Minute}, c.fresh(live, t0.Add(30*time.Second), 0))
-	assert.Equal(t, map[string]time.Duration{"p2": -time.Minute}, c.fresh(live, t0.Add(31*time.Second), 0))
-	assert.Equal(t, map[string]time.Duration{"p1": time.Minute}, c.fresh([]string{"p1", "p3"}, t0, 0), "only live peers")
+	assert.Equal(t, map[string]PeerClock{"p1": {Offset: time.Minute}, "p2": {Offset: -time.Minute}}, c.fresh(live, t0.Add(30*time.Second), 0))
+	assert.Equal(t, map[string]PeerClock{"p2": {Offset: -time.Minute}}, c.fresh(live, t0.Add(31*time.Second), 0))
+	assert.Equal(t, map[string]PeerClock{"p1": {Offset: time.Minute}}, c.fresh([]string{"p1", "p3"}, t0, 0), "only live peers")
 
 	// A new sample drops those too old to count.
 	c.record("p3", 0, 0, t0.Add(time.Hour))
@@ -202,15 +202,17 @@ func keys[V any](m map[string]V) []string {
 
 // A step of this node's own clock shifts every offset by as much, at once:
 // the samples are corrected by how far the wall clock moved against the
-// monotonic one since they were taken.
+// monotonic one since they were taken, and say by how much (Step).
 func TestClockOffsetsFollowAStepOfTheOwnClockAtOnce(t *testing.T) {
 	c := newClockProbe(time.Now, new(atomic.Uint64))
 	c.probe = time.Second
 	t0 := time.Now()
 	c.record("p1", time.Minute, 0, t0)
 	c.record("p2", 0, 2*time.Minute, t0) // taken while this clock was 2 min ahead
-	assert.Equal(t, map[string]time.Duration{"p1": -time.Minute, "p2": 0}, c.fresh([]string{"p1", "p2"}, t0, 2*time.Minute), "stepped 2 min forward")
-	assert.Equal(t, map[string]time.Duration{"p1": time.Minute, "p2": 2 * time.Minute}, c.fresh([]string{"p1", "p2"}, t0, 0), "set back")
+	assert.Equal(t, map[string]PeerClock{"p1": {Offset: -time.Minute, Step: 2 * time.Minute}, "p2": {}},
+		c.fresh([]string{"p1", "p2"}, t0, 2*time.Minute), "stepped 2 min forward")
+	assert.Equal(t, map[string]PeerClock{"p1": {Offset: time.Minute}, "p2": {Offset: 2 * time.Minute, Step: -2 * time.Minute}},
+		c.fresh([]string{"p1", "p2"}, t0, 0), "set back")
 }
 
 // On real nodes: the node whose clock is stepped sees its peers' offsets
@@ -254,7 +256,7 @@ func TestClockOffsetsOfAFakeClockAreNotCorrected(t *testing.T) {
 	require.True(t, c.manual.Load(), "stood still for 5 ms: a fake clock")
 	fake = fake.Add(time.Hour) // a test moves every node's clock on
 	assert.Zero(t, c.drift())
-	assert.Equal(t, map[string]time.Duration{"p1": 0}, c.fresh([]string{"p1"}, t0, time.Hour), "no correction")
+	assert.Equal(t, map[string]PeerClock{"p1": {}}, c.fresh([]string{"p1"}, t0, time.Hour), "no correction")
 }
 
 // A real clock is never taken for a fake one.

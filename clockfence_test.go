@@ -325,6 +325,35 @@ func TestNodeThatStampedAheadStaysFencedUntilItsPeersCatchUp(t *testing.T) {
 	waitValue(t, b, tok, "from")
 }
 
+// Found by the chaos harness: b's clock was set right a moment before c's
+// was stepped ahead, and c still held b's sample from while b was ahead:
+// corrected for c's step, it said b agreed with c, and c took writes its
+// peers refused. A peer measured before a step of more than the bound now
+// counts as off until it is measured again, so c's very next write is
+// refused whether or not it has measured b since.
+func TestClockStepRightAfterAPeerWasSetRightFencesTheNextWrite(t *testing.T) {
+	clocks := map[string]*shiftable{"a": {}, "b": {}, "c": {}}
+	tc := newTestCluster(t, func(cfg *Config) { cfg.Now = clocks[cfg.Cluster.Name].Now })
+	nodes := tc.startAll("a", "b", "c")
+	c := nodes[2]
+	waitMeasured(t, c, 2)
+	bID := nodes[1].repl.node.Self().ID
+
+	clocks["b"].by.Store(int64(92 * time.Second))
+	require.Eventually(t, func() bool { return c.repl.node.ClockOffsets()[bID] > time.Minute }, waitFor, tick, "c never measured b ahead")
+	clocks["b"].by.Store(0)
+	clocks["c"].by.Store(int64(91 * time.Second))
+	_, err := c.Save(context.Background(), sessionWith(t, c, "k", "v"))
+	require.ErrorIs(t, err, ErrClockSkew, "the very next write")
+	assert.Zero(t, nodes[0].Stats().Replication.Skewed, "nothing sent from the future")
+
+	clocks["c"].by.Store(0)
+	require.Eventually(t, func() bool { return !fenced(c) }, waitFor, tick, "c stayed fenced once measured again")
+	tok := savedSession(t, c, "from", "c")
+	waitValue(t, nodes[0], tok, "from")
+	waitValue(t, nodes[1], tok, "from")
+}
+
 // A verdict that flaps (a clock near the bound) costs at most one line of
 // each kind per 10 s, counting the changes since the last line, and the
 // last line ends up telling the current verdict.

@@ -367,6 +367,39 @@ func TestHealDigestDeclinedWhileChangesInFlightIsAnsweredOnceTheyLand(t *testing
 	assert.Equal(t, "A", b.value("in-flight", "from"))
 }
 
+// A heal's Digest declined for the whole retry window (the batch in flight
+// is stuck: a stream that died silently, a peer slow to ack) is answered
+// anyway rather than dropped, so the heal does not wait for the next random
+// round (the chaos harness saw a heal agree only after 27 s): what is in
+// flight is merely pushed twice, which merging ignores.
+func TestHealDigestDeclinedForTheWholeRetryWindowIsAnsweredAnyway(t *testing.T) {
+	net, nodes := newCluster(t, 2, func(c *Config) { c.AntiEntropyInterval = -1 })
+	a, b := nodes[0], nodes[1]
+	for _, n := range nodes {
+		require.NoError(t, n.e.Transfer(ctxTimeout(t, 5*time.Second)))
+	}
+	a.e.aeRetryDelay = time.Millisecond // the window: aeRetries looks, 1 ms apart
+	b.e.PeerDown("A", false)
+	for i := range 20 {
+		b.store.Apply([]model.Record{b.write(sessionID(i), "from", "B")}) // written while A was away
+	}
+	toB := net.link("A", "B")
+	toB.set(func(l *memLink) { l.blocked = true })
+	a.publish(a.write("in-flight", "from", "A"))
+	waitFor(t, "A's batch in flight", func() bool { return peerStats(a, "B").Batches >= 1 })
+
+	b.e.PeerUp("A")
+	waitFor(t, "A answered B's digest while its batch is still in flight", func() bool {
+		return toB.count(wire.MsgSummary) >= 1
+	})
+	require.Zero(t, peerStats(a, "B").Acked, "the batch is still in flight")
+
+	toB.set(func(l *memLink) { l.blocked = false })
+	waitFor(t, "the two sides agree", func() bool { return slices.Equal(a.e.Digest(), b.e.Digest()) })
+	assert.Equal(t, "B", a.value(sessionID(0), "from"))
+	assert.Equal(t, "A", b.value("in-flight", "from"))
+}
+
 // A node that has not finished its first state transfer does not heal
 // with a peer that comes up: the transfer brings it everything, and a
 // digest exchange would only send it all again.

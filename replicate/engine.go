@@ -43,6 +43,7 @@ type Engine struct {
 	transferSem  chan struct{} // a token per running state transfer
 	summaryMax   int           // most IDs per Summary frame: maxSummaryEntries; tests lower it
 	releaseAfter time.Duration // idle time after which a peer's sender returns its buffers: defaultReleaseAfter; tests lower it
+	aeRetryDelay time.Duration // between two looks at a declined Digest: defaultAERetryDelay; tests lower it
 	reqSeq       atomic.Uint64 // last Req of a TransferRequest or Fetch
 	settled      atomic.Bool   // a Transfer has ended: this node holds the state (see healWithLocked)
 	batchSeq     atomic.Uint64 // last Seq of a Batch, to any peer
@@ -84,6 +85,7 @@ func New(cfg Config) (*Engine, error) {
 		transferSem:  make(chan struct{}, cfg.MaxTransfers),
 		summaryMax:   maxSummaryEntries,
 		releaseAfter: defaultReleaseAfter,
+		aeRetryDelay: defaultAERetryDelay,
 		peers:        make(map[string]*peer),
 		fetches:      make(map[uint64]*fetchCall),
 		transfers:    make(map[uint64]*transferCall),

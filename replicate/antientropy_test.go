@@ -341,30 +341,12 @@ func TestPeerComingBackIsHealedAtOnce(t *testing.T) {
 // only one sent, and A, with a batch to B still in flight, declines it.
 // Random rounds are off: without the retry the two would never agree.
 func TestHealDigestDeclinedWhileChangesInFlightIsAnsweredOnceTheyLand(t *testing.T) {
-	net, nodes := newCluster(t, 2, func(c *Config) { c.AntiEntropyInterval = -1 })
-	a, b := nodes[0], nodes[1]
-	for _, n := range nodes {
-		require.NoError(t, n.e.Transfer(ctxTimeout(t, 5*time.Second)))
-	}
-	b.e.PeerDown("A", false)
-	for i := range 20 {
-		b.store.Apply([]model.Record{b.write(sessionID(i), "from", "B")}) // written while A was away
-	}
-	toB := net.link("A", "B")
-	toB.set(func(l *memLink) { l.blocked = true })
-	a.publish(a.write("in-flight", "from", "A"))
-	waitFor(t, "A's batch in flight", func() bool { return peerStats(a, "B").Batches >= 1 })
-
-	b.e.PeerUp("A")
+	net, a, b, toB := healWithABatchInFlight(t, defaultAERetryDelay)
 	waitFor(t, "A declined B's digest", func() bool {
 		return net.link("B", "A").delivered(wire.MsgDigest) == 1 && aeIdle(a, "B")
 	})
 	require.Zero(t, toB.count(wire.MsgSummary), "declined while the batch is in flight")
-
-	toB.set(func(l *memLink) { l.blocked = false })
-	waitFor(t, "the two sides agree", func() bool { return slices.Equal(a.e.Digest(), b.e.Digest()) })
-	assert.Equal(t, "B", a.value(sessionID(0), "from"))
-	assert.Equal(t, "A", b.value("in-flight", "from"))
+	landAndAgree(t, a, b, toB)
 }
 
 // A heal's Digest declined for the whole retry window (the batch in flight
@@ -373,27 +355,42 @@ func TestHealDigestDeclinedWhileChangesInFlightIsAnsweredOnceTheyLand(t *testing
 // round (the chaos harness saw a heal agree only after 27 s): what is in
 // flight is merely pushed twice, which merging ignores.
 func TestHealDigestDeclinedForTheWholeRetryWindowIsAnsweredAnyway(t *testing.T) {
-	net, nodes := newCluster(t, 2, func(c *Config) { c.AntiEntropyInterval = -1 })
-	a, b := nodes[0], nodes[1]
-	for _, n := range nodes {
-		require.NoError(t, n.e.Transfer(ctxTimeout(t, 5*time.Second)))
-	}
-	a.e.aeRetryDelay = time.Millisecond // the window: aeRetries looks, 1 ms apart
-	b.e.PeerDown("A", false)
-	for i := range 20 {
-		b.store.Apply([]model.Record{b.write(sessionID(i), "from", "B")}) // written while A was away
-	}
-	toB := net.link("A", "B")
-	toB.set(func(l *memLink) { l.blocked = true })
-	a.publish(a.write("in-flight", "from", "A"))
-	waitFor(t, "A's batch in flight", func() bool { return peerStats(a, "B").Batches >= 1 })
-
-	b.e.PeerUp("A")
+	_, a, b, toB := healWithABatchInFlight(t, time.Millisecond) // the window: aeRetries looks, 1 ms apart
 	waitFor(t, "A answered B's digest while its batch is still in flight", func() bool {
 		return toB.count(wire.MsgSummary) >= 1
 	})
 	require.Zero(t, peerStats(a, "B").Acked, "the batch is still in flight")
+	landAndAgree(t, a, b, toB)
+}
 
+// healWithABatchInFlight starts A and B, has B see A go and come back
+// with 20 sessions written meanwhile, while A's batch of one change to B
+// is held on the blocked link toB; A looks at a declined Digest again
+// every retryDelay.
+func healWithABatchInFlight(t *testing.T, retryDelay time.Duration) (net *memNet, a, b *testNode, toB *memLink) {
+	t.Helper()
+	net, nodes := newCluster(t, 2, func(c *Config) { c.AntiEntropyInterval = -1 })
+	a, b = nodes[0], nodes[1]
+	for _, n := range nodes {
+		require.NoError(t, n.e.Transfer(ctxTimeout(t, 5*time.Second)))
+	}
+	a.e.aeRetryDelay = retryDelay
+	b.e.PeerDown("A", false)
+	for i := range 20 {
+		b.store.Apply([]model.Record{b.write(sessionID(i), "from", "B")}) // written while A was away
+	}
+	toB = net.link("A", "B")
+	toB.set(func(l *memLink) { l.blocked = true })
+	a.publish(a.write("in-flight", "from", "A"))
+	waitFor(t, "A's batch in flight", func() bool { return peerStats(a, "B").Batches >= 1 })
+	b.e.PeerUp("A")
+	return net, a, b, toB
+}
+
+// landAndAgree lets A's batch land and waits until A and B agree, each
+// holding what the other wrote.
+func landAndAgree(t *testing.T, a, b *testNode, toB *memLink) {
+	t.Helper()
 	toB.set(func(l *memLink) { l.blocked = false })
 	waitFor(t, "the two sides agree", func() bool { return slices.Equal(a.e.Digest(), b.e.Digest()) })
 	assert.Equal(t, "B", a.value(sessionID(0), "from"))

@@ -244,6 +244,29 @@ func sendRetry(t *testing.T, from *Node, to string, frame []byte) {
 	}, waitFor, 20*time.Millisecond)
 }
 
+// deliverRetry sends frame from from to to until to has received it: a
+// Send that returns nil proves only that the frame reached a stream, and
+// one written into a stream the receiver has just closed is lost (the
+// sender notices, and redials, only at its next write). It returns the
+// frames to has received from from, each of them frame.
+func deliverRetry(t *testing.T, from, to testNode, frame []byte) [][]byte {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		if len(to.rec.framesFrom(from.Self().ID)) > 0 {
+			return true
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = from.Send(ctx, to.Self().ID, frame)
+		return false
+	}, waitFor, 20*time.Millisecond)
+	got := to.rec.framesFrom(from.Self().ID)
+	for _, f := range got {
+		require.Equal(t, frame, f)
+	}
+	return got
+}
+
 // dialRecorder is a Config.Dial that wraps each stream connection it
 // opens with wrap and keeps them, in order, for the test to reach.
 type dialRecorder[T net.Conn] struct {

@@ -92,8 +92,7 @@ func TestReceiverDropsFrameOverMaxFrame(t *testing.T) {
 	require.Eventually(t, func() bool { return a.Stats().StreamErrors == 1 }, waitFor, tick)
 	assert.Empty(t, a.rec.framesFrom(b.Self().ID))
 	// The sender notices the closed stream and redials.
-	sendRetry(t, b.Node, a.Self().ID, []byte("small"))
-	waitFrames(t, a, b, 1)
+	deliverRetry(t, b, a, []byte("small"))
 }
 
 func TestConcurrentSendersKeepPerSenderOrder(t *testing.T) {

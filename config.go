@@ -314,6 +314,18 @@ type ClusterConfig struct {
 	// sessions.
 	Insecure bool
 
+	// Copies is how many nodes hold each session. Zero, the default,
+	// means every node holds every session (full replication: reads are
+	// always local; fit for a handful of nodes). Two or more partitions
+	// the sessions (for larger clusters): each is held by Copies nodes,
+	// picked by rendezvous hashing of its ID over the live members' Names,
+	// and any node serves any session, a node that does not hold it with
+	// one bounded fetch from those that do (see docs/design.md,
+	// "Partitioned mode"). 1 is an error: a dead node would lose its
+	// sessions. Every node must have the same Copies: a node whose seeds
+	// have another gets an error from WaitReady.
+	Copies int
+
 	// Consistency is Async (the default) or Sync.
 	Consistency Consistency
 	// MinAcks is, in Sync mode, how many peers must have applied a change
@@ -347,11 +359,20 @@ func (c ClusterConfig) withDefaults() (ClusterConfig, error) {
 	if c.Name == "" {
 		return c, fmt.Errorf("peersession: ClusterConfig.Name is empty; give each node a unique, stable name")
 	}
+	switch {
+	case c.Copies == 1:
+		return c, fmt.Errorf("peersession: ClusterConfig.Copies is 1: a session on one node is lost when that node dies; set 2 or more (each session on that many nodes) or 0 (every node holds every session)")
+	case c.Copies < 0 || c.Copies > maxCopies:
+		return c, fmt.Errorf("peersession: ClusterConfig.Copies %d is out of range; set 0 (every node holds every session) or 2 to %d", c.Copies, maxCopies)
+	}
 	defaults.Set(&c.MinAcks, 1)
 	defaults.Set(&c.SyncTimeout, time.Second)
 	defaults.Set(&c.FetchTimeout, 100*time.Millisecond)
 	return c, nil
 }
+
+// maxCopies bounds ClusterConfig.Copies: what node metadata carries.
+const maxCopies = 255
 
 // clusterField names a cluster.Config field as ClusterConfig does.
 func clusterField(f string) string {
@@ -400,7 +421,7 @@ func (c *ClusterConfig) clusterConfig(log *slog.Logger, h cluster.Handler) clust
 		Name: c.Name, BindAddr: c.BindAddr, BindPort: c.BindPort,
 		AdvertiseAddr: c.AdvertiseAddr, AdvertisePort: c.AdvertisePort, StreamPort: c.StreamPort,
 		Seeds: c.Join, RejoinInterval: c.RejoinInterval, Label: c.Label,
-		Keys: c.Keys, Insecure: c.Insecure, Tune: c.Memberlist,
+		Keys: c.Keys, Insecure: c.Insecure, Tune: c.Memberlist, Copies: c.Copies,
 		Logger: log, Handler: h,
 		// The range of wire formats the engine speaks, announced in every
 		// stream handshake (see wire.FormatNewest).

@@ -35,6 +35,10 @@ type Config struct {
 	// Clock is this node's clock; the engine observes every remote
 	// version it applies.
 	Clock *model.Clock
+	// Placement, when set, says which peers hold each session
+	// (partitioned mode: see Placement); nil means every peer holds every
+	// session.
+	Placement Placement
 	// Logger receives the engine's logs; nil discards them.
 	Logger *slog.Logger
 	// QueueLimit is the most distinct sessions queued per peer; changes

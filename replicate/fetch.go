@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/peersession/peersession/replicate/model"
@@ -39,9 +40,19 @@ type fetchCall struct {
 // Fetch does not apply the record to the local store (the caller decides),
 // but it observes its versions, so writes that follow it order after it.
 func (e *Engine) Fetch(ctx context.Context, id string) (model.Record, bool, error) {
+	return e.FetchFrom(ctx, id, nil)
+}
+
+// FetchFrom is Fetch asking only the live peers for which ask(peer ID) is
+// true (every live peer if ask is nil): in partitioned mode, the holders of
+// the session first. With no such peer it returns found=false, err=nil.
+func (e *Engine) FetchFrom(ctx context.Context, id string, ask func(peer string) bool) (model.Record, bool, error) {
 	live, closed := e.livePeers()
 	if closed {
 		return model.Record{}, false, ErrClosed
+	}
+	if ask != nil {
+		live = slices.DeleteFunc(slices.Clone(live), func(p *peer) bool { return !ask(p.id) })
 	}
 	if len(live) == 0 {
 		return model.Record{}, false, nil
@@ -53,7 +64,7 @@ func (e *Engine) Fetch(ctx context.Context, id string) (model.Record, bool, erro
 	}
 	call := &fetchCall{id: id, pending: make(map[*peer]uint64, len(live)), done: make(chan struct{})}
 	now := time.Now()
-	var ask, probe []*peer
+	var asked, probe []*peer
 	for _, p := range live {
 		if !p.reach.answers() {
 			e.st.fetchSkips.Add(1)
@@ -63,18 +74,18 @@ func (e *Engine) Fetch(ctx context.Context, id string) (model.Record, bool, erro
 			continue
 		}
 		call.pending[p] = p.reach.heard.Load()
-		ask = append(ask, p)
+		asked = append(asked, p)
 	}
 	for _, p := range probe {
 		p.sendCtrl(frame, nil)
 	}
-	if len(ask) == 0 {
+	if len(asked) == 0 {
 		return model.Record{}, false, fmt.Errorf("%w: fetch: none of the %d live peers answers (streams lost, sends failing, or fetches left unanswered)", ErrNotEnoughPeers, len(live))
 	}
 	e.callMu.Lock()
 	e.fetches[req] = call
 	e.callMu.Unlock()
-	for _, p := range ask {
+	for _, p := range asked {
 		if !p.sendCtrl(frame, nil) {
 			e.callMu.Lock()
 			e.fetchDoneLocked(call, p)

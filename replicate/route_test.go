@@ -16,7 +16,9 @@ import (
 
 // fixedPlacement is a Placement over the node names of a memNet (the
 // names are the peer IDs there), changed by the test.
-type fixedPlacement struct{ v atomic.Pointer[placement.View] }
+type fixedPlacement struct {
+	v atomic.Pointer[placement.View]
+}
 
 func newFixedPlacement(copies int, names ...string) *fixedPlacement {
 	p := &fixedPlacement{}

@@ -69,6 +69,29 @@ func (t *Ticket) Held() bool {
 	return done && err == nil
 }
 
+// Peers returns how many peers the ticket's changes were queued for: with
+// a Placement, the live peers that hold their sessions.
+func (t *Ticket) Peers() int {
+	if t == nil {
+		return 0
+	}
+	return len(t.refs)
+}
+
+// AckedBy reports whether peer has applied every change of the ticket
+// queued for it (false if none was).
+func (t *Ticket) AckedBy(peer string) bool {
+	if t == nil {
+		return false
+	}
+	for _, r := range t.refs {
+		if r.p.id == peer {
+			return r.p.window.ackedGen.Load() >= r.gen && !r.dropped && !r.p.window.lostGen(r.gen)
+		}
+	}
+	return false
+}
+
 // wait is Wait; responsive makes peers that do not answer count as down.
 func (t *Ticket) wait(ctx context.Context, minAcks int, responsive bool) error {
 	if t == nil || minAcks == 0 || t.empty {

@@ -166,7 +166,17 @@ func (st *Store) commitUpdateLocked(ctx context.Context, s *Session) (commitResu
 	if s.touch {
 		d.Access = now.UnixNano()
 	}
-	_, next, err := st.mergeIn(d, applyOpts{mustExist: true, now: now})
+	var next *entry
+	var err error
+	if st.strays(s) {
+		// Partitioned, and this node does not hold the session: the copy
+		// the request loaded (fetched from the holders, and not stored, or
+		// stored and handed over since) is what the change applies to.
+		// Stored, it is handed over and dropped (rebalance.go).
+		_, next, err = st.mergeIn(model.Merge(s.base.rec, d), applyOpts{now: now})
+	} else {
+		_, next, err = st.mergeIn(d, applyOpts{mustExist: true, now: now})
+	}
 	if errors.Is(err, ErrSessionEnded) {
 		s.resetLocked(nil)
 		s.token, s.id = "", ""
@@ -183,6 +193,9 @@ func (st *Store) commitUpdateLocked(ctx context.Context, s *Session) (commitResu
 func (st *Store) commitRenewLocked(ctx context.Context, s *Session) (commitResult, error) {
 	oldID := s.id
 	cur := st.lookup(oldID)
+	if st.strays(s) {
+		cur = s.base // see commitUpdateLocked
+	}
 	if cur == nil {
 		s.resetLocked(nil)
 		s.token, s.id = "", ""
@@ -252,6 +265,18 @@ func (st *Store) commitDestroyLocked(ctx context.Context, s *Session) (commitRes
 		return res, nil
 	}
 	return res, st.replicateOut(ctx, tomb)
+}
+
+// strays reports whether committing s makes a stray: in partitioned mode,
+// this node does not hold s's session, which the request loaded alive
+// (from its holders), and has no tombstone of it. s.mu must be held.
+func (st *Store) strays(s *Session) bool {
+	pt := st.part.Load()
+	if pt == nil || s.base == nil || s.id == "" || pt.holds(s.id) || !st.alive(s.base, st.cfg.Now()) {
+		return false
+	}
+	e := st.shards.get(s.id)
+	return e == nil || !e.rec.IsDead()
 }
 
 // resetLocked clears s's pending changes after a commit; base is the

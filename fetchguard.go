@@ -31,6 +31,10 @@ const (
 type fetchResult struct {
 	hit     bool // a newer copy of the session arrived and was merged
 	missing bool // no peer that answered in time had the session
+	// entry is, in partitioned mode on a node that does not hold the
+	// session, the copy fetched (merged with this node's, if any) for the
+	// reads to use: it is not stored here (see replication.fetch).
+	entry *entry
 }
 
 // fetchOutcome is what fetchGuard.do did for a read.
@@ -63,6 +67,7 @@ type fetchGuard struct {
 type flight struct {
 	done    chan struct{} // closed when the fetch has ended and its result is merged
 	waiting int           // reads waiting for it; guarded by fetchGuard.mu
+	entry   *entry        // the fetch's fetchResult.entry; set before done is closed
 }
 
 // do runs fetch for session id, or waits for the one under way, or
@@ -79,6 +84,7 @@ func (g *fetchGuard) do(ctx context.Context, id string, now time.Time,
 		g.mu.Unlock()
 		select {
 		case <-f.done:
+			return fetchMerged, fetchResult{entry: f.entry} // entry set before done closed
 		case <-ctx.Done():
 		}
 		return fetchMerged, fetchResult{}
@@ -105,6 +111,7 @@ func (g *fetchGuard) do(ctx context.Context, id string, now time.Time,
 		if res.missing {
 			g.misses.add(id, now.Add(missTTL))
 		}
+		f.entry = res.entry
 		g.mu.Unlock()
 		close(f.done)
 	}()

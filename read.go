@@ -48,7 +48,21 @@ func (st *Store) find(ctx context.Context, token string, stamp int64) (*entry, t
 	if !st.alive(e, now) {
 		e = nil
 	}
-	if st.repl == nil || stamp == 0 || (e != nil && e.stamp >= stamp) {
+	if st.repl == nil {
+		return e, now
+	}
+	if pt := st.repl.part; pt != nil && (e == nil || !pt.holds(string(idb[:]))) {
+		// Partitioned: a node that does not hold the session does not
+		// trust its copy (it is not kept up to date), and one that holds
+		// it but has no copy may be a new holder the session is on its
+		// way to: both ask (the holders first).
+		if stamp-now.UnixNano() > int64(maxStampAhead) {
+			st.stats.stampsRejected.Add(1)
+			stamp = 0
+		}
+		return st.fetchNewer(ctx, string(idb[:]), stamp)
+	}
+	if stamp == 0 || (e != nil && e.stamp >= stamp) {
 		return e, now
 	}
 	if stamp-now.UnixNano() > int64(maxStampAhead) {
@@ -76,6 +90,9 @@ func (st *Store) fetchNewer(ctx context.Context, id string, stamp int64) (*entry
 		// have delivered the change meanwhile.
 		now := st.cfg.Now()
 		e := st.shards.get(id)
+		if res.entry != nil {
+			e = res.entry // partitioned, not a holder: the copy fetched
+		}
 		if !st.alive(e, now) {
 			e = nil
 		}

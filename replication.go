@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -20,6 +21,7 @@ type replication struct {
 	cfg  ClusterConfig
 	node *cluster.Node
 	eng  *replicate.Engine
+	part *partition // the placement in partitioned mode (ClusterConfig.Copies); nil in full replication
 
 	transferDur  atomic.Int64  // nanoseconds the state transfer took, once ended
 	arrivals     *arrivals     // reads waiting for a change on its way (read.go)
@@ -42,9 +44,13 @@ type replication struct {
 type handler struct {
 	eng  atomic.Pointer[replicate.Engine]
 	repl atomic.Pointer[replication]
+	part atomic.Pointer[partition] // set in partitioned mode: told of peers before the engine
 }
 
 func (h *handler) PeerUp(p cluster.Peer) {
+	if pt := h.part.Load(); pt != nil {
+		pt.up(p)
+	}
 	if e := h.eng.Load(); e != nil {
 		e.PeerUp(p.ID)
 	}
@@ -54,6 +60,9 @@ func (h *handler) PeerUp(p cluster.Peer) {
 }
 
 func (h *handler) PeerDown(p cluster.Peer, left bool) {
+	if pt := h.part.Load(); pt != nil {
+		pt.down(p)
+	}
 	if e := h.eng.Load(); e != nil {
 		e.PeerDown(p.ID, left)
 	}
@@ -97,6 +106,14 @@ func startReplication(st *Store, cfg ClusterConfig, h hooks) (*replication, erro
 		h.nodeStarted(node)
 	}
 	arr := &arrivals{}
+	var part *partition
+	var placement replicate.Placement // nil: full replication
+	if cfg.Copies > 0 {
+		part = newPartition(cfg.Copies, node.Self())
+		placement = part
+		handler.part.Store(part)
+		st.part.Store(part)
+	}
 	ackDelay := time.Duration(0) // the default: an Ack may wait up to 2ms for a Batch to go with
 	if cfg.Consistency == Sync {
 		ackDelay = -1 // a Sync write waits for its Acks: each goes at once
@@ -106,6 +123,7 @@ func startReplication(st *Store, cfg ClusterConfig, h hooks) (*replication, erro
 		Network:             node,
 		Store:               wakingStore{replStore{st}, arr},
 		Clock:               st.clock,
+		Placement:           placement,
 		Logger:              st.cfg.Logger,
 		AntiEntropyInterval: cfg.AntiEntropyInterval,
 		AckDelay:            ackDelay,
@@ -115,7 +133,7 @@ func startReplication(st *Store, cfg ClusterConfig, h hooks) (*replication, erro
 		return nil, fmt.Errorf("peersession: start replication: %w", err)
 	}
 	handler.eng.Store(eng)
-	r := &replication{st: st, cfg: cfg, node: node, eng: eng, ready: make(chan struct{}),
+	r := &replication{st: st, cfg: cfg, node: node, eng: eng, part: part, ready: make(chan struct{}),
 		arrivals: arr, arrivalWait: min(cfg.FetchTimeout/20, maxArrivalWait),
 		stamps: newStampKeys(cfg.Keys, cfg.Label)}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -123,6 +141,10 @@ func startReplication(st *Store, cfg ClusterConfig, h hooks) (*replication, erro
 	r.fence.fencedLog.Every, r.fence.clearLog.Every = 10*time.Second, 10*time.Second
 	st.wg.Add(1)
 	go r.clockFenceLoop()
+	if part != nil {
+		st.wg.Add(1)
+		go r.rebalanceLoop()
+	}
 	handler.repl.Store(r) // before Join too: a PeerUp may come right after it
 	joined := true
 	var refused error // seeds answered but refused this node: WaitReady's error
@@ -258,6 +280,11 @@ func (r *replication) publish(ctx context.Context, deltas []model.Record) error 
 	if everyPeer {
 		minAcks = AllPeers
 	}
+	if r.part != nil && minAcks > t.Peers() && t.Peers() > 0 {
+		// Partitioned: only the live holders other than this node can
+		// acknowledge (Copies-1 of them on a holder).
+		minAcks = t.Peers()
+	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.SyncTimeout)
 	defer cancel()
 	err := t.Wait(ctx, minAcks)
@@ -278,7 +305,7 @@ func (r *replication) publish(ctx context.Context, deltas []model.Record) error 
 func (r *replication) fetch(ctx context.Context, id string) fetchResult {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.FetchTimeout)
 	defer cancel()
-	rec, found, err := r.eng.Fetch(ctx, id)
+	rec, found, err := r.fetchRecord(ctx, id)
 	if err != nil {
 		return fetchResult{}
 	}
@@ -288,6 +315,16 @@ func (r *replication) fetch(ctx context.Context, id string) fetchResult {
 	if checkValues(&rec) != nil {
 		return fetchResult{}
 	}
+	if r.part != nil && !r.part.holds(id) {
+		// Not a holder: the copy serves this read and is not kept (a
+		// write that follows stores it, for as long as it takes to hand
+		// it over: see commitUpdateLocked and rebalance.go).
+		if local := r.st.shards.get(id); local != nil {
+			rec = model.Merge(local.rec, rec)
+		}
+		e := r.st.transientEntry(rec)
+		return fetchResult{entry: e, hit: e != nil}
+	}
 	prev, next, err := r.st.mergeIn(rec, applyOpts{})
 	if err != nil {
 		return fetchResult{}
@@ -295,6 +332,32 @@ func (r *replication) fetch(ctx context.Context, id string) fetchResult {
 	r.arrivals.arrived(id) // other reads may wait for it
 	r.st.fireEvents(prev, next, true)
 	return fetchResult{hit: prev != next}
+}
+
+// fetchRecord asks the peers for session id: every live peer in full
+// replication; in partitioned mode its holders first and, if none of them
+// has it (a rebalance still moving it, or a write on a node that does not
+// hold it still on its way), every other live peer, within the same
+// deadline, so that a session that exists somewhere is found.
+func (r *replication) fetchRecord(ctx context.Context, id string) (model.Record, bool, error) {
+	if r.part == nil {
+		return r.eng.Fetch(ctx, id)
+	}
+	var buf [8]string
+	hs := r.part.Holders(id, buf[:0])
+	isHolder := func(peer string) bool { return slices.Contains(hs, peer) }
+	rec, found, err := r.eng.FetchFrom(ctx, id, isHolder)
+	if found || ctx.Err() != nil {
+		return rec, found, err
+	}
+	rest, found2, err2 := r.eng.FetchFrom(ctx, id, func(peer string) bool { return !isHolder(peer) })
+	if found2 {
+		return rest, true, nil
+	}
+	if err != nil && err2 != nil {
+		return model.Record{}, false, err
+	}
+	return model.Record{}, false, nil
 }
 
 // close flushes queued changes, leaves the cluster and stops everything,

@@ -46,10 +46,11 @@ type Store struct {
 	shards     *shards
 	principals principalIndex
 	stats      counters
-	refusals   refusalLog    // changes from peers the store refused
-	admin      adminState    // the admin page's recent warnings and CSRF key (admin.go)
-	repl       *replication  // nil on a single node
-	disk       *persist.Disk // nil without Config.DataDir
+	refusals   refusalLog                // changes from peers the store refused
+	admin      adminState                // the admin page's recent warnings and CSRF key (admin.go)
+	repl       *replication              // nil on a single node
+	part       atomic.Pointer[partition] // the placement in partitioned mode (partition.go); set before the node joins
+	disk       *persist.Disk             // nil without Config.DataDir
 
 	count atomic.Int64 // entries that are not tombstones
 	bytes atomic.Int64 // sum of their sizes
@@ -174,6 +175,9 @@ func (st *Store) mergeIn(delta model.Record, o applyOpts) (prev, next *entry, er
 	if err == nil && next != prev && st.disk != nil {
 		st.disk.Dirty(delta.ID) // saved as it is when the writer gets to it
 	}
+	if pt := st.part.Load(); pt != nil && err == nil && next != prev && !pt.holds(delta.ID) {
+		pt.strays.add(delta.ID) // handed over to its holders, then dropped (rebalance.go)
+	}
 	if next != prev && next.rec.IsDead() && st.tombs.count.Load() > int64(st.cfg.MaxTombstones) {
 		st.dropOldTombstones()
 	}
@@ -241,6 +245,28 @@ func (st *Store) mergeShard(delta model.Record, o applyOpts) (prev, next *entry,
 	return prev, next, nil
 }
 
+// transientEntry returns an entry holding rec that is not stored (a
+// fetched copy on a node that does not hold the session, in partitioned
+// mode), or nil if rec is expired or a tombstone past its window.
+func (st *Store) transientEntry(rec model.Record) *entry {
+	now := st.cfg.Now()
+	if rec.IsDead() {
+		if rec.Deadline != 0 && now.UnixNano() >= rec.Deadline+int64(tombstoneGrace) {
+			return nil
+		}
+	} else if rec.Expired(now) {
+		return nil
+	}
+	e, keys := newEntry(len(rec.Keys))
+	rec.Keys = append(keys, rec.Keys...)
+	size := 0
+	if !rec.IsDead() {
+		size = sessionSize(&rec)
+	}
+	*e = entry{rec: rec, size: size, stamp: rec.MaxVersion().Wall}
+	return e
+}
+
 // account updates the count, byte and tombstone totals for an entry
 // replaced by next (nil when removed).
 func (st *Store) account(prev, next *entry) {
@@ -301,6 +327,11 @@ func (st *Store) destroyID(ctx context.Context, id string) (bool, error) {
 	}
 	if err := st.clockFenced(); err != nil {
 		return false, err
+	}
+	if st.repl != nil && st.repl.part != nil && (!st.repl.part.holds(id) || st.lookup(id) == nil) {
+		// Partitioned, and this node does not hold the session (or has
+		// no copy yet): end what its holders have.
+		st.repl.fetch(ctx, id)
 	}
 	e := st.lookup(id)
 	if e == nil {

@@ -146,7 +146,7 @@ func (g *nameGuard) refuse(p, held Peer) error {
 func (g *nameGuard) refuseCopies(p Peer, copies int) error {
 	if n, ok := g.log.Allow(time.Now(), 1); ok {
 		g.n.log.Warn("cluster: refused a member with another Copies; give every node the same",
-			"member", p.ID, "gossip", p.Gossip, "its_copies", copies, "copies", g.n.cfg.Copies, "refusals", n)
+			"member", p.ID, "gossip", p.Gossip, "peer_copies", copies, "copies", g.n.cfg.Copies, "refusals", n)
 	}
 	return fmt.Errorf("cluster: %s (%s) has Copies %d, this node %d", p.ID, p.Gossip, copies, g.n.cfg.Copies)
 }

@@ -1,0 +1,275 @@
+package peersession
+
+// Partitioned mode (ClusterConfig.Copies): each session on Copies nodes,
+// readable on every node, moved when membership changes, never lost and
+// never "not found" meanwhile. Real memberlist nodes over loopback.
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/peersession/peersession/cluster"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// withCopies sets ClusterConfig.Copies.
+func withCopies(n int) func(*Config) {
+	return func(c *Config) { c.Cluster.Copies = n }
+}
+
+// loadValue loads token on st, as a request would (fetching it from its
+// holders when st does not hold it), and returns key's value ("" if the
+// session or key is missing, or on error).
+func loadValue(t testing.TB, st *Store, token, key string) string {
+	s, err := st.Load(t.Context(), token)
+	if err != nil {
+		return ""
+	}
+	var v string
+	if _, err := s.Get(key, &v); err != nil {
+		return ""
+	}
+	return v
+}
+
+// holdersOf returns the nodes of nodes that hold token's session under
+// the placement st sees.
+func holdersOf(st *Store, token string, nodes ...*Store) []*Store {
+	tok, _ := parseCookie(token)
+	id := idOf(tok)
+	var out []*Store
+	for _, n := range nodes {
+		if st.repl.part.view.Load().pl.Holds(n.repl.cfg.Name, id) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// settled reports whether every node holds exactly the sessions the
+// placement gives it, each of tokens on its holders, and no strays wait.
+func settled(tokens []string, nodes ...*Store) bool { return unsettled(tokens, nodes...) == "" }
+
+// unsettled says why the sessions have not settled ("" if they have).
+func unsettled(tokens []string, nodes ...*Store) string {
+	for _, st := range nodes {
+		if n := st.repl.part.strays.len(); n > 0 {
+			return fmt.Sprintf("%d strays wait on %s", n, st.repl.cfg.Name)
+		}
+		if n := len(st.repl.part.view.Load().pl.Names()); n != len(nodes) {
+			return fmt.Sprintf("%s places on %d nodes", st.repl.cfg.Name, n)
+		}
+	}
+	for i, tok := range tokens {
+		hs := holdersOf(nodes[0], tok, nodes...)
+		for _, st := range nodes {
+			if has(st, tok) != containsStore(hs, st) {
+				return fmt.Sprintf("session %d: on %s %v, holder %v", i, st.repl.cfg.Name, has(st, tok), containsStore(hs, st))
+			}
+		}
+	}
+	return ""
+}
+
+// waitSettled waits until the sessions have settled on their holders.
+func waitSettled(t *testing.T, tokens []string, nodes ...*Store) {
+	t.Helper()
+	var why string
+	if !assert.Eventually(t, func() bool { why = unsettled(tokens, nodes...); return why == "" }, waitFor, tick) {
+		t.Fatalf("the sessions never settled on their holders: %s", why)
+	}
+}
+
+func containsStore(s []*Store, st *Store) bool {
+	for _, x := range s {
+		if x == st {
+			return true
+		}
+	}
+	return false
+}
+
+func TestPartitionedWriteOnAnyNodeIsReadableOnEveryNode(t *testing.T) {
+	tc := newTestCluster(t, withCopies(2))
+	nodes := tc.startAll("a", "b", "c", "d")
+	var tokens []string
+	for i := range 40 {
+		w := nodes[i%len(nodes)]
+		tok := create(t, w, map[string]any{"n": fmt.Sprint(i)})
+		tokens = append(tokens, tok)
+		for _, r := range nodes {
+			assert.Equal(t, fmt.Sprint(i), loadValue(t, r, tok, "n"), "session %d written on %s, read on %s", i, w.repl.cfg.Name, r.repl.cfg.Name)
+		}
+	}
+	waitSettled(t, tokens, nodes...)
+	total := 0
+	for _, st := range nodes {
+		total += st.Len()
+	}
+	assert.Equal(t, 2*len(tokens), total, "each session is held twice")
+}
+
+// reader reads every token on every node of on, round after round, until
+// stopped, and counts the reads that did not find the session (or found
+// the wrong value): with Copies >= 2 there must be none, whatever the
+// membership does meanwhile.
+type reader struct {
+	stop   chan struct{}
+	done   chan struct{}
+	reads  int
+	misses []string
+}
+
+func startReader(t *testing.T, tokens []string, want func(i int) string, on ...*Store) *reader {
+	r := &reader{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		for {
+			for i, tok := range tokens {
+				for _, st := range on {
+					select {
+					case <-r.stop:
+						return
+					default:
+					}
+					r.reads++
+					if got := loadValue(t, st, tok, "n"); got != want(i) {
+						r.misses = append(r.misses, fmt.Sprintf("session %d on %s: %q", i, st.repl.cfg.Name, got))
+					}
+				}
+			}
+		}
+	}()
+	return r
+}
+
+// end stops the reader after at least one more read and returns what it
+// saw.
+func (r *reader) end() (reads int, misses []string) {
+	close(r.stop)
+	<-r.done
+	return r.reads, r.misses
+}
+
+// Whenever a node joins, leaves or is killed, every session is brought
+// back to exactly its holders under the new membership (Copies of them),
+// none is lost, and no read anywhere meanwhile finds a session missing.
+func TestPartitionedRebalance(t *testing.T) {
+	for _, change := range []string{"join", "leave", "kill"} {
+		t.Run(change, func(t *testing.T) {
+			tc := newTestCluster(t, withCopies(2))
+			nodes := tc.startAll("a", "b", "c", "d")
+			var tokens []string
+			for i := range 200 {
+				tokens = append(tokens, create(t, nodes[i%len(nodes)], map[string]any{"n": fmt.Sprint(i)}))
+			}
+			want := func(i int) string { return fmt.Sprint(i) }
+			waitSettled(t, tokens, nodes...)
+
+			survivors := nodes
+			if change != "join" {
+				survivors = nodes[:3]
+			}
+			rd := startReader(t, tokens, want, survivors...)
+			after := survivors
+			switch change {
+			case "join":
+				e := tc.start("e")
+				after = append(append([]*Store(nil), nodes...), e)
+				tc.waitMembers(5, after...)
+			case "leave":
+				require.NoError(t, nodes[3].Close())
+				tc.waitMembers(3, after...)
+			case "kill":
+				kill(nodes[3])
+				tc.waitMembers(3, after...)
+			}
+			waitSettled(t, tokens, after...)
+			reads, misses := rd.end()
+			assert.Empty(t, misses, "reads that did not find a session (of %d)", reads)
+
+			total := 0
+			for _, st := range after {
+				total += st.Len()
+				for i, tok := range tokens {
+					require.Equal(t, want(i), loadValue(t, st, tok, "n"))
+				}
+			}
+			assert.Equal(t, 2*len(tokens), total, "each session is held exactly twice")
+			if change == "join" {
+				e := after[4]
+				assert.NotZero(t, e.Len(), "the new node holds nothing")
+				assert.NotZero(t, e.Stats().Replication.StraysDropped+nodes[0].Stats().Replication.StraysDropped+
+					nodes[1].Stats().Replication.StraysDropped+nodes[2].Stats().Replication.StraysDropped+
+					nodes[3].Stats().Replication.StraysDropped, "no node dropped what it no longer holds")
+			}
+		})
+	}
+}
+
+// Each node holds about Copies/N of the sessions, not all of them: memory
+// per node falls as nodes are added.
+func TestPartitionedNodesHoldCopiesOverNOfTheSessions(t *testing.T) {
+	tc := newTestCluster(t, withCopies(2))
+	nodes := tc.startAll("a", "b", "c", "d", "e", "f")
+	const n = 600
+	var tokens []string
+	for i := range n {
+		tokens = append(tokens, create(t, nodes[i%len(nodes)], map[string]any{"n": fmt.Sprint(i)}))
+	}
+	waitSettled(t, tokens, nodes...)
+	mean := 2 * n / len(nodes) // 200
+	total := 0
+	for _, st := range nodes {
+		total += st.Len()
+		// Rendezvous hashing spreads 600 sessions within a few standard
+		// deviations (~12) of the mean.
+		assert.InDelta(t, mean, st.Len(), float64(mean)/4, "%s holds %d sessions", st.repl.cfg.Name, st.Len())
+	}
+	assert.Equal(t, 2*n, total)
+}
+
+// Every node of a cluster must place sessions alike: a node whose Copies
+// differs from its seeds' is refused, and WaitReady says so, naming both
+// values; the cluster goes on without it. A Copies of 1 is refused by New.
+func TestCopiesThatDifferAreRefused(t *testing.T) {
+	for _, tt := range []struct {
+		name            string
+		cluster, joiner int
+	}{
+		{"partitioned node, full cluster", 0, 2},
+		{"full node, partitioned cluster", 2, 0},
+		{"other copies", 2, 3},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tc := newTestCluster(t, withCopies(tt.cluster))
+			nodes := tc.startAll("a", "b")
+			seed := tc.seeds[0]
+			cfg := ClusterConfig{Name: "intruder", Join: []string{seed}, Label: "test", Keys: [][]byte{testKey},
+				Memberlist: fastTimers, Copies: tt.joiner}
+			st, err := New(Config{Cluster: &cfg, Logger: slog.New(slog.DiscardHandler)})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = st.Close() })
+			err = refusalWithin(t, st)
+			require.ErrorIs(t, err, cluster.ErrCopiesDiffer)
+			assert.Contains(t, err.Error(), fmt.Sprintf("has ClusterConfig.Copies %d and this node %d: give every node the same ClusterConfig.Copies",
+				tt.cluster, tt.joiner))
+			assert.Equal(t, 1, alive(st))
+			for _, n := range nodes {
+				assert.Equal(t, 2, alive(n), "a member took the node in")
+			}
+			assertServes(t, nodes[0], nodes[1])
+		})
+	}
+	for copies, want := range map[int]string{
+		1:  "peersession: ClusterConfig.Copies is 1: a session on one node is lost when that node dies; set 2 or more",
+		-1: "peersession: ClusterConfig.Copies -1 is out of range",
+	} {
+		_, err := New(Config{Cluster: &ClusterConfig{Name: "a", Copies: copies}})
+		require.Error(t, err)
+		assert.True(t, strings.HasPrefix(err.Error(), want), err.Error())
+	}
+}

@@ -273,3 +273,47 @@ func TestCopiesThatDifferAreRefused(t *testing.T) {
 		assert.True(t, strings.HasPrefix(err.Error(), want), err.Error())
 	}
 }
+
+// "Log out everywhere" finds every session of a user, whichever nodes
+// hold them: each node indexes only its own, so the node asked asks every
+// peer, and counts each session once however many holders ended it.
+func TestPartitionedDestroyPrincipalEndsSessionsOnEveryNode(t *testing.T) {
+	tc := newTestCluster(t, withCopies(2))
+	nodes := tc.startAll("a", "b", "c", "d")
+	var alice, bob []string
+	for i := range 24 {
+		st := nodes[i%len(nodes)]
+		s := sessionWith(t, st, "n", fmt.Sprint(i))
+		user := "alice"
+		if i%3 == 0 {
+			user = "bob"
+		}
+		require.NoError(t, s.SetPrincipal(user))
+		tok := save(t, st, s)
+		if user == "alice" {
+			alice = append(alice, tok)
+		} else {
+			bob = append(bob, tok)
+		}
+	}
+	waitSettled(t, append(append([]string(nil), alice...), bob...), nodes...)
+	asker := nodes[0]
+	require.Less(t, len(asker.PrincipalSessions("alice")), len(alice), "the asker indexes only the sessions it holds")
+
+	n, err := asker.DestroyPrincipal(t.Context(), "alice")
+	require.NoError(t, err)
+	assert.Equal(t, len(alice), n, "each of alice's sessions counted once")
+	for _, st := range nodes {
+		for _, tok := range alice {
+			_, err := st.Load(t.Context(), tok)
+			assert.ErrorIs(t, err, ErrNotFound, "alice's session still loads on %s", st.repl.cfg.Name)
+		}
+		for i, tok := range bob {
+			assert.NotEmpty(t, loadValue(t, st, tok, "n"), "bob's session %d is gone on %s", i, st.repl.cfg.Name)
+		}
+		assert.Empty(t, st.PrincipalSessions("alice"))
+	}
+	n, err = nodes[2].DestroyPrincipal(t.Context(), "alice")
+	require.NoError(t, err)
+	assert.Zero(t, n, "nothing left to end")
+}

@@ -83,11 +83,13 @@ func (h *handler) StreamLost(peer string) {
 }
 
 // startReplication starts the cluster node and the replication engine
-// for st, and joins the cluster; h holds the tests' seams (see hooks).
-func startReplication(st *Store, cfg ClusterConfig, h hooks) (*replication, error) {
+// for st, sets st.repl, and joins the cluster; h holds the tests' seams
+// (see hooks). st.repl is set before the node joins (and before handler
+// calls reach st), and never again.
+func startReplication(st *Store, cfg ClusterConfig, h hooks) error {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	handler := &handler{}
 	cc := cfg.clusterConfig(st.cfg.Logger, handler)
@@ -98,9 +100,9 @@ func startReplication(st *Store, cfg ClusterConfig, h hooks) (*replication, erro
 	node, err := cluster.New(cc)
 	if err != nil {
 		if cerr := clusterError(err); cerr != nil {
-			return nil, cerr // a field to fix, named as in ClusterConfig
+			return cerr // a field to fix, named as in ClusterConfig
 		}
-		return nil, fmt.Errorf("peersession: start cluster node: %w", err)
+		return fmt.Errorf("peersession: start cluster node: %w", err)
 	}
 	if h.nodeStarted != nil {
 		h.nodeStarted(node)
@@ -119,18 +121,24 @@ func startReplication(st *Store, cfg ClusterConfig, h hooks) (*replication, erro
 		ackDelay = -1 // a Sync write waits for its Acks: each goes at once
 	}
 	eng, err := replicate.New(replicate.Config{
-		Self:                node.Self().ID,
-		Network:             node,
-		Store:               wakingStore{replStore{st}, arr},
-		Clock:               st.clock,
-		Placement:           placement,
+		Self:      node.Self().ID,
+		Network:   node,
+		Store:     wakingStore{replStore{st}, arr},
+		Clock:     st.clock,
+		Placement: placement,
+		EndPrincipal: func(ctx context.Context, p string) ([]string, error) {
+			if handler.repl.Load() == nil { // st.repl is set before it
+				return nil, errors.New("peersession: this node is still starting")
+			}
+			return st.endLocalPrincipal(ctx, p)
+		},
 		Logger:              st.cfg.Logger,
 		AntiEntropyInterval: cfg.AntiEntropyInterval,
 		AckDelay:            ackDelay,
 	})
 	if err != nil {
 		_ = node.Close()
-		return nil, fmt.Errorf("peersession: start replication: %w", err)
+		return fmt.Errorf("peersession: start replication: %w", err)
 	}
 	handler.eng.Store(eng)
 	r := &replication{st: st, cfg: cfg, node: node, eng: eng, part: part, ready: make(chan struct{}),
@@ -145,6 +153,7 @@ func startReplication(st *Store, cfg ClusterConfig, h hooks) (*replication, erro
 		st.wg.Add(1)
 		go r.rebalanceLoop()
 	}
+	st.repl = r
 	handler.repl.Store(r) // before Join too: a PeerUp may come right after it
 	joined := true
 	var refused error // seeds answered but refused this node: WaitReady's error
@@ -178,7 +187,7 @@ func startReplication(st *Store, cfg ClusterConfig, h hooks) (*replication, erro
 		}
 		close(r.ready)
 	}()
-	return r, nil
+	return nil
 }
 
 // peerUp runs the state transfer a node skipped because no peer was

@@ -100,7 +100,7 @@ func newStore(cfg Config, h hooks) (*Store, error) {
 		}
 	}
 	if cfg.Cluster != nil {
-		if st.repl, err = startReplication(st, *cfg.Cluster, h); err != nil {
+		if err = startReplication(st, *cfg.Cluster, h); err != nil { // sets st.repl
 			if st.disk != nil {
 				_ = st.disk.Close()
 			}
@@ -328,12 +328,19 @@ func (st *Store) destroyID(ctx context.Context, id string) (bool, error) {
 	if err := st.clockFenced(); err != nil {
 		return false, err
 	}
-	if st.repl != nil && st.repl.part != nil && (!st.repl.part.holds(id) || st.lookup(id) == nil) {
+	e := st.lookup(id)
+	if pt := st.part.Load(); pt != nil && (e == nil || !pt.holds(id)) {
 		// Partitioned, and this node does not hold the session (or has
 		// no copy yet): end what its holders have.
-		st.repl.fetch(ctx, id)
+		if res := st.repl.fetch(ctx, id); res.entry != nil {
+			e = res.entry // not a holder: fetched, not stored
+		} else {
+			e = st.lookup(id) // a holder: fetched and merged
+		}
+		if !st.alive(e, st.cfg.Now()) {
+			e = nil
+		}
 	}
-	e := st.lookup(id)
 	if e == nil {
 		return false, nil
 	}
@@ -343,7 +350,11 @@ func (st *Store) destroyID(ctx context.Context, id string) (bool, error) {
 		return false, err
 	}
 	st.fireEvents(prev, next, false)
-	return st.alive(prev, st.cfg.Now()), st.replicateOut(ctx, delta)
+	ended := st.alive(prev, st.cfg.Now())
+	if pt := st.part.Load(); pt != nil && !pt.holds(id) {
+		ended = true // alive as its holders had it (this node's copy, if any, is not kept up to date)
+	}
+	return ended, st.replicateOut(ctx, delta)
 }
 
 // tombstone returns the change that ends session id, whose record was

@@ -57,9 +57,10 @@ type Engine struct {
 	notifyMu sync.Mutex    // guards notifyCh
 	notifyCh chan struct{} // closed at the next broadcast; nil until someone waits
 
-	callMu    sync.Mutex // guards fetches and transfers, and the calls in them
-	fetches   map[uint64]*fetchCall
-	transfers map[uint64]*transferCall
+	callMu     sync.Mutex // guards fetches, transfers and principals, and the calls in them
+	fetches    map[uint64]*fetchCall
+	transfers  map[uint64]*transferCall
+	principals map[uint64]*principalCall
 
 	st engineCounters
 
@@ -87,6 +88,7 @@ func New(cfg Config) (*Engine, error) {
 		peers:        make(map[string]*peer),
 		fetches:      make(map[uint64]*fetchCall),
 		transfers:    make(map[uint64]*transferCall),
+		principals:   make(map[uint64]*principalCall),
 		skewLog:      ratelog.Limiter{Every: logEvery},
 		rejectLog:    ratelog.Limiter{Every: logEvery},
 	}
@@ -267,7 +269,7 @@ func (e *Engine) HandleFrame(from string, frame []byte) {
 	parked := false
 	if p == nil {
 		switch msg.(type) {
-		case *wire.Batch, *wire.TransferRequest, *wire.Fetch:
+		case *wire.Batch, *wire.TransferRequest, *wire.Fetch, *wire.EndPrincipal:
 			// Needs an answer: keep it until PeerUp (see early.go). Parked
 			// under e.mu, which PeerUp holds to take the parked frames, so
 			// a PeerUp running meanwhile cannot miss it.
@@ -308,6 +310,10 @@ func (e *Engine) HandleFrame(from string, frame []byte) {
 		e.handleFetch(p, m)
 	case *wire.FetchReply:
 		e.handleFetchReply(p, m)
+	case *wire.EndPrincipal:
+		e.handleEndPrincipal(p, m)
+	case *wire.PrincipalEnded:
+		e.handlePrincipalEnded(p, m)
 	}
 }
 

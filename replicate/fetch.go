@@ -204,7 +204,7 @@ func (e *Engine) handleFetchReply(p *peer, m *wire.FetchReply) {
 	}
 }
 
-// peerGone stops every Fetch and Transfer from waiting for p.
+// peerGone stops every Fetch, Transfer and EndPrincipal from waiting for p.
 func (e *Engine) peerGone(p *peer) {
 	e.callMu.Lock()
 	defer e.callMu.Unlock()
@@ -213,5 +213,8 @@ func (e *Engine) peerGone(p *peer) {
 	}
 	for _, call := range e.transfers {
 		e.transferChangedLocked(call, p, transferGone)
+	}
+	for _, call := range e.principals {
+		e.principalDoneLocked(call, p)
 	}
 }

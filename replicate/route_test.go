@@ -1,8 +1,10 @@
 package replicate
 
 import (
+	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/peersession/peersession/replicate/model"
 	"github.com/peersession/peersession/replicate/placement"
+	"github.com/peersession/peersession/replicate/wire"
 )
 
 // fixedPlacement is a Placement over the node names of a memNet (the
@@ -134,4 +137,38 @@ func TestAntiEntropyComparesOnlySharedSessions(t *testing.T) {
 	})
 	assert.Equal(t, len(shared), b.store.len(), "B got only the sessions it holds")
 	assert.Equal(t, a.e.digestOf(a.e.sharedWith(a.e.peers["B"])), b.e.digestOf(b.e.sharedWith(b.e.peers["A"])))
+}
+
+// EndPrincipal asks every peer to end the principal's sessions it holds
+// and returns the union of the IDs they ended; a peer that reads only
+// format 1 (which lacks the message) fails the call at once, asking
+// nobody.
+func TestEndPrincipalAsksEveryPeer(t *testing.T) {
+	ended := map[string][]string{"B": {"s1", "s2"}, "C": {"s2", "s3"}}
+	var mu sync.Mutex
+	asked := map[string]string{}
+	_, nodes := newCluster(t, 3, func(c *Config) {
+		self := c.Self
+		c.EndPrincipal = func(_ context.Context, p string) ([]string, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			asked[self] = p
+			return ended[self], nil
+		}
+	})
+	ids, err := nodes[0].e.EndPrincipal(ctxTimeout(t, 10*time.Second), "alice")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"s1", "s2", "s3"}, ids)
+	assert.Equal(t, map[string]string{"B": "alice", "C": "alice"}, asked)
+
+	net := newMemNet(t)
+	fn := &formatNet{Network: net.endpoint("A"), formats: map[string]int{"B": 1}}
+	e, err := New(Config{Self: "A", Network: fn, Store: newMemStore(), Clock: model.NewClock(1, nil), AntiEntropyInterval: -1})
+	require.NoError(t, err)
+	t.Cleanup(e.Close)
+	e.PeerUp("B")
+	_, err = e.EndPrincipal(ctxTimeout(t, 10*time.Second), "alice")
+	require.ErrorIs(t, err, ErrFormatTooOld)
+	assert.Contains(t, err.Error(), "peer B reads wire format 1")
+	assert.Zero(t, net.link("A", "B").count(wire.MsgEndPrincipal), "nobody was asked")
 }

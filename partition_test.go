@@ -66,8 +66,8 @@ func unsettled(tokens []string, nodes ...*Store) string {
 	for i, tok := range tokens {
 		hs := holdersOf(nodes[0], tok, nodes...)
 		for _, st := range nodes {
-			if has(st, tok) != containsStore(hs, st) {
-				return fmt.Sprintf("session %d: on %s %v, holder %v", i, st.repl.cfg.Name, has(st, tok), containsStore(hs, st))
+			if holdsCopy(st, tok) != containsStore(hs, st) {
+				return fmt.Sprintf("session %d: on %s %v, holder %v", i, st.repl.cfg.Name, holdsCopy(st, tok), containsStore(hs, st))
 			}
 		}
 	}

@@ -352,6 +352,11 @@ func (r *replication) fetchRecord(ctx context.Context, id string) (model.Record,
 	if r.part == nil {
 		return r.eng.Fetch(ctx, id)
 	}
+	if len(r.part.view.Load().names) <= 1 {
+		// No peer (cut off, or alone): nobody was asked, which says
+		// nothing of the session: not a miss to remember.
+		return model.Record{}, false, errNoPeerToAsk
+	}
 	var buf [8]string
 	hs := r.part.Holders(id, buf[:0])
 	isHolder := func(peer string) bool { return slices.Contains(hs, peer) }
@@ -368,6 +373,10 @@ func (r *replication) fetchRecord(ctx context.Context, id string) (model.Record,
 	}
 	return model.Record{}, false, nil
 }
+
+// errNoPeerToAsk is fetchRecord's error in partitioned mode when this node
+// has no peer.
+var errNoPeerToAsk = errors.New("peersession: no peer to ask")
 
 // close flushes queued changes, leaves the cluster and stops everything,
 // in that order.

@@ -80,6 +80,17 @@ const (
 // across processes and releases.
 func (e *Engine) Digest() []uint64 { return e.digestOf(nil) }
 
+// DigestWith returns the Digest anti-entropy compares with peer: of every
+// session, or, with a Placement, of the sessions both this node and peer
+// hold. Two nodes have converged when each one's DigestWith the other is
+// the same.
+func (e *Engine) DigestWith(peerID string) []uint64 {
+	if e.cfg.Placement == nil {
+		return e.Digest()
+	}
+	return e.digestOf(e.sharedWith(&peer{id: peerID}))
+}
+
 // digestOf is the Digest of the sessions keep keeps (all if keep is nil):
 // in partitioned mode, those both nodes comparing hold.
 func (e *Engine) digestOf(keep func(id string) bool) []uint64 {

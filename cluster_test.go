@@ -178,6 +178,11 @@ func value(st *Store, token, key string) string {
 	if e == nil {
 		return ""
 	}
+	return entryValue(st, e, key)
+}
+
+// entryValue returns key's value in session e of st ("" if missing).
+func entryValue(st *Store, e *entry, key string) string {
 	var v string
 	if kv, ok := e.rec.Get(key); ok && !kv.Deleted {
 		s := &Session{st: st, loaded: true, base: e}

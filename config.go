@@ -216,6 +216,9 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("peersession: Config.MaxSessions is %d; use a positive count, or zero for 1,000,000", c.MaxSessions)
 	case c.MaxSessionsPerPrincipal < 0:
 		return c, fmt.Errorf("peersession: Config.MaxSessionsPerPrincipal is %d; use a positive count, or zero for no cap", c.MaxSessionsPerPrincipal)
+	case c.MaxSessionsPerPrincipal > 0 && c.Cluster != nil && c.Cluster.Copies > 1:
+		return c, fmt.Errorf("peersession: Config.MaxSessionsPerPrincipal is not supported with ClusterConfig.Copies (partitioned mode): " +
+			"each node sees only the sessions it holds, so the cap would not hold cluster-wide; set one of them to zero")
 	case c.LoginPolicy != EndOldest && c.LoginPolicy != RefuseNew:
 		return c, fmt.Errorf("peersession: Config.LoginPolicy is %d; use EndOldest or RefuseNew", c.LoginPolicy)
 	case c.MaxBytes < 0:

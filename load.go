@@ -107,7 +107,8 @@ func (st *Store) LoadOrCreate(ctx context.Context, token string) (*Session, erro
 }
 
 // All iterates over read-only snapshots of the live sessions on this node
-// (with replication: of the whole cluster as this node knows it). Their
+// (with replication: of the whole cluster as this node knows it; in
+// partitioned mode, ClusterConfig.Copies, of those this node holds). Their
 // Token is empty: the store keeps no tokens. Saving one fails with
 // ErrReadOnly.
 func (st *Store) All() iter.Seq[*Session] {

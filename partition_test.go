@@ -264,6 +264,8 @@ func TestCopiesThatDifferAreRefused(t *testing.T) {
 			assertServes(t, nodes[0], nodes[1])
 		})
 	}
+	_, err := New(Config{MaxSessionsPerPrincipal: 3, Cluster: &ClusterConfig{Name: "a", Copies: 2}})
+	require.ErrorContains(t, err, "peersession: Config.MaxSessionsPerPrincipal is not supported with ClusterConfig.Copies (partitioned mode)")
 	for copies, want := range map[int]string{
 		1:  "peersession: ClusterConfig.Copies is 1: a session on one node is lost when that node dies; set 2 or more",
 		-1: "peersession: ClusterConfig.Copies -1 is out of range",

@@ -2,8 +2,10 @@ package peersession
 
 import (
 	"context"
+	"slices"
 	"time"
 
+	"github.com/peersession/peersession/replicate"
 	"github.com/peersession/peersession/replicate/model"
 )
 
@@ -58,18 +60,7 @@ func (r *replication) rebalanceLoop() {
 	}
 }
 
-func equalNames(a, b *partView) bool {
-	an, bn := a.pl.Names(), b.pl.Names()
-	if len(an) != len(bn) {
-		return false
-	}
-	for i := range an {
-		if an[i] != bn[i] {
-			return false
-		}
-	}
-	return true
-}
+func equalNames(a, b *partView) bool { return slices.Equal(a.pl.Names(), b.pl.Names()) }
 
 // rebalance walks the store once: it pushes the sessions this node holds
 // under cur to the peers that hold them under cur and did not under old,
@@ -82,16 +73,20 @@ func (r *replication) rebalance(old, cur *partView) {
 		v := r.part.view.Load() // the engine routes by the latest view: so does this
 		return v.isHolder(peer, id) && !old.isHolder(peer, id)
 	}
+	var hs []string
 	replStore{r.st}.Range(func(rec model.Record) bool {
 		if r.ctx.Err() != nil {
 			return false
 		}
-		if !cur.pl.Holds(r.part.selfName, rec.ID) {
+		hs = cur.pl.Holders(rec.ID, hs[:0])
+		if !slices.Contains(hs, r.part.selfName) {
 			r.part.strays.add(rec.ID)
 			strayed++
 			return true
 		}
-		push = append(push, rec)
+		if slices.ContainsFunc(hs, func(name string) bool { return !old.pl.Holds(name, rec.ID) }) {
+			push = append(push, rec) // a node holds it now that did not
+		}
 		return true
 	})
 	// Range holds no lock while fn runs, but pushing (and waiting) in it
@@ -110,9 +105,7 @@ func (r *replication) rebalance(old, cur *partView) {
 
 // waitHandover waits, bounded, for a push's acknowledgements from every
 // live peer it went to.
-func (r *replication) waitHandover(t interface {
-	Wait(context.Context, int) error
-}) {
+func (r *replication) waitHandover(t *replicate.Ticket) {
 	ctx, cancel := context.WithTimeout(r.ctx, handoverWait)
 	defer cancel()
 	_ = t.Wait(ctx, -1) // what is not acknowledged, anti-entropy repairs

@@ -224,6 +224,11 @@ func eachMode(t *testing.T, fn func(t *testing.T, opts func(*Config)), opts ...f
 		t.Run(m.name, func(t *testing.T) {
 			fn(t, func(c *Config) {
 				c.Cluster.Copies = m.copies
+				if m.copies > 0 {
+					// A read on a node that does not hold the session is a
+					// fetch: on a loaded test machine, give it time.
+					c.Cluster.FetchTimeout = partitionedFetchTimeout
+				}
 				for _, o := range opts {
 					o(c)
 				}

@@ -57,7 +57,7 @@ func TestPartitionedSessionUsedOnlyOffItsHoldersDoesNotExpire(t *testing.T) {
 	clk := newFakeClock()
 	tc := newTestCluster(t, func(c *Config) {
 		c.Now, c.IdleTimeout, c.TouchInterval = clk.Now, 10*time.Minute, time.Minute
-		c.Cluster.Copies = 2
+		withCopies(2)(c)
 	})
 	nodes := tc.startAll("a", "b", "c")
 	tok := create(t, nodes[0], map[string]any{"user": "alice"})

@@ -9,15 +9,28 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/peersession/peersession/cluster"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// withCopies sets ClusterConfig.Copies.
+// partitionedFetchTimeout is the tests' FetchTimeout in partitioned mode,
+// where a read on a node that does not hold the session is a fetch: long
+// enough for a loaded test machine (a fetch ends as soon as the holders
+// answer; a dead one is not waited for).
+const partitionedFetchTimeout = 2 * time.Second
+
+// withCopies sets ClusterConfig.Copies (and, for partitioned mode, the
+// tests' FetchTimeout).
 func withCopies(n int) func(*Config) {
-	return func(c *Config) { c.Cluster.Copies = n }
+	return func(c *Config) {
+		c.Cluster.Copies = n
+		if n > 0 {
+			c.Cluster.FetchTimeout = partitionedFetchTimeout
+		}
+	}
 }
 
 // loadValue loads token on st, as a request would (fetching it from its

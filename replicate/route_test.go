@@ -131,12 +131,15 @@ func TestAntiEntropyComparesOnlySharedSessions(t *testing.T) {
 		}
 	}
 	require.NotEmpty(t, shared)
-	require.True(t, a.e.antiEntropyRound(true))
+	a.e.mu.RLock()
+	toB := a.e.peers["B"]
+	a.e.mu.RUnlock()
+	require.True(t, a.e.sendDigest(toB), "a round with B")
 	waitFor(t, "B repaired the sessions it shares with A", func() bool {
 		return !slices.ContainsFunc(shared, func(id string) bool { return b.value(id, "k") != "v" })
 	})
 	assert.Equal(t, len(shared), b.store.len(), "B got only the sessions it holds")
-	assert.Equal(t, a.e.digestOf(a.e.sharedWith(a.e.peers["B"])), b.e.digestOf(b.e.sharedWith(b.e.peers["A"])))
+	assert.Equal(t, a.e.DigestWith("B"), b.e.DigestWith("A"))
 }
 
 // EndPrincipal asks every peer to end the principal's sessions it holds

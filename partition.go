@@ -61,6 +61,15 @@ func (p *partition) up(peer cluster.Peer) {
 	p.refreshLocked()
 }
 
+// leave takes this node out of the placement, for a graceful Close: it
+// holds nothing from then on, and every session here is handed over.
+func (p *partition) leave() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.members, p.selfID)
+	p.refreshLocked()
+}
+
 func (p *partition) down(peer cluster.Peer) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -5,6 +5,7 @@ package peersession
 // never "not found" meanwhile. Real memberlist nodes over loopback.
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -194,6 +195,23 @@ func TestPartitionedRebalance(t *testing.T) {
 				after = append(append([]*Store(nil), nodes...), e)
 				tc.waitMembers(5, after...)
 			case "leave":
+				// A graceful Close hands its sessions over first, while
+				// the others still count d a member (and so have not
+				// rebalanced): each session has its two copies on them.
+				ctx, cancel := context.WithTimeout(t.Context(), waitFor)
+				nodes[3].repl.handOverAll(ctx)
+				cancel()
+				require.Equal(t, 4, alive(nodes[0]), "d is still a member")
+				for i, tok := range tokens {
+					copies := 0
+					for _, st := range survivors {
+						if holdsCopy(st, tok) {
+							copies++
+						}
+					}
+					require.GreaterOrEqual(t, copies, 2, "session %d has %d copies after d handed its sessions over", i, copies)
+				}
+				assert.Zero(t, nodes[3].Len(), "d kept sessions it handed over")
 				require.NoError(t, nodes[3].Close())
 				tc.waitMembers(3, after...)
 			case "kill":

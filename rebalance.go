@@ -105,17 +105,57 @@ func (r *replication) rebalance(old, cur *partView) {
 
 // waitHandover waits, bounded, for a push's acknowledgements from every
 // live peer it went to.
-func (r *replication) waitHandover(t *replicate.Ticket) {
-	ctx, cancel := context.WithTimeout(r.ctx, handoverWait)
+func (r *replication) waitHandover(t *replicate.Ticket) { r.waitHandoverCtx(r.ctx, t) }
+
+// waitHandoverCtx is waitHandover bounded by ctx too.
+func (r *replication) waitHandoverCtx(ctx context.Context, t *replicate.Ticket) {
+	ctx, cancel := context.WithTimeout(ctx, handoverWait)
 	defer cancel()
 	_ = t.Wait(ctx, -1) // what is not acknowledged, anti-entropy repairs
+}
+
+// handOverAll, for a graceful Close in partitioned mode, takes this node
+// out of the placement and hands every session it has over to the holders
+// under the placement without it, waiting (within ctx) for their
+// acknowledgements: so a rolling restart never leaves a session with fewer
+// copies than Copies. What is not handed over by then, the others'
+// rebalance restores once they see the node gone. A node with no peer has
+// nobody to hand over to.
+func (r *replication) handOverAll(ctx context.Context) {
+	if len(r.part.view.Load().names) <= 1 {
+		return
+	}
+	start := time.Now()
+	r.part.leave()
+	n := 0
+	replStore{r.st}.Range(func(rec model.Record) bool {
+		r.part.strays.add(rec.ID)
+		n++
+		return true
+	})
+	for ctx.Err() == nil && r.part.strays.len() > 0 {
+		r.handOver(ctx)
+		if r.part.strays.len() > 0 {
+			t := time.NewTimer(50 * time.Millisecond) // some holders did not acknowledge yet
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+		}
+	}
+	r.st.cfg.Logger.Info("peersession: sessions handed over before leaving",
+		"sessions", n, "count", r.part.strays.len(), "took", time.Since(start))
 }
 
 // handOverStrays pushes the strays to their holders and drops each once
 // every holder has acknowledged it, unless it changed meanwhile (the change
 // made it a stray again) or this node holds it again.
-func (r *replication) handOverStrays() {
-	for r.ctx.Err() == nil {
+func (r *replication) handOverStrays() { r.handOver(r.ctx) }
+
+// handOver is handOverStrays, bounded by ctx (each push's wait too).
+func (r *replication) handOver(ctx context.Context) {
+	for ctx.Err() == nil {
 		ids := r.part.strays.take(rebalanceChunk)
 		if len(ids) == 0 {
 			return
@@ -134,7 +174,7 @@ func (r *replication) handOverStrays() {
 			continue
 		}
 		t := r.eng.Push(nil, recs...)
-		r.waitHandover(t)
+		r.waitHandoverCtx(ctx, t)
 		var hs []string
 		dropped, kept := 0, 0
 		for i := range recs {

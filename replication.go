@@ -374,6 +374,10 @@ func (r *replication) fetchRecord(ctx context.Context, id string) (model.Record,
 	return model.Record{}, false, nil
 }
 
+// leaveHandover bounds how long a graceful Close, in partitioned mode,
+// waits for its sessions to be handed over (see handOverAll).
+const leaveHandover = 10 * time.Second
+
 // errNoPeerToAsk is fetchRecord's error in partitioned mode when this node
 // has no peer.
 var errNoPeerToAsk = errors.New("peersession: no peer to ask")
@@ -381,6 +385,11 @@ var errNoPeerToAsk = errors.New("peersession: no peer to ask")
 // close flushes queued changes, leaves the cluster and stops everything,
 // in that order.
 func (r *replication) close() error {
+	if r.part != nil {
+		hctx, cancel := context.WithTimeout(context.Background(), leaveHandover)
+		r.handOverAll(hctx)
+		cancel()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	flushErr := r.eng.Flush(ctx)

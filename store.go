@@ -112,7 +112,9 @@ func newStore(cfg Config, h hooks) (*Store, error) {
 	return st, nil
 }
 
-// Close stops the store: it stops taking writes, flushes queued changes to
+// Close stops the store: it stops taking writes, in partitioned mode
+// (ClusterConfig.Copies) hands the sessions it holds over to the nodes
+// that hold them without it (bounded: 10 s), flushes queued changes to
 // the peers (bounded), leaves the cluster, saves the last changes to
 // Config.DataDir and waits for every goroutine the store started. It is
 // safe to call more than once; later calls return the first call's result.

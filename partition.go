@@ -158,3 +158,32 @@ func (s *strays) len() int {
 	defer s.mu.Unlock()
 	return len(s.ids)
 }
+
+// Holders returns the Names of the live nodes that hold the session named
+// by token (a cookie value, as Load takes), its owner first: in
+// partitioned mode (ClusterConfig.Copies) the Copies nodes its placement
+// picks, whether or not the session exists; in full replication every
+// live member, this node first. A single node returns nil. It is for a
+// route-aware balancer: sending a session's requests to one of its
+// holders (the owner, say, as WildFly's affinity cookie names a route)
+// spares the fetch that a read on another node costs in partitioned mode.
+func (st *Store) Holders(token string) []string {
+	if st.repl == nil {
+		return nil
+	}
+	pt := st.part.Load()
+	if pt == nil {
+		out := []string{st.repl.cfg.Name}
+		for _, m := range st.Members() {
+			if !m.Self && m.State == "alive" {
+				out = append(out, m.Name)
+			}
+		}
+		return out
+	}
+	t, _ := parseCookie(token)
+	if t == "" {
+		return nil
+	}
+	return pt.view.Load().pl.Holders(idOf(t), nil)
+}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -349,4 +350,27 @@ func TestPartitionedDestroyPrincipalEndsSessionsOnEveryNode(t *testing.T) {
 	n, err = nodes[2].DestroyPrincipal(t.Context(), "alice")
 	require.NoError(t, err)
 	assert.Zero(t, n, "nothing left to end")
+}
+
+// Holders names the nodes a route-aware balancer can send a session's
+// requests to: in partitioned mode its Copies holders, owner first, the
+// same on every node; in full replication every live member.
+func TestHoldersNamesTheNodesThatHoldASession(t *testing.T) {
+	eachMode(t, func(t *testing.T, opts func(*Config)) {
+		tc := newTestCluster(t, opts)
+		nodes := tc.startAll("a", "b", "c")
+		tok := create(t, nodes[1], map[string]any{"k": "v"})
+		hs := nodes[0].Holders(tok)
+		if nodes[0].part.Load() == nil {
+			assert.Equal(t, []string{"a", "b", "c"}, hs)
+			return
+		}
+		require.Len(t, hs, 2)
+		for _, st := range nodes {
+			assert.Equal(t, hs, st.Holders(tok), "%s places it elsewhere", st.repl.cfg.Name)
+			assert.Equal(t, slices.Contains(hs, st.repl.cfg.Name), holds(st, tok))
+		}
+		assert.Nil(t, nodes[0].Holders("not a token"))
+	})
+	assert.Nil(t, newTestStore(t, Config{}).Holders("x"), "a single node")
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/peersession/peersession/cluster"
+	"github.com/peersession/peersession/internal/faultnet"
+	"github.com/peersession/peersession/replicate/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -373,4 +375,40 @@ func TestHoldersNamesTheNodesThatHoldASession(t *testing.T) {
 		assert.Nil(t, nodes[0].Holders("not a token"))
 	})
 	assert.Nil(t, newTestStore(t, Config{}).Holders("x"), "a single node")
+}
+
+// A read with a client's version stamp that the session's holders have not
+// reached (here: a write made on a node that does not hold the session,
+// whose replication to the holders is cut) asks the other nodes too, and
+// finds the write: read-your-writes holds off the holders as well.
+func TestPartitionedReadFindsAWriteItsHoldersLack(t *testing.T) {
+	fn := faultnet.New(6)
+	tc := newFaultCluster(t, fn, func(c *Config) {
+		withCopies(2)(c)
+		c.Cluster.AntiEntropyInterval = -1 // only the fetch may bring it
+	})
+	nodes := tc.startAll("a", "b", "c", "d")
+	a, b := nodes[0], nodes[1]
+	tok := ""
+	for tok == "" || holds(a, tok) || holds(b, tok) { // a session held by c and d
+		tok = create(t, nodes[2], map[string]any{"n": "old"})
+	}
+	eventuallyEverywhere(t, func(st *Store) bool { return holdsCopy(st, tok) == holds(st, tok) }, "not settled", nodes...)
+	t.Cleanup(fn.Reset)
+	fn.DropRate("a", "c", faultnet.Replication, 1)
+	fn.DropRate("a", "d", faultnet.Replication, 1)
+
+	// A newer write on a that c and d never get, as a stray on a.
+	solo := newTestStore(t, Config{})
+	newer := solo.lookup(idOf(mustToken(t, create(t, solo, map[string]any{"n": "new"})))).rec
+	token, _ := parseCookie(tok)
+	id := idOf(token)
+	kv, _ := newer.Get("n")
+	kv.Ver = a.clock.Now()
+	delta := model.Record{ID: id, Keys: []model.KeyValue{{Key: "n", Value: kv}}}
+	require.Zero(t, replStore{a}.Apply([]model.Record{model.Merge(nodes[2].shards.get(id).rec, delta)}))
+	stamped := b.cookieValue(token, a.shards.get(id).stamp) // what the client of that write holds
+
+	assert.Equal(t, "new", loadValue(t, b, stamped, "n"), "the read did not find the client's own write")
+	assert.Equal(t, "old", loadValue(t, b, tok, "n"), "without the stamp, the holders' copy serves")
 }

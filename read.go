@@ -85,7 +85,9 @@ func (st *Store) find(ctx context.Context, token string, stamp int64) (*entry, t
 // this node holds then.
 func (st *Store) fetchNewer(ctx context.Context, id string, stamp int64) (*entry, time.Time) {
 	for tries := 1; ; tries++ {
-		outcome, res := st.repl.guard.do(ctx, id, st.cfg.Now(), st.repl.fetch)
+		outcome, res := st.repl.guard.do(ctx, id, st.cfg.Now(), func(ctx context.Context, id string) fetchResult {
+			return st.repl.fetchAt(ctx, id, stamp)
+		})
 		// Look again even if nothing new was fetched: replication may
 		// have delivered the change meanwhile.
 		now := st.cfg.Now()

@@ -312,9 +312,15 @@ func (r *replication) publish(ctx context.Context, deltas []model.Record) error 
 // answered in time all lack the session. Reads call it through the fetch
 // guard (Store.fetchNewer).
 func (r *replication) fetch(ctx context.Context, id string) fetchResult {
+	return r.fetchAt(ctx, id, 0)
+}
+
+// fetchAt is fetch for a read that needs session id at version stamp or
+// later (see fetchRecord).
+func (r *replication) fetchAt(ctx context.Context, id string, stamp int64) fetchResult {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.FetchTimeout)
 	defer cancel()
-	rec, found, err := r.fetchRecord(ctx, id)
+	rec, found, err := r.fetchRecord(ctx, id, stamp)
 	if err != nil {
 		return fetchResult{}
 	}
@@ -345,10 +351,11 @@ func (r *replication) fetch(ctx context.Context, id string) fetchResult {
 
 // fetchRecord asks the peers for session id: every live peer in full
 // replication; in partitioned mode its holders first and, if none of them
-// has it (a rebalance still moving it, or a write on a node that does not
-// hold it still on its way), every other live peer, within the same
-// deadline, so that a session that exists somewhere is found.
-func (r *replication) fetchRecord(ctx context.Context, id string) (model.Record, bool, error) {
+// has it, or not at version stamp (a rebalance still moving it, or a write
+// made on a node that does not hold it still on its way to them), every
+// other live peer too, within the same deadline, so that a session that
+// exists somewhere is found, and a client's own write too.
+func (r *replication) fetchRecord(ctx context.Context, id string, stamp int64) (model.Record, bool, error) {
 	if r.part == nil {
 		return r.eng.Fetch(ctx, id)
 	}
@@ -361,14 +368,18 @@ func (r *replication) fetchRecord(ctx context.Context, id string) (model.Record,
 	hs := r.part.Holders(id, buf[:0])
 	isHolder := func(peer string) bool { return slices.Contains(hs, peer) }
 	rec, found, err := r.eng.FetchFrom(ctx, id, isHolder)
-	if found || ctx.Err() != nil {
+	if (found && rec.MaxVersion().Wall >= stamp) || ctx.Err() != nil {
 		return rec, found, err
 	}
 	rest, found2, err2 := r.eng.FetchFrom(ctx, id, func(peer string) bool { return !isHolder(peer) })
-	if found2 {
+	switch {
+	case found && found2:
+		return model.Merge(rec, rest), true, nil
+	case found:
+		return rec, true, nil
+	case found2:
 		return rest, true, nil
-	}
-	if err != nil && err2 != nil {
+	case err != nil && err2 != nil:
 		return model.Record{}, false, err
 	}
 	return model.Record{}, false, nil

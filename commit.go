@@ -138,7 +138,14 @@ func (st *Store) commitNewLocked(ctx context.Context, s *Session) (commitResult,
 	}
 	id := idOf(token)
 	if s.chosen != "" {
-		if e := st.shards.get(id); e != nil && e.rec.IsDead() {
+		e := st.shards.get(id)
+		if pt := st.part.Load(); e == nil && pt != nil && !pt.holds(id) {
+			// Partitioned: the tombstone, if any, is on the holders.
+			if res := st.repl.fetch(ctx, id); res.entry != nil {
+				e = res.entry
+			}
+		}
+		if e != nil && e.rec.IsDead() {
 			return commitResult{}, fmt.Errorf("%w: the token names a destroyed session", ErrSessionEnded)
 		}
 	}

@@ -412,3 +412,29 @@ func TestPartitionedReadFindsAWriteItsHoldersLack(t *testing.T) {
 	assert.Equal(t, "new", loadValue(t, b, stamped, "n"), "the read did not find the client's own write")
 	assert.Equal(t, "old", loadValue(t, b, tok, "n"), "without the stamp, the holders' copy serves")
 }
+
+// A token whose session was destroyed cannot be saved again through
+// LoadOrCreate, also on a node that does not hold the session (the
+// tombstone is on its holders).
+func TestPartitionedLoadOrCreateRefusesADestroyedToken(t *testing.T) {
+	tc := newTestCluster(t, withCopies(2))
+	nodes := tc.startAll("a", "b", "c", "d")
+	tok := newToken()
+	s, err := nodes[0].LoadOrCreate(t.Context(), tok)
+	require.NoError(t, err)
+	require.NoError(t, s.Set("k", "v"))
+	_, err = nodes[0].Save(t.Context(), s)
+	require.NoError(t, err)
+	require.NoError(t, nodes[0].Delete(t.Context(), tok))
+	for _, st := range nodes {
+		if holds(st, tok) {
+			continue
+		}
+		s, err := st.LoadOrCreate(t.Context(), tok)
+		require.NoError(t, err)
+		require.True(t, s.IsNew())
+		require.NoError(t, s.Set("k", "again"))
+		_, err = st.Save(t.Context(), s)
+		require.ErrorIs(t, err, ErrSessionEnded, "saved under a destroyed token on %s", st.repl.cfg.Name)
+	}
+}

@@ -426,6 +426,11 @@ func TestPartitionedLoadOrCreateRefusesADestroyedToken(t *testing.T) {
 	_, err = nodes[0].Save(t.Context(), s)
 	require.NoError(t, err)
 	require.NoError(t, nodes[0].Delete(t.Context(), tok))
+	id := idOf(tok)
+	eventuallyEverywhere(t, func(st *Store) bool {
+		e := st.shards.get(id)
+		return !holds(st, tok) || (e != nil && e.rec.IsDead())
+	}, "the holders did not get the tombstone", nodes...)
 	for _, st := range nodes {
 		if holds(st, tok) {
 			continue

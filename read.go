@@ -51,16 +51,18 @@ func (st *Store) find(ctx context.Context, token string, stamp int64) (*entry, t
 	if st.repl == nil {
 		return e, now
 	}
-	if pt := st.repl.part; pt != nil && (e == nil || !pt.holds(string(idb[:]))) {
+	if pt := st.repl.part; pt != nil {
 		// Partitioned: a node that does not hold the session does not
 		// trust its copy (it is not kept up to date), and one that holds
 		// it but has no copy may be a new holder the session is on its
 		// way to: both ask (the holders first).
-		if stamp-now.UnixNano() > int64(maxStampAhead) {
-			st.stats.stampsRejected.Add(1)
-			stamp = 0
+		if id := string(idb[:]); e == nil || !pt.holds(id) {
+			if stamp-now.UnixNano() > int64(maxStampAhead) {
+				st.stats.stampsRejected.Add(1)
+				stamp = 0
+			}
+			return st.fetchNewer(ctx, id, stamp)
 		}
-		return st.fetchNewer(ctx, string(idb[:]), stamp)
 	}
 	if stamp == 0 || (e != nil && e.stamp >= stamp) {
 		return e, now

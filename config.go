@@ -428,6 +428,16 @@ func (c *ClusterConfig) clusterConfig(log *slog.Logger, h cluster.Handler) clust
 		Logger: log, Handler: h,
 		// The range of wire formats the engine speaks, announced in every
 		// stream handshake (see wire.FormatNewest).
-		Formats: cluster.Formats{Min: uint8(wire.FormatOldest), Max: uint8(wire.FormatNewest)},
+		Formats: c.formats(),
 	}
+}
+
+// formats is the range of wire formats the engine speaks: from
+// wire.FormatPartitioned in partitioned mode, whose DestroyPrincipal needs
+// it of every peer.
+func (c *ClusterConfig) formats() cluster.Formats {
+	if c.Copies > 0 {
+		return cluster.Formats{Min: uint8(wire.FormatPartitioned), Max: uint8(wire.FormatNewest)}
+	}
+	return cluster.Formats{Min: uint8(wire.FormatOldest), Max: uint8(wire.FormatNewest)}
 }

@@ -443,3 +443,23 @@ func TestPartitionedLoadOrCreateRefusesADestroyedToken(t *testing.T) {
 		require.ErrorIs(t, err, ErrSessionEnded, "saved under a destroyed token on %s", st.repl.cfg.Name)
 	}
 }
+
+// Partitioned mode needs wire format 2 of every peer (DestroyPrincipal's
+// messages): a node that reads only format 1 is refused, and WaitReady
+// says why, naming both formats.
+func TestPartitionedModeRefusesAPeerOfFormatOne(t *testing.T) {
+	tc := newTestCluster(t, withCopies(2))
+	nodes := tc.startAll("a", "b")
+	cfg := ClusterConfig{Name: "old", Join: []string{tc.seeds[0]}, Label: "test", Keys: [][]byte{testKey},
+		Memberlist: fastTimers, Copies: 2}
+	st, err := newStore(Config{Cluster: &cfg, Logger: slog.New(slog.DiscardHandler)},
+		hooks{faults: func(cc *cluster.Config) { cc.Formats = cluster.Formats{Min: 1, Max: 1} }})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	err = st.WaitReady(ctx)
+	require.ErrorIs(t, err, cluster.ErrFormatsDiffer)
+	assert.Contains(t, err.Error(), "speaks wire format 2 and this node speaks 1")
+	assertServes(t, nodes[0], nodes[1])
+}

@@ -32,12 +32,19 @@ package wire
 // frame (the golden frames of format 1 are written byte for byte as
 // before), and a format-1 node rejects the new types as unknown, which is
 // why they go only to peers whose format is 2 or more. A node in
-// partitioned mode never has a format-1 peer: every release that knows
-// Copies speaks format 2, and an older one is refused by the Copies check
-// in node metadata (cluster.ErrCopiesDiffer).
+// partitioned mode never has a format-1 peer: an older release is refused
+// by the Copies check in node metadata (cluster.ErrCopiesDiffer), and a
+// partitioned node announces FormatPartitioned..FormatNewest in its
+// stream handshakes, so a node that reads only format 1 finds no format
+// in common with it (cluster.ErrFormatsDiffer).
 const (
 	// FormatOldest is the oldest format this build still reads and writes.
 	FormatOldest = int(FormatVersion)
 	// FormatNewest is the newest format this build reads and writes.
 	FormatNewest = 2
+	// FormatPartitioned is the oldest format a node in partitioned mode
+	// speaks: it announces FormatPartitioned..FormatNewest in its stream
+	// handshakes, so that a peer reading only format 1 is refused, both
+	// ways, with an error naming both ranges.
+	FormatPartitioned = 2
 )

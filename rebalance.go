@@ -104,14 +104,19 @@ func (r *replication) rebalance(old, cur *partView) {
 }
 
 // waitHandover waits, bounded, for a push's acknowledgements from every
-// live peer it went to.
+// live peer it went to that answers.
 func (r *replication) waitHandover(t *replicate.Ticket) { r.waitHandoverCtx(r.ctx, t) }
 
 // waitHandoverCtx is waitHandover bounded by ctx too.
 func (r *replication) waitHandoverCtx(ctx context.Context, t *replicate.Ticket) {
 	ctx, cancel := context.WithTimeout(ctx, handoverWait)
 	defer cancel()
-	_ = t.Wait(ctx, -1) // what is not acknowledged, anti-entropy repairs
+	// Not for a peer that does not answer (killed, frozen: see
+	// replicate's reach.go), which would hold every handover up until the
+	// failure detector declares it dead: a stray it did not acknowledge
+	// stays, and is tried again; what a push to it missed, the rebalance
+	// after its death or anti-entropy repairs.
+	_ = t.WaitResponsive(ctx)
 }
 
 // handOverAll, for a graceful Close in partitioned mode, takes this node

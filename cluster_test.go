@@ -160,12 +160,11 @@ func update(t *testing.T, st *Store, token string, kv map[string]any) string {
 
 // readEntry returns token's live session on st as a read finds it: this
 // node's copy in full replication; in partitioned mode, on a node that does
-// not hold the session or has no copy, what its holders (or, failing them,
-// any peer) have.
+// not hold the session or has no copy, what its holders have.
 func readEntry(st *Store, token string) *entry {
 	t, _ := parseCookie(token)
 	if st.part.Load() != nil {
-		e, _ := st.find(context.Background(), t, 0)
+		e, _, _ := st.find(context.Background(), t, 0)
 		return e
 	}
 	return st.lookup(idOf(t))

@@ -74,6 +74,11 @@ func (st *Store) commitLocked(ctx context.Context, s *Session) (commitResult, er
 	if err := s.checkWritableLocked(); err != nil {
 		return commitResult{}, err
 	}
+	if s.loadErr != nil && s.createsLocked() {
+		// The client's session may exist (its holders did not answer):
+		// a new one would replace its cookie and log it out.
+		return commitResult{}, s.loadErr
+	}
 	if err := st.principalLimitLocked(s); err != nil {
 		return commitResult{}, err
 	}

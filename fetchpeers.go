@@ -2,6 +2,7 @@ package peersession
 
 import (
 	"context"
+	"errors"
 	"slices"
 
 	"github.com/peersession/peersession/replicate/model"
@@ -25,11 +26,18 @@ func (r *replication) fetch(ctx context.Context, id string) fetchResult {
 func (r *replication) fetchAt(ctx context.Context, id string, stamp int64) fetchResult {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.FetchTimeout)
 	defer cancel()
-	rec, found, err := r.fetchRecord(ctx, id, stamp)
+	rec, found, complete, err := r.fetchRecord(ctx, id, stamp)
 	if err != nil {
-		return fetchResult{}
+		// Alone, this node holds every session: lacking it, it has
+		// none. Otherwise the holders did not answer: maybe.
+		return fetchResult{unsure: r.part != nil && !errors.Is(err, errNoPeerToAsk)}
 	}
 	if !found {
+		if r.part != nil && !complete {
+			// Some holder did not answer in time: the session may be
+			// there. Not a miss to remember, and not "no session".
+			return fetchResult{unsure: true}
+		}
 		return fetchResult{missing: true}
 	}
 	if checkValues(&rec) != nil {
@@ -55,37 +63,50 @@ func (r *replication) fetchAt(ctx context.Context, id string, stamp int64) fetch
 }
 
 // fetchRecord asks the peers for session id: every live peer in full
-// replication; in partitioned mode its holders first and, if none of them
-// has it, or not at version stamp (a rebalance still moving it, or a write
-// made on a node that does not hold it still on its way to them), every
-// other live peer too, within the same deadline, so that a session that
-// exists somewhere is found, and a client's own write too.
-func (r *replication) fetchRecord(ctx context.Context, id string, stamp int64) (model.Record, bool, error) {
+// replication. In partitioned mode it asks the session's holders; and,
+// for a read with an authenticated version stamp the holders' copy has not
+// reached (a rebalance still moving it, or a write made on a node that
+// does not hold it still on its way to them), every other live peer too,
+// so that the client's own write is found. A read without a stamp (a
+// made-up token among them) costs its holders' answers only: Copies
+// fetches at most, whatever the cluster's size. The holders get half the
+// deadline when the others may be asked after them, so that the second
+// round always has time. complete reports whether every peer asked
+// answered: only then is found=false a miss.
+func (r *replication) fetchRecord(ctx context.Context, id string, stamp int64) (rec model.Record, found, complete bool, err error) {
 	if r.part == nil {
-		return r.eng.Fetch(ctx, id)
+		rec, found, err = r.eng.Fetch(ctx, id)
+		return rec, found, err == nil, err
 	}
 	if len(r.part.view.Load().names) <= 1 {
 		// No peer (cut off, or alone): nobody was asked, which says
 		// nothing of the session: not a miss to remember.
-		return model.Record{}, false, errNoPeerToAsk
+		return model.Record{}, false, false, errNoPeerToAsk
 	}
 	var buf [8]string
 	hs := r.part.Holders(id, buf[:0])
 	isHolder := func(peer string) bool { return slices.Contains(hs, peer) }
-	rec, found, err := r.eng.FetchFrom(ctx, id, isHolder)
-	if (found && rec.MaxVersion().Wall >= stamp) || ctx.Err() != nil {
-		return rec, found, err
+	askOthers := stamp > stampMissing
+	hctx := ctx
+	if askOthers {
+		var cancel context.CancelFunc
+		hctx, cancel = context.WithTimeout(ctx, r.cfg.FetchTimeout/2)
+		defer cancel()
 	}
-	rest, found2, err2 := r.eng.FetchFrom(ctx, id, func(peer string) bool { return !isHolder(peer) })
+	rec, found, complete, err = r.eng.FetchAll(hctx, id, isHolder)
+	if !askOthers || (found && rec.MaxVersion().Wall >= stamp) || ctx.Err() != nil {
+		return rec, found, complete || (found && err == nil), err
+	}
+	rest, found2, complete2, err2 := r.eng.FetchAll(ctx, id, func(peer string) bool { return !isHolder(peer) })
 	switch {
 	case found && found2:
-		return model.Merge(rec, rest), true, nil
+		return model.Merge(rec, rest), true, true, nil
 	case found:
-		return rec, true, nil
+		return rec, true, true, nil
 	case found2:
-		return rest, true, nil
+		return rest, true, true, nil
 	case err != nil && err2 != nil:
-		return model.Record{}, false, err
+		return model.Record{}, false, false, err
 	}
-	return model.Record{}, false, nil
+	return model.Record{}, false, complete && complete2 && err == nil && err2 == nil, nil
 }

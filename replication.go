@@ -146,6 +146,12 @@ func startReplication(st *Store, cfg ClusterConfig, h hooks) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	r.ctx, r.stopTransfer = ctx, cancel
 	r.fence.fencedLog.Every, r.fence.clearLog.Every = 10*time.Second, 10*time.Second
+	if part != nil {
+		// Every read of a session this node does not hold is a fetch:
+		// past maxFetches a read waits its turn rather than be shed
+		// (and told there is no session).
+		r.guard.queue = cfg.FetchTimeout
+	}
 	st.wg.Add(1)
 	go r.clockFenceLoop()
 	if part != nil {

@@ -47,20 +47,30 @@ func (e *Engine) Fetch(ctx context.Context, id string) (model.Record, bool, erro
 // true (every live peer if ask is nil): in partitioned mode, the holders of
 // the session first. With no such peer it returns found=false, err=nil.
 func (e *Engine) FetchFrom(ctx context.Context, id string, ask func(peer string) bool) (model.Record, bool, error) {
+	rec, found, _, err := e.FetchAll(ctx, id, ask)
+	return rec, found, err
+}
+
+// FetchAll is FetchFrom that also reports whether every live peer ask
+// chose answered (complete): only then does found=false say that none of
+// them has the session, rather than that the ones that answered in time
+// lack it. A peer skipped as not answering, gone down, or left pending
+// when ctx ended makes it incomplete. With no such peer it is complete.
+func (e *Engine) FetchAll(ctx context.Context, id string, ask func(peer string) bool) (rec model.Record, found, complete bool, err error) {
 	live, closed := e.livePeers()
 	if closed {
-		return model.Record{}, false, ErrClosed
+		return model.Record{}, false, false, ErrClosed
 	}
 	if ask != nil {
 		live = slices.DeleteFunc(slices.Clone(live), func(p *peer) bool { return !ask(p.id) })
 	}
 	if len(live) == 0 {
-		return model.Record{}, false, nil
+		return model.Record{}, false, true, nil
 	}
 	req := e.reqSeq.Add(1)
 	frame, err := wire.Encode(wire.MsgFetch, &wire.Fetch{Req: req, ID: id})
 	if err != nil {
-		return model.Record{}, false, err
+		return model.Record{}, false, false, err
 	}
 	call := &fetchCall{id: id, pending: make(map[*peer]uint64, len(live)), done: make(chan struct{})}
 	now := time.Now()
@@ -80,7 +90,7 @@ func (e *Engine) FetchFrom(ctx context.Context, id string, ask func(peer string)
 		p.sendCtrl(frame, nil)
 	}
 	if len(asked) == 0 {
-		return model.Record{}, false, fmt.Errorf("%w: fetch: none of the %d live peers answers (streams lost, sends failing, or fetches left unanswered)", ErrNotEnoughPeers, len(live))
+		return model.Record{}, false, false, fmt.Errorf("%w: fetch: none of the %d live peers answers (streams lost, sends failing, or fetches left unanswered)", ErrNotEnoughPeers, len(live))
 	}
 	e.callMu.Lock()
 	e.fetches[req] = call
@@ -104,6 +114,7 @@ func (e *Engine) FetchFrom(ctx context.Context, id string, ask func(peer string)
 	e.callMu.Lock()
 	delete(e.fetches, req)
 	rec, found, answered := call.rec, call.found, call.answered
+	complete = answered == len(live)
 	var silent map[*peer]uint64
 	if errors.Is(ctxErr, context.DeadlineExceeded) {
 		silent = call.pending // no reply will change it: the call is gone
@@ -115,14 +126,14 @@ func (e *Engine) FetchFrom(ctx context.Context, id string, ask func(peer string)
 	}
 	if ctxErr != nil && answered == 0 {
 		if ctxErr == ErrClosed {
-			return model.Record{}, false, ErrClosed
+			return model.Record{}, false, false, ErrClosed
 		}
-		return model.Record{}, false, fmt.Errorf("replicate: fetch: no peer answered: %w", ctxErr)
+		return model.Record{}, false, false, fmt.Errorf("replicate: fetch: no peer answered: %w", ctxErr)
 	}
 	if found {
 		e.cfg.Clock.Observe(rec.MaxVersion())
 	}
-	return rec, found, nil
+	return rec, found, complete, nil
 }
 
 // fetchDoneLocked stops call from waiting for p. callMu must be held.

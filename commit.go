@@ -180,11 +180,13 @@ func (st *Store) commitUpdateLocked(ctx context.Context, s *Session) (commitResu
 	}
 	var next *entry
 	var err error
-	if st.strays(s) {
-		// Partitioned, and this node does not hold the session: the copy
-		// the request loaded (fetched from the holders, and not stored, or
-		// stored and handed over since) is what the change applies to.
-		// Stored, it is handed over and dropped (rebalance.go).
+	if st.commitsWhole(s) {
+		// Partitioned, and the request loaded a copy fetched from the
+		// holders (not stored), or this node no longer holds the session
+		// (its copy may be handed over and dropped since): that copy is
+		// what the change applies to, whether or not this node holds the
+		// session by now. Stored on a node that does not hold it, it is
+		// handed over and dropped (rebalance.go).
 		_, next, err = st.mergeIn(model.Merge(s.base.rec, d), applyOpts{now: now})
 	} else {
 		_, next, err = st.mergeIn(d, applyOpts{mustExist: true, now: now})
@@ -205,7 +207,7 @@ func (st *Store) commitUpdateLocked(ctx context.Context, s *Session) (commitResu
 func (st *Store) commitRenewLocked(ctx context.Context, s *Session) (commitResult, error) {
 	oldID := s.id
 	cur := st.lookup(oldID)
-	if st.strays(s) {
+	if st.commitsWhole(s) {
 		cur = s.base // see commitUpdateLocked
 	}
 	if cur == nil {
@@ -279,12 +281,20 @@ func (st *Store) commitDestroyLocked(ctx context.Context, s *Session) (commitRes
 	return res, st.replicateOut(ctx, tomb)
 }
 
-// strays reports whether committing s makes a stray: in partitioned mode,
-// this node does not hold s's session, which the request loaded alive
-// (from its holders), and has no tombstone of it. s.mu must be held.
-func (st *Store) strays(s *Session) bool {
+// commitsWhole reports whether a commit of s applies its change to the
+// whole session the request loaded rather than to the stored one: in
+// partitioned mode, when that snapshot was fetched from the holders and
+// not stored (the path is chosen by where the snapshot came from, not by
+// whether this node holds the session now: it may have become a holder
+// during the request, before any copy reached it), or when this node no
+// longer holds the session; unless this node has its tombstone. s.mu must
+// be held.
+func (st *Store) commitsWhole(s *Session) bool {
 	pt := st.part.Load()
-	if pt == nil || s.base == nil || s.id == "" || pt.holds(s.id) || !st.alive(s.base, st.cfg.Now()) {
+	if pt == nil || s.base == nil || s.id == "" || !st.alive(s.base, st.cfg.Now()) {
+		return false
+	}
+	if !s.base.fetched && pt.holds(s.id) {
 		return false
 	}
 	e := st.shards.get(s.id)

@@ -265,7 +265,7 @@ func (st *Store) transientEntry(rec model.Record) *entry {
 	if !rec.IsDead() {
 		size = sessionSize(&rec)
 	}
-	*e = entry{rec: rec, size: size, stamp: rec.MaxVersion().Wall}
+	*e = entry{rec: rec, size: size, stamp: rec.MaxVersion().Wall, fetched: true}
 	return e
 }
 
@@ -334,13 +334,21 @@ func (st *Store) destroyID(ctx context.Context, id string) (bool, error) {
 	if pt := st.part.Load(); pt != nil && (e == nil || !pt.holds(id)) {
 		// Partitioned, and this node does not hold the session (or has
 		// no copy yet): end what its holders have.
-		if res := st.repl.fetch(ctx, id); res.entry != nil {
+		res := st.repl.fetch(ctx, id)
+		if res.entry != nil {
 			e = res.entry // not a holder: fetched, not stored
 		} else {
 			e = st.lookup(id) // a holder: fetched and merged
 		}
 		if !st.alive(e, st.cfg.Now()) {
 			e = nil
+		}
+		if e == nil && res.unsure {
+			// The holders did not answer: the session may live there.
+			// End it anyway: a tombstone that outlives any session
+			// alive now (Config.Lifetime from now), handed over to the
+			// holders as any change made here is.
+			e = &entry{rec: model.Record{ID: id}}
 		}
 	}
 	if e == nil {

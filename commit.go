@@ -144,10 +144,16 @@ func (st *Store) commitNewLocked(ctx context.Context, s *Session) (commitResult,
 	id := idOf(token)
 	if s.chosen != "" {
 		e := st.shards.get(id)
-		if pt := st.part.Load(); e == nil && pt != nil && !pt.holds(id) {
-			// Partitioned: the tombstone, if any, is on the holders.
-			if res := st.repl.fetch(ctx, id); res.entry != nil {
-				e = res.entry
+		if pt := st.part.Load(); pt != nil && (e == nil || !pt.holds(id)) {
+			// Partitioned: the tombstone, if any, is on the holders
+			// (this node may hold the session without a copy yet, or
+			// have a stray copy older than their tombstone).
+			got, err := st.holdersCopy(ctx, id)
+			if err != nil {
+				return commitResult{}, err
+			}
+			if got != nil {
+				e = got
 			}
 		}
 		if e != nil && e.rec.IsDead() {
@@ -187,7 +193,7 @@ func (st *Store) commitUpdateLocked(ctx context.Context, s *Session) (commitResu
 		// what the change applies to, whether or not this node holds the
 		// session by now. Stored on a node that does not hold it, it is
 		// handed over and dropped (rebalance.go).
-		_, next, err = st.mergeIn(model.Merge(s.base.rec, d), applyOpts{now: now})
+		_, next, err = st.mergeIn(model.Merge(s.base.rec, d), applyOpts{now: now, existing: true})
 	} else {
 		_, next, err = st.mergeIn(d, applyOpts{mustExist: true, now: now})
 	}
@@ -209,6 +215,21 @@ func (st *Store) commitRenewLocked(ctx context.Context, s *Session) (commitResul
 	cur := st.lookup(oldID)
 	if st.commitsWhole(s) {
 		cur = s.base // see commitUpdateLocked
+		// The copy loaded may have been destroyed on the holders during
+		// the request (a logout in another tab): renewing it would bring
+		// it back under the new ID. Ask them what they have now.
+		now, err := st.holdersCopy(ctx, oldID)
+		if err != nil {
+			return commitResult{}, err
+		}
+		if now != nil && now.rec.IsDead() {
+			s.resetLocked(nil)
+			s.token, s.id = "", ""
+			return commitResult{clear: true}, ErrSessionEnded
+		}
+		if now != nil && st.alive(now, st.cfg.Now()) {
+			cur = st.transientEntry(model.Merge(cur.rec, now.rec))
+		}
 	}
 	if cur == nil {
 		s.resetLocked(nil)
@@ -279,6 +300,21 @@ func (st *Store) commitDestroyLocked(ctx context.Context, s *Session) (commitRes
 		return res, nil
 	}
 	return res, st.replicateOut(ctx, tomb)
+}
+
+// holdersCopy fetches session id from its holders (partitioned mode) for
+// a commit that must not act on a copy they have ended meanwhile: what
+// they have, merged with this node's copy (nil if none has anything), or
+// errHoldersSilent when they did not all answer.
+func (st *Store) holdersCopy(ctx context.Context, id string) (*entry, error) {
+	res := st.repl.fetch(ctx, id)
+	if res.unsure {
+		return nil, errHoldersSilent
+	}
+	if res.entry != nil {
+		return res.entry, nil // not a holder: fetched, not stored
+	}
+	return st.shards.get(id), nil // a holder: fetched and merged (or nothing anywhere)
 }
 
 // commitsWhole reports whether a commit of s applies its change to the

@@ -50,7 +50,10 @@ type Config struct {
 	// a new session (not a RenewID, which replaces one) fails with
 	// ErrTooManySessions (the middleware answers 503); existing sessions,
 	// and so logged-in users, are never evicted to make room. Zero means
-	// 1,000,000. See AllowNew for a limit per client.
+	// 1,000,000. See AllowNew for a limit per client. The cap is per node
+	// in partitioned mode (ClusterConfig.Copies) too: a node counts the
+	// sessions it holds copies of, and a write it takes on a session held
+	// elsewhere is no creation (it works at the cap).
 	MaxSessions int
 	// MaxBytes caps the session data one node holds (Stats.Bytes: keys,
 	// values and 64 bytes a key): a change that would grow it past the cap

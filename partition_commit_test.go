@@ -90,3 +90,98 @@ func TestPartitionedDeleteWhenTheHoldersDoNotAnswer(t *testing.T) {
 		assert.ErrorIs(t, err, ErrNotFound, "the session lives on %s", st.repl.cfg.Name)
 	}
 }
+
+// A holder that has only part of a session (a change that came before the
+// session itself, as on a new holder the rebalance has not reached yet)
+// does not acknowledge the change: a Sync write is never counted as held
+// by a node that could not serve the session if the writer died. Here it
+// fails (ErrNotReplicated, 503) rather than return with a single copy.
+func TestPartitionedSyncIsNotAcknowledgedByAPartialCopy(t *testing.T) {
+	tc := newTestCluster(t, func(c *Config) {
+		withCopies(2)(c)
+		c.Cluster.Consistency = Sync
+		c.Cluster.AntiEntropyInterval = -1
+	})
+	nodes := tc.startAll("a", "b", "c", "d", "e")
+	c, d := nodes[2], nodes[3]
+	tok := sessionHeldBy(t, c, nodes, c, d)
+	waitSettled(t, []string{tok}, nodes...)
+	raw, _ := parseCookie(tok)
+	id := idOf(raw)
+	require.True(t, d.dropStray(id, d.shards.get(id)), "d's copy changed") // d lacks it, as a new holder would
+
+	err := put(t.Context(), c, tok, "n", "new")
+	require.ErrorIs(t, err, ErrNotReplicated, "a Sync write was acknowledged by a holder without the session")
+	e := d.shards.get(id)
+	require.NotNil(t, e, "d did not keep the change")
+	assert.True(t, e.partial())
+}
+
+// A RenewID (a login) on a node that does not hold the session, whose
+// session was destroyed on its holders during the request (a logout in
+// another tab), does not bring it back under a new ID.
+func TestPartitionedRenewDoesNotReviveASessionDestroyedMidRequest(t *testing.T) {
+	tc := newTestCluster(t, withCopies(2))
+	nodes := tc.startAll("a", "b", "c", "d", "e")
+	a, c, d := nodes[0], nodes[2], nodes[3]
+	tok := sessionHeldBy(t, c, nodes, c, d)
+	waitSettled(t, []string{tok}, nodes...)
+	raw, _ := parseCookie(tok)
+	id := idOf(raw)
+
+	s, err := a.Load(t.Context(), tok)
+	require.NoError(t, err)
+	require.NoError(t, s.RenewID())
+	require.NoError(t, c.Delete(t.Context(), tok))
+	eventuallyEverywhere(t, func(st *Store) bool {
+		e := st.shards.get(id)
+		return e != nil && e.rec.IsDead()
+	}, "the holders did not get the tombstone", c, d)
+
+	renewed, err := a.Save(t.Context(), s)
+	require.ErrorIs(t, err, ErrSessionEnded, "the renew brought a destroyed session back")
+	assert.Empty(t, renewed)
+}
+
+// A node at Config.MaxSessions takes a logged-in user's write on a
+// session it does not hold: the copy it stores for the handover is no
+// creation.
+func TestPartitionedWriteOnANodeAtItsSessionCap(t *testing.T) {
+	tc := newTestCluster(t, func(c *Config) {
+		withCopies(2)(c)
+		if c.Cluster.Name == "a" {
+			c.MaxSessions = 1
+		}
+	})
+	nodes := tc.startAll("a", "b", "c", "d", "e")
+	a, b, c, d := nodes[0], nodes[1], nodes[2], nodes[3]
+	// Each created on a holder, under a token chosen for its holders: no
+	// other session is made (a would refuse those it holds).
+	createOn := func(st *Store, raw string) string {
+		s, err := st.LoadOrCreate(t.Context(), raw)
+		require.NoError(t, err)
+		require.NoError(t, s.Set("n", "old"))
+		v, err := st.Save(t.Context(), s)
+		require.NoError(t, err)
+		return v
+	}
+	createOn(a, tokenHeldBy(a, nodes, a, b)) // a at its cap
+	require.Eventually(t, func() bool { return a.Len() == 1 && b.Len() == 1 }, waitFor, tick)
+	tok := createOn(c, tokenHeldBy(a, nodes, c, d))
+	eventuallyEverywhere(t, func(st *Store) bool { return holdsCopy(st, tok) }, "not on its holders", c, d)
+
+	require.NoError(t, put(t.Context(), a, tok, "n", "new"), "a write refused at the cap on a node that does not hold the session")
+	require.Eventually(t, func() bool { return value(c, tok, "n") == "new" }, waitFor, tick)
+}
+
+// tokenHeldBy returns a new token whose session, under the placement st
+// sees, the two nodes of want hold.
+func tokenHeldBy(st *Store, nodes []*Store, want ...*Store) string {
+	for {
+		raw := newToken()
+		hs := holdersOf(st, raw, nodes...)
+		if len(hs) == 2 && containsStore(hs, want[0]) && containsStore(hs, want[1]) {
+			return raw
+		}
+	}
+}

@@ -404,33 +404,44 @@ func (a replStore) Apply(recs []model.Record) (refused int) {
 	// tombstone of the old one, and at Config.MaxSessions the new one fits
 	// only once the old one has gone (merges commute, so the order
 	// changes nothing else).
+	partial := 0
 	for _, dead := range [...]bool{true, false} {
 		for i := range recs {
 			if recs[i].IsDead() == dead {
-				refused += a.apply(&recs[i], opts)
+				r, p := a.apply(&recs[i], opts)
+				refused, partial = refused+r, partial+p
 			}
 		}
 	}
 	a.st.stats.refused.Add(int64(refused))
-	return refused
+	return refused + partial
 }
 
-// apply merges one remote record and reports 1 if the store refused it.
-func (a replStore) apply(rec *model.Record, opts applyOpts) (refused int) {
+// apply merges one remote record and reports refused 1 if the store
+// refused it. In partitioned mode it reports partial 1 for a change kept
+// as a partial record (this node lacks the session it changes: a new
+// holder the rebalance has not reached yet, or a lost creation): kept, but
+// not acknowledged as applied, so that a Sync write is not counted as held
+// by a node that could not serve it, and a stray is not dropped on its
+// strength (the writer's Ticket sees it refused).
+func (a replStore) apply(rec *model.Record, opts applyOpts) (refused, partial int) {
 	if err := checkValues(rec); err != nil {
 		a.st.refusals.note(a.st.cfg.Logger, opts.now, rec.ID, fmt.Errorf("malformed value: %w", err))
-		return 1
+		return 1, 0
 	}
 	prev, next, err := a.st.mergeIn(*rec, opts)
 	if err != nil {
 		a.st.refusals.note(a.st.cfg.Logger, opts.now, rec.ID, err)
-		return 1
+		return 1, 0
+	}
+	if next != nil && next.partial() && a.st.part.Load() != nil {
+		partial = 1
 	}
 	a.st.fireEventsAt(prev, next, true, opts.now)
 	if p := livePrincipal(next); p != "" && p != livePrincipal(prev) {
 		a.st.enforcePrincipalLimit(p)
 	}
-	return 0
+	return 0, partial
 }
 
 // checkValues checks that every value of a remote record is well-formed

@@ -165,6 +165,11 @@ type applyOpts struct {
 	// in the same commit: it adds no session, so MaxSessions does not
 	// refuse it (a logged-in user's re-login works at the cap).
 	replaces bool
+	// existing is set for a copy of a session that lives on its holders
+	// (partitioned mode: a write on a node that does not hold it, or did
+	// not when the request loaded it): no creation, so MaxSessions does
+	// not refuse it (a logged-in user's write works at the cap).
+	existing bool
 }
 
 // mergeIn merges delta into the stored session and returns the entry before
@@ -227,7 +232,7 @@ func (st *Store) mergeShard(delta model.Record, o applyOpts) (prev, next *entry,
 			return prev, prev, fmt.Errorf("%w: %d bytes, over Config.MaxSessionBytes (%d); store less in the session", ErrTooLarge, size, st.cfg.MaxSessionBytes)
 		}
 		if (prev == nil || prev.rec.IsDead() || prev.partial()) && !merged.IsDead() && merged.Created != 0 &&
-			!o.replaces && st.count.Load() >= int64(st.cfg.MaxSessions) {
+			!o.replaces && !o.existing && st.count.Load() >= int64(st.cfg.MaxSessions) {
 			return prev, prev, fmt.Errorf("%w: Config.MaxSessions (%d) reached", ErrTooManySessions, st.cfg.MaxSessions)
 		}
 		if merged.Created != 0 && !o.replaces { // partial records are not counted (see account)

@@ -336,7 +336,11 @@ type ClusterConfig struct {
 	Consistency Consistency
 	// MinAcks is, in Sync mode, how many peers must have applied a change
 	// before the write returns; zero means 1, AllPeers means every live
-	// peer.
+	// peer. In partitioned mode (Copies) only the session's live holders
+	// other than the writer can acknowledge: MinAcks is capped at their
+	// number (Copies−1 on a holder), and AllPeers means all of them; while
+	// one of them is frozen or killed but not yet declared dead, a write
+	// that needs its acknowledgement fails with ErrNotReplicated.
 	MinAcks int
 	// SyncTimeout bounds the wait for acknowledgements in Sync mode; zero
 	// means one second. On timeout the change stays applied locally and

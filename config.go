@@ -338,9 +338,9 @@ type ClusterConfig struct {
 	// before the write returns; zero means 1, AllPeers means every live
 	// peer. In partitioned mode (Copies) only the session's live holders
 	// other than the writer can acknowledge: MinAcks is capped at their
-	// number (Copies−1 on a holder), and AllPeers means all of them; while
-	// one of them is frozen or killed but not yet declared dead, a write
-	// that needs its acknowledgement fails with ErrNotReplicated.
+	// number (Copies−1 on a holder), and AllPeers means all of them; when
+	// they have not acknowledged within half of SyncTimeout (one frozen,
+	// say), other nodes stand in for them (see docs/design.md).
 	MinAcks int
 	// SyncTimeout bounds the wait for acknowledgements in Sync mode; zero
 	// means one second. On timeout the change stays applied locally and

@@ -301,7 +301,7 @@ func (r *replication) publish(ctx context.Context, deltas []model.Record) error 
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.SyncTimeout)
 	defer cancel()
-	err := t.Wait(ctx, minAcks)
+	err := r.waitAcks(ctx, t, deltas, minAcks)
 	if err == nil {
 		return nil
 	}

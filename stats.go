@@ -19,6 +19,7 @@ type counters struct {
 	fetchesMerged, fetchesShed  atomic.Int64
 	fetchMissesCached           atomic.Int64
 	rebalances, straysDropped   atomic.Int64 // partitioned mode (rebalance.go)
+	standIns                    atomic.Int64 // partitioned mode (standin.go)
 }
 
 // Stats is a snapshot of a store's figures.
@@ -158,6 +159,10 @@ type ReplicationStats struct {
 	// StraysDropped counts those dropped once every holder acknowledged
 	// them.
 	Rebalances, Strays, StraysDropped int64
+	// StandIns counts, in partitioned mode, the Sync writes whose holders
+	// had not acknowledged within half of SyncTimeout and were sent to
+	// other nodes standing in for them (see docs/design.md).
+	StandIns int64
 }
 
 // PeerStats are the replication figures for one peer: the engine's own
@@ -192,6 +197,7 @@ func (r *replication) stats() ReplicationStats {
 	out.StreamWrites, out.StreamReads = cs.StreamWrites, cs.StreamReads
 	if r.part != nil {
 		out.Rebalances, out.StraysDropped = r.st.stats.rebalances.Load(), r.st.stats.straysDropped.Load()
+		out.StandIns = r.st.stats.standIns.Load()
 		out.Strays = int64(r.part.strays.len())
 	}
 	offsets := r.node.ClockOffsets()

@@ -134,10 +134,11 @@ func TestPartitionedWriteOnAnyNodeIsReadableOnEveryNode(t *testing.T) {
 // the wrong value): with Copies >= 2 there must be none, whatever the
 // membership does meanwhile.
 type reader struct {
-	stop   chan struct{}
-	done   chan struct{}
-	reads  int
-	misses []string
+	stop    chan struct{}
+	done    chan struct{}
+	reads   int
+	slowest time.Duration // the longest read
+	misses  []string
 }
 
 func startReader(t *testing.T, tokens []string, want func(i int) string, on ...*Store) *reader {
@@ -153,7 +154,10 @@ func startReader(t *testing.T, tokens []string, want func(i int) string, on ...*
 					default:
 					}
 					r.reads++
-					if got := loadValue(t, st, tok, "n"); got != want(i) {
+					start := time.Now()
+					got := loadValue(t, st, tok, "n")
+					r.slowest = max(r.slowest, time.Since(start))
+					if got != want(i) {
 						r.misses = append(r.misses, fmt.Sprintf("session %d on %s: %q", i, st.repl.cfg.Name, got))
 					}
 				}
@@ -221,8 +225,11 @@ func TestPartitionedRebalance(t *testing.T) {
 				kill(nodes[3])
 				tc.waitMembers(3, after...)
 			}
+			changed := time.Now()
 			waitSettled(t, tokens, after...)
 			reads, misses := rd.end()
+			t.Logf("%s: every session on exactly its holders %v after the membership settled; %d reads during the change, the slowest %v",
+				change, time.Since(changed).Round(time.Millisecond), reads, rd.slowest.Round(time.Millisecond))
 			assert.Empty(t, misses, "reads that did not find a session (of %d)", reads)
 
 			total := 0

@@ -8,11 +8,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"github.com/peersession/peersession/cluster"
 	"github.com/peersession/peersession/internal/faultnet"
 	"github.com/peersession/peersession/replicate/model"
@@ -134,10 +136,11 @@ func TestPartitionedWriteOnAnyNodeIsReadableOnEveryNode(t *testing.T) {
 // the wrong value): with Copies >= 2 there must be none, whatever the
 // membership does meanwhile.
 type reader struct {
-	stop   chan struct{}
-	done   chan struct{}
-	reads  int
-	misses []string
+	stop    chan struct{}
+	done    chan struct{}
+	reads   int
+	slowest time.Duration // the longest read
+	misses  []string
 }
 
 func startReader(t *testing.T, tokens []string, want func(i int) string, on ...*Store) *reader {
@@ -153,7 +156,10 @@ func startReader(t *testing.T, tokens []string, want func(i int) string, on ...*
 					default:
 					}
 					r.reads++
-					if got := loadValue(t, st, tok, "n"); got != want(i) {
+					start := time.Now()
+					got := loadValue(t, st, tok, "n")
+					r.slowest = max(r.slowest, time.Since(start))
+					if got != want(i) {
 						r.misses = append(r.misses, fmt.Sprintf("session %d on %s: %q", i, st.repl.cfg.Name, got))
 					}
 				}
@@ -175,12 +181,47 @@ func (r *reader) end() (reads int, misses []string) {
 // back to exactly its holders under the new membership (Copies of them),
 // none is lost, and no read anywhere meanwhile finds a session missing.
 func TestPartitionedRebalance(t *testing.T) {
-	for _, change := range []string{"join", "leave", "kill"} {
+	testRebalance(t, 4, 200, nil, "join", "leave", "kill")
+}
+
+// TestPartitionedKillOneOf16 is issue 23's failure run: one of 16 nodes
+// killed under reads. It takes a while under -race on a small machine, so
+// it runs only with PEERSESSION_BIG=1 (TestPartitionedRebalance runs the
+// same at 4 nodes every time).
+func TestPartitionedKillOneOf16(t *testing.T) {
+	if os.Getenv("PEERSESSION_BIG") == "" {
+		t.Skip("16 nodes: set PEERSESSION_BIG=1 to run")
+	}
+	// Failure detection a little slower than the other tests': 16 nodes
+	// in one process on a small machine would suspect each other.
+	testRebalance(t, 16, 3200, func(c *Config) {
+		c.Cluster.Memberlist = func(m *memberlist.Config) {
+			fastTimers(m)
+			m.ProbeInterval, m.ProbeTimeout, m.SuspicionMult = 400*time.Millisecond, 300*time.Millisecond, 4
+			m.GossipInterval, m.PushPullInterval, m.TCPTimeout, m.IndirectChecks = 50*time.Millisecond, time.Second, 2*time.Second, 3
+		}
+	}, "kill")
+}
+
+// testRebalance starts n nodes holding sessions (configured by opts too,
+// if set), then makes each change (a fresh cluster each): a node joins,
+// the last one leaves gracefully, or it is killed.
+func testRebalance(t *testing.T, n, sessions int, opts func(*Config), changes ...string) {
+	for _, change := range changes {
 		t.Run(change, func(t *testing.T) {
-			tc := newTestCluster(t, withCopies(2))
-			nodes := tc.startAll("a", "b", "c", "d")
+			tc := newTestCluster(t, func(c *Config) {
+				withCopies(2)(c)
+				if opts != nil {
+					opts(c)
+				}
+			})
+			names := make([]string, n)
+			for i := range names {
+				names[i] = fmt.Sprintf("n%02d", i)
+			}
+			nodes := tc.startAll(names...)
 			var tokens []string
-			for i := range 200 {
+			for i := range sessions {
 				tokens = append(tokens, create(t, nodes[i%len(nodes)], map[string]any{"n": fmt.Sprint(i)}))
 			}
 			want := func(i int) string { return fmt.Sprint(i) }
@@ -188,23 +229,24 @@ func TestPartitionedRebalance(t *testing.T) {
 
 			survivors := nodes
 			if change != "join" {
-				survivors = nodes[:3]
+				survivors = nodes[:n-1]
 			}
 			rd := startReader(t, tokens, want, survivors...)
 			after := survivors
+			began := time.Now()
 			switch change {
 			case "join":
-				e := tc.start("e")
+				e := tc.start(fmt.Sprintf("n%02d", n))
 				after = append(append([]*Store(nil), nodes...), e)
-				tc.waitMembers(5, after...)
+				tc.waitMembers(n+1, after...)
 			case "leave":
 				// A graceful Close hands its sessions over first, while
 				// the others still count d a member (and so have not
 				// rebalanced): each session has its two copies on them.
 				ctx, cancel := context.WithTimeout(t.Context(), waitFor)
-				nodes[3].repl.handOverAll(ctx)
+				nodes[n-1].repl.handOverAll(ctx)
 				cancel()
-				require.Equal(t, 4, alive(nodes[0]), "d is still a member")
+				require.Equal(t, n, alive(nodes[0]), "the last node is still a member")
 				for i, tok := range tokens {
 					copies := 0
 					for _, st := range survivors {
@@ -212,17 +254,20 @@ func TestPartitionedRebalance(t *testing.T) {
 							copies++
 						}
 					}
-					require.GreaterOrEqual(t, copies, 2, "session %d has %d copies after d handed its sessions over", i, copies)
+					require.GreaterOrEqual(t, copies, 2, "session %d has %d copies after the last node handed its sessions over", i, copies)
 				}
-				assert.Zero(t, nodes[3].Len(), "d kept sessions it handed over")
-				require.NoError(t, nodes[3].Close())
-				tc.waitMembers(3, after...)
+				assert.Zero(t, nodes[n-1].Len(), "the last node kept sessions it handed over")
+				require.NoError(t, nodes[n-1].Close())
+				tc.waitMembers(n-1, after...)
 			case "kill":
-				kill(nodes[3])
-				tc.waitMembers(3, after...)
+				kill(nodes[n-1])
+				tc.waitMembers(n-1, after...)
 			}
+			changed := time.Now()
 			waitSettled(t, tokens, after...)
 			reads, misses := rd.end()
+			t.Logf("%s at %d nodes: every session on exactly its holders %v after the change began (%v after every node saw the new membership); %d reads during it, the slowest %v",
+				change, n, time.Since(began).Round(time.Millisecond), time.Since(changed).Round(time.Millisecond), reads, rd.slowest.Round(time.Millisecond))
 			assert.Empty(t, misses, "reads that did not find a session (of %d)", reads)
 
 			total := 0
@@ -234,11 +279,13 @@ func TestPartitionedRebalance(t *testing.T) {
 			}
 			assert.Equal(t, 2*len(tokens), total, "each session is held exactly twice")
 			if change == "join" {
-				e := after[4]
+				e := after[n]
 				assert.NotZero(t, e.Len(), "the new node holds nothing")
-				assert.NotZero(t, e.Stats().Replication.StraysDropped+nodes[0].Stats().Replication.StraysDropped+
-					nodes[1].Stats().Replication.StraysDropped+nodes[2].Stats().Replication.StraysDropped+
-					nodes[3].Stats().Replication.StraysDropped, "no node dropped what it no longer holds")
+				var dropped int64
+				for _, st := range after {
+					dropped += st.Stats().Replication.StraysDropped
+				}
+				assert.NotZero(t, dropped, "no node dropped what it no longer holds")
 			}
 		})
 	}

@@ -140,7 +140,7 @@ func (c Config) withDefaults() (Config, error) {
 	if strings.IndexByte(c.Name, 0) >= 0 {
 		return c, configErr("Name", "{Name} %q contains a NUL byte: give the node a printable name", c.Name)
 	}
-	if c.Copies < 0 || c.Copies > maxCopies {
+	if c.Copies < 0 || c.Copies == 1 || c.Copies > maxCopies {
 		return c, configErr("Copies", "{Copies} %d is out of range: 0 means every member holds everything, otherwise 2 to %d", c.Copies, maxCopies)
 	}
 	if c.Formats == (Formats{}) {

@@ -158,13 +158,30 @@ func update(t *testing.T, st *Store, token string, kv map[string]any) string {
 	return tok
 }
 
-// value returns key's value in token's session on st ("" if missing).
-func value(st *Store, token, key string) string {
+// readEntry returns token's live session on st as a read finds it: this
+// node's copy in full replication; in partitioned mode, on a node that does
+// not hold the session or has no copy, what its holders have.
+func readEntry(st *Store, token string) *entry {
 	t, _ := parseCookie(token)
-	e := st.lookup(idOf(t))
+	if st.part.Load() != nil {
+		e, _, _ := st.find(context.Background(), t, 0)
+		return e
+	}
+	return st.lookup(idOf(t))
+}
+
+// value returns key's value in token's session on st ("" if missing), as
+// a read finds it (readEntry).
+func value(st *Store, token, key string) string {
+	e := readEntry(st, token)
 	if e == nil {
 		return ""
 	}
+	return entryValue(st, e, key)
+}
+
+// entryValue returns key's value in session e of st ("" if missing).
+func entryValue(st *Store, e *entry, key string) string {
 	var v string
 	if kv, ok := e.rec.Get(key); ok && !kv.Deleted {
 		s := &Session{st: st, loaded: true, base: e}
@@ -173,10 +190,50 @@ func value(st *Store, token, key string) string {
 	return v
 }
 
-// has reports whether token names a live session on st.
-func has(st *Store, token string) bool {
+// has reports whether token names a live session on st, as a read finds
+// it (readEntry).
+func has(st *Store, token string) bool { return readEntry(st, token) != nil }
+
+// holdsCopy reports whether st has a live copy of token's session of its
+// own (in partitioned mode, only the session's holders should).
+func holdsCopy(st *Store, token string) bool {
 	t, _ := parseCookie(token)
 	return st.lookup(idOf(t)) != nil
+}
+
+// holds reports whether st holds token's session: every node in full
+// replication; its holders in partitioned mode.
+func holds(st *Store, token string) bool {
+	pt := st.part.Load()
+	t, _ := parseCookie(token)
+	return pt == nil || pt.holds(idOf(t))
+}
+
+// replicationModes are the modes the replication suites run in: full
+// replication (the default) and partitioned mode with two copies.
+var replicationModes = []struct {
+	name   string
+	copies int
+}{{"full", 0}, {"copies=2", 2}}
+
+// eachMode runs fn as a subtest in each replication mode, with the
+// option that sets it (and opts, if any) for newTestCluster.
+func eachMode(t *testing.T, fn func(t *testing.T, opts func(*Config)), opts ...func(*Config)) {
+	for _, m := range replicationModes {
+		t.Run(m.name, func(t *testing.T) {
+			fn(t, func(c *Config) {
+				c.Cluster.Copies = m.copies
+				if m.copies > 0 {
+					// A read on a node that does not hold the session is a
+					// fetch: on a loaded test machine, give it time.
+					c.Cluster.FetchTimeout = partitionedFetchTimeout
+				}
+				for _, o := range opts {
+					o(c)
+				}
+			})
+		})
+	}
 }
 
 func eventuallyEverywhere(t *testing.T, cond func(st *Store) bool, msg string, nodes ...*Store) {
@@ -192,50 +249,67 @@ func eventuallyEverywhere(t *testing.T, cond func(st *Store) bool, msg string, n
 }
 
 func TestWriteOnOneNodeIsReadableOnAll(t *testing.T) {
-	tc := newTestCluster(t, nil)
-	nodes := tc.startAll("a", "b", "c")
-	a, b, c := nodes[0], nodes[1], nodes[2]
+	eachMode(t, func(t *testing.T, opts func(*Config)) {
+		tc := newTestCluster(t, opts)
+		nodes := tc.startAll("a", "b", "c")
+		a, b, c := nodes[0], nodes[1], nodes[2]
 
-	tok := create(t, a, map[string]any{"user": "alice"})
-	eventuallyEverywhere(t, func(st *Store) bool { return value(st, tok, "user") == "alice" }, "write on a not on b and c", b, c)
+		tok := create(t, a, map[string]any{"user": "alice"})
+		eventuallyEverywhere(t, func(st *Store) bool { return value(st, tok, "user") == "alice" }, "write on a not on b and c", b, c)
 
-	tok = update(t, b, tok, map[string]any{"cart": "apple"})
-	eventuallyEverywhere(t, func(st *Store) bool { return value(st, tok, "cart") == "apple" }, "update on b not on a and c", a, c)
+		tok = update(t, b, tok, map[string]any{"cart": "apple"})
+		eventuallyEverywhere(t, func(st *Store) bool { return value(st, tok, "cart") == "apple" }, "update on b not on a and c", a, c)
+		eventuallyEverywhere(t, func(st *Store) bool { return holdsCopy(st, tok) == holds(st, tok) }, "copies where the session is not held", a, b, c)
+	})
 }
 
 func TestDestroyOnOneNodeIsGoneEverywhere(t *testing.T) {
-	tc := newTestCluster(t, nil)
-	nodes := tc.startAll("a", "b", "c")
-	a, b, c := nodes[0], nodes[1], nodes[2]
-	tok := create(t, a, map[string]any{"user": "alice"})
-	eventuallyEverywhere(t, func(st *Store) bool { return has(st, tok) }, "not replicated", b, c)
+	eachMode(t, func(t *testing.T, opts func(*Config)) {
+		tc := newTestCluster(t, opts)
+		nodes := tc.startAll("a", "b", "c")
+		a, b, c := nodes[0], nodes[1], nodes[2]
+		tok := create(t, a, map[string]any{"user": "alice"})
+		eventuallyEverywhere(t, func(st *Store) bool { return has(st, tok) }, "not replicated", b, c)
 
-	require.NoError(t, b.Delete(t.Context(), tok))
-	eventuallyEverywhere(t, func(st *Store) bool { return !has(st, tok) }, "destroy on b not seen", a, c)
-	assert.Equal(t, 0, a.Len())
+		require.NoError(t, b.Delete(t.Context(), tok))
+		eventuallyEverywhere(t, func(st *Store) bool { return !has(st, tok) && !holdsCopy(st, tok) }, "destroy on b not seen", a, b, c)
+		assert.Equal(t, 0, a.Len())
+	})
 }
 
 func TestRenewIDLeavesOldIDDeadEverywhere(t *testing.T) {
-	tc := newTestCluster(t, nil)
-	nodes := tc.startAll("a", "b", "c")
-	a, b, c := nodes[0], nodes[1], nodes[2]
-	old := create(t, a, map[string]any{"cart": "pear"})
-	eventuallyEverywhere(t, func(st *Store) bool { return has(st, old) }, "not replicated", c)
+	eachMode(t, func(t *testing.T, opts func(*Config)) {
+		tc := newTestCluster(t, opts)
+		nodes := tc.startAll("a", "b", "c")
+		a, b, c := nodes[0], nodes[1], nodes[2]
+		old := create(t, a, map[string]any{"cart": "pear"})
+		eventuallyEverywhere(t, func(st *Store) bool { return has(st, old) }, "not replicated", c)
 
-	s, err := c.Load(t.Context(), old)
-	require.NoError(t, err)
-	s.RenewID()
-	require.NoError(t, s.SetPrincipal("alice"))
-	renewed, err := c.Save(t.Context(), s)
-	require.NoError(t, err)
+		s, err := c.Load(t.Context(), old)
+		require.NoError(t, err)
+		s.RenewID()
+		require.NoError(t, s.SetPrincipal("alice"))
+		renewed, err := c.Save(t.Context(), s)
+		require.NoError(t, err)
 
-	eventuallyEverywhere(t, func(st *Store) bool {
-		return !has(st, old) && value(st, renewed, "cart") == "pear" && len(st.PrincipalSessions("alice")) == 1
-	}, "renew on c not seen everywhere", a, b, c)
+		// Each node indexes the principal's sessions it holds: all of
+		// them in full replication.
+		eventuallyEverywhere(t, func(st *Store) bool {
+			indexed := 0
+			if holds(st, renewed) {
+				indexed = 1
+			}
+			return !has(st, old) && value(st, renewed, "cart") == "pear" && len(st.PrincipalSessions("alice")) == indexed
+		}, "renew on c not seen everywhere", a, b, c)
+	})
 }
 
 func TestConcurrentWritesToDifferentKeysBothSurvive(t *testing.T) {
-	tc := newTestCluster(t, nil)
+	eachMode(t, testConcurrentWritesToDifferentKeysBothSurvive)
+}
+
+func testConcurrentWritesToDifferentKeysBothSurvive(t *testing.T, opts func(*Config)) {
+	tc := newTestCluster(t, opts)
 	nodes := tc.startAll("a", "b", "c")
 	a, b := nodes[0], nodes[1]
 	tok := create(t, a, map[string]any{"start": "x"})
@@ -263,7 +337,11 @@ func TestConcurrentWritesToDifferentKeysBothSurvive(t *testing.T) {
 }
 
 func TestConcurrentWritesToSameKeyEndWithOneWinner(t *testing.T) {
-	tc := newTestCluster(t, nil)
+	eachMode(t, testConcurrentWritesToSameKeyEndWithOneWinner)
+}
+
+func testConcurrentWritesToSameKeyEndWithOneWinner(t *testing.T, opts func(*Config)) {
+	tc := newTestCluster(t, opts)
 	nodes := tc.startAll("a", "b", "c")
 	tok := create(t, nodes[0], map[string]any{"k": "start"})
 	eventuallyEverywhere(t, func(st *Store) bool { return has(st, tok) }, "not replicated", nodes...)
@@ -358,28 +436,48 @@ func TestJoiningNodeGetsASessionOnlyOneMemberHolds(t *testing.T) {
 }
 
 func TestKilledNodeLosesNothingAndRejoins(t *testing.T) {
-	tc := newTestCluster(t, nil)
+	eachMode(t, testKilledNodeLosesNothingAndRejoins)
+}
+
+func testKilledNodeLosesNothingAndRejoins(t *testing.T, opts func(*Config)) {
+	tc := newTestCluster(t, opts)
 	nodes := tc.startAll("a", "b", "c")
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	var tokens []string
 	for i := range 50 {
 		tokens = append(tokens, create(t, nodes[i%3], map[string]any{"i": fmt.Sprint(i)}))
 	}
-	eventuallyEverywhere(t, func(st *Store) bool { return st.Len() == 50 }, "not replicated", nodes...)
+	// Every node holds a copy of each session it holds: all of them in
+	// full replication.
+	heldEverywhere := func(st *Store) bool {
+		for _, tok := range tokens {
+			if holdsCopy(st, tok) != holds(st, tok) {
+				return false
+			}
+		}
+		return true
+	}
+	eventuallyEverywhere(t, heldEverywhere, "not replicated", nodes...)
 
 	kill(c)
 	tc.waitMembers(2, a, b)
+	// a and b hold everything now (two copies of three: both, once c is gone).
+	eventuallyEverywhere(t, heldEverywhere, "not brought back to its copies", a, b)
 	for _, tok := range tokens {
-		assert.True(t, has(a, tok) && has(b, tok))
+		assert.True(t, holdsCopy(a, tok) && holdsCopy(b, tok))
 	}
 	// Writes while c is down.
 	tok := create(t, a, map[string]any{"while": "down"})
 
 	c2 := tc.start("c") // same name, new process
 	tc.waitMembers(3, a, b, c2)
+	tokens = append(tokens, tok)
 	eventuallyEverywhere(t, func(st *Store) bool {
-		return st.Len() == 51 && value(st, tok, "while") == "down"
-	}, "restarted node did not converge", c2)
+		return heldEverywhere(st) && value(st, tok, "while") == "down"
+	}, "restarted node did not converge", a, b, c2)
+	if c2.part.Load() == nil {
+		assert.Equal(t, 51, c2.Len())
+	}
 }
 
 func TestWrongKeyOrLabelCannotJoinOrRead(t *testing.T) {
@@ -410,9 +508,13 @@ func TestWrongKeyOrLabelCannotJoinOrRead(t *testing.T) {
 func TestNonStickyClientSeesItsOwnWrites(t *testing.T) {
 	for _, mode := range []Consistency{Async, Sync} {
 		t.Run(fmt.Sprint(mode), func(t *testing.T) {
-			tc := newTestCluster(t, func(c *Config) { c.Cluster.Consistency = mode })
-			nodes := tc.startAll("a", "b")
-			alternate(t, nodes[0], nodes[1], 40)
+			eachMode(t, func(t *testing.T, opts func(*Config)) {
+				// Three nodes: with two copies, a session may be held by
+				// neither node the client alternates between.
+				tc := newTestCluster(t, opts)
+				nodes := tc.startAll("a", "b", "c")
+				alternate(t, nodes[0], nodes[1], 40)
+			}, func(c *Config) { c.Cluster.Consistency = mode })
 		})
 	}
 }
@@ -448,6 +550,30 @@ func TestSyncWriteIsOnAPeerWhenItReturns(t *testing.T) {
 	}
 }
 
+// In partitioned mode, a Sync write returns once MinAcks of the session's
+// holders other than the writer have applied it (capped at how many there
+// are): written on a node that does not hold it, both holders can answer;
+// on a holder, the other one.
+func TestPartitionedSyncWriteIsOnItsHoldersWhenItReturns(t *testing.T) {
+	tc := newTestCluster(t, func(c *Config) {
+		c.Cluster.Consistency, c.Cluster.Copies, c.Cluster.MinAcks = Sync, 2, AllPeers
+	})
+	nodes := tc.startAll("a", "b", "c", "d")
+	for i := range 20 {
+		w := nodes[i%len(nodes)]
+		tok := create(t, w, map[string]any{"i": fmt.Sprint(i)})
+		for _, st := range nodes {
+			if holds(st, tok) {
+				require.True(t, holdsCopy(st, tok), "Save on %s returned before holder %s applied it", w.repl.cfg.Name, st.repl.cfg.Name)
+			}
+		}
+	}
+	tc2 := newTestCluster(t, func(c *Config) { c.Cluster.Consistency, c.Cluster.Copies, c.Cluster.MinAcks = Sync, 2, 3 })
+	pair := tc2.startAll("a", "b")
+	tok := create(t, pair[0], map[string]any{"i": "capped"})
+	require.True(t, holdsCopy(pair[1], tok), "MinAcks 3 is capped at the one other holder")
+}
+
 // A Sync write the peer refuses (here its store is full) fails with
 // ErrNotReplicated instead of reporting a copy the peer does not hold; the
 // writing node keeps the change, and the next write the peer accepts
@@ -480,7 +606,11 @@ func TestSyncWriteThePeerRefusesFails(t *testing.T) {
 }
 
 func TestGracefulCloseFlushesAndLeaves(t *testing.T) {
-	tc := newTestCluster(t, nil)
+	eachMode(t, testGracefulCloseFlushesAndLeaves)
+}
+
+func testGracefulCloseFlushesAndLeaves(t *testing.T, opts func(*Config)) {
+	tc := newTestCluster(t, opts)
 	nodes := tc.startAll("a", "b")
 	var tokens []string
 	for i := range 200 {
@@ -502,8 +632,12 @@ func TestGracefulCloseFlushesAndLeaves(t *testing.T) {
 // Values of any msgpack-encodable type replicate, extension types (a
 // time.Time) included.
 func TestTypedValuesReplicate(t *testing.T) {
-	tc := newTestCluster(t, nil)
-	nodes := tc.startAll("a", "b")
+	eachMode(t, testTypedValuesReplicate)
+}
+
+func testTypedValuesReplicate(t *testing.T, opts func(*Config)) {
+	tc := newTestCluster(t, opts)
+	nodes := tc.startAll("a", "b", "c")
 	when := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 	type cart struct{ Items []string }
 	tok := create(t, nodes[0], map[string]any{"when": when, "cart": cart{Items: []string{"apple"}}})

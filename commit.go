@@ -74,6 +74,11 @@ func (st *Store) commitLocked(ctx context.Context, s *Session) (commitResult, er
 	if err := s.checkWritableLocked(); err != nil {
 		return commitResult{}, err
 	}
+	if s.loadErr != nil && s.createsLocked() {
+		// The client's session may exist (its holders did not answer):
+		// a new one would replace its cookie and log it out.
+		return commitResult{}, s.loadErr
+	}
 	if err := st.principalLimitLocked(s); err != nil {
 		return commitResult{}, err
 	}
@@ -138,7 +143,20 @@ func (st *Store) commitNewLocked(ctx context.Context, s *Session) (commitResult,
 	}
 	id := idOf(token)
 	if s.chosen != "" {
-		if e := st.shards.get(id); e != nil && e.rec.IsDead() {
+		e := st.shards.get(id)
+		if pt := st.part.Load(); pt != nil && (e == nil || !pt.holds(id)) {
+			// Partitioned: the tombstone, if any, is on the holders
+			// (this node may hold the session without a copy yet, or
+			// have a stray copy older than their tombstone).
+			got, err := st.holdersCopy(ctx, id)
+			if err != nil {
+				return commitResult{}, err
+			}
+			if got != nil {
+				e = got
+			}
+		}
+		if e != nil && e.rec.IsDead() {
 			return commitResult{}, fmt.Errorf("%w: the token names a destroyed session", ErrSessionEnded)
 		}
 	}
@@ -166,7 +184,19 @@ func (st *Store) commitUpdateLocked(ctx context.Context, s *Session) (commitResu
 	if s.touch {
 		d.Access = now.UnixNano()
 	}
-	_, next, err := st.mergeIn(d, applyOpts{mustExist: true, now: now})
+	var next *entry
+	var err error
+	if st.commitsWhole(s) {
+		// Partitioned, and the request loaded a copy fetched from the
+		// holders (not stored), or this node no longer holds the session
+		// (its copy may be handed over and dropped since): that copy is
+		// what the change applies to, whether or not this node holds the
+		// session by now. Stored on a node that does not hold it, it is
+		// handed over and dropped (rebalance.go).
+		_, next, err = st.mergeIn(model.Merge(s.base.rec, d), applyOpts{now: now, existing: true})
+	} else {
+		_, next, err = st.mergeIn(d, applyOpts{mustExist: true, now: now})
+	}
 	if errors.Is(err, ErrSessionEnded) {
 		s.resetLocked(nil)
 		s.token, s.id = "", ""
@@ -183,6 +213,24 @@ func (st *Store) commitUpdateLocked(ctx context.Context, s *Session) (commitResu
 func (st *Store) commitRenewLocked(ctx context.Context, s *Session) (commitResult, error) {
 	oldID := s.id
 	cur := st.lookup(oldID)
+	if st.commitsWhole(s) {
+		cur = s.base // see commitUpdateLocked
+		// The copy loaded may have been destroyed on the holders during
+		// the request (a logout in another tab): renewing it would bring
+		// it back under the new ID. Ask them what they have now.
+		now, err := st.holdersCopy(ctx, oldID)
+		if err != nil {
+			return commitResult{}, err
+		}
+		if now != nil && now.rec.IsDead() {
+			s.resetLocked(nil)
+			s.token, s.id = "", ""
+			return commitResult{clear: true}, ErrSessionEnded
+		}
+		if now != nil && st.alive(now, st.cfg.Now()) {
+			cur = st.transientEntry(model.Merge(cur.rec, now.rec))
+		}
+	}
 	if cur == nil {
 		s.resetLocked(nil)
 		s.token, s.id = "", ""
@@ -252,6 +300,41 @@ func (st *Store) commitDestroyLocked(ctx context.Context, s *Session) (commitRes
 		return res, nil
 	}
 	return res, st.replicateOut(ctx, tomb)
+}
+
+// holdersCopy fetches session id from its holders (partitioned mode) for
+// a commit that must not act on a copy they have ended meanwhile: what
+// they have, merged with this node's copy (nil if none has anything), or
+// errHoldersSilent when they did not all answer.
+func (st *Store) holdersCopy(ctx context.Context, id string) (*entry, error) {
+	res := st.repl.fetch(ctx, id)
+	if res.unsure {
+		return nil, errHoldersSilent
+	}
+	if res.entry != nil {
+		return res.entry, nil // not a holder: fetched, not stored
+	}
+	return st.shards.get(id), nil // a holder: fetched and merged (or nothing anywhere)
+}
+
+// commitsWhole reports whether a commit of s applies its change to the
+// whole session the request loaded rather than to the stored one: in
+// partitioned mode, when that snapshot was fetched from the holders and
+// not stored (the path is chosen by where the snapshot came from, not by
+// whether this node holds the session now: it may have become a holder
+// during the request, before any copy reached it), or when this node no
+// longer holds the session; unless this node has its tombstone. s.mu must
+// be held.
+func (st *Store) commitsWhole(s *Session) bool {
+	pt := st.part.Load()
+	if pt == nil || s.base == nil || s.id == "" || !st.alive(s.base, st.cfg.Now()) {
+		return false
+	}
+	if !s.base.fetched && pt.holds(s.id) {
+		return false
+	}
+	e := st.shards.get(s.id)
+	return e == nil || !e.rec.IsDead()
 }
 
 // resetLocked clears s's pending changes after a commit; base is the

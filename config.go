@@ -50,7 +50,10 @@ type Config struct {
 	// a new session (not a RenewID, which replaces one) fails with
 	// ErrTooManySessions (the middleware answers 503); existing sessions,
 	// and so logged-in users, are never evicted to make room. Zero means
-	// 1,000,000. See AllowNew for a limit per client.
+	// 1,000,000. See AllowNew for a limit per client. The cap is per node
+	// in partitioned mode (ClusterConfig.Copies) too: a node counts the
+	// sessions it holds copies of, and a write it takes on a session held
+	// elsewhere is no creation (it works at the cap).
 	MaxSessions int
 	// MaxBytes caps the session data one node holds (Stats.Bytes: keys,
 	// values and 64 bytes a key): a change that would grow it past the cap
@@ -216,6 +219,9 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("peersession: Config.MaxSessions is %d; use a positive count, or zero for 1,000,000", c.MaxSessions)
 	case c.MaxSessionsPerPrincipal < 0:
 		return c, fmt.Errorf("peersession: Config.MaxSessionsPerPrincipal is %d; use a positive count, or zero for no cap", c.MaxSessionsPerPrincipal)
+	case c.MaxSessionsPerPrincipal > 0 && c.Cluster != nil && c.Cluster.Copies > 1:
+		return c, fmt.Errorf("peersession: Config.MaxSessionsPerPrincipal is not supported with ClusterConfig.Copies (partitioned mode): " +
+			"each node sees only the sessions it holds, so the cap would not hold cluster-wide; set one of them to zero")
 	case c.LoginPolicy != EndOldest && c.LoginPolicy != RefuseNew:
 		return c, fmt.Errorf("peersession: Config.LoginPolicy is %d; use EndOldest or RefuseNew", c.LoginPolicy)
 	case c.MaxBytes < 0:
@@ -314,11 +320,27 @@ type ClusterConfig struct {
 	// sessions.
 	Insecure bool
 
+	// Copies is how many nodes hold each session. Zero, the default,
+	// means every node holds every session (full replication: reads are
+	// always local; fit for a handful of nodes). Two or more partitions
+	// the sessions (for larger clusters): each is held by Copies nodes,
+	// picked by rendezvous hashing of its ID over the live members' Names,
+	// and any node serves any session, a node that does not hold it with
+	// one bounded fetch from those that do (see docs/design.md,
+	// "Partitioned mode"). 1 is an error: a dead node would lose its
+	// sessions. Every node must have the same Copies: a node whose seeds
+	// have another gets an error from WaitReady.
+	Copies int
+
 	// Consistency is Async (the default) or Sync.
 	Consistency Consistency
 	// MinAcks is, in Sync mode, how many peers must have applied a change
 	// before the write returns; zero means 1, AllPeers means every live
-	// peer.
+	// peer. In partitioned mode (Copies) only the session's live holders
+	// other than the writer can acknowledge: MinAcks is capped at their
+	// number (Copies−1 on a holder), and AllPeers means all of them; when
+	// they have not acknowledged within half of SyncTimeout (one frozen,
+	// say), other nodes stand in for them (see docs/design.md).
 	MinAcks int
 	// SyncTimeout bounds the wait for acknowledgements in Sync mode; zero
 	// means one second. On timeout the change stays applied locally and
@@ -347,11 +369,20 @@ func (c ClusterConfig) withDefaults() (ClusterConfig, error) {
 	if c.Name == "" {
 		return c, fmt.Errorf("peersession: ClusterConfig.Name is empty; give each node a unique, stable name")
 	}
+	switch {
+	case c.Copies == 1:
+		return c, fmt.Errorf("peersession: ClusterConfig.Copies is 1: a session on one node is lost when that node dies; set 2 or more (each session on that many nodes) or 0 (every node holds every session)")
+	case c.Copies < 0 || c.Copies > maxCopies:
+		return c, fmt.Errorf("peersession: ClusterConfig.Copies %d is out of range; set 0 (every node holds every session) or 2 to %d", c.Copies, maxCopies)
+	}
 	defaults.Set(&c.MinAcks, 1)
 	defaults.Set(&c.SyncTimeout, time.Second)
 	defaults.Set(&c.FetchTimeout, 100*time.Millisecond)
 	return c, nil
 }
+
+// maxCopies bounds ClusterConfig.Copies: what node metadata carries.
+const maxCopies = 255
 
 // clusterField names a cluster.Config field as ClusterConfig does.
 func clusterField(f string) string {
@@ -400,10 +431,20 @@ func (c *ClusterConfig) clusterConfig(log *slog.Logger, h cluster.Handler) clust
 		Name: c.Name, BindAddr: c.BindAddr, BindPort: c.BindPort,
 		AdvertiseAddr: c.AdvertiseAddr, AdvertisePort: c.AdvertisePort, StreamPort: c.StreamPort,
 		Seeds: c.Join, RejoinInterval: c.RejoinInterval, Label: c.Label,
-		Keys: c.Keys, Insecure: c.Insecure, Tune: c.Memberlist,
+		Keys: c.Keys, Insecure: c.Insecure, Tune: c.Memberlist, Copies: c.Copies,
 		Logger: log, Handler: h,
 		// The range of wire formats the engine speaks, announced in every
 		// stream handshake (see wire.FormatNewest).
-		Formats: cluster.Formats{Min: uint8(wire.FormatOldest), Max: uint8(wire.FormatNewest)},
+		Formats: c.formats(),
 	}
+}
+
+// formats is the range of wire formats the engine speaks: from
+// wire.FormatPartitioned in partitioned mode, whose DestroyPrincipal needs
+// it of every peer.
+func (c *ClusterConfig) formats() cluster.Formats {
+	if c.Copies > 0 {
+		return cluster.Formats{Min: uint8(wire.FormatPartitioned), Max: uint8(wire.FormatNewest)}
+	}
+	return cluster.Formats{Min: uint8(wire.FormatOldest), Max: uint8(wire.FormatNewest)}
 }

@@ -69,6 +69,14 @@ var (
 	// renewing the old copy would end the newer one and lose those
 	// writes. Nothing is changed; retry, on this node once it has caught
 	// up or on another.
+	//
+	// In partitioned mode (ClusterConfig.Copies) it is also the error of a
+	// read that could not learn whether its session exists (the session's
+	// holders did not answer within FetchTimeout, or the node's fetches
+	// were all taken for that long): Session.Get, Store.Load and
+	// LoadOrCreate return it, and a commit that would otherwise create a
+	// new session over the client's cookie fails with it (503), so that
+	// the client keeps its session.
 	ErrStale = errors.New("peersession: this node's copy of the session is older than the client's last write")
 )
 

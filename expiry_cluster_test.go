@@ -48,3 +48,47 @@ func TestActiveSessionOnOneNodeDoesNotExpireOnAnother(t *testing.T) {
 	assert.False(t, has(a, tok))
 	assert.False(t, has(b, tok))
 }
+
+// In partitioned mode the same holds when the session is used only on a
+// node that does not hold it: each read there is a fetch, the access it
+// records goes to the holders, and their copies stay alive; once the use
+// stops, it expires on every node.
+func TestPartitionedSessionUsedOnlyOffItsHoldersDoesNotExpire(t *testing.T) {
+	clk := newFakeClock()
+	tc := newTestCluster(t, func(c *Config) {
+		c.Now, c.IdleTimeout, c.TouchInterval = clk.Now, 10*time.Minute, time.Minute
+		withCopies(2)(c)
+	})
+	nodes := tc.startAll("a", "b", "c")
+	tok := create(t, nodes[0], map[string]any{"user": "alice"})
+	var user *Store // the node that does not hold it
+	var holders []*Store
+	for _, st := range nodes {
+		if holds(st, tok) {
+			holders = append(holders, st)
+		} else {
+			user = st
+		}
+	}
+	require.Len(t, holders, 2)
+	eventuallyEverywhere(t, func(st *Store) bool { return holdsCopy(st, tok) == holds(st, tok) }, "not settled", nodes...)
+	token, _ := parseCookie(tok)
+	id := idOf(token)
+
+	for range 6 { // 36 minutes of reads on the node that does not hold it
+		clk.Advance(6 * time.Minute)
+		s, err := user.Load(t.Context(), tok)
+		require.NoError(t, err, "the session expired while in use")
+		_, err = user.Save(t.Context(), s)
+		require.NoError(t, err)
+		want := clk.Now().UnixNano()
+		eventuallyEverywhere(t, func(st *Store) bool {
+			e := st.shards.get(id)
+			return e != nil && e.rec.Access == want && holdsCopy(st, tok)
+		}, "the access did not reach a holder", holders...)
+	}
+	clk.Advance(10 * time.Minute) // use stops
+	for _, st := range nodes {
+		assert.False(t, has(st, tok))
+	}
+}

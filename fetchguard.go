@@ -20,7 +20,10 @@ import (
 //     Stats.FetchMissesCached;
 //   - at most maxFetches fetches under way node-wide: past that a read is
 //     served this node's copy (or no session), counted in
-//     Stats.FetchesShed.
+//     Stats.FetchesShed. In partitioned mode, where every read of a
+//     session this node does not hold is a fetch, a read first waits up to
+//     FetchTimeout for a slot, and one shed then fails with ErrStale
+//     rather than be told there is no session (see errHoldersSilent).
 const (
 	maxFetches = 32
 	missTTL    = 2 * time.Second
@@ -30,7 +33,15 @@ const (
 // fetchResult is what one fetch found.
 type fetchResult struct {
 	hit     bool // a newer copy of the session arrived and was merged
-	missing bool // no peer that answered in time had the session
+	missing bool // every peer asked answered, and none had the session
+	// unsure is set, in partitioned mode, when the fetch found nothing
+	// but not every holder answered: the session may exist, and the read
+	// must not be told there is none (see Store.find).
+	unsure bool
+	// entry is, in partitioned mode on a node that does not hold the
+	// session, the copy fetched (merged with this node's, if any) for the
+	// reads to use: it is not stored here (see replication.fetch).
+	entry *entry
 }
 
 // fetchOutcome is what fetchGuard.do did for a read.
@@ -52,23 +63,41 @@ type fetchGuard struct {
 	// hold, when set (by tests, before the store serves), is called by
 	// each fetch before it is sent.
 	hold func(id string)
+	// queue, when positive, is how long a read waits for one of the max
+	// slots before it is shed (partitioned mode, where every read on a
+	// node that does not hold its session is a fetch); zero sheds at once.
+	// Set before the store serves.
+	queue time.Duration
 
 	mu      sync.Mutex         // guards the fields below
 	running int                // fetches under way
 	flights map[string]*flight // the fetch under way for each session; lazily initialized
 	misses  missCache
+	freed   chan struct{} // closed, and replaced, when a slot frees up; lazily initialized
+	queued  int           // reads waiting for a slot (see queue)
 }
 
 // flight is one fetch under way, which the reads of its session wait for.
 type flight struct {
 	done    chan struct{} // closed when the fetch has ended and its result is merged
 	waiting int           // reads waiting for it; guarded by fetchGuard.mu
+	entry   *entry        // the fetch's fetchResult.entry; set before done is closed
+	unsure  bool          // the fetch's fetchResult.unsure; set before done is closed
 }
 
 // do runs fetch for session id, or waits for the one under way, or
-// neither; now is the time for the negative cache.
+// neither; now is the time for the negative cache. With g.queue set, a
+// read that finds every slot taken waits up to g.queue (or until ctx
+// ends) for one.
 func (g *fetchGuard) do(ctx context.Context, id string, now time.Time,
 	fetch func(context.Context, string) fetchResult) (fetchOutcome, fetchResult) {
+	var queued *time.Timer
+	defer func() {
+		if queued != nil {
+			queued.Stop()
+		}
+	}()
+again:
 	g.mu.Lock()
 	if g.misses.has(id, now) {
 		g.mu.Unlock()
@@ -79,13 +108,39 @@ func (g *fetchGuard) do(ctx context.Context, id string, now time.Time,
 		g.mu.Unlock()
 		select {
 		case <-f.done:
+			return fetchMerged, fetchResult{entry: f.entry, unsure: f.unsure} // set before done closed
 		case <-ctx.Done():
 		}
-		return fetchMerged, fetchResult{}
+		return fetchMerged, fetchResult{unsure: g.queue > 0}
 	}
 	if g.running >= g.limit() {
+		if g.queue <= 0 {
+			g.mu.Unlock()
+			return fetchShed, fetchResult{}
+		}
+		if g.freed == nil {
+			g.freed = make(chan struct{})
+		}
+		freed := g.freed
+		g.queued++
 		g.mu.Unlock()
-		return fetchShed, fetchResult{}
+		if queued == nil {
+			queued = time.NewTimer(g.queue)
+		}
+		gotSlot := false
+		select {
+		case <-freed:
+			gotSlot = true
+		case <-queued.C:
+		case <-ctx.Done():
+		}
+		g.mu.Lock()
+		g.queued--
+		g.mu.Unlock()
+		if gotSlot {
+			goto again
+		}
+		return fetchShed, fetchResult{unsure: true}
 	}
 	g.running++
 	f := &flight{done: make(chan struct{})}
@@ -104,6 +159,11 @@ func (g *fetchGuard) do(ctx context.Context, id string, now time.Time,
 		delete(g.flights, id)
 		if res.missing {
 			g.misses.add(id, now.Add(missTTL))
+		}
+		f.entry, f.unsure = res.entry, res.unsure
+		if g.freed != nil {
+			close(g.freed) // the reads queued for a slot look again
+			g.freed = nil
 		}
 		g.mu.Unlock()
 		close(f.done)
@@ -131,6 +191,13 @@ func (g *fetchGuard) inFlight(id string) (running, waiting int) {
 		waiting = f.waiting
 	}
 	return g.running, waiting
+}
+
+// queuedReads returns how many reads wait for a slot.
+func (g *fetchGuard) queuedReads() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.queued
 }
 
 // missCache holds the sessions a fetch found nowhere, each until a time,

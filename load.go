@@ -12,8 +12,10 @@ import (
 // Load returns the session named by token (a cookie or header value as
 // the middleware would read it: its version stamp counts only with its
 // MAC) for use outside HTTP handlers. It returns ErrNotFound for a
-// malformed, unknown or expired token. Change the session with its methods
-// and save it with Save.
+// malformed, unknown or expired token; in partitioned mode
+// (ClusterConfig.Copies), an error wrapping ErrStale when the session's
+// holders did not answer in time (it may exist: retry). Change the session
+// with its methods and save it with Save.
 func (st *Store) Load(ctx context.Context, token string) (*Session, error) {
 	if st.closed.Load() {
 		return nil, ErrClosed
@@ -23,8 +25,11 @@ func (st *Store) Load(ctx context.Context, token string) (*Session, error) {
 	s.ctx = ctx
 	s.mu.Lock()
 	s.loadLocked(ctx)
-	found := s.base != nil
+	found, err := s.base != nil, s.loadErr
 	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
 	if !found {
 		return nil, ErrNotFound
 	}
@@ -86,8 +91,12 @@ func (st *Store) Delete(ctx context.Context, token string) error {
 // fetch keeps (docs/security.md, "Forged stamps"): concurrent calls for one
 // token share one fetch; a token no peer had is not asked about again for
 // 2 s; and while 32 fetches are under way on the node, none is sent and the
-// session is new (Stats.FetchesShed). Saving a new session under a token
-// whose session was destroyed fails with ErrSessionEnded.
+// session is new (Stats.FetchesShed). In partitioned mode only the
+// session's holders are asked, a read waits up to FetchTimeout for one of
+// the 32 rather than be shed, and when the holders do not answer in time
+// LoadOrCreate fails with an error wrapping ErrStale (the session may
+// exist: retry). Saving a new session under a token whose session was
+// destroyed fails with ErrSessionEnded.
 func (st *Store) LoadOrCreate(ctx context.Context, token string) (*Session, error) {
 	if st.closed.Load() {
 		return nil, ErrClosed
@@ -95,11 +104,14 @@ func (st *Store) LoadOrCreate(ctx context.Context, token string) (*Session, erro
 	if !validToken(token) {
 		return nil, ErrInvalidToken
 	}
-	s := st.newSession(token, 1) // stamp 1: fetch from peers only when missing here
+	s := st.newSession(token, stampMissing) // fetch from peers only when missing here
 	s.ctx = ctx
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.loadLocked(ctx)
+	if s.loadErr != nil {
+		return nil, s.loadErr
+	}
 	if s.base == nil {
 		s.chosen = token
 	}
@@ -107,7 +119,8 @@ func (st *Store) LoadOrCreate(ctx context.Context, token string) (*Session, erro
 }
 
 // All iterates over read-only snapshots of the live sessions on this node
-// (with replication: of the whole cluster as this node knows it). Their
+// (with replication: of the whole cluster as this node knows it; in
+// partitioned mode, ClusterConfig.Copies, of those this node holds). Their
 // Token is empty: the store keeps no tokens. Saving one fails with
 // ErrReadOnly.
 func (st *Store) All() iter.Seq[*Session] {

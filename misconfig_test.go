@@ -182,7 +182,7 @@ func TestClusterConfigErrorsNameClusterConfigFields(t *testing.T) {
 }
 
 // A node whose peers run a release with no wire format in common with its
-// own (here: one that speaks only a format 2) cannot get its state: its
+// own (here: one that speaks only a format 3) cannot get its state: its
 // streams are refused both ways, WaitReady says why, naming both formats,
 // and its readiness probe says it too. The cluster goes on as before.
 func TestNodeWithNoCommonWireFormatGetsAnErrorFromWaitReady(t *testing.T) {
@@ -190,7 +190,7 @@ func TestNodeWithNoCommonWireFormatGetsAnErrorFromWaitReady(t *testing.T) {
 	nodes := tc.startAll("a", "b")
 	cfg := ClusterConfig{Name: "future", Join: []string{tc.seeds[0]}, Label: "test", Keys: [][]byte{testKey}, Memberlist: fastTimers}
 	st, err := newStore(Config{Cluster: &cfg, Logger: slog.New(slog.DiscardHandler)},
-		hooks{faults: func(cc *cluster.Config) { cc.Formats = cluster.Formats{Min: 2, Max: 2} }})
+		hooks{faults: func(cc *cluster.Config) { cc.Formats = cluster.Formats{Min: 3, Max: 3} }})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
 
@@ -198,7 +198,7 @@ func TestNodeWithNoCommonWireFormatGetsAnErrorFromWaitReady(t *testing.T) {
 	defer cancel()
 	err = st.WaitReady(ctx)
 	require.ErrorIs(t, err, cluster.ErrFormatsDiffer)
-	assert.Contains(t, err.Error(), "speaks wire format 1 and this node speaks 2")
+	assert.Contains(t, err.Error(), "speaks wire format 1-2 and this node speaks 3")
 	assert.Contains(t, err.Error(), "upgrade one release at a time")
 	assert.Equal(t, err.Error(), st.notReady(), "the readiness probe's 503 says why")
 	for _, n := range nodes {

@@ -2,6 +2,7 @@ package peersession
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,18 @@ const inFlightFor = time.Second
 // (replicate.DefaultMaxClockSkew). No node issues a stamp further ahead.
 const maxStampAhead = replicate.DefaultMaxClockSkew
 
+// stampMissing is the stamp of a read that needs the session only if this
+// node lacks it, without the client having shown any version of it
+// (LoadOrCreate): no authenticated stamp, so, in partitioned mode, only
+// the session's holders are asked (see replication.fetchRecord).
+const stampMissing = 1
+
+// errHoldersSilent is a read's error, in partitioned mode, when the
+// session could not be fetched (its holders did not answer in time, or the
+// node's fetches were all taken for longer than FetchTimeout): the
+// session may exist, so the read is not told there is none.
+var errHoldersSilent = fmt.Errorf("%w: the session's holders did not answer in time (partitioned mode); retry", ErrStale)
+
 // find returns the live entry for token's session, and the time it was
 // judged live at. With replication, when the entry is missing or older than
 // the client's version stamp, it waits briefly for the change if it can be
@@ -41,26 +54,50 @@ const maxStampAhead = replicate.DefaultMaxClockSkew
 // stamp must be authenticated already (Store.parseValue); one more than a
 // minute ahead of this node's clock is ignored. The local lookup allocates
 // nothing: it hashes the token into an array and indexes the map with it.
-func (st *Store) find(ctx context.Context, token string, stamp int64) (*entry, time.Time) {
+//
+// In partitioned mode, a read that could not learn whether the session
+// exists (see errHoldersSilent) returns nil and that error.
+func (st *Store) find(ctx context.Context, token string, stamp int64) (*entry, time.Time, error) {
 	idb := idBytes(token)
 	now := st.cfg.Now()
 	e := st.shards.getBytes(idb[:])
+	ended := e != nil && e.rec.IsDead()
 	if !st.alive(e, now) {
 		e = nil
 	}
-	if st.repl == nil || stamp == 0 || (e != nil && e.stamp >= stamp) {
-		return e, now
+	if st.repl == nil {
+		return e, now, nil
+	}
+	if pt := st.repl.part; pt != nil {
+		// Partitioned: a node that does not hold the session does not
+		// trust its copy (it is not kept up to date), and one that holds
+		// it but has no copy may be a new holder the session is on its
+		// way to: both ask (the holders first). A holder with the
+		// session's tombstone knows it ended: it asks nobody.
+		if id := string(idb[:]); !pt.holds(id) || (e == nil && !ended) {
+			if stamp-now.UnixNano() > int64(maxStampAhead) {
+				st.stats.stampsRejected.Add(1)
+				stamp = 0
+			}
+			return st.fetchNewer(ctx, id, stamp)
+		}
+		if ended {
+			return nil, now, nil // a holder with the tombstone, whatever the stamp
+		}
+	}
+	if stamp == 0 || (e != nil && e.stamp >= stamp) {
+		return e, now, nil
 	}
 	if stamp-now.UnixNano() > int64(maxStampAhead) {
 		st.stats.stampsRejected.Add(1)
-		return e, now
+		return e, now, nil
 	}
 	id := string(idb[:])
 	if stamp > now.Add(-inFlightFor).UnixNano() && st.repl.arrivalWait > 0 {
 		st.stats.fetchWaits.Add(1)
 		if got, at := st.awaitArrival(ctx, id, stamp); got != nil {
 			st.stats.fetchWaitHits.Add(1)
-			return got, at
+			return got, at, nil
 		}
 	}
 	return st.fetchNewer(ctx, id, stamp)
@@ -68,14 +105,20 @@ func (st *Store) find(ctx context.Context, token string, stamp int64) (*entry, t
 
 // fetchNewer fetches session id from the peers, through the fetch guard,
 // for a read that needs it at version stamp or later, and returns what
-// this node holds then.
-func (st *Store) fetchNewer(ctx context.Context, id string, stamp int64) (*entry, time.Time) {
+// this node holds then (with errHoldersSilent if that is nothing and the
+// fetch could not tell whether the session exists: partitioned mode).
+func (st *Store) fetchNewer(ctx context.Context, id string, stamp int64) (*entry, time.Time, error) {
 	for tries := 1; ; tries++ {
-		outcome, res := st.repl.guard.do(ctx, id, st.cfg.Now(), st.repl.fetch)
+		outcome, res := st.repl.guard.do(ctx, id, st.cfg.Now(), func(ctx context.Context, id string) fetchResult {
+			return st.repl.fetchAt(ctx, id, stamp)
+		})
 		// Look again even if nothing new was fetched: replication may
 		// have delivered the change meanwhile.
 		now := st.cfg.Now()
 		e := st.shards.get(id)
+		if res.entry != nil {
+			e = res.entry // partitioned, not a holder: the copy fetched
+		}
 		if !st.alive(e, now) {
 			e = nil
 		}
@@ -98,7 +141,10 @@ func (st *Store) fetchNewer(ctx context.Context, id string, stamp int64) (*entry
 		case fetchShed:
 			st.stats.fetchesShed.Add(1)
 		}
-		return e, now
+		if e == nil && res.unsure {
+			return nil, now, errHoldersSilent
+		}
+		return e, now, nil
 	}
 }
 

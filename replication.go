@@ -20,6 +20,7 @@ type replication struct {
 	cfg  ClusterConfig
 	node *cluster.Node
 	eng  *replicate.Engine
+	part *partition // the placement in partitioned mode (ClusterConfig.Copies); nil in full replication
 
 	transferDur  atomic.Int64  // nanoseconds the state transfer took, once ended
 	arrivals     *arrivals     // reads waiting for a change on its way (read.go)
@@ -42,9 +43,13 @@ type replication struct {
 type handler struct {
 	eng  atomic.Pointer[replicate.Engine]
 	repl atomic.Pointer[replication]
+	part atomic.Pointer[partition] // set in partitioned mode: told of peers before the engine
 }
 
 func (h *handler) PeerUp(p cluster.Peer) {
+	if pt := h.part.Load(); pt != nil {
+		pt.up(p)
+	}
 	if e := h.eng.Load(); e != nil {
 		e.PeerUp(p.ID)
 	}
@@ -54,6 +59,9 @@ func (h *handler) PeerUp(p cluster.Peer) {
 }
 
 func (h *handler) PeerDown(p cluster.Peer, left bool) {
+	if pt := h.part.Load(); pt != nil {
+		pt.down(p)
+	}
 	if e := h.eng.Load(); e != nil {
 		e.PeerDown(p.ID, left)
 	}
@@ -74,11 +82,13 @@ func (h *handler) StreamLost(peer string) {
 }
 
 // startReplication starts the cluster node and the replication engine
-// for st, and joins the cluster; h holds the tests' seams (see hooks).
-func startReplication(st *Store, cfg ClusterConfig, h hooks) (*replication, error) {
+// for st, sets st.repl, and joins the cluster; h holds the tests' seams
+// (see hooks). st.repl is set before the node joins (and before handler
+// calls reach st), and never again.
+func startReplication(st *Store, cfg ClusterConfig, h hooks) error {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	handler := &handler{}
 	cc := cfg.clusterConfig(st.cfg.Logger, handler)
@@ -89,41 +99,67 @@ func startReplication(st *Store, cfg ClusterConfig, h hooks) (*replication, erro
 	node, err := cluster.New(cc)
 	if err != nil {
 		if cerr := clusterError(err); cerr != nil {
-			return nil, cerr // a field to fix, named as in ClusterConfig
+			return cerr // a field to fix, named as in ClusterConfig
 		}
-		return nil, fmt.Errorf("peersession: start cluster node: %w", err)
+		return fmt.Errorf("peersession: start cluster node: %w", err)
 	}
 	if h.nodeStarted != nil {
 		h.nodeStarted(node)
 	}
 	arr := &arrivals{}
+	var part *partition
+	var placement replicate.Placement // nil: full replication
+	if cfg.Copies > 0 {
+		part = newPartition(cfg.Copies, node.Self())
+		placement = part
+		handler.part.Store(part)
+		st.part.Store(part)
+	}
 	ackDelay := time.Duration(0) // the default: an Ack may wait up to 2ms for a Batch to go with
 	if cfg.Consistency == Sync {
 		ackDelay = -1 // a Sync write waits for its Acks: each goes at once
 	}
 	eng, err := replicate.New(replicate.Config{
-		Self:                node.Self().ID,
-		Network:             node,
-		Store:               wakingStore{replStore{st}, arr},
-		Clock:               st.clock,
+		Self:      node.Self().ID,
+		Network:   node,
+		Store:     wakingStore{replStore{st}, arr},
+		Clock:     st.clock,
+		Placement: placement,
+		EndPrincipal: func(ctx context.Context, p string) ([]string, error) {
+			if handler.repl.Load() == nil { // st.repl is set before it
+				return nil, errors.New("peersession: this node is still starting")
+			}
+			return st.endLocalPrincipal(ctx, p)
+		},
 		Logger:              st.cfg.Logger,
 		AntiEntropyInterval: cfg.AntiEntropyInterval,
 		AckDelay:            ackDelay,
 	})
 	if err != nil {
 		_ = node.Close()
-		return nil, fmt.Errorf("peersession: start replication: %w", err)
+		return fmt.Errorf("peersession: start replication: %w", err)
 	}
 	handler.eng.Store(eng)
-	r := &replication{st: st, cfg: cfg, node: node, eng: eng, ready: make(chan struct{}),
+	r := &replication{st: st, cfg: cfg, node: node, eng: eng, part: part, ready: make(chan struct{}),
 		arrivals: arr, arrivalWait: min(cfg.FetchTimeout/20, maxArrivalWait),
 		stamps: newStampKeys(cfg.Keys, cfg.Label)}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.ctx, r.stopTransfer = ctx, cancel
 	r.fence.fencedLog.Every, r.fence.clearLog.Every = 10*time.Second, 10*time.Second
 	st.clock.SetTrust(func(wall int64) bool { return r.fence.trusted(r, wall) })
+	if part != nil {
+		// Every read of a session this node does not hold is a fetch:
+		// past maxFetches a read waits its turn rather than be shed
+		// (and told there is no session).
+		r.guard.queue = cfg.FetchTimeout
+	}
 	st.wg.Add(1)
 	go r.clockFenceLoop()
+	if part != nil {
+		st.wg.Add(1)
+		go r.rebalanceLoop()
+	}
+	st.repl = r
 	handler.repl.Store(r) // before Join too: a PeerUp may come right after it
 	joined := true
 	var refused error // seeds answered but refused this node: WaitReady's error
@@ -160,7 +196,7 @@ func startReplication(st *Store, cfg ClusterConfig, h hooks) (*replication, erro
 		}
 		close(r.ready)
 	}()
-	return r, nil
+	return nil
 }
 
 // peerUp runs the state transfer a node skipped because no peer was
@@ -262,9 +298,14 @@ func (r *replication) publish(ctx context.Context, deltas []model.Record) error 
 	if everyPeer {
 		minAcks = AllPeers
 	}
+	if r.part != nil && minAcks > t.Peers() && t.Peers() > 0 {
+		// Partitioned: only the live holders other than this node can
+		// acknowledge (Copies-1 of them on a holder).
+		minAcks = t.Peers()
+	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.SyncTimeout)
 	defer cancel()
-	err := t.Wait(ctx, minAcks)
+	err := r.waitAcks(ctx, t, deltas, minAcks)
 	if err == nil {
 		return nil
 	}
@@ -275,35 +316,22 @@ func (r *replication) publish(ctx context.Context, deltas []model.Record) error 
 	return fmt.Errorf("%w (MinAcks %d, SyncTimeout %v): %v", ErrNotReplicated, minAcks, r.cfg.SyncTimeout, err)
 }
 
-// fetch asks the peers for session id and merges what they have; it
-// reports whether anything new arrived, or whether the peers that
-// answered in time all lack the session. Reads call it through the fetch
-// guard (Store.fetchNewer).
-func (r *replication) fetch(ctx context.Context, id string) fetchResult {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.FetchTimeout)
-	defer cancel()
-	rec, found, err := r.eng.Fetch(ctx, id)
-	if err != nil {
-		return fetchResult{}
-	}
-	if !found {
-		return fetchResult{missing: true}
-	}
-	if checkValues(&rec) != nil {
-		return fetchResult{}
-	}
-	prev, next, err := r.st.mergeIn(rec, applyOpts{})
-	if err != nil {
-		return fetchResult{}
-	}
-	r.arrivals.arrived(id) // other reads may wait for it
-	r.st.fireEvents(prev, next, true)
-	return fetchResult{hit: prev != next}
-}
+// leaveHandover bounds how long a graceful Close, in partitioned mode,
+// waits for its sessions to be handed over (see handOverAll).
+const leaveHandover = 10 * time.Second
+
+// errNoPeerToAsk is fetchRecord's error in partitioned mode when this node
+// has no peer.
+var errNoPeerToAsk = errors.New("peersession: no peer to ask")
 
 // close flushes queued changes, leaves the cluster and stops everything,
 // in that order.
 func (r *replication) close() error {
+	if r.part != nil {
+		hctx, cancel := context.WithTimeout(context.Background(), leaveHandover)
+		r.handOverAll(hctx)
+		cancel()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	flushErr := r.eng.Flush(ctx)
@@ -382,33 +410,44 @@ func (a replStore) Apply(recs []model.Record) (refused int) {
 	// tombstone of the old one, and at Config.MaxSessions the new one fits
 	// only once the old one has gone (merges commute, so the order
 	// changes nothing else).
+	partial := 0
 	for _, dead := range [...]bool{true, false} {
 		for i := range recs {
 			if recs[i].IsDead() == dead {
-				refused += a.apply(&recs[i], opts)
+				r, p := a.apply(&recs[i], opts)
+				refused, partial = refused+r, partial+p
 			}
 		}
 	}
 	a.st.stats.refused.Add(int64(refused))
-	return refused
+	return refused + partial
 }
 
-// apply merges one remote record and reports 1 if the store refused it.
-func (a replStore) apply(rec *model.Record, opts applyOpts) (refused int) {
+// apply merges one remote record and reports refused 1 if the store
+// refused it. In partitioned mode it reports partial 1 for a change kept
+// as a partial record (this node lacks the session it changes: a new
+// holder the rebalance has not reached yet, or a lost creation): kept, but
+// not acknowledged as applied, so that a Sync write is not counted as held
+// by a node that could not serve it, and a stray is not dropped on its
+// strength (the writer's Ticket sees it refused).
+func (a replStore) apply(rec *model.Record, opts applyOpts) (refused, partial int) {
 	if err := checkValues(rec); err != nil {
 		a.st.refusals.note(a.st.cfg.Logger, opts.now, rec.ID, fmt.Errorf("malformed value: %w", err))
-		return 1
+		return 1, 0
 	}
 	prev, next, err := a.st.mergeIn(*rec, opts)
 	if err != nil {
 		a.st.refusals.note(a.st.cfg.Logger, opts.now, rec.ID, err)
-		return 1
+		return 1, 0
+	}
+	if next != nil && next.partial() && a.st.part.Load() != nil {
+		partial = 1
 	}
 	a.st.fireEventsAt(prev, next, true, opts.now)
 	if p := livePrincipal(next); p != "" && p != livePrincipal(prev) {
 		a.st.enforcePrincipalLimit(p)
 	}
-	return 0
+	return 0, partial
 }
 
 // checkValues checks that every value of a remote record is well-formed

@@ -31,11 +31,16 @@ type Session struct {
 	// dirty holds this request's changes, sorted by key without repeats
 	// (as model.Record.Keys), their versions unset until the commit,
 	// which hands the slice over to the delta it stores and replicates.
-	dirty      []model.KeyValue
-	size       int     // base.size adjusted for dirty, for the early size check
-	principal  *string // a SetPrincipal not yet committed
-	loaded     bool    // load has run
-	touch      bool    // record the access time at commit
+	dirty     []model.KeyValue
+	size      int     // base.size adjusted for dirty, for the early size check
+	principal *string // a SetPrincipal not yet committed
+	loaded    bool    // load has run
+	// loadErr is why the load found no session when it could not tell
+	// whether there is one (partitioned mode, the holders silent): Get
+	// returns it, and a commit that would create a session fails with it,
+	// so that the client keeps its cookie (see errHoldersSilent).
+	loadErr    error
+	touch      bool // record the access time at commit
 	destroy    bool
 	renew      bool
 	ended      *entry          // Destroy: the snapshot of the session it ends
@@ -68,9 +73,10 @@ func (s *Session) loadLocked(ctx context.Context) {
 	if s.token == "" {
 		return
 	}
-	e, now := s.st.find(ctx, s.token, s.stamp)
+	e, now, err := s.st.find(ctx, s.token, s.stamp)
 	if e == nil {
 		s.token = "" // unknown or expired: never adopt the client's ID
+		s.loadErr = err
 		return
 	}
 	s.id = e.rec.ID // the map's key, equal to idOf(s.token), without hashing again
@@ -94,19 +100,34 @@ func (s *Session) context() context.Context {
 // dst as it was. Into an interface (an any, the elements of a []any or
 // map[string]any) a value comes back as int64 (uint64 above
 // math.MaxInt64), float64, string, []byte, bool, nil, time.Time, []any
-// or map[string]any: a struct as map[string]any. See docs/values.md.
+// or map[string]any: a struct as map[string]any. See docs/values.md. In
+// partitioned mode, a missing key of a session that could not be fetched
+// from its holders is err wrapping ErrStale (see ErrStale).
 func (s *Session) Get(key string, dst any) (found bool, err error) {
 	if s.st.closed.Load() {
 		return false, ErrClosed
 	}
-	data, ok := s.raw(key)
+	data, ok, err := s.rawErr(key)
 	if !ok {
-		return false, nil
+		return false, err
 	}
 	if err := decodeValue(data, dst); err != nil {
 		return true, fmt.Errorf("peersession: decode key %q into %T: %w", key, dst, err)
 	}
 	return true, nil
+}
+
+// rawErr is raw, with the load's error (Session.loadErr) when the key is
+// missing.
+func (s *Session) rawErr(key string) ([]byte, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loadLocked(s.context())
+	data, ok := s.currentLocked(key)
+	if !ok && s.base == nil {
+		return nil, false, s.loadErr
+	}
+	return data, ok, nil
 }
 
 // raw returns key's encoded value, from this request's changes or the

@@ -19,6 +19,9 @@ type entry struct {
 	rec   model.Record
 	size  int   // rec.Size(), cached
 	stamp int64 // rec.MaxVersion().Wall, cached: the session's version stamp
+	// fetched marks a copy fetched from the holders for a read and not
+	// stored (partitioned mode: Store.transientEntry).
+	fetched bool
 }
 
 // newEntry returns an empty entry and an empty slice with room for n keys

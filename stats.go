@@ -18,6 +18,8 @@ type counters struct {
 	stampsRejected              atomic.Int64
 	fetchesMerged, fetchesShed  atomic.Int64
 	fetchMissesCached           atomic.Int64
+	rebalances, straysDropped   atomic.Int64 // partitioned mode (rebalance.go)
+	standIns                    atomic.Int64 // partitioned mode (standin.go)
 }
 
 // Stats is a snapshot of a store's figures.
@@ -150,6 +152,17 @@ type ReplicationStats struct {
 	// (before encryption and framing), and StreamWrites and StreamReads the
 	// system calls that carried them: the cost of replication per write.
 	FramesOut, FramesIn, BytesOut, BytesIn, StreamWrites, StreamReads uint64
+	// In partitioned mode (ClusterConfig.Copies): Rebalances counts the
+	// membership changes after which this node moved sessions to their
+	// new holders; Strays is how many copies of sessions it does not hold
+	// wait to be handed over (see docs/design.md, "Partitioned mode"), and
+	// StraysDropped counts those dropped once every holder acknowledged
+	// them.
+	Rebalances, Strays, StraysDropped int64
+	// StandIns counts, in partitioned mode, the Sync writes whose holders
+	// had not acknowledged within half of SyncTimeout and were sent to
+	// other nodes standing in for them (see docs/design.md).
+	StandIns int64
 }
 
 // PeerStats are the replication figures for one peer: the engine's own
@@ -182,6 +195,11 @@ func (r *replication) stats() ReplicationStats {
 	out.GossipConnsRefused, out.GossipConnsCut = cs.GossipConnsRefused, cs.GossipConnsCut
 	out.FramesOut, out.FramesIn, out.BytesOut, out.BytesIn = cs.FramesOut, cs.FramesIn, cs.BytesOut, cs.BytesIn
 	out.StreamWrites, out.StreamReads = cs.StreamWrites, cs.StreamReads
+	if r.part != nil {
+		out.Rebalances, out.StraysDropped = r.st.stats.rebalances.Load(), r.st.stats.straysDropped.Load()
+		out.StandIns = r.st.stats.standIns.Load()
+		out.Strays = int64(r.part.strays.len())
+	}
 	offsets := r.node.ClockOffsets()
 	out.ClockFenced = r.fence.current(r) != nil
 	for id, p := range es.Peers {

@@ -46,10 +46,11 @@ type Store struct {
 	shards     *shards
 	principals principalIndex
 	stats      counters
-	refusals   refusalLog    // changes from peers the store refused
-	admin      adminState    // the admin page's recent warnings and CSRF key (admin.go)
-	repl       *replication  // nil on a single node
-	disk       *persist.Disk // nil without Config.DataDir
+	refusals   refusalLog                // changes from peers the store refused
+	admin      adminState                // the admin page's recent warnings and CSRF key (admin.go)
+	repl       *replication              // nil on a single node
+	part       atomic.Pointer[partition] // the placement in partitioned mode (partition.go); set before the node joins
+	disk       *persist.Disk             // nil without Config.DataDir
 
 	count atomic.Int64 // entries that are not tombstones
 	bytes atomic.Int64 // sum of their sizes
@@ -99,7 +100,7 @@ func newStore(cfg Config, h hooks) (*Store, error) {
 		}
 	}
 	if cfg.Cluster != nil {
-		if st.repl, err = startReplication(st, *cfg.Cluster, h); err != nil {
+		if err = startReplication(st, *cfg.Cluster, h); err != nil { // sets st.repl
 			if st.disk != nil {
 				_ = st.disk.Close()
 			}
@@ -111,7 +112,9 @@ func newStore(cfg Config, h hooks) (*Store, error) {
 	return st, nil
 }
 
-// Close stops the store: it stops taking writes, flushes queued changes to
+// Close stops the store: it stops taking writes, in partitioned mode
+// (ClusterConfig.Copies) hands the sessions it holds over to the nodes
+// that hold them without it (bounded: 10 s), flushes queued changes to
 // the peers (bounded), leaves the cluster, saves the last changes to
 // Config.DataDir and waits for every goroutine the store started. It is
 // safe to call more than once; later calls return the first call's result.
@@ -162,6 +165,11 @@ type applyOpts struct {
 	// in the same commit: it adds no session, so MaxSessions does not
 	// refuse it (a logged-in user's re-login works at the cap).
 	replaces bool
+	// existing is set for a copy of a session that lives on its holders
+	// (partitioned mode: a write on a node that does not hold it, or did
+	// not when the request loaded it): no creation, so MaxSessions does
+	// not refuse it (a logged-in user's write works at the cap).
+	existing bool
 }
 
 // mergeIn merges delta into the stored session and returns the entry before
@@ -173,6 +181,9 @@ func (st *Store) mergeIn(delta model.Record, o applyOpts) (prev, next *entry, er
 	prev, next, err = st.mergeShard(delta, o)
 	if err == nil && next != prev && st.disk != nil {
 		st.disk.Dirty(delta.ID) // saved as it is when the writer gets to it
+	}
+	if pt := st.part.Load(); pt != nil && err == nil && next != prev && !pt.holds(delta.ID) {
+		pt.strays.add(delta.ID) // handed over to its holders, then dropped (rebalance.go)
 	}
 	if next != prev && next.rec.IsDead() && st.tombs.count.Load() > int64(st.cfg.MaxTombstones) {
 		st.dropOldTombstones()
@@ -221,7 +232,7 @@ func (st *Store) mergeShard(delta model.Record, o applyOpts) (prev, next *entry,
 			return prev, prev, fmt.Errorf("%w: %d bytes, over Config.MaxSessionBytes (%d); store less in the session", ErrTooLarge, size, st.cfg.MaxSessionBytes)
 		}
 		if (prev == nil || prev.rec.IsDead() || prev.partial()) && !merged.IsDead() && merged.Created != 0 &&
-			!o.replaces && st.count.Load() >= int64(st.cfg.MaxSessions) {
+			!o.replaces && !o.existing && st.count.Load() >= int64(st.cfg.MaxSessions) {
 			return prev, prev, fmt.Errorf("%w: Config.MaxSessions (%d) reached", ErrTooManySessions, st.cfg.MaxSessions)
 		}
 		if merged.Created != 0 && !o.replaces { // partial records are not counted (see account)
@@ -239,6 +250,28 @@ func (st *Store) mergeShard(delta model.Record, o applyOpts) (prev, next *entry,
 	st.principals.move(delta.ID, livePrincipal(prev), livePrincipal(next))
 	st.account(prev, next)
 	return prev, next, nil
+}
+
+// transientEntry returns an entry holding rec that is not stored (a
+// fetched copy on a node that does not hold the session, in partitioned
+// mode), or nil if rec is expired or a tombstone past its window.
+func (st *Store) transientEntry(rec model.Record) *entry {
+	now := st.cfg.Now()
+	if rec.IsDead() {
+		if rec.Deadline != 0 && now.UnixNano() >= rec.Deadline+int64(tombstoneGrace) {
+			return nil
+		}
+	} else if rec.Expired(now) {
+		return nil
+	}
+	e, keys := newEntry(len(rec.Keys))
+	rec.Keys = append(keys, rec.Keys...)
+	size := 0
+	if !rec.IsDead() {
+		size = sessionSize(&rec)
+	}
+	*e = entry{rec: rec, size: size, stamp: rec.MaxVersion().Wall, fetched: true}
+	return e
 }
 
 // account updates the count, byte and tombstone totals for an entry
@@ -303,6 +336,26 @@ func (st *Store) destroyID(ctx context.Context, id string) (bool, error) {
 		return false, err
 	}
 	e := st.lookup(id)
+	if pt := st.part.Load(); pt != nil && (e == nil || !pt.holds(id)) {
+		// Partitioned, and this node does not hold the session (or has
+		// no copy yet): end what its holders have.
+		res := st.repl.fetch(ctx, id)
+		if res.entry != nil {
+			e = res.entry // not a holder: fetched, not stored
+		} else {
+			e = st.lookup(id) // a holder: fetched and merged
+		}
+		if !st.alive(e, st.cfg.Now()) {
+			e = nil
+		}
+		if e == nil && res.unsure {
+			// The holders did not answer: the session may live there.
+			// End it anyway: a tombstone that outlives any session
+			// alive now (Config.Lifetime from now), handed over to the
+			// holders as any change made here is.
+			e = &entry{rec: model.Record{ID: id}}
+		}
+	}
 	if e == nil {
 		return false, nil
 	}
@@ -312,7 +365,11 @@ func (st *Store) destroyID(ctx context.Context, id string) (bool, error) {
 		return false, err
 	}
 	st.fireEvents(prev, next, false)
-	return st.alive(prev, st.cfg.Now()), st.replicateOut(ctx, delta)
+	ended := st.alive(prev, st.cfg.Now())
+	if pt := st.part.Load(); pt != nil && !pt.holds(id) {
+		ended = true // alive as its holders had it (this node's copy, if any, is not kept up to date)
+	}
+	return ended, st.replicateOut(ctx, delta)
 }
 
 // tombstone returns the change that ends session id, whose record was

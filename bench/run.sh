@@ -30,7 +30,9 @@
 #                             1,000 writes, bytes/frames/syscalls per write,
 #                             visibility, max rate, heap, join; ~10 min
 #                             -> results/scale.md (SCALE_NODES, SCALE_ROUNDS;
-#                             SCALE_PROCS: sizes also run as processes, 2,4,8)
+#                             SCALE_PROCS: sizes also run as processes, 2,4,8;
+#                             SCALE_COPIES=2: partitioned mode, in one process
+#                             only -> results/scale-copies2.md)
 #   ./run.sh chaos [flags]    the chaos harness (cmd/chaos): 3-5 nodes in
 #                             network namespaces (root; else loopback
 #                             without link faults), clients writing all
@@ -73,6 +75,7 @@ KILL_RATE=${KILL_RATE:-8000}
 SCALE_NODES=${SCALE_NODES:-2,4,8,16,32}
 SCALE_ROUNDS=${SCALE_ROUNDS:-3}
 SCALE_PROCS=${SCALE_PROCS-2,4,8}
+SCALE_COPIES=${SCALE_COPIES:-0}
 
 bin=$(mktemp -d /tmp/peersession-bench.XXXXXX)
 redis_pid=
@@ -158,6 +161,12 @@ run_kill() {
 }
 
 run_scale() {
+	if [ "$SCALE_COPIES" != 0 ]; then
+		echo "== scale: partitioned mode (Copies $SCALE_COPIES) at $SCALE_NODES nodes in one process, $SCALE_ROUNDS rounds" >&2
+		"$bin/scale" -nodes "$SCALE_NODES" -rounds "$SCALE_ROUNDS" -copies "$SCALE_COPIES" \
+			-out "$here/results/scale-copies$SCALE_COPIES.md"
+		return
+	fi
 	echo "== scale: full replication at $SCALE_NODES nodes in one process, $SCALE_ROUNDS rounds (stderr shows each round)" >&2
 	"$bin/scale" -nodes "$SCALE_NODES" -rounds "$SCALE_ROUNDS" -procs "$SCALE_PROCS" -repl "$bin/repl" \
 		-out "$here/results/scale.md"

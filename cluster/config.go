@@ -19,6 +19,8 @@ const (
 	DefaultMaxFrame       = 16 << 20
 	// KeySize is the required length of every keyring key.
 	KeySize = 32
+	// maxCopies bounds Config.Copies.
+	maxCopies = 255
 	// maxNameLen bounds Config.Name so that node metadata always fits.
 	maxNameLen = 128
 )
@@ -66,6 +68,13 @@ type Config struct {
 	// peer's for the Handler (PeerFormats). The zero value means {1, 1},
 	// which is what nodes of releases before format ranges speak.
 	Formats Formats
+	// Copies is how many members hold each piece of the Handler's data
+	// (peersession's ClusterConfig.Copies); 0 means every member holds
+	// everything. It is carried in node metadata, and every member must
+	// have the same: a node whose Copies differs from a member's is
+	// refused at the join (ErrCopiesDiffer) and never taken for a peer.
+	// A node of a release without the field counts as 0.
+	Copies int
 	// Label is the memberlist label (one per cluster); it is also part of
 	// the Noise prologue, so clusters with different labels cannot talk.
 	Label string
@@ -130,6 +139,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if strings.IndexByte(c.Name, 0) >= 0 {
 		return c, configErr("Name", "{Name} %q contains a NUL byte: give the node a printable name", c.Name)
+	}
+	if c.Copies < 0 || c.Copies == 1 || c.Copies > maxCopies {
+		return c, configErr("Copies", "{Copies} %d is out of range: 0 means every member holds everything, otherwise 2 to %d", c.Copies, maxCopies)
 	}
 	if c.Formats == (Formats{}) {
 		c.Formats = legacyFormats

@@ -34,6 +34,9 @@ func TestConfigValidation(t *testing.T) {
 		{"bad port", func(c *Config) { c.StreamPort = 70000 }, "StreamPort"},
 		{"long label", func(c *Config) { c.Label = string(bytes.Repeat([]byte("x"), 300)) }, "Label"},
 		{"negative", func(c *Config) { c.MaxFrame = -1 }, "Config.MaxFrame must not be negative"},
+		{"one copy", func(c *Config) { c.Copies = 1 }, "Config.Copies 1 is out of range"},
+		{"too many copies", func(c *Config) { c.Copies = maxCopies + 1 }, "Config.Copies 256 is out of range"},
+		{"two copies", func(c *Config) { c.Copies = 2 }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -46,6 +46,9 @@ var (
 	ErrLabelsDiffer = errors.New("cluster: the labels differ")
 	// ErrNameTaken: another live node has this node's Name.
 	ErrNameTaken = errors.New("cluster: the name is taken")
+	// ErrCopiesDiffer: the seed's cluster holds each piece of data on
+	// another number of members than this node's Config.Copies says.
+	ErrCopiesDiffer = errors.New("cluster: the copies differ")
 )
 
 // JoinError is Join's error when seeds answered but none took this node
@@ -54,9 +57,11 @@ var (
 type JoinError struct {
 	// Seed is the seed that answered, as written in Config.Seeds.
 	Seed string
-	// Err is ErrKeysDiffer, ErrLabelsDiffer or ErrNameTaken.
+	// Err is ErrKeysDiffer, ErrLabelsDiffer, ErrNameTaken or
+	// ErrCopiesDiffer.
 	Err error
-	// Holder is, for ErrNameTaken, the live node that has the name.
+	// Holder is, for ErrNameTaken, the live node that has the name; for
+	// ErrCopiesDiffer, the member whose Copies differs.
 	Holder Peer
 
 	text fieldText

@@ -52,9 +52,11 @@ func (n *Node) joinSeeds(seeds []string) error {
 // middle of shutting down may do it once, and is gone the second time.
 func (n *Node) joinSeed(seed string) error {
 	n.names.takeTaken() // what an earlier join found is not this one's
+	n.names.takeCopies()
 	_, err := n.ml.Join([]string{seed})
 	if err != nil && closedWithoutReply(err) {
 		n.names.takeTaken()
+		n.names.takeCopies()
 		_, err = n.ml.Join([]string{seed})
 	}
 	return err
@@ -72,6 +74,11 @@ const (
 // refusal returns the JoinError for memberlist's error joining seed, or
 // nil if the seed did not answer (or failed in a way that may pass).
 func (n *Node) refusal(seed string, err error) *JoinError {
+	if c, ok := n.names.takeCopies(); ok {
+		return &JoinError{Seed: seed, Err: ErrCopiesDiffer, Holder: c.peer, text: fieldText{
+			"seed %s answered, but member %s (%s) has {Copies} %d and this node %d: give every node the same {Copies} (0 means every member holds everything)",
+			[]any{seed, c.peer.ID, c.peer.Gossip, c.copies, n.cfg.Copies}}}
+	}
 	if holder, ok := n.names.takeTaken(); ok {
 		return &JoinError{Seed: seed, Err: ErrNameTaken, Holder: holder, text: fieldText{
 			"seed %s answered, but {Name} %q is taken: node %s (%s) is alive with that name; give each node its own {Name}",

@@ -11,6 +11,13 @@ import (
 // Node metadata wire format (permanent):
 //
 //	version byte (metaVersion), flags byte, uvarint len + Name, uvarint len + stream addr
+//	[, uvarint Copies]
+//
+// Copies is written only when it is not 0, so that a node in the default
+// mode advertises exactly what releases without the field do (and they
+// read it). A release without the field refuses metadata with it as
+// malformed: it never takes a node in partitioned mode for a peer, as it
+// must not.
 const (
 	metaVersion     = 1
 	metaFlagLeaving = 1 << 0 // set by Leave just before the memberlist leave
@@ -20,6 +27,7 @@ const (
 type nodeMeta struct {
 	Name    string
 	Addr    string // replication stream host:port
+	Copies  int    // Config.Copies; 0 for a node that does not send it
 	Leaving bool
 }
 
@@ -34,6 +42,9 @@ func (m nodeMeta) encode() ([]byte, error) {
 	b = append(b, m.Name...)
 	b = binary.AppendUvarint(b, uint64(len(m.Addr)))
 	b = append(b, m.Addr...)
+	if m.Copies != 0 {
+		b = binary.AppendUvarint(b, uint64(m.Copies))
+	}
 	if len(b) > memberlist.MetaMaxSize {
 		return nil, fmt.Errorf("cluster: node metadata is %d bytes, memberlist allows %d", len(b), memberlist.MetaMaxSize)
 	}
@@ -67,8 +78,15 @@ func decodeMeta(b []byte) (nodeMeta, error) {
 	var ok1, ok2 bool
 	m.Name, ok1 = str()
 	m.Addr, ok2 = str()
-	if !ok1 || !ok2 || m.Name == "" || m.Addr == "" || len(b) != 0 {
+	if !ok1 || !ok2 || m.Name == "" || m.Addr == "" {
 		return nodeMeta{}, errBadMeta
+	}
+	if len(b) > 0 {
+		c, k := binary.Uvarint(b)
+		if k != len(b) || k != len(binary.AppendUvarint(nil, c)) || c == 0 || c > maxCopies {
+			return nodeMeta{}, errBadMeta // trailing bytes, or not the minimal encoding of 1..maxCopies
+		}
+		m.Copies = int(c)
 	}
 	return m, nil
 }

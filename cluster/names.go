@@ -36,8 +36,15 @@ type nameGuard struct {
 	started atomic.Pointer[string] // this node's gossip address, once memberlist.Create returned
 	log     ratelog.Limiter        // holds back the warning about refused joins
 
-	mu    sync.Mutex // guards taken
-	taken *Peer      // a live node found with this node's Name, for Join
+	mu     sync.Mutex      // guards taken and copies
+	taken  *Peer           // a live node found with this node's Name, for Join
+	copies *copiesConflict // a member found with another Config.Copies, for Join
+}
+
+// copiesConflict is a member whose Config.Copies differs from this node's.
+type copiesConflict struct {
+	peer   Peer
+	copies int
 }
 
 var (
@@ -65,8 +72,14 @@ func (g *nameGuard) NotifyAlive(p *memberlist.Node) error {
 		return nil
 	}
 	meta, err := decodeMeta(p.Meta)
-	if err != nil || meta.Name != self.Name {
+	if err != nil {
 		return nil // bad metadata: the dispatcher logs and skips it
+	}
+	if meta.Copies != g.n.cfg.Copies {
+		return g.refuseCopies(Peer{ID: p.Name, Name: meta.Name, Addr: meta.Addr, Gossip: p.Address()}, meta.Copies)
+	}
+	if meta.Name != self.Name {
+		return nil
 	}
 	return fmt.Errorf("cluster: %s has this node's Name %q: a second node with that name, "+
 		"or this node's previous run not yet found dead", p.Name, self.Name)
@@ -88,6 +101,12 @@ func (g *nameGuard) NotifyMerge(peers []*memberlist.Node) error {
 			continue
 		}
 		p := Peer{ID: mp.Name, Name: meta.Name, Addr: meta.Addr, Gossip: mp.Address()}
+		if meta.Copies != g.n.cfg.Copies {
+			g.mu.Lock()
+			g.copies = &copiesConflict{peer: p, copies: meta.Copies}
+			g.mu.Unlock()
+			return g.refuseCopies(p, meta.Copies)
+		}
 		if p.Name == self.Name {
 			if gossip := g.started.Load(); gossip != nil {
 				if p.Gossip == *gossip {
@@ -119,6 +138,30 @@ func (g *nameGuard) refuse(p, held Peer) error {
 			"name", p.Name, "member", held.ID, "gossip", held.Gossip, "other", p.ID, "other_gossip", p.Gossip, "refusals", n)
 	}
 	return fmt.Errorf("cluster: %s (%s) and %s (%s) are both alive with Name %q", held.ID, held.Gossip, p.ID, p.Gossip, p.Name)
+}
+
+// refuseCopies logs and returns the refusal of p, whose Config.Copies is
+// copies, not this node's: the members of one cluster must agree on where
+// data lives.
+func (g *nameGuard) refuseCopies(p Peer, copies int) error {
+	if n, ok := g.log.Allow(time.Now(), 1); ok {
+		g.n.log.Warn("cluster: refused a member with another Copies; give every node the same",
+			"member", p.ID, "gossip", p.Gossip, "peer_copies", copies, "copies", g.n.cfg.Copies, "refusals", n)
+	}
+	return fmt.Errorf("cluster: %s (%s) has Copies %d, this node %d", p.ID, p.Gossip, copies, g.n.cfg.Copies)
+}
+
+// takeCopies returns, and forgets, the member a merge found with another
+// Config.Copies.
+func (g *nameGuard) takeCopies() (copiesConflict, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	c := g.copies
+	g.copies = nil
+	if c == nil {
+		return copiesConflict{}, false
+	}
+	return *c, true
 }
 
 // answers reports whether the process p.ID answers at its stream address

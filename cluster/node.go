@@ -224,7 +224,7 @@ func listenStream(listen func(network, addr string) (net.Listener, error), cfg C
 
 // setMeta encodes this node's metadata for the delegate to hand out.
 func (n *Node) setMeta(leaving bool) error {
-	b, err := nodeMeta{Name: n.self.Name, Addr: n.self.Addr, Leaving: leaving}.encode()
+	b, err := nodeMeta{Name: n.self.Name, Addr: n.self.Addr, Copies: n.cfg.Copies, Leaving: leaving}.encode()
 	if err != nil {
 		return err
 	}

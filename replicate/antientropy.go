@@ -82,10 +82,27 @@ const (
 // lazily) nor the values themselves (a version names one write). The
 // hashes are fixed (FNV-1a with a finalizer, hash.go), so digests compare
 // across processes and releases.
-func (e *Engine) Digest() []uint64 {
+func (e *Engine) Digest() []uint64 { return e.digestOf(nil) }
+
+// DigestWith returns the Digest anti-entropy compares with peer: of every
+// session, or, with a Placement, of the sessions both this node and peer
+// hold. Two nodes have converged when each one's DigestWith the other is
+// the same.
+func (e *Engine) DigestWith(peerID string) []uint64 {
+	if e.cfg.Placement == nil {
+		return e.Digest()
+	}
+	return e.digestOf(e.sharedWith(&peer{id: peerID}))
+}
+
+// digestOf is the Digest of the sessions keep keeps (all if keep is nil):
+// in partitioned mode, those both nodes comparing hold.
+func (e *Engine) digestOf(keep func(id string) bool) []uint64 {
 	d := make([]uint64, wire.DigestBuckets)
 	e.cfg.Store.Range(func(r model.Record) bool {
-		d[bucketOf(r.ID)] ^= recordHash(&r)
+		if keep == nil || keep(r.ID) {
+			d[bucketOf(r.ID)] ^= recordHash(&r)
+		}
 		return true
 	})
 	return d
@@ -150,7 +167,7 @@ func (e *Engine) antiEntropyRound(force bool) bool {
 // sendDigest sends this node's Digest to p, which answers with Summaries
 // of the buckets that differ: an anti-entropy round with p.
 func (e *Engine) sendDigest(p *peer) bool {
-	frame, err := wire.Encode(wire.MsgDigest, &wire.Digest{Buckets: e.Digest()})
+	frame, err := wire.Encode(wire.MsgDigest, &wire.Digest{Buckets: e.digestOf(e.sharedWith(p))})
 	if err != nil {
 		e.log.Error("replicate: encode digest", "err", err)
 		return false
@@ -296,9 +313,9 @@ type entry struct {
 }
 
 // scan walks the store once and calls fn with each record in any of
-// scopes, its digest hash and the indices of the scopes it is in (fn must
-// not keep in).
-func (e *Engine) scan(scopes []scope, fn func(r *model.Record, hash uint64, in []int)) {
+// scopes that keep keeps (nil keeps all), its digest hash and the indices
+// of the scopes it is in (fn must not keep in).
+func (e *Engine) scan(scopes []scope, keep func(id string) bool, fn func(r *model.Record, hash uint64, in []int)) {
 	var byBucket [wire.DigestBuckets][]int
 	for i, s := range scopes {
 		byBucket[s.bucket] = append(byBucket[s.bucket], i)
@@ -311,7 +328,7 @@ func (e *Engine) scan(scopes []scope, fn func(r *model.Record, hash uint64, in [
 				in = append(in, i)
 			}
 		}
-		if len(in) > 0 {
+		if len(in) > 0 && (keep == nil || keep(r.ID)) {
 			fn(&r, recordHash(&r), in)
 		}
 		return true
@@ -319,9 +336,10 @@ func (e *Engine) scan(scopes []scope, fn func(r *model.Record, hash uint64, in [
 }
 
 // differingBuckets returns a whole-bucket scope for each bucket where our
-// Digest differs from theirs (DigestBuckets hashes, as validated).
-func (e *Engine) differingBuckets(theirs []uint64) []scope {
-	ours := e.Digest()
+// Digest of the sessions keep keeps differs from theirs (DigestBuckets
+// hashes, as validated).
+func (e *Engine) differingBuckets(theirs []uint64, keep func(id string) bool) []scope {
+	ours := e.digestOf(keep)
 	var scopes []scope
 	for i := range ours {
 		if ours[i] != theirs[i] {
@@ -334,12 +352,13 @@ func (e *Engine) differingBuckets(theirs []uint64) []scope {
 // answerDigest answers a peer's digest with Summaries of our records in
 // the buckets where it differs from ours.
 func (e *Engine) answerDigest(p *peer, theirs []uint64) {
-	scopes := e.differingBuckets(theirs)
+	keep := e.sharedWith(p)
+	scopes := e.differingBuckets(theirs, keep)
 	if len(scopes) == 0 {
 		return
 	}
 	entries := make([][]entry, len(scopes))
-	e.scan(scopes, func(r *model.Record, h uint64, in []int) {
+	e.scan(scopes, keep, func(r *model.Record, h uint64, in []int) {
 		for _, i := range in {
 			entries[i] = append(entries[i], entry{r.ID, h})
 		}
@@ -367,7 +386,7 @@ func (e *Engine) handleSummaries(p *peer, sums []*wire.Summary) {
 	}
 	entries := make([][]entry, len(scopes))
 	var push []model.Record
-	e.scan(scopes, func(r *model.Record, h uint64, in []int) {
+	e.scan(scopes, e.sharedWith(p), func(r *model.Record, h uint64, in []int) {
 		differs := false
 		for _, i := range in {
 			j := owner[i]

@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,6 +36,15 @@ type Config struct {
 	// Clock is this node's clock; the engine observes every remote
 	// version it applies.
 	Clock *model.Clock
+	// Placement, when set, says which peers hold each session
+	// (partitioned mode: see Placement); nil means every peer holds every
+	// session.
+	Placement Placement
+	// EndPrincipal ends the sessions tagged with principal that this node
+	// holds, as a peer's EndPrincipal asks, and returns their IDs; nil
+	// answers such requests with an error. It is called off the peer's
+	// reader goroutine, and may block (on Sync acknowledgements, say).
+	EndPrincipal func(ctx context.Context, principal string) (ids []string, err error)
 	// Logger receives the engine's logs; nil discards them.
 	Logger *slog.Logger
 	// QueueLimit is the most distinct sessions queued per peer; changes

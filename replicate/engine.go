@@ -58,9 +58,10 @@ type Engine struct {
 	notifyMu sync.Mutex    // guards notifyCh
 	notifyCh chan struct{} // closed at the next broadcast; nil until someone waits
 
-	callMu    sync.Mutex // guards fetches and transfers, and the calls in them
-	fetches   map[uint64]*fetchCall
-	transfers map[uint64]*transferCall
+	callMu     sync.Mutex // guards fetches, transfers and principals, and the calls in them
+	fetches    map[uint64]*fetchCall
+	transfers  map[uint64]*transferCall
+	principals map[uint64]*principalCall
 
 	st engineCounters
 
@@ -89,6 +90,7 @@ func New(cfg Config) (*Engine, error) {
 		peers:        make(map[string]*peer),
 		fetches:      make(map[uint64]*fetchCall),
 		transfers:    make(map[uint64]*transferCall),
+		principals:   make(map[uint64]*principalCall),
 		skewLog:      ratelog.Limiter{Every: logEvery},
 		rejectLog:    ratelog.Limiter{Every: logEvery},
 	}
@@ -180,12 +182,27 @@ func (e *Engine) PeerDown(id string, left bool) {
 	e.peerGone(p)
 }
 
-// Publish queues changes for every live peer and returns a Ticket to wait
-// for their acknowledgements with. A change to a session already queued
-// for a peer is merged into the queued record. The caller must not modify
-// recs (or their Keys) afterwards. Publish never blocks on the
+// Publish queues changes for every live peer (with a Placement, each
+// change only for the peers that hold its session) and returns a Ticket to
+// wait for their acknowledgements with. A change to a session already
+// queued for a peer is merged into the queued record. The caller must not
+// modify recs (or their Keys) afterwards. Publish never blocks on the
 // network; a caller that does not wait may drop the ticket.
 func (e *Engine) Publish(recs ...model.Record) *Ticket {
+	return e.publish(recs, nil, false)
+}
+
+// Push queues changes as Publish does, counted as repairs, each only for
+// the peers that hold its session (every peer without a Placement) and for
+// which to(peer, id) is true (nil: all of them). The root moves sessions
+// with it when membership changes (rebalancing), to the nodes that newly
+// hold them. The caller must not modify recs afterwards.
+func (e *Engine) Push(to func(peer, id string) bool, recs ...model.Record) *Ticket {
+	return e.publish(recs, to, true)
+}
+
+// publish is Publish and Push.
+func (e *Engine) publish(recs []model.Record, to func(peer, id string) bool, repair bool) *Ticket {
 	e.mu.RLock()
 	live, closed := e.live, e.closed
 	e.mu.RUnlock()
@@ -197,8 +214,13 @@ func (e *Engine) Publish(recs ...model.Record) *Ticket {
 	if len(live) > len(t.inline) {
 		t.refs = make([]ticketRef, 0, len(live))
 	}
+	hs := e.holdersOf(recs)
 	for _, p := range live {
-		gen, dropped, ok := p.enqueue(recs, false)
+		sub := recsFor(p.id, recs, hs, to)
+		if len(sub) == 0 {
+			continue // holds none of them
+		}
+		gen, dropped, ok := p.enqueue(sub, repair)
 		if !ok {
 			continue // went down meanwhile: it does not count
 		}
@@ -207,9 +229,10 @@ func (e *Engine) Publish(recs ...model.Record) *Ticket {
 	return t
 }
 
-// Enqueue queues changes for every live peer as Publish does, for a
-// caller that will not wait for their acknowledgements: it allocates no
-// Ticket. The caller must not modify recs (or their Keys) afterwards.
+// Enqueue queues changes for every live peer (with a Placement, for those
+// that hold their sessions) as Publish does, for a caller that will not
+// wait for their acknowledgements: it allocates no Ticket. The caller must
+// not modify recs (or their Keys) afterwards.
 func (e *Engine) Enqueue(recs ...model.Record) {
 	if len(recs) == 0 {
 		return
@@ -218,8 +241,11 @@ func (e *Engine) Enqueue(recs ...model.Record) {
 	if closed {
 		return
 	}
+	hs := e.holdersOf(recs)
 	for _, p := range live {
-		p.enqueue(recs, false)
+		if sub := recsFor(p.id, recs, hs, nil); len(sub) > 0 {
+			p.enqueue(sub, false)
+		}
 	}
 }
 
@@ -245,7 +271,7 @@ func (e *Engine) HandleFrame(from string, frame []byte) {
 	parked := false
 	if p == nil {
 		switch msg.(type) {
-		case *wire.Batch, *wire.TransferRequest, *wire.Fetch:
+		case *wire.Batch, *wire.TransferRequest, *wire.Fetch, *wire.EndPrincipal:
 			// Needs an answer: keep it until PeerUp (see early.go). Parked
 			// under e.mu, which PeerUp holds to take the parked frames, so
 			// a PeerUp running meanwhile cannot miss it.
@@ -286,6 +312,10 @@ func (e *Engine) HandleFrame(from string, frame []byte) {
 		e.handleFetch(p, m)
 	case *wire.FetchReply:
 		e.handleFetchReply(p, m)
+	case *wire.EndPrincipal:
+		e.handleEndPrincipal(p, m)
+	case *wire.PrincipalEnded:
+		e.handlePrincipalEnded(p, m)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/peersession/peersession/replicate/model"
@@ -39,21 +40,41 @@ type fetchCall struct {
 // Fetch does not apply the record to the local store (the caller decides),
 // but it observes its versions, so writes that follow it order after it.
 func (e *Engine) Fetch(ctx context.Context, id string) (model.Record, bool, error) {
+	return e.FetchFrom(ctx, id, nil)
+}
+
+// FetchFrom is Fetch asking only the live peers for which ask(peer ID) is
+// true (every live peer if ask is nil): in partitioned mode, the holders of
+// the session first. With no such peer it returns found=false, err=nil.
+func (e *Engine) FetchFrom(ctx context.Context, id string, ask func(peer string) bool) (model.Record, bool, error) {
+	rec, found, _, err := e.FetchAll(ctx, id, ask)
+	return rec, found, err
+}
+
+// FetchAll is FetchFrom that also reports whether every live peer ask
+// chose answered (complete): only then does found=false say that none of
+// them has the session, rather than that the ones that answered in time
+// lack it. A peer skipped as not answering, gone down, or left pending
+// when ctx ended makes it incomplete. With no such peer it is complete.
+func (e *Engine) FetchAll(ctx context.Context, id string, ask func(peer string) bool) (rec model.Record, found, complete bool, err error) {
 	live, closed := e.livePeers()
 	if closed {
-		return model.Record{}, false, ErrClosed
+		return model.Record{}, false, false, ErrClosed
+	}
+	if ask != nil {
+		live = slices.DeleteFunc(slices.Clone(live), func(p *peer) bool { return !ask(p.id) })
 	}
 	if len(live) == 0 {
-		return model.Record{}, false, nil
+		return model.Record{}, false, true, nil
 	}
 	req := e.reqSeq.Add(1)
 	frame, err := wire.Encode(wire.MsgFetch, &wire.Fetch{Req: req, ID: id})
 	if err != nil {
-		return model.Record{}, false, err
+		return model.Record{}, false, false, err
 	}
 	call := &fetchCall{id: id, pending: make(map[*peer]uint64, len(live)), done: make(chan struct{})}
 	now := time.Now()
-	var ask, probe []*peer
+	var asked, probe []*peer
 	for _, p := range live {
 		if !p.reach.answers() {
 			e.st.fetchSkips.Add(1)
@@ -63,18 +84,18 @@ func (e *Engine) Fetch(ctx context.Context, id string) (model.Record, bool, erro
 			continue
 		}
 		call.pending[p] = p.reach.heard.Load()
-		ask = append(ask, p)
+		asked = append(asked, p)
 	}
 	for _, p := range probe {
 		p.sendCtrl(frame, nil)
 	}
-	if len(ask) == 0 {
-		return model.Record{}, false, fmt.Errorf("%w: fetch: none of the %d live peers answers (streams lost, sends failing, or fetches left unanswered)", ErrNotEnoughPeers, len(live))
+	if len(asked) == 0 {
+		return model.Record{}, false, false, fmt.Errorf("%w: fetch: none of the %d live peers answers (streams lost, sends failing, or fetches left unanswered)", ErrNotEnoughPeers, len(live))
 	}
 	e.callMu.Lock()
 	e.fetches[req] = call
 	e.callMu.Unlock()
-	for _, p := range ask {
+	for _, p := range asked {
 		if !p.sendCtrl(frame, nil) {
 			e.callMu.Lock()
 			e.fetchDoneLocked(call, p)
@@ -93,6 +114,7 @@ func (e *Engine) Fetch(ctx context.Context, id string) (model.Record, bool, erro
 	e.callMu.Lock()
 	delete(e.fetches, req)
 	rec, found, answered := call.rec, call.found, call.answered
+	complete = answered == len(live)
 	var silent map[*peer]uint64
 	if errors.Is(ctxErr, context.DeadlineExceeded) {
 		silent = call.pending // no reply will change it: the call is gone
@@ -104,14 +126,14 @@ func (e *Engine) Fetch(ctx context.Context, id string) (model.Record, bool, erro
 	}
 	if ctxErr != nil && answered == 0 {
 		if ctxErr == ErrClosed {
-			return model.Record{}, false, ErrClosed
+			return model.Record{}, false, false, ErrClosed
 		}
-		return model.Record{}, false, fmt.Errorf("replicate: fetch: no peer answered: %w", ctxErr)
+		return model.Record{}, false, false, fmt.Errorf("replicate: fetch: no peer answered: %w", ctxErr)
 	}
 	if found {
 		e.cfg.Clock.Observe(rec.MaxVersion())
 	}
-	return rec, found, nil
+	return rec, found, complete, nil
 }
 
 // fetchDoneLocked stops call from waiting for p. callMu must be held.
@@ -193,7 +215,7 @@ func (e *Engine) handleFetchReply(p *peer, m *wire.FetchReply) {
 	}
 }
 
-// peerGone stops every Fetch and Transfer from waiting for p.
+// peerGone stops every Fetch, Transfer and EndPrincipal from waiting for p.
 func (e *Engine) peerGone(p *peer) {
 	e.callMu.Lock()
 	defer e.callMu.Unlock()
@@ -202,5 +224,8 @@ func (e *Engine) peerGone(p *peer) {
 	}
 	for _, call := range e.transfers {
 		e.transferChangedLocked(call, p, transferGone)
+	}
+	for _, call := range e.principals {
+		e.principalDoneLocked(call, p)
 	}
 }

@@ -60,3 +60,20 @@ type Store interface {
 	// returns false. fn must not call back into the Store.
 	Range(fn func(model.Record) bool)
 }
+
+// Placement says which nodes hold each session in partitioned mode (the
+// root's ClusterConfig.Copies), where a session is held by a few nodes
+// rather than all. With one, the engine sends a change only to the peers
+// that hold its session, Tickets wait only for them, anti-entropy compares
+// only the sessions both sides hold, and a state transfer sends a peer only
+// the sessions it holds. The root package implements it over the live
+// members (replicate/placement).
+//
+// Holders may be called concurrently and must not block. Its answer
+// changes with membership: the root moves the sessions (rebalancing) when
+// it does.
+type Placement interface {
+	// Holders appends to dst the IDs of the live nodes (Self among them
+	// if this node is one) that hold session id, and returns it.
+	Holders(id string, dst []string) []string
+}

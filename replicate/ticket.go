@@ -3,6 +3,9 @@ package replicate
 import (
 	"context"
 	"fmt"
+	"slices"
+
+	"github.com/peersession/peersession/replicate/model"
 )
 
 // Ticket tracks the acknowledgements of one Publish: which of the peers
@@ -67,6 +70,29 @@ func (t *Ticket) Held() bool {
 	}
 	_, done, err := t.check(-1, false)
 	return done && err == nil
+}
+
+// Peers returns how many peers the ticket's changes were queued for: with
+// a Placement, the live peers that hold their sessions.
+func (t *Ticket) Peers() int {
+	if t == nil {
+		return 0
+	}
+	return len(t.refs)
+}
+
+// AckedBy reports whether peer has applied every change of the ticket
+// queued for it (false if none was).
+func (t *Ticket) AckedBy(peer string) bool {
+	if t == nil {
+		return false
+	}
+	for _, r := range t.refs {
+		if r.p.id == peer {
+			return r.p.window.ackedGen.Load() >= r.gen && !r.dropped && !r.p.window.lostGen(r.gen)
+		}
+	}
+	return false
 }
 
 // wait is Wait; responsive makes peers that do not answer count as down.
@@ -149,4 +175,42 @@ func (t *Ticket) want(minAcks int) int {
 		return len(t.refs)
 	}
 	return minAcks
+}
+
+// Acked returns how many peers have applied the ticket's changes.
+func (t *Ticket) Acked() int {
+	if t == nil || t.empty {
+		return 0
+	}
+	acked, _, _ := t.check(len(t.refs)+1, false)
+	return acked
+}
+
+// StandIn queues recs for the live peers of ids that the ticket's changes
+// were not queued for, whatever the Placement says, and counts their
+// acknowledgements in the ticket from then on; it returns how many it
+// queued them for. It is for a Sync write in partitioned mode whose
+// session holder does not answer: other nodes stand in for it, and keep
+// the records as copies to hand over (so recs should be whole sessions,
+// not changes to them). Not safe for concurrent use with Wait.
+func (t *Ticket) StandIn(ids []string, recs ...model.Record) int {
+	if t == nil || t.closed || len(recs) == 0 {
+		return 0
+	}
+	t.e.mu.RLock()
+	live := t.e.live
+	t.e.mu.RUnlock()
+	n := 0
+	for _, p := range live {
+		if !slices.Contains(ids, p.id) || slices.ContainsFunc(t.refs, func(r ticketRef) bool { return r.p == p }) {
+			continue
+		}
+		gen, dropped, ok := p.enqueue(recs, false)
+		if !ok {
+			continue
+		}
+		t.refs = append(t.refs, ticketRef{p: p, gen: gen, dropped: dropped > 0})
+		n++
+	}
+	return n
 }

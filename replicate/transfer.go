@@ -137,7 +137,7 @@ func (e *Engine) transferDeltas(ctx context.Context, call *transferCall, req uin
 		}
 		if frame == nil {
 			var err error
-			frame, err = wire.Encode(wire.MsgTransferRequest, &wire.TransferRequest{Req: req, Digest: e.Digest()})
+			frame, err = wire.Encode(wire.MsgTransferRequest, &wire.TransferRequest{Req: req, Digest: e.digestOf(e.heldBy(e.cfg.Self))})
 			if err != nil {
 				return 0, err
 			}

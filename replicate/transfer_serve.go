@@ -55,13 +55,16 @@ func (e *Engine) serveTransfer(p *peer, req uint64, digest []uint64) {
 	start := time.Now()
 	delta := len(digest) > 0
 	var ids []string
+	keep := e.heldBy(p.id) // in partitioned mode, only what p holds
 	if delta {
-		if scopes := e.differingBuckets(digest); len(scopes) > 0 {
-			e.scan(scopes, func(r *model.Record, _ uint64, _ []int) { ids = append(ids, r.ID) })
+		if scopes := e.differingBuckets(digest, keep); len(scopes) > 0 {
+			e.scan(scopes, keep, func(r *model.Record, _ uint64, _ []int) { ids = append(ids, r.ID) })
 		}
 	} else {
 		e.cfg.Store.Range(func(r model.Record) bool {
-			ids = append(ids, r.ID)
+			if keep == nil || keep(r.ID) {
+				ids = append(ids, r.ID)
+			}
 			return true
 		})
 	}

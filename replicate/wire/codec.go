@@ -335,6 +335,10 @@ func newMsg(t MsgType) any {
 		return new(FetchReply)
 	case MsgSummary:
 		return new(Summary)
+	case MsgEndPrincipal:
+		return new(EndPrincipal)
+	case MsgPrincipalEnded:
+		return new(PrincipalEnded)
 	}
 	return nil
 }
@@ -375,6 +379,14 @@ func msgType(msg any) (MsgType, bool) {
 		return MsgSummary, true
 	case *Summary:
 		return MsgSummary, m != nil
+	case EndPrincipal:
+		return MsgEndPrincipal, true
+	case *EndPrincipal:
+		return MsgEndPrincipal, m != nil
+	case PrincipalEnded:
+		return MsgPrincipalEnded, true
+	case *PrincipalEnded:
+		return MsgPrincipalEnded, m != nil
 	}
 	return 0, false
 }

@@ -92,6 +92,9 @@ func codecSamples() []struct {
 		{"fetch", MsgFetch, &Fetch{Req: 3, ID: "abc"}},
 		{"fetch-reply", MsgFetchReply, &FetchReply{Req: 3, Found: true, Record: codecRecord("abc", 2, 8)}},
 		{"fetch-reply/not-found", MsgFetchReply, &FetchReply{Req: 4}},
+		{"end-principal", MsgEndPrincipal, &EndPrincipal{Req: 5, Principal: "alice"}},
+		{"principal-ended", MsgPrincipalEnded, &PrincipalEnded{Req: 5, IDs: []string{"abc", "def"}}},
+		{"principal-ended/error", MsgPrincipalEnded, &PrincipalEnded{Req: 6, Err: "clock fenced"}},
 	}
 }
 
@@ -197,6 +200,10 @@ func derefMsg(msg any) any {
 		return *m
 	case *FetchReply:
 		return *m
+	case *EndPrincipal:
+		return *m
+	case *PrincipalEnded:
+		return *m
 	}
 	panic("not a message pointer")
 }
@@ -221,6 +228,9 @@ func TestCodecEncodeRefuses(t *testing.T) {
 		{"sync request short digest", MsgTransferRequest, &TransferRequest{Req: 1, Digest: []uint64{1}}, ErrMalformed},
 		{"summary bucket out of range", MsgSummary, &Summary{Buckets: []uint32{DigestBuckets}}, ErrMalformed},
 		{"summary too many IDs", MsgSummary, summaryOf(DefaultLimits.MaxRecords + 1), ErrTooLarge},
+		{"end-principal without principal", MsgEndPrincipal, &EndPrincipal{Req: 1}, ErrMalformed},
+		{"principal-ended empty ID", MsgPrincipalEnded, &PrincipalEnded{Req: 1, IDs: []string{""}}, ErrMalformed},
+		{"principal-ended too many IDs", MsgPrincipalEnded, &PrincipalEnded{Req: 1, IDs: make([]string, DefaultLimits.MaxRecords+1)}, ErrTooLarge},
 		{"buckets is reserved", MsgBuckets, &Summary{Buckets: []uint32{1}}, nil},
 		{"fetch without ID", MsgFetch, Fetch{Req: 1}, ErrMalformed},
 	}

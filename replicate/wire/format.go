@@ -24,9 +24,27 @@ package wire
 //     FormatOldest and drops it. Each release speaks its predecessor's
 //     newest format, so that a rolling upgrade never meets a pair of nodes
 //     with no format in common.
+//
+// Format 2 is format 1 and two message types: EndPrincipal and
+// PrincipalEnded, which partitioned mode (the root's ClusterConfig.Copies)
+// needs for DestroyPrincipal. Its frames keep FormatVersion (1) as their
+// first byte: the header is unchanged, every format-1 frame is a format-2
+// frame (the golden frames of format 1 are written byte for byte as
+// before), and a format-1 node rejects the new types as unknown, which is
+// why they go only to peers whose format is 2 or more. A node in
+// partitioned mode never has a format-1 peer: an older release is refused
+// by the Copies check in node metadata (cluster.ErrCopiesDiffer), and a
+// partitioned node announces FormatPartitioned..FormatNewest in its
+// stream handshakes, so a node that reads only format 1 finds no format
+// in common with it (cluster.ErrFormatsDiffer).
 const (
 	// FormatOldest is the oldest format this build still reads and writes.
 	FormatOldest = int(FormatVersion)
 	// FormatNewest is the newest format this build reads and writes.
-	FormatNewest = int(FormatVersion)
+	FormatNewest = 2
+	// FormatPartitioned is the oldest format a node in partitioned mode
+	// speaks: it announces FormatPartitioned..FormatNewest in its stream
+	// handshakes, so that a peer reading only format 1 is refused, both
+	// ways, with an error naming both ranges.
+	FormatPartitioned = 2
 )

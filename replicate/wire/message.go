@@ -24,6 +24,9 @@ const (
 	MsgFetch      MsgType = 7 // Fetch: send me this one session
 	MsgFetchReply MsgType = 8 // FetchReply: the answer to a Fetch
 	MsgSummary    MsgType = 9 // Summary: record hashes in the buckets that differ
+	// Format 2 (see FormatNewest): written only to peers that read it.
+	MsgEndPrincipal   MsgType = 10 // EndPrincipal: end every session of this principal you hold
+	MsgPrincipalEnded MsgType = 11 // PrincipalEnded: the answer to an EndPrincipal
 )
 
 // String returns the message type's name, for logs and errors.
@@ -47,6 +50,10 @@ func (t MsgType) String() string {
 		return "fetch-reply"
 	case MsgSummary:
 		return "summary"
+	case MsgEndPrincipal:
+		return "end-principal"
+	case MsgPrincipalEnded:
+		return "principal-ended"
 	}
 	return "unknown"
 }
@@ -139,4 +146,24 @@ type Summary struct {
 	IDs     []string `msgpack:"i"`
 	Hashes  []uint64 `msgpack:"h"`
 	Reply   bool     `msgpack:"r,omitempty"`
+}
+
+// EndPrincipal asks a peer to end every session tagged with Principal that
+// it holds ("log out everywhere" in partitioned mode, where each node
+// indexes only the sessions it holds). The peer ends them as its own
+// DestroyPrincipal would (tombstones, replicated to their holders), then
+// answers with PrincipalEnded carrying Req. Format 2.
+type EndPrincipal struct {
+	Req       uint64 `msgpack:"q"`
+	Principal string `msgpack:"p"`
+}
+
+// PrincipalEnded answers EndPrincipal Req: the IDs of the sessions the peer
+// ended (the asker counts each session once, however many of its holders
+// ended it), or, in Err, why it could not end them all (its clock is
+// fenced, say). Format 2.
+type PrincipalEnded struct {
+	Req uint64   `msgpack:"q"`
+	IDs []string `msgpack:"i"`
+	Err string   `msgpack:"e,omitempty"`
 }

@@ -222,6 +222,14 @@ func validate(msg any, lim *Limits) error {
 		return validateReply(m, lim)
 	case FetchReply:
 		return validateReply(&m, lim)
+	case *EndPrincipal:
+		return validateEndPrincipal(m, lim)
+	case EndPrincipal:
+		return validateEndPrincipal(&m, lim)
+	case *PrincipalEnded:
+		return validatePrincipalEnded(m, lim)
+	case PrincipalEnded:
+		return validatePrincipalEnded(&m, lim)
 	}
 	return nil // Ack: nothing to check
 }
@@ -368,4 +376,29 @@ func validateID(what, id string, lim *Limits) error {
 
 func validateReply(r *FetchReply, lim *Limits) error {
 	return validateRecord(&r.Record, lim, r.Found)
+}
+
+func validateEndPrincipal(m *EndPrincipal, lim *Limits) error {
+	if m.Principal == "" {
+		return malformed("end-principal: empty principal")
+	}
+	if len(m.Principal) > lim.MaxKeyLen {
+		return tooLarge("end-principal: principal of %d bytes, limit %d (MaxKeyLen)", len(m.Principal), lim.MaxKeyLen)
+	}
+	return nil
+}
+
+func validatePrincipalEnded(m *PrincipalEnded, lim *Limits) error {
+	if len(m.IDs) > lim.MaxRecords {
+		return tooLarge("principal-ended: %d IDs, limit %d (MaxRecords)", len(m.IDs), lim.MaxRecords)
+	}
+	for _, id := range m.IDs {
+		if err := validateID("principal-ended", id, lim); err != nil {
+			return err
+		}
+	}
+	if len(m.Err) > lim.MaxKeyLen {
+		return tooLarge("principal-ended: error of %d bytes, limit %d (MaxKeyLen)", len(m.Err), lim.MaxKeyLen)
+	}
+	return nil
 }

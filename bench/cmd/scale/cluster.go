@@ -5,20 +5,24 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/peersession/peersession"
+	"github.com/peersession/peersession/replicate/placement"
 )
 
 // cluster is n nodes in this process, on 127.0.0.1, all joined to the
 // first. The last node records when sessions created elsewhere become
 // visible on it (its OnCreate hook, NotifyOnReplication).
 type cluster struct {
-	nodes []*peersession.Store
-	vis   *recorder // arrivals on the last node
-	join  string    // the first node's gossip address
+	nodes  []*peersession.Store
+	names  []string  // the nodes' Names, in order
+	vis    *recorder // arrivals on the last node
+	join   string    // the first node's gossip address
+	copies int       // ClusterConfig.Copies
 }
 
 // quiet is the logger of every node: errors only, to stderr.
@@ -26,8 +30,8 @@ var quiet = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: 
 
 // startCluster starts n nodes and waits (at most limit) until each sees
 // the n-1 others as live peers.
-func startCluster(n int, limit time.Duration) (*cluster, error) {
-	c := &cluster{vis: &recorder{}}
+func startCluster(n, copies int, limit time.Duration) (*cluster, error) {
+	c := &cluster{vis: &recorder{}, copies: copies}
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	for i := 0; i < n; i++ {
@@ -37,6 +41,7 @@ func startCluster(n int, limit time.Duration) (*cluster, error) {
 			return nil, err
 		}
 		c.nodes = append(c.nodes, st)
+		c.names = append(c.names, fmt.Sprintf("n%02d", i))
 	}
 	if err := c.waitPeers(ctx, n-1); err != nil {
 		c.close()
@@ -49,7 +54,7 @@ func startCluster(n int, limit time.Duration) (*cluster, error) {
 // is none yet) and waits until it is ready; last makes it the node whose
 // arrivals are recorded.
 func (c *cluster) startNode(ctx context.Context, name string, last bool) (*peersession.Store, error) {
-	cc := &peersession.ClusterConfig{Name: name, BindAddr: "127.0.0.1"}
+	cc := &peersession.ClusterConfig{Name: name, BindAddr: "127.0.0.1", Copies: c.copies}
 	if c.join != "" {
 		cc.Join = []string{c.join}
 	}
@@ -114,12 +119,16 @@ func (c *cluster) settle(limit time.Duration) bool {
 	return false
 }
 
-// idle reports whether no node has anything queued or unacknowledged.
+// idle reports whether no node has anything queued or unacknowledged
+// (nor, partitioned, a stray waiting to be handed over).
 func (c *cluster) idle() bool {
 	for _, st := range c.nodes {
 		rs := st.Stats().Replication
 		if rs == nil {
 			continue
+		}
+		if rs.Strays > 0 {
+			return false
 		}
 		for _, p := range rs.Peers {
 			if p.Queued > 0 || p.Acked+p.Refused < p.Sent {
@@ -174,3 +183,14 @@ func (c *cluster) close() {
 
 // value is a string of n bytes.
 func value(n int) string { return strings.Repeat("v", n) }
+
+// owner returns the index of the node that owns session id (the first of
+// its holders) in partitioned mode, and whether the last node holds it;
+// in full replication, -1 and true.
+func (c *cluster) owner(id string) (int, bool) {
+	if c.copies == 0 {
+		return -1, true
+	}
+	hs := placement.New(c.copies, c.names).Holders(id, nil)
+	return slices.Index(c.names, hs[0]), slices.Contains(hs, c.names[len(c.names)-1])
+}

@@ -1,4 +1,7 @@
-// Command scale measures full replication as the cluster grows (issue 23):
+// Command scale measures replication as the cluster grows (issue 23), full
+// replication or, with -copies n, partitioned mode (each session on n
+// nodes; each write is made on a node that holds its session, and the
+// visibility probes count only the sessions the last node holds):
 // N nodes in this one process on 127.0.0.1, for each N of -nodes,
 //
 //   - CPU ms per 1,000 writes at a fixed cluster-wide rate (-rate, each
@@ -57,6 +60,7 @@ type options struct {
 	idle       time.Duration
 	workers    int
 	skipSearch bool
+	copies     int // ClusterConfig.Copies: 0 full replication, n >= 2 partitioned
 }
 
 func main() {
@@ -76,6 +80,7 @@ func main() {
 	flag.DurationVar(&o.idle, "idle", 5*time.Second, "idle time before the heap is read")
 	flag.IntVar(&o.workers, "workers", 8, "writer goroutines")
 	flag.BoolVar(&o.skipSearch, "no-search", false, "skip the rate search")
+	flag.IntVar(&o.copies, "copies", 0, "ClusterConfig.Copies: 0 full replication; 2 or more partitioned mode (writes go to a holder of their session, as a route-aware balancer would send them)")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of each size's fixed-rate rounds to this file + .N")
 	flag.StringVar(&memProfile, "memprofile", "", "write a heap profile of each memory phase to this file + .N")
 	out := flag.String("out", "results/scale.md", "markdown output ('' for none)")
@@ -148,7 +153,7 @@ type row struct {
 func measure(n int, o options) (row, error) {
 	r := row{n: n}
 	t0 := time.Now()
-	c, err := startCluster(n, 2*time.Minute)
+	c, err := startCluster(n, o.copies, 2*time.Minute)
 	if err != nil {
 		return r, err
 	}

@@ -28,6 +28,10 @@ func (c *cluster) fillAndMeasure(sessions, size int, idle, limit time.Duration) 
 	ctx := context.Background()
 	n := len(c.nodes)
 	base := c.nodes[0].Len()
+	baseCopies := 0 // partitioned: the copies held before, over all nodes
+	for _, st := range c.nodes {
+		baseCopies += st.Len()
+	}
 	start := time.Now()
 	val := value(size)
 	var wg sync.WaitGroup
@@ -54,8 +58,21 @@ func (c *cluster) fillAndMeasure(sessions, size int, idle, limit time.Duration) 
 	}
 	want := base + sessions
 	dl := time.Now().Add(limit)
+	if c.copies > 0 {
+		// Partitioned: each session on c.copies nodes.
+		for total := 0; total < c.copies*sessions || !c.idle(); {
+			if time.Now().After(dl) {
+				return memResult{}, fmt.Errorf("memory phase: the nodes hold %d copies, want %d of the new sessions, after %v", total, c.copies*sessions, limit)
+			}
+			time.Sleep(20 * time.Millisecond)
+			total = -baseCopies
+			for _, st := range c.nodes {
+				total += st.Len()
+			}
+		}
+	}
 	for _, st := range c.nodes {
-		for st.Len() < want {
+		for c.copies == 0 && st.Len() < want {
 			if time.Now().After(dl) {
 				return memResult{}, fmt.Errorf("memory phase: a node holds %d of %d sessions after %v", st.Len(), want, limit)
 			}

@@ -12,7 +12,11 @@ import (
 func report(rows []row, o options) string {
 	var b strings.Builder
 	host, _ := os.Hostname()
-	fmt.Fprintf(&b, "### Full replication as the cluster grows (%s, bench/run.sh scale)\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	mode := "Full replication"
+	if o.copies > 0 {
+		mode = fmt.Sprintf("Partitioned mode (Copies %d; each write on a holder of its session, as a route-aware balancer sends it; probes counted on the last node only when it holds them)", o.copies)
+	}
+	fmt.Fprintf(&b, "### %s as the cluster grows (%s, bench/run.sh scale)\n\n", mode, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&b, "Machine: %s, %d cores shared with other work. All N nodes in one process on 127.0.0.1. "+
 		"Fixed rate: %d writes/s cluster-wide for %v, each write one %d-byte key of one of %d sessions, on the nodes in turn; medians of %d rounds. "+
 		"CPU: the process's (writers included) until replication caught up. Bytes, frames and system calls (stream writes + reads) per write: summed over the nodes. "+

@@ -283,7 +283,7 @@ func (st *Store) commitDestroyLocked(ctx context.Context, s *Session) (commitRes
 		if err != nil && err != errStale {
 			return commitResult{}, err
 		}
-		st.fireEvents(prev, next, false)
+		st.fireEvents(eventBase(prev, s.ended), next, false)
 	}
 	s.ended, s.destroy = nil, false
 	res := commitResult{clear: true}

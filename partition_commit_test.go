@@ -6,6 +6,7 @@ package peersession
 // not answer. Real memberlist nodes over loopback.
 
 import (
+	"sync"
 	"testing"
 
 	"github.com/peersession/peersession/internal/faultnet"
@@ -225,4 +226,37 @@ func TestPartitionedSyncWriteWithAFrozenHolder(t *testing.T) {
 	}
 	assert.NotEmpty(t, on, "no other node held the acknowledged write")
 	assert.EqualValues(t, 1, a.Stats().Replication.StandIns)
+}
+
+// A node that ends a session it does not hold (Delete, or Destroy in a
+// request) calls its OnDestroy, as it would for one it holds.
+func TestPartitionedOnDestroyOnANodeThatDoesNotHoldTheSession(t *testing.T) {
+	var mu sync.Mutex
+	var destroyed []string // on a
+	tc := newTestCluster(t, func(c *Config) {
+		withCopies(2)(c)
+		if c.Cluster.Name == "a" {
+			c.OnDestroy = func(e Event) {
+				mu.Lock()
+				defer mu.Unlock()
+				destroyed = append(destroyed, e.ID)
+			}
+		}
+	})
+	nodes := tc.startAll("a", "b", "c", "d", "e")
+	a, c, d := nodes[0], nodes[2], nodes[3]
+	byDelete := sessionHeldBy(t, c, nodes, c, d)
+	byDestroy := sessionHeldBy(t, c, nodes, c, d)
+	waitSettled(t, []string{byDelete, byDestroy}, nodes...)
+
+	require.NoError(t, a.Delete(t.Context(), byDelete))
+	s, err := a.Load(t.Context(), byDestroy)
+	require.NoError(t, err)
+	s.Destroy()
+	_, err = a.Save(t.Context(), s)
+	require.NoError(t, err)
+
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []string{idOf(mustToken(t, byDelete)), idOf(mustToken(t, byDestroy))}, destroyed)
 }

@@ -260,3 +260,23 @@ func TestPartitionedOnDestroyOnANodeThatDoesNotHoldTheSession(t *testing.T) {
 	defer mu.Unlock()
 	assert.Equal(t, []string{idOf(mustToken(t, byDelete)), idOf(mustToken(t, byDestroy))}, destroyed)
 }
+
+// A write on a node that does not hold the session costs its holders the
+// change only: once they have acknowledged it, the copy the node stored
+// goes without being pushed to them whole again.
+func TestPartitionedWriteOnANonHolderIsNotPushedTwice(t *testing.T) {
+	tc := newTestCluster(t, withCopies(2))
+	nodes := tc.startAll("a", "b", "c", "d", "e")
+	a, c, d := nodes[0], nodes[2], nodes[3]
+	tok := sessionHeldBy(t, c, nodes, c, d)
+	waitSettled(t, []string{tok}, nodes...)
+	repairs0 := a.Stats().Replication.Repairs
+	dropped0 := a.Stats().Replication.StraysDropped
+
+	require.NoError(t, put(t.Context(), a, tok, "n", "new"))
+	require.Eventually(t, func() bool { return a.Stats().Replication.StraysDropped == dropped0+1 }, waitFor, tick, "the stray was never dropped")
+	assert.Equal(t, repairs0, a.Stats().Replication.Repairs, "the session was pushed whole after its change")
+	for _, h := range []*Store{c, d} {
+		assert.Equal(t, "new", value(h, tok, "n"))
+	}
+}

@@ -8,6 +8,7 @@ package peersession
 import (
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/peersession/peersession/internal/faultnet"
 	"github.com/peersession/peersession/replicate/placement"
@@ -279,4 +280,38 @@ func TestPartitionedWriteOnANonHolderIsNotPushedTwice(t *testing.T) {
 	for _, h := range []*Store{c, d} {
 		assert.Equal(t, "new", value(h, tok, "n"))
 	}
+}
+
+// A stray that has expired is dropped, not pushed to holders that would
+// refuse it.
+func TestPartitionedExpiredStrayIsDroppedNotPushed(t *testing.T) {
+	clk := newFakeClock()
+	tc := newTestCluster(t, func(c *Config) {
+		withCopies(2)(c)
+		c.Now = clk.Now
+		c.IdleTimeout = 10 * time.Minute
+		c.SweepInterval = time.Hour // the handover, not the sweeper, must drop it
+	})
+	nodes := tc.startAll("a", "b", "c", "d", "e")
+	a, c, d := nodes[0], nodes[2], nodes[3]
+	tok := sessionHeldBy(t, c, nodes, c, d)
+	waitSettled(t, []string{tok}, nodes...)
+	raw, _ := parseCookie(tok)
+	id := idOf(raw)
+	repairs0 := a.Stats().Replication.Repairs
+
+	clk.Advance(11 * time.Minute)
+	// A stray on a the moment it expires (pushed as a stray would be).
+	rec := c.shards.get(id).rec
+	a.shards.of(id).mu.Lock()
+	e, keys := newEntry(len(rec.Keys))
+	rec.Keys = append(keys, rec.Keys...)
+	*e = entry{rec: rec, size: sessionSize(&rec), stamp: rec.MaxVersion().Wall}
+	a.shards.of(id).m[id] = e
+	a.account(nil, e)
+	a.shards.of(id).mu.Unlock()
+	a.repl.part.strays.add(id)
+
+	require.Eventually(t, func() bool { return a.shards.get(id) == nil }, waitFor, tick, "the expired stray stayed")
+	assert.Equal(t, repairs0, a.Stats().Replication.Repairs, "an expired stray was pushed")
 }

@@ -168,10 +168,18 @@ func (r *replication) handOver(ctx context.Context) {
 		recs := make([]model.Record, 0, len(ids))
 		entries := make([]*entry, 0, len(ids))
 		held := 0 // dropped as their commit's change was acknowledged
+		now := r.st.cfg.Now()
 		for _, id := range ids {
 			e := r.st.shards.get(id)
 			w, wrote := r.part.strays.takeWrite(id)
 			if e == nil || r.part.holds(id) {
+				continue
+			}
+			if !e.rec.IsDead() && e.rec.Expired(now) {
+				// Expired here: expired on its holders too, which would
+				// refuse it (and make the chunk's other strays look
+				// unacknowledged). Nothing to hand over.
+				r.st.dropStray(id, e)
 				continue
 			}
 			if wrote && w.e == e && r.ackedByHolders(id, w.t) {

@@ -207,7 +207,19 @@ func (st *Store) commitUpdateLocked(ctx context.Context, s *Session) (commitResu
 	}
 	versioned := len(d.Keys) > 0 || s.principal != nil
 	s.resetLocked(next)
-	return st.resultFor(next, s.token, versioned), st.replicateOut(ctx, d)
+	res := st.resultFor(next, s.token, versioned)
+	if pt := st.part.Load(); pt != nil && !pt.holds(next.rec.ID) {
+		// A stray: its holders have the session, and get this change;
+		// once they acknowledge it the stray goes without being pushed
+		// whole (rebalance.go).
+		t, err := st.repl.publishTicket(ctx, []model.Record{d}, true)
+		pt.strays.written(next.rec.ID, t, next)
+		if err != nil {
+			return res, fmt.Errorf("peersession: %w", err)
+		}
+		return res, nil
+	}
+	return res, st.replicateOut(ctx, d)
 }
 
 func (st *Store) commitRenewLocked(ctx context.Context, s *Session) (commitResult, error) {
@@ -283,7 +295,7 @@ func (st *Store) commitDestroyLocked(ctx context.Context, s *Session) (commitRes
 		if err != nil && err != errStale {
 			return commitResult{}, err
 		}
-		st.fireEvents(prev, next, false)
+		st.fireEvents(eventBase(prev, s.ended), next, false)
 	}
 	s.ended, s.destroy = nil, false
 	res := commitResult{clear: true}

@@ -6,7 +6,11 @@ import "time"
 // OnDestroy and OnExpire.
 //
 // Each session gets at most one OnCreate and at most one of OnDestroy and
-// OnExpire per node. Callbacks for different sessions may run concurrently;
+// OnExpire per node. In partitioned mode (ClusterConfig.Copies) a node
+// that ends a session it does not hold gets its OnDestroy too; with
+// NotifyOnReplication, a node gets OnCreate each time a session comes to
+// it as a holder (again after it moved away and back, on membership
+// changes), and OnDestroy or OnExpire only for sessions it holds. Callbacks for different sessions may run concurrently;
 // a callback runs on the goroutine that made the change (a request, the
 // sweeper, or a replication reader) after the change is applied and with no
 // lock held, so it may call the Store. Keep it short: it delays that
@@ -34,6 +38,17 @@ func (st *Store) fireEvents(prev, next *entry, remote bool) {
 		return
 	}
 	st.fireEventsAt(prev, next, remote, st.cfg.Now())
+}
+
+// eventBase is the entry a local destroy's OnDestroy is judged from: the
+// stored one, prev, unless the request ended a copy fetched from the
+// holders (partitioned mode, on a node that does not hold the session):
+// that copy was the live session, whatever this node stores.
+func eventBase(prev, ended *entry) *entry {
+	if ended != nil && ended.fetched && (prev == nil || prev.rec.IsDead() || prev.partial()) {
+		return ended
+	}
+	return prev
 }
 
 // fireEventsAt is fireEvents at time now: a batch of remote changes reads

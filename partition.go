@@ -124,8 +124,41 @@ func (v *partView) isHolder(peer, id string) bool {
 // change. rebalance.go pushes each to its holders and drops it once they
 // have acknowledged it. The zero value is ready to use.
 type strays struct {
-	mu  sync.Mutex // guards ids
+	mu  sync.Mutex // guards ids and wrote
 	ids map[string]struct{}
+	// wrote is, for a stray a commit here made, that commit's Ticket and
+	// the entry it stored: once every holder has acknowledged the change
+	// and the entry is unchanged, the stray is dropped without pushing
+	// the whole session again (see replication.handOver).
+	wrote map[string]strayWrite
+}
+
+// strayWrite is a commit's change to a stray (see strays.wrote).
+type strayWrite struct {
+	t *replicate.Ticket
+	e *entry
+}
+
+// written records that a commit stored e, a stray, and published its
+// change with t.
+func (s *strays) written(id string, t *replicate.Ticket, e *entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.wrote == nil {
+		s.wrote = make(map[string]strayWrite)
+	}
+	s.wrote[id] = strayWrite{t: t, e: e}
+}
+
+// takeWrite removes and returns the commit recorded for stray id, if any.
+func (s *strays) takeWrite(id string) (strayWrite, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w, ok := s.wrote[id]
+	if ok {
+		delete(s.wrote, id)
+	}
+	return w, ok
 }
 
 func (s *strays) add(id string) {

@@ -6,7 +6,9 @@ package peersession
 // not answer. Real memberlist nodes over loopback.
 
 import (
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/peersession/peersession/internal/faultnet"
 	"github.com/peersession/peersession/replicate/placement"
@@ -225,4 +227,91 @@ func TestPartitionedSyncWriteWithAFrozenHolder(t *testing.T) {
 	}
 	assert.NotEmpty(t, on, "no other node held the acknowledged write")
 	assert.EqualValues(t, 1, a.Stats().Replication.StandIns)
+}
+
+// A node that ends a session it does not hold (Delete, or Destroy in a
+// request) calls its OnDestroy, as it would for one it holds.
+func TestPartitionedOnDestroyOnANodeThatDoesNotHoldTheSession(t *testing.T) {
+	var mu sync.Mutex
+	var destroyed []string // on a
+	tc := newTestCluster(t, func(c *Config) {
+		withCopies(2)(c)
+		if c.Cluster.Name == "a" {
+			c.OnDestroy = func(e Event) {
+				mu.Lock()
+				defer mu.Unlock()
+				destroyed = append(destroyed, e.ID)
+			}
+		}
+	})
+	nodes := tc.startAll("a", "b", "c", "d", "e")
+	a, c, d := nodes[0], nodes[2], nodes[3]
+	byDelete := sessionHeldBy(t, c, nodes, c, d)
+	byDestroy := sessionHeldBy(t, c, nodes, c, d)
+	waitSettled(t, []string{byDelete, byDestroy}, nodes...)
+
+	require.NoError(t, a.Delete(t.Context(), byDelete))
+	s, err := a.Load(t.Context(), byDestroy)
+	require.NoError(t, err)
+	s.Destroy()
+	_, err = a.Save(t.Context(), s)
+	require.NoError(t, err)
+
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []string{idOf(mustToken(t, byDelete)), idOf(mustToken(t, byDestroy))}, destroyed)
+}
+
+// A write on a node that does not hold the session costs its holders the
+// change only: once they have acknowledged it, the copy the node stored
+// goes without being pushed to them whole again.
+func TestPartitionedWriteOnANonHolderIsNotPushedTwice(t *testing.T) {
+	tc := newTestCluster(t, withCopies(2))
+	nodes := tc.startAll("a", "b", "c", "d", "e")
+	a, c, d := nodes[0], nodes[2], nodes[3]
+	tok := sessionHeldBy(t, c, nodes, c, d)
+	waitSettled(t, []string{tok}, nodes...)
+	repairs0 := a.Stats().Replication.Repairs
+	dropped0 := a.Stats().Replication.StraysDropped
+
+	require.NoError(t, put(t.Context(), a, tok, "n", "new"))
+	require.Eventually(t, func() bool { return a.Stats().Replication.StraysDropped == dropped0+1 }, waitFor, tick, "the stray was never dropped")
+	assert.Equal(t, repairs0, a.Stats().Replication.Repairs, "the session was pushed whole after its change")
+	for _, h := range []*Store{c, d} {
+		assert.Equal(t, "new", value(h, tok, "n"))
+	}
+}
+
+// A stray that has expired is dropped, not pushed to holders that would
+// refuse it.
+func TestPartitionedExpiredStrayIsDroppedNotPushed(t *testing.T) {
+	clk := newFakeClock()
+	tc := newTestCluster(t, func(c *Config) {
+		withCopies(2)(c)
+		c.Now = clk.Now
+		c.IdleTimeout = 10 * time.Minute
+		c.SweepInterval = time.Hour // the handover, not the sweeper, must drop it
+	})
+	nodes := tc.startAll("a", "b", "c", "d", "e")
+	a, c, d := nodes[0], nodes[2], nodes[3]
+	tok := sessionHeldBy(t, c, nodes, c, d)
+	waitSettled(t, []string{tok}, nodes...)
+	raw, _ := parseCookie(tok)
+	id := idOf(raw)
+	repairs0 := a.Stats().Replication.Repairs
+
+	clk.Advance(11 * time.Minute)
+	// A stray on a the moment it expires (pushed as a stray would be).
+	rec := c.shards.get(id).rec
+	a.shards.of(id).mu.Lock()
+	e, keys := newEntry(len(rec.Keys))
+	rec.Keys = append(keys, rec.Keys...)
+	*e = entry{rec: rec, size: sessionSize(&rec), stamp: rec.MaxVersion().Wall}
+	a.shards.of(id).m[id] = e
+	a.account(nil, e)
+	a.shards.of(id).mu.Unlock()
+	a.repl.part.strays.add(id)
+
+	require.Eventually(t, func() bool { return a.shards.get(id) == nil }, waitFor, tick, "the expired stray stayed")
+	assert.Equal(t, repairs0, a.Stats().Replication.Repairs, "an expired stray was pushed")
 }

@@ -167,34 +167,43 @@ func (r *replication) handOver(ctx context.Context) {
 		}
 		recs := make([]model.Record, 0, len(ids))
 		entries := make([]*entry, 0, len(ids))
+		held := 0 // dropped as their commit's change was acknowledged
+		now := r.st.cfg.Now()
 		for _, id := range ids {
 			e := r.st.shards.get(id)
+			w, wrote := r.part.strays.takeWrite(id)
 			if e == nil || r.part.holds(id) {
+				continue
+			}
+			if !e.rec.IsDead() && e.rec.Expired(now) {
+				// Expired here: expired on its holders too, which would
+				// refuse it (and make the chunk's other strays look
+				// unacknowledged). Nothing to hand over.
+				r.st.dropStray(id, e)
+				continue
+			}
+			if wrote && w.e == e && r.ackedByHolders(id, w.t) {
+				if r.st.dropStray(id, e) {
+					held++
+				}
 				continue
 			}
 			recs = append(recs, e.rec)
 			entries = append(entries, e)
 		}
+		r.st.stats.straysDropped.Add(int64(held))
 		if len(recs) == 0 {
 			continue
 		}
 		t := r.eng.Push(nil, recs...)
 		r.waitHandoverCtx(ctx, t)
-		var hs []string
 		dropped, kept := 0, 0
 		for i := range recs {
 			id := recs[i].ID
 			if r.part.holds(id) {
 				continue // a holder again: keep it
 			}
-			hs = r.part.Holders(id, hs[:0])
-			acked := len(hs) > 0
-			for _, h := range hs {
-				if !t.AckedBy(h) {
-					acked = false
-				}
-			}
-			if !acked {
+			if !r.ackedByHolders(id, t) {
 				r.part.strays.add(id) // a holder did not acknowledge it (yet): try again
 				kept++
 				continue
@@ -226,6 +235,22 @@ func (st *Store) dropStray(id string, e *entry) bool {
 	sh.mu.Unlock()
 	if st.disk != nil {
 		st.disk.Dirty(id)
+	}
+	return true
+}
+
+// ackedByHolders reports whether every live holder of session id (none of
+// them this node) has acknowledged t's changes.
+func (r *replication) ackedByHolders(id string, t *replicate.Ticket) bool {
+	var buf [8]string
+	hs := r.part.Holders(id, buf[:0])
+	if len(hs) == 0 || t == nil {
+		return false
+	}
+	for _, h := range hs {
+		if !t.AckedBy(h) {
+			return false
+		}
 	}
 	return true
 }

@@ -273,10 +273,20 @@ func (r *replication) transferLoop(ctx context.Context) error {
 // publish replicates local changes; in Sync mode it waits for MinAcks
 // acknowledgements.
 func (r *replication) publish(ctx context.Context, deltas []model.Record) error {
+	_, err := r.publishTicket(ctx, deltas, false)
+	return err
+}
+
+// publishTicket is publish; with ticket set it always returns the
+// changes' Ticket (nil otherwise when nothing waits for it).
+func (r *replication) publishTicket(ctx context.Context, deltas []model.Record, ticket bool) (*replicate.Ticket, error) {
 	everyPeer := ctx.Value(waitForPeersKey{}) != nil
 	if r.cfg.Consistency != Sync && !everyPeer {
+		if ticket {
+			return r.eng.Publish(deltas...), nil
+		}
 		r.eng.Enqueue(deltas...) // nothing waits: no Ticket
-		return nil
+		return nil, nil
 	}
 	t := r.eng.Publish(deltas...)
 	if r.cfg.Consistency != Sync {
@@ -291,7 +301,7 @@ func (r *replication) publish(ctx context.Context, deltas []model.Record) error 
 		if err := t.WaitResponsive(ctx); err != nil || !t.Held() {
 			r.st.stats.peerWaitsLate.Add(1)
 		}
-		return nil
+		return t, nil
 	}
 	minAcks := r.cfg.MinAcks
 	if everyPeer {
@@ -306,13 +316,13 @@ func (r *replication) publish(ctx context.Context, deltas []model.Record) error 
 	defer cancel()
 	err := r.waitAcks(ctx, t, deltas, minAcks)
 	if err == nil {
-		return nil
+		return t, nil
 	}
 	if r.cfg.AcceptOnTimeout {
 		r.st.cfg.Logger.Warn("peersession: sync write not acknowledged in time; accepted (AcceptOnTimeout)", "err", err)
-		return nil
+		return t, nil
 	}
-	return fmt.Errorf("%w (MinAcks %d, SyncTimeout %v): %v", ErrNotReplicated, minAcks, r.cfg.SyncTimeout, err)
+	return t, fmt.Errorf("%w (MinAcks %d, SyncTimeout %v): %v", ErrNotReplicated, minAcks, r.cfg.SyncTimeout, err)
 }
 
 // leaveHandover bounds how long a graceful Close, in partitioned mode,

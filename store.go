@@ -364,7 +364,7 @@ func (st *Store) destroyID(ctx context.Context, id string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	st.fireEvents(prev, next, false)
+	st.fireEvents(eventBase(prev, e), next, false)
 	ended := st.alive(prev, st.cfg.Now())
 	if pt := st.part.Load(); pt != nil && !pt.holds(id) {
 		ended = true // alive as its holders had it (this node's copy, if any, is not kept up to date)

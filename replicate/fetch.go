@@ -226,6 +226,11 @@ func (e *Engine) peerGone(p *peer) {
 		e.transferChangedLocked(call, p, transferGone)
 	}
 	for _, call := range e.principals {
+		if _, ok := call.pending[p]; ok {
+			// Its sessions may have been handed to a peer that has
+			// answered already: the call cannot say all are ended.
+			call.errs = append(call.errs, p.id+": went down before answering (the sessions it held may live on where they moved: call again)")
+		}
 		e.principalDoneLocked(call, p)
 	}
 }

@@ -34,7 +34,9 @@ type principalCall struct {
 // at once if a live peer reads a wire format older than 2 (nothing is
 // asked); with one wrapping ctx.Err() if ctx ends first (the IDs returned
 // are those ended so far); with the peers' own errors, if they could not
-// end theirs (a clock fence, say); and with ErrClosed after Close.
+// end theirs (a clock fence, say), or went down before answering (what
+// they held may have moved to a peer that answered already: call again);
+// and with ErrClosed after Close.
 func (e *Engine) EndPrincipal(ctx context.Context, principal string) ([]string, error) {
 	live, closed := e.livePeers()
 	if closed {

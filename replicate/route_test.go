@@ -175,3 +175,36 @@ func TestEndPrincipalAsksEveryPeer(t *testing.T) {
 	assert.Contains(t, err.Error(), "peer B reads wire format 1")
 	assert.Zero(t, net.link("A", "B").count(wire.MsgEndPrincipal), "nobody was asked")
 }
+
+// A peer that goes down before it answers fails EndPrincipal, naming it:
+// the sessions it held may have moved to a peer that answered already.
+func TestEndPrincipalFailsWhenAPeerGoesDownMidCall(t *testing.T) {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	started := make(chan struct{}, 1)
+	_, nodes := newCluster(t, 3, func(c *Config) {
+		self := c.Self
+		c.EndPrincipal = func(ctx context.Context, _ string) ([]string, error) {
+			if self != "C" {
+				return []string{"s-" + self}, nil
+			}
+			started <- struct{}{}
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return nil, nil
+		}
+	})
+	a := nodes[0]
+	errc := make(chan error, 1)
+	go func() {
+		_, err := a.e.EndPrincipal(ctxTimeout(t, 10*time.Second), "alice")
+		errc <- err
+	}()
+	<-started
+	a.e.PeerDown("C", false)
+	err := <-errc
+	require.Error(t, err, "a peer that went down mid-call was counted as done")
+	assert.Contains(t, err.Error(), "C: went down before answering")
+}

@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"github.com/peersession/peersession/internal/fixedhash"
 	"github.com/peersession/peersession/replicate/model"
 	"github.com/peersession/peersession/replicate/wire"
 )
@@ -10,40 +11,18 @@ import (
 // finalizer), so digests compare across processes and releases: changing
 // one is a wire change.
 
-const (
-	fnvOffset = 14695981039346656037
-	fnvPrime  = 1099511628211
+// fnvOffset, fnvString, fnvUint64 and fmix64 are internal/fixedhash's,
+// under the names this file's hashes use.
+const fnvOffset = fixedhash.Offset
+
+var (
+	fnvString = fixedhash.String
+	fnvUint64 = fixedhash.Uint64
+	fmix64    = fixedhash.Mix
 )
-
-func fnvString(h uint64, s string) uint64 {
-	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= fnvPrime
-	}
-	return h
-}
-
-func fnvUint64(h, v uint64) uint64 {
-	for range 8 {
-		h ^= v & 0xff
-		h *= fnvPrime
-		v >>= 8
-	}
-	return h
-}
 
 func fnvVersion(h uint64, v model.Version) uint64 {
 	return fnvUint64(fnvUint64(fnvUint64(h, uint64(v.Wall)), uint64(v.Seq)), v.Node)
-}
-
-// fmix64 is MurmurHash3's finalizer: it spreads FNV's weak high bits.
-func fmix64(h uint64) uint64 {
-	h ^= h >> 33
-	h *= 0xff51afd7ed558ccd
-	h ^= h >> 33
-	h *= 0xc4ceb9fe1a85ec53
-	h ^= h >> 33
-	return h
 }
 
 // bucketOf returns the digest bucket of session id.

@@ -15,6 +15,8 @@ package placement
 
 import (
 	"slices"
+
+	"github.com/peersession/peersession/internal/fixedhash"
 )
 
 // View is the placement over one set of names: who holds which session.
@@ -34,7 +36,7 @@ func New(copies int, names []string) *View {
 	ns = slices.Compact(ns)
 	v := &View{copies: copies, names: ns, seeds: make([]uint64, len(ns))}
 	for i, n := range ns {
-		v.seeds[i] = fmix64(fnv(fnvOffset, n) ^ nameSalt)
+		v.seeds[i] = fixedhash.Mix(fixedhash.String(fixedhash.Offset, n) ^ nameSalt)
 	}
 	return v
 }
@@ -58,13 +60,13 @@ func (v *View) Has(name string) bool {
 }
 
 // weight is name i's weight for a session ID hashed to h.
-func (v *View) weight(i int, h uint64) uint64 { return fmix64(h ^ v.seeds[i]) }
+func (v *View) weight(i int, h uint64) uint64 { return fixedhash.Mix(h ^ v.seeds[i]) }
 
 // Holders appends to dst the names holding session id, the owner (the
 // highest weight) first, and returns it.
 func (v *View) Holders(id string, dst []string) []string {
 	n := v.Copies()
-	h := fnv(fnvOffset, id)
+	h := fixedhash.String(fixedhash.Offset, id)
 	// The n highest weights, by insertion into a short sorted list:
 	// n is small (2 or 3), names at most a few dozen.
 	var topBuf [8]int
@@ -106,7 +108,7 @@ func (v *View) Holds(name, id string) bool {
 	if n == len(v.names) {
 		return true
 	}
-	h := fnv(fnvOffset, id)
+	h := fixedhash.String(fixedhash.Offset, id)
 	w := v.weight(k, h)
 	above := 0 // names of higher weight
 	for i := range v.names {
@@ -119,28 +121,6 @@ func (v *View) Holds(name, id string) bool {
 	return true
 }
 
-const (
-	fnvOffset = 14695981039346656037
-	fnvPrime  = 1099511628211
-	// nameSalt sets names' hashes apart from session IDs': a node named
-	// like a session ID weighs nothing special for it.
-	nameSalt = 0x9e3779b97f4a7c15
-)
-
-func fnv(h uint64, s string) uint64 {
-	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= fnvPrime
-	}
-	return h
-}
-
-// fmix64 is MurmurHash3's finalizer, a bijection that spreads every bit.
-func fmix64(h uint64) uint64 {
-	h ^= h >> 33
-	h *= 0xff51afd7ed558ccd
-	h ^= h >> 33
-	h *= 0xc4ceb9fe1a85ec53
-	h ^= h >> 33
-	return h
-}
+// nameSalt sets names' hashes apart from session IDs': a node named like a
+// session ID weighs nothing special for it.
+const nameSalt = 0x9e3779b97f4a7c15

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/peersession/peersession/internal/fixedhash"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -43,7 +44,7 @@ func TestHoldersAreCopiesDistinctNamesOwnerFirst(t *testing.T) {
 		for _, n := range v.Names() {
 			assert.Equal(t, slices.Contains(hs, n), v.Holds(n, id), "Holds agrees with Holders for %s", n)
 		}
-		h := fnv(fnvOffset, id)
+		h := fixedhash.String(fixedhash.Offset, id)
 		wi := func(name string) uint64 { k, _ := slices.BinarySearch(v.names, name); return v.weight(k, h) }
 		assert.Greater(t, wi(hs[0]), wi(hs[1]), "the owner comes first")
 	}

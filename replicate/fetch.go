@@ -137,13 +137,18 @@ func (e *Engine) FetchAll(ctx context.Context, id string, ask func(peer string) 
 }
 
 // fetchDoneLocked stops call from waiting for p. callMu must be held.
-func (e *Engine) fetchDoneLocked(call *fetchCall, p *peer) {
-	if _, ok := call.pending[p]; !ok {
+func (e *Engine) fetchDoneLocked(call *fetchCall, p *peer) { stopWaiting(call.pending, call.done, p) }
+
+// stopWaiting takes p out of the peers a call waits for, pending, and
+// closes done once none is left: a Fetch's and an EndPrincipal's. callMu
+// must be held.
+func stopWaiting[V any](pending map[*peer]V, done chan struct{}, p *peer) {
+	if _, ok := pending[p]; !ok {
 		return
 	}
-	delete(call.pending, p)
-	if len(call.pending) == 0 {
-		close(call.done)
+	delete(pending, p)
+	if len(pending) == 0 {
+		close(done)
 	}
 }
 

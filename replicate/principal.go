@@ -101,13 +101,7 @@ func (e *Engine) EndPrincipal(ctx context.Context, principal string) ([]string, 
 
 // principalDoneLocked stops call from waiting for p. callMu must be held.
 func (e *Engine) principalDoneLocked(call *principalCall, p *peer) {
-	if _, ok := call.pending[p]; !ok {
-		return
-	}
-	delete(call.pending, p)
-	if len(call.pending) == 0 {
-		close(call.done)
-	}
+	stopWaiting(call.pending, call.done, p)
 }
 
 // handleEndPrincipal ends, off the reader goroutine, the sessions of the

@@ -526,7 +526,7 @@ func TestNonStickyClientSeesItsOwnWrites(t *testing.T) {
 				// neither node the client alternates between.
 				tc := newTestCluster(t, opts)
 				nodes := tc.startAll("a", "b", "c")
-				alternate(t, nodes[0], nodes[1], 40)
+				alternate(t, nodes[0], nodes[1], 40, "")
 			}, func(c *Config) { c.Cluster.Consistency = mode })
 		})
 	}
@@ -536,13 +536,17 @@ func TestNonStickyClientSeesItsOwnWrites(t *testing.T) {
 // one browser (one cookie jar) and a balancer alternating on every
 // request: the jar sends the cookie to both (same host). Write i, on one
 // node, must succeed, and the read that follows, on the other, must see it.
-func alternate(t *testing.T, a, b *Store, steps int) {
+// The browser starts with the session cookie tok, if not "".
+func alternate(t *testing.T, a, b *Store, steps int, tok string) {
 	t.Helper()
 	srvA := httptest.NewServer(testApp(a))
 	defer srvA.Close()
 	srvB := httptest.NewServer(testApp(b))
 	defer srvB.Close()
 	cl := newClient(t, srvA)
+	if tok != "" {
+		cl.setCookie("session", tok)
+	}
 	servers := []string{srvA.URL, srvB.URL}
 	for i := range steps {
 		cl.url = servers[i%2]

@@ -603,7 +603,7 @@ func TestFailoverNonStickyReadsWithReplicationImpaired(t *testing.T) {
 			nodes := tc.startAll(tt.nodes...)
 			t.Cleanup(fn.Reset)
 			tt.fault(fn)
-			alternate(t, nodes[0], nodes[1], tt.steps)
+			alternate(t, nodes[0], nodes[1], tt.steps, "")
 			sa, sb := nodes[0].Stats(), nodes[1].Stats()
 			assert.Positive(t, sa.Fetches+sb.Fetches, "no read needed a fetch: the fault did not bite")
 			t.Logf("fetches a %d (hits %d), b %d (hits %d); faults: %+v", sa.Fetches, sa.FetchHits, sb.Fetches, sb.FetchHits, fn.Stats())

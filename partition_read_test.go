@@ -8,7 +8,6 @@ package peersession
 
 import (
 	"context"
-	"fmt"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -69,21 +68,7 @@ func TestPartitionedClientAlternatingBetweenNonHoldersSeesItsOwnWrites(t *testin
 		}
 	}
 
-	srvA := httptest.NewServer(testApp(a))
-	t.Cleanup(srvA.Close)
-	srvB := httptest.NewServer(testApp(b))
-	t.Cleanup(srvB.Close)
-	cl := newClient(t, srvA)
-	cl.setCookie("session", tok)
-	servers := []string{srvA.URL, srvB.URL}
-	for i := range 8 {
-		cl.url = servers[i%2]
-		res, _ := cl.do("POST", fmt.Sprintf("/set?k=n&v=%d", i))
-		require.Equal(t, 200, res.StatusCode, "write %d failed", i)
-		cl.url = servers[(i+1)%2]
-		_, body := cl.do("GET", "/get?k=n")
-		require.Equal(t, fmt.Sprintf("true:%d", i), body, "read %d did not see the write before it", i)
-	}
+	alternate(t, a, b, 8, tok)
 }
 
 // The holders get half of FetchTimeout when the others may be asked after

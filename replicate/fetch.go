@@ -162,11 +162,8 @@ func (e *Engine) handleFetchReply(p *peer, m *wire.FetchReply) {
 	}
 	e.callMu.Lock()
 	defer e.callMu.Unlock()
-	call := e.fetches[m.Req]
-	if call == nil {
-		return
-	}
-	if !call.waitsFor(p) {
+	call, ok := waiting(e.fetches, m.Req, p)
+	if !ok {
 		return
 	}
 	if !m.More {

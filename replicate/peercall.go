@@ -41,6 +41,18 @@ func (c *peerCall[V]) stopWaiting(p *peer) {
 	}
 }
 
+// waiting returns the call of calls under req if it waits for p's
+// answer: a reply to a call that ended, or from a peer it does not wait
+// for (not asked, or done), is dropped. callMu must be held.
+func waiting[C interface{ waitsFor(p *peer) bool }](calls map[uint64]C, req uint64, p *peer) (C, bool) {
+	call, ok := calls[req]
+	if !ok || !call.waitsFor(p) {
+		var zero C
+		return zero, false
+	}
+	return call, true
+}
+
 // callPeers runs one call: it enters call in calls under req (so that
 // replies find it), sends frame to each of asked (which the call must
 // already wait for), and waits until every one answered or is no longer

@@ -122,11 +122,8 @@ func (e *Engine) handlePrincipalEnded(p *peer, m *wire.PrincipalEnded) {
 	}
 	e.callMu.Lock()
 	defer e.callMu.Unlock()
-	call := e.principals[m.Req]
-	if call == nil {
-		return
-	}
-	if !call.waitsFor(p) {
+	call, ok := waiting(e.principals, m.Req, p)
+	if !ok {
 		return
 	}
 	for _, id := range m.IDs {

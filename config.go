@@ -347,8 +347,9 @@ type ClusterConfig struct {
 	// closes, and is set again whenever a request arrives without it or
 	// with another route (after a rebalance, a RenewID). It grants
 	// nothing: a client that changes it only lands on another node,
-	// which serves it all the same. Empty means no route cookie. See
-	// docs/design.md, "Route-aware balancing".
+	// which serves it all the same. Store.Middleware sets it; outside
+	// it, Store.Holders(token)[0] is the same route. Empty means no
+	// route cookie. See docs/design.md, "Route-aware balancing".
 	RouteCookie string
 
 	// Consistency is Async (the default) or Sync.

@@ -241,6 +241,11 @@ func (c Config) withDefaults() (Config, error) {
 	case strings.HasPrefix(c.Cookie.Name, "__Host-") && (c.Cookie.Domain != "" || c.Cookie.Path != "/"):
 		return c, fmt.Errorf("peersession: Config.Cookie.Name %q has the __Host- prefix, which browsers accept only with Path \"/\" and no Domain; clear Config.Cookie.Domain and Path", c.Cookie.Name)
 	}
+	if c.Cluster != nil {
+		if err := c.Cluster.checkRouteCookie(c.Cookie); err != nil {
+			return c, err
+		}
+	}
 	return c, nil
 }
 
@@ -331,6 +336,21 @@ type ClusterConfig struct {
 	// sessions. Every node must have the same Copies: a node whose seeds
 	// have another gets an error from WaitReady.
 	Copies int
+	// RouteCookie, when set, names a second cookie that the middleware
+	// keeps naming the node a route-aware balancer should send the
+	// session's requests to (WildFly's affinity): its owner in partitioned
+	// mode (Store.Holders' first), so that no read costs a fetch; in full
+	// replication the node that served the request, as sticky sessions
+	// do. Its value is that node's Name, so name each node as the
+	// balancer names its server. It has the session cookie's Path,
+	// Domain, Secure, HttpOnly and SameSite, lasts until the browser
+	// closes, and is set again whenever a request arrives without it or
+	// with another route (after a rebalance, a RenewID). It grants
+	// nothing: a client that changes it only lands on another node,
+	// which serves it all the same. Store.Middleware sets it; outside
+	// it, Store.Holders(token)[0] is the same route. Empty means no
+	// route cookie. See docs/design.md, "Route-aware balancing".
+	RouteCookie string
 
 	// Consistency is Async (the default) or Sync.
 	Consistency Consistency

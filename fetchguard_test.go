@@ -41,7 +41,9 @@ func plantStale(t *testing.T, a, b *Store) (token string, stamp int64) {
 	return token, e.stamp
 }
 
-// noAntiEntropy keeps the sessions plantStale put on one node there.
+// noAntiEntropy turns anti-entropy off, so that nothing but the path a
+// test exercises repairs a copy (the sessions plantStale put on one node
+// stay there).
 func noAntiEntropy(c *Config) { c.Cluster.AntiEntropyInterval = -1 }
 
 // holdFetches makes st's fetches wait, before they are sent, until the

@@ -102,6 +102,7 @@ func (w *sessionWriter) before() bool {
 		return false
 	}
 	w.st.writeToken(w.ResponseWriter, w.r, res)
+	w.st.writeRoute(w.ResponseWriter, w.r, w.s, res)
 	return true
 }
 
@@ -147,6 +148,7 @@ func (w *sessionWriter) finish() {
 			return
 		}
 		w.st.writeToken(w.ResponseWriter, w.r, res)
+		w.st.writeRoute(w.ResponseWriter, w.r, w.s, res)
 		return
 	}
 	if w.failed {

@@ -35,6 +35,23 @@ func refusalWithin(t *testing.T, st *Store) error {
 	return err
 }
 
+// startSpeaking starts node name, with copies, joined to tc's cluster
+// and speaking only the wire formats formats (as another release would),
+// and returns it with what its WaitReady returns within 30 s (a refusal
+// of formats comes once the streams were refused both ways).
+func (tc *testCluster) startSpeaking(name string, copies int, formats cluster.Formats) (*Store, error) {
+	tc.t.Helper()
+	cfg := ClusterConfig{Name: name, Join: []string{tc.seeds[0]}, Label: "test", Keys: [][]byte{testKey},
+		Memberlist: fastTimers, Copies: copies}
+	st, err := newStore(Config{Cluster: &cfg, Logger: slog.New(slog.DiscardHandler)},
+		hooks{faults: func(cc *cluster.Config) { cc.Formats = formats }})
+	require.NoError(tc.t, err)
+	tc.t.Cleanup(func() { _ = st.Close() })
+	ctx, cancel := context.WithTimeout(tc.t.Context(), 30*time.Second)
+	defer cancel()
+	return st, st.WaitReady(ctx)
+}
+
 // assertServes checks that a and b still replicate to each other.
 func assertServes(t *testing.T, a, b *Store) {
 	t.Helper()
@@ -188,15 +205,7 @@ func TestClusterConfigErrorsNameClusterConfigFields(t *testing.T) {
 func TestNodeWithNoCommonWireFormatGetsAnErrorFromWaitReady(t *testing.T) {
 	tc := newTestCluster(t, nil)
 	nodes := tc.startAll("a", "b")
-	cfg := ClusterConfig{Name: "future", Join: []string{tc.seeds[0]}, Label: "test", Keys: [][]byte{testKey}, Memberlist: fastTimers}
-	st, err := newStore(Config{Cluster: &cfg, Logger: slog.New(slog.DiscardHandler)},
-		hooks{faults: func(cc *cluster.Config) { cc.Formats = cluster.Formats{Min: 3, Max: 3} }})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	err = st.WaitReady(ctx)
+	st, err := tc.startSpeaking("future", 0, cluster.Formats{Min: 3, Max: 3})
 	require.ErrorIs(t, err, cluster.ErrFormatsDiffer)
 	assert.Contains(t, err.Error(), "speaks wire format 1-2 and this node speaks 3")
 	assert.Contains(t, err.Error(), "upgrade one release at a time")

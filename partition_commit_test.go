@@ -22,11 +22,7 @@ import (
 // to the copy loaded: the session lives on, with the write.
 func TestPartitionedCommitOnANodeThatBecameAHolderMidRequest(t *testing.T) {
 	fn := faultnet.New(10)
-	tc := newFaultCluster(t, fn, func(c *Config) {
-		c.Cluster.Copies = 2
-		c.Cluster.AntiEntropyInterval = -1
-	})
-	nodes := tc.startAll("a", "b", "c", "d", "e")
+	nodes := fiveNodes(t, fn, noAntiEntropy)
 	tok := create(t, nodes[0], map[string]any{"n": "old"})
 	hs := holdersOf(nodes[0], tok, nodes...)
 	dying, other := hs[0], hs[1]
@@ -50,7 +46,6 @@ func TestPartitionedCommitOnANodeThatBecameAHolderMidRequest(t *testing.T) {
 	s, err := next.Load(t.Context(), tok)
 	require.NoError(t, err)
 	require.NoError(t, s.Set("n", "new"))
-	t.Cleanup(fn.Reset)
 	fn.DropRate(other.repl.cfg.Name, next.repl.cfg.Name, faultnet.Replication, 1) // no copy reaches next
 	kill(dying)
 	require.Eventually(t, func() bool { return holds(next, tok) }, waitFor, tick, "%s never became a holder", next.repl.cfg.Name)
@@ -68,21 +63,13 @@ func TestPartitionedCommitOnANodeThatBecameAHolderMidRequest(t *testing.T) {
 // handed over to them. At the default FetchTimeout.
 func TestPartitionedDeleteWhenTheHoldersDoNotAnswer(t *testing.T) {
 	fn := faultnet.New(11)
-	tc := newFaultCluster(t, fn, func(c *Config) {
-		c.Cluster.Copies = 2
-		c.Cluster.AntiEntropyInterval = -1
-	})
-	nodes := tc.startAll("a", "b", "c", "d", "e")
+	nodes := fiveNodes(t, fn, noAntiEntropy)
 	a, c, d := nodes[0], nodes[2], nodes[3]
-	tok := sessionHeldBy(t, c, nodes, c, d)
-	waitSettled(t, []string{tok}, nodes...)
-	t.Cleanup(fn.Reset)
+	tok, id := settledOn(t, c, nodes, c, d)
 	fn.DropRate("c", "a", faultnet.Replication, 1) // the holders' answers to a are lost
 	fn.DropRate("d", "a", faultnet.Replication, 1)
 
 	require.NoError(t, a.Delete(t.Context(), tok))
-	raw, _ := parseCookie(tok)
-	id := idOf(raw)
 	eventuallyEverywhere(t, func(st *Store) bool {
 		e := st.shards.get(id)
 		return e != nil && e.rec.IsDead()
@@ -100,17 +87,9 @@ func TestPartitionedDeleteWhenTheHoldersDoNotAnswer(t *testing.T) {
 // node stands in (standin.go): when Save returns, a node besides the
 // writer holds the whole session with the write.
 func TestPartitionedSyncIsNotAcknowledgedByAPartialCopy(t *testing.T) {
-	tc := newTestCluster(t, func(c *Config) {
-		withCopies(2)(c)
-		c.Cluster.Consistency = Sync
-		c.Cluster.AntiEntropyInterval = -1
-	})
-	nodes := tc.startAll("a", "b", "c", "d", "e")
+	nodes := fiveNodes(t, nil, withCopies(2), noAntiEntropy, func(c *Config) { c.Cluster.Consistency = Sync })
 	c, d := nodes[2], nodes[3]
-	tok := sessionHeldBy(t, c, nodes, c, d)
-	waitSettled(t, []string{tok}, nodes...)
-	raw, _ := parseCookie(tok)
-	id := idOf(raw)
+	tok, id := settledOn(t, c, nodes, c, d)
 	require.True(t, d.dropStray(id, d.shards.get(id)), "d's copy changed") // d lacks it, as a new holder would
 
 	require.NoError(t, put(t.Context(), c, tok, "n", "new"))
@@ -131,13 +110,9 @@ func TestPartitionedSyncIsNotAcknowledgedByAPartialCopy(t *testing.T) {
 // session was destroyed on its holders during the request (a logout in
 // another tab), does not bring it back under a new ID.
 func TestPartitionedRenewDoesNotReviveASessionDestroyedMidRequest(t *testing.T) {
-	tc := newTestCluster(t, withCopies(2))
-	nodes := tc.startAll("a", "b", "c", "d", "e")
+	nodes := fiveNodes(t, nil, withCopies(2))
 	a, c, d := nodes[0], nodes[2], nodes[3]
-	tok := sessionHeldBy(t, c, nodes, c, d)
-	waitSettled(t, []string{tok}, nodes...)
-	raw, _ := parseCookie(tok)
-	id := idOf(raw)
+	tok, id := settledOn(t, c, nodes, c, d)
 
 	s, err := a.Load(t.Context(), tok)
 	require.NoError(t, err)
@@ -157,13 +132,11 @@ func TestPartitionedRenewDoesNotReviveASessionDestroyedMidRequest(t *testing.T) 
 // session it does not hold: the copy it stores for the handover is no
 // creation.
 func TestPartitionedWriteOnANodeAtItsSessionCap(t *testing.T) {
-	tc := newTestCluster(t, func(c *Config) {
-		withCopies(2)(c)
+	nodes := fiveNodes(t, nil, withCopies(2), func(c *Config) {
 		if c.Cluster.Name == "a" {
 			c.MaxSessions = 1
 		}
 	})
-	nodes := tc.startAll("a", "b", "c", "d", "e")
 	a, b, c, d := nodes[0], nodes[1], nodes[2], nodes[3]
 	// Each created on a holder, under a token chosen for its holders: no
 	// other session is made (a would refuse those it holds).
@@ -202,18 +175,12 @@ func tokenHeldBy(st *Store, nodes []*Store, want ...*Store) string {
 // whole session with the write when Save returns.
 func TestPartitionedSyncWriteWithAFrozenHolder(t *testing.T) {
 	fn := faultnet.New(12)
-	tc := newFaultCluster(t, fn, func(c *Config) {
-		withCopies(2)(c)
+	nodes := fiveNodes(t, fn, withCopies(2), func(c *Config) {
 		c.Cluster.Consistency = Sync
 		c.Cluster.MinAcks = 1
 	})
-	nodes := tc.startAll("a", "b", "c", "d", "e")
 	a, c := nodes[0], nodes[2]
-	tok := sessionHeldBy(t, a, nodes, a, c)
-	waitSettled(t, []string{tok}, nodes...)
-	raw, _ := parseCookie(tok)
-	id := idOf(raw)
-	t.Cleanup(fn.Reset)
+	tok, id := settledOn(t, a, nodes, a, c)
 
 	fn.Freeze("c")
 	require.NoError(t, put(t.Context(), a, tok, "n", "new"), "a Sync write failed with one holder frozen")
@@ -234,8 +201,7 @@ func TestPartitionedSyncWriteWithAFrozenHolder(t *testing.T) {
 func TestPartitionedOnDestroyOnANodeThatDoesNotHoldTheSession(t *testing.T) {
 	var mu sync.Mutex
 	var destroyed []string // on a
-	tc := newTestCluster(t, func(c *Config) {
-		withCopies(2)(c)
+	nodes := fiveNodes(t, nil, withCopies(2), func(c *Config) {
 		if c.Cluster.Name == "a" {
 			c.OnDestroy = func(e Event) {
 				mu.Lock()
@@ -244,7 +210,6 @@ func TestPartitionedOnDestroyOnANodeThatDoesNotHoldTheSession(t *testing.T) {
 			}
 		}
 	})
-	nodes := tc.startAll("a", "b", "c", "d", "e")
 	a, c, d := nodes[0], nodes[2], nodes[3]
 	byDelete := sessionHeldBy(t, c, nodes, c, d)
 	byDestroy := sessionHeldBy(t, c, nodes, c, d)
@@ -266,11 +231,9 @@ func TestPartitionedOnDestroyOnANodeThatDoesNotHoldTheSession(t *testing.T) {
 // change only: once they have acknowledged it, the copy the node stored
 // goes without being pushed to them whole again.
 func TestPartitionedWriteOnANonHolderIsNotPushedTwice(t *testing.T) {
-	tc := newTestCluster(t, withCopies(2))
-	nodes := tc.startAll("a", "b", "c", "d", "e")
+	nodes := fiveNodes(t, nil, withCopies(2))
 	a, c, d := nodes[0], nodes[2], nodes[3]
-	tok := sessionHeldBy(t, c, nodes, c, d)
-	waitSettled(t, []string{tok}, nodes...)
+	tok, _ := settledOn(t, c, nodes, c, d)
 	repairs0 := a.Stats().Replication.Repairs
 	dropped0 := a.Stats().Replication.StraysDropped
 
@@ -286,18 +249,13 @@ func TestPartitionedWriteOnANonHolderIsNotPushedTwice(t *testing.T) {
 // refuse it.
 func TestPartitionedExpiredStrayIsDroppedNotPushed(t *testing.T) {
 	clk := newFakeClock()
-	tc := newTestCluster(t, func(c *Config) {
-		withCopies(2)(c)
+	nodes := fiveNodes(t, nil, withCopies(2), func(c *Config) {
 		c.Now = clk.Now
 		c.IdleTimeout = 10 * time.Minute
 		c.SweepInterval = time.Hour // the handover, not the sweeper, must drop it
 	})
-	nodes := tc.startAll("a", "b", "c", "d", "e")
 	a, c, d := nodes[0], nodes[2], nodes[3]
-	tok := sessionHeldBy(t, c, nodes, c, d)
-	waitSettled(t, []string{tok}, nodes...)
-	raw, _ := parseCookie(tok)
-	id := idOf(raw)
+	_, id := settledOn(t, c, nodes, c, d)
 	repairs0 := a.Stats().Replication.Repairs
 
 	clk.Advance(11 * time.Minute)

@@ -8,7 +8,6 @@ package peersession
 
 import (
 	"context"
-	"fmt"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -58,15 +57,9 @@ func servedBy(nodes ...*Store) uint64 {
 // fault; one that comes after, on a stalled machine, passes either way.)
 func TestPartitionedClientAlternatingBetweenNonHoldersSeesItsOwnWrites(t *testing.T) {
 	fn := faultnet.New(7)
-	tc := newFaultCluster(t, fn, func(c *Config) {
-		withCopies(2)(c)
-		c.Cluster.AntiEntropyInterval = -1
-	})
-	nodes := tc.startAll("a", "b", "c", "d", "e")
+	nodes := fiveNodes(t, fn, withCopies(2), noAntiEntropy)
 	a, b, c, d := nodes[0], nodes[1], nodes[2], nodes[3]
-	tok := sessionHeldBy(t, c, nodes, c, d)
-	waitSettled(t, []string{tok}, nodes...)
-	t.Cleanup(fn.Reset)
+	tok, _ := settledOn(t, c, nodes, c, d)
 	for _, from := range []string{"a", "b"} {
 		for _, to := range []string{"c", "d"} {
 			// Less than the holders' half of FetchTimeout: a's and b's
@@ -75,21 +68,7 @@ func TestPartitionedClientAlternatingBetweenNonHoldersSeesItsOwnWrites(t *testin
 		}
 	}
 
-	srvA := httptest.NewServer(testApp(a))
-	t.Cleanup(srvA.Close)
-	srvB := httptest.NewServer(testApp(b))
-	t.Cleanup(srvB.Close)
-	cl := newClient(t, srvA)
-	cl.setCookie("session", tok)
-	servers := []string{srvA.URL, srvB.URL}
-	for i := range 8 {
-		cl.url = servers[i%2]
-		res, _ := cl.do("POST", fmt.Sprintf("/set?k=n&v=%d", i))
-		require.Equal(t, 200, res.StatusCode, "write %d failed", i)
-		cl.url = servers[(i+1)%2]
-		_, body := cl.do("GET", "/get?k=n")
-		require.Equal(t, fmt.Sprintf("true:%d", i), body, "read %d did not see the write before it", i)
-	}
+	alternate(t, a, b, 8, tok)
 }
 
 // The holders get half of FetchTimeout when the others may be asked after
@@ -97,19 +76,12 @@ func TestPartitionedClientAlternatingBetweenNonHoldersSeesItsOwnWrites(t *testin
 // time to find the client's own write on the node that made it.
 func TestPartitionedReadFindsItsWriteWhenAHolderIsSlow(t *testing.T) {
 	fn := faultnet.New(8)
-	tc := newFaultCluster(t, fn, func(c *Config) {
-		withCopies(2)(c)
-		c.Cluster.AntiEntropyInterval = -1
-	})
-	nodes := tc.startAll("a", "b", "c", "d", "e")
+	nodes := fiveNodes(t, fn, withCopies(2), noAntiEntropy)
 	a, b, c := nodes[0], nodes[1], nodes[2]
-	tok := sessionHeldBy(t, c, nodes, c, nodes[3])
-	waitSettled(t, []string{tok}, nodes...)
-	t.Cleanup(fn.Reset)
+	tok, id := settledOn(t, c, nodes, c, nodes[3])
 	fn.DropRate("a", "c", faultnet.Replication, 1)
 	fn.DropRate("a", "d", faultnet.Replication, 1)
 	token, _ := parseCookie(tok)
-	id := idOf(token)
 	delta := model.Record{ID: id, Keys: []model.KeyValue{{Key: "n", Value: c.shards.get(id).rec.Keys[0].Value}}}
 	delta.Keys[0].Value.Data = mustEncode(t, "new")
 	delta.Keys[0].Value.Ver = a.clock.Now()
@@ -133,8 +105,7 @@ func mustEncode(t *testing.T, v any) []byte {
 // slot rather than be told there is no session; and one that cannot get
 // one in time fails with ErrStale (503), the client's cookie kept.
 func TestPartitionedReadsWaitForAFetchSlotAndAreNeverFalselyMissing(t *testing.T) {
-	tc := newTestCluster(t, withCopies(2))
-	nodes := tc.startAll("a", "b", "c", "d", "e")
+	nodes := fiveNodes(t, nil, withCopies(2))
 	a, c, d := nodes[0], nodes[2], nodes[3]
 	toks := []string{sessionHeldBy(t, c, nodes, c, d), sessionHeldBy(t, c, nodes, c, d), sessionHeldBy(t, c, nodes, c, d)}
 	waitSettled(t, toks, nodes...)
@@ -228,13 +199,8 @@ func TestPartitionedMadeUpTokensCostOnlyTheHoldersFetches(t *testing.T) {
 // ErrNotFound. At the default FetchTimeout.
 func TestPartitionedTimeoutIsNotCachedAsAMiss(t *testing.T) {
 	fn := faultnet.New(9)
-	tc := newFaultCluster(t, fn, func(c *Config) {
-		c.Cluster.Copies = 2
-		c.Cluster.AntiEntropyInterval = -1
-	})
-	nodes := tc.startAll("a", "b", "c", "d", "e")
+	nodes := fiveNodes(t, fn, noAntiEntropy)
 	a, b, c, d := nodes[0], nodes[1], nodes[2], nodes[3]
-	t.Cleanup(fn.Reset)
 	fn.DropRate("a", "c", faultnet.Replication, 1) // c, a holder, never gets it
 	tok := sessionHeldBy(t, a, nodes, c, d)
 	raw, _ := parseCookie(tok)

@@ -497,15 +497,7 @@ func TestPartitionedLoadOrCreateRefusesADestroyedToken(t *testing.T) {
 func TestPartitionedModeRefusesAPeerOfFormatOne(t *testing.T) {
 	tc := newTestCluster(t, withCopies(2))
 	nodes := tc.startAll("a", "b")
-	cfg := ClusterConfig{Name: "old", Join: []string{tc.seeds[0]}, Label: "test", Keys: [][]byte{testKey},
-		Memberlist: fastTimers, Copies: 2}
-	st, err := newStore(Config{Cluster: &cfg, Logger: slog.New(slog.DiscardHandler)},
-		hooks{faults: func(cc *cluster.Config) { cc.Formats = cluster.Formats{Min: 1, Max: 1} }})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	err = st.WaitReady(ctx)
+	_, err := tc.startSpeaking("old", 2, cluster.Formats{Min: 1, Max: 1})
 	require.ErrorIs(t, err, cluster.ErrFormatsDiffer)
 	assert.Contains(t, err.Error(), "speaks wire format 2 and this node speaks 1")
 	assertServes(t, nodes[0], nodes[1])

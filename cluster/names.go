@@ -153,16 +153,7 @@ func (g *nameGuard) refuseCopies(p Peer, copies int) error {
 
 // takeCopies returns, and forgets, the member a merge found with another
 // Config.Copies.
-func (g *nameGuard) takeCopies() (copiesConflict, bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	c := g.copies
-	g.copies = nil
-	if c == nil {
-		return copiesConflict{}, false
-	}
-	return *c, true
-}
+func (g *nameGuard) takeCopies() (copiesConflict, bool) { return take(&g.mu, &g.copies) }
 
 // answers reports whether the process p.ID answers at its stream address
 // p.Addr (see probeHandshake), within DialTimeout.
@@ -189,13 +180,17 @@ func (g *nameGuard) answers(p Peer) bool {
 
 // takeTaken returns, and forgets, the live node a merge found holding this
 // node's Name.
-func (g *nameGuard) takeTaken() (Peer, bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	p := g.taken
-	g.taken = nil
-	if p == nil {
-		return Peer{}, false
+func (g *nameGuard) takeTaken() (Peer, bool) { return take(&g.mu, &g.taken) }
+
+// take returns, and clears, what *p points to, under mu; false if nil.
+func take[T any](mu *sync.Mutex, p **T) (T, bool) {
+	mu.Lock()
+	defer mu.Unlock()
+	v := *p
+	*p = nil
+	if v == nil {
+		var zero T
+		return zero, false
 	}
-	return *p, true
+	return *v, true
 }

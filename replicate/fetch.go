@@ -13,12 +13,13 @@ import (
 
 // fetchCall is a Fetch waiting for replies.
 type fetchCall struct {
+	// peerCall's pending are the peers asked that answer and have not
+	// yet: their frame count when asked.
+	peerCall[uint64]
 	id       string
-	pending  map[*peer]uint64 // peers asked that answer and have not yet: their frame count when asked
 	answered int
 	found    bool
-	rec      model.Record  // the merge of the records found so far
-	done     chan struct{} // closed once pending is empty
+	rec      model.Record // the merge of the records found so far
 }
 
 // Fetch asks every live peer for session id in parallel and returns the
@@ -72,7 +73,7 @@ func (e *Engine) FetchAll(ctx context.Context, id string, ask func(peer string) 
 	if err != nil {
 		return model.Record{}, false, false, err
 	}
-	call := &fetchCall{id: id, pending: make(map[*peer]uint64, len(live)), done: make(chan struct{})}
+	call := &fetchCall{id: id, peerCall: newPeerCall[uint64](len(live))}
 	now := time.Now()
 	var asked, probe []*peer
 	for _, p := range live {
@@ -92,34 +93,15 @@ func (e *Engine) FetchAll(ctx context.Context, id string, ask func(peer string) 
 	if len(asked) == 0 {
 		return model.Record{}, false, false, fmt.Errorf("%w: fetch: none of the %d live peers answers (streams lost, sends failing, or fetches left unanswered)", ErrNotEnoughPeers, len(live))
 	}
-	e.callMu.Lock()
-	e.fetches[req] = call
-	e.callMu.Unlock()
-	for _, p := range asked {
-		if !p.sendCtrl(frame, nil) {
-			e.callMu.Lock()
-			e.fetchDoneLocked(call, p)
-			e.callMu.Unlock()
-		}
-	}
-
-	var ctxErr error
-	select {
-	case <-call.done:
-	case <-ctx.Done():
-		ctxErr = ctx.Err()
-	case <-e.ctx.Done():
-		ctxErr = ErrClosed
-	}
-	e.callMu.Lock()
-	delete(e.fetches, req)
-	rec, found, answered := call.rec, call.found, call.answered
-	complete = answered == len(live)
+	var answered int
 	var silent map[*peer]uint64
-	if errors.Is(ctxErr, context.DeadlineExceeded) {
-		silent = call.pending // no reply will change it: the call is gone
-	}
-	e.callMu.Unlock()
+	ctxErr := callPeers(ctx, e, e.fetches, req, call, &call.peerCall, asked, frame, nil, func(err error) {
+		rec, found, answered = call.rec, call.found, call.answered
+		if errors.Is(err, context.DeadlineExceeded) {
+			silent = call.pending // no reply will change it: the call is gone
+		}
+	})
+	complete = answered == len(live)
 	for p, heard := range silent {
 		e.st.fetchTimeouts.Add(1)
 		e.peerSilent(p, heard, "fetch unanswered")
@@ -134,22 +116,6 @@ func (e *Engine) FetchAll(ctx context.Context, id string, ask func(peer string) 
 		e.cfg.Clock.Observe(rec.MaxVersion())
 	}
 	return rec, found, complete, nil
-}
-
-// fetchDoneLocked stops call from waiting for p. callMu must be held.
-func (e *Engine) fetchDoneLocked(call *fetchCall, p *peer) { stopWaiting(call.pending, call.done, p) }
-
-// stopWaiting takes p out of the peers a call waits for, pending, and
-// closes done once none is left: a Fetch's and an EndPrincipal's. callMu
-// must be held.
-func stopWaiting[V any](pending map[*peer]V, done chan struct{}, p *peer) {
-	if _, ok := pending[p]; !ok {
-		return
-	}
-	delete(pending, p)
-	if len(pending) == 0 {
-		close(done)
-	}
 }
 
 // handleFetch answers a Fetch with our record, through p's control queue.
@@ -196,11 +162,8 @@ func (e *Engine) handleFetchReply(p *peer, m *wire.FetchReply) {
 	}
 	e.callMu.Lock()
 	defer e.callMu.Unlock()
-	call := e.fetches[m.Req]
-	if call == nil {
-		return
-	}
-	if _, ok := call.pending[p]; !ok {
+	call, ok := waiting(e.fetches, m.Req, p)
+	if !ok {
 		return
 	}
 	if !m.More {
@@ -216,7 +179,7 @@ func (e *Engine) handleFetchReply(p *peer, m *wire.FetchReply) {
 		call.rec, call.found = m.Record, true
 	}
 	if !m.More {
-		e.fetchDoneLocked(call, p)
+		call.stopWaiting(p)
 	}
 }
 
@@ -225,17 +188,17 @@ func (e *Engine) peerGone(p *peer) {
 	e.callMu.Lock()
 	defer e.callMu.Unlock()
 	for _, call := range e.fetches {
-		e.fetchDoneLocked(call, p)
+		call.stopWaiting(p)
 	}
 	for _, call := range e.transfers {
 		e.transferChangedLocked(call, p, transferGone)
 	}
 	for _, call := range e.principals {
-		if _, ok := call.pending[p]; ok {
+		if call.waitsFor(p) {
 			// Its sessions may have been handed to a peer that has
 			// answered already: the call cannot say all are ended.
 			call.errs = append(call.errs, p.id+": went down before answering (the sessions it held may live on where they moved: call again)")
 		}
-		e.principalDoneLocked(call, p)
+		call.stopWaiting(p)
 	}
 }

@@ -21,10 +21,9 @@ var ErrFormatTooOld = errors.New("replicate: a peer reads an older wire format")
 
 // principalCall is an EndPrincipal waiting for replies.
 type principalCall struct {
-	pending map[*peer]struct{} // peers asked that have not answered or gone down
-	ids     map[string]struct{}
-	errs    []string      // the peers' errors, "peer: err"
-	done    chan struct{} // closed once pending is empty
+	peerCall[struct{}] // the peers asked that have not answered or gone down
+	ids                map[string]struct{}
+	errs               []string // the peers' errors, "peer: err"
 }
 
 // EndPrincipal asks every live peer to end the sessions tagged with
@@ -55,38 +54,22 @@ func (e *Engine) EndPrincipal(ctx context.Context, principal string) ([]string, 
 	if err != nil {
 		return nil, err
 	}
-	call := &principalCall{pending: make(map[*peer]struct{}, len(live)), ids: make(map[string]struct{}), done: make(chan struct{})}
+	call := &principalCall{peerCall: newPeerCall[struct{}](len(live)), ids: make(map[string]struct{})}
 	for _, p := range live {
 		call.pending[p] = struct{}{}
 	}
-	e.callMu.Lock()
-	e.principals[req] = call
-	e.callMu.Unlock()
-	for _, p := range live {
-		if !p.sendCtrl(frame, nil) {
-			e.callMu.Lock()
-			call.errs = append(call.errs, p.id+": not asked: its control queue is full or it went down")
-			e.principalDoneLocked(call, p)
-			e.callMu.Unlock()
+	var ids, errs []string
+	var missing int
+	notSent := func(p *peer) {
+		call.errs = append(call.errs, p.id+": not asked: its control queue is full or it went down")
+	}
+	ctxErr := callPeers(ctx, e, e.principals, req, call, &call.peerCall, live, frame, notSent, func(error) {
+		ids = make([]string, 0, len(call.ids))
+		for id := range call.ids {
+			ids = append(ids, id)
 		}
-	}
-	var ctxErr error
-	select {
-	case <-call.done:
-	case <-ctx.Done():
-		ctxErr = ctx.Err()
-	case <-e.ctx.Done():
-		ctxErr = ErrClosed
-	}
-	e.callMu.Lock()
-	delete(e.principals, req)
-	ids := make([]string, 0, len(call.ids))
-	for id := range call.ids {
-		ids = append(ids, id)
-	}
-	errs := slices.Clone(call.errs)
-	missing := len(call.pending)
-	e.callMu.Unlock()
+		errs, missing = slices.Clone(call.errs), len(call.pending)
+	})
 	slices.Sort(ids)
 	switch {
 	case ctxErr == ErrClosed:
@@ -97,11 +80,6 @@ func (e *Engine) EndPrincipal(ctx context.Context, principal string) ([]string, 
 		return ids, fmt.Errorf("replicate: end principal: %s", strings.Join(errs, "; "))
 	}
 	return ids, nil
-}
-
-// principalDoneLocked stops call from waiting for p. callMu must be held.
-func (e *Engine) principalDoneLocked(call *principalCall, p *peer) {
-	stopWaiting(call.pending, call.done, p)
 }
 
 // handleEndPrincipal ends, off the reader goroutine, the sessions of the
@@ -144,11 +122,8 @@ func (e *Engine) handlePrincipalEnded(p *peer, m *wire.PrincipalEnded) {
 	}
 	e.callMu.Lock()
 	defer e.callMu.Unlock()
-	call := e.principals[m.Req]
-	if call == nil {
-		return
-	}
-	if _, ok := call.pending[p]; !ok {
+	call, ok := waiting(e.principals, m.Req, p)
+	if !ok {
 		return
 	}
 	for _, id := range m.IDs {
@@ -157,5 +132,5 @@ func (e *Engine) handlePrincipalEnded(p *peer, m *wire.PrincipalEnded) {
 	if m.Err != "" {
 		call.errs = append(call.errs, p.id+": "+m.Err)
 	}
-	e.principalDoneLocked(call, p)
+	call.stopWaiting(p)
 }

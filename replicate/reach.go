@@ -122,7 +122,7 @@ func (e *Engine) sendFailed(p *peer) {
 func (e *Engine) stopWaitingFor(p *peer) {
 	e.callMu.Lock()
 	for _, call := range e.fetches {
-		e.fetchDoneLocked(call, p)
+		call.stopWaiting(p)
 	}
 	e.callMu.Unlock()
 	e.broadcast()

@@ -54,6 +54,7 @@ func registerFlags(fs *flag.FlagSet) (nf *nodeFlags, once *bool, proxyAddr *stri
 	fs.StringVar(&nf.join, "join", "", "-node: comma-separated cluster addresses of other nodes (host names resolve to every address they name)")
 	fs.StringVar(&nf.keyFile, "key-file", "", "-node: file holding the 32-byte cluster key in base64 (required off loopback)")
 	fs.StringVar(&nf.consistency, "consistency", "async", "-node: async, or sync (a write waits for a peer's acknowledgement)")
+	fs.IntVar(&nf.copies, "copies", 0, "-node: partitioned mode, each session held by this many nodes (2 or more; the same on every node); 0 means every node holds every session")
 	fs.StringVar(&nf.dataDir, "data-dir", "", "-node: keep the sessions in this directory, encrypted with the -key-file key, so they survive a restart or crash")
 	fs.StringVar(&nf.admin, "admin", "", "-node: the admin page's internal address (default 127.0.0.1 and a free port)")
 	fs.StringVar(&nf.adminPassword, "admin-password", "", "the admin pages' basic-auth password, user admin (default: a random one, printed)")
@@ -64,6 +65,7 @@ func registerFlags(fs *flag.FlagSet) (nf *nodeFlags, once *bool, proxyAddr *stri
 type nodeFlags struct {
 	name, http, gossip, join, keyFile, consistency, dataDir string
 	admin, adminPassword                                    string
+	copies                                                  int
 }
 
 func main() {
@@ -123,6 +125,7 @@ func (f nodeFlags) config() (demo.NodeConfig, error) {
 		HTTPAddr:   f.http,
 		GossipAddr: f.gossip,
 		DataDir:    f.dataDir,
+		Copies:     f.copies,
 		Logger:     slog.New(slog.NewTextHandler(os.Stderr, nil)),
 
 		AdminAddr: f.admin, AdminPassword: f.adminPassword,

@@ -147,24 +147,27 @@ func previousReleaseTree(t *testing.T, commit string) string {
 // mixedCluster is three -node processes on fixed gossip addresses, each
 // joining the others, replaced one at a time.
 type mixedCluster struct {
-	names []string
-	args  map[string][]string // each node's flags, the same for every build
+	names   []string
+	args    map[string][]string // each node's flags, the same for every build
+	gossip  []string            // the nodes' gossip addresses, in name order
+	keyFile string
 
 	mu   sync.Mutex // guards live
 	live map[string]*nodeProc
 }
 
-// startMixedCluster starts a, b and c on bin and waits until each lists
-// all three.
-func startMixedCluster(t *testing.T, bin string) *mixedCluster {
+// startMixedCluster starts a, b and c on bin, each with the flags extra
+// besides the common ones, and waits until each lists all three.
+func startMixedCluster(t *testing.T, bin string, extra ...string) *mixedCluster {
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "cluster.key")
 	key := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
 	require.NoError(t, os.WriteFile(keyFile, []byte(key+"\n"), 0o600))
-	c := &mixedCluster{names: []string{"a", "b", "c"}, args: map[string][]string{}, live: map[string]*nodeProc{}}
+	c := &mixedCluster{names: []string{"a", "b", "c"}, args: map[string][]string{}, live: map[string]*nodeProc{}, keyFile: keyFile}
 	gossip := map[string]string{}
 	for _, name := range c.names {
 		gossip[name] = loopbackAddr(t)
+		c.gossip = append(c.gossip, gossip[name])
 	}
 	for _, name := range c.names {
 		var others []string
@@ -173,8 +176,8 @@ func startMixedCluster(t *testing.T, bin string) *mixedCluster {
 				others = append(others, gossip[o])
 			}
 		}
-		c.args[name] = []string{"-http", "127.0.0.1:0", "-gossip", gossip[name], "-join", strings.Join(others, ","),
-			"-key-file", keyFile, "-consistency", "sync"}
+		c.args[name] = append([]string{"-http", "127.0.0.1:0", "-gossip", gossip[name], "-join", strings.Join(others, ","),
+			"-key-file", keyFile, "-consistency", "sync"}, extra...)
 	}
 	procs, err := startNodes(t, c.names, func(i int) nodeOptions {
 		return nodeOptions{Bin: bin, Args: c.args[c.names[i]]}

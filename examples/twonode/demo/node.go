@@ -33,6 +33,9 @@ type NodeConfig struct {
 	Keys [][]byte
 	// Consistency is peersession.Async (the default) or peersession.Sync.
 	Consistency peersession.Consistency
+	// Copies is peersession.ClusterConfig.Copies: zero means every node
+	// holds every session; two or more, partitioned mode.
+	Copies int
 	// DataDir, when set, keeps the node's sessions on disk there
 	// (peersession.Config.DataDir), encrypted with Keys[0]: they survive a
 	// restart of every node, or a crash.
@@ -94,6 +97,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 			Join:        cfg.Join,
 			Keys:        cfg.Keys,
 			Consistency: cfg.Consistency,
+			Copies:      cfg.Copies,
 			Memberlist:  cfg.Memberlist,
 		},
 	})

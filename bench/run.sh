@@ -161,7 +161,7 @@ run_flood() {
 }
 
 run_kill() { # flags for cmd/kill, after (and so over) the defaults
-	echo "== kill -9 of one node: $KILL_ROUNDS rounds at $KILL_RATE requests/s $* (stderr shows each round)" >&2
+	echo "== kill -9 of one node: $KILL_ROUNDS rounds, -rate $KILL_RATE $* (stderr shows each round)" >&2
 	"$bin/kill" -server "$bin/server" -rounds "$KILL_ROUNDS" -workers "$WORKERS" -rate "$KILL_RATE" \
 		-out "$here/results/$KILL_OUT" "$@"
 }

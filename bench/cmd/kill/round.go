@@ -127,7 +127,7 @@ func startNodes(ctx context.Context, o *options, names []string) ([]*proc.Proc, 
 		} else {
 			args = append(args, "-join", fmt.Sprintf("127.0.0.1:%d", port))
 		}
-		p, err := proc.Start(name, 60*time.Second, nil, o.server, args...)
+		p, err := proc.Start(name, 2*time.Minute, nil, o.server, args...)
 		if err != nil {
 			return procs, err
 		}

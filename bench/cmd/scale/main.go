@@ -30,9 +30,10 @@
 //     WaitReady).
 //
 // With -procs (and -repl, the bench/cmd/repl binary), the fixed-rate
-// rounds run again on clusters of `repl node` processes, one per node:
-// each creates sessions of one -key-size value at -rate/N a second, CPU
-// is summed over the processes from /proc.
+// rounds run again on clusters of `repl node` processes, one per node, in
+// the same mode (-copies): each updates one -key-size key of sessions it
+// owns at -rate/N a second, CPU is summed over the processes from /proc
+// (procs.go).
 //
 // The fixed-rate figures are medians of -rounds rounds. Every phase is
 // bounded (-duration of writes, then at most -drain for replication to
@@ -68,7 +69,8 @@ type options struct {
 	idle       time.Duration
 	workers    int
 	skipSearch bool
-	copies     int // ClusterConfig.Copies: 0 full replication, n >= 2 partitioned
+	searchAt   []int // sizes the rate search runs at (nil: every size)
+	copies     int   // ClusterConfig.Copies: 0 full replication, n >= 2 partitioned
 }
 
 func main() {
@@ -88,6 +90,7 @@ func main() {
 	flag.DurationVar(&o.idle, "idle", 5*time.Second, "idle time before the heap is read")
 	flag.IntVar(&o.workers, "workers", 8, "writer goroutines")
 	flag.BoolVar(&o.skipSearch, "no-search", false, "skip the rate search")
+	searchAt := flag.String("search-at", "", "cluster sizes the rate search runs at, comma-separated (empty: every size of -nodes)")
 	flag.IntVar(&o.copies, "copies", 0, "ClusterConfig.Copies: 0 full replication; 2 or more partitioned mode (writes go to a holder of their session, as a route-aware balancer would send them)")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of each size's fixed-rate rounds to this file + .N")
 	flag.StringVar(&memProfile, "memprofile", "", "write a heap profile of each memory phase to this file + .N")
@@ -97,6 +100,7 @@ func main() {
 	flag.Parse()
 	o.nodes = sizes("-nodes", *nodes)
 	procSizes := sizes("-procs", *procs)
+	o.searchAt = sizes("-search-at", *searchAt)
 	if len(procSizes) > 0 && *repl == "" {
 		log.Fatal("scale: -procs needs -repl, the bench/cmd/repl binary (go build ./cmd/repl)")
 	}
@@ -209,7 +213,7 @@ func measure(n int, o options) (row, error) {
 	r.p50, r.p99, r.achieved = time.Duration(median(p50)), time.Duration(median(p99)), median(ach)
 	stopProfile()
 
-	if !o.skipSearch {
+	if !o.skipSearch && (o.searchAt == nil || slices.Contains(o.searchAt, n)) {
 		r.maxRate, r.maxFailed = c.search(p, o)
 	}
 	if o.sessions > 0 {

@@ -85,15 +85,27 @@ func reportProcs(rows []procRow, o options) string {
 		return ""
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Every node its own process (bench/cmd/repl's node): each creates sessions of one %d-byte key at %d/N writes/s for %v "+
-		"(a new session per write), the last node times the others' through OnCreate; CPU is all node processes' (/proc), writers included, "+
-		"until the last node has seen every write; medians of %d rounds.\n\n", o.keySize, o.rate, o.dur, o.rounds)
-	b.WriteString("| nodes (processes) | CPU ms per 1,000 writes | bytes sent per write | frames / syscalls per write | visible on the last node p50 / p99 |\n")
-	b.WriteString("|--:|--:|--:|--:|--:|\n")
+	fmt.Fprintf(&b, "Every node its own process (bench/cmd/repl's node, %s): each first creates %d/N sessions it owns (the first of Store.Holders; "+
+		"partitioned, every write is then made on a holder of its session, as a route-aware balancer sends it), then updates one %d-byte key "+
+		"of one of them per write at %d/N writes/s for %v, while the nodes but the last create probe sessions (%d/s in all) whose arrival the "+
+		"last node times through OnCreate (partitioned: only the probes it holds). CPU, whole processes: all node processes' (/proc), writers "+
+		"included, from the start of the writes until replication caught up on every node; idle: the same span again with no writes, per second; "+
+		"replication CPU: the first minus the idle rate over the span, per 1,000 writes. Medians of %d rounds.\n\n",
+		modeName(o.copies), o.poolSize, o.keySize, o.rate, o.dur, probeRate, o.rounds)
+	b.WriteString("| nodes (processes) | CPU ms per 1,000 writes, whole processes | idle CPU, ms per s | replication CPU ms per 1,000 writes (net of idle) | bytes sent per write | frames / syscalls per write | visible on the last node p50 / p99 |\n")
+	b.WriteString("|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %d | %.0f | %.0f | %.2f / %.2f | %s / %s ms |\n",
-			r.n, r.cpuPer1k, r.bytes, r.frames, r.writes+r.reads, ms(r.p50), ms(r.p99))
+		fmt.Fprintf(&b, "| %d | %.0f | %.0f | %.0f | %.0f | %.2f / %.2f | %s / %s ms |\n",
+			r.n, r.cpuPer1k, r.idleCPU, r.netCPUPer1k, r.bytes, r.frames, r.writes+r.reads, ms(r.p50), ms(r.p99))
 	}
 	b.WriteString("\n")
 	return b.String()
+}
+
+// modeName names the replication mode of copies.
+func modeName(copies int) string {
+	if copies == 0 {
+		return "full replication"
+	}
+	return fmt.Sprintf("partitioned mode, Copies %d", copies)
 }

@@ -30,14 +30,17 @@
 #                             -copies 2 -sessions 3200 -workers 32 -rate
 #                             2000 (~5 min): sessions lost, false "not
 #                             found", 5xx, time to full copies again
-#   ./run.sh scale            full replication as the cluster grows: N = 2,
-#                             4, 8, 16, 32 nodes in one process, CPU per
-#                             1,000 writes, bytes/frames/syscalls per write,
-#                             visibility, max rate, heap, join; ~10 min
-#                             -> results/scale.md (SCALE_NODES, SCALE_ROUNDS;
-#                             SCALE_PROCS: sizes also run as processes, 2,4,8;
-#                             SCALE_COPIES=2: partitioned mode, in one process
-#                             only -> results/scale-copies2.md)
+#   ./run.sh scale [flags]    full replication and partitioned mode as the
+#                             cluster grows: N = 2, 4, 8, 16, 32 nodes in
+#                             one process, CPU per 1,000 writes (whole,
+#                             idle, net of idle), bytes/frames/syscalls per
+#                             write, visibility, max rate, heap, join; then
+#                             N = 2, 4, 8 as processes; ~40 min
+#                             -> results/scale-modes.md (SCALE_OUT;
+#                             SCALE_NODES, SCALE_ROUNDS, SCALE_PROCS,
+#                             SCALE_COPIES: the modes, 0 full, n Copies n:
+#                             "0,2"); flags go to cmd/scale, e.g.
+#                             -search-at 16 -sessions 20000
 #   ./run.sh chaos [flags]    the chaos harness (cmd/chaos): 3-5 nodes in
 #                             network namespaces (root; else loopback
 #                             without link faults), clients writing all
@@ -81,7 +84,8 @@ KILL_OUT=${KILL_OUT:-kill.md}
 SCALE_NODES=${SCALE_NODES:-2,4,8,16,32}
 SCALE_ROUNDS=${SCALE_ROUNDS:-3}
 SCALE_PROCS=${SCALE_PROCS-2,4,8}
-SCALE_COPIES=${SCALE_COPIES:-0}
+SCALE_COPIES=${SCALE_COPIES:-0,2}
+SCALE_OUT=${SCALE_OUT:-scale-modes.md}
 
 bin=$(mktemp -d /tmp/peersession-bench.XXXXXX)
 redis_pid=
@@ -166,16 +170,16 @@ run_kill() { # flags for cmd/kill, after (and so over) the defaults
 		-out "$here/results/$KILL_OUT" "$@"
 }
 
-run_scale() {
-	if [ "$SCALE_COPIES" != 0 ]; then
-		echo "== scale: partitioned mode (Copies $SCALE_COPIES) at $SCALE_NODES nodes in one process, $SCALE_ROUNDS rounds" >&2
-		"$bin/scale" -nodes "$SCALE_NODES" -rounds "$SCALE_ROUNDS" -copies "$SCALE_COPIES" \
-			-out "$here/results/scale-copies$SCALE_COPIES.md"
-		return
-	fi
-	echo "== scale: full replication at $SCALE_NODES nodes in one process, $SCALE_ROUNDS rounds (stderr shows each round)" >&2
-	"$bin/scale" -nodes "$SCALE_NODES" -rounds "$SCALE_ROUNDS" -procs "$SCALE_PROCS" -repl "$bin/repl" \
-		-out "$here/results/scale.md"
+run_scale() { # flags for cmd/scale, after (and so over) the defaults
+	local out="$here/results/$SCALE_OUT" c
+	: >"$bin/scale.md"
+	for c in ${SCALE_COPIES//,/ }; do
+		echo "== scale: Copies $c (0: full replication) at $SCALE_NODES nodes in one process, $SCALE_PROCS as processes, $SCALE_ROUNDS rounds $* (stderr shows each round)" >&2
+		"$bin/scale" -nodes "$SCALE_NODES" -rounds "$SCALE_ROUNDS" -copies "$c" ${SCALE_PROCS:+-procs "$SCALE_PROCS" -repl "$bin/repl"} \
+			-out "$bin/scale-$c.md" "$@"
+		cat "$bin/scale-$c.md" >>"$bin/scale.md"
+	done
+	cp "$bin/scale.md" "$out"
 }
 
 run_chaos() { # flags for cmd/chaos
@@ -220,10 +224,10 @@ repl) build; run_repl ;;
 disk) build; run_disk ;;
 stalls) build ./diag/stalls; run_stalls ;;
 kill) build; shift; run_kill "$@" ;;
-scale) build; run_scale ;;
+scale) build; shift; run_scale "$@" ;;
 flood) build; run_flood ;;
 soak) build; run_soak "${2:-10m}" ;;
 chaos) build; shift; run_chaos "$@" ;;
 all) build; run_compare; run_repl ;;
-*) echo "usage: $0 [compare|disk|repl|stalls|flood|kill [flags]|scale|soak [duration]|chaos [flags]|all]" >&2; exit 2 ;;
+*) echo "usage: $0 [compare|disk|repl|stalls|flood|kill [flags]|scale [flags]|soak [duration]|chaos [flags]|all]" >&2; exit 2 ;;
 esac

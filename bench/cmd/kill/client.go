@@ -20,6 +20,8 @@ type client struct {
 	c  *http.Client
 	n  int    // the counter the session should hold
 	id string // the session's ID (from /where)
+	// firstErr is the first error a request of the load met.
+	firstErr string
 }
 
 // get GETs url and returns the counter answered, or errMissing, a
@@ -116,6 +118,9 @@ func classify(err error) int8 {
 func (cl *client) rw(base string) int8 {
 	v, err := cl.get(base + "/rw")
 	if err != nil {
+		if cl.firstErr == "" {
+			cl.firstErr = err.Error()
+		}
 		return classify(err)
 	}
 	want := cl.n

@@ -171,6 +171,11 @@ func report(o *options, rounds []*round, took time.Duration) string {
 		fmt.Fprintf(&b, " %s | %s | %s (%s) | %d / %d / %d | %d |\n", un, dd, secs(r.fullAt), r.fullLast, r.lost, r.stale, r.unchecked, failed)
 	}
 
+	for _, r := range rounds {
+		if len(r.errSamples) > 0 {
+			fmt.Fprintf(&b, "\nRound %d, errors the load met (the first of each client, up to five distinct): %q\n", r.n, r.errSamples)
+		}
+	}
 	b.WriteString("\nThe survivors' read path (a + b, medians of the rounds): reads of a session whose client saw a later write " +
 		"(made on another node) that waited briefly for it to arrive by replication (waits, and those it reached: hits), " +
 		"and peer fetches (fetches, and those that found a newer copy); fetch skips count peers a fetch did not wait " +

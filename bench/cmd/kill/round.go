@@ -67,6 +67,7 @@ type round struct {
 	// setupMissing counts "not found" answers to a client's first read,
 	// on the node that had just created its session (before the load).
 	setupMissing int
+	errSamples   []string // a few of the load's distinct errors
 }
 
 type window struct {
@@ -235,6 +236,7 @@ func runRound(ctx context.Context, o *options, n int) (*round, error) {
 		return nil, err
 	}
 	rd := &round{n: n, killed: killed, names: names, fullAt: -1}
+	rd.fullLast.err = errors.New("not polled: the node was not declared dead by every survivor")
 	urls := make([]string, len(procs))
 	all := make([]int, len(procs))
 	for i, p := range procs {
@@ -403,6 +405,9 @@ func runRound(ctx context.Context, o *options, n int) (*round, error) {
 	k := 0
 	for _, cs := range clients {
 		for _, cl := range cs {
+			if cl.firstErr != "" && len(rd.errSamples) < 5 && !slices.Contains(rd.errSamples, cl.firstErr) {
+				rd.errSamples = append(rd.errSamples, cl.firstErr)
+			}
 			res, current := cl.check(urls[survivors[k%len(survivors)]])
 			k++
 			switch {

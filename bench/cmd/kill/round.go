@@ -45,29 +45,27 @@ type detect struct {
 }
 
 type round struct {
-	n         int
-	samples   []sample
-	late      []sample // the sleeper's wake-ups ≥ lateMin late: t, lateness
-	killed    int
-	names     []string
-	detect    []detect // per survivor
-	deadAt    time.Duration
-	fullAt    time.Duration    // every session on its full copies again, from the kill; -1: not within the load
-	fullLast  copiesState      // the survivors' copies when the polling ended
-	end       time.Duration    // the load's end, from the kill
-	stats0    []map[string]any // survivors' /stats at the start of the measured window
-	stats1    []map[string]any // at the kill
-	stats2    []map[string]any // at the end
-	windows   []window
-	achieved  float64 // requests/s sent before the kill
-	sessions  int     // the clients' sessions (all created before the load)
-	lost      int     // of those, not found on a survivor after the load
-	stale     int     // of those, found with a counter older than the client's last write
-	unchecked int     // of those, answered with errors only (five tries)
-	// setupMissing counts "not found" answers to a client's first read,
-	// on the node that had just created its session (before the load).
-	setupMissing int
-	errSamples   []string // a few of the load's distinct errors
+	n          int
+	samples    []sample
+	late       []sample // the sleeper's wake-ups ≥ lateMin late: t, lateness
+	killed     int
+	names      []string
+	detect     []detect // per survivor
+	deadAt     time.Duration
+	fullAt     time.Duration    // every session on its full copies again, from the kill; -1: not within the load
+	fullLast   copiesState      // the survivors' copies when the polling ended
+	end        time.Duration    // the load's end, from the kill
+	stats0     []map[string]any // survivors' /stats at the start of the measured window
+	stats1     []map[string]any // at the kill
+	stats2     []map[string]any // at the end
+	windows    []window
+	achieved   float64 // requests/s sent before the kill
+	sessions   int     // the clients' sessions (all created before the load)
+	lost       int     // of those, not found on a survivor after the load
+	stale      int     // of those, found with a counter older than the client's last write
+	unchecked  int     // of those, answered with errors only (five tries)
+	setup      setupMisses
+	errSamples []string // a few of the load's distinct errors
 }
 
 type window struct {
@@ -144,17 +142,26 @@ func startNodes(ctx context.Context, o *options, names []string) ([]*proc.Proc, 
 	return procs, nil
 }
 
+// setupMisses are the clients whose first read, on the node that had just
+// created their session (before the load), answered "not found", and the
+// longest such a client waited until it was found.
+type setupMisses struct {
+	clients int
+	longest time.Duration
+}
+
 // makeClients creates o.sessions clients (at least one per worker), each
 // with its own cookie jar and a session created on node (i mod N), learns
 // each session's ID and holders, and waits (at most a minute) until the
 // holders have every session. clients[w] are worker w's; ids are the
 // sessions' IDs, worker by worker.
-func makeClients(ctx context.Context, o *options, tr *http.Transport, procs []*proc.Proc, names []string) (clients [][]*client, ids []string, setupMissing int, err error) {
+func makeClients(ctx context.Context, o *options, tr *http.Transport, procs []*proc.Proc, names []string) (clients [][]*client, ids []string, setup setupMisses, err error) {
 	total := max(o.sessions, o.workers)
 	clients = make([][]*client, o.workers)
 	told := make([][][]string, o.workers)
 	errs := make([]error, o.workers)
-	missing := make([]int, o.workers)
+	missing := make([]int, o.workers)              // clients whose first read said "not found"
+	missingFor := make([]time.Duration, o.workers) // the longest until found
 	var wg sync.WaitGroup
 	for w := range o.workers {
 		wg.Add(1)
@@ -168,17 +175,23 @@ func makeClients(ctx context.Context, o *options, tr *http.Transport, procs []*p
 					return
 				}
 				// Asked of the node that created it, at once: a "not
-				// found" here is a false one (counted, then asked
-				// again); other errors end the round.
+				// found" here is a false one (counted, and asked again
+				// for up to 10 s); other errors end the round.
 				var hs []string
 				var err error
+				t0 := time.Now()
 				for try := 0; ; try++ {
 					hs, err = cl.where(procs[i%len(procs)].URL)
-					if !errors.Is(err, errMissing) || try == 10 {
+					if !errors.Is(err, errMissing) || time.Since(t0) > 10*time.Second {
 						break
 					}
-					missing[w]++
+					if try == 0 {
+						missing[w]++
+					}
 					time.Sleep(100 * time.Millisecond)
+				}
+				if try := time.Since(t0); missing[w] > 0 && err == nil {
+					missingFor[w] = max(missingFor[w], try)
 				}
 				if err != nil {
 					errs[w] = fmt.Errorf("client %d: %w", i, err)
@@ -191,13 +204,14 @@ func makeClients(ctx context.Context, o *options, tr *http.Transport, procs []*p
 	}
 	wg.Wait()
 	for w, err := range errs {
-		setupMissing += missing[w]
+		setup.clients += missing[w]
+		setup.longest = max(setup.longest, missingFor[w])
 		if err != nil {
-			return nil, nil, setupMissing, err
+			return nil, nil, setup, err
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, nil, setupMissing, err
+		return nil, nil, setup, err
 	}
 	var all [][]string
 	for w, cs := range clients {
@@ -207,7 +221,7 @@ func makeClients(ctx context.Context, o *options, tr *http.Transport, procs []*p
 		}
 	}
 	if err := checkHolders(o.copies, names, ids, all); err != nil {
-		return nil, nil, setupMissing, err
+		return nil, nil, setup, err
 	}
 	members := make([]int, len(procs))
 	for i := range members {
@@ -217,10 +231,10 @@ func makeClients(ctx context.Context, o *options, tr *http.Transport, procs []*p
 	var last copiesState
 	for dl := time.Now().Add(time.Minute); time.Now().Before(dl); time.Sleep(100 * time.Millisecond) {
 		if last = copiesOn(procs, members, ids, holders); last.full() {
-			return clients, ids, setupMissing, nil
+			return clients, ids, setup, nil
 		}
 	}
-	return nil, nil, setupMissing, fmt.Errorf("the %d sessions did not reach their holders within a minute: %s", total, last)
+	return nil, nil, setup, fmt.Errorf("the %d sessions did not reach their holders within a minute: %s", total, last)
 }
 
 func runRound(ctx context.Context, o *options, n int) (*round, error) {
@@ -247,7 +261,7 @@ func runRound(ctx context.Context, o *options, n int) (*round, error) {
 
 	tr := loadgen.NewTransport(o.workers)
 	defer tr.CloseIdleConnections()
-	clients, ids, setupMissing, err := makeClients(ctx, o, tr, procs, names)
+	clients, ids, setup, err := makeClients(ctx, o, tr, procs, names)
 	if err != nil {
 		return nil, err
 	}
@@ -255,7 +269,7 @@ func runRound(ctx context.Context, o *options, n int) (*round, error) {
 	for _, cs := range clients {
 		rd.sessions += len(cs)
 	}
-	rd.setupMissing = setupMissing
+	rd.setup = setup
 
 	// live is the balancer's rotation: all nodes, then the survivors.
 	var live atomic.Pointer[[]int]

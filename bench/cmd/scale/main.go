@@ -67,6 +67,7 @@ type options struct {
 	sessions   int
 	valueSize  int
 	idle       time.Duration
+	memLimit   time.Duration
 	workers    int
 	skipSearch bool
 	searchAt   []int // sizes the rate search runs at (nil: every size)
@@ -89,6 +90,7 @@ func main() {
 	flag.IntVar(&o.valueSize, "value-size", 1024, "bytes per session in the memory phase")
 	flag.DurationVar(&o.idle, "idle", 5*time.Second, "idle time before the heap is read")
 	flag.IntVar(&o.workers, "workers", 8, "writer goroutines")
+	flag.DurationVar(&o.memLimit, "mem-limit", 3*time.Minute, "longest wait for the nodes to hold the memory phase's sessions (past it, the table says so)")
 	flag.BoolVar(&o.skipSearch, "no-search", false, "skip the rate search")
 	searchAt := flag.String("search-at", "", "cluster sizes the rate search runs at, comma-separated (empty: every size of -nodes)")
 	flag.IntVar(&o.copies, "copies", 0, "ClusterConfig.Copies: 0 full replication; 2 or more partitioned mode (writes go to a holder of their session, as a route-aware balancer would send them)")
@@ -160,6 +162,7 @@ type row struct {
 	maxFailed                    bool
 	mem                          memResult
 	memDone                      bool
+	memFailed                    bool // the nodes did not hold every session within -mem-limit
 	start                        time.Duration
 }
 
@@ -217,9 +220,12 @@ func measure(n int, o options) (row, error) {
 		r.maxRate, r.maxFailed = c.search(p, o)
 	}
 	if o.sessions > 0 {
-		m, err := c.fillAndMeasure(o.sessions, o.valueSize, o.idle, 3*time.Minute)
+		m, err := c.fillAndMeasure(o.sessions, o.valueSize, o.idle, o.memLimit)
 		if err != nil {
-			return r, err
+			// Not the end of the run: the table says so for this size.
+			log.Printf("scale: %d nodes: %v", n, err)
+			r.memFailed = true
+			return r, nil
 		}
 		r.mem, r.memDone = m, true
 		log.Printf("scale: %d nodes: heap per node %.2f× payload (before the sessions %.1f MiB, after %.1f MiB), filled in %v, join %v", n, m.heapPerNode/float64(m.payload),

@@ -41,6 +41,9 @@ func report(rows []row, o options) string {
 			maxRate = fmt.Sprintf("%dk", r.maxRate/1000)
 		}
 		heap, netHeap, join := "-", "-", "-"
+		if r.memFailed {
+			heap = fmt.Sprintf("not all held within %v", o.memLimit)
+		}
 		if r.memDone {
 			heap = fmt.Sprintf("%.2f×", r.mem.heapPerNode/float64(r.mem.payload))
 			netHeap = fmt.Sprintf("%.2f×", (r.mem.heapPerNode-r.mem.baseHeap)/(float64(r.mem.payload)*shareOf(o.copies, r.n)))

@@ -8,8 +8,12 @@ import (
 	"time"
 )
 
-// report renders the rows as markdown.
+// report renders the rows as markdown ("" if none: -nodes "" runs
+// only -procs).
 func report(rows []row, o options) string {
+	if len(rows) == 0 {
+		return ""
+	}
 	var b strings.Builder
 	host, _ := os.Hostname()
 	mode := "Full replication"

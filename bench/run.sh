@@ -21,18 +21,26 @@
 #                             gossip-port buffering, forged stamps,
 #                             handshake slots), each on its own pair of
 #                             nodes; ~1.5 min -> results/flood.md
-#   ./run.sh kill             kill -9 of one of three nodes under a paced
+#   ./run.sh kill [flags]     kill -9 of one of three nodes under a paced
 #                             round-robin load: the survivors' latency
 #                             before and after, 3 rounds; ~1.5 min
-#                             -> results/kill.md
-#   ./run.sh scale            full replication as the cluster grows: N = 2,
-#                             4, 8, 16, 32 nodes in one process, CPU per
-#                             1,000 writes, bytes/frames/syscalls per write,
-#                             visibility, max rate, heap, join; ~10 min
-#                             -> results/scale.md (SCALE_NODES, SCALE_ROUNDS;
-#                             SCALE_PROCS: sizes also run as processes, 2,4,8;
-#                             SCALE_COPIES=2: partitioned mode, in one process
-#                             only -> results/scale-copies2.md)
+#                             -> results/kill.md (KILL_OUT). Flags go to
+#                             cmd/kill: the failure run at 16 nodes is
+#                             KILL_OUT=kill16.md ./run.sh kill -nodes 16
+#                             -copies 2 -sessions 3200 -workers 32 -rate
+#                             2000 (~5 min): sessions lost, false "not
+#                             found", 5xx, time to full copies again
+#   ./run.sh scale [flags]    full replication and partitioned mode as the
+#                             cluster grows: N = 2, 4, 8, 16, 32 nodes in
+#                             one process, CPU per 1,000 writes (whole,
+#                             idle, net of idle), bytes/frames/syscalls per
+#                             write, visibility, max rate, heap, join; then
+#                             N = 2, 4, 8 as processes; ~40 min
+#                             -> results/scale-modes.md (SCALE_OUT;
+#                             SCALE_NODES, SCALE_ROUNDS, SCALE_PROCS,
+#                             SCALE_COPIES: the modes, 0 full, n Copies n:
+#                             "0,2"); flags go to cmd/scale, e.g.
+#                             -search-at 16 -sessions 20000
 #   ./run.sh chaos [flags]    the chaos harness (cmd/chaos): 3-5 nodes in
 #                             network namespaces (root; else loopback
 #                             without link faults), clients writing all
@@ -50,7 +58,7 @@
 # rounds of each key-update rate), JOIN_SESSIONS (100000), REPL_OUT
 # (repl.md, under bench/results/), PAIRED_CYCLES (9 cycles of the paired
 # alternating ÷ sticky measurement; 0: none), KILL_ROUNDS (3), KILL_RATE
-# (8000 requests/s over all clients). Results go to stdout
+# (8000 requests/s over all clients), KILL_OUT (kill.md). Results go to stdout
 # and bench/results/. The environment reaches the programs, so
 # GOGC=400 REPL_OUT=repl-gogc400.md ./run.sh repl runs the nodes with a
 # less eager garbage collector.
@@ -72,10 +80,12 @@ REPL_OUT=${REPL_OUT:-repl.md}
 PAIRED_CYCLES=${PAIRED_CYCLES:-9}
 KILL_ROUNDS=${KILL_ROUNDS:-3}
 KILL_RATE=${KILL_RATE:-8000}
+KILL_OUT=${KILL_OUT:-kill.md}
 SCALE_NODES=${SCALE_NODES:-2,4,8,16,32}
 SCALE_ROUNDS=${SCALE_ROUNDS:-3}
 SCALE_PROCS=${SCALE_PROCS-2,4,8}
-SCALE_COPIES=${SCALE_COPIES:-0}
+SCALE_COPIES=${SCALE_COPIES:-0,2}
+SCALE_OUT=${SCALE_OUT:-scale-modes.md}
 
 bin=$(mktemp -d /tmp/peersession-bench.XXXXXX)
 redis_pid=
@@ -154,22 +164,22 @@ run_flood() {
 	"$bin/flood" all -server "$bin/server" -out "$here/results/flood.md"
 }
 
-run_kill() {
-	echo "== kill -9 of one of three nodes: $KILL_ROUNDS rounds at $KILL_RATE requests/s (stderr shows each round)" >&2
+run_kill() { # flags for cmd/kill, after (and so over) the defaults
+	echo "== kill -9 of one node: $KILL_ROUNDS rounds, -rate $KILL_RATE $* (stderr shows each round)" >&2
 	"$bin/kill" -server "$bin/server" -rounds "$KILL_ROUNDS" -workers "$WORKERS" -rate "$KILL_RATE" \
-		-out "$here/results/kill.md"
+		-out "$here/results/$KILL_OUT" "$@"
 }
 
-run_scale() {
-	if [ "$SCALE_COPIES" != 0 ]; then
-		echo "== scale: partitioned mode (Copies $SCALE_COPIES) at $SCALE_NODES nodes in one process, $SCALE_ROUNDS rounds" >&2
-		"$bin/scale" -nodes "$SCALE_NODES" -rounds "$SCALE_ROUNDS" -copies "$SCALE_COPIES" \
-			-out "$here/results/scale-copies$SCALE_COPIES.md"
-		return
-	fi
-	echo "== scale: full replication at $SCALE_NODES nodes in one process, $SCALE_ROUNDS rounds (stderr shows each round)" >&2
-	"$bin/scale" -nodes "$SCALE_NODES" -rounds "$SCALE_ROUNDS" -procs "$SCALE_PROCS" -repl "$bin/repl" \
-		-out "$here/results/scale.md"
+run_scale() { # flags for cmd/scale, after (and so over) the defaults
+	local out="$here/results/$SCALE_OUT" c
+	: >"$bin/scale.md"
+	for c in ${SCALE_COPIES//,/ }; do
+		echo "== scale: Copies $c (0: full replication) at $SCALE_NODES nodes in one process, $SCALE_PROCS as processes, $SCALE_ROUNDS rounds $* (stderr shows each round)" >&2
+		"$bin/scale" -nodes "$SCALE_NODES" -rounds "$SCALE_ROUNDS" -copies "$c" ${SCALE_PROCS:+-procs "$SCALE_PROCS" -repl "$bin/repl"} \
+			-out "$bin/scale-$c.md" "$@"
+		cat "$bin/scale-$c.md" >>"$bin/scale.md"
+	done
+	cp "$bin/scale.md" "$out"
 }
 
 run_chaos() { # flags for cmd/chaos
@@ -213,11 +223,11 @@ compare) build; run_compare ;;
 repl) build; run_repl ;;
 disk) build; run_disk ;;
 stalls) build ./diag/stalls; run_stalls ;;
-kill) build; run_kill ;;
-scale) build; run_scale ;;
+kill) build; shift; run_kill "$@" ;;
+scale) build; shift; run_scale "$@" ;;
 flood) build; run_flood ;;
 soak) build; run_soak "${2:-10m}" ;;
 chaos) build; shift; run_chaos "$@" ;;
 all) build; run_compare; run_repl ;;
-*) echo "usage: $0 [compare|disk|repl|stalls|flood|kill|scale|soak [duration]|chaos [flags]|all]" >&2; exit 2 ;;
+*) echo "usage: $0 [compare|disk|repl|stalls|flood|kill [flags]|scale [flags]|soak [duration]|chaos [flags]|all]" >&2; exit 2 ;;
 esac

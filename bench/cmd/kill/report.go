@@ -58,28 +58,69 @@ func delta(a, b []map[string]any, path ...string) float64 {
 func report(o *options, rounds []*round, took time.Duration) string {
 	host, _ := os.Hostname()
 	var b strings.Builder
-	fmt.Fprintf(&b, "### kill -9 of one of three nodes (%s)\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
-	fmt.Fprintf(&b, "Machine: %s, %d CPUs, shared with other work (figures are noisy). Three peersession node processes "+
-		"(bench/cmd/server, Async, default ClusterConfig: FetchTimeout %v, memberlist's LAN failure detection) on 127.0.0.1; "+
-		"%d clients, each with its own cookie jar and one session (created on one node), send GET /rw (read the counter "+
-		"and a 1 KiB value, increment, save) round-robin over the nodes, paced at %.0f requests/s in all (a client "+
-		"waits for its answer; one that fell behind sends at once). After %v of warm-up and %v measured, node c is "+
-		"taken out of the rotation and sent SIGKILL; the load goes on over a and b for at least %v and until %v after "+
-		"both had declared c dead (c gone from their /stats replication peers; at most %v). Latency is the survivors' "+
-		"(a and b), by the request's send time; \"≥ FT\" counts requests that took FetchTimeout or more. The windows by "+
-		"time since the kill and the one from the verdict on overlap. %d rounds, each on a fresh cluster; the table "+
-		"gives the medians of the rounds. Run took %v.\n\n",
-		host, runtime.NumCPU(), o.fetchTimeout, o.workers, o.rate, o.warm, o.before, o.after, o.afterDead, o.maxAfter,
-		len(rounds), took.Round(time.Second))
+	mode := "full replication"
+	if o.copies > 0 {
+		mode = fmt.Sprintf("partitioned mode, Copies %d", o.copies)
+	}
+	killed := nodeNames(o.nodes)[o.nodes-1]
+	fmt.Fprintf(&b, "### kill -9 of one of %d nodes, %s (%s)\n\n", o.nodes, mode, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(&b, "Machine: %s, %d CPUs, shared with other work (figures are noisy). %d peersession node processes "+
+		"(bench/cmd/server, Async, %s, default ClusterConfig otherwise: FetchTimeout %v, memberlist's LAN failure detection) on 127.0.0.1; "+
+		"%d clients, each with its own cookie jar and one session (created on one node, every copy held before the load starts), "+
+		"sent by %d workers in turn: GET /rw (read the counter and a 1 KiB value, increment, save), each client's next request "+
+		"on the next node, paced at %.0f requests/s in all (a worker waits for its answer; one that fell behind sends at once). "+
+		"After %v of warm-up and %v measured, node %s is taken out of the rotation and sent SIGKILL; the load goes on over the "+
+		"survivors for at least %v and until %v after every session had its full copies again (each on every one of its holders "+
+		"under the survivors' membership, by /where's Store.Holders and /held's Store.All; at most %v). Latency is the "+
+		"survivors', by the request's send time; \"≥ FT\" counts requests that took FetchTimeout or more (they waited on a peer). "+
+		"\"Not found\": a client's session answered as missing (a false logout); 5xx: other server errors (503: the holders did not "+
+		"answer in time). The windows by time since the kill and the one from the verdict on overlap. %d rounds, each on a fresh "+
+		"cluster; the tables give the medians of the rounds. Run took %v.\n\n",
+		host, runtime.NumCPU(), o.nodes, mode, o.fetchTimeout, max(o.sessions, o.workers), o.workers, o.rate, o.warm, o.before, killed,
+		o.after, o.afterDead, o.maxAfter, len(rounds), took.Round(time.Second))
 
-	b.WriteString("| window | requests/s | p50 | p99 | max | ≥ FT | ≥ FT share | errors | lost writes |\n")
-	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	b.WriteString("| sessions | declared dead by every survivor | full copies again, from the kill | from the verdict | sessions lost | not found | 5xx | ≥ FT | lost writes | not found at set-up |\n")
+	b.WriteString("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	var dead, full, fromVerdict, lost, missing, fivexx, slow, mism, setup []float64
+	everFull := true
+	for _, r := range rounds {
+		dead = append(dead, r.deadAt.Seconds())
+		if r.fullAt < 0 || r.deadAt < 0 {
+			everFull = false
+		} else {
+			full = append(full, r.fullAt.Seconds())
+			fromVerdict = append(fromVerdict, (r.fullAt - r.deadAt).Seconds())
+		}
+		lost = append(lost, float64(r.lost))
+		setup = append(setup, float64(r.setup.clients))
+		var m, f, sl, mi int
+		for _, w := range r.windows {
+			if w.name == "after declared dead" {
+				continue // overlaps the windows by time since the kill
+			}
+			m, f, sl, mi = m+w.missing, f+w.fivexx, sl+w.slow, mi+w.mismatch
+		}
+		missing, fivexx, slow, mism = append(missing, float64(m)), append(fivexx, float64(f)), append(slow, float64(sl)), append(mism, float64(mi))
+	}
+	fullS, fromS := "never (see each round)", "–"
+	if everFull {
+		fullS, fromS = fmt.Sprintf("%.1f s", medianF(full)), fmt.Sprintf("%.2f s", medianF(fromVerdict))
+	}
+	fmt.Fprintf(&b, "| %d | %.1f s | %s | %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |\n\n", rounds[0].sessions, medianF(dead), fullS, fromS,
+		medianF(lost), medianF(missing), medianF(fivexx), medianF(slow), medianF(mism), medianF(setup))
+	b.WriteString("Sessions lost: not found on a survivor when each client read its session once more after the load. Not found, 5xx, " +
+		"≥ FT and lost writes: survivors' answers from the start of the measured window to the end of the load. Not found at set-up: " +
+		"clients whose first read (GET /where, on the node that had just created their session, before the load) answered that the session " +
+		"does not exist (asked again every 100 ms, each was found within 10 s, else the round fails; the longest wait is in the per-round table).\n\n")
+
+	b.WriteString("| window | requests/s | p50 | p99 | max | ≥ FT | ≥ FT share | not found | 5xx | other errors | lost writes |\n")
+	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	names := []string{}
 	for _, w := range rounds[0].windows {
 		names = append(names, w.name)
 	}
 	for _, name := range names {
-		var rate, p50, p99, mx, slow, share, errs, mism []float64
+		var rate, p50, p99, mx, slow, share, missing, fivexx, errs, mism []float64
 		for _, r := range rounds {
 			i := slices.IndexFunc(r.windows, func(w window) bool { return w.name == name })
 			if i < 0 {
@@ -92,6 +133,8 @@ func report(o *options, rounds []*round, took time.Duration) string {
 			mx = append(mx, float64(w.max))
 			slow = append(slow, float64(w.slow))
 			share = append(share, 100*float64(w.slow)/float64(max(w.reqs, 1)))
+			missing = append(missing, float64(w.missing))
+			fivexx = append(fivexx, float64(w.fivexx))
 			errs = append(errs, float64(w.errors))
 			mism = append(mism, float64(w.mismatch))
 		}
@@ -99,14 +142,14 @@ func report(o *options, rounds []*round, took time.Duration) string {
 		if len(rate) < len(rounds) {
 			label += fmt.Sprintf(" (%d of %d rounds)", len(rate), len(rounds))
 		}
-		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %.0f | %.2f%% | %.0f | %.0f |\n", label, medianF(rate),
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %.0f | %.2f%% | %.0f | %.0f | %.0f | %.0f |\n", label, medianF(rate),
 			ms(time.Duration(medianF(p50))), ms(time.Duration(medianF(p99))), ms(time.Duration(medianF(mx))),
-			medianF(slow), medianF(share), medianF(errs), medianF(mism))
+			medianF(slow), medianF(share), medianF(missing), medianF(fivexx), medianF(errs), medianF(mism))
 	}
 
 	b.WriteString("\nEach round:\n\n")
-	b.WriteString("| round | before: p99, ≥ FT | 0–1 s: p99, ≥ FT | 1–5 s: p99, ≥ FT | 5–15 s: p99, ≥ FT | after dead: p99, ≥ FT | c unresponsive on a, b | c declared dead on a, b | requests to c that failed at the kill |\n")
-	b.WriteString("|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	b.WriteString("| round | before: p99, ≥ FT | 0–1 s: p99, ≥ FT | 1–5 s: p99, ≥ FT | 5–15 s: p99, ≥ FT | after dead: p99, ≥ FT | " + killed + " unresponsive on the survivors (first–last) | declared dead (first–last) | full copies again | sessions lost / stale / unchecked | not found at set-up: clients, longest | requests to " + killed + " that failed at the kill |\n")
+	b.WriteString("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, r := range rounds {
 		fmt.Fprintf(&b, "| %d |", r.n)
 		for _, name := range []string{"before the kill", "0–1 s after", "1–5 s after", "5–15 s after", "after declared dead"} {
@@ -124,14 +167,20 @@ func report(o *options, rounds []*round, took time.Duration) string {
 				failed++
 			}
 		}
-		fmt.Fprintf(&b, " %s, %s | %s, %s | %d |\n", secs(r.detect[0].unresponsive), secs(r.detect[1].unresponsive),
-			secs(r.detect[0].dead), secs(r.detect[1].dead), failed)
+		un, dd := spread(r.detect, func(d detect) time.Duration { return d.unresponsive }), spread(r.detect, func(d detect) time.Duration { return d.dead })
+		fmt.Fprintf(&b, " %s | %s | %s (%s) | %d / %d / %d | %d, %s | %d |\n", un, dd, secs(r.fullAt), r.fullLast, r.lost, r.stale, r.unchecked,
+			r.setup.clients, secs(r.setup.longest), failed)
 	}
 
+	for _, r := range rounds {
+		if len(r.errSamples) > 0 {
+			fmt.Fprintf(&b, "\nRound %d, errors the load met (the first of each client, up to five distinct): %q\n", r.n, r.errSamples)
+		}
+	}
 	b.WriteString("\nThe survivors' read path (a + b, medians of the rounds): reads of a session whose client saw a later write " +
 		"(made on another node) that waited briefly for it to arrive by replication (waits, and those it reached: hits), " +
 		"and peer fetches (fetches, and those that found a newer copy); fetch skips count peers a fetch did not wait " +
-		"for (c, once its stream was reset), fetch timeouts the peers a fetch waited on until FetchTimeout.\n\n")
+		"for (the killed node, once its stream was reset), fetch timeouts the peers a fetch waited on until FetchTimeout.\n\n")
 	b.WriteString("| period | waits | wait hits | fetches | fetch hits | fetch skips | fetch timeouts | replication dropped |\n")
 	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, per := range []struct {
@@ -158,7 +207,7 @@ func report(o *options, rounds []*round, took time.Duration) string {
 		b.WriteString("\n")
 	}
 	b.WriteString("\nWhen the requests that took FetchTimeout or more were sent (survivors only; by second since the kill: " +
-		"how many, on which node, the slowest, and how late the load generator's own 1 ms sleeper woke at worst in that " +
+		"how many, on which nodes, the slowest, and how late the load generator's own 1 ms sleeper woke at worst in that " +
 		"second — a sleeper as late as the requests means the machine, not a node, stalled):\n\n")
 	for _, r := range rounds {
 		fmt.Fprintf(&b, "- round %d: %s\n", r.n, slowTimeline(r, o.fetchTimeout))
@@ -189,9 +238,10 @@ func report(o *options, rounds []*round, took time.Duration) string {
 	for _, r := range rounds {
 		ach = append(ach, r.achieved)
 	}
-	fmt.Fprintf(&b, "\nRequests sent before the kill (all three nodes): %.0f/s (median of the rounds; the target was %.0f/s). "+
+	fmt.Fprintf(&b, "\nRequests sent before the kill (all nodes): %.0f/s (median of the rounds; the target was %.0f/s). "+
 		"Lost writes: a survivor answered a counter older than the client's last write; after a kill -9 in Async mode, "+
-		"these are writes c acknowledged and had not yet replicated.\n", medianF(ach), o.rate)
+		"these are writes the killed node acknowledged and had not yet replicated. Stale (after the load): a session whose counter "+
+		"is older than the client's last write, the same loss seen at the end.\n", medianF(ach), o.rate)
 	return b.String()
 }
 
@@ -199,9 +249,10 @@ func report(o *options, rounds []*round, took time.Duration) string {
 // requests that took at least ft.
 func slowTimeline(r *round, ft time.Duration) string {
 	type bucket struct {
-		n, a, b int
-		max     time.Duration
-		late    time.Duration // the sleeper's worst lateness in that second
+		n      int
+		byNode map[int8]int
+		max    time.Duration
+		late   time.Duration // the sleeper's worst lateness in that second
 	}
 	bs := map[int]*bucket{}
 	for _, s := range r.samples {
@@ -210,14 +261,10 @@ func slowTimeline(r *round, ft time.Duration) string {
 		}
 		sec := int(math.Floor(s.t.Seconds()))
 		if bs[sec] == nil {
-			bs[sec] = &bucket{}
+			bs[sec] = &bucket{byNode: map[int8]int{}}
 		}
 		bs[sec].n++
-		if s.node == 0 {
-			bs[sec].a++
-		} else {
-			bs[sec].b++
-		}
+		bs[sec].byNode[s.node]++
 		bs[sec].max = max(bs[sec].max, s.lat)
 	}
 	for _, l := range r.late {
@@ -240,7 +287,37 @@ func slowTimeline(r *round, ft time.Duration) string {
 		if b.late > 0 {
 			late = ms(b.late)
 		}
-		parts = append(parts, fmt.Sprintf("%d–%d s: %d (a %d, b %d; slowest %s; sleeper late %s)", k, k+1, b.n, b.a, b.b, ms(b.max), late))
+		var on []string
+		for node := range int8(len(r.names)) {
+			if c := b.byNode[node]; c > 0 {
+				on = append(on, fmt.Sprintf("%s %d", r.names[node], c))
+			}
+		}
+		parts = append(parts, fmt.Sprintf("%d–%d s: %d (%s; slowest %s; sleeper late %s)", k, k+1, b.n, strings.Join(on, ", "), ms(b.max), late))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// spread renders the first and last of the survivors' times (never: -1).
+func spread(ds []detect, f func(detect) time.Duration) string {
+	lo, hi, never := time.Duration(-1), time.Duration(-1), 0
+	for _, d := range ds {
+		t := f(d)
+		if t < 0 {
+			never++
+			continue
+		}
+		if lo < 0 || t < lo {
+			lo = t
+		}
+		hi = max(hi, t)
+	}
+	out := secs(lo) + "–" + secs(hi)
+	if lo == hi {
+		out = secs(lo)
+	}
+	if never > 0 {
+		out += fmt.Sprintf(" (%d never)", never)
+	}
+	return out
 }

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"net/http"
-	"net/http/cookiejar"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,8 +29,10 @@ const lateMin = 20 * time.Millisecond
 
 const (
 	resOK       = iota
-	resError    // transport error or non-2xx
+	resError    // transport error or an answer other than 2xx, 5xx and "not found"
 	resMismatch // a counter other than the client's last write + 1: a lost write
+	resMissing  // "not found" for the client's session: a false logout
+	res5xx      // 5xx other than "not found" (503: the holders did not answer)
 )
 
 // detect is what one survivor's /stats said about c after the kill.
@@ -42,19 +42,27 @@ type detect struct {
 }
 
 type round struct {
-	n        int
-	samples  []sample
-	late     []sample // the sleeper's wake-ups ≥ lateMin late: t, lateness
-	killed   int
-	names    []string
-	detect   []detect // per survivor
-	deadAt   time.Duration
-	end      time.Duration    // the load's end, from the kill
-	stats0   []map[string]any // survivors' /stats at the start of the measured window
-	stats1   []map[string]any // at the kill
-	stats2   []map[string]any // at the end
-	windows  []window
-	achieved float64 // requests/s sent before the kill
+	n          int
+	samples    []sample
+	late       []sample // the sleeper's wake-ups ≥ lateMin late: t, lateness
+	killed     int
+	names      []string
+	detect     []detect // per survivor
+	deadAt     time.Duration
+	fullAt     time.Duration    // every session on its full copies again, from the kill; -1: not within the load
+	fullLast   copiesState      // the survivors' copies when the polling ended
+	end        time.Duration    // the load's end, from the kill
+	stats0     []map[string]any // survivors' /stats at the start of the measured window
+	stats1     []map[string]any // at the kill
+	stats2     []map[string]any // at the end
+	windows    []window
+	achieved   float64 // requests/s sent before the kill
+	sessions   int     // the clients' sessions (all created before the load)
+	lost       int     // of those, not found on a survivor after the load
+	stale      int     // of those, found with a counter older than the client's last write
+	unchecked  int     // of those, answered with errors only (five tries)
+	setup      setupMisses
+	errSamples []string // a few of the load's distinct errors
 }
 
 type window struct {
@@ -62,7 +70,9 @@ type window struct {
 	from, to  time.Duration
 	survivors bool
 	reqs      int
-	errors    int
+	errors    int // transport errors and answers other than 2xx, 5xx and "not found"
+	missing   int // "not found" for a session that exists: a false logout
+	fivexx    int // 5xx other than "not found"
 	mismatch  int
 	p50, p99  time.Duration
 	max       time.Duration
@@ -82,56 +92,46 @@ func (r *round) brief() string {
 	for _, w := range r.windows {
 		fmt.Fprintf(&b, "%s: p50 %s p99 %s ≥FT %d/%d; ", w.name, ms(w.p50), ms(w.p99), w.slow, w.reqs)
 	}
-	fmt.Fprintf(&b, "dead after %s", secs(r.deadAt))
+	fmt.Fprintf(&b, "dead after %s, full copies after %s (%s), %d of %d sessions lost", secs(r.deadAt), secs(r.fullAt), r.fullLast, r.lost, r.sessions)
 	return b.String()
 }
 
 func runRound(ctx context.Context, o *options, n int) (*round, error) {
-	names := []string{"a", "b", "c"}
-	const killed = 2
-	var procs []*proc.Proc
+	names := nodeNames(o.nodes)
+	killed := o.nodes - 1
+	procs, err := startNodes(ctx, o, names)
 	defer func() {
 		for _, p := range procs {
 			p.Stop()
 		}
 	}()
-	port, err := proc.FreePort("127.0.0.1")
 	if err != nil {
 		return nil, err
 	}
-	for i, name := range names {
-		args := []string{"-variant", "peer", "-consistency", "async", "-node", name}
-		if i == 0 {
-			args = append(args, "-gossip-port", strconv.Itoa(port))
-		} else {
-			args = append(args, "-join", fmt.Sprintf("127.0.0.1:%d", port))
-		}
-		p, err := proc.Start(name, 60*time.Second, nil, o.server, args...)
-		if err != nil {
-			return nil, err
-		}
-		procs = append(procs, p)
-	}
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	for _, p := range procs {
-		if err := p.WaitPeers(wctx, len(names)-1); err != nil {
-			return nil, err
-		}
-	}
-	rd := &round{n: n, killed: killed, names: names}
+	rd := &round{n: n, killed: killed, names: names, fullAt: -1}
+	rd.fullLast.err = errors.New("not polled: the node was not declared dead by every survivor")
 	urls := make([]string, len(procs))
+	all := make([]int, len(procs))
 	for i, p := range procs {
 		urls[i] = p.URL
+		all[i] = i
 	}
-	survivors := []int{0, 1}
+	survivors := all[:killed]
 
 	tr := loadgen.NewTransport(o.workers)
 	defer tr.CloseIdleConnections()
+	clients, ids, setup, err := makeClients(ctx, o, tr, procs, names)
+	if err != nil {
+		return nil, err
+	}
+	holders := holdersOf(o.copies, names, survivors, ids) // once every survivor declared the node dead
+	for _, cs := range clients {
+		rd.sessions += len(cs)
+	}
+	rd.setup = setup
 
-	// live is the balancer's rotation: all three, then the survivors.
+	// live is the balancer's rotation: all nodes, then the survivors.
 	var live atomic.Pointer[[]int]
-	all := []int{0, 1, 2}
 	live.Store(&all)
 	loadStart := time.Now()
 	stopAt := atomic.Int64{}
@@ -153,27 +153,16 @@ func runRound(ctx context.Context, o *options, n int) (*round, error) {
 	}()
 	maxReqs := int(o.rate/float64(o.workers)*(o.warm+o.before+o.maxAfter).Seconds()) + 100
 
-	type wres struct {
-		samples []sample
-		err     error
-	}
-	results := make([]wres, o.workers)
+	results := make([][]sample, o.workers)
 	var wg sync.WaitGroup
 	interval := time.Duration(float64(time.Second) * float64(o.workers) / o.rate)
 	for wi := range o.workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			jar, _ := cookiejar.New(nil)
-			c := &http.Client{Transport: tr, Jar: jar, Timeout: o.timeout}
-			cl := client{c: c}
-			// The session is created on the client's first node.
-			if err := cl.init(urls[wi%len(urls)]); err != nil {
-				results[wi].err = err
-				return
-			}
+			cls := clients[wi]
 			ss := make([]sample, 0, maxReqs)
-			// Spread the clients' first requests over one interval.
+			// Spread the workers' first requests over one interval.
 			next := time.Now().Add(time.Duration(wi) * interval / time.Duration(o.workers))
 			for i := 0; i < maxReqs && ctx.Err() == nil; i++ {
 				if d := time.Until(next); d > 0 {
@@ -183,20 +172,24 @@ func runRound(ctx context.Context, o *options, n int) (*round, error) {
 				if now.UnixNano() >= stopAt.Load() {
 					break
 				}
-				// Paced, without bursts to catch up: a client that fell
+				// Paced, without bursts to catch up: a worker that fell
 				// behind (its last answer was slow) sends at once.
 				next = next.Add(interval)
 				if next.Before(now) {
 					next = now
 				}
+				// The worker's clients in turn; each client's next
+				// request goes to the next node of the rotation (never
+				// sticky).
 				rot := *live.Load()
-				node := rot[(wi+i)%len(rot)]
+				j, turn := i%len(cls), i/len(cls)
+				node := rot[(wi+j+turn)%len(rot)]
 				t0 := time.Now()
-				res := cl.rw(urls[node])
+				res := cls[j].rw(urls[node])
 				lat := time.Since(t0)
-				ss = append(ss, sample{t: t0.Sub(loadStart), lat: lat, node: int8(node), res: int8(res)})
+				ss = append(ss, sample{t: t0.Sub(loadStart), lat: lat, node: int8(node), res: res})
 			}
-			results[wi].samples = ss
+			results[wi] = ss
 		}()
 	}
 
@@ -219,15 +212,20 @@ func runRound(ctx context.Context, o *options, n int) (*round, error) {
 		return nil, fmt.Errorf("kill -9 %s: %w", names[killed], err)
 	}
 
-	// Poll the survivors until both declared c dead.
+	// Poll the survivors until all declared the node dead and every
+	// session has its full copies on them again.
 	rd.detect = make([]detect, len(survivors))
 	for i := range rd.detect {
 		rd.detect[i] = detect{unresponsive: -1, dead: -1}
 	}
+	rd.deadAt = -1
 	for {
 		el := time.Since(kt)
 		done := true
 		for i, s := range survivors {
+			if rd.detect[i].dead >= 0 {
+				continue
+			}
 			st, err := procs[s].Stats(false)
 			if err != nil {
 				done = false
@@ -236,9 +234,7 @@ func runRound(ctx context.Context, o *options, n int) (*round, error) {
 			peers, _ := proc.Get(st, "store", "Replication", "peers").(map[string]any)
 			pc, ok := peers[names[killed]].(map[string]any)
 			if !ok {
-				if rd.detect[i].dead < 0 {
-					rd.detect[i].dead = el
-				}
+				rd.detect[i].dead = el
 			} else {
 				done = false
 				if u, _ := pc["Unresponsive"].(bool); u && rd.detect[i].unresponsive < 0 {
@@ -246,19 +242,24 @@ func runRound(ctx context.Context, o *options, n int) (*round, error) {
 				}
 			}
 		}
-		if done {
+		if done && rd.deadAt < 0 {
 			rd.deadAt = el
-			break
+		}
+		if done {
+			rd.fullLast = copiesOn(procs, survivors, ids, holders)
+			if rd.fullLast.full() {
+				rd.fullAt = time.Since(kt)
+				break
+			}
 		}
 		if el > o.maxAfter || ctx.Err() != nil {
-			rd.deadAt = -1
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 	end := o.after
-	if rd.deadAt >= 0 {
-		end = max(end, rd.deadAt+o.afterDead)
+	if rd.fullAt >= 0 {
+		end = max(end, rd.fullAt+o.afterDead)
 	}
 	end = min(end, o.maxAfter)
 	if rem := time.Until(kt.Add(end)); rem > 0 {
@@ -273,14 +274,31 @@ func runRound(ctx context.Context, o *options, n int) (*round, error) {
 		return nil, ctx.Err()
 	}
 
+	// Every client's session must still be there, on any survivor.
+	k := 0
+	for _, cs := range clients {
+		for _, cl := range cs {
+			if cl.firstErr != "" && len(rd.errSamples) < 5 && !slices.Contains(rd.errSamples, cl.firstErr) {
+				rd.errSamples = append(rd.errSamples, cl.firstErr)
+			}
+			res, current := cl.check(urls[survivors[k%len(survivors)]])
+			k++
+			switch {
+			case res == resMissing:
+				rd.lost++
+			case res == resOK && !current:
+				rd.stale++
+			case res != resOK:
+				rd.unchecked++
+			}
+		}
+	}
+
 	// Rebase the samples on the kill time; the warm-up's are dropped.
 	var pre int
 	off := kt.Sub(loadStart)
 	for wi := range results {
-		if err := results[wi].err; err != nil {
-			return nil, fmt.Errorf("client %d: %w", wi, err)
-		}
-		for _, s := range results[wi].samples {
+		for _, s := range results[wi] {
 			s.t -= off
 			if s.t < -o.before {
 				continue
@@ -324,6 +342,10 @@ func runRound(ctx context.Context, o *options, n int) (*round, error) {
 			switch s.res {
 			case resError:
 				w.errors++
+			case resMissing:
+				w.missing++
+			case res5xx:
+				w.fivexx++
 			case resMismatch:
 				w.mismatch++
 			}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	rpprof "runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -151,6 +152,7 @@ func runNode(args []string) {
 		reply(w, map[string]any{"heap_alloc": ms.HeapAlloc, "heap_inuse": ms.HeapInuse, "sys": ms.Sys, "store": st.Stats(), "visible_recorded": rec.count(since(r))})
 	})
 	node.Pprof(mux)
+	var pool ownedPool // the sessions of kind "owned" (/pool)
 	mux.HandleFunc("/write", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		num := func(k string, def int) int {
@@ -163,8 +165,31 @@ func runNode(args []string) {
 		if err != nil {
 			dur = 3 * time.Second
 		}
-		res := write(st, q.Get("kind"), num("rate", 0), num("workers", 1), num("n", 0), num("size", 64), num("sessions", 1024), num("probe", 0), dur)
+		opts := writeOpts{watch: q.Get("watch")}
+		if q.Get("kind") == "owned" {
+			if opts.tokens = pool.get(); len(opts.tokens) == 0 {
+				http.Error(w, "kind=owned: no pool; call /pool first", http.StatusBadRequest)
+				return
+			}
+		}
+		res := write(st, q.Get("kind"), num("rate", 0), num("workers", 1), num("n", 0), num("size", 64), num("sessions", 1024), num("probe", 0), dur, opts)
 		reply(w, res)
+	})
+	// /pool?sessions=N&size=B creates the sessions of the "owned" writes:
+	// N that this node owns, each with one B-byte key.
+	mux.HandleFunc("/pool", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("sessions"))
+		size, _ := strconv.Atoi(r.URL.Query().Get("size"))
+		if n <= 0 || size <= 0 {
+			http.Error(w, "/pool: want sessions and size, both positive", http.StatusBadRequest)
+			return
+		}
+		created, err := pool.fill(st, *name, n, size, 30*time.Second)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		reply(w, map[string]any{"created": created, "owned": n})
 	})
 
 	node.Serve(*httpAddr, &http.Server{Handler: mux})
@@ -181,11 +206,16 @@ func runNode(args []string) {
 // goroutine that, while the writers run, creates a new session with one
 // small key at probe per second: the peer's OnCreate hook times them, so
 // their visibility is the replication lag under the update load (the
-// driver asks the peer only for sessions created since StartNS).
-func write(st *peersession.Store, kind string, rate, workers, n, size, sessions, probe int, dur time.Duration) rd.WriteResult {
+// driver asks the peer only for sessions created since StartNS). Kind
+// "owned" updates key "v" of the /pool sessions (opts.tokens) with one of
+// two size-byte values in turn, so that every write changes it; probes
+// too. With opts.watch, Probes counts only the probes whose holders
+// include that node (in partitioned mode, the only ones it sees arrive).
+func write(st *peersession.Store, kind string, rate, workers, n, size, sessions, probe int, dur time.Duration, opts writeOpts) rd.WriteResult {
 	ctx := context.Background()
 	val := strings.Repeat("v", size)
-	var tokens []string
+	vals := [2]string{val, strings.Repeat("v", max(size-1, 0)) + "w"}
+	tokens := opts.tokens
 	if kind == "update" {
 		for i := 0; i < sessions; i++ {
 			s := st.NewSession(ctx)
@@ -210,7 +240,7 @@ func write(st *peersession.Store, kind string, rate, workers, n, size, sessions,
 	stop := make(chan struct{}) // closed when the writers are done
 	probeDone := make(chan struct{})
 	probes, probeErrs := 0, 0 // the probe goroutine's until probeDone
-	if kind == "update" && probe > 0 {
+	if (kind == "update" || kind == "owned") && probe > 0 {
 		go func() {
 			defer close(probeDone)
 			for i := 0; ; i++ {
@@ -232,9 +262,9 @@ func write(st *peersession.Store, kind string, rate, workers, n, size, sessions,
 				}
 				s := st.NewSession(ctx)
 				_ = s.Set("p", int64(i))
-				if _, err := st.Save(ctx, s); err != nil {
+				if t, err := st.Save(ctx, s); err != nil {
 					probeErrs++
-				} else {
+				} else if opts.watch == "" || slices.Contains(st.Holders(t), opts.watch) {
 					probes++
 				}
 			}
@@ -269,13 +299,20 @@ func write(st *peersession.Store, kind string, rate, workers, n, size, sessions,
 					break
 				}
 				var err error
-				if kind == "update" {
+				switch kind {
+				case "update":
 					var s *peersession.Session
 					if s, err = st.Load(ctx, tokens[i%len(tokens)]); err == nil {
 						_ = s.Set("t", t0.UnixNano())
 						_, err = st.Save(ctx, s)
 					}
-				} else {
+				case "owned":
+					var s *peersession.Session
+					if s, err = st.Load(ctx, tokens[i%len(tokens)]); err == nil {
+						_ = s.Set("v", vals[(i/len(tokens))%2])
+						_, err = st.Save(ctx, s)
+					}
+				default:
 					s := st.NewSession(ctx)
 					_ = s.Set("v", val)
 					_, err = st.Save(ctx, s)
@@ -310,15 +347,22 @@ func write(st *peersession.Store, kind string, rate, workers, n, size, sessions,
 	return res
 }
 
-// quiesce waits (at most limit) until st has nothing queued for its peers
-// and every record it sent was acknowledged.
+// writeOpts are write's options beyond the rate and sizes.
+type writeOpts struct {
+	tokens []string // kind "owned": the sessions to update
+	watch  string   // count only the probes this node holds
+}
+
+// quiesce waits (at most limit) until st has nothing queued for its peers,
+// every record it sent was acknowledged, and (partitioned) no stray waits
+// to be handed over.
 func quiesce(st *peersession.Store, limit time.Duration) {
 	for dl := time.Now().Add(limit); time.Now().Before(dl); time.Sleep(time.Millisecond) {
 		rs := st.Stats().Replication
 		if rs == nil {
 			return
 		}
-		busy := false
+		busy := rs.Strays > 0 // partitioned: copies still to hand over
 		for _, p := range rs.Peers {
 			busy = busy || p.Queued > 0 || p.Acked+p.Refused < p.Sent
 		}

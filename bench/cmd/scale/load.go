@@ -97,11 +97,12 @@ func (c *cluster) makePool(total, size int) (*pool, error) {
 
 // phase is what one load phase measured.
 type phase struct {
-	rate     int     // target writes/s, cluster-wide
-	writes   int     // writes made
-	errors   int     // writes that failed
-	achieved float64 // writes/s made
-	cpu      time.Duration
+	rate     int             // target writes/s, cluster-wide
+	writes   int             // writes made
+	errors   int             // writes that failed
+	achieved float64         // writes/s made
+	cpu      time.Duration   // the process's, from the first write until replication caught up
+	wall     time.Duration   // the same span in wall-clock time
 	c        counters        // the cluster's counters over the phase
 	vis      []time.Duration // probes' visibility on the last node, sorted
 	probes   int
@@ -187,6 +188,7 @@ func (c *cluster) load(p *pool, rate, workers, size int, dur, drain time.Duratio
 	elapsed := time.Since(start)
 	res.settled = c.settle(drain)
 	res.cpu = cpuTime() - cpu0
+	res.wall = time.Since(start)
 	res.c = c.totals().minus(before)
 	// Every probe that replicated is recorded (bounded wait).
 	for dl := time.Now().Add(drain); c.vis.count() < probes && time.Now().Before(dl); time.Sleep(10 * time.Millisecond) {
@@ -196,6 +198,17 @@ func (c *cluster) load(p *pool, rate, workers, size int, dur, drain time.Duratio
 	res.probes = probes
 	res.achieved = float64(res.writes) / elapsed.Seconds()
 	return res
+}
+
+// idleCPU returns the CPU time the process uses per second of wall time
+// with no writes (memberlist's probes and gossip, the engine's timers,
+// anti-entropy): measured over d once replication has caught up (at most
+// drain).
+func (c *cluster) idleCPU(d, drain time.Duration) float64 {
+	c.settle(drain)
+	cpu0, t0 := cpuTime(), time.Now()
+	time.Sleep(d) // idle on purpose: what the nodes cost with no writes
+	return float64(cpuTime()-cpu0) / float64(time.Since(t0))
 }
 
 // sustained reports whether the phase kept up with its rate: probes'

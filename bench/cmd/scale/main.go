@@ -7,7 +7,12 @@
 //   - CPU ms per 1,000 writes at a fixed cluster-wide rate (-rate, each
 //     write one key of -key-size bytes updated in a session of the node
 //     it is made on, the nodes in turn), the process's CPU (writers
-//     included) from the first write until replication caught up;
+//     included) from the first write until replication caught up; the
+//     idle CPU of the same nodes (no writes, as long, per second); and
+//     the replication CPU, the first minus the idle rate over the same
+//     span, per 1,000 writes (what the issue's flatness target is about:
+//     the idle cost of N nodes' gossip and timers grows with N whatever
+//     the writes);
 //   - bytes, frames and stream system calls (writes + reads) per write,
 //     summed over the nodes (ReplicationStats);
 //   - the visibility on the last node of sessions created on the others
@@ -17,14 +22,18 @@
 //     bounded by -max-rate;
 //   - the live heap per node once the cluster holds -sessions sessions of
 //     -value-size bytes and has been idle for -idle, as a multiple of the
-//     payload (the process's heap after GC divided by N);
+//     payload (the process's heap after GC divided by N), and net of the
+//     heap per node just before those sessions were created, as a
+//     multiple of the node's share of the payload (all of it, or Copies/N
+//     partitioned);
 //   - the time a further node takes to join that cluster (New to
 //     WaitReady).
 //
 // With -procs (and -repl, the bench/cmd/repl binary), the fixed-rate
-// rounds run again on clusters of `repl node` processes, one per node:
-// each creates sessions of one -key-size value at -rate/N a second, CPU
-// is summed over the processes from /proc.
+// rounds run again on clusters of `repl node` processes, one per node, in
+// the same mode (-copies): each updates one -key-size key of sessions it
+// owns at -rate/N a second, CPU is summed over the processes from /proc
+// (procs.go).
 //
 // The fixed-rate figures are medians of -rounds rounds. Every phase is
 // bounded (-duration of writes, then at most -drain for replication to
@@ -58,9 +67,11 @@ type options struct {
 	sessions   int
 	valueSize  int
 	idle       time.Duration
+	memLimit   time.Duration
 	workers    int
 	skipSearch bool
-	copies     int // ClusterConfig.Copies: 0 full replication, n >= 2 partitioned
+	searchAt   []int // sizes the rate search runs at (nil: every size)
+	copies     int   // ClusterConfig.Copies: 0 full replication, n >= 2 partitioned
 }
 
 func main() {
@@ -79,7 +90,9 @@ func main() {
 	flag.IntVar(&o.valueSize, "value-size", 1024, "bytes per session in the memory phase")
 	flag.DurationVar(&o.idle, "idle", 5*time.Second, "idle time before the heap is read")
 	flag.IntVar(&o.workers, "workers", 8, "writer goroutines")
+	flag.DurationVar(&o.memLimit, "mem-limit", 3*time.Minute, "longest wait for the nodes to hold the memory phase's sessions (past it, the table says so)")
 	flag.BoolVar(&o.skipSearch, "no-search", false, "skip the rate search")
+	searchAt := flag.String("search-at", "", "cluster sizes the rate search runs at, comma-separated (empty: every size of -nodes)")
 	flag.IntVar(&o.copies, "copies", 0, "ClusterConfig.Copies: 0 full replication; 2 or more partitioned mode (writes go to a holder of their session, as a route-aware balancer would send them)")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of each size's fixed-rate rounds to this file + .N")
 	flag.StringVar(&memProfile, "memprofile", "", "write a heap profile of each memory phase to this file + .N")
@@ -89,6 +102,7 @@ func main() {
 	flag.Parse()
 	o.nodes = sizes("-nodes", *nodes)
 	procSizes := sizes("-procs", *procs)
+	o.searchAt = sizes("-search-at", *searchAt)
 	if len(procSizes) > 0 && *repl == "" {
 		log.Fatal("scale: -procs needs -repl, the bench/cmd/repl binary (go build ./cmd/repl)")
 	}
@@ -138,7 +152,9 @@ func sizes(name, v string) []int {
 // row is one cluster size's figures.
 type row struct {
 	n                            int
-	cpuPer1k                     float64 // ms
+	cpuPer1k                     float64 // ms, the whole process
+	idleCPU                      float64 // ms of CPU per second with no writes
+	netCPUPer1k                  float64 // ms, net of the idle CPU over the same span
 	bytes, frames, writes, reads float64 // per write
 	p50, p99                     time.Duration
 	achieved                     float64
@@ -146,6 +162,7 @@ type row struct {
 	maxFailed                    bool
 	mem                          memResult
 	memDone                      bool
+	memFailed                    bool // the nodes did not hold every session within -mem-limit
 	start                        time.Duration
 }
 
@@ -171,11 +188,17 @@ func measure(n int, o options) (row, error) {
 			return r, err
 		}
 	}
-	var cpu, bytes, frames, writes, reads, p50, p99, ach []float64
+	var cpu, idle, net, bytes, frames, writes, reads, p50, p99, ach []float64
 	for i := range o.rounds {
 		ph := c.load(p, o.rate, o.workers, o.keySize, o.dur, o.drain)
+		// The same nodes with no writes, as long as the writes ran: their
+		// idle cost (probes, gossip, timers), subtracted from the phase's
+		// CPU for the replication's own.
+		idleRate := c.idleCPU(o.dur, o.drain)
 		w := float64(max(ph.writes, 1))
 		cpu = append(cpu, ph.cpu.Seconds()*1e3/w*1000)
+		idle = append(idle, idleRate*1e3)
+		net = append(net, (ph.cpu.Seconds()-idleRate*ph.wall.Seconds())*1e3/w*1000)
 		bytes = append(bytes, float64(ph.c.bytesOut)/w)
 		frames = append(frames, float64(ph.c.framesOut)/w)
 		writes = append(writes, float64(ph.c.writes)/w)
@@ -183,24 +206,30 @@ func measure(n int, o options) (row, error) {
 		p50 = append(p50, float64(quantile(ph.vis, 0.5)))
 		p99 = append(p99, float64(quantile(ph.vis, 0.99)))
 		ach = append(ach, ph.achieved)
+		log.Printf("scale: %d nodes, round %d: idle cpu %.0f ms/s, net %.0f ms/1k", n, i+1, idle[i], net[i])
 		log.Printf("scale: %d nodes, round %d: %d writes (%.0f/s, %d errors), cpu %.0f ms/1k, %.0f B, %.2f frames, %.2f writes, %.2f reads per write, vis p50 %v p99 %v (%d/%d probes), settled %v, dropped %d, retries %d",
 			n, i+1, ph.writes, ph.achieved, ph.errors, cpu[i], bytes[i], frames[i], writes[i], reads[i],
 			quantile(ph.vis, 0.5), quantile(ph.vis, 0.99), len(ph.vis), ph.probes, ph.settled, ph.c.dropped, ph.c.retries)
 	}
 	r.cpuPer1k, r.bytes, r.frames, r.writes, r.reads = median(cpu), median(bytes), median(frames), median(writes), median(reads)
+	r.idleCPU, r.netCPUPer1k = median(idle), median(net)
 	r.p50, r.p99, r.achieved = time.Duration(median(p50)), time.Duration(median(p99)), median(ach)
 	stopProfile()
 
-	if !o.skipSearch {
+	if !o.skipSearch && (o.searchAt == nil || slices.Contains(o.searchAt, n)) {
 		r.maxRate, r.maxFailed = c.search(p, o)
 	}
 	if o.sessions > 0 {
-		m, err := c.fillAndMeasure(o.sessions, o.valueSize, o.idle, 3*time.Minute)
+		m, err := c.fillAndMeasure(o.sessions, o.valueSize, o.idle, o.memLimit)
 		if err != nil {
-			return r, err
+			// Not the end of the run: the table says so for this size.
+			log.Printf("scale: %d nodes: %v", n, err)
+			r.memFailed = true
+			return r, nil
 		}
 		r.mem, r.memDone = m, true
-		log.Printf("scale: %d nodes: heap per node %.2f× payload, filled in %v, join %v", n, m.heapPerNode/float64(m.payload), m.fill.Round(time.Millisecond), m.join.Round(time.Millisecond))
+		log.Printf("scale: %d nodes: heap per node %.2f× payload (before the sessions %.1f MiB, after %.1f MiB), filled in %v, join %v", n, m.heapPerNode/float64(m.payload),
+			m.baseHeap/(1<<20), m.heapPerNode/(1<<20), m.fill.Round(time.Millisecond), m.join.Round(time.Millisecond))
 	}
 	return r, nil
 }

@@ -13,7 +13,8 @@ import (
 // memResult is what the memory phase measured.
 type memResult struct {
 	heapPerNode float64       // bytes of live heap per node, after GC
-	payload     int           // bytes of session values per node
+	baseHeap    float64       // the same before the sessions were created (the nodes' fixed cost, the write pool, what the load phases left)
+	payload     int           // bytes of session values, over the cluster (each node holds all of it, or Copies/N of it partitioned)
 	fill        time.Duration // until every node held every session
 	join        time.Duration // a new node's New to WaitReady
 }
@@ -22,7 +23,9 @@ type memResult struct {
 // nodes, waits until every node holds them (bounded), lets the cluster sit
 // idle for idle (so that per-peer buffers may be returned), and reports the
 // live heap per node (the process's after two GCs, divided by the nodes)
-// against the payload. Then it times a node joining the cluster that holds
+// against the payload, and the same read just before the sessions were
+// created (after the same idle time), so that the sessions' own heap is
+// the difference. Then it times a node joining the cluster that holds
 // them (its state transfer), and closes that node.
 func (c *cluster) fillAndMeasure(sessions, size int, idle, limit time.Duration) (memResult, error) {
 	ctx := context.Background()
@@ -32,6 +35,9 @@ func (c *cluster) fillAndMeasure(sessions, size int, idle, limit time.Duration) 
 	for _, st := range c.nodes {
 		baseCopies += st.Len()
 	}
+	c.settle(limit)
+	res := memResult{payload: sessions * size}
+	res.baseHeap = heapPerNode(idle, n)
 	start := time.Now()
 	val := value(size)
 	var wg sync.WaitGroup
@@ -80,13 +86,8 @@ func (c *cluster) fillAndMeasure(sessions, size int, idle, limit time.Duration) 
 		}
 	}
 	c.settle(limit)
-	res := memResult{fill: time.Since(start), payload: sessions * size}
-	time.Sleep(idle) // idle on purpose: what stays allocated when nothing happens
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	res.heapPerNode = float64(ms.HeapAlloc) / float64(n)
+	res.fill = time.Since(start)
+	res.heapPerNode = heapPerNode(idle, n)
 	if memProfile != "" {
 		if err := writeHeapProfile(fmt.Sprintf("%s.%d", memProfile, n)); err != nil {
 			return res, err
@@ -103,6 +104,17 @@ func (c *cluster) fillAndMeasure(sessions, size int, idle, limit time.Duration) 
 	res.join = time.Since(t0)
 	st.Close()
 	return res, nil
+}
+
+// heapPerNode waits idle (what stays allocated when nothing happens),
+// collects garbage and returns the live heap divided by n.
+func heapPerNode(idle time.Duration, n int) float64 {
+	time.Sleep(idle) // idle on purpose: per-peer buffers may be returned meanwhile
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return float64(ms.HeapAlloc) / float64(n)
 }
 
 // memProfile, if set (-memprofile), is where the memory phase writes a

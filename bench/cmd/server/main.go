@@ -7,16 +7,22 @@
 //	scs-redis  scs v2 with redisstore against -redis
 //	peer       peersession; with -join (or -gossip-port and a peer that
 //	           joins it) a cluster node, Async or Sync (-consistency);
-//	           with -data-dir and -key-file its sessions also on disk
+//	           with -data-dir and -key-file its sessions also on disk;
+//	           with -copies n in partitioned mode
 //
 // Paths: /init creates a session (counter 0 and the 1 KiB value; with
 // ?pad=N also an N-byte value) and answers "0"; /rw answers the counter it
-// read and stores it plus one; /ro answers the counter and changes nothing;
+// read and stores it plus one; /ro answers the counter and changes nothing
+// (peer: a session that is not found answers 500 with X-Session-Missing
+// set, a read the store could not make its StatusCode: 503 when a
+// partitioned session's holders did not answer);
 // /login logs in as the demo does (RenewID, principal and user set: with
 // the cookie of the last login, each one replaces the session and leaves a
 // tombstone) and /logout destroys the session (peer only); /stats (outside
 // the session middleware) answers the store's figures as JSON, /status
-// (peer) the store's StatusHandler; /debug/pprof/ profiles.
+// (peer) the store's StatusHandler; /where (peer) the session's ID and
+// holders (Store.Holders) as JSON, /held (peer, outside the middleware) the
+// IDs of the sessions the node has a copy of; /debug/pprof/ profiles.
 //
 // The server prints "LISTEN <url>" on stdout once it serves (for a cluster
 // node, after WaitReady) and stops cleanly on SIGINT/SIGTERM.
@@ -43,6 +49,10 @@ import (
 
 var blob = strings.Repeat("x", 1024)
 
+// MissingHeader is set on the answer of /rw and /ro when the request's
+// session was not found (the status stays 500, as before).
+const MissingHeader = "X-Session-Missing"
+
 func main() {
 	variant := flag.String("variant", "peer", "none, scs-mem, scs-redis or peer")
 	httpAddr := flag.String("http", "127.0.0.1:0", "HTTP listen address")
@@ -59,6 +69,7 @@ func main() {
 	var stats func() any
 	var closeFn func()
 	var status http.Handler
+	var held http.Handler
 	switch *variant {
 	case "none":
 		handler = noSessions()
@@ -107,7 +118,8 @@ func main() {
 			cfg.DataKey = key
 		}
 		st := node.Start(cfg, 60*time.Second)
-		handler = st.Middleware(peerHandlers())
+		handler = st.Middleware(peerHandlers(st))
+		held = heldHandler(st)
 		stats = func() any { return st.Stats() }
 		status = st.StatusHandler()
 		closeFn = func() {
@@ -126,7 +138,9 @@ func main() {
 	if status != nil {
 		mux.Handle("/login", handler)
 		mux.Handle("/logout", handler)
+		mux.Handle("/where", handler)
 		mux.Handle("/status", status)
+		mux.Handle("/held", held)
 	}
 	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {
 		var ms runtime.MemStats
@@ -186,10 +200,47 @@ func answer(w http.ResponseWriter, body string, err error) {
 	_, _ = w.Write([]byte(body))
 }
 
-func peerHandlers() http.Handler {
+// Where is /where's answer: the request's session ID and its holders
+// (Store.Holders of the request's cookie).
+type Where struct {
+	ID      string   `json:"id"`
+	Holders []string `json:"holders"`
+}
+
+// heldHandler answers /held: the IDs of the sessions st has a copy of
+// (Store.All), as a JSON list.
+func heldHandler(st *peersession.Store) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ids := make([]string, 0, st.Len())
+		for s := range st.All() {
+			ids = append(ids, s.ID())
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(ids)
+	})
+}
+
+func peerHandlers(st *peersession.Store) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := peersession.FromContext(r.Context())
 		switch r.URL.Path {
+		case "/where":
+			var holders []string
+			if c, err := r.Cookie("session"); err == nil {
+				holders = st.Holders(c.Value)
+			}
+			var n int
+			if ok, err := s.Get("n", &n); err != nil {
+				http.Error(w, fmt.Sprintf("session not read: %v", err), peersession.StatusCode(err))
+				return
+			} else if !ok {
+				w.Header().Set(MissingHeader, "1")
+				http.Error(w, "no session", http.StatusInternalServerError)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(Where{ID: s.ID(), Holders: holders})
+			return
 		case "/init":
 			err := s.Set("n", 0)
 			if err == nil {
@@ -218,8 +269,16 @@ func peerHandlers() http.Handler {
 		}
 		var n int
 		var b string
-		if ok, err := s.Get("n", &n); !ok || err != nil {
-			http.Error(w, fmt.Sprintf("session lost its counter (found %v, err %v)", ok, err), http.StatusInternalServerError)
+		if ok, err := s.Get("n", &n); err != nil {
+			// The store could not tell (in partitioned mode, the
+			// session's holders did not answer: 503, retry).
+			http.Error(w, fmt.Sprintf("session not read: %v", err), peersession.StatusCode(err))
+			return
+		} else if !ok {
+			// No such session here: a client that had one was logged
+			// out (bench/cmd/kill counts these by the header).
+			w.Header().Set(MissingHeader, "1")
+			http.Error(w, "session lost its counter (no session)", http.StatusInternalServerError)
 			return
 		}
 		if ok, err := s.Get("blob", &b); !ok || err != nil || len(b) != len(blob) {

@@ -21,13 +21,14 @@ import (
 	"github.com/peersession/peersession"
 )
 
-// Flags are a node's flags: -bind, -gossip-port, -join, -consistency
-// and -v.
+// Flags are a node's flags: -bind, -gossip-port, -join, -consistency,
+// -copies and -v.
 type Flags struct {
 	Bind        string
 	GossipPort  int
 	Join        string // comma-separated gossip addresses
 	Consistency string // "async" or "sync"
+	Copies      int    // ClusterConfig.Copies: 0 full replication, n >= 2 partitioned
 	Verbose     bool
 }
 
@@ -37,13 +38,14 @@ func (f *Flags) Register(fs *flag.FlagSet, prefix string) {
 	fs.IntVar(&f.GossipPort, "gossip-port", 0, prefix+"gossip port (0: any)")
 	fs.StringVar(&f.Join, "join", "", prefix+"comma-separated gossip addresses to join")
 	fs.StringVar(&f.Consistency, "consistency", "async", prefix+"async or sync")
+	fs.IntVar(&f.Copies, "copies", 0, prefix+"ClusterConfig.Copies: 0 full replication, 2 or more partitioned mode (each session on that many nodes)")
 	fs.BoolVar(&f.Verbose, "v", false, "log the store's warnings to stderr")
 }
 
 // Cluster is the ClusterConfig of node name the flags describe. A
 // consistency other than async or sync exits the program, naming prog.
 func (f *Flags) Cluster(prog, name string) *peersession.ClusterConfig {
-	cc := &peersession.ClusterConfig{Name: name, BindAddr: f.Bind, BindPort: f.GossipPort}
+	cc := &peersession.ClusterConfig{Name: name, BindAddr: f.Bind, BindPort: f.GossipPort, Copies: f.Copies}
 	if f.Join != "" {
 		cc.Join = strings.Split(f.Join, ",")
 	}

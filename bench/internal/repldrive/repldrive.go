@@ -56,9 +56,10 @@ type WriteResult struct {
 
 // Cluster is a set of `repl node` processes started from Bin.
 type Cluster struct {
-	Bin   string       // the repl binary
-	Nodes []*proc.Proc // a, b, c, ... in the order started
-	Port  int          // node a's gossip port
+	Bin    string       // the repl binary
+	Copies int          // the nodes' ClusterConfig.Copies (0: full replication)
+	Nodes  []*proc.Proc // a, b, c, ... in the order started
+	Port   int          // node a's gossip port
 }
 
 // Stop stops every node.
@@ -77,7 +78,7 @@ func (c *Cluster) Start(consistency string, n int) error {
 		return err
 	}
 	for i := 0; i < n; i++ {
-		args := []string{"node", "-name", string(rune('a' + i)), "-consistency", consistency}
+		args := []string{"node", "-name", string(rune('a' + i)), "-consistency", consistency, "-copies", fmt.Sprint(c.Copies)}
 		if i == 0 {
 			args = append(args, "-gossip-port", fmt.Sprint(c.Port))
 		} else {

@@ -75,7 +75,7 @@ func settled(tokens []string, nodes ...*Store) bool { return unsettled(tokens, n
 // unsettled says why the sessions have not settled ("" if they have).
 func unsettled(tokens []string, nodes ...*Store) string {
 	for _, st := range nodes {
-		if n := st.repl.part.strays.len(); n > 0 {
+		if n := st.repl.straysWaiting(); n > 0 {
 			return fmt.Sprintf("%d strays wait on %s", n, st.repl.cfg.Name)
 		}
 		if n := len(st.repl.part.view.Load().pl.Names()); n != len(nodes) {

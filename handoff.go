@@ -213,7 +213,7 @@ func (h *handoff) round(peer string, ids []string, chunk int) (left int) {
 			continue
 		}
 		t := r.eng.Push(func(p, _ string) bool { return p == peer }, recs...)
-		ctx, cancel := context.WithTimeout(r.ctx, handoverWait)
+		ctx, cancel := context.WithTimeout(r.ctx, r.handoverWait)
 		err := t.WaitResponsive(ctx)
 		cancel()
 		if !t.AckedBy(peer) {

@@ -123,12 +123,13 @@ func (h *handoff) strayCount() int {
 	return len(h.strays)
 }
 
-// viewChanged forgets what the peers gone from the placement owed, and
-// wakes every worker: each looks at its sessions again under the new
-// placement at once rather than at the end of its backoff.
+// viewChanged forgets what the peers gone from the placement owed, wakes
+// every worker (each looks at its sessions again under the new placement
+// at once rather than at the end of its backoff), and judges each stray
+// being handed over again: this node may hold it now, or it may have new
+// holders.
 func (h *handoff) viewChanged(v *partView) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	for peer, p := range h.peers {
 		if _, ok := v.names[peer]; !ok {
 			for id := range p.ids {
@@ -139,6 +140,14 @@ func (h *handoff) viewChanged(v *partView) {
 		case p.kick <- struct{}{}:
 		default:
 		}
+	}
+	strays := make([]string, 0, len(h.strays))
+	for id := range h.strays {
+		strays = append(strays, id)
+	}
+	h.mu.Unlock()
+	for _, id := range strays {
+		h.settleStray(id)
 	}
 }
 

@@ -174,16 +174,13 @@ func (h *handoff) batch(peer string, p *peerHandoff) []string {
 // backs off after a round that left some of it unacknowledged.
 func (h *handoff) run(peer string, p *peerHandoff) {
 	defer h.r.st.wg.Done()
-	failures := 0
+	failures, chunk := 0, rebalanceChunk
 	for {
 		ids := h.batch(peer, p)
 		if ids == nil {
 			return
 		}
-		// After a failed round, smaller chunks: a record the peer refuses
-		// makes its whole batch unacknowledged, so the others get through
-		// in chunks without it.
-		left := h.round(peer, ids, max(1, rebalanceChunk>>failures))
+		left := h.round(peer, ids, &chunk)
 		if left == 0 {
 			failures = 0
 			continue
@@ -206,15 +203,18 @@ func (h *handoff) run(peer string, p *peerHandoff) {
 	}
 }
 
-// round pushes ids to peer in chunks of chunk sessions, each waiting for
-// peer's acknowledgement (bounded by handoverWait), and returns how many
+// round pushes ids to peer in chunks of *chunk sessions, each waiting for
+// peer's acknowledgement (bounded by r.handoverWait), and returns how many
 // are left unacknowledged. A chunk the peer does not answer for ends the
 // round (pushing more would only fill its queue); one it refused records
-// of does not.
-func (h *handoff) round(peer string, ids []string, chunk int) (left int) {
+// of (or its queue dropped) does not, but halves the chunks: a record the
+// peer refuses makes its whole batch unacknowledged, and smaller chunks
+// get the others through without it. An acknowledged chunk doubles them,
+// up to rebalanceChunk.
+func (h *handoff) round(peer string, ids []string, chunk *int) (left int) {
 	r := h.r
 	for len(ids) > 0 && r.ctx.Err() == nil {
-		n := min(chunk, len(ids))
+		n := min(*chunk, len(ids))
 		part := ids[:n]
 		ids = ids[n:]
 		recs, entries, owed := h.collect(peer, part)
@@ -232,8 +232,10 @@ func (h *handoff) round(peer string, ids []string, chunk int) (left int) {
 				// next round.
 				return left + len(ids)
 			}
-			continue // it refused or dropped some: the other chunks may pass
+			*chunk = max(1, *chunk/2) // it refused or dropped some: the other chunks may pass
+			continue
 		}
+		*chunk = min(rebalanceChunk, 2**chunk)
 		for i := range recs {
 			h.acked(peer, owed[i], entries[i])
 		}

@@ -174,13 +174,13 @@ func (h *handoff) batch(peer string, p *peerHandoff) []string {
 // backs off after a round that left some of it unacknowledged.
 func (h *handoff) run(peer string, p *peerHandoff) {
 	defer h.r.st.wg.Done()
-	failures, chunk := 0, rebalanceChunk
+	failures := 0
 	for {
 		ids := h.batch(peer, p)
 		if ids == nil {
 			return
 		}
-		left := h.round(peer, ids, &chunk)
+		left := h.round(peer, ids)
 		if left == 0 {
 			failures = 0
 			continue
@@ -203,51 +203,106 @@ func (h *handoff) run(peer string, p *peerHandoff) {
 	}
 }
 
-// round pushes ids to peer in chunks of *chunk sessions, each waiting for
-// peer's acknowledgement (bounded by r.handoverWait), and returns how many
-// are left unacknowledged. A chunk the peer does not answer for ends the
-// round (pushing more would only fill its queue); one it refused records
-// of (or its queue dropped) does not, but halves the chunks: a record the
-// peer refuses makes its whole batch unacknowledged, and smaller chunks
-// get the others through without it. An acknowledged chunk doubles them,
-// up to rebalanceChunk.
-func (h *handoff) round(peer string, ids []string, chunk *int) (left int) {
-	r := h.r
-	for len(ids) > 0 && r.ctx.Err() == nil {
-		n := min(*chunk, len(ids))
+// round pushes ids to peer in chunks of rebalanceChunk sessions, each
+// waiting for peer's acknowledgement (bounded by r.handoverWait), and
+// returns how many are left unacknowledged. A chunk the peer does not
+// answer for ends the round (pushing more would only fill its queue); one
+// it refused records of (or its queue dropped) is split (see split).
+func (h *handoff) round(peer string, ids []string) (left int) {
+	for len(ids) > 0 && h.r.ctx.Err() == nil {
+		n := min(rebalanceChunk, len(ids))
 		part := ids[:n]
 		ids = ids[n:]
-		recs, entries, owed := h.collect(peer, part)
-		if len(recs) == 0 {
+		c := h.collect(peer, part)
+		if len(c.recs) == 0 {
 			continue
 		}
-		t := r.eng.Push(func(p, _ string) bool { return p == peer }, recs...)
-		ctx, cancel := context.WithTimeout(r.ctx, r.handoverWait)
-		err := t.WaitResponsive(ctx)
-		cancel()
-		if !t.AckedBy(peer) {
-			left += len(recs)
-			if err == nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-				// Not answering (or not up yet): leave the rest for the
-				// next round.
-				return left + len(ids)
-			}
-			*chunk = max(1, *chunk/2) // it refused or dropped some: the other chunks may pass
-			continue
+		l, answered, refused := h.push(peer, c)
+		if refused {
+			l, answered = h.split(peer, c)
 		}
-		*chunk = min(rebalanceChunk, 2**chunk)
-		for i := range recs {
-			h.acked(peer, owed[i], entries[i])
+		left += l
+		if !answered {
+			return left + len(ids) // not answering (or not up yet): the rest next round
 		}
 	}
 	return left
 }
 
-// collect returns the copies of ids to push to peer, their entries and
-// IDs; it forgets the pairs that no longer need a push: peer does not
+// split pushes the two halves of c, which peer refused records of, apart,
+// and each half it refused records of split again, so that the records it
+// takes are acknowledged without those it refuses (one refused record
+// makes its whole batch unacknowledged). When it refuses records of both
+// halves, it stops there: that peer refuses widely (its store full, its
+// clock behind), and the next round tries again. It returns how many are
+// left unacknowledged, and whether peer answered.
+func (h *handoff) split(peer string, c pushChunk) (left int, answered bool) {
+	if len(c.recs) == 1 {
+		return 1, true
+	}
+	halves := c.halves()
+	var refused [2]bool
+	for i, half := range halves {
+		l, ok, ref := h.push(peer, half)
+		left, refused[i] = left+l, ref
+		if !ok {
+			if i == 0 {
+				left += len(halves[1].recs)
+			}
+			return left, false
+		}
+	}
+	if refused[0] && refused[1] {
+		return left, true
+	}
+	for i, half := range halves {
+		if refused[i] {
+			l, ok := h.split(peer, half)
+			return left - len(half.recs) + l, ok
+		}
+	}
+	return left, true
+}
+
+// pushChunk is sessions to push to a peer, their entries here and IDs.
+type pushChunk struct {
+	recs    []model.Record
+	entries []*entry
+	ids     []string
+}
+
+func (c pushChunk) halves() [2]pushChunk {
+	m := len(c.recs) / 2
+	return [2]pushChunk{
+		{c.recs[:m:m], c.entries[:m:m], c.ids[:m:m]},
+		{c.recs[m:], c.entries[m:], c.ids[m:]},
+	}
+}
+
+// push pushes c to peer and waits for its acknowledgement (bounded by
+// r.handoverWait), and returns how many sessions are left
+// unacknowledged, whether peer answered, and whether it refused some (or
+// its queue dropped them).
+func (h *handoff) push(peer string, c pushChunk) (left int, answered, refused bool) {
+	r := h.r
+	t := r.eng.Push(func(p, _ string) bool { return p == peer }, c.recs...)
+	ctx, cancel := context.WithTimeout(r.ctx, r.handoverWait)
+	err := t.WaitResponsive(ctx)
+	cancel()
+	if !t.AckedBy(peer) {
+		answered = err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) && r.ctx.Err() == nil
+		return len(c.recs), answered, answered
+	}
+	for i := range c.recs {
+		h.acked(peer, c.ids[i], c.entries[i])
+	}
+	return 0, true, false
+}
+
+// collect returns the copies of ids to push to peer; it forgets the pairs that no longer need a push: peer does not
 // hold the session under the current placement, or there is no live copy
 // here to push (gone, expired, a tombstone past its window).
-func (h *handoff) collect(peer string, ids []string) (recs []model.Record, entries []*entry, owed []string) {
+func (h *handoff) collect(peer string, ids []string) (c pushChunk) {
 	r := h.r
 	v := r.part.view.Load()
 	now := r.st.cfg.Now()
@@ -262,12 +317,12 @@ func (h *handoff) collect(peer string, ids []string) (recs []model.Record, entri
 			h.done(peer, id)
 			h.forgetStray(id, e)
 		default:
-			recs = append(recs, e.rec)
-			entries = append(entries, e)
-			owed = append(owed, id)
+			c.recs = append(c.recs, e.rec)
+			c.entries = append(c.entries, e)
+			c.ids = append(c.ids, id)
 		}
 	}
-	return recs, entries, owed
+	return c
 }
 
 // stale reports whether rec would be refused by any node as of now: an

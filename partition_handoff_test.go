@@ -9,6 +9,8 @@ package peersession
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,6 +101,82 @@ func TestPartitionedRebalanceRetriesAPushItsNewHolderRefused(t *testing.T) {
 	require.Eventually(t, func() bool { return underReplicated(survivors...) == 0 }, waitFor, tick,
 		"every session is on its holders, and still counted under-replicated")
 	requireValues(t, tokens, survivors...)
+}
+
+// A new holder that refuses one session for good (over its
+// MaxSessionBytes) keeps only that one unacknowledged: the sessions pushed
+// in the same chunk get through in smaller chunks, and the pusher counts
+// just the one under-replicated.
+func TestPartitionedRebalanceGetsTheOthersPastASessionItsHolderRefuses(t *testing.T) {
+	tc := newTestCluster(t, func(c *Config) {
+		withCopies(2)(c)
+		c.Cluster.AntiEntropyInterval = -1
+		if c.Cluster.Name == "c" {
+			c.MaxSessionBytes = 4 << 10
+		}
+	})
+	nodes := tc.startAll("a", "b", "c", "d", "e")
+	c, d, e, survivors := nodes[2], nodes[3], nodes[4], nodes[:4]
+	before, after := placement.New(2, []string{"a", "b", "c", "d", "e"}), placement.New(2, []string{"a", "b", "c", "d"})
+	movesToC := func() string { // a token for a session d pushes to c once e is gone
+		for {
+			tok := newToken()
+			if id := idOf(tok); before.Holds("d", id) && before.Holds("e", id) && after.Holds("c", id) {
+				return tok
+			}
+		}
+	}
+	createAs := func(tok string, kv map[string]any) string {
+		s, err := d.LoadOrCreate(t.Context(), tok)
+		require.NoError(t, err)
+		for k, v := range kv {
+			require.NoError(t, s.Set(k, v))
+		}
+		return save(t, d, s)
+	}
+	var tokens []string
+	for i := range 12 {
+		tokens = append(tokens, createAs(movesToC(), map[string]any{"n": fmt.Sprint(i)}))
+	}
+	big := createAs(movesToC(), map[string]any{"blob": strings.Repeat("x", 8<<10)})
+	all := append(slices.Clone(tokens), big)
+	eventuallyEverywhere(t, func(st *Store) bool {
+		for _, tok := range all {
+			if holdsCopy(st, tok) != holds(st, tok) {
+				return false
+			}
+		}
+		return true
+	}, "the sessions did not settle", nodes...)
+
+	kill(e)
+	tc.waitMembers(4, survivors...)
+	killed := time.Now()
+	require.Eventually(t, func() bool {
+		for _, tok := range tokens {
+			if !holdsCopy(c, tok) {
+				return false
+			}
+		}
+		return underReplicated(survivors...) == 1
+	}, waitFor, tick, "the sessions pushed with the refused one did not get through, or the count is not 1 (%v)",
+		lazyText(func() string {
+			missing := 0
+			for _, tok := range tokens {
+				if !holdsCopy(c, tok) {
+					missing++
+				}
+			}
+			return fmt.Sprintf("%d under-replicated, %d missing on c", underReplicated(survivors...), missing)
+		}))
+	t.Logf("%d sessions through to c and the refused one alone under-replicated %v after the kill",
+		len(tokens), time.Since(killed).Round(time.Millisecond))
+	assert.False(t, holdsCopy(c, big), "c took a session over its MaxSessionBytes")
+	assert.EqualValues(t, 1, d.Stats().Replication.UnderReplicated, "d, the pusher, counts another")
+	requireValues(t, tokens, survivors...)
+	// Gone, so that closing the nodes hands nothing over c refuses (each
+	// Close would wait out its 10 s for it).
+	require.NoError(t, d.Delete(t.Context(), big))
 }
 
 // slowDeath keeps a frozen node a member for much longer than a test: its

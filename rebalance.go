@@ -108,8 +108,8 @@ func (r *replication) rebalance(old, cur *partView) {
 // rebalance restores once they see the node gone. A node with no peer has
 // nobody to hand over to.
 func (r *replication) handOverAll(ctx context.Context) {
-	if len(r.part.view.Load().names) <= 1 {
-		return
+	if len(r.part.view.Load().names) <= 1 || r.ctx.Err() != nil {
+		return // nobody to hand over to, or the replication has stopped
 	}
 	start := time.Now()
 	r.part.leave()
@@ -123,7 +123,7 @@ func (r *replication) handOverAll(ctx context.Context) {
 	defer t.Stop()
 	for {
 		r.handOverStrays()
-		if ctx.Err() != nil || r.straysWaiting() == 0 {
+		if ctx.Err() != nil || r.ctx.Err() != nil || r.straysWaiting() == 0 {
 			break
 		}
 		select {

@@ -29,6 +29,12 @@ const (
 	retryMax   = 5 * time.Second
 )
 
+// retryAfter is the backoff after the failures-th round in a row that
+// left sessions unacknowledged (failures >= 1).
+func retryAfter(failures int) time.Duration {
+	return min(retryFirst<<min(failures-1, 16), retryMax) // the shift capped: no overflow
+}
+
 // handoff is the pushes waiting for their peers' acknowledgements.
 type handoff struct {
 	r *replication
@@ -186,7 +192,7 @@ func (h *handoff) run(peer string, p *peerHandoff) {
 			continue
 		}
 		failures++
-		wait := min(retryFirst<<(failures-1), retryMax)
+		wait := retryAfter(failures)
 		level := slog.LevelDebug
 		if failures == 1 {
 			level = slog.LevelInfo

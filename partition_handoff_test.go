@@ -22,6 +22,17 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// A peer that keeps leaving pushes unacknowledged is sent them again
+// after 100 ms, then twice as long each time, up to 5 s, for ever.
+func TestRetryBackoffDoublesUpToItsBound(t *testing.T) {
+	for failures, want := range map[int]time.Duration{
+		1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 6: 3200 * time.Millisecond,
+		7: 5 * time.Second, 40: 5 * time.Second, 1000: 5 * time.Second,
+	} {
+		assert.Equal(t, want, retryAfter(failures), "after %d failed rounds", failures)
+	}
+}
+
 // underReplicated sums ReplicationStats.UnderReplicated over nodes.
 func underReplicated(nodes ...*Store) int64 {
 	var n int64

@@ -97,7 +97,7 @@ func (r *replication) rebalance(old, cur *partView) {
 	})
 	r.st.stats.rebalances.Add(1)
 	r.st.cfg.Logger.Info("peersession: rebalanced after a membership change",
-		"peers", len(cur.pl.Names())-1, "pushes", moved, "strays", strayed, "took", time.Since(start))
+		"peers", len(cur.pl.Names())-1, "pushed", moved, "strays", strayed, "took", time.Since(start))
 }
 
 // handOverAll, for a graceful Close in partitioned mode, takes this node

@@ -106,7 +106,7 @@ func sameDigests(nodes ...*Store) bool {
 		return true
 	}
 	for i, x := range nodes {
-		if x.part.Load().strays.len() > 0 {
+		if x.repl.straysWaiting() > 0 {
 			return false
 		}
 		for _, y := range nodes[i+1:] {

@@ -8,6 +8,7 @@ package peersession
 
 import (
 	"context"
+	"errors"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -19,11 +20,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// copiesAtDefaultTimeout is partitioned mode at the default FetchTimeout
-// (100 ms), for tests whose outcome does not hang on a fetch's speed.
-func copiesAtDefaultTimeout(n int) func(*Config) {
-	return func(c *Config) { c.Cluster.Copies = n }
-}
+// slowFetchTimeout is the FetchTimeout of the tests that delay replication
+// by a part of it: long enough for a loaded test machine.
+const slowFetchTimeout = 2 * time.Second
+
+// slowFetch sets slowFetchTimeout.
+func slowFetch(c *Config) { c.Cluster.FetchTimeout = slowFetchTimeout }
 
 // sessionHeldBy creates sessions on st until one is held by exactly the
 // nodes want names (of nodes), and returns its token.
@@ -57,14 +59,14 @@ func servedBy(nodes ...*Store) uint64 {
 // fault; one that comes after, on a stalled machine, passes either way.)
 func TestPartitionedClientAlternatingBetweenNonHoldersSeesItsOwnWrites(t *testing.T) {
 	fn := faultnet.New(7)
-	nodes := fiveNodes(t, fn, withCopies(2), noAntiEntropy)
+	nodes := fiveNodes(t, fn, withCopies(2), slowFetch, noAntiEntropy)
 	a, b, c, d := nodes[0], nodes[1], nodes[2], nodes[3]
 	tok, _ := settledOn(t, c, nodes, c, d)
 	for _, from := range []string{"a", "b"} {
 		for _, to := range []string{"c", "d"} {
 			// Less than the holders' half of FetchTimeout: a's and b's
 			// fetches from them still answer in time.
-			fn.Delay(from, to, faultnet.Replication, partitionedFetchTimeout/4)
+			fn.Delay(from, to, faultnet.Replication, slowFetchTimeout/4)
 		}
 	}
 
@@ -76,7 +78,7 @@ func TestPartitionedClientAlternatingBetweenNonHoldersSeesItsOwnWrites(t *testin
 // time to find the client's own write on the node that made it.
 func TestPartitionedReadFindsItsWriteWhenAHolderIsSlow(t *testing.T) {
 	fn := faultnet.New(8)
-	nodes := fiveNodes(t, fn, withCopies(2), noAntiEntropy)
+	nodes := fiveNodes(t, fn, withCopies(2), slowFetch, noAntiEntropy)
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	tok, id := settledOn(t, c, nodes, c, nodes[3])
 	fn.DropRate("a", "c", faultnet.Replication, 1)
@@ -87,9 +89,11 @@ func TestPartitionedReadFindsItsWriteWhenAHolderIsSlow(t *testing.T) {
 	delta.Keys[0].Value.Ver = a.clock.Now()
 	require.Zero(t, replStore{a}.Apply([]model.Record{model.Merge(c.shards.get(id).rec, delta)}))
 	stamped := b.cookieValue(token, a.shards.get(id).stamp)
-	fn.Delay("d", "b", faultnet.Replication, 2*partitionedFetchTimeout) // d answers after the deadline
+	fn.Delay("d", "b", faultnet.Replication, 2*slowFetchTimeout) // d answers after the deadline
 
-	assert.Equal(t, "new", loadValue(t, b, stamped, "n"), "the slow holder took the whole deadline")
+	got, err := readValue(t.Context(), b, stamped, "n") // once: the deadline's split is the point
+	require.NoError(t, err, "the slow holder took the whole deadline")
+	assert.Equal(t, "new", got)
 }
 
 // mustEncode encodes v as a session value.
@@ -105,7 +109,7 @@ func mustEncode(t *testing.T, v any) []byte {
 // slot rather than be told there is no session; and one that cannot get
 // one in time fails with ErrStale (503), the client's cookie kept.
 func TestPartitionedReadsWaitForAFetchSlotAndAreNeverFalselyMissing(t *testing.T) {
-	nodes := fiveNodes(t, nil, withCopies(2))
+	nodes := fiveNodes(t, nil, withCopies(2), slowFetch) // a queued read waits FetchTimeout for a slot
 	a, c, d := nodes[0], nodes[2], nodes[3]
 	toks := []string{sessionHeldBy(t, c, nodes, c, d), sessionHeldBy(t, c, nodes, c, d), sessionHeldBy(t, c, nodes, c, d)}
 	waitSettled(t, toks, nodes...)
@@ -118,7 +122,7 @@ func TestPartitionedReadsWaitForAFetchSlotAndAreNeverFalselyMissing(t *testing.T
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			got[i] = loadValue(t, a, toks[i], "n")
+			got[i], _ = readValue(t.Context(), a, toks[i], "n") // once: its wait for a slot is the point
 		}()
 		require.Eventually(t, func() bool {
 			running, _ := a.repl.guard.inFlight("")
@@ -156,7 +160,7 @@ func TestPartitionedReadsWaitForAFetchSlotAndAreNeverFalselyMissing(t *testing.T
 // the holders are asked without an authenticated stamp. A holder with the
 // session's tombstone asks nobody.
 func TestPartitionedMadeUpTokensCostOnlyTheHoldersFetches(t *testing.T) {
-	tc := newTestCluster(t, copiesAtDefaultTimeout(2))
+	tc := newTestCluster(t, withCopies(2))
 	nodes := tc.startAll("a", "b", "c", "d", "e", "f")
 	a := nodes[0]
 	const tokens = 100
@@ -164,7 +168,7 @@ func TestPartitionedMadeUpTokensCostOnlyTheHoldersFetches(t *testing.T) {
 	for range tokens {
 		_, err := a.Load(t.Context(), newToken())
 		require.Error(t, err)
-		if !assert.ErrorIs(t, err, ErrNotFound) { // ErrStale: a holder slower than FetchTimeout
+		if !errors.Is(err, ErrNotFound) { // ErrStale: a holder slower than FetchTimeout
 			assert.ErrorIs(t, err, ErrStale)
 		}
 		s, err := a.LoadOrCreate(t.Context(), newToken())

@@ -12,27 +12,31 @@ import (
 // Rebalancing, in partitioned mode: when the live members change, the
 // holders of some sessions change. Every node then
 //
-//  1. pushes each session it holds to the holders under the new view that
-//     did not hold it under the old one (through the peers' queues, so it
-//     is batched and acknowledged), a chunk at a time; and
-//  2. hands over the sessions it no longer holds (strays): it pushes each
-//     to all its holders now and drops its own copy only once every one
-//     of them has acknowledged it, so a node killed at any moment loses
-//     nothing while Copies >= 2.
+//  1. makes each holder under the new view that did not hold a session
+//     it holds owe it an acknowledgement (handoff.go): that peer's worker
+//     pushes it through the peer's queue, batched and acknowledged, and
+//     again after a backoff until the peer acknowledges it or no longer
+//     holds it; and
+//  2. hands over the sessions it no longer holds (strays): every holder
+//     owes an acknowledgement of the copy here, and the copy is dropped
+//     only once each of them gave it, so a node killed at any moment
+//     loses nothing while Copies >= 2.
 //
 // A copy made for one request on a node that does not hold the session (a
-// write there, or a fetch for a read) is a stray too, handed over and
-// dropped the same way within about strayEvery.
+// write there) is a stray too, handed over and dropped the same way
+// within about strayEvery. The loop below only decides what is owed: it
+// never waits for a peer, so no peer holds up a rebalance, a handover, or
+// a push to another peer.
 
 const (
 	// rebalanceChunk is how many sessions one push carries before it
-	// waits for their acknowledgements: the peers' queues (65536
+	// waits for their acknowledgement: the peers' queues (65536
 	// sessions) never overflow.
 	rebalanceChunk = 4096
 	// strayEvery is how often strays are handed over and dropped.
 	strayEvery = 500 * time.Millisecond
-	// handoverWait bounds the wait for one chunk's acknowledgements;
-	// what is not acknowledged by then stays, and is tried again.
+	// handoverWait bounds the wait for one chunk's acknowledgement;
+	// what is not acknowledged by then is pushed again later.
 	handoverWait = 10 * time.Second
 )
 
@@ -51,6 +55,7 @@ func (r *replication) rebalanceLoop() {
 		case <-t.C:
 		}
 		if cur := r.part.view.Load(); cur != last {
+			r.hand.viewChanged(cur)
 			if !equalNames(last, cur) {
 				r.rebalance(last, cur)
 			}
@@ -62,17 +67,12 @@ func (r *replication) rebalanceLoop() {
 
 func equalNames(a, b *partView) bool { return slices.Equal(a.pl.Names(), b.pl.Names()) }
 
-// rebalance walks the store once: it pushes the sessions this node holds
-// under cur to the peers that hold them under cur and did not under old,
-// and marks those it no longer holds as strays.
+// rebalance walks the store once: the peers that hold a session this node
+// holds under cur and did not under old owe it an acknowledgement, and
+// the sessions this node no longer holds become strays.
 func (r *replication) rebalance(old, cur *partView) {
 	start := time.Now()
-	var push []model.Record
 	moved, strayed := 0, 0
-	newHolder := func(peer, id string) bool {
-		v := r.part.view.Load() // the engine routes by the latest view: so does this
-		return v.isHolder(peer, id) && !old.isHolder(peer, id)
-	}
 	var hs []string
 	replStore{r.st}.Range(func(rec model.Record) bool {
 		if r.ctx.Err() != nil {
@@ -84,39 +84,20 @@ func (r *replication) rebalance(old, cur *partView) {
 			strayed++
 			return true
 		}
-		if slices.ContainsFunc(hs, func(name string) bool { return !old.pl.Holds(name, rec.ID) }) {
-			push = append(push, rec) // a node holds it now that did not
+		for _, name := range hs {
+			if name == r.part.selfName || old.pl.Holds(name, rec.ID) {
+				continue
+			}
+			for _, peer := range cur.ids[name] { // a node holds it now that did not
+				r.hand.want(peer, rec.ID)
+				moved++
+			}
 		}
 		return true
 	})
-	// Range holds no lock while fn runs, but pushing (and waiting) in it
-	// would hold up nothing either; chunks keep each wait short.
-	for len(push) > 0 && r.ctx.Err() == nil {
-		n := min(rebalanceChunk, len(push))
-		chunk := push[:n:n]
-		push = push[n:]
-		moved += len(chunk)
-		r.waitHandover(r.eng.Push(newHolder, chunk...))
-	}
 	r.st.stats.rebalances.Add(1)
 	r.st.cfg.Logger.Info("peersession: rebalanced after a membership change",
 		"peers", len(cur.pl.Names())-1, "pushed", moved, "strays", strayed, "took", time.Since(start))
-}
-
-// waitHandover waits, bounded, for a push's acknowledgements from every
-// live peer it went to that answers.
-func (r *replication) waitHandover(t *replicate.Ticket) { r.waitHandoverCtx(r.ctx, t) }
-
-// waitHandoverCtx is waitHandover bounded by ctx too.
-func (r *replication) waitHandoverCtx(ctx context.Context, t *replicate.Ticket) {
-	ctx, cancel := context.WithTimeout(ctx, handoverWait)
-	defer cancel()
-	// Not for a peer that does not answer (killed, frozen: see
-	// replicate's reach.go), which would hold every handover up until the
-	// failure detector declares it dead: a stray it did not acknowledge
-	// stays, and is tried again; what a push to it missed, the rebalance
-	// after its death or anti-entropy repairs.
-	_ = t.WaitResponsive(ctx)
 }
 
 // handOverAll, for a graceful Close in partitioned mode, takes this node
@@ -127,8 +108,8 @@ func (r *replication) waitHandoverCtx(ctx context.Context, t *replicate.Ticket) 
 // rebalance restores once they see the node gone. A node with no peer has
 // nobody to hand over to.
 func (r *replication) handOverAll(ctx context.Context) {
-	if len(r.part.view.Load().names) <= 1 {
-		return
+	if len(r.part.view.Load().names) <= 1 || r.ctx.Err() != nil {
+		return // nobody to hand over to, or the replication has stopped
 	}
 	start := time.Now()
 	r.part.leave()
@@ -138,35 +119,36 @@ func (r *replication) handOverAll(ctx context.Context) {
 		n++
 		return true
 	})
-	for ctx.Err() == nil && r.part.strays.len() > 0 {
-		r.handOver(ctx)
-		if r.part.strays.len() > 0 {
-			t := time.NewTimer(50 * time.Millisecond) // some holders did not acknowledge yet
-			select {
-			case <-ctx.Done():
-			case <-t.C:
-			}
-			t.Stop()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		r.handOverStrays()
+		if ctx.Err() != nil || r.ctx.Err() != nil || r.straysWaiting() == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-t.C:
 		}
 	}
 	r.st.cfg.Logger.Info("peersession: sessions handed over before leaving",
-		"sessions", n, "count", r.part.strays.len(), "took", time.Since(start))
+		"sessions", n, "count", r.straysWaiting(), "took", time.Since(start))
 }
 
-// handOverStrays pushes the strays to their holders and drops each once
-// every holder has acknowledged it, unless it changed meanwhile (the change
-// made it a stray again) or this node holds it again.
-func (r *replication) handOverStrays() { r.handOver(r.ctx) }
+// straysWaiting returns how many strays wait to be handed over, or are
+// being handed over.
+func (r *replication) straysWaiting() int { return r.part.strays.len() + r.hand.strayCount() }
 
-// handOver is handOverStrays, bounded by ctx (each push's wait too).
-func (r *replication) handOver(ctx context.Context) {
-	for ctx.Err() == nil {
+// handOverStrays hands the strays that came up since it last ran over to
+// their holders (handoff.stray), except those it may drop at once: expired
+// here, or written here with every holder's acknowledgement of the write's
+// change (the copy unchanged since). It does not wait for anyone.
+func (r *replication) handOverStrays() {
+	for {
 		ids := r.part.strays.take(rebalanceChunk)
 		if len(ids) == 0 {
 			return
 		}
-		recs := make([]model.Record, 0, len(ids))
-		entries := make([]*entry, 0, len(ids))
 		held := 0 // dropped as their commit's change was acknowledged
 		now := r.st.cfg.Now()
 		for _, id := range ids {
@@ -177,46 +159,21 @@ func (r *replication) handOver(ctx context.Context) {
 			}
 			if !e.rec.IsDead() && e.rec.Expired(now) {
 				// Expired here: expired on its holders too, which would
-				// refuse it (and make the chunk's other strays look
-				// unacknowledged). Nothing to hand over.
+				// refuse it. Nothing to hand over.
+				r.hand.forgetStray(id, nil)
 				r.st.dropStray(id, e)
 				continue
 			}
 			if wrote && w.e == e && r.ackedByHolders(id, w.t) {
+				r.hand.forgetStray(id, nil)
 				if r.st.dropStray(id, e) {
 					held++
 				}
 				continue
 			}
-			recs = append(recs, e.rec)
-			entries = append(entries, e)
+			r.hand.stray(id)
 		}
 		r.st.stats.straysDropped.Add(int64(held))
-		if len(recs) == 0 {
-			continue
-		}
-		t := r.eng.Push(nil, recs...)
-		r.waitHandoverCtx(ctx, t)
-		dropped, kept := 0, 0
-		for i := range recs {
-			id := recs[i].ID
-			if r.part.holds(id) {
-				continue // a holder again: keep it
-			}
-			if !r.ackedByHolders(id, t) {
-				r.part.strays.add(id) // a holder did not acknowledge it (yet): try again
-				kept++
-				continue
-			}
-			if r.st.dropStray(id, entries[i]) {
-				dropped++
-			}
-		}
-		r.st.stats.straysDropped.Add(int64(dropped))
-		if kept > 0 {
-			r.st.cfg.Logger.Debug("peersession: strays kept: their holders did not acknowledge them yet", "count", kept, "dropped", dropped)
-			return // wait for the next round
-		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package peersession
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +21,10 @@ type replication struct {
 	node *cluster.Node
 	eng  *replicate.Engine
 	part *partition // the placement in partitioned mode (ClusterConfig.Copies); nil in full replication
+	hand *handoff   // partitioned mode: the pushes its peers have yet to acknowledge (handoff.go)
+	// handoverWait bounds a push's wait for its peer's acknowledgement
+	// (handoff.go): handoverWait, unless a test changed it.
+	handoverWait time.Duration
 
 	transferDur  atomic.Int64  // nanoseconds the state transfer took, once ended
 	arrivals     *arrivals     // reads waiting for a change on its way (read.go)
@@ -147,6 +152,8 @@ func startReplication(st *Store, cfg ClusterConfig, h hooks) error {
 	r.fence.fencedLog.Every, r.fence.clearLog.Every = 10*time.Second, 10*time.Second
 	st.clock.SetTrust(func(wall int64) bool { return r.fence.trusted(r, wall) })
 	if part != nil {
+		r.hand = newHandoff(r)
+		r.handoverWait = cmp.Or(h.handoverWait, handoverWait)
 		// Every read of a session this node does not hold is a fetch:
 		// past maxFetches a read waits its turn rather than be shed
 		// (and told there is no session).

@@ -99,7 +99,7 @@ func owner(copies int, names []string, value string) string {
 // session is sent on to it, and still no fetch is served.
 func TestRouteCookieKeepsEveryRequestOnAHolder(t *testing.T) {
 	tc := newTestCluster(t, func(c *Config) {
-		copiesAtDefaultTimeout(2)(c)
+		withCopies(2)(c)
 		withRouteCookie(c)
 		// A write returns once both holders have it, so that the owner
 		// has it when the next request arrives (Async would race it).

@@ -159,6 +159,17 @@ type ReplicationStats struct {
 	// StraysDropped counts those dropped once every holder acknowledged
 	// them.
 	Rebalances, Strays, StraysDropped int64
+	// UnderReplicated is, in partitioned mode, how many sessions this
+	// node has pushed, or has to push, to a holder under the current
+	// membership that has not acknowledged them yet: a new holder after a
+	// membership change, or a holder of a stray. Each is pushed again,
+	// with a backoff, until the holder acknowledges it or no longer holds
+	// it. 0 means every session this node moves is on all its holders,
+	// as far as this node knows: summed over the nodes, 0 once a
+	// membership change is fully repaired (see docs/design.md,
+	// "Rebalancing"). A holder that refuses a session (its MaxSessions or
+	// MaxBytes reached) keeps it counted.
+	UnderReplicated int64
 	// StandIns counts, in partitioned mode, the Sync writes whose holders
 	// had not acknowledged within half of SyncTimeout and were sent to
 	// other nodes standing in for them (see docs/design.md).
@@ -198,7 +209,8 @@ func (r *replication) stats() ReplicationStats {
 	if r.part != nil {
 		out.Rebalances, out.StraysDropped = r.st.stats.rebalances.Load(), r.st.stats.straysDropped.Load()
 		out.StandIns = r.st.stats.standIns.Load()
-		out.Strays = int64(r.part.strays.len())
+		out.Strays = int64(r.straysWaiting())
+		out.UnderReplicated = int64(r.hand.underReplicated())
 	}
 	offsets := r.node.ClockOffsets()
 	out.ClockFenced = r.fence.current(r) != nil

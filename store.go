@@ -74,6 +74,8 @@ func New(cfg Config) (*Store, error) { return newStore(cfg, hooks{}) }
 type hooks struct {
 	faults      func(*cluster.Config)
 	nodeStarted func(*cluster.Node)
+	// handoverWait replaces the constant of that name (rebalance.go).
+	handoverWait time.Duration
 }
 
 // newStore is New with the tests' seams.

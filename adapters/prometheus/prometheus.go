@@ -131,6 +131,8 @@ var (
 			func(r replStats) float64 { return float64(r.FetchSkips) }),
 		newMetric("replication_fetches_served_total", counter, "Fetches this node answered for its peers.",
 			func(r replStats) float64 { return float64(r.FetchesServed) }),
+		newMetric("replication_under_replicated", gauge, "Partitioned mode: sessions this node moves to a holder (after a membership change, or a stray) that the holder has yet to acknowledge; always 0 in full replication.",
+			func(r replStats) float64 { return float64(r.UnderReplicated) }),
 		newMetric("clock_fenced", gauge, "1 while this node refuses writes (ErrClockSkew) because its clock is more than a minute from most of its peers', else 0.",
 			func(r replStats) float64 { return b2f(r.ClockFenced) }),
 	}

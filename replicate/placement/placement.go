@@ -63,7 +63,8 @@ func (v *View) Has(name string) bool {
 func (v *View) weight(i int, h uint64) uint64 { return fixedhash.Mix(h ^ v.seeds[i]) }
 
 // Holders appends to dst the names holding session id, the owner (the
-// highest weight) first, and returns it.
+// highest weight) first, and returns it. Of equal weights, the name that
+// sorts first ranks higher.
 func (v *View) Holders(id string, dst []string) []string {
 	n := v.Copies()
 	h := fixedhash.String(fixedhash.Offset, id)
@@ -98,7 +99,9 @@ func (v *View) Holders(id string, dst []string) []string {
 	return dst
 }
 
-// Holds reports whether name holds session id.
+// Holds reports whether name holds session id: whether it is among
+// Holders(id). Equal weights (two names whose hashes collide) rank the
+// name that sorts first higher, in both.
 func (v *View) Holds(name, id string) bool {
 	k, ok := slices.BinarySearch(v.names, name)
 	if !ok {
@@ -110,9 +113,9 @@ func (v *View) Holds(name, id string) bool {
 	}
 	h := fixedhash.String(fixedhash.Offset, id)
 	w := v.weight(k, h)
-	above := 0 // names of higher weight
+	above := 0 // names ranked higher: of higher weight, or of equal weight sorting first
 	for i := range v.names {
-		if i != k && v.weight(i, h) > w {
+		if wi := v.weight(i, h); wi > w || (wi == w && i < k) {
 			if above++; above >= n {
 				return false
 			}

@@ -150,3 +150,28 @@ func BenchmarkHolders(b *testing.B) {
 		})
 	}
 }
+
+// Holds and Holders agree when weights tie (two names whose hashes
+// collide, made so here by giving them the same seed): the name that sorts
+// first ranks higher in both, and exactly Copies names hold each session.
+func TestHoldsAgreesWithHoldersOnTiedWeights(t *testing.T) {
+	for _, copies := range []int{1, 2, 3} {
+		v := New(copies, names(5))
+		v.seeds[2] = v.seeds[1] // node-1 and node-2 weigh the same for every session
+		for _, id := range ids(2000) {
+			hs := v.Holders(id, nil)
+			require.Len(t, hs, copies)
+			held := 0
+			for _, n := range v.Names() {
+				if v.Holds(n, id) {
+					held++
+					require.Contains(t, hs, n, "copies %d, session %s: Holds says %s, Holders %v", copies, id, n, hs)
+				}
+			}
+			require.Equal(t, copies, held, "copies %d, session %s: Holders %v", copies, id, hs)
+			if slices.Contains(hs, "node-2") {
+				require.Contains(t, hs, "node-1", "node-2 ranked above node-1, its equal that sorts first")
+			}
+		}
+	}
+}

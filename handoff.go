@@ -1,0 +1,419 @@
+package peersession
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/peersession/peersession/replicate/model"
+)
+
+// Handing sessions to the peers that must hold them, in partitioned mode:
+// what the rebalance pushes to a new holder, and a stray to each of its
+// holders (rebalance.go). Each (peer, session) pair waits here until that
+// peer has acknowledged the session; one worker goroutine per peer pushes
+// that peer's sessions through its queue, a chunk at a time, and waits
+// only for that peer. So a peer that is slow, frozen or refusing holds up
+// no push to any other peer, and a push it leaves unacknowledged (its
+// queue was full, it refused the records, it did not answer in time, it
+// was not up in the engine yet) is pushed again after a backoff, until the
+// peer acknowledges it or no longer holds the session.
+
+const (
+	// retryFirst and retryMax bound the backoff between a peer's rounds
+	// when a round left sessions unacknowledged: it doubles from
+	// retryFirst up to retryMax.
+	retryFirst = 100 * time.Millisecond
+	retryMax   = 5 * time.Second
+)
+
+// retryAfter is the backoff after the failures-th round in a row that
+// left sessions unacknowledged (failures >= 1).
+func retryAfter(failures int) time.Duration {
+	return min(retryFirst<<min(failures-1, 16), retryMax) // the shift capped: no overflow
+}
+
+// handoff is the pushes waiting for their peers' acknowledgements.
+type handoff struct {
+	r *replication
+
+	mu    sync.Mutex              // guards peers, waits and strays
+	peers map[string]*peerHandoff // peer ID → the sessions it has to acknowledge
+	// waits is, per session, how many peers have not acknowledged it
+	// yet: ReplicationStats.UnderReplicated is its length.
+	waits map[string]int
+	// strays are the strays being handed over: per holder (peer ID), the
+	// copy it acknowledged. Each is dropped once every current holder
+	// acknowledged the copy stored here (settleStray).
+	strays map[string]map[string]*entry
+}
+
+// peerHandoff is one peer's share of a handoff.
+type peerHandoff struct {
+	ids     map[string]struct{} // sessions to push until the peer acknowledges them
+	running bool                // its worker runs
+	kick    chan struct{}       // capacity 1: cut the worker's backoff short (the view changed)
+}
+
+func newHandoff(r *replication) *handoff {
+	return &handoff{r: r, peers: map[string]*peerHandoff{}, waits: map[string]int{},
+		strays: map[string]map[string]*entry{}}
+}
+
+// want makes peer owe an acknowledgement of session id, and starts the
+// peer's worker if it does not run. It does nothing once the replication
+// stops.
+func (h *handoff) want(peer, id string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.wantLocked(peer, id)
+}
+
+func (h *handoff) wantLocked(peer, id string) {
+	if h.r.ctx.Err() != nil {
+		return
+	}
+	p := h.peers[peer]
+	if p == nil {
+		p = &peerHandoff{ids: map[string]struct{}{}, kick: make(chan struct{}, 1)}
+		h.peers[peer] = p
+	}
+	if _, ok := p.ids[id]; ok {
+		return
+	}
+	p.ids[id] = struct{}{}
+	h.waits[id]++
+	if !p.running {
+		p.running = true
+		h.r.st.wg.Add(1)
+		go h.run(peer, p)
+	}
+}
+
+// doneLocked removes the pair (peer, id), if it waits.
+func (h *handoff) doneLocked(peer, id string) {
+	p := h.peers[peer]
+	if p == nil {
+		return
+	}
+	if _, ok := p.ids[id]; !ok {
+		return
+	}
+	delete(p.ids, id)
+	if h.waits[id]--; h.waits[id] <= 0 {
+		delete(h.waits, id)
+	}
+}
+
+// done removes the pair (peer, id): acknowledged, or no longer owed.
+func (h *handoff) done(peer, id string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.doneLocked(peer, id)
+}
+
+// underReplicated returns how many sessions some peer has yet to
+// acknowledge.
+func (h *handoff) underReplicated() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.waits)
+}
+
+// strayCount returns how many strays are being handed over.
+func (h *handoff) strayCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.strays)
+}
+
+// viewChanged forgets what the peers gone from the placement owed, wakes
+// every worker (each looks at its sessions again under the new placement
+// at once rather than at the end of its backoff), and judges each stray
+// being handed over again: this node may hold it now, or it may have new
+// holders.
+func (h *handoff) viewChanged(v *partView) {
+	h.mu.Lock()
+	for peer, p := range h.peers {
+		if _, ok := v.names[peer]; !ok {
+			for id := range p.ids {
+				h.doneLocked(peer, id)
+			}
+		}
+		select {
+		case p.kick <- struct{}{}:
+		default:
+		}
+	}
+	strays := make([]string, 0, len(h.strays))
+	for id := range h.strays {
+		strays = append(strays, id)
+	}
+	h.mu.Unlock()
+	for _, id := range strays {
+		h.settleStray(id)
+	}
+}
+
+// batch returns the sessions peer owes, or nil (and marks its worker
+// stopped) when it owes none or the replication stops.
+func (h *handoff) batch(peer string, p *peerHandoff) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(p.ids) == 0 || h.r.ctx.Err() != nil {
+		p.running = false
+		if len(p.ids) == 0 {
+			delete(h.peers, peer)
+		}
+		return nil
+	}
+	ids := make([]string, 0, len(p.ids))
+	for id := range p.ids {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// run is peer's worker: it pushes what peer owes, a round at a time, and
+// backs off after a round that left some of it unacknowledged.
+func (h *handoff) run(peer string, p *peerHandoff) {
+	defer h.r.st.wg.Done()
+	failures := 0
+	for {
+		ids := h.batch(peer, p)
+		if ids == nil {
+			return
+		}
+		left := h.round(peer, ids)
+		if left == 0 {
+			failures = 0
+			continue
+		}
+		failures++
+		wait := retryAfter(failures)
+		level := slog.LevelDebug
+		if failures == 1 {
+			level = slog.LevelInfo
+		}
+		h.r.st.cfg.Logger.Log(context.Background(), level, "peersession: a holder has not acknowledged the sessions pushed to it; pushing them again",
+			"peer", peer, "sessions", left, "in", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-h.r.ctx.Done():
+		case <-p.kick:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// round pushes ids to peer in chunks of rebalanceChunk sessions, each
+// waiting for peer's acknowledgement (bounded by r.handoverWait), and
+// returns how many are left unacknowledged. A chunk the peer does not
+// answer for ends the round (pushing more would only fill its queue); one
+// it refused records of (or its queue dropped) is split (see split).
+func (h *handoff) round(peer string, ids []string) (left int) {
+	for len(ids) > 0 && h.r.ctx.Err() == nil {
+		n := min(rebalanceChunk, len(ids))
+		part := ids[:n]
+		ids = ids[n:]
+		c := h.collect(peer, part)
+		if len(c.recs) == 0 {
+			continue
+		}
+		l, answered, refused := h.push(peer, c)
+		if refused {
+			l, answered = h.split(peer, c)
+		}
+		left += l
+		if !answered {
+			return left + len(ids) // not answering (or not up yet): the rest next round
+		}
+	}
+	return left
+}
+
+// split pushes the two halves of c, which peer refused records of, apart,
+// and each half it refused records of split again, so that the records it
+// takes are acknowledged without those it refuses (one refused record
+// makes its whole batch unacknowledged). When it refuses records of both
+// halves, it stops there: that peer refuses widely (its store full, its
+// clock behind), and the next round tries again. It returns how many are
+// left unacknowledged, and whether peer answered.
+func (h *handoff) split(peer string, c pushChunk) (left int, answered bool) {
+	if len(c.recs) == 1 {
+		return 1, true
+	}
+	halves := c.halves()
+	var refused [2]bool
+	for i, half := range halves {
+		l, ok, ref := h.push(peer, half)
+		left, refused[i] = left+l, ref
+		if !ok {
+			if i == 0 {
+				left += len(halves[1].recs)
+			}
+			return left, false
+		}
+	}
+	if refused[0] && refused[1] {
+		return left, true
+	}
+	for i, half := range halves {
+		if refused[i] {
+			l, ok := h.split(peer, half)
+			return left - len(half.recs) + l, ok
+		}
+	}
+	return left, true
+}
+
+// pushChunk is sessions to push to a peer, their entries here and IDs.
+type pushChunk struct {
+	recs    []model.Record
+	entries []*entry
+	ids     []string
+}
+
+func (c pushChunk) halves() [2]pushChunk {
+	m := len(c.recs) / 2
+	return [2]pushChunk{
+		{c.recs[:m:m], c.entries[:m:m], c.ids[:m:m]},
+		{c.recs[m:], c.entries[m:], c.ids[m:]},
+	}
+}
+
+// push pushes c to peer and waits for its acknowledgement (bounded by
+// r.handoverWait), and returns how many sessions are left
+// unacknowledged, whether peer answered, and whether it refused some (or
+// its queue dropped them).
+func (h *handoff) push(peer string, c pushChunk) (left int, answered, refused bool) {
+	r := h.r
+	t := r.eng.Push(func(p, _ string) bool { return p == peer }, c.recs...)
+	ctx, cancel := context.WithTimeout(r.ctx, r.handoverWait)
+	err := t.WaitResponsive(ctx)
+	cancel()
+	if !t.AckedBy(peer) {
+		answered = err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) && r.ctx.Err() == nil
+		return len(c.recs), answered, answered
+	}
+	for i := range c.recs {
+		h.acked(peer, c.ids[i], c.entries[i])
+	}
+	return 0, true, false
+}
+
+// collect returns the copies of ids to push to peer; it forgets the pairs that no longer need a push: peer does not
+// hold the session under the current placement, or there is no live copy
+// here to push (gone, expired, a tombstone past its window).
+func (h *handoff) collect(peer string, ids []string) (c pushChunk) {
+	r := h.r
+	v := r.part.view.Load()
+	now := r.st.cfg.Now()
+	for _, id := range ids {
+		e := r.st.shards.get(id)
+		switch {
+		case !v.isHolder(peer, id):
+			h.done(peer, id)
+		case e == nil || stale(e.rec, now):
+			// Nothing here worth a push (the sweeper removes what is
+			// stale); an expired stray goes now.
+			h.done(peer, id)
+			h.forgetStray(id, e)
+		default:
+			c.recs = append(c.recs, e.rec)
+			c.entries = append(c.entries, e)
+			c.ids = append(c.ids, id)
+		}
+	}
+	return c
+}
+
+// stale reports whether rec would be refused by any node as of now: an
+// expired session, or a tombstone past its window.
+func stale(rec model.Record, now time.Time) bool {
+	if rec.IsDead() {
+		return rec.Deadline != 0 && now.UnixNano() >= rec.Deadline+int64(tombstoneGrace)
+	}
+	return rec.Expired(now)
+}
+
+// acked records that peer acknowledged session id's copy e.
+func (h *handoff) acked(peer, id string, e *entry) {
+	h.mu.Lock()
+	h.doneLocked(peer, id)
+	acks, stray := h.strays[id]
+	if stray {
+		acks[peer] = e
+	}
+	h.mu.Unlock()
+	if stray {
+		h.settleStray(id)
+	}
+}
+
+// stray hands session id over: every holder that has not acknowledged
+// its copy here owes it.
+func (h *handoff) stray(id string) {
+	h.mu.Lock()
+	if h.strays[id] == nil {
+		h.strays[id] = map[string]*entry{}
+	}
+	h.mu.Unlock()
+	h.settleStray(id)
+}
+
+// settleStray drops stray id once every current holder has acknowledged
+// the copy stored here, and otherwise makes those that have not owe it.
+// A stray that is gone, or held here again, is no longer handed over.
+func (h *handoff) settleStray(id string) {
+	r := h.r
+	cur := r.st.shards.get(id)
+	held := r.part.holds(id)
+	var buf [8]string
+	hs := r.part.Holders(id, buf[:0])
+	h.mu.Lock()
+	acks, ok := h.strays[id]
+	if !ok {
+		h.mu.Unlock()
+		return
+	}
+	if cur == nil || held || len(hs) == 0 {
+		delete(h.strays, id)
+		h.mu.Unlock()
+		return
+	}
+	all := true
+	for _, p := range hs {
+		if acks[p] != cur {
+			all = false
+			h.wantLocked(p, id)
+		}
+	}
+	if all {
+		delete(h.strays, id)
+	}
+	h.mu.Unlock()
+	if !all {
+		return
+	}
+	if r.st.dropStray(id, cur) {
+		r.st.stats.straysDropped.Add(1)
+		return
+	}
+	h.stray(id) // it changed meanwhile: hand the new copy over
+}
+
+// forgetStray stops handing stray id over, and drops e, its stale copy
+// (nil: none), unless this node holds it now.
+func (h *handoff) forgetStray(id string, e *entry) {
+	h.mu.Lock()
+	_, ok := h.strays[id]
+	delete(h.strays, id)
+	h.mu.Unlock()
+	if ok && e != nil && !h.r.part.holds(id) && h.r.st.dropStray(id, e) {
+		h.r.st.stats.straysDropped.Add(1)
+	}
+}

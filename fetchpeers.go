@@ -88,6 +88,28 @@ func (r *replication) fetchRecord(ctx context.Context, id string, stamp int64) (
 	if stamp > stampMissing {
 		return r.fetchStamped(ctx, id, stamp, isHolder)
 	}
+	_, hadOwn := r.ownCopy(id)
 	rec, found, complete, err = r.eng.FetchAll(ctx, id, isHolder)
+	if !found {
+		// This node's own copy (a stray a write here made) is the
+		// session too; and one handed over while the holders were asked
+		// is on them now (see fetchStamped).
+		if own, ok := r.ownCopy(id); ok {
+			return own, true, true, nil
+		}
+		if hadOwn && err == nil && ctx.Err() == nil {
+			rec, found, complete, err = r.eng.FetchAll(ctx, id, isHolder)
+		}
+	}
 	return rec, found, complete || (found && err == nil), err
+}
+
+// ownCopy returns this node's own copy of session id, live or a
+// tombstone (not a partial record: that is no session).
+func (r *replication) ownCopy(id string) (model.Record, bool) {
+	rec, ok := replStore{r.st}.Lookup(id)
+	if !ok || (!rec.IsDead() && rec.Created == 0) {
+		return model.Record{}, false
+	}
+	return rec, true
 }

@@ -42,8 +42,8 @@ func (r *replication) fetchStamped(ctx context.Context, id string, stamp int64, 
 		return g.result()
 	}
 	g.add(r.eng.FetchAll(ctx, id, func(peer string) bool { return !isHolder(peer) }))
-	if local, ok := (replStore{r.st}).Lookup(id); ok && (g.found || local.IsDead() || local.Created != 0) {
-		g.add(local, true, true, nil) // a partial record alone is no session
+	if own, ok := r.ownCopy(id); ok {
+		g.add(own, true, true, nil)
 	}
 	if g.reaches(stamp) || ctx.Err() != nil {
 		return g.result()

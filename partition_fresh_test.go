@@ -16,6 +16,7 @@ package peersession
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/peersession/peersession/internal/faultnet"
@@ -144,18 +145,26 @@ func TestPartitionedReadRightAfterCreationOnANonHolderFindsIt(t *testing.T) {
 // The same creation, read before the holders have it: the node's own copy
 // serves the read, and the fetch that found the session on no peer is not
 // remembered as a miss, which would answer the next reads "no session"
-// once the copy is handed over and dropped.
+// once the copy is handed over and dropped. With the client's stamp or
+// without one (Load of the bare token, LoadOrCreate).
 func TestPartitionedReadServedByItsOwnCopyCachesNoMiss(t *testing.T) {
 	nodes := fiveNodes(t, nil, withCopies(2), noAntiEntropy)
 	a, c, d := nodes[0], nodes[2], nodes[3]
-	token := freshTokenHeldBy(t, a, "c", "d")
-	rec := createdOn(t, a, idOf(token), "new")
-	cookie, copyOnA := strayOn(t, a, token, rec)
+	for _, stamped := range []bool{true, false} {
+		t.Run(fmt.Sprintf("stamped=%v", stamped), func(t *testing.T) {
+			token := freshTokenHeldBy(t, a, "c", "d")
+			rec := createdOn(t, a, idOf(token), "new")
+			cookie, copyOnA := strayOn(t, a, token, rec)
+			if !stamped {
+				cookie = token
+			}
 
-	assert.Equal(t, "new", loadValue(t, a, cookie, "n"), "its own copy did not serve the read")
-	arrive(t, rec, c, d)
-	require.True(t, a.dropStray(rec.ID, copyOnA))
-	assert.Equal(t, "new", loadValue(t, a, cookie, "n"), "a miss cached while the node had the session")
+			assert.Equal(t, "new", loadValue(t, a, cookie, "n"), "its own copy did not serve the read")
+			arrive(t, rec, c, d)
+			require.True(t, a.dropStray(rec.ID, copyOnA))
+			assert.Equal(t, "new", loadValue(t, a, cookie, "n"), "a miss cached while the node had the session")
+		})
+	}
 }
 
 // A read without a stamp asks the holders only, and the creation not on

@@ -18,6 +18,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/peersession/peersession/internal/faultnet"
 	"github.com/peersession/peersession/replicate/model"
@@ -124,22 +125,30 @@ func readDuringSecondRound(t *testing.T, fn *faultnet.Net, a *Store, others []*S
 // holders answer first that they lack it, then, while the others are
 // asked, the creation reaches them and the node drops its own copy. The
 // read finds the session (asking the holders again), and the next read
-// too.
+// too. The same for a RenewID's new session (a new ID, made on the node
+// with the old session's creation time and values).
 func TestPartitionedReadRightAfterCreationOnANonHolderFindsIt(t *testing.T) {
 	fn := faultnet.New(11)
 	nodes := fiveNodes(t, fn, withCopies(2), noAntiEntropy)
 	a, b, c, d, e := nodes[0], nodes[1], nodes[2], nodes[3], nodes[4]
-	token := freshTokenHeldBy(t, a, "c", "d")
-	rec := createdOn(t, a, idOf(token), "new")
-	cookie, copyOnA := strayOn(t, a, token, rec)
+	for _, made := range []string{"creation", "RenewID"} {
+		t.Run(made, func(t *testing.T) {
+			token := freshTokenHeldBy(t, a, "c", "d")
+			rec := createdOn(t, a, idOf(token), "new")
+			if made == "RenewID" {
+				rec.Created = a.cfg.Now().Add(-time.Minute).UnixNano()
+			}
+			cookie, copyOnA := strayOn(t, a, token, rec)
 
-	v, err := readDuringSecondRound(t, fn, a, []*Store{b, e}, cookie, func() {
-		arrive(t, rec, c, d)
-		require.True(t, a.dropStray(rec.ID, copyOnA), "the handover's drop")
-	})
-	require.NoError(t, err, "a read of a session its node just created was told there is none")
-	assert.Equal(t, "new", v)
-	assert.Equal(t, "new", loadValue(t, a, cookie, "n"), "the read after it")
+			v, err := readDuringSecondRound(t, fn, a, []*Store{b, e}, cookie, func() {
+				arrive(t, rec, c, d)
+				require.True(t, a.dropStray(rec.ID, copyOnA), "the handover's drop")
+			})
+			require.NoError(t, err, "a read of a session its node just made was told there is none")
+			assert.Equal(t, "new", v)
+			assert.Equal(t, "new", loadValue(t, a, cookie, "n"), "the read after it")
+		})
+	}
 }
 
 // The same creation, read before the holders have it: the node's own copy

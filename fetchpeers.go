@@ -70,7 +70,8 @@ func (r *replication) fetchAt(ctx context.Context, id string, stamp int64) fetch
 // asks further (see fetchStamped), so that the client's own write is
 // found. A read without a stamp (a made-up token among them) costs its
 // holders' answers only: Copies fetches at most, whatever the cluster's
-// size. complete reports whether every peer asked answered: only then is
+// size (twice that when this node's own copy was handed over while they
+// were asked). complete reports whether every peer asked answered: only then is
 // found=false a miss.
 func (r *replication) fetchRecord(ctx context.Context, id string, stamp int64) (rec model.Record, found, complete bool, err error) {
 	if r.part == nil {

@@ -17,7 +17,10 @@ import (
 //     Stats.FetchesMerged;
 //   - a session no peer had is not asked for again for missTTL (a
 //     negative cache of at most missCap sessions), counted in
-//     Stats.FetchMissesCached;
+//     Stats.FetchMissesCached; in partitioned mode a read with an
+//     authenticated stamp trusts only a miss that a read like it found
+//     (see fetchStamped), never one that asked the holders only, which
+//     the client's own write may have been on its way to;
 //   - at most maxFetches fetches under way node-wide: past that a read is
 //     served this node's copy (or no session), counted in
 //     Stats.FetchesShed. In partitioned mode, where every read of a
@@ -34,6 +37,10 @@ const (
 type fetchResult struct {
 	hit     bool // a newer copy of the session arrived and was merged
 	missing bool // every peer asked answered, and none had the session
+	// thorough is set with missing when the fetch asked every peer a
+	// read with an authenticated stamp asks (see fetchStamped): only such
+	// a miss answers such a read from the cache.
+	thorough bool
 	// unsure is set, in partitioned mode, when the fetch found nothing
 	// but not every holder answered: the session may exist, and the read
 	// must not be told there is none (see Store.find).
@@ -86,10 +93,11 @@ type flight struct {
 }
 
 // do runs fetch for session id, or waits for the one under way, or
-// neither; now is the time for the negative cache. With g.queue set, a
-// read that finds every slot taken waits up to g.queue (or until ctx
-// ends) for one.
-func (g *fetchGuard) do(ctx context.Context, id string, now time.Time,
+// neither; now is the time for the negative cache, stamped whether the
+// read has an authenticated version stamp (it trusts only a thorough
+// miss). With g.queue set, a read that finds every slot taken waits up to
+// g.queue (or until ctx ends) for one.
+func (g *fetchGuard) do(ctx context.Context, id string, now time.Time, stamped bool,
 	fetch func(context.Context, string) fetchResult) (fetchOutcome, fetchResult) {
 	var queued *time.Timer
 	defer func() {
@@ -99,7 +107,7 @@ func (g *fetchGuard) do(ctx context.Context, id string, now time.Time,
 	}()
 again:
 	g.mu.Lock()
-	if g.misses.has(id, now) {
+	if g.misses.has(id, now, stamped) {
 		g.mu.Unlock()
 		return fetchCached, fetchResult{}
 	}
@@ -158,7 +166,7 @@ again:
 		g.running--
 		delete(g.flights, id)
 		if res.missing {
-			g.misses.add(id, now.Add(missTTL))
+			g.misses.add(id, now.Add(missTTL), res.thorough)
 		}
 		f.entry, f.unsure = res.entry, res.unsure
 		if g.freed != nil {
@@ -204,26 +212,33 @@ func (g *fetchGuard) queuedReads() int {
 // at most missCap of them: past that the oldest entry goes. The zero value
 // is empty. Its user guards it.
 type missCache struct {
-	until map[string]time.Time // lazily initialized
-	order []string             // the keys of until, oldest first from next on, as a ring
-	next  int                  // where the next key goes once order is full
+	until map[string]miss // lazily initialized
+	order []string        // the keys of until, oldest first from next on, as a ring
+	next  int             // where the next key goes once order is full
 }
 
-// has reports whether id is cached at now. An entry whose time is up
-// stays, not cached, until add overwrites or renews it: each key of until
-// is in order exactly once.
-func (c *missCache) has(id string, now time.Time) bool {
-	u, ok := c.until[id]
-	return ok && now.Before(u)
+// miss is one session found nowhere.
+type miss struct {
+	until    time.Time
+	thorough bool // see fetchResult.thorough
+}
+
+// has reports whether id is cached at now, for a read with an
+// authenticated stamp (stamped) only if the miss is thorough. An entry
+// whose time is up stays, not cached, until add overwrites or renews it:
+// each key of until is in order exactly once.
+func (c *missCache) has(id string, now time.Time, stamped bool) bool {
+	m, ok := c.until[id]
+	return ok && now.Before(m.until) && (m.thorough || !stamped)
 }
 
 // add caches id until u.
-func (c *missCache) add(id string, u time.Time) {
+func (c *missCache) add(id string, u time.Time, thorough bool) {
 	if c.until == nil {
-		c.until = make(map[string]time.Time)
+		c.until = make(map[string]miss)
 	}
 	if _, ok := c.until[id]; ok {
-		c.until[id] = u
+		c.until[id] = miss{until: u, thorough: thorough}
 		return
 	}
 	if len(c.order) < missCap {
@@ -234,5 +249,5 @@ func (c *missCache) add(id string, u time.Time) {
 		c.order[c.next] = id
 		c.next = (c.next + 1) % missCap
 	}
-	c.until[id] = u
+	c.until[id] = miss{until: u, thorough: thorough}
 }

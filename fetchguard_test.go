@@ -230,14 +230,28 @@ func TestFetchMissCacheIsBounded(t *testing.T) {
 	now := time.Now()
 	until := now.Add(missTTL)
 	for i := range missCap + 10 {
-		c.add(fmt.Sprint(i), until)
+		c.add(fmt.Sprint(i), until, false)
 	}
 	assert.Len(t, c.until, missCap)
 	assert.Len(t, c.order, missCap)
-	assert.False(t, c.has("0", now), "the oldest was kept")
-	assert.True(t, c.has(fmt.Sprint(missCap+9), now))
-	assert.False(t, c.has(fmt.Sprint(missCap+9), until), "kept past its time")
-	c.add("10", until.Add(time.Second)) // renewed: no new slot
+	assert.False(t, c.has("0", now, false), "the oldest was kept")
+	assert.True(t, c.has(fmt.Sprint(missCap+9), now, false))
+	assert.False(t, c.has(fmt.Sprint(missCap+9), until, false), "kept past its time")
+	c.add("10", until.Add(time.Second), false) // renewed: no new slot
 	assert.Len(t, c.order, missCap)
-	assert.True(t, c.has("10", until))
+	assert.True(t, c.has("10", until, false))
+}
+
+// A read with an authenticated stamp trusts only a miss a fetch like its
+// own found (thorough): one that asked the holders only may have come
+// before the client's own write reached them.
+func TestFetchMissCacheAnswersAStampedReadOnlyWithAThoroughMiss(t *testing.T) {
+	var c missCache
+	now := time.Now()
+	c.add("holders only", now.Add(missTTL), false)
+	c.add("everyone", now.Add(missTTL), true)
+	assert.True(t, c.has("holders only", now, false))
+	assert.False(t, c.has("holders only", now, true), "a stamped read trusted a miss of the holders alone")
+	assert.True(t, c.has("everyone", now, false))
+	assert.True(t, c.has("everyone", now, true))
 }

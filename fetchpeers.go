@@ -38,7 +38,9 @@ func (r *replication) fetchAt(ctx context.Context, id string, stamp int64) fetch
 			// there. Not a miss to remember, and not "no session".
 			return fetchResult{unsure: true}
 		}
-		return fetchResult{missing: true}
+		// A miss a stamped read can trust only if its fetch asked as far
+		// as a stamped read's does (see fetchGuard.do).
+		return fetchResult{missing: true, thorough: r.part == nil || stamp > stampMissing}
 	}
 	if checkValues(&rec) != nil {
 		return fetchResult{}
@@ -63,16 +65,14 @@ func (r *replication) fetchAt(ctx context.Context, id string, stamp int64) fetch
 }
 
 // fetchRecord asks the peers for session id: every live peer in full
-// replication. In partitioned mode it asks the session's holders; and,
-// for a read with an authenticated version stamp the holders' copy has not
-// reached (a rebalance still moving it, or a write made on a node that
-// does not hold it still on its way to them), every other live peer too,
-// so that the client's own write is found. A read without a stamp (a
-// made-up token among them) costs its holders' answers only: Copies
-// fetches at most, whatever the cluster's size. The holders get half the
-// deadline when the others may be asked after them, so that the second
-// round always has time. complete reports whether every peer asked
-// answered: only then is found=false a miss.
+// replication. In partitioned mode it asks the session's holders; a read
+// with an authenticated version stamp the holders' copy has not reached
+// asks further (see fetchStamped), so that the client's own write is
+// found. A read without a stamp (a made-up token among them) costs its
+// holders' answers only: Copies fetches at most, whatever the cluster's
+// size (twice that when this node's own copy was handed over while they
+// were asked). complete reports whether every peer asked answered: only then is
+// found=false a miss.
 func (r *replication) fetchRecord(ctx context.Context, id string, stamp int64) (rec model.Record, found, complete bool, err error) {
 	if r.part == nil {
 		rec, found, err = r.eng.Fetch(ctx, id)
@@ -86,27 +86,31 @@ func (r *replication) fetchRecord(ctx context.Context, id string, stamp int64) (
 	var buf [8]string
 	hs := r.part.Holders(id, buf[:0])
 	isHolder := func(peer string) bool { return slices.Contains(hs, peer) }
-	askOthers := stamp > stampMissing
-	hctx := ctx
-	if askOthers {
-		var cancel context.CancelFunc
-		hctx, cancel = context.WithTimeout(ctx, r.cfg.FetchTimeout/2)
-		defer cancel()
+	if stamp > stampMissing {
+		return r.fetchStamped(ctx, id, stamp, isHolder)
 	}
-	rec, found, complete, err = r.eng.FetchAll(hctx, id, isHolder)
-	if !askOthers || (found && rec.MaxVersion().Wall >= stamp) || ctx.Err() != nil {
-		return rec, found, complete || (found && err == nil), err
+	_, hadOwn := r.ownCopy(id)
+	rec, found, complete, err = r.eng.FetchAll(ctx, id, isHolder)
+	if !found {
+		// This node's own copy (a stray a write here made) is the
+		// session too; and one handed over while the holders were asked
+		// is on them now (see fetchStamped).
+		if own, ok := r.ownCopy(id); ok {
+			return own, true, true, nil
+		}
+		if hadOwn && err == nil && ctx.Err() == nil {
+			rec, found, complete, err = r.eng.FetchAll(ctx, id, isHolder)
+		}
 	}
-	rest, found2, complete2, err2 := r.eng.FetchAll(ctx, id, func(peer string) bool { return !isHolder(peer) })
-	switch {
-	case found && found2:
-		return model.Merge(rec, rest), true, true, nil
-	case found:
-		return rec, true, true, nil
-	case found2:
-		return rest, true, true, nil
-	case err != nil && err2 != nil:
-		return model.Record{}, false, false, err
+	return rec, found, complete || (found && err == nil), err
+}
+
+// ownCopy returns this node's own copy of session id, live or a
+// tombstone (not a partial record: that is no session).
+func (r *replication) ownCopy(id string) (model.Record, bool) {
+	rec, ok := replStore{r.st}.Lookup(id)
+	if !ok || (!rec.IsDead() && rec.Created == 0) {
+		return model.Record{}, false
 	}
-	return model.Record{}, false, complete && complete2 && err == nil && err2 == nil, nil
+	return rec, true
 }

@@ -216,7 +216,7 @@ func TestPartitionedTimeoutIsNotCachedAsAMiss(t *testing.T) {
 	_, err := b.Load(t.Context(), raw)
 	assert.ErrorIs(t, err, ErrStale, "a timed-out fetch said the session does not exist")
 	b.repl.guard.mu.Lock()
-	cached := b.repl.guard.misses.has(id, b.cfg.Now())
+	cached := b.repl.guard.misses.has(id, b.cfg.Now(), false)
 	b.repl.guard.mu.Unlock()
 	assert.False(t, cached, "a timed-out fetch was cached as a miss")
 

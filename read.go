@@ -109,7 +109,7 @@ func (st *Store) find(ctx context.Context, token string, stamp int64) (*entry, t
 // fetch could not tell whether the session exists: partitioned mode).
 func (st *Store) fetchNewer(ctx context.Context, id string, stamp int64) (*entry, time.Time, error) {
 	for tries := 1; ; tries++ {
-		outcome, res := st.repl.guard.do(ctx, id, st.cfg.Now(), func(ctx context.Context, id string) fetchResult {
+		outcome, res := st.repl.guard.do(ctx, id, st.cfg.Now(), stamp > stampMissing, func(ctx context.Context, id string) fetchResult {
 			return st.repl.fetchAt(ctx, id, stamp)
 		})
 		// Look again even if nothing new was fetched: replication may

@@ -105,9 +105,17 @@ func testKilledPeerIsNotWaitedOn(t *testing.T, opts func(*Config)) {
 // accepts, nothing answers). The first read on a survivor that fetches
 // waits FetchTimeout for it; later ones do not ask it (but for a probe)
 // until it answers again, after it thaws.
+//
+// In partitioned mode (two copies of three) the session is held by a and
+// the frozen c, so that a's fetch goes to c.
 func TestFrozenPeerCostsOneFetchTimeout(t *testing.T) {
+	eachMode(t, testFrozenPeerCostsOneFetchTimeout)
+}
+
+func testFrozenPeerCostsOneFetchTimeout(t *testing.T, opts func(*Config)) {
 	fn := faultnet.New(18)
 	tc := newFaultCluster(t, fn, func(c *Config) {
+		opts(c)
 		c.Cluster.FetchTimeout = 200 * time.Millisecond
 		c.Cluster.AntiEntropyInterval = -1 // c sends nothing unasked
 		c.Cluster.Memberlist = slowDetection
@@ -115,8 +123,13 @@ func TestFrozenPeerCostsOneFetchTimeout(t *testing.T) {
 	nodes := tc.startAll("a", "b", "c")
 	a := nodes[0]
 	t.Cleanup(fn.Reset)
-	tok := create(t, a, map[string]any{"k": "v"})
-	eventuallyEverywhere(t, func(st *Store) bool { return has(st, tok) }, "not replicated", nodes...)
+	var tok string
+	if a.part.Load() == nil {
+		tok = create(t, a, map[string]any{"k": "v"})
+		eventuallyEverywhere(t, func(st *Store) bool { return has(st, tok) }, "not replicated", nodes...)
+	} else {
+		tok, _ = settledOn(t, a, nodes, a, nodes[2])
+	}
 	require.Eventually(t, func() bool {
 		p := a.Stats().Replication.Peers["c"]
 		return p.Sent > 0 && p.Acked == p.Sent

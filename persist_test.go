@@ -227,9 +227,18 @@ func TestPersistCrashLosesNoFlushedWrite(t *testing.T) {
 	}
 }
 
+// A node restarted from its DataDir merges what it kept with what its peer
+// did meanwhile: destroyed, changed and created sessions. In partitioned
+// mode two copies of two nodes put every session on both, through the
+// partitioned mode's paths (placement, rebalance, fetch).
 func TestRestartClusterNodeMergesWithPeer(t *testing.T) {
+	eachMode(t, testRestartClusterNodeMergesWithPeer)
+}
+
+func testRestartClusterNodeMergesWithPeer(t *testing.T, opts func(*Config)) {
 	dirs := map[string]string{"a": t.TempDir()}
 	tc := newTestCluster(t, func(c *Config) {
+		opts(c)
 		c.DataDir = dirs[c.Cluster.Name] // a only
 		c.FlushInterval = 10 * time.Millisecond
 	})

@@ -21,10 +21,16 @@ import (
 // with what it has; when a peer appears later, it pulls that peer's state
 // at once (anti-entropy is off here, so only that can deliver it).
 func TestNodeStartedAloneSyncsWhenAPeerAppears(t *testing.T) {
+	eachMode(t, testNodeStartedAloneSyncsWhenAPeerAppears)
+}
+
+func testNodeStartedAloneSyncsWhenAPeerAppears(t *testing.T, opts func(*Config)) {
 	port, release := testnet.ReservePort(t)
 	cfg := func(name string, bind int, join ...string) Config {
-		return Config{Cluster: &ClusterConfig{Name: name, BindPort: bind, Join: join, Label: "test", Keys: [][]byte{testKey},
+		c := Config{Cluster: &ClusterConfig{Name: name, BindPort: bind, Join: join, Label: "test", Keys: [][]byte{testKey},
 			AntiEntropyInterval: -1, RejoinInterval: 200 * time.Millisecond, Memberlist: fastTimers}}
+		opts(&c)
+		return c
 	}
 	a, err := New(cfg("a", 0, fmt.Sprintf("127.0.0.1:%d", port))) // b is not up yet
 	require.NoError(t, err)
@@ -37,7 +43,8 @@ func TestNodeStartedAloneSyncsWhenAPeerAppears(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = b.Close() })
 	require.NoError(t, b.WaitReady(t.Context()))
-	require.Eventually(t, func() bool { return value(b, tok, "made") == "while alone" }, waitFor, tick,
+	// b's own copy: in partitioned mode a read on b would fetch it from a.
+	require.Eventually(t, func() bool { return len(missingCopy(b, []write{{"a", tok, "made", "while alone"}})) == 0 }, waitFor, tick,
 		"the node that came up later never got the session")
 }
 
@@ -105,28 +112,34 @@ func TestNodesStartedAtOnceAllReplicate(t *testing.T) {
 // a's re-join loop reaches b in that window, and b must sync a's session
 // from a and a must get b's writes.
 func TestNodeJoinedWhileStartingReplicatesWithThePeer(t *testing.T) {
+	eachMode(t, testNodeJoinedWhileStartingReplicatesWithThePeer)
+}
+
+func testNodeJoinedWhileStartingReplicatesWithThePeer(t *testing.T, opts func(*Config)) {
 	port, release := testnet.ReservePort(t)
-	a, err := New(Config{Cluster: &ClusterConfig{Name: "a", Join: []string{fmt.Sprintf("127.0.0.1:%d", port)},
+	with := func(c Config) Config { opts(&c); return c }
+	a, err := New(with(Config{Cluster: &ClusterConfig{Name: "a", Join: []string{fmt.Sprintf("127.0.0.1:%d", port)},
 		Label: "test", Keys: [][]byte{testKey}, AntiEntropyInterval: -1, RejoinInterval: 200 * time.Millisecond,
-		Memberlist: fastTimers}}) // b is not up yet
+		Memberlist: fastTimers}})) // b is not up yet
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = a.Close() })
 	require.NoError(t, a.WaitReady(t.Context()))
 	tok := create(t, a, map[string]any{"made": "on a"})
 
 	release()
-	b, err := newStore(Config{Cluster: &ClusterConfig{Name: "b", BindPort: port, Label: "test", Keys: [][]byte{testKey},
-		AntiEntropyInterval: -1, Memberlist: fastTimers, Consistency: Sync}},
+	b, err := newStore(with(Config{Cluster: &ClusterConfig{Name: "b", BindPort: port, Label: "test", Keys: [][]byte{testKey},
+		AntiEntropyInterval: -1, Memberlist: fastTimers, Consistency: Sync}}),
 		hooks{nodeStarted: func(n *cluster.Node) {
 			require.Eventually(t, func() bool { return n.NumAlive() == 2 }, waitFor, tick, "a never re-joined b")
 		}})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = b.Close() })
 	require.NoError(t, b.WaitReady(t.Context()))
-	require.Eventually(t, func() bool { return value(b, tok, "made") == "on a" }, waitFor, tick,
+	// Each node's own copy: in partitioned mode a read would fetch it.
+	require.Eventually(t, func() bool { return len(missingCopy(b, []write{{"a", tok, "made", "on a"}})) == 0 }, waitFor, tick,
 		"b never got a's session")
 	update(t, b, tok, map[string]any{"made": "on b"}) // Sync: a acknowledged it
-	assert.Equal(t, "on b", value(a, tok, "made"))
+	assert.Empty(t, missingCopy(a, []write{{"b", tok, "made", "on b"}}), "a did not acknowledge with the write")
 }
 
 // A gossip port already taken fails New with an error that says so and

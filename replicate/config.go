@@ -87,7 +87,7 @@ type Config struct {
 	// it asked to send anything (a chunk) before asking it again: a
 	// request or answer lost on a reset stream, or declined by a busy
 	// peer, then holds the join for this long, not until its context
-	// ends. The wait doubles at each new request, up to 16 times this.
+	// ends. The wait doubles at each new request, up to 4 times this.
 	// Zero means 2s; it must not be negative.
 	TransferRetry time.Duration
 	// MaxClockSkew is how far ahead of this node's wall clock a remote

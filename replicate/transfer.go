@@ -28,7 +28,7 @@ import (
 //     chunk or gone down.
 //
 // A peer that sends nothing (no chunk) for Config.TransferRetry after it
-// was asked is asked again, with the wait doubling up to 16 times that:
+// was asked is asked again, with the wait doubling up to 4 times that:
 // a request or its answer can be lost without the peer going down (a
 // stream reset under it, a peer declining while it serves too many
 // transfers to this node, a request parked until the peer saw this node
@@ -61,7 +61,11 @@ type transferCall struct {
 }
 
 // maxTransferRetries caps the doubling of Config.TransferRetry.
-const maxTransferRetries = 16
+const maxTransferRetries = 4
+
+// maxSilentSource is how many times a source that sent nothing is asked
+// again before the whole state is asked of the next peer.
+const maxSilentSource = 2
 
 // Transfer performs the join-time state transfer described above: the whole
 // state from one peer (another if that one goes down first), then, from
@@ -125,17 +129,34 @@ func (e *Engine) transferFull(ctx context.Context, call *transferCall, req uint6
 			continue
 		}
 		e.log.Info("replicate: state transfer requested", "peer", p.id)
-		err := e.transferWait(ctx, call, func() bool { return call.peers[p] != transferAsked }, func() {
-			if e.transferSilent(call, p) {
-				e.log.Warn("replicate: state transfer source sent nothing yet; asking again", "peer", p.id)
-				e.transferAsk(call, p, frame)
+		silent, abandoned := 0, false
+		err := e.transferWait(ctx, call, func() bool { return call.peers[p] != transferAsked || abandoned }, func() {
+			if !e.transferSilent(call, p) {
+				silent = 0
+				return
 			}
+			if silent++; silent > maxSilentSource {
+				// Silent after being asked again and again (it may not
+				// know this node yet): take the whole state from another
+				// peer; this one is asked for a delta later.
+				e.callMu.Lock()
+				abandoned = true
+				e.callMu.Unlock()
+				return
+			}
+			e.log.Warn("replicate: state transfer source sent nothing yet; asking again", "peer", p.id)
+			e.st.transferRetries.Add(1)
+			e.transferAsk(call, p, frame)
 		})
 		if err != nil {
 			return nil, fmt.Errorf("replicate: sync: the state transfer from %s did not finish: %w", p.id, err)
 		}
 		if e.transferStateOf(call, p) == transferDone {
 			return p, nil
+		}
+		if abandoned {
+			e.log.Warn("replicate: state transfer source sent nothing; asking another peer", "peer", p.id)
+			continue
 		}
 		e.log.Warn("replicate: state transfer source went down; asking another peer", "peer", p.id)
 	}
@@ -218,11 +239,7 @@ func (e *Engine) transferSilent(call *transferCall, p *peer) bool {
 	defer e.callMu.Unlock()
 	heard := call.heard[p]
 	delete(call.heard, p)
-	silent := call.peers[p] == transferAsked && !heard
-	if silent {
-		e.st.transferRetries.Add(1)
-	}
-	return silent
+	return call.peers[p] == transferAsked && !heard
 }
 
 // transferAsk records p as asked by call, then sends it frame. It reports

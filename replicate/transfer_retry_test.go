@@ -14,7 +14,12 @@ import (
 // that want (a delta: one with a digest; a full transfer: one without),
 // and returns how many it dropped so far.
 func dropTransferRequests(l *memLink, delta bool, n int) *atomic.Int32 {
-	var dropped atomic.Int32
+	return dropTransferRequestsCounted(l, delta, n, new(atomic.Int32))
+}
+
+// dropTransferRequestsCounted is dropTransferRequests counting in dropped,
+// which links may share.
+func dropTransferRequestsCounted(l *memLink, delta bool, n int, dropped *atomic.Int32) *atomic.Int32 {
 	l.set(func(l *memLink) {
 		l.dropIf = func(frame []byte) bool {
 			typ, msg, err := wire.Decode(frame)
@@ -24,14 +29,18 @@ func dropTransferRequests(l *memLink, delta bool, n int) *atomic.Int32 {
 			if (len(msg.(*wire.TransferRequest).Digest) > 0) != delta {
 				return false
 			}
-			if dropped.Load() >= int32(n) { // l.mu is held: no race between Load and Add
-				return false
+			for {
+				d := dropped.Load()
+				if d >= int32(n) {
+					return false
+				}
+				if dropped.CompareAndSwap(d, d+1) {
+					return true
+				}
 			}
-			dropped.Add(1)
-			return true
 		}
 	})
-	return &dropped
+	return dropped
 }
 
 // A delta request lost on the way (a stream reset under it, a peer that
@@ -81,4 +90,31 @@ func TestTransferNeverEndsWithoutAnAnswerFromALivePeer(t *testing.T) {
 	err := a.e.Transfer(ctxTimeout(t, 500*time.Millisecond))
 	require.ErrorContains(t, err, "a delta transfer did not finish")
 	require.GreaterOrEqual(t, a.e.Stats().TransferRetries, uint64(2), "it kept asking")
+}
+
+// A source that stays silent though asked again (a peer that does not know
+// this node yet parks its requests) is given up as the source: the whole
+// state comes from another peer, and the silent one is asked for a delta.
+func TestTransferTakesTheWholeStateFromAnotherPeerWhenTheSourceStaysSilent(t *testing.T) {
+	const n = 500
+	net, a, b, c := joinSetup(t, n, true, func(c *Config) { c.TransferRetry = 20 * time.Millisecond })
+	// The first full request and the maxSilentSource requests after it
+	// are lost, whichever peer they go to: all go to the first source.
+	dropped := new(atomic.Int32)
+	dropTransferRequestsCounted(net.link("A", "B"), false, 1+maxSilentSource, dropped)
+	dropTransferRequestsCounted(net.link("A", "C"), false, 1+maxSilentSource, dropped)
+
+	require.NoError(t, a.e.Transfer(ctxTimeout(t, 20*time.Second)))
+
+	require.EqualValues(t, 1+maxSilentSource, dropped.Load())
+	require.Equal(t, n+2, a.store.len(), "every session, the silent peer's own included")
+	require.Equal(t, "B", a.value("only-on-B", "k"))
+	require.Equal(t, "C", a.value("only-on-C", "k"))
+	// The silent peer never got a full request; the other may have served
+	// one more than once (asked again when slow under load).
+	full := func(tn *testNode) bool { return tn.e.Stats().Transfers > 0 }
+	delta := func(tn *testNode) bool { return tn.e.Stats().DeltaTransfers > 0 }
+	waitFor(t, "the whole state from one peer, a delta from the silent one", func() bool {
+		return (full(b) && !full(c) && delta(c)) || (full(c) && !full(b) && delta(b))
+	})
 }

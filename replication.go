@@ -243,19 +243,20 @@ func (r *replication) waitPeers(ctx context.Context) {
 // transferLoop runs the join-time state transfer (replicate.Engine.Transfer: the
 // whole state from one peer, then what differs from each other peer) until
 // it completes, or there is no peer to ask. Transfer itself turns to another
-// peer when its source goes away mid-transfer; an attempt that times out,
-// or finds every peer gone (some may be wrongly declared dead under load),
-// is made again; unless the node has refused a peer's stream for want of a
-// common wire format (cluster.FormatError): that is the error then.
+// peer when its source goes away mid-transfer or stays silent, and asks
+// again a peer that sent nothing (a request or answer lost, declined, or
+// parked by a peer that does not know this node yet), so an attempt is not
+// bounded in time: a new attempt would ask under a new request ID, and the
+// answers to the old one, and the old requests still waiting at a busy
+// peer (which then declines the new one), would only delay the join. An
+// attempt that finds every peer gone (some may be wrongly declared dead
+// under load) is made again; unless the node has refused a peer's stream
+// for want of a common wire format (cluster.FormatError): that is the
+// error then.
 func (r *replication) transferLoop(ctx context.Context) error {
 	backoff := 50 * time.Millisecond
-	attempt := 5 * time.Second // grows: a large state may need longer
 	for {
-		// Bound each attempt: a request or final chunk lost with a broken
-		// connection would otherwise keep the node from ever being ready.
-		actx, cancel := context.WithTimeout(ctx, attempt)
-		err := r.eng.Transfer(actx)
-		cancel()
+		err := r.eng.Transfer(ctx)
 		if err == nil || ctx.Err() != nil {
 			return err
 		}
@@ -264,7 +265,6 @@ func (r *replication) transferLoop(ctx context.Context) error {
 			// this one: a deploy to fix, not a fault retrying cures.
 			return fmt.Errorf("peersession: state transfer failed (%v), and %w", err, fe)
 		}
-		attempt = min(2*attempt, 5*time.Minute)
 		r.st.cfg.Logger.Warn("peersession: state transfer failed; retrying", "err", err, "in", backoff)
 		t := time.NewTimer(backoff)
 		select {

@@ -120,6 +120,10 @@ type ReplicationStats struct {
 	// that differ from a joining node's digest, once that node had the
 	// whole state from another member).
 	Transfers, DeltaTransfers uint64
+	// TransferRetries counts state transfer requests this node sent again
+	// while joining, to a peer that had sent it nothing for 2 s (doubling):
+	// a request or answer lost, or declined by a busy peer.
+	TransferRetries uint64
 	// Dropped counts changes dropped for a peer (queue full, or queued
 	// when it died); anti-entropy repairs them.
 	Dropped uint64
@@ -199,6 +203,7 @@ func (r *replication) stats() ReplicationStats {
 		Applied: es.Applied, Refused: es.Refused, Rejected: es.Rejected, Skewed: es.Skewed,
 		Repairs: es.Repairs, Heals: es.Heals, Transfers: es.Transfers, DeltaTransfers: es.DeltaTransfers, Dropped: es.Dropped,
 		TransferDuration: time.Duration(r.transferDur.Load()),
+		TransferRetries:  es.TransferRetries,
 		FetchTimeouts:    es.FetchTimeouts, FetchSkips: es.FetchSkips, FetchesServed: es.FetchesServed,
 	}
 	cs := r.node.Stats()

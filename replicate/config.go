@@ -22,6 +22,7 @@ const (
 	DefaultMaxClockSkew        = time.Minute
 	DefaultMaxInflight         = 4
 	DefaultAckDelay            = 2 * time.Millisecond
+	DefaultTransferRetry       = 2 * time.Second
 )
 
 // Config configures an Engine. Self, Network, Store and Clock are required;
@@ -82,6 +83,13 @@ type Config struct {
 	// MaxTransfers is the most state transfers served at once; further
 	// requests wait. Zero means 2.
 	MaxTransfers int
+	// TransferRetry is how long a joining node's Transfer waits for a peer
+	// it asked to send anything (a chunk) before asking it again: a
+	// request or answer lost on a reset stream, or declined by a busy
+	// peer, then holds the join for this long, not until its context
+	// ends. The wait doubles at each new request, up to 4 times this.
+	// Zero means 2s; it must not be negative.
+	TransferRetry time.Duration
 	// MaxClockSkew is how far ahead of this node's wall clock a remote
 	// version may be. A remote record holding a later version (of a key,
 	// its principal or its tombstone) is refused, counted as Skewed and
@@ -103,8 +111,8 @@ func (c *Config) validate() error {
 		return errors.New("replicate: Config.Store is nil; set it to the local session store")
 	case c.Clock == nil:
 		return errors.New("replicate: Config.Clock is nil; create one with NewClock")
-	case c.QueueLimit < 0, c.MaxBatchBytes < 0, c.AckTimeout < 0, c.MaxTransfers < 0, c.MaxInflight < 0:
-		return errors.New("replicate: Config.QueueLimit, MaxBatchBytes, AckTimeout, MaxTransfers and MaxInflight must not be negative; zero means the default")
+	case c.QueueLimit < 0, c.MaxBatchBytes < 0, c.AckTimeout < 0, c.MaxTransfers < 0, c.MaxInflight < 0, c.TransferRetry < 0:
+		return errors.New("replicate: Config.QueueLimit, MaxBatchBytes, AckTimeout, MaxTransfers, MaxInflight and TransferRetry must not be negative; zero means the default")
 	case c.MaxBatchBytes > wire.DefaultLimits.MaxFrame/2:
 		return fmt.Errorf("replicate: Config.MaxBatchBytes %d is over %d (half the largest frame a peer accepts)",
 			c.MaxBatchBytes, wire.DefaultLimits.MaxFrame/2)
@@ -123,6 +131,7 @@ func (c *Config) setDefaults() {
 	defaults.Set(&c.AckTimeout, DefaultAckTimeout)
 	defaults.Set(&c.AntiEntropyInterval, DefaultAntiEntropyInterval)
 	defaults.Set(&c.MaxTransfers, DefaultMaxTransfers)
+	defaults.Set(&c.TransferRetry, DefaultTransferRetry)
 	defaults.Set(&c.MaxClockSkew, DefaultMaxClockSkew)
 	defaults.Set(&c.AckDelay, DefaultAckDelay)
 }

@@ -40,7 +40,8 @@ type memLink struct {
 	q           [][]byte
 	partitioned bool
 	dropping    bool
-	dropNext    int // drop this many frames, then deliver again
+	dropNext    int                     // drop this many frames, then deliver again
+	dropIf      func(frame []byte) bool // drops the frames it is true for (nil: none)
 	blocked     bool
 	stalled     bool // Send itself blocks until unstalled or its ctx ends
 	closed      bool
@@ -203,6 +204,9 @@ func (ep memEndpoint) Send(ctx context.Context, peer string, frame []byte) error
 	}
 	if l.dropNext > 0 {
 		l.dropNext--
+		return nil
+	}
+	if l.dropIf != nil && l.dropIf(frame) {
 		return nil
 	}
 	l.q = append(l.q, append([]byte(nil), frame...))

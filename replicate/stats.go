@@ -31,6 +31,10 @@ type Stats struct {
 	// transfers (TransferRequests with one), which a joining node asks of
 	// every peer but the one that sent it everything.
 	Transfers, DeltaTransfers uint64
+	// TransferRetries counts state transfer requests this node sent again
+	// while joining, to a peer that had sent nothing for
+	// Config.TransferRetry (see Transfer).
+	TransferRetries uint64
 	// Dropped counts changes dropped for any peer, live or gone: queue
 	// full, queued when the peer went down, or not encodable.
 	Dropped uint64
@@ -79,7 +83,7 @@ type PeerStats struct {
 type engineCounters struct {
 	applied, refused, rejected, skewed, repairs, transfers, deltaTransfers, dropped atomic.Uint64
 	fetchTimeouts, fetchSkips, fetchesServed                                        atomic.Uint64
-	heals                                                                           atomic.Uint64
+	heals, transferRetries                                                          atomic.Uint64
 }
 
 // peerCounters are a peer's counters.
@@ -101,19 +105,20 @@ func (c *peerCounters) setAck(at time.Time, lag time.Duration) {
 func (e *Engine) Stats() Stats {
 	live, _ := e.livePeers()
 	s := Stats{
-		Peers:          make(map[string]PeerStats, len(live)),
-		Applied:        e.st.applied.Load(),
-		Refused:        e.st.refused.Load(),
-		Rejected:       e.st.rejected.Load(),
-		Skewed:         e.st.skewed.Load(),
-		Repairs:        e.st.repairs.Load(),
-		Heals:          e.st.heals.Load(),
-		Transfers:      e.st.transfers.Load(),
-		Dropped:        e.st.dropped.Load(),
-		DeltaTransfers: e.st.deltaTransfers.Load(),
-		FetchTimeouts:  e.st.fetchTimeouts.Load(),
-		FetchSkips:     e.st.fetchSkips.Load(),
-		FetchesServed:  e.st.fetchesServed.Load(),
+		Peers:           make(map[string]PeerStats, len(live)),
+		Applied:         e.st.applied.Load(),
+		Refused:         e.st.refused.Load(),
+		Rejected:        e.st.rejected.Load(),
+		Skewed:          e.st.skewed.Load(),
+		Repairs:         e.st.repairs.Load(),
+		Heals:           e.st.heals.Load(),
+		Transfers:       e.st.transfers.Load(),
+		Dropped:         e.st.dropped.Load(),
+		DeltaTransfers:  e.st.deltaTransfers.Load(),
+		TransferRetries: e.st.transferRetries.Load(),
+		FetchTimeouts:   e.st.fetchTimeouts.Load(),
+		FetchSkips:      e.st.fetchSkips.Load(),
+		FetchesServed:   e.st.fetchesServed.Load(),
 	}
 	for _, p := range live {
 		queued := p.queue.len()

@@ -27,6 +27,16 @@ import (
 //  3. Transfer ends when the source and every other peer have sent their last
 //     chunk or gone down.
 //
+// A peer that sends nothing (no chunk) for Config.TransferRetry after it
+// was asked is asked again, with the wait doubling up to 4 times that:
+// a request or its answer can be lost without the peer going down (a
+// stream reset under it, a peer declining while it serves too many
+// transfers to this node, a request parked until the peer saw this node
+// up and dropped there). Without this, one such peer held the join until
+// the caller's context ended. A peer's last chunk answers any of the
+// requests sent to it (they share Req), and a duplicate answer is merged
+// like any other, so asking again never costs more than a second answer.
+//
 // Which peer is the source does not matter for correctness (step 2 covers
 // what it lacks), so it is chosen at random: nodes joining together (a
 // rolling restart, a scale-out) then spread the full copies over the
@@ -46,8 +56,16 @@ const (
 // whole state or for a delta, and where each stands.
 type transferCall struct {
 	peers   map[*peer]transferState // every peer asked; guarded by Engine.callMu
+	heard   map[*peer]bool          // peers that sent a chunk since last looked at; guarded by Engine.callMu
 	changed chan struct{}           // capacity 1: a state in peers changed
 }
+
+// maxTransferRetries caps the doubling of Config.TransferRetry.
+const maxTransferRetries = 4
+
+// maxSilentSource is how many times a source that sent nothing is asked
+// again before the whole state is asked of the next peer.
+const maxSilentSource = 2
 
 // Transfer performs the join-time state transfer described above: the whole
 // state from one peer (another if that one goes down first), then, from
@@ -71,7 +89,7 @@ func (e *Engine) Transfer(ctx context.Context) error {
 		return nil
 	}
 	req := e.reqSeq.Add(1)
-	call := &transferCall{peers: make(map[*peer]transferState, len(live)), changed: make(chan struct{}, 1)}
+	call := &transferCall{peers: make(map[*peer]transferState, len(live)), heard: make(map[*peer]bool), changed: make(chan struct{}, 1)}
 	e.callMu.Lock()
 	e.transfers[req] = call
 	e.callMu.Unlock()
@@ -111,12 +129,34 @@ func (e *Engine) transferFull(ctx context.Context, call *transferCall, req uint6
 			continue
 		}
 		e.log.Info("replicate: state transfer requested", "peer", p.id)
-		err := e.transferWait(ctx, call, func() bool { return call.peers[p] != transferAsked })
+		silent, abandoned := 0, false
+		err := e.transferWait(ctx, call, func() bool { return call.peers[p] != transferAsked || abandoned }, func() {
+			if !e.transferSilent(call, p) {
+				silent = 0
+				return
+			}
+			if silent++; silent > maxSilentSource {
+				// Silent after being asked again and again (it may not
+				// know this node yet): take the whole state from another
+				// peer; this one is asked for a delta later.
+				e.callMu.Lock()
+				abandoned = true
+				e.callMu.Unlock()
+				return
+			}
+			e.log.Warn("replicate: state transfer source sent nothing yet; asking again", "peer", p.id)
+			e.st.transferRetries.Add(1)
+			e.transferAsk(call, p, frame)
+		})
 		if err != nil {
 			return nil, fmt.Errorf("replicate: sync: the state transfer from %s did not finish: %w", p.id, err)
 		}
 		if e.transferStateOf(call, p) == transferDone {
 			return p, nil
+		}
+		if abandoned {
+			e.log.Warn("replicate: state transfer source sent nothing; asking another peer", "peer", p.id)
+			continue
 		}
 		e.log.Warn("replicate: state transfer source went down; asking another peer", "peer", p.id)
 	}
@@ -157,11 +197,49 @@ func (e *Engine) transferDeltas(ctx context.Context, call *transferCall, req uin
 			}
 		}
 		return true
-	})
+	}, func() { e.transferAskSilent(call, req) })
 	if err != nil {
 		return asked, fmt.Errorf("replicate: sync: whole state received, but a delta transfer did not finish: %w", err)
 	}
 	return asked, nil
+}
+
+// transferAskSilent asks again, with a fresh digest (what arrived since
+// narrows the answer), every peer that call still waits for and that sent
+// no chunk since the last look.
+func (e *Engine) transferAskSilent(call *transferCall, req uint64) {
+	e.callMu.Lock()
+	var silent []*peer
+	for p, st := range call.peers {
+		if st == transferAsked && !call.heard[p] {
+			silent = append(silent, p)
+		}
+	}
+	clear(call.heard)
+	e.callMu.Unlock()
+	if len(silent) == 0 {
+		return
+	}
+	frame, err := wire.Encode(wire.MsgTransferRequest, &wire.TransferRequest{Req: req, Digest: e.digestOf(e.heldBy(e.cfg.Self))})
+	if err != nil {
+		e.log.Error("replicate: delta transfer request did not encode", "err", err)
+		return
+	}
+	for _, p := range silent {
+		e.log.Warn("replicate: delta transfer unanswered; asking again", "peer", p.id)
+		e.st.transferRetries.Add(1)
+		e.transferAsk(call, p, frame)
+	}
+}
+
+// transferSilent reports whether p, asked by call, still owes its last
+// chunk and sent none since the last look; it forgets what p sent.
+func (e *Engine) transferSilent(call *transferCall, p *peer) bool {
+	e.callMu.Lock()
+	defer e.callMu.Unlock()
+	heard := call.heard[p]
+	delete(call.heard, p)
+	return call.peers[p] == transferAsked && !heard
 }
 
 // transferAsk records p as asked by call, then sends it frame. It reports
@@ -186,9 +264,14 @@ func (e *Engine) transferStateOf(call *transferCall, p *peer) transferState {
 	return call.peers[p]
 }
 
-// transferWait waits until cond, called with callMu held, holds. It returns
+// transferWait waits until cond, called with callMu held, holds. Each time
+// Config.TransferRetry passes without (doubling each time, up to
+// maxTransferRetries times it) it calls retry, without callMu. It returns
 // ctx's error if ctx ends first, ErrClosed if the engine closes.
-func (e *Engine) transferWait(ctx context.Context, call *transferCall, cond func() bool) error {
+func (e *Engine) transferWait(ctx context.Context, call *transferCall, cond func() bool, retry func()) error {
+	wait := e.cfg.TransferRetry
+	t := time.NewTimer(wait)
+	defer t.Stop()
 	for {
 		e.callMu.Lock()
 		ok := cond()
@@ -198,6 +281,10 @@ func (e *Engine) transferWait(ctx context.Context, call *transferCall, cond func
 		}
 		select {
 		case <-call.changed:
+		case <-t.C:
+			retry()
+			wait = min(2*wait, maxTransferRetries*e.cfg.TransferRetry)
+			t.Reset(wait)
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-e.ctx.Done():
@@ -235,12 +322,17 @@ func (e *Engine) transferChangedLocked(call *transferCall, p *peer, st transferS
 // goroutine.
 func (e *Engine) handleTransferChunk(p *peer, from string, m *wire.TransferChunk) {
 	e.apply(from, m.Records)
-	if !m.Done || p == nil {
+	if p == nil {
 		return
 	}
 	e.callMu.Lock()
 	defer e.callMu.Unlock()
-	if call := e.transfers[m.Req]; call != nil {
+	call := e.transfers[m.Req]
+	if call == nil {
+		return
+	}
+	call.heard[p] = true
+	if m.Done {
 		e.transferChangedLocked(call, p, transferDone)
 	}
 }

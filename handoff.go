@@ -211,63 +211,86 @@ func (h *handoff) run(peer string, p *peerHandoff) {
 
 // round pushes ids to peer in chunks of rebalanceChunk sessions, each
 // waiting for peer's acknowledgement (bounded by r.handoverWait), and
-// returns how many are left unacknowledged. A chunk the peer does not
-// answer for ends the round (pushing more would only fill its queue); one
-// it refused records of (or its queue dropped) is split (see split).
+// returns how many are left unacknowledged (see pushAll).
 func (h *handoff) round(peer string, ids []string) (left int) {
-	for len(ids) > 0 && h.r.ctx.Err() == nil {
-		n := min(rebalanceChunk, len(ids))
+	return pushAll(ids, rebalanceChunk,
+		func(part []string) pushChunk { return h.collect(peer, part) },
+		func(c pushChunk) (int, bool, bool) { return h.push(peer, c) },
+		h.r.ctx.Err)
+}
+
+// pushFunc pushes a chunk to one peer and returns how many of its
+// sessions are left unacknowledged, whether the peer answered, and
+// whether it refused some (or its queue dropped them): handoff.push.
+type pushFunc func(c pushChunk) (left int, answered, refused bool)
+
+// pushAll is one round of a peer's worker: it pushes ids in chunks of
+// size sessions (collect makes each; nothing to push in it: skipped) and
+// returns how many are left unacknowledged, those it did not get to
+// included. A chunk the peer does not answer for ends the round (pushing
+// more would only fill its queue); one it refused records of is split
+// (see split), and one whose halves it both refused records of ends the
+// round too: that peer refuses widely (its store full, its clock behind),
+// and the next round, after the backoff, tries again, rather than every
+// record owed being sent three times a round. stop ends the round early
+// (the replication stops).
+func pushAll(ids []string, size int, collect func([]string) pushChunk, push pushFunc, stop func() error) (left int) {
+	for len(ids) > 0 && stop() == nil {
+		n := min(size, len(ids))
 		part := ids[:n]
 		ids = ids[n:]
-		c := h.collect(peer, part)
+		c := collect(part)
 		if len(c.recs) == 0 {
 			continue
 		}
-		l, answered, refused := h.push(peer, c)
+		l, answered, refused := push(c)
 		if refused {
-			l, answered = h.split(peer, c)
+			var widely bool
+			l, answered, widely = split(c, push)
+			answered = answered && !widely
 		}
 		left += l
 		if !answered {
-			return left + len(ids) // not answering (or not up yet): the rest next round
+			return left + len(ids) // not answering, not up yet, or refusing widely: the rest next round
 		}
 	}
 	return left
 }
 
-// split pushes the two halves of c, which peer refused records of, apart,
-// and each half it refused records of split again, so that the records it
-// takes are acknowledged without those it refuses (one refused record
-// makes its whole batch unacknowledged). When it refuses records of both
-// halves, it stops there: that peer refuses widely (its store full, its
-// clock behind), and the next round tries again. It returns how many are
-// left unacknowledged, and whether peer answered.
-func (h *handoff) split(peer string, c pushChunk) (left int, answered bool) {
+// split pushes the two halves of c, which the peer refused records of,
+// apart, and a half it refused records of split again, so that the
+// records it takes are acknowledged without those it refuses (one refused
+// record makes its whole batch unacknowledged). When it refuses records
+// of both halves, it stops there. It returns how many are left
+// unacknowledged, whether the peer answered, and whether it refused
+// records of both of c's halves: nothing of c taken, the peer refuses
+// widely.
+func split(c pushChunk, push pushFunc) (left int, answered, widely bool) {
 	if len(c.recs) == 1 {
-		return 1, true
+		return 1, true, true
 	}
 	halves := c.halves()
 	var refused [2]bool
 	for i, half := range halves {
-		l, ok, ref := h.push(peer, half)
+		l, ok, ref := push(half)
 		left, refused[i] = left+l, ref
 		if !ok {
 			if i == 0 {
 				left += len(halves[1].recs)
 			}
-			return left, false
+			return left, false, false
 		}
 	}
 	if refused[0] && refused[1] {
-		return left, true
+		return left, true, true
 	}
 	for i, half := range halves {
 		if refused[i] {
-			l, ok := h.split(peer, half)
-			return left - len(half.recs) + l, ok
+			l, ok, _ := split(half, push)
+			return left - len(half.recs) + l, ok, false
 		}
 	}
-	return left, true
+	return left, true, false
 }
 
 // pushChunk is sessions to push to a peer, their entries here and IDs.

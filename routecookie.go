@@ -37,7 +37,7 @@ func (c *ClusterConfig) checkRouteCookie(cookie CookieConfig) error {
 		return fmt.Errorf("peersession: ClusterConfig.RouteCookie %q is the session cookie's name (Config.Cookie.Name); give the route cookie a name of its own", name)
 	case strings.HasPrefix(name, "__Host-") && (cookie.Domain != "" || cookie.Path != "/"):
 		return fmt.Errorf("peersession: ClusterConfig.RouteCookie %q has the __Host- prefix, which browsers accept only with Path \"/\" and no Domain (it takes Config.Cookie's); clear Config.Cookie.Domain and Path", name)
-	case !validRoute(c.Name):
+	case c.Name != "" && !validRoute(c.Name): // an empty Name is reported as such (cluster.Config)
 		return fmt.Errorf("peersession: ClusterConfig.Name %q cannot be a route cookie's value (ClusterConfig.RouteCookie): "+
 			"use printable ASCII without spaces, '\"', ',', ';' or '\\'", c.Name)
 	}

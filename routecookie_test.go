@@ -305,6 +305,7 @@ func TestRouteCookieMisconfigurationsAreRefused(t *testing.T) {
 		{"the session cookie's name", func(c *Config) { c.Cluster.RouteCookie = "session" }, "is the session cookie's name"},
 		{"__Host- with a Domain", func(c *Config) { c.Cluster.RouteCookie = "__Host-route"; c.Cookie.Domain = "example.test" }, "__Host- prefix"},
 		{"a Name no cookie can carry", func(c *Config) { c.Cluster.RouteCookie = "route"; c.Cluster.Name = "node 1" }, "ClusterConfig.Name \"node 1\" cannot be a route cookie's value"},
+		{"no Name at all", func(c *Config) { c.Cluster.RouteCookie = "route"; c.Cluster.Name = "" }, "ClusterConfig.Name is empty"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := Config{Cluster: &ClusterConfig{Name: "n"}}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -104,6 +105,9 @@ func (h *handoff) doneLocked(peer, id string) {
 	delete(p.ids, id)
 	if h.waits[id]--; h.waits[id] <= 0 {
 		delete(h.waits, id)
+		if len(h.waits) == 0 {
+			h.waits = map[string]int{} // a map never shrinks: drop the peak's buckets
+		}
 	}
 }
 
@@ -153,7 +157,7 @@ func (h *handoff) viewChanged(v *partView) {
 	}
 	h.mu.Unlock()
 	for _, id := range strays {
-		h.settleStray(id)
+		h.settleStray(id, false)
 	}
 }
 
@@ -340,6 +344,7 @@ func (h *handoff) collect(peer string, ids []string) (c pushChunk) {
 		switch {
 		case !v.isHolder(peer, id):
 			h.done(peer, id)
+			h.settleStray(id, false) // a stray waiting for peer alone may go now
 		case e == nil || stale(e.rec, now):
 			// Nothing here worth a push (the sweeper removes what is
 			// stale); an expired stray goes now.
@@ -363,70 +368,120 @@ func stale(rec model.Record, now time.Time) bool {
 	return rec.Expired(now)
 }
 
-// acked records that peer acknowledged session id's copy e.
+// acked records that peer acknowledged session id's copy e. An
+// acknowledgement counts towards dropping a stray only from a holder of
+// it under the current view (the view may have changed since the push
+// was collected).
 func (h *handoff) acked(peer, id string, e *entry) {
+	v := h.r.part.view.Load()
 	h.mu.Lock()
 	h.doneLocked(peer, id)
 	acks, stray := h.strays[id]
-	if stray {
+	if stray && v.isHolder(peer, id) {
 		acks[peer] = e
 	}
 	h.mu.Unlock()
 	if stray {
-		h.settleStray(id)
+		h.settleStray(id, false)
 	}
 }
 
 // stray hands session id over: every holder that has not acknowledged
-// its copy here owes it.
+// its copy here owes it. It is called from the stray pass (every
+// strayEvery at most for one session: the backoff of a stray written
+// again and again).
 func (h *handoff) stray(id string) {
 	h.mu.Lock()
 	if h.strays[id] == nil {
 		h.strays[id] = map[string]*entry{}
 	}
 	h.mu.Unlock()
-	h.settleStray(id)
+	h.settleStray(id, true)
 }
 
 // settleStray drops stray id once every current holder has acknowledged
-// the copy stored here, and otherwise makes those that have not owe it.
-// A stray that is gone, or held here again, is no longer handed over.
-func (h *handoff) settleStray(id string) {
+// the copy stored here. Otherwise it makes the holders with no recorded
+// acknowledgement owe it (a new holder, or one whose acknowledgement is
+// still to come), and with renew those whose recorded acknowledgement is
+// of an older copy too. Without renew (an acknowledgement, or a view
+// change) a copy changed since is left to the stray pass (handOverStrays),
+// where a change already acknowledged by every holder drops it without a
+// push; so a stray written again and again is not pushed whole at once
+// after every acknowledgement. A stray that is gone, or held here again,
+// is no longer handed over. The view is read once: held, the holders and
+// their acknowledgements all come from it, and the copy is dropped only
+// if the view is still the same then (else judged again under the new
+// one).
+func (h *handoff) settleStray(id string, renew bool) {
 	r := h.r
-	cur := r.st.shards.get(id)
-	held := r.part.holds(id)
-	var buf [8]string
-	hs := r.part.Holders(id, buf[:0])
+	for {
+		v := r.part.view.Load()
+		cur := r.st.shards.get(id)
+		var buf [8]string
+		hs := v.holders(id, buf[:0])
+		if !h.judgeStray(id, cur, v.pl.Holds(r.part.selfName, id), hs, renew) {
+			return
+		}
+		if r.part.view.Load() != v {
+			continue // the view changed meanwhile: judge again under the new one
+		}
+		if !r.st.dropStray(id, cur) {
+			// It changed meanwhile: the stray pass hands the new copy over
+			// (a change merged or written here queues it there too).
+			r.part.strays.add(id)
+			return
+		}
+		r.st.stats.straysDropped.Add(1)
+		h.mu.Lock()
+		h.deleteStrayLocked(id)
+		h.mu.Unlock()
+		return
+	}
+}
+
+// judgeStray is settleStray's bookkeeping under h.mu, for stray id whose
+// copy here is cur, held here or not, whose holders are hs: it reports
+// whether id is being handed over and every holder acknowledged cur.
+func (h *handoff) judgeStray(id string, cur *entry, held bool, hs []string, renew bool) (all bool) {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	acks, ok := h.strays[id]
 	if !ok {
-		h.mu.Unlock()
-		return
+		return false
 	}
 	if cur == nil || held || len(hs) == 0 {
-		delete(h.strays, id)
-		h.mu.Unlock()
-		return
+		h.deleteStrayLocked(id)
+		return false
 	}
-	all := true
-	for _, p := range hs {
-		if acks[p] != cur {
-			all = false
-			h.wantLocked(p, id)
+	for p := range acks {
+		if !slices.Contains(hs, p) {
+			delete(acks, p) // no longer a holder: its copy may be gone by now
 		}
 	}
-	if all {
-		delete(h.strays, id)
+	all = true
+	changed := false
+	for _, p := range hs {
+		switch a := acks[p]; {
+		case a == cur:
+		case a == nil || renew:
+			all = false
+			h.wantLocked(p, id)
+		default:
+			all, changed = false, true
+		}
 	}
-	h.mu.Unlock()
-	if !all {
-		return
+	if changed {
+		h.r.part.strays.add(id) // the stray pass hands the changed copy over
 	}
-	if r.st.dropStray(id, cur) {
-		r.st.stats.straysDropped.Add(1)
-		return
+	return all
+}
+
+// deleteStrayLocked stops handing stray id over. h.mu must be held.
+func (h *handoff) deleteStrayLocked(id string) {
+	delete(h.strays, id)
+	if len(h.strays) == 0 {
+		h.strays = map[string]map[string]*entry{} // a map never shrinks: drop the peak's buckets
 	}
-	h.stray(id) // it changed meanwhile: hand the new copy over
 }
 
 // forgetStray stops handing stray id over, and drops e, its stale copy
@@ -434,7 +489,7 @@ func (h *handoff) settleStray(id string) {
 func (h *handoff) forgetStray(id string, e *entry) {
 	h.mu.Lock()
 	_, ok := h.strays[id]
-	delete(h.strays, id)
+	h.deleteStrayLocked(id)
 	h.mu.Unlock()
 	if ok && e != nil && !h.r.part.holds(id) && h.r.st.dropStray(id, e) {
 		h.r.st.stats.straysDropped.Add(1)

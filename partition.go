@@ -100,7 +100,12 @@ func (p *partition) refreshLocked() {
 // Holders implements replicate.Placement: the peer IDs of the live nodes
 // holding session id, this node's among them if it is one.
 func (p *partition) Holders(id string, dst []string) []string {
-	v := p.view.Load()
+	return p.view.Load().holders(id, dst)
+}
+
+// holders appends to dst the peer IDs of the nodes holding session id
+// under v.
+func (v *partView) holders(id string, dst []string) []string {
 	var buf [8]string
 	for _, name := range v.pl.Holders(id, buf[:0]) {
 		dst = append(dst, v.ids[name]...)

@@ -126,11 +126,20 @@ func (h *handoff) underReplicated() int {
 	return len(h.waits)
 }
 
-// strayCount returns how many strays are being handed over.
-func (h *handoff) strayCount() int {
+// strayCountWith returns how many strays are being handed over or wait
+// in queued (the stray pass's queue), each counted once.
+func (h *handoff) strayCountWith(queued *strays) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(h.strays)
+	queued.mu.Lock() // after h.mu, as judgeStray takes them
+	defer queued.mu.Unlock()
+	n := len(queued.ids)
+	for id := range h.strays {
+		if _, ok := queued.ids[id]; !ok {
+			n++
+		}
+	}
+	return n
 }
 
 // viewChanged forgets what the peers gone from the placement owed, wakes

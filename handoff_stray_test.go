@@ -67,6 +67,7 @@ func newStrayRig(t *testing.T) *strayRig {
 	x.part.Store(pt)
 	r := &replication{st: x, part: pt, ctx: t.Context()}
 	h := newHandoff(r)
+	r.hand = h
 	for _, n := range []string{"a", "d", "e"} {
 		h.peers[n+"-1"] = &peerHandoff{ids: map[string]struct{}{}, running: true, kick: make(chan struct{}, 1)}
 	}
@@ -171,4 +172,17 @@ func TestAStrayChangedAfterAnAcknowledgementWaitsForTheStrayPass(t *testing.T) {
 
 	g.h.stray(id) // the stray pass
 	require.True(t, g.owes("a", id) && g.owes("d", id), "the stray pass does not push the changed copy")
+}
+
+// A stray queued for the stray pass while being handed over is one stray
+// in ReplicationStats.Strays, not two.
+func TestAStrayIsCountedOnce(t *testing.T) {
+	g := newStrayRig(t)
+	_, id := g.stray(t)
+	g.pt.strays.take(1 << 20)
+	require.Equal(t, 1, g.h.r.straysWaiting(), "being handed over")
+	g.pt.strays.add(id)
+	require.Equal(t, 1, g.h.r.straysWaiting(), "being handed over and queued again")
+	g.pt.strays.add("another")
+	require.Equal(t, 2, g.h.r.straysWaiting(), "and another queued")
 }

@@ -136,8 +136,9 @@ func (r *replication) handOverAll(ctx context.Context) {
 }
 
 // straysWaiting returns how many strays wait to be handed over, or are
-// being handed over.
-func (r *replication) straysWaiting() int { return r.part.strays.len() + r.hand.strayCount() }
+// being handed over (one queued again while being handed over counted
+// once).
+func (r *replication) straysWaiting() int { return r.hand.strayCountWith(&r.part.strays) }
 
 // handOverStrays hands the strays that came up since it last ran over to
 // their holders (handoff.stray), except those it may drop at once: expired

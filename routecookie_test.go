@@ -286,6 +286,10 @@ func TestRouteCookieIsSetOnlyWhenItChanges(t *testing.T) {
 	require.NotNil(t, rc, "a request with another route gets this one")
 	assert.Equal(t, "node-1", rc.Value)
 
+	assert.Nil(t, routeSetCookie(do("GET", "/nothing", cookies(""))), "a request that did not load its session gets no route")
+	unknown := http.Header{"Cookie": {"session=" + newToken()}}
+	assert.Nil(t, routeSetCookie(do("GET", "/get?k=n", unknown)), "a token of no session gets no route")
+
 	res = do("GET", "/get?k=n", http.Header{"X-Session": {session}})
 	assert.Nil(t, routeSetCookie(res), "a client of Config.Header keeps no cookies")
 

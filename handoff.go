@@ -428,47 +428,48 @@ func (h *handoff) settleStray(id string, renew bool) {
 		cur := r.st.shards.get(id)
 		var buf [8]string
 		hs := v.holders(id, buf[:0])
-		if !h.judgeStray(id, cur, v.pl.Holds(r.part.selfName, id), hs, renew) {
+		acks := h.judgeStray(id, cur, v.pl.Holds(r.part.selfName, id), hs, renew)
+		if acks == nil {
 			return
 		}
 		if r.part.view.Load() != v {
+			h.restoreStray(id, acks)
 			continue // the view changed meanwhile: judge again under the new one
 		}
 		if !r.st.dropStray(id, cur) {
 			// It changed meanwhile: the stray pass hands the new copy over
 			// (a change merged or written here queues it there too).
+			h.restoreStray(id, acks)
 			r.part.strays.add(id)
 			return
 		}
 		r.st.stats.straysDropped.Add(1)
-		h.mu.Lock()
-		h.deleteStrayLocked(id)
-		h.mu.Unlock()
 		return
 	}
 }
 
 // judgeStray is settleStray's bookkeeping under h.mu, for stray id whose
-// copy here is cur, held here or not, whose holders are hs: it reports
-// whether id is being handed over and every holder acknowledged cur.
-func (h *handoff) judgeStray(id string, cur *entry, held bool, hs []string, renew bool) (all bool) {
+// copy here is cur, held here or not, whose holders are hs. When id is
+// being handed over and every holder acknowledged cur, it stops handing
+// it over and returns its acknowledgements (for restoreStray, should the
+// drop not happen); otherwise nil.
+func (h *handoff) judgeStray(id string, cur *entry, held bool, hs []string, renew bool) map[string]*entry {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	acks, ok := h.strays[id]
 	if !ok {
-		return false
+		return nil
 	}
 	if cur == nil || held || len(hs) == 0 {
 		h.deleteStrayLocked(id)
-		return false
+		return nil
 	}
 	for p := range acks {
 		if !slices.Contains(hs, p) {
 			delete(acks, p) // no longer a holder: its copy may be gone by now
 		}
 	}
-	all = true
-	changed := false
+	all, changed := true, false
 	for _, p := range hs {
 		switch a := acks[p]; {
 		case a == cur:
@@ -482,7 +483,22 @@ func (h *handoff) judgeStray(id string, cur *entry, held bool, hs []string, rene
 	if changed {
 		h.r.part.strays.add(id) // the stray pass hands the changed copy over
 	}
-	return all
+	if !all {
+		return nil
+	}
+	h.deleteStrayLocked(id)
+	return acks
+}
+
+// restoreStray hands stray id over again, with acks, after judgeStray
+// stopped it but the copy was not dropped; unless it is being handed over
+// again already.
+func (h *handoff) restoreStray(id string, acks map[string]*entry) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.strays[id]; !ok {
+		h.strays[id] = acks
+	}
 }
 
 // deleteStrayLocked stops handing stray id over. h.mu must be held.

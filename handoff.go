@@ -436,6 +436,14 @@ func (h *handoff) settleStray(id string, renew bool) {
 			h.restoreStray(id, acks)
 			continue // the view changed meanwhile: judge again under the new one
 		}
+		if _, member := v.names[r.part.selfID]; member && !r.part.strays.quiet(id, r.st.cfg.Now()) {
+			// A peer pushed it here as to a holder lately: kept until
+			// this node's view has had time to catch up (the stray
+			// pass judges it again).
+			h.restoreStray(id, acks)
+			r.part.strays.add(id)
+			return
+		}
 		if !r.st.dropStray(id, cur) {
 			// It changed meanwhile: the stray pass hands the new copy over
 			// (a change merged or written here queues it there too).

@@ -35,6 +35,14 @@ const (
 	rebalanceChunk = 4096
 	// strayEvery is how often strays are handed over and dropped.
 	strayEvery = 500 * time.Millisecond
+	// strayQuiet is how long a stray a peer pushed to this node as to a
+	// holder is kept at least (strays.quiet): one of the two views is
+	// behind, and if it is this node's (a death it has not heard of yet
+	// makes it a holder), its view catches up within memberlist's gossip
+	// spread, well under this; dropped on its older view's
+	// acknowledgements, the copy would be missing on a holder that
+	// nobody owes it to.
+	strayQuiet = 2 * time.Second
 	// handoverWait bounds the wait for one chunk's acknowledgement;
 	// what is not acknowledged by then is pushed again later.
 	handoverWait = 10 * time.Second
@@ -165,7 +173,7 @@ func (r *replication) handOverStrays() {
 				r.st.dropStray(id, e)
 				continue
 			}
-			if wrote && w.e == e && r.ackedByHolders(id, w.t) {
+			if wrote && w.e == e && r.ackedByHolders(id, w.t) && r.part.strays.quiet(id, now) {
 				r.hand.forgetStray(id, nil)
 				if r.st.dropStray(id, e) {
 					held++

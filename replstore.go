@@ -62,27 +62,29 @@ func (a replStore) Apply(recs []model.Record) (refused int) {
 // holder the rebalance has not reached yet, or a lost creation): kept, but
 // not acknowledged as applied, so that a Sync write is not counted as held
 // by a node that could not serve it, and a stray is not dropped on its
-// strength (the writer's Ticket sees it refused); and likewise for a
-// change to a stray here (see below).
+// strength (the writer's Ticket sees it refused).
 func (a replStore) apply(rec *model.Record, opts applyOpts) (refused, partial int) {
 	if err := checkValues(rec); err != nil {
 		a.st.refusals.note(a.st.cfg.Logger, opts.now, rec.ID, fmt.Errorf("malformed value: %w", err))
 		return 1, 0
 	}
 	pt := a.st.part.Load()
-	// A stray here (a copy of a session this node does not hold under its
-	// view) is not acknowledged either: the sender counts this node as a
-	// holder, so its view is ahead of ours (or behind), and this node may
-	// yet drop the copy on the strength of its own, older holders'
-	// acknowledgements. Unacknowledged, the sender keeps owing the push
-	// and sends it again until this node's view agrees (handoff.go).
+	// A change to a stray here (a copy of a session this node does not
+	// hold under its view): the sender counts this node among the
+	// holders, so one of the two views is behind. The copy is kept for
+	// strayQuiet at least (see strays.pushed), long enough for this
+	// node's view to catch up if it is the one behind, rather than being
+	// dropped on its older view's acknowledgements.
 	stray := pt != nil && a.st.shards.get(rec.ID) != nil && !pt.holds(rec.ID)
 	prev, next, err := a.st.mergeIn(*rec, opts)
 	if err != nil {
 		a.st.refusals.note(a.st.cfg.Logger, opts.now, rec.ID, err)
 		return 1, 0
 	}
-	if pt != nil && next != nil && (next.partial() || stray) {
+	if stray {
+		pt.strays.pushed(rec.ID, opts.now)
+	}
+	if pt != nil && next != nil && next.partial() {
 		partial = 1
 	}
 	a.st.fireEventsAt(prev, next, true, opts.now)

@@ -436,7 +436,7 @@ func (h *handoff) settleStray(id string, renew bool) {
 			h.restoreStray(id, acks)
 			continue // the view changed meanwhile: judge again under the new one
 		}
-		if _, member := v.names[r.part.selfID]; member && !r.part.strays.quiet(id, r.st.cfg.Now()) {
+		if _, member := v.names[r.part.selfID]; member && !r.part.strays.quiet(id, time.Now()) {
 			// A peer pushed it here as to a holder lately: kept until
 			// this node's view has had time to catch up (the stray
 			// pass judges it again).

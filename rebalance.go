@@ -173,7 +173,7 @@ func (r *replication) handOverStrays() {
 				r.st.dropStray(id, e)
 				continue
 			}
-			if wrote && w.e == e && r.ackedByHolders(id, w.t) && r.part.strays.quiet(id, now) {
+			if wrote && w.e == e && r.ackedByHolders(id, w.t) && r.part.strays.quiet(id, time.Now()) {
 				r.hand.forgetStray(id, nil)
 				if r.st.dropStray(id, e) {
 					held++

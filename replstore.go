@@ -2,6 +2,7 @@ package peersession
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/peersession/peersession/replicate/model"
 	"github.com/peersession/peersession/replicate/wire"
@@ -82,7 +83,7 @@ func (a replStore) apply(rec *model.Record, opts applyOpts) (refused, partial in
 		return 1, 0
 	}
 	if stray {
-		pt.strays.pushed(rec.ID, opts.now)
+		pt.strays.pushed(rec.ID, time.Now()) // real time: a gossip spread, not the sessions' clock
 	}
 	if pt != nil && next != nil && next.partial() {
 		partial = 1

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -104,6 +105,9 @@ func (h *handoff) doneLocked(peer, id string) {
 	delete(p.ids, id)
 	if h.waits[id]--; h.waits[id] <= 0 {
 		delete(h.waits, id)
+		if len(h.waits) == 0 {
+			h.waits = map[string]int{} // a map never shrinks: drop the peak's buckets
+		}
 	}
 }
 
@@ -122,11 +126,20 @@ func (h *handoff) underReplicated() int {
 	return len(h.waits)
 }
 
-// strayCount returns how many strays are being handed over.
-func (h *handoff) strayCount() int {
+// strayCountWith returns how many strays are being handed over or wait
+// in queued (the stray pass's queue), each counted once.
+func (h *handoff) strayCountWith(queued *strays) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(h.strays)
+	queued.mu.Lock() // after h.mu, as judgeStray takes them
+	defer queued.mu.Unlock()
+	n := len(queued.ids)
+	for id := range h.strays {
+		if _, ok := queued.ids[id]; !ok {
+			n++
+		}
+	}
+	return n
 }
 
 // viewChanged forgets what the peers gone from the placement owed, wakes
@@ -153,7 +166,7 @@ func (h *handoff) viewChanged(v *partView) {
 	}
 	h.mu.Unlock()
 	for _, id := range strays {
-		h.settleStray(id)
+		h.settleStray(id, false)
 	}
 }
 
@@ -211,63 +224,86 @@ func (h *handoff) run(peer string, p *peerHandoff) {
 
 // round pushes ids to peer in chunks of rebalanceChunk sessions, each
 // waiting for peer's acknowledgement (bounded by r.handoverWait), and
-// returns how many are left unacknowledged. A chunk the peer does not
-// answer for ends the round (pushing more would only fill its queue); one
-// it refused records of (or its queue dropped) is split (see split).
+// returns how many are left unacknowledged (see pushAll).
 func (h *handoff) round(peer string, ids []string) (left int) {
-	for len(ids) > 0 && h.r.ctx.Err() == nil {
-		n := min(rebalanceChunk, len(ids))
+	return pushAll(ids, rebalanceChunk,
+		func(part []string) pushChunk { return h.collect(peer, part) },
+		func(c pushChunk) (int, bool, bool) { return h.push(peer, c) },
+		h.r.ctx.Err)
+}
+
+// pushFunc pushes a chunk to one peer and returns how many of its
+// sessions are left unacknowledged, whether the peer answered, and
+// whether it refused some (or its queue dropped them): handoff.push.
+type pushFunc func(c pushChunk) (left int, answered, refused bool)
+
+// pushAll is one round of a peer's worker: it pushes ids in chunks of
+// size sessions (collect makes each; nothing to push in it: skipped) and
+// returns how many are left unacknowledged, those it did not get to
+// included. A chunk the peer does not answer for ends the round (pushing
+// more would only fill its queue); one it refused records of is split
+// (see split), and one whose halves it both refused records of ends the
+// round too: that peer refuses widely (its store full, its clock behind),
+// and the next round, after the backoff, tries again, rather than every
+// record owed being sent three times a round. stop ends the round early
+// (the replication stops).
+func pushAll(ids []string, size int, collect func([]string) pushChunk, push pushFunc, stop func() error) (left int) {
+	for len(ids) > 0 && stop() == nil {
+		n := min(size, len(ids))
 		part := ids[:n]
 		ids = ids[n:]
-		c := h.collect(peer, part)
+		c := collect(part)
 		if len(c.recs) == 0 {
 			continue
 		}
-		l, answered, refused := h.push(peer, c)
+		l, answered, refused := push(c)
 		if refused {
-			l, answered = h.split(peer, c)
+			var widely bool
+			l, answered, widely = split(c, push)
+			answered = answered && !widely
 		}
 		left += l
 		if !answered {
-			return left + len(ids) // not answering (or not up yet): the rest next round
+			return left + len(ids) // not answering, not up yet, or refusing widely: the rest next round
 		}
 	}
 	return left
 }
 
-// split pushes the two halves of c, which peer refused records of, apart,
-// and each half it refused records of split again, so that the records it
-// takes are acknowledged without those it refuses (one refused record
-// makes its whole batch unacknowledged). When it refuses records of both
-// halves, it stops there: that peer refuses widely (its store full, its
-// clock behind), and the next round tries again. It returns how many are
-// left unacknowledged, and whether peer answered.
-func (h *handoff) split(peer string, c pushChunk) (left int, answered bool) {
+// split pushes the two halves of c, which the peer refused records of,
+// apart, and a half it refused records of split again, so that the
+// records it takes are acknowledged without those it refuses (one refused
+// record makes its whole batch unacknowledged). When it refuses records
+// of both halves, it stops there. It returns how many are left
+// unacknowledged, whether the peer answered, and whether it refused
+// records of both of c's halves: nothing of c taken, the peer refuses
+// widely.
+func split(c pushChunk, push pushFunc) (left int, answered, widely bool) {
 	if len(c.recs) == 1 {
-		return 1, true
+		return 1, true, true
 	}
 	halves := c.halves()
 	var refused [2]bool
 	for i, half := range halves {
-		l, ok, ref := h.push(peer, half)
+		l, ok, ref := push(half)
 		left, refused[i] = left+l, ref
 		if !ok {
 			if i == 0 {
 				left += len(halves[1].recs)
 			}
-			return left, false
+			return left, false, false
 		}
 	}
 	if refused[0] && refused[1] {
-		return left, true
+		return left, true, true
 	}
 	for i, half := range halves {
 		if refused[i] {
-			l, ok := h.split(peer, half)
-			return left - len(half.recs) + l, ok
+			l, ok, _ := split(half, push)
+			return left - len(half.recs) + l, ok, false
 		}
 	}
-	return left, true
+	return left, true, false
 }
 
 // pushChunk is sessions to push to a peer, their entries here and IDs.
@@ -317,6 +353,7 @@ func (h *handoff) collect(peer string, ids []string) (c pushChunk) {
 		switch {
 		case !v.isHolder(peer, id):
 			h.done(peer, id)
+			h.settleStray(id, false) // a stray waiting for peer alone may go now
 		case e == nil || stale(e.rec, now):
 			// Nothing here worth a push (the sweeper removes what is
 			// stale); an expired stray goes now.
@@ -340,70 +377,144 @@ func stale(rec model.Record, now time.Time) bool {
 	return rec.Expired(now)
 }
 
-// acked records that peer acknowledged session id's copy e.
+// acked records that peer acknowledged session id's copy e. An
+// acknowledgement counts towards dropping a stray only from a holder of
+// it under the current view (the view may have changed since the push
+// was collected).
 func (h *handoff) acked(peer, id string, e *entry) {
+	v := h.r.part.view.Load()
 	h.mu.Lock()
 	h.doneLocked(peer, id)
 	acks, stray := h.strays[id]
-	if stray {
+	if stray && v.isHolder(peer, id) {
 		acks[peer] = e
 	}
 	h.mu.Unlock()
 	if stray {
-		h.settleStray(id)
+		h.settleStray(id, false)
 	}
 }
 
 // stray hands session id over: every holder that has not acknowledged
-// its copy here owes it.
+// its copy here owes it. It is called from the stray pass (every
+// strayEvery at most for one session: the backoff of a stray written
+// again and again).
 func (h *handoff) stray(id string) {
 	h.mu.Lock()
 	if h.strays[id] == nil {
 		h.strays[id] = map[string]*entry{}
 	}
 	h.mu.Unlock()
-	h.settleStray(id)
+	h.settleStray(id, true)
 }
 
 // settleStray drops stray id once every current holder has acknowledged
-// the copy stored here, and otherwise makes those that have not owe it.
-// A stray that is gone, or held here again, is no longer handed over.
-func (h *handoff) settleStray(id string) {
+// the copy stored here. Otherwise it makes the holders with no recorded
+// acknowledgement owe it (a new holder, or one whose acknowledgement is
+// still to come), and with renew those whose recorded acknowledgement is
+// of an older copy too. Without renew (an acknowledgement, or a view
+// change) a copy changed since is left to the stray pass (handOverStrays),
+// where a change already acknowledged by every holder drops it without a
+// push; so a stray written again and again is not pushed whole at once
+// after every acknowledgement. A stray that is gone, or held here again,
+// is no longer handed over. The view is read once: held, the holders and
+// their acknowledgements all come from it, and the copy is dropped only
+// if the view is still the same then (else judged again under the new
+// one).
+func (h *handoff) settleStray(id string, renew bool) {
 	r := h.r
-	cur := r.st.shards.get(id)
-	held := r.part.holds(id)
-	var buf [8]string
-	hs := r.part.Holders(id, buf[:0])
-	h.mu.Lock()
-	acks, ok := h.strays[id]
-	if !ok {
-		h.mu.Unlock()
-		return
-	}
-	if cur == nil || held || len(hs) == 0 {
-		delete(h.strays, id)
-		h.mu.Unlock()
-		return
-	}
-	all := true
-	for _, p := range hs {
-		if acks[p] != cur {
-			all = false
-			h.wantLocked(p, id)
+	for {
+		v := r.part.view.Load()
+		cur := r.st.shards.get(id)
+		var buf [8]string
+		hs := v.holders(id, buf[:0])
+		acks := h.judgeStray(id, cur, v.pl.Holds(r.part.selfName, id), hs, renew)
+		if acks == nil {
+			return
 		}
-	}
-	if all {
-		delete(h.strays, id)
-	}
-	h.mu.Unlock()
-	if !all {
-		return
-	}
-	if r.st.dropStray(id, cur) {
+		if r.part.view.Load() != v {
+			h.restoreStray(id, acks)
+			continue // the view changed meanwhile: judge again under the new one
+		}
+		if _, member := v.names[r.part.selfID]; member && !r.part.strays.quiet(id, time.Now()) {
+			// A peer pushed it here as to a holder lately: kept until
+			// this node's view has had time to catch up (the stray
+			// pass judges it again).
+			h.restoreStray(id, acks)
+			r.part.strays.add(id)
+			return
+		}
+		if !r.st.dropStray(id, cur) {
+			// It changed meanwhile: the stray pass hands the new copy over
+			// (a change merged or written here queues it there too).
+			h.restoreStray(id, acks)
+			r.part.strays.add(id)
+			return
+		}
 		r.st.stats.straysDropped.Add(1)
 		return
 	}
-	h.stray(id) // it changed meanwhile: hand the new copy over
+}
+
+// judgeStray is settleStray's bookkeeping under h.mu, for stray id whose
+// copy here is cur, held here or not, whose holders are hs. When id is
+// being handed over and every holder acknowledged cur, it stops handing
+// it over and returns its acknowledgements (for restoreStray, should the
+// drop not happen); otherwise nil.
+func (h *handoff) judgeStray(id string, cur *entry, held bool, hs []string, renew bool) map[string]*entry {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	acks, ok := h.strays[id]
+	if !ok {
+		return nil
+	}
+	if cur == nil || held || len(hs) == 0 {
+		h.deleteStrayLocked(id)
+		return nil
+	}
+	for p := range acks {
+		if !slices.Contains(hs, p) {
+			delete(acks, p) // no longer a holder: its copy may be gone by now
+		}
+	}
+	all, changed := true, false
+	for _, p := range hs {
+		switch a := acks[p]; {
+		case a == cur:
+		case a == nil || renew:
+			all = false
+			h.wantLocked(p, id)
+		default:
+			all, changed = false, true
+		}
+	}
+	if changed {
+		h.r.part.strays.add(id) // the stray pass hands the changed copy over
+	}
+	if !all {
+		return nil
+	}
+	h.deleteStrayLocked(id)
+	return acks
+}
+
+// restoreStray hands stray id over again, with acks, after judgeStray
+// stopped it but the copy was not dropped; unless it is being handed over
+// again already.
+func (h *handoff) restoreStray(id string, acks map[string]*entry) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.strays[id]; !ok {
+		h.strays[id] = acks
+	}
+}
+
+// deleteStrayLocked stops handing stray id over. h.mu must be held.
+func (h *handoff) deleteStrayLocked(id string) {
+	delete(h.strays, id)
+	if len(h.strays) == 0 {
+		h.strays = map[string]map[string]*entry{} // a map never shrinks: drop the peak's buckets
+	}
 }
 
 // forgetStray stops handing stray id over, and drops e, its stale copy
@@ -411,7 +522,7 @@ func (h *handoff) settleStray(id string) {
 func (h *handoff) forgetStray(id string, e *entry) {
 	h.mu.Lock()
 	_, ok := h.strays[id]
-	delete(h.strays, id)
+	h.deleteStrayLocked(id)
 	h.mu.Unlock()
 	if ok && e != nil && !h.r.part.holds(id) && h.r.st.dropStray(id, e) {
 		h.r.st.stats.straysDropped.Add(1)

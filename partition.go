@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/peersession/peersession/cluster"
 	"github.com/peersession/peersession/replicate"
@@ -100,7 +101,12 @@ func (p *partition) refreshLocked() {
 // Holders implements replicate.Placement: the peer IDs of the live nodes
 // holding session id, this node's among them if it is one.
 func (p *partition) Holders(id string, dst []string) []string {
-	v := p.view.Load()
+	return p.view.Load().holders(id, dst)
+}
+
+// holders appends to dst the peer IDs of the nodes holding session id
+// under v.
+func (v *partView) holders(id string, dst []string) []string {
 	var buf [8]string
 	for _, name := range v.pl.Holders(id, buf[:0]) {
 		dst = append(dst, v.ids[name]...)
@@ -124,8 +130,12 @@ func (v *partView) isHolder(peer, id string) bool {
 // change. rebalance.go pushes each to its holders and drops it once they
 // have acknowledged it. The zero value is ready to use.
 type strays struct {
-	mu  sync.Mutex // guards ids and wrote
+	mu  sync.Mutex // guards ids, wrote and pushedAt
 	ids map[string]struct{}
+	// pushedAt is, for a stray a peer pushed a change of to this node as
+	// to a holder, when: it is not dropped until strayQuiet after (see
+	// quiet).
+	pushedAt map[string]time.Time
 	// wrote is, for a stray a commit here made, that commit's Ticket and
 	// the entry it stored: once every holder has acknowledged the change
 	// and the entry is unchanged, the stray is dropped without pushing
@@ -148,6 +158,37 @@ func (s *strays) written(id string, t *replicate.Ticket, e *entry) {
 		s.wrote = make(map[string]strayWrite)
 	}
 	s.wrote[id] = strayWrite{t: t, e: e}
+}
+
+// pushed records that a peer pushed a change of stray id to this node,
+// as to a holder, at now.
+func (s *strays) pushed(id string, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pushedAt == nil {
+		s.pushedAt = make(map[string]time.Time)
+	}
+	s.pushedAt[id] = now
+}
+
+// quiet reports whether stray id may be dropped as of now: no peer
+// pushed it to this node as to a holder within strayQuiet. It forgets a
+// push older than that.
+func (s *strays) quiet(id string, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	at, ok := s.pushedAt[id]
+	if !ok {
+		return true
+	}
+	if now.Sub(at) < strayQuiet {
+		return false
+	}
+	delete(s.pushedAt, id)
+	if len(s.pushedAt) == 0 {
+		s.pushedAt = nil // a map never shrinks: drop the peak's buckets
+	}
+	return true
 }
 
 // takeWrite removes and returns the commit recorded for stray id, if any.

@@ -35,6 +35,14 @@ const (
 	rebalanceChunk = 4096
 	// strayEvery is how often strays are handed over and dropped.
 	strayEvery = 500 * time.Millisecond
+	// strayQuiet is how long a stray a peer pushed to this node as to a
+	// holder is kept at least (strays.quiet): one of the two views is
+	// behind, and if it is this node's (a death it has not heard of yet
+	// makes it a holder), its view catches up within memberlist's gossip
+	// spread, well under this; dropped on its older view's
+	// acknowledgements, the copy would be missing on a holder that
+	// nobody owes it to.
+	strayQuiet = 2 * time.Second
 	// handoverWait bounds the wait for one chunk's acknowledgement;
 	// what is not acknowledged by then is pushed again later.
 	handoverWait = 10 * time.Second
@@ -136,8 +144,9 @@ func (r *replication) handOverAll(ctx context.Context) {
 }
 
 // straysWaiting returns how many strays wait to be handed over, or are
-// being handed over.
-func (r *replication) straysWaiting() int { return r.part.strays.len() + r.hand.strayCount() }
+// being handed over (one queued again while being handed over counted
+// once).
+func (r *replication) straysWaiting() int { return r.hand.strayCountWith(&r.part.strays) }
 
 // handOverStrays hands the strays that came up since it last ran over to
 // their holders (handoff.stray), except those it may drop at once: expired
@@ -164,7 +173,7 @@ func (r *replication) handOverStrays() {
 				r.st.dropStray(id, e)
 				continue
 			}
-			if wrote && w.e == e && r.ackedByHolders(id, w.t) {
+			if wrote && w.e == e && r.ackedByHolders(id, w.t) && r.part.strays.quiet(id, time.Now()) {
 				r.hand.forgetStray(id, nil)
 				if r.st.dropStray(id, e) {
 					held++

@@ -2,6 +2,7 @@ package peersession
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/peersession/peersession/replicate/model"
 	"github.com/peersession/peersession/replicate/wire"
@@ -68,12 +69,23 @@ func (a replStore) apply(rec *model.Record, opts applyOpts) (refused, partial in
 		a.st.refusals.note(a.st.cfg.Logger, opts.now, rec.ID, fmt.Errorf("malformed value: %w", err))
 		return 1, 0
 	}
+	pt := a.st.part.Load()
+	// A change to a stray here (a copy of a session this node does not
+	// hold under its view): the sender counts this node among the
+	// holders, so one of the two views is behind. The copy is kept for
+	// strayQuiet at least (see strays.pushed), long enough for this
+	// node's view to catch up if it is the one behind, rather than being
+	// dropped on its older view's acknowledgements.
+	stray := pt != nil && a.st.shards.get(rec.ID) != nil && !pt.holds(rec.ID)
 	prev, next, err := a.st.mergeIn(*rec, opts)
 	if err != nil {
 		a.st.refusals.note(a.st.cfg.Logger, opts.now, rec.ID, err)
 		return 1, 0
 	}
-	if next != nil && next.partial() && a.st.part.Load() != nil {
+	if stray {
+		pt.strays.pushed(rec.ID, time.Now()) // real time: a gossip spread, not the sessions' clock
+	}
+	if pt != nil && next != nil && next.partial() {
 		partial = 1
 	}
 	a.st.fireEventsAt(prev, next, true, opts.now)

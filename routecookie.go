@@ -37,7 +37,7 @@ func (c *ClusterConfig) checkRouteCookie(cookie CookieConfig) error {
 		return fmt.Errorf("peersession: ClusterConfig.RouteCookie %q is the session cookie's name (Config.Cookie.Name); give the route cookie a name of its own", name)
 	case strings.HasPrefix(name, "__Host-") && (cookie.Domain != "" || cookie.Path != "/"):
 		return fmt.Errorf("peersession: ClusterConfig.RouteCookie %q has the __Host- prefix, which browsers accept only with Path \"/\" and no Domain (it takes Config.Cookie's); clear Config.Cookie.Domain and Path", name)
-	case !validRoute(c.Name):
+	case c.Name != "" && !validRoute(c.Name): // an empty Name is reported as such (cluster.Config)
 		return fmt.Errorf("peersession: ClusterConfig.Name %q cannot be a route cookie's value (ClusterConfig.RouteCookie): "+
 			"use printable ASCII without spaces, '\"', ',', ';' or '\\'", c.Name)
 	}
@@ -95,7 +95,7 @@ func (st *Store) writeRoute(w http.ResponseWriter, r *http.Request, s *Session, 
 		have = c.Value
 	}
 	var want string
-	if token := s.Token(); token != "" {
+	if token := s.routedToken(res); token != "" {
 		want = st.route(token)
 	}
 	switch {
@@ -124,4 +124,19 @@ func (st *Store) writeRoute(w http.ResponseWriter, r *http.Request, s *Session, 
 	if !slices.Contains(h["Cache-Control"], `no-cache="Set-Cookie"`) {
 		h.Add("Cache-Control", `no-cache="Set-Cookie"`)
 	}
+}
+
+// routedToken returns the token of the session whose route the client
+// should hold after the commit res: one the request committed, or loaded
+// and found; "" for a token the request never loaded, or of no session.
+func (s *Session) routedToken(res commitResult) string {
+	if res.token != "" {
+		return res.token
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.loaded || s.base == nil {
+		return ""
+	}
+	return s.token
 }

@@ -286,6 +286,10 @@ func TestRouteCookieIsSetOnlyWhenItChanges(t *testing.T) {
 	require.NotNil(t, rc, "a request with another route gets this one")
 	assert.Equal(t, "node-1", rc.Value)
 
+	assert.Nil(t, routeSetCookie(do("GET", "/nothing", cookies(""))), "a request that did not load its session gets no route")
+	unknown := http.Header{"Cookie": {"session=" + newToken()}}
+	assert.Nil(t, routeSetCookie(do("GET", "/get?k=n", unknown)), "a token of no session gets no route")
+
 	res = do("GET", "/get?k=n", http.Header{"X-Session": {session}})
 	assert.Nil(t, routeSetCookie(res), "a client of Config.Header keeps no cookies")
 
@@ -305,6 +309,7 @@ func TestRouteCookieMisconfigurationsAreRefused(t *testing.T) {
 		{"the session cookie's name", func(c *Config) { c.Cluster.RouteCookie = "session" }, "is the session cookie's name"},
 		{"__Host- with a Domain", func(c *Config) { c.Cluster.RouteCookie = "__Host-route"; c.Cookie.Domain = "example.test" }, "__Host- prefix"},
 		{"a Name no cookie can carry", func(c *Config) { c.Cluster.RouteCookie = "route"; c.Cluster.Name = "node 1" }, "ClusterConfig.Name \"node 1\" cannot be a route cookie's value"},
+		{"no Name at all", func(c *Config) { c.Cluster.RouteCookie = "route"; c.Cluster.Name = "" }, "ClusterConfig.Name is empty"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := Config{Cluster: &ClusterConfig{Name: "n"}}

@@ -110,3 +110,38 @@ func TestJoinerPushesPullsWithAPeerThatMissedItsGossip(t *testing.T) {
 		require.NotNil(t, n3.lookup(sessionID(tok)), "a session n3 should hold since its transfer")
 	}
 }
+
+// The nudger starts at most one push/pull per peer per interval, each
+// peer on its own, and one that could not start (the peer not live) does
+// not count against the next.
+func TestNudgerStartsOnePushPullPerPeerPerInterval(t *testing.T) {
+	now := time.Unix(1000, 0)
+	var started []string
+	live := map[string]bool{"a": true, "b": true}
+	n := &nudger{
+		pushPull: func(p string) bool {
+			if !live[p] {
+				return false
+			}
+			started = append(started, p)
+			return true
+		},
+		every: 2 * time.Second,
+		now:   func() time.Time { return now },
+	}
+	n.nudge("a")
+	n.nudge("a")
+	n.nudge("b")
+	n.nudge("c") // not live: not started
+	require.Equal(t, []string{"a", "b"}, started)
+
+	now = now.Add(time.Second)
+	n.nudge("a")
+	live["c"] = true
+	n.nudge("c")
+	require.Equal(t, []string{"a", "b", "c"}, started, "a within its interval; c now live")
+
+	now = now.Add(time.Second)
+	n.nudge("a")
+	require.Equal(t, []string{"a", "b", "c", "a"}, started, "a again once its interval passed")
+}

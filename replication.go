@@ -138,6 +138,9 @@ func startReplication(st *Store, cfg ClusterConfig, h hooks) error {
 		Logger:              st.cfg.Logger,
 		AntiEntropyInterval: cfg.AntiEntropyInterval,
 		AckDelay:            ackDelay,
+		// A peer silent to a transfer request may have missed this
+		// node's gossip: push/pull membership with it (nudge.go).
+		Nudge: (&nudger{pushPull: node.PushPull, every: replicate.DefaultTransferRetry, now: time.Now}).nudge,
 	})
 	if err != nil {
 		_ = node.Close()

@@ -90,6 +90,14 @@ type Config struct {
 	// ends. The wait doubles at each new request, up to 4 times this.
 	// Zero means 2s; it must not be negative.
 	TransferRetry time.Duration
+	// Nudge, if set, is called with a peer's ID each time Transfer asks
+	// that peer again because it sent nothing for TransferRetry. A peer
+	// that has not yet seen this node come up parks its requests until it
+	// does (see PeerUp), so Nudge should make the peer learn that this
+	// node is alive: the root package pushes this node's membership to it
+	// (a memberlist push/pull). Nudge must not block, and may be called
+	// concurrently; nil means the engine only asks again.
+	Nudge func(peer string)
 	// MaxClockSkew is how far ahead of this node's wall clock a remote
 	// version may be. A remote record holding a later version (of a key,
 	// its principal or its tombstone) is refused, counted as Skewed and

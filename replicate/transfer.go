@@ -36,6 +36,9 @@ import (
 // the caller's context ended. A peer's last chunk answers any of the
 // requests sent to it (they share Req), and a duplicate answer is merged
 // like any other, so asking again never costs more than a second answer.
+// Each time it asks again it also calls Config.Nudge: a peer that parks the
+// request because it has not seen this node up (its gossip lost or late)
+// then learns of it at once, not at its next periodic push/pull.
 //
 // Which peer is the source does not matter for correctness (step 2 covers
 // what it lacks), so it is chosen at random: nodes joining together (a
@@ -146,6 +149,7 @@ func (e *Engine) transferFull(ctx context.Context, call *transferCall, req uint6
 			}
 			e.log.Warn("replicate: state transfer source sent nothing yet; asking again", "peer", p.id)
 			e.st.transferRetries.Add(1)
+			e.nudge(p)
 			e.transferAsk(call, p, frame)
 		})
 		if err != nil {
@@ -228,7 +232,17 @@ func (e *Engine) transferAskSilent(call *transferCall, req uint64) {
 	for _, p := range silent {
 		e.log.Warn("replicate: delta transfer unanswered; asking again", "peer", p.id)
 		e.st.transferRetries.Add(1)
+		e.nudge(p)
 		e.transferAsk(call, p, frame)
+	}
+}
+
+// nudge tells the network (Config.Nudge) that p, asked for a transfer,
+// stayed silent: p may not know yet that this node is up, and then parks
+// the request until it does.
+func (e *Engine) nudge(p *peer) {
+	if e.cfg.Nudge != nil {
+		e.cfg.Nudge(p.id)
 	}
 }
 

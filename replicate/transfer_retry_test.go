@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -117,4 +118,36 @@ func TestTransferTakesTheWholeStateFromAnotherPeerWhenTheSourceStaysSilent(t *te
 	waitFor(t, "the whole state from one peer, a delta from the silent one", func() bool {
 		return (full(b) && !full(c) && delta(c)) || (full(c) && !full(b) && delta(b))
 	})
+}
+
+// Asking a silent peer again also nudges it (Config.Nudge): the network
+// is told which peer, once each time a peer is asked again. (A peer slow
+// under -race may be asked again too, so the test does not claim that the
+// silent peer is the only one nudged.)
+func TestTransferNudgesThePeerItAsksAgain(t *testing.T) {
+	var mu sync.Mutex // guards nudged
+	var nudged []string
+	net, a, _, _ := joinSetup(t, 100, true, func(c *Config) {
+		c.TransferRetry = 20 * time.Millisecond
+		c.Nudge = func(peer string) {
+			mu.Lock()
+			defer mu.Unlock()
+			nudged = append(nudged, peer)
+		}
+	})
+	droppedB := dropTransferRequests(net.link("A", "B"), true, 2)
+	droppedC := dropTransferRequests(net.link("A", "C"), true, 2)
+
+	require.NoError(t, a.e.Transfer(ctxTimeout(t, 20*time.Second)))
+
+	silent := "B"
+	if droppedC.Load() > 0 {
+		silent = "C"
+	}
+	require.EqualValues(t, 2, droppedB.Load()+droppedC.Load())
+	mu.Lock()
+	defer mu.Unlock()
+	require.NotEmpty(t, nudged, "the peer asked again was not nudged")
+	require.Len(t, nudged, int(a.e.Stats().TransferRetries), "one nudge each time a peer is asked again")
+	require.Contains(t, nudged, silent, "the peer whose requests were lost was not nudged")
 }

@@ -2,6 +2,7 @@ package peersession
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -147,17 +148,8 @@ func (st *Store) writeToken(w http.ResponseWriter, r *http.Request, res commitRe
 		return
 	}
 	cc := st.cfg.Cookie
-	c := &http.Cookie{
-		Name:     cc.Name,
-		Path:     cc.Path,
-		Domain:   cc.Domain,
-		Secure:   cc.Secure || NeedsSecure(r, cc.Name, cc.SameSite),
-		HttpOnly: !cc.AllowScript,
-		SameSite: cc.SameSite,
-	}
-	if res.clear {
-		c.Expires, c.MaxAge = time.Unix(1, 0), -1
-	} else {
+	c := st.newCookie(r, cc.Name, res.clear)
+	if !res.clear {
 		c.Value = st.cookieValue(res.token, res.stamp)
 		if cc.Persist && res.deadline != 0 {
 			c.Expires = time.Unix(0, res.deadline).UTC()
@@ -173,9 +165,35 @@ func (st *Store) writeToken(w http.ResponseWriter, r *http.Request, res commitRe
 		}
 	}
 	h["Set-Cookie"] = kept
-	h.Add("Set-Cookie", c.String())
-	h.Add("Cache-Control", `no-cache="Set-Cookie"`)
+	addCookie(h, c)
 	if st.cfg.Header != "" {
 		h.Set(st.cfg.Header, c.Value)
+	}
+}
+
+// newCookie returns the cookie name with the session cookie's attributes
+// (Path, Domain, Secure, HttpOnly, SameSite), set to expire if clear.
+func (st *Store) newCookie(r *http.Request, name string, clear bool) *http.Cookie {
+	cc := st.cfg.Cookie
+	c := &http.Cookie{
+		Name:     name,
+		Path:     cc.Path,
+		Domain:   cc.Domain,
+		Secure:   cc.Secure || NeedsSecure(r, name, cc.SameSite),
+		HttpOnly: !cc.AllowScript,
+		SameSite: cc.SameSite,
+	}
+	if clear {
+		c.Expires, c.MaxAge = time.Unix(1, 0), -1
+	}
+	return c
+}
+
+// addCookie adds c to the response headers h, with the Cache-Control
+// that keeps shared caches from storing it (once per response).
+func addCookie(h http.Header, c *http.Cookie) {
+	h.Add("Set-Cookie", c.String())
+	if !slices.Contains(h["Cache-Control"], `no-cache="Set-Cookie"`) {
+		h.Add("Cache-Control", `no-cache="Set-Cookie"`)
 	}
 }

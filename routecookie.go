@@ -3,9 +3,7 @@ package peersession
 import (
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
-	"time"
 )
 
 // The route cookie (ClusterConfig.RouteCookie) is for a route-aware
@@ -106,24 +104,11 @@ func (st *Store) writeRoute(w http.ResponseWriter, r *http.Request, s *Session, 
 		// that no cookie can carry (each node checks only its own).
 		return
 	}
-	cc := st.cfg.Cookie
-	c := &http.Cookie{
-		Name:     name,
-		Value:    want,
-		Path:     cc.Path,
-		Domain:   cc.Domain,
-		Secure:   cc.Secure || NeedsSecure(r, name, cc.SameSite),
-		HttpOnly: !cc.AllowScript,
-		SameSite: cc.SameSite,
+	c := st.newCookie(r, name, res.clear)
+	if !res.clear {
+		c.Value = want
 	}
-	if res.clear {
-		c.Value, c.Expires, c.MaxAge = "", time.Unix(1, 0), -1
-	}
-	h := w.Header()
-	h.Add("Set-Cookie", c.String())
-	if !slices.Contains(h["Cache-Control"], `no-cache="Set-Cookie"`) {
-		h.Add("Cache-Control", `no-cache="Set-Cookie"`)
-	}
+	addCookie(w.Header(), c)
 }
 
 // routedToken returns the token of the session whose route the client
